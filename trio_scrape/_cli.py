@@ -1,0 +1,394 @@
+"""``trio-scrape``: parse options into a :class:`CrawlConfig`, then call the library.
+
+No crawl logic lives here. Exit codes: 0 the crawl finished (failed pages are records),
+1 a fatal runtime error (output not writable), 2 a usage error (one line on stderr, no
+traceback), 130 after SIGINT and 143 after SIGTERM (once in-flight pages had their grace
+and every record so far is written).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import trio
+import typer
+
+from ._config import DEFAULT_USER_AGENT, CrawlConfig
+from ._crawler import Crawler, CrawlStatistics
+from ._exceptions import ConfigError, OutputError
+from ._sinks import OutputFormat, open_file_sink
+from ._urls import canonicalize
+from ._version import __version__
+
+__all__ = ["app", "main"]
+
+PROG = "trio-scrape"
+logger = logging.getLogger("trio_scrape")
+
+
+class UsageError(Exception):
+    """A bad option or argument: exit 2 with this one-line message."""
+
+
+class Scope(enum.StrEnum):
+    host = "host"
+    domain = "domain"
+    any = "any"
+
+
+class Format(enum.StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+app = typer.Typer(
+    name=PROG,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="A fast, correct web crawler built on Trio. Writes one record per page.",
+)
+
+_SCOPE = "Scope"
+_ENGINE = "Concurrency and deadlines"
+_FETCH = "Fetching"
+_OUTPUT = "Output"
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"{PROG} {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """A fast, correct web crawler built on Trio. Writes one record per page."""
+
+
+@app.command(
+    epilog=(
+        "Examples:  trio-scrape run https://example.org/ --depth 2 -o pages.jsonl  |  "
+        "trio-scrape run --seeds-file urls.txt --workers 32 --format csv -o out.csv"
+    )
+)
+def run(
+    urls: Annotated[list[str] | None, typer.Argument(help="Seed URLs.", show_default=False)] = None,
+    seeds_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--seeds-file",
+            help="Read seed URLs from a file, one per line (- = stdin).",
+            rich_help_panel=_SCOPE,
+        ),
+    ] = None,
+    depth: Annotated[
+        int, typer.Option(help="Link hops to follow from the seeds.", rich_help_panel=_SCOPE)
+    ] = 0,
+    max_pages: Annotated[
+        int | None, typer.Option(help="Stop after this many pages.", rich_help_panel=_SCOPE)
+    ] = None,
+    scope: Annotated[
+        Scope, typer.Option(help="Which hosts links may lead to.", rich_help_panel=_SCOPE)
+    ] = Scope.host,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Also allow this host (glob, repeatable).", rich_help_panel=_SCOPE),
+    ] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only follow links matching this regex (repeatable).", rich_help_panel=_SCOPE
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Never follow links matching this regex (repeatable).", rich_help_panel=_SCOPE
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Concurrent worker tasks.", rich_help_panel=_ENGINE)
+    ] = 16,
+    buffer: Annotated[
+        int | None,
+        typer.Option(
+            help="Job and record channel size [default: workers].", rich_help_panel=_ENGINE
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Page deadline in seconds, per attempt.", rich_help_panel=_ENGINE)
+    ] = 10.0,
+    deadline: Annotated[
+        float | None, typer.Option(help="Crawl deadline in seconds.", rich_help_panel=_ENGINE)
+    ] = None,
+    grace: Annotated[
+        float,
+        typer.Option(
+            help="Seconds in-flight pages get once the crawl stops.", rich_help_panel=_ENGINE
+        ),
+    ] = 5.0,
+    retries: Annotated[int, typer.Option(help="Retries per page.", rich_help_panel=_FETCH)] = 2,
+    max_bytes: Annotated[
+        int, typer.Option(help="Cap on a decoded body.", rich_help_panel=_FETCH)
+    ] = 10 * 1024 * 1024,
+    max_redirects: Annotated[
+        int, typer.Option(help="Redirects to follow.", rich_help_panel=_FETCH)
+    ] = 10,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Extra request header 'Name: value' (repeatable).", rich_help_panel=_FETCH
+        ),
+    ] = None,
+    user_agent: Annotated[
+        str, typer.Option(help="User-Agent header.", rich_help_panel=_FETCH)
+    ] = DEFAULT_USER_AGENT,
+    http2: Annotated[
+        bool, typer.Option("--http2", help="Use HTTP/2 where offered.", rich_help_panel=_FETCH)
+    ] = False,
+    proxy: Annotated[str | None, typer.Option(help="Proxy URL.", rich_help_panel=_FETCH)] = None,
+    links: Annotated[
+        bool,
+        typer.Option(
+            "--links", help="Put each page's links in its record.", rich_help_panel=_OUTPUT
+        ),
+    ] = False,
+    extract: Annotated[
+        str | None,
+        typer.Option(
+            help="Extract hook MODULE:FUNC (sync or async; returns a dict).",
+            rich_help_panel=_OUTPUT,
+        ),
+    ] = None,
+    follow: Annotated[
+        str | None,
+        typer.Option(
+            help="Follow hook MODULE:FUNC (returns the links to enqueue).", rich_help_panel=_OUTPUT
+        ),
+    ] = None,
+    output: Annotated[
+        str,
+        typer.Option("-o", "--output", help="Record file (- = stdout).", rich_help_panel=_OUTPUT),
+    ] = "-",
+    format: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            help="jsonl or csv [default: from the output's extension, else jsonl].",
+            rich_help_panel=_OUTPUT,
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option("-q", "--quiet", help="No summary, warnings only.", rich_help_panel=_OUTPUT),
+    ] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "-v",
+            "--verbose",
+            count=True,
+            help="More logging (-vv: every page).",
+            rich_help_panel=_OUTPUT,
+        ),
+    ] = 0,
+) -> None:
+    """Crawl from the seed URLs and write one record per page."""
+    _setup_logging(quiet=quiet, verbose=verbose)
+    seeds = [*(urls or []), *(_read_seeds(seeds_file) if seeds_file else [])]
+    if not seeds:
+        raise UsageError("no seed URLs: give URLs or --seeds-file")
+    for seed in seeds:
+        try:
+            canonicalize(seed)
+        except ValueError:
+            raise UsageError(f"invalid URL {seed!r}") from None
+    try:
+        config = CrawlConfig(
+            depth=depth,
+            max_pages=max_pages,
+            scope=scope.value,
+            allow_hosts=tuple(allow_host or ()),
+            include=tuple(include or ()),
+            exclude=tuple(exclude or ()),
+            workers=workers,
+            buffer=buffer,
+            timeout=timeout,
+            deadline=deadline,
+            grace=grace,
+            retries=retries,
+            max_bytes=max_bytes,
+            max_redirects=max_redirects,
+            headers=_parse_headers(header or []),
+            user_agent=user_agent,
+            http2=http2,
+            proxy=proxy,
+            links=links,
+            extract=_load_hook(extract, "--extract") if extract else None,
+            follow=_load_hook(follow, "--follow") if follow else None,
+        )
+    except ConfigError as exc:
+        raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
+    out_format: OutputFormat = (
+        format.value if format else ("csv" if output.lower().endswith(".csv") else "jsonl")
+    )
+    sink = open_file_sink(output, out_format, links=links)
+    code, stats = trio.run(_crawl, seeds, config, sink)
+    if stats is not None and not quiet:
+        print(_summary(stats), file=sys.stderr)
+    raise typer.Exit(code)
+
+
+async def _crawl(
+    seeds: list[str], config: CrawlConfig, sink: Any
+) -> tuple[int, CrawlStatistics | None]:
+    """Run the crawl; the first SIGINT/SIGTERM stops it gracefully, a second one at once."""
+    crawler = Crawler(seeds, config, sink=sink)
+    code = 0
+    stats: CrawlStatistics | None = None
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch_signals() -> None:
+                nonlocal code
+                async for signum in signals:
+                    if code:
+                        logger.warning("second signal: stopping now")
+                        nursery.cancel_scope.cancel()
+                        return
+                    code = 130 if signum == signal.SIGINT else 143
+                    logger.warning(
+                        "%s: stopping; pages in flight get %gs (again to quit now)",
+                        signal.Signals(signum).name,
+                        config.grace,
+                    )
+                    crawler.stop()
+
+            nursery.start_soon(watch_signals)
+            stats = await crawler.run()
+            nursery.cancel_scope.cancel()
+    if stats is None:
+        stats = crawler.statistics()
+    return code, stats
+
+
+def _summary(stats: CrawlStatistics) -> str:
+    errors = sum(stats.errors.values())
+    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(stats.errors.items()))
+    text = (
+        f"{PROG}: {stats.pages} pages ({stats.ok} ok, {errors} errors{': ' + kinds if kinds else ''})"
+        f" in {stats.elapsed:.2f}s, {stats.pages_per_second:.1f} pages/s"
+    )
+    if stats.stop_reason not in (None, "finished"):
+        text += f"; stopped: {stats.stop_reason}, {stats.queued} URLs left unvisited"
+    return text
+
+
+def _setup_logging(*, quiet: bool, verbose: int) -> None:
+    level = (
+        logging.WARNING
+        if quiet or verbose == 0
+        else logging.INFO
+        if verbose == 1
+        else logging.DEBUG
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def _read_seeds(path: Path) -> list[str]:
+    try:
+        if str(path) == "-":
+            text = sys.stdin.read()
+        else:
+            text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UsageError(
+            f"--seeds-file: cannot read {str(path)!r}: {exc.strerror or exc}"
+        ) from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _parse_headers(values: list[str]) -> dict[str, str]:
+    headers = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header: expected 'Name: value', got {value!r}")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def _load_hook(spec: str, flag: str) -> Callable[..., Any]:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"{flag}: expected MODULE:FUNCTION, got {spec!r}")
+    if os.getcwd() not in sys.path:  # hooks usually live next to where the crawl is run
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise UsageError(f"{flag}: no module named {exc.name!r}") from None
+        raise UsageError(f"{flag}: importing {module_name!r} failed: {exc}") from None
+    except Exception as exc:
+        raise UsageError(f"{flag}: importing {module_name!r} failed: {exc!r}") from None
+    hook = module
+    for part in attr.split("."):
+        try:
+            hook = getattr(hook, part)
+        except AttributeError:
+            raise UsageError(f"{flag}: module {module_name!r} has no {attr!r}") from None
+    if not callable(hook):
+        raise UsageError(f"{flag}: {spec!r} is not callable")
+    return hook
+
+
+_FLAGS = {"allow_hosts": "--allow-host", "headers": "--header", "seeds": "URL"}
+
+
+def _flag(field: str) -> str:
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app and turn every error into an exit code and one line."""
+    try:
+        code = app(
+            argv if argv is not None else sys.argv[1:], prog_name=PROG, standalone_mode=False
+        )
+    except UsageError as exc:
+        _fail(2, str(exc))
+    except OutputError as exc:
+        _fail(1, str(exc))
+    except Exception as exc:
+        # Typer/click parse errors (unknown option, bad number) carry exit_code and message.
+        format_message = getattr(exc, "format_message", None)
+        if format_message is None or not isinstance(getattr(exc, "exit_code", None), int):
+            raise
+        _fail(exc.exit_code, format_message())  # type: ignore[attr-defined]
+    except KeyboardInterrupt:  # a Ctrl-C before the crawl's own handler is installed
+        _fail(130, "interrupted")
+    sys.exit(code if isinstance(code, int) else 0)

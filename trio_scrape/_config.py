@@ -1,0 +1,194 @@
+"""Crawl configuration: one immutable, validated value shared by the CLI and the library."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import types
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from ._exceptions import ConfigError
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._page import Page
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_REDIRECTS",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_USER_AGENT",
+    "DEFAULT_WORKERS",
+    "CrawlConfig",
+    "ExtractHook",
+    "FollowHook",
+    "ScopeName",
+]
+
+DEFAULT_WORKERS = 16
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_GRACE = 5.0
+DEFAULT_RETRIES = 2
+DEFAULT_BACKOFF = 0.5
+DEFAULT_MAX_BACKOFF = 30.0
+DEFAULT_MAX_RETRY_AFTER = 60.0
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_REDIRECTS = 10
+PROJECT_URL = "https://github.com/trio-scrape/trio-scrape"
+DEFAULT_USER_AGENT = f"trio-scrape/{__version__} (+{PROJECT_URL})"
+
+ScopeName = Literal["host", "domain", "any"]
+
+#: ``extract(page)`` returns a mapping merged into the record's ``data`` (sync or async).
+ExtractHook = Callable[["Page"], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"]
+#: ``follow(page)`` returns the links to enqueue, in place of every link on the page.
+FollowHook = Callable[["Page"], Iterable[str]]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CrawlConfig:
+    """Everything that shapes a crawl, validated at construction.
+
+    Every field is keyword-only and has a default, so ``CrawlConfig()`` crawls just the seeds.
+    Use :func:`dataclasses.replace` to derive a variant.
+
+    Scope (which URLs are scheduled):
+        depth: link hops followed from the seeds; 0 fetches only the seeds.
+        max_pages: stop dispatching after this many pages (None: no limit).
+        scope: ``"host"`` (the seeds' hosts), ``"domain"`` (the seeds' hosts without a leading
+            ``www.`` and all their subdomains) or ``"any"``.
+        allow_hosts: extra hosts in scope; shell-style patterns such as ``*.example.org``.
+        include / exclude: regular expressions searched in the canonical URL of a discovered
+            link; with ``include`` a link must match one of them, and must match no ``exclude``.
+
+    Engine:
+        workers: worker tasks (each fetches one page at a time).
+        buffer: size of the job and record channels (None: same as ``workers``).
+        timeout: the page deadline in seconds, for each attempt: request, body, parse and the
+            extract hook.
+        deadline: the crawl deadline in seconds (None: none). When it passes, dispatching stops,
+            pages in flight get ``grace`` seconds, and the crawl returns normally.
+        grace: seconds in-flight pages may still take once the crawl is stopped.
+
+    Fetching:
+        retries: further attempts after a connect error, timeout, protocol error or a
+            429/502/503/504 answer, with exponential back-off and jitter.
+        backoff / max_backoff: first back-off delay and its cap, in seconds.
+        max_retry_after: the longest ``Retry-After`` honoured; a longer one fails the page.
+        max_bytes: cap on the decoded body; a longer body fails with ``too_large``.
+        max_redirects: redirects followed before failing with ``too_many_redirects``.
+        headers, user_agent, http2, proxy: passed to the HTTP client.
+
+    Output and hooks:
+        links: put the page's links in each record.
+        extract: ``extract(page)`` -> mapping merged into ``data`` (sync or async).
+        follow: ``follow(page)`` -> the URLs to enqueue instead of all the page's links
+            (still subject to scope, include/exclude and depth).
+
+    Raises:
+        ConfigError: a value is out of range; ``field`` names it.
+    """
+
+    depth: int = 0
+    max_pages: int | None = None
+    scope: ScopeName = "host"
+    allow_hosts: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    workers: int = DEFAULT_WORKERS
+    buffer: int | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    deadline: float | None = None
+    grace: float = DEFAULT_GRACE
+
+    retries: int = DEFAULT_RETRIES
+    backoff: float = DEFAULT_BACKOFF
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_redirects: int = DEFAULT_MAX_REDIRECTS
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    user_agent: str = DEFAULT_USER_AGENT
+    http2: bool = False
+    proxy: str | None = None
+
+    links: bool = False
+    extract: ExtractHook | None = None
+    follow: FollowHook | None = None
+
+    def __post_init__(self) -> None:
+        _check_int(self, "depth", minimum=0)
+        _check_int(self, "workers", minimum=1)
+        _check_int(self, "retries", minimum=0)
+        _check_int(self, "max_redirects", minimum=0)
+        _check_int(self, "max_bytes", minimum=1)
+        if self.max_pages is not None:
+            _check_int(self, "max_pages", minimum=1)
+        if self.buffer is not None:
+            _check_int(self, "buffer", minimum=0)
+        _check_seconds(self, "timeout", positive=True)
+        _check_seconds(self, "grace", positive=False)
+        _check_seconds(self, "backoff", positive=False)
+        _check_seconds(self, "max_backoff", positive=False)
+        _check_seconds(self, "max_retry_after", positive=False)
+        if self.deadline is not None:
+            _check_seconds(self, "deadline", positive=True)
+        if self.scope not in get_args(ScopeName):
+            raise ConfigError("scope", f"must be one of host, domain, any, not {self.scope!r}")
+        for name in ("allow_hosts", "include", "exclude"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(name, "must be a sequence of strings")
+            object.__setattr__(self, name, tuple(value))
+        for name in ("include", "exclude"):
+            for pattern in getattr(self, name):
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ConfigError(name, f"bad regular expression {pattern!r}: {exc}") from None
+        headers = dict(self.headers)
+        for key, value in headers.items():
+            if not isinstance(key, str) or not isinstance(value, str) or not key.strip():
+                raise ConfigError("headers", f"bad header {key!r}: {value!r}")
+            if "\n" in key + value or "\r" in key + value or ":" in key:
+                raise ConfigError("headers", f"bad header {key!r}: {value!r}")
+        object.__setattr__(self, "headers", types.MappingProxyType(headers))
+        if not self.user_agent or "\n" in self.user_agent or "\r" in self.user_agent:
+            raise ConfigError("user_agent", "must be a non-empty single line")
+        if self.proxy is not None and not re.match(r"(?i)^(https?|socks5h?)://", self.proxy):
+            raise ConfigError(
+                "proxy", f"must be an http://, https:// or socks5:// URL: {self.proxy}"
+            )
+        for name in ("extract", "follow"):
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                raise ConfigError(name, "must be callable")
+
+    @property
+    def channel_buffer(self) -> int:
+        """The buffer of the job and record channels: ``buffer``, or ``workers`` when unset."""
+        return self.workers if self.buffer is None else self.buffer
+
+
+def _check_int(config: CrawlConfig, name: str, *, minimum: int) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, f"must be an integer, not {value!r}")
+    if value < minimum:
+        raise ConfigError(name, f"must be at least {minimum}, not {value}")
+
+
+def _check_seconds(config: CrawlConfig, name: str, *, positive: bool) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ConfigError(name, f"must be a number of seconds, not {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise ConfigError(
+            name, f"must be {'positive' if positive else 'zero or more'}, not {value}"
+        )
+    if math.isinf(value):
+        raise ConfigError(name, "must be finite")

@@ -1,0 +1,40 @@
+"""The exceptions trio-scrape raises.
+
+A failed *page* is never an exception: it is a record whose ``error`` says what went wrong
+(see :class:`trio_scrape.PageError`). The exceptions below are for misuse and for failures
+that stop a whole crawl::
+
+    TrioScrapeError
+    ├── ConfigError (also a ValueError)    bad option, seed URL or hook: raised before anything runs
+    └── OutputError                        the record sink failed (disk full, unwritable path)
+
+Anything else that escapes a crawl is a bug in trio-scrape or in a hook you gave it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "OutputError", "TrioScrapeError"]
+
+
+class TrioScrapeError(Exception):
+    """Base class of every exception trio-scrape raises on purpose."""
+
+
+class ConfigError(TrioScrapeError, ValueError):
+    """A configuration value, seed URL or hook reference is invalid.
+
+    Raised at construction time (``CrawlConfig(...)``, ``Crawler(...)``), never mid-crawl.
+    ``field`` names the offending option, so the CLI can point at the flag.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class OutputError(TrioScrapeError):
+    """Writing records failed: the crawl cannot go on without losing them.
+
+    The underlying :class:`OSError` is chained as ``__cause__``.
+    """

@@ -1,0 +1,209 @@
+"""The HTTP layer: one URL in, one capped response (or a classified failure) out.
+
+The engine sees only the :class:`Fetcher` protocol, so the HTTP stack can be swapped or tuned
+without touching it. :class:`HttpxFetcher` is the implementation: one shared
+``httpx.AsyncClient``, redirects followed here (so every hop is counted and checked), and the
+decoded body streamed and cut at ``max_bytes`` so a decompression bomb or an endless body costs
+no more than the cap.
+
+Retry *policy* (which failures are retried, how long to wait) lives here too, as pure
+functions; the engine owns the retry loop because each attempt gets its own page deadline.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Protocol
+
+import httpx
+
+from ._config import CrawlConfig
+from ._page import ErrorKind
+
+__all__ = [
+    "RETRY_STATUSES",
+    "FetchError",
+    "Fetcher",
+    "HttpxFetcher",
+    "Response",
+    "backoff_delay",
+    "open_httpx_fetcher",
+    "parse_retry_after",
+]
+
+#: Answers worth another attempt (as Scrapy's RETRY_HTTP_CODES, less 500/408/522/524:
+#: a 500 is usually a bug that a retry will not fix).
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset({"timeout", "connect", "network", "protocol"})
+
+
+class FetchError(Exception):
+    """A fetch failed in a way that becomes the page's ``error``: ``kind`` classifies it."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in _RETRYABLE_KINDS
+
+
+class Response:
+    """A fetched response with its whole (decoded, capped) body."""
+
+    __slots__ = ("content", "final_url", "headers", "status")
+
+    def __init__(self, final_url: str, status: int, headers: httpx.Headers, content: bytes):
+        self.final_url = final_url
+        self.status = status
+        self.headers = headers
+        self.content = content
+
+
+class Fetcher(Protocol):
+    """Fetches one URL, following redirects.
+
+    ``fetch`` returns the final response whatever its status, and raises :class:`FetchError`
+    for everything else (timeouts, connection failures, too many redirects, a body over the
+    cap, undecodable content). It may be cancelled at any checkpoint.
+    """
+
+    async def fetch(self, url: str) -> Response: ...
+
+
+class HttpxFetcher:
+    """:class:`Fetcher` over a shared ``httpx.AsyncClient`` (which the caller owns)."""
+
+    def __init__(self, client: httpx.AsyncClient, *, max_bytes: int, max_redirects: int) -> None:
+        self._client = client
+        self._max_bytes = max_bytes
+        self._max_redirects = max_redirects
+
+    async def fetch(self, url: str) -> Response:
+        for _ in range(self._max_redirects + 1):
+            try:
+                request = self._client.build_request("GET", url)
+                response = await self._client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise _classify(exc) from exc
+            except ValueError as exc:  # an unparseable URL out of a Location header
+                raise FetchError("invalid_url", f"cannot request {url!r}: {exc}") from exc
+            try:
+                location = response.headers.get("location")
+                if response.status_code in _REDIRECT_STATUSES and location:
+                    url = _redirect_target(response.url, location)
+                    continue
+                content = await self._read_capped(response)
+                return Response(str(response.url), response.status_code, response.headers, content)
+            finally:
+                await response.aclose()
+        raise FetchError("too_many_redirects", f"more than {self._max_redirects} redirects")
+
+    async def _read_capped(self, response: httpx.Response) -> bytes:
+        cap = self._max_bytes
+        declared = response.headers.get("content-length", "")
+        if (
+            declared.isdigit()
+            and int(declared) > cap
+            and "content-encoding" not in response.headers
+        ):
+            raise FetchError("too_large", f"Content-Length {declared} is over max_bytes={cap}")
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                total += len(chunk)
+                if total > cap:
+                    raise FetchError("too_large", f"body is over max_bytes={cap}")
+                chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            raise _classify(exc) from exc
+        return b"".join(chunks)
+
+
+def _redirect_target(base: httpx.URL, location: str) -> str:
+    try:
+        target = base.join(location.strip())
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise FetchError("invalid_url", f"bad redirect Location {location!r}: {exc}") from exc
+    if target.scheme not in ("http", "https") or not target.host:
+        raise FetchError("invalid_url", f"redirect to a URL that is not http(s): {location!r}")
+    return str(target)
+
+
+def _classify(exc: httpx.HTTPError) -> FetchError:
+    kind: ErrorKind
+    if isinstance(exc, httpx.TimeoutException):
+        kind = "timeout"
+    elif isinstance(exc, httpx.ConnectError | httpx.ProxyError):
+        kind = "connect"
+    elif isinstance(exc, httpx.ProtocolError):
+        kind = "protocol"
+    elif isinstance(exc, httpx.DecodingError):
+        kind = "decode"
+    elif isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        kind = "invalid_url"
+    else:  # ReadError, WriteError, CloseError and any transport error still to come
+        kind = "network"
+    message = str(exc) or type(exc).__name__
+    return FetchError(kind, message)
+
+
+@asynccontextmanager
+async def open_httpx_fetcher(
+    config: CrawlConfig, *, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[HttpxFetcher]:
+    """Open the shared client sized for ``config.workers`` and close it on exit.
+
+    ``transport`` replaces the network (``httpx.MockTransport`` in unit tests); proxy and
+    http2 then do not apply. Environment proxy variables are ignored: a crawl goes where
+    its configuration says (``proxy=`` to use one).
+    """
+    limits = httpx.Limits(max_connections=config.workers, max_keepalive_connections=config.workers)
+    headers = {"User-Agent": config.user_agent, **config.headers}
+    async with httpx.AsyncClient(
+        headers=headers,
+        timeout=httpx.Timeout(config.timeout),
+        limits=limits,
+        http2=config.http2,
+        proxy=config.proxy,
+        follow_redirects=False,
+        trust_env=False,
+        transport=transport,
+    ) as client:
+        yield HttpxFetcher(client, max_bytes=config.max_bytes, max_redirects=config.max_redirects)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
+    """Delay before attempt ``attempt + 1``: exponential back-off with "equal jitter".
+
+    With ``d = min(cap, base * 2**(attempt-1))`` (attempt counts from 1) the delay is drawn
+    uniformly from ``[d/2, d]``: always some wait, and workers that failed together do not
+    retry together.
+    """
+    delay = min(cap, base * (2 ** (attempt - 1)))
+    return rng.uniform(delay / 2, delay)

@@ -1,0 +1,121 @@
+"""What flows through a crawl: requests in, pages (records) out."""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    import httpx
+    from selectolax.lexbor import LexborHTMLParser
+
+__all__ = ["RECORD_FIELDS", "CrawlRequest", "ErrorKind", "Page", "PageError"]
+
+#: Every ``error.kind`` a record can carry.
+ErrorKind = Literal[
+    "timeout",  # the page deadline or an HTTP timeout passed
+    "connect",  # the connection could not be made (refused, DNS, proxy)
+    "network",  # the connection broke while sending or receiving (reset)
+    "protocol",  # the server broke HTTP (malformed response, closed mid-body)
+    "http_status",  # the final answer was not 2xx
+    "too_large",  # the decoded body passed max_bytes
+    "too_many_redirects",
+    "decode",  # the Content-Encoding could not be decoded (corrupt gzip, ...)
+    "invalid_url",  # a redirect or seed that is not a fetchable http(s) URL
+    "extract",  # the extract or follow hook raised
+    "cancelled",  # the crawl stopped and the grace period ran out
+]
+
+#: Record fields in output order (``links`` appears only when links are requested).
+RECORD_FIELDS: tuple[str, ...] = (
+    "url",
+    "final_url",
+    "status",
+    "ok",
+    "depth",
+    "referrer",
+    "content_type",
+    "bytes",
+    "elapsed",
+    "fetched_at",
+    "title",
+    "data",
+    "links",
+    "error",
+)
+
+
+class CrawlRequest(NamedTuple):
+    """A URL scheduled for fetching: its canonical form, link depth and where it was found."""
+
+    url: str
+    depth: int = 0
+    referrer: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PageError:
+    """Why a page failed: ``kind`` is one of :data:`ErrorKind`, ``message`` is for humans."""
+
+    kind: ErrorKind
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "message": self.message}
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class Page:
+    """One crawled URL: the record written for it, plus the response for hooks to read.
+
+    Exactly one ``Page`` is produced for every URL a worker takes, whether it succeeded or
+    not; ``error`` is ``None`` on success. ``content``, ``headers``, ``text`` and ``html``
+    are for hooks and library users and are not written to records.
+    """
+
+    url: str
+    depth: int = 0
+    referrer: str | None = None
+    final_url: str | None = None
+    status: int | None = None
+    content_type: str | None = None
+    bytes: int = 0
+    elapsed: float = 0.0
+    fetched_at: str | None = None
+    title: str | None = None
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    links: list[str] = dataclasses.field(default_factory=list)
+    error: PageError | None = None
+
+    content: builtins.bytes = b""
+    headers: httpx.Headers | None = None
+    encoding: str | None = None
+    text: str | None = None
+    html: LexborHTMLParser | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the final answer was 2xx and nothing else failed."""
+        return self.error is None and self.status is not None and 200 <= self.status < 300
+
+    def to_record(self, *, links: bool = False) -> dict[str, Any]:
+        """The output record, fields in :data:`RECORD_FIELDS` order."""
+        record: dict[str, Any] = {
+            "url": self.url,
+            "final_url": self.final_url,
+            "status": self.status,
+            "ok": self.ok,
+            "depth": self.depth,
+            "referrer": self.referrer,
+            "content_type": self.content_type,
+            "bytes": self.bytes,
+            "elapsed": round(self.elapsed, 6),
+            "fetched_at": self.fetched_at,
+            "title": self.title,
+            "data": self.data,
+        }
+        if links:
+            record["links"] = self.links
+        record["error"] = None if self.error is None else self.error.to_dict()
+        return record

@@ -1,0 +1,116 @@
+"""From response bytes to text, title and hrefs. Never raises on what a server sends.
+
+HTML is parsed with selectolax's lexbor backend (a C HTML5 parser: fast, and as forgiving as a
+browser with malformed markup).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+from charset_normalizer import from_bytes
+from selectolax.lexbor import LexborHTMLParser
+
+__all__ = ["ParsedHtml", "decode_body", "is_html", "parse_html"]
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE: it starts with the same two bytes
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([\w.:-]+)""", re.I)
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,512}?charset\s*=\s*["']?\s*([\w.:-]+)""", re.I)
+_META_SNIFF_BYTES = 4096
+_DETECT_BYTES = 64 * 1024
+_HTML_SNIFF = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
+_SPACE = re.compile(r"\s+")
+
+
+def is_html(content_type: str | None, content: bytes) -> bool:
+    """HTML by its Content-Type, or, when the server sent none, by the first bytes."""
+    if content_type:
+        media = content_type.split(";", 1)[0].strip().lower()
+        return media in ("text/html", "application/xhtml+xml")
+    return bool(_HTML_SNIFF.match(content[:1024]))
+
+
+def _codec(label: str | None) -> str | None:
+    if not label:
+        return None
+    try:
+        return codecs.lookup(label.strip()).name
+    except LookupError:
+        return None
+
+
+def decode_body(content: bytes, content_type: str | None) -> tuple[str, str]:
+    """Decode a body to text and return ``(text, encoding)``.
+
+    The encoding is taken from, in order: a byte-order mark, the Content-Type charset, a
+    ``<meta charset>`` in the first 4 KiB, strict UTF-8 if the bytes are valid UTF-8, and
+    charset-normalizer's detection on the first 64 KiB; windows-1252 when all else fails.
+    Undecodable bytes become U+FFFD: a mislabelled page yields replacement characters, not
+    an exception.
+    """
+    for bom, name in _BOMS:
+        if content.startswith(bom):
+            return content.decode(name, errors="replace"), name
+    encoding = None
+    if content_type:
+        match = _HEADER_CHARSET.search(content_type)
+        encoding = _codec(match.group(1)) if match else None
+    if encoding is None:
+        meta = _META_CHARSET.search(content[:_META_SNIFF_BYTES])
+        encoding = _codec(meta.group(1).decode("ascii", "replace")) if meta else None
+        # A page cannot be UTF-16 and have an ASCII <meta> saying so: browsers read it as UTF-8.
+        if encoding is not None and encoding.startswith("utf-16"):
+            encoding = "utf-8"
+    if encoding is None:
+        try:
+            return content.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            best = from_bytes(content[:_DETECT_BYTES]).best()
+            encoding = _codec(best.encoding) if best is not None else None
+            encoding = encoding or "cp1252"
+    try:
+        return content.decode(encoding, errors="replace"), encoding
+    except (LookupError, ValueError):  # a codec that exists but cannot decode ("rot13" ...)
+        return content.decode("utf-8", errors="replace"), "utf-8"
+
+
+class ParsedHtml:
+    """The parts of an HTML page the crawler needs, from one parse."""
+
+    __slots__ = ("base", "hrefs", "title", "tree")
+
+    def __init__(
+        self, tree: LexborHTMLParser, title: str | None, base: str | None, hrefs: list[str]
+    ) -> None:
+        self.tree = tree
+        self.title = title
+        self.base = base
+        self.hrefs = hrefs
+
+
+def parse_html(text: str, *, want_links: bool) -> ParsedHtml:
+    """Parse HTML: the tree, the whitespace-normalised ``<title>``, ``<base href>`` and the
+    raw ``href`` of every ``<a>`` and ``<area>`` (only when ``want_links``)."""
+    tree = LexborHTMLParser(text)
+    node = tree.css_first("title")
+    title = None
+    if node is not None:
+        title = _SPACE.sub(" ", node.text(deep=True)).strip()
+    base = None
+    hrefs: list[str] = []
+    if want_links:
+        base_node = tree.css_first("base[href]")
+        if base_node is not None:
+            base = base_node.attributes.get("href")
+        for link in tree.css("a[href], area[href]"):
+            href = link.attributes.get("href")
+            if href:
+                hrefs.append(href)
+    return ParsedHtml(tree, title, base, hrefs)

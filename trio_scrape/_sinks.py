@@ -1,0 +1,166 @@
+"""Where records go: the :class:`Sink` protocol and the JSON Lines and CSV file writers.
+
+A sink is anything with ``async send(page)``, so a ``trio.MemorySendChannel`` is one. The
+crawler's single sink task calls ``send`` for each page and, when it has nothing more to
+hand over for the moment, ``flush()`` if the sink has one: only then does it tell the frontier
+those pages are done. File sinks buffer encoded lines and write them with one ``os.write`` per
+flush, so a stopped or killed crawl never leaves half a line behind by our doing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from typing import IO, Any, Literal, Protocol, runtime_checkable
+
+from ._exceptions import OutputError
+from ._page import RECORD_FIELDS, Page
+
+__all__ = ["CsvSink", "JsonlSink", "OutputFormat", "Sink", "open_file_sink"]
+
+OutputFormat = Literal["jsonl", "csv"]
+_FLUSH_BYTES = 256 * 1024
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Receives every page of a crawl, in the order they finish."""
+
+    async def send(self, page: Page) -> None: ...
+
+
+def _json_default(value: object) -> Any:
+    # A hook may return values JSON cannot encode (datetime, Decimal, sets): write their text
+    # rather than lose the record.
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+def _encode(text: str) -> bytes:
+    # Lone surrogates (from a hook, or from bytes decoded with surrogateescape) cannot be UTF-8:
+    # replace them so the output is always valid UTF-8.
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="replace")
+
+
+class _FileSink:
+    """Buffers encoded records and writes them to a file descriptor in whole lines."""
+
+    def __init__(self, file: IO[bytes], *, links: bool, close: bool) -> None:
+        self._file = file
+        self._fd = file.fileno()
+        self._links = links
+        self._close = close
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self.bytes_written = 0
+
+    def _encode_page(self, page: Page) -> bytes:
+        raise NotImplementedError
+
+    async def send(self, page: Page) -> None:
+        line = self._encode_page(page)
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= _FLUSH_BYTES:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write every buffered line.
+
+        Raises:
+            OutputError: the write failed (disk full, closed pipe); the cause is chained.
+        """
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            raise OutputError(f"cannot write records: {exc.strerror or exc}") from exc
+        self.bytes_written += len(data)
+
+    async def aclose(self) -> None:
+        try:
+            await self.flush()
+        finally:
+            if self._close:
+                self._file.close()
+
+
+class JsonlSink(_FileSink):
+    """One JSON object per line, UTF-8, fields in record order."""
+
+    def _encode_page(self, page: Page) -> bytes:
+        record = page.to_record(links=self._links)
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+        return _encode(text + "\n")
+
+
+class CsvSink(_FileSink):
+    """RFC 4180 CSV with a header row; ``data``, ``links`` and ``error`` cells hold JSON text."""
+
+    def __init__(self, file: IO[bytes], *, links: bool, close: bool) -> None:
+        super().__init__(file, links=links, close=close)
+        self._fields = [f for f in RECORD_FIELDS if links or f != "links"]
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer)
+        self._writer.writerow(self._fields)
+        self._pending.append(_encode(self._take()))
+
+    def _take(self) -> str:
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text
+
+    def _encode_page(self, page: Page) -> bytes:
+        record = page.to_record(links=self._links)
+        row = []
+        for field in self._fields:
+            value = record[field]
+            if value is None:
+                row.append("")
+            elif isinstance(value, bool):
+                row.append("true" if value else "false")
+            elif isinstance(value, dict | list):
+                row.append(
+                    json.dumps(
+                        value, ensure_ascii=False, separators=(",", ":"), default=_json_default
+                    )
+                )
+            else:
+                row.append(str(value))
+        self._writer.writerow(row)
+        return _encode(self._take())
+
+
+def open_file_sink(path: str, format: OutputFormat, *, links: bool = False) -> JsonlSink | CsvSink:
+    """Open ``path`` (``"-"`` for standard output) for records in ``format``.
+
+    The file is created or truncated. Closing the sink (``aclose``) flushes it and closes the
+    file, but never standard output.
+
+    Raises:
+        OutputError: the file cannot be opened for writing.
+    """
+    sink_type = CsvSink if format == "csv" else JsonlSink
+    if path == "-":
+        sys.stdout.flush()
+        return sink_type(sys.stdout.buffer, links=links, close=False)
+    try:
+        file = open(path, "wb")  # noqa: SIM115 -- the sink owns it and closes it in aclose()
+    except OSError as exc:
+        raise OutputError(f"cannot open output {path!r}: {exc.strerror or exc}") from exc
+    return sink_type(file, links=links, close=True)
