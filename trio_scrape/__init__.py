@@ -34,13 +34,13 @@ from ._urls import canonicalize as canonicalize
 from ._version import __version__ as __version__
 
 __all__ = [
-    "DEFAULT_USER_AGENT",
     "ConfigError",
     "CrawlConfig",
     "CrawlRequest",
     "CrawlStatistics",
     "Crawler",
     "CsvSink",
+    "DEFAULT_USER_AGENT",
     "ErrorKind",
     "ExtractHook",
     "FollowHook",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import email.utils
 import random
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -118,11 +118,12 @@ class HttpxFetcher:
         chunks: list[bytes] = []
         total = 0
         try:
-            async for chunk in response.aiter_bytes():
-                total += len(chunk)
-                if total > cap:
-                    raise FetchError("too_large", f"body is over max_bytes={cap}")
-                chunks.append(chunk)
+            async with aclosing(response.aiter_bytes()) as body:
+                async for chunk in body:
+                    total += len(chunk)
+                    if total > cap:
+                        raise FetchError("too_large", f"body is over max_bytes={cap}")
+                    chunks.append(chunk)
         except httpx.HTTPError as exc:
             raise _classify(exc) from exc
         return b"".join(chunks)

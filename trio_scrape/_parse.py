@@ -72,13 +72,28 @@ def decode_body(content: bytes, content_type: str | None) -> tuple[str, str]:
         try:
             return content.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
-            best = from_bytes(content[:_DETECT_BYTES]).best()
-            encoding = _codec(best.encoding) if best is not None else None
-            encoding = encoding or "cp1252"
+            encoding = _detect(content[:_DETECT_BYTES])
     try:
         return content.decode(encoding, errors="replace"), encoding
     except (LookupError, ValueError):  # a codec that exists but cannot decode ("rot13" ...)
         return content.decode("utf-8", errors="replace"), "utf-8"
+
+
+def _detect(sample: bytes) -> str:
+    """Guess a legacy encoding with charset-normalizer, leaning to windows-1252.
+
+    windows-1252 is what browsers assume for undeclared pages (WHATWG) and the most common
+    legacy encoding on the web; on short Western text the detector finds several single-byte
+    code pages equally plausible, so windows-1252 wins when it is nearly as good as the best.
+    """
+    matches = list(from_bytes(sample))
+    if not matches:
+        return "cp1252"
+    best = matches[0]
+    for match in matches:
+        if match.encoding == "cp1252" and match.percent_chaos <= best.percent_chaos + 10:
+            return "cp1252"
+    return _codec(best.encoding) or "cp1252"
 
 
 class ParsedHtml:

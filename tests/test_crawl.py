@@ -1,0 +1,405 @@
+"""The engine against a real loopback server, including every hostile case a crawler meets."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import random
+from typing import Any
+
+import trio
+
+from trio_scrape import CrawlConfig, Crawler, CrawlStatistics, Page
+
+from .site import Reply, Request, Site, closed_port, html_page, reset_connection
+
+
+async def run_crawl(seeds: list[str], **options: Any) -> tuple[dict[str, Page], CrawlStatistics]:
+    """Crawl and return the pages by URL, asserting there is exactly one record per URL."""
+    send, receive = trio.open_memory_channel[Page](math.inf)
+    crawler = Crawler(seeds, CrawlConfig(**options), sink=send)
+    with trio.fail_after(60):
+        stats = await crawler.run()
+    pages = [page async for page in receive]
+    by_url = {page.url: page for page in pages}
+    assert len(by_url) == len(pages), "a URL was recorded twice"
+    assert stats.pages == len(pages)
+    return by_url, stats
+
+
+# ----------------------------------------------------------------------------- links, scope
+
+
+async def test_follows_links_once_each_with_depth_and_referrer(site: Site) -> None:
+    site.add("/", Reply(body=html_page("Home", ["/a", "a#frag", "/b", "/a", "mailto:x@y.z",
+                                               "javascript:void(0)", "#top", "tel:123"])))
+    site.add("/a", Reply(body=html_page("A", ["/", "./b", "c?y=2&x=1"])))
+    site.add("/b", Reply(body=html_page("B", ["/c?x=1&y=2"])))
+    site.add("/c", Reply(body=html_page("C", ["/never"])))
+    pages, stats = await run_crawl([site.url("/")], depth=2)
+
+    assert set(pages) == {site.url(p) for p in ["/", "/a", "/b", "/c?x=1&y=2"]}
+    assert pages[site.url("/")].depth == 0 and pages[site.url("/")].referrer is None
+    assert pages[site.url("/a")].depth == 1 and pages[site.url("/a")].referrer == site.url("/")
+    assert pages[site.url("/c?x=1&y=2")].depth == 2
+    assert pages[site.url("/a")].title == "A"
+    assert all(p.ok and p.error is None for p in pages.values())
+    # Each page was requested once; /never is at depth 3.
+    assert sorted(site.hits.values()) == [1, 1, 1, 1]
+    assert "/never" not in site.hits
+    assert stats.stop_reason == "finished" and stats.ok == 4
+
+
+async def test_depth_zero_fetches_only_the_seeds(site: Site) -> None:
+    site.add("/", Reply(body=html_page("Home", ["/a"])))
+    pages, _ = await run_crawl([site.url("/"), site.url("/")])
+    assert list(pages) == [site.url("/")]
+    assert site.paths() == ["/"]
+
+
+async def test_links_field_lists_every_unique_link_including_offsite(site: Site) -> None:
+    site.add("/", Reply(body=html_page("Home", ["/a", "/a#x", "http://external.invalid/p",
+                                               "HTTP://EXTERNAL.invalid:80/p"])))
+    pages, _ = await run_crawl([site.url("/")], links=True)
+    assert pages[site.url("/")].links == [site.url("/a"), "http://external.invalid/p"]
+
+
+async def test_offsite_links_are_not_fetched_in_host_scope(site: Site) -> None:
+    other = Site("127.0.0.2")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(other.serve)
+        other.add("/x", Reply(body=html_page("Other")))
+        site.add("/", Reply(body=html_page("Home", [other.url("/x"), "/in"])))
+        site.add("/in", Reply(body=html_page("In")))
+        pages, _ = await run_crawl([site.url("/")], depth=3)
+        assert set(pages) == {site.url("/"), site.url("/in")}
+        assert other.log == []
+
+        pages, _ = await run_crawl([site.url("/")], depth=3, allow_hosts=("127.0.0.*",))
+        assert other.url("/x") in pages and pages[other.url("/x")].ok
+        nursery.cancel_scope.cancel()
+
+
+async def test_include_and_exclude_patterns(site: Site) -> None:
+    site.add("/", Reply(body=html_page("Home", ["/keep/1", "/keep/2", "/drop/1", "/keep/private"])))
+    for path in ["/keep/1", "/keep/2", "/drop/1", "/keep/private"]:
+        site.add(path, Reply(body=html_page(path)))
+    pages, _ = await run_crawl(
+        [site.url("/")], depth=1, include=("/keep/",), exclude=("private",)
+    )
+    assert set(pages) == {site.url("/"), site.url("/keep/1"), site.url("/keep/2")}
+
+
+async def test_infinite_calendar_is_bounded_by_depth_and_max_pages(site: Site) -> None:
+    def calendar(path: str) -> Reply | None:
+        if not path.startswith("/cal/"):
+            return None
+        day = int(path.rsplit("/", 1)[1])
+        return Reply(body=html_page(f"Day {day}", [f"/cal/{day + 1}", f"/cal/{day - 1}"]))
+
+    site.fallback = calendar
+    pages, _ = await run_crawl([site.url("/cal/0")], depth=4)
+    assert {int(u.rsplit("/", 1)[1]) for u in pages} == set(range(-4, 5))
+
+    site.log.clear()
+    pages, stats = await run_crawl([site.url("/cal/0")], depth=1000, max_pages=25, workers=4)
+    assert len(pages) == 25 and len(site.log) == 25
+    assert stats.stop_reason == "max_pages"
+
+
+async def test_no_deadlock_when_every_page_links_to_hundreds_with_buffer_1(site: Site) -> None:
+    rng = random.Random(7)
+    count = 300
+    for i in range(count):
+        targets = [f"/p{rng.randrange(count)}" for _ in range(250)] + [f"/p{(i + 1) % count}"]
+        site.add(f"/p{i}", Reply(body=html_page(f"P{i}", targets)))
+    pages, stats = await run_crawl([site.url("/p0")], depth=10_000, workers=4, buffer=1)
+    assert len(pages) == count
+    assert stats.stop_reason == "finished" and stats.in_flight == 0 and stats.queued == 0
+
+
+async def test_error_pages_are_recorded_but_not_followed(site: Site) -> None:
+    site.add("/", Reply(body=html_page("Home", ["/missing", "/broken"])))
+    site.add("/broken", Reply(500, html_page("Oops", ["/hidden"])))
+    pages, stats = await run_crawl([site.url("/")], depth=5, retries=0)
+    assert pages[site.url("/missing")].status == 404
+    assert pages[site.url("/missing")].error is not None
+    assert pages[site.url("/missing")].error.kind == "http_status"  # type: ignore[union-attr]
+    assert not pages[site.url("/missing")].ok
+    assert pages[site.url("/broken")].status == 500
+    assert "/hidden" not in site.hits
+    assert stats.errors == {"http_status": 2}
+
+
+# ------------------------------------------------------------------------------ redirects
+
+
+async def test_redirect_chain_is_followed_and_target_not_fetched_again(site: Site) -> None:
+    site.add("/", Reply(body=html_page("Home", ["/old", "/new"])))
+    site.add("/old", Reply(301, headers={"Location": "/mid"}))
+    site.add("/mid", Reply(302, headers={"Location": site.url("/new")}))
+    site.add("/new", Reply(body=html_page("New")))
+    pages, _ = await run_crawl([site.url("/old"), site.url("/")], depth=1, workers=1)
+    old = pages[site.url("/old")]
+    assert old.ok and old.status == 200 and old.final_url == site.url("/new")
+    assert old.title == "New"
+    assert site.hits["/new"] == 1
+    assert site.url("/new") not in pages
+
+
+async def test_redirect_loops_and_long_chains_fail(site: Site) -> None:
+    site.add("/loop1", Reply(302, headers={"Location": "/loop2"}))
+    site.add("/loop2", Reply(302, headers={"Location": "/loop1"}))
+    for i in range(12):
+        site.add(f"/chain{i}", Reply(302, headers={"Location": f"/chain{i + 1}"}))
+    site.add("/chain12", Reply(body=html_page("End")))
+    pages, _ = await run_crawl(
+        [site.url("/loop1"), site.url("/chain0"), site.url("/chain9")], max_redirects=5
+    )
+    for url in [site.url("/loop1"), site.url("/chain0")]:
+        assert pages[url].error is not None and pages[url].error.kind == "too_many_redirects"
+    assert pages[site.url("/chain9")].final_url == site.url("/chain12")
+    assert sum(site.hits[f"/loop{i}"] for i in (1, 2)) == 6  # the first request + 5 redirects
+
+
+async def test_redirect_to_a_non_http_scheme_is_invalid_url(site: Site) -> None:
+    site.add("/ftp", Reply(302, headers={"Location": "ftp://example.org/file"}))
+    pages, _ = await run_crawl([site.url("/ftp")])
+    assert pages[site.url("/ftp")].error.kind == "invalid_url"  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------ slow and broken servers
+
+
+async def test_trickling_body_hits_the_page_deadline(site: Site) -> None:
+    async def trickle(request: Request) -> bool:
+        await request.stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        for _ in range(1000):
+            await request.stream.send_all(b"x")
+            await trio.sleep(1)
+        return False
+
+    site.add_raw("/trickle", trickle)
+    start = trio.current_time()
+    pages, _ = await run_crawl([site.url("/trickle")], timeout=1.5, retries=0)
+    page = pages[site.url("/trickle")]
+    assert page.error is not None and page.error.kind == "timeout"
+    assert 1.4 < page.elapsed < 3 and trio.current_time() - start < 5
+
+
+async def test_server_that_never_answers_times_out_and_is_retried(site: Site) -> None:
+    async def silent(request: Request) -> bool:
+        await trio.sleep_forever()
+        return False  # pragma: no cover
+
+    site.add_raw("/silent", silent)
+    pages, stats = await run_crawl([site.url("/silent")], timeout=0.5, retries=1, backoff=0.01)
+    assert pages[site.url("/silent")].error.kind == "timeout"  # type: ignore[union-attr]
+    assert site.hits["/silent"] == 2 and stats.retries == 1
+
+
+async def test_connection_reset_is_a_network_error_after_retries(site: Site) -> None:
+    site.add_raw("/reset", reset_connection)
+    pages, _ = await run_crawl([site.url("/reset")], retries=2, backoff=0.01)
+    assert pages[site.url("/reset")].error.kind in ("network", "protocol")  # type: ignore[union-attr]
+    assert site.hits["/reset"] == 3
+
+
+async def test_refused_connection_is_a_connect_error() -> None:
+    url = f"http://127.0.0.1:{closed_port()}/"
+    pages, _ = await run_crawl([url], retries=1, backoff=0.01)
+    assert pages[url].error.kind == "connect"  # type: ignore[union-attr]
+    assert pages[url].status is None and not pages[url].ok
+
+
+async def test_503_then_200_is_retried_to_success(site: Site) -> None:
+    answers = iter([Reply(503), Reply(503), Reply(body=html_page("Finally"))])
+    site.add("/flaky", lambda request: next(answers))
+    pages, stats = await run_crawl([site.url("/flaky")], retries=2, backoff=0.01)
+    page = pages[site.url("/flaky")]
+    assert page.ok and page.title == "Finally" and stats.retries == 2
+
+
+async def test_429_retry_after_is_honoured(site: Site) -> None:
+    answers = iter([Reply(429, headers={"Retry-After": "1"}), Reply(body=html_page("OK"))])
+    site.add("/limited", lambda request: next(answers))
+    pages, _ = await run_crawl([site.url("/limited")], backoff=0.01)
+    assert pages[site.url("/limited")].ok
+    first, second = (r.at for r in site.log)
+    assert second - first >= 1.0
+
+
+async def test_retry_after_over_the_cap_fails_at_once(site: Site) -> None:
+    site.add("/later", Reply(503, headers={"Retry-After": "3600"}))
+    pages, _ = await run_crawl([site.url("/later")], max_retry_after=60)
+    page = pages[site.url("/later")]
+    assert page.status == 503 and page.error is not None and page.error.kind == "http_status"
+    assert "Retry-After" in page.error.message and site.hits["/later"] == 1
+
+
+async def test_503_exhausting_retries_keeps_the_status(site: Site) -> None:
+    site.add("/down", Reply(503))
+    pages, _ = await run_crawl([site.url("/down")], retries=2, backoff=0.01)
+    assert pages[site.url("/down")].status == 503 and site.hits["/down"] == 3
+
+
+# ------------------------------------------------------------------------- bodies and caps
+
+
+async def test_gzip_bomb_is_cut_at_max_bytes(site: Site) -> None:
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)
+    assert len(bomb) < 128 * 1024
+    site.add("/bomb", Reply(body=bomb, headers={"Content-Encoding": "gzip"}))
+    pages, _ = await run_crawl([site.url("/bomb")], max_bytes=1024 * 1024)
+    assert pages[site.url("/bomb")].error.kind == "too_large"  # type: ignore[union-attr]
+
+
+async def test_endless_chunked_body_is_cut_at_max_bytes(site: Site) -> None:
+    async def endless(request: Request) -> bool:
+        await request.stream.send_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n%s\r\n" % (16384, b"y" * 16384)
+        for _ in range(100_000):  # bounded: 1.6 GB, far past any cap in this test
+            await request.stream.send_all(chunk)
+        return False
+
+    site.add_raw("/endless", endless)
+    pages, _ = await run_crawl([site.url("/endless")], max_bytes=256 * 1024)
+    assert pages[site.url("/endless")].error.kind == "too_large"  # type: ignore[union-attr]
+
+
+async def test_declared_length_over_the_cap_fails_before_reading(site: Site) -> None:
+    site.add("/big", Reply(body=b"z" * 5000, content_type="text/plain"))
+    pages, _ = await run_crawl([site.url("/big")], max_bytes=1000)
+    assert pages[site.url("/big")].error.kind == "too_large"  # type: ignore[union-attr]
+
+
+async def test_corrupt_gzip_is_a_decode_error(site: Site) -> None:
+    site.add("/corrupt", Reply(body=b"this is not gzip", headers={"Content-Encoding": "gzip"}))
+    pages, _ = await run_crawl([site.url("/corrupt")])
+    assert pages[site.url("/corrupt")].error.kind == "decode"  # type: ignore[union-attr]
+
+
+async def test_charsets(site: Site) -> None:
+    title = "Café Ünïcode"
+    site.add("/latin1", Reply(body=f"<title>{title}</title>".encode("latin-1"),
+                              content_type="text/html; charset=ISO-8859-1"))
+    site.add("/utf16", Reply(body=f"<title>{title}</title>".encode("utf-16"),
+                             content_type="text/html"))
+    site.add("/meta", Reply(
+        body='<meta charset="windows-1251"><title>Привет</title>'.encode("cp1251"),
+        content_type="text/html"))
+    site.add("/sniffed", Reply(body=f"<html><title>{title}</title></html>".encode("latin-1"),
+                               content_type=None))
+    site.add("/mislabelled", Reply(body=f"<title>{title}</title>".encode("latin-1"),
+                                   content_type="text/html; charset=utf-8"))
+    site.add("/invalid", Reply(body=b"<title>bad \xff\xfe\xc3 bytes</title>",
+                               content_type="text/html; charset=utf-8"))
+    site.add("/unknown", Reply(body=b"<title>label</title>",
+                               content_type="text/html; charset=no-such-charset"))
+    urls = [site.url(p) for p in
+            ["/latin1", "/utf16", "/meta", "/sniffed", "/mislabelled", "/invalid", "/unknown"]]
+    pages, _ = await run_crawl(urls)
+    assert pages[site.url("/latin1")].title == title
+    assert pages[site.url("/utf16")].title == title
+    assert pages[site.url("/meta")].title == "Привет"
+    assert pages[site.url("/sniffed")].title == title
+    assert pages[site.url("/mislabelled")].title == "Caf\ufffd \ufffdn\ufffdcode"
+    assert pages[site.url("/invalid")].title is not None
+    assert "\ufffd" in pages[site.url("/invalid")].title  # type: ignore[operator]
+    assert pages[site.url("/unknown")].title == "label"
+    assert all(p.ok for p in pages.values())
+
+
+async def test_malformed_html_still_yields_title_and_links(site: Site) -> None:
+    site.add("/", Reply(body=b"<html><title>Broken <b>page</title><p><a href=/x>unclosed <a "
+                             b"href='/y'<div></table></html"))
+    pages, _ = await run_crawl([site.url("/")], links=True)
+    page = pages[site.url("/")]
+    assert page.title == "Broken <b>page" or page.title == "Broken page"
+    assert site.url("/x") in page.links
+
+
+async def test_binary_content_gets_a_record_without_links(site: Site) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 10
+    site.add("/img", Reply(body=png, content_type="image/png"))
+    site.add("/untyped", Reply(body=png, content_type=None))
+    pages, _ = await run_crawl([site.url("/img"), site.url("/untyped")], links=True, depth=2)
+    for path in ["/img", "/untyped"]:
+        page = pages[site.url(path)]
+        assert page.ok and page.title is None and page.links == [] and page.bytes == len(png)
+        assert page.content == png
+
+
+# ----------------------------------------------------------------------------------- hooks
+
+
+async def test_extract_hooks_sync_and_async_and_failing(site: Site) -> None:
+    site.add("/", Reply(body=html_page("Home", ["/boom"], body="<h1>Hello</h1>")))
+    site.add("/boom", Reply(body=html_page("Boom")))
+
+    async def extract(page: Page) -> dict[str, Any]:
+        await trio.sleep(0)
+        if page.url.endswith("/boom"):
+            raise KeyError("no price")
+        assert page.html is not None
+        node = page.html.css_first("h1")
+        return {"h1": node.text() if node else None, "len": len(page.text or "")}
+
+    pages, stats = await run_crawl([site.url("/")], depth=1, extract=extract)
+    assert pages[site.url("/")].data == {"h1": "Hello", "len": len(html_page("Home", ["/boom"],
+                                                                           body="<h1>Hello</h1>"))}
+    boom = pages[site.url("/boom")]
+    assert boom.error is not None and boom.error.kind == "extract"
+    assert "KeyError" in boom.error.message and boom.status == 200 and not boom.ok
+    assert stats.errors == {"extract": 1}
+
+    pages, _ = await run_crawl([site.url("/")], extract=lambda page: {"title": page.title})
+    assert pages[site.url("/")].data == {"title": "Home"}
+
+
+async def test_follow_hook_chooses_links(site: Site) -> None:
+    site.add("/", Reply(body=html_page("Home", ["/a", "/b"])))
+    site.add("/a", Reply(body=html_page("A")))
+    site.add("/b", Reply(body=html_page("B")))
+    pages, _ = await run_crawl(
+        [site.url("/")], depth=1, follow=lambda page: [u for u in page.links if u.endswith("b")]
+    )
+    assert set(pages) == {site.url("/"), site.url("/b")}
+
+
+async def test_extract_hook_inherits_the_page_deadline(site: Site) -> None:
+    site.add("/", Reply(body=html_page("Home")))
+
+    async def slow(page: Page) -> dict[str, Any]:
+        await trio.sleep(30)
+        return {}
+
+    pages, _ = await run_crawl([site.url("/")], extract=slow, timeout=0.5)
+    page = pages[site.url("/")]
+    assert page.error is not None and page.error.kind == "timeout"
+    assert page.elapsed < 2 and site.hits["/"] == 1
+
+
+# -------------------------------------------------------------------------------- deadlines
+
+
+async def test_crawl_deadline_stops_dispatch_and_gives_grace(site: Site) -> None:
+    async def slow(request: Request) -> Reply:
+        await trio.sleep(1.0 if request.path == "/quick" else 60)
+        return Reply(body=html_page(request.path))
+
+    site.fallback = None
+    for path in ["/quick", "/stuck"]:
+        site.add(path, slow)
+    site.add("/", Reply(body=html_page("Home", [f"/more{i}" for i in range(50)])))
+    start = trio.current_time()
+    pages, stats = await run_crawl(
+        [site.url("/quick"), site.url("/stuck")],
+        deadline=0.3, grace=1.5, timeout=100, workers=2,
+    )
+    took = trio.current_time() - start
+    assert 1.8 - 0.1 < took < 4
+    assert pages[site.url("/quick")].ok
+    stuck = pages[site.url("/stuck")]
+    assert stuck.error is not None and stuck.error.kind == "cancelled"
+    assert stats.stop_reason == "deadline"

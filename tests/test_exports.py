@@ -1,0 +1,16 @@
+import trio_scrape
+
+
+def test_all_is_sorted_and_complete() -> None:
+    public = {name for name in dir(trio_scrape) if not name.startswith("_")}
+    assert sorted(trio_scrape.__all__) == trio_scrape.__all__
+    assert public == set(trio_scrape.__all__) - {"__version__"}
+
+
+def test_exports_claim_the_public_module() -> None:
+    assert trio_scrape.Crawler.__module__ == "trio_scrape"
+    assert trio_scrape.CrawlConfig.__module__ == "trio_scrape"
+
+
+def test_version() -> None:
+    assert trio_scrape.__version__.count(".") == 2
