@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import trio
@@ -40,11 +40,18 @@ class Reply:
 RawHandler = Callable[[Request], Awaitable[bool]]
 Handler = Reply | Callable[[Request], Reply] | Callable[[Request], Awaitable[Reply]]
 
-_REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 404: "Not Found",
-            429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    301: "Moved Permanently",
+    302: "Found",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
-def html_page(title: str, links: list[str] = (), body: str = "") -> bytes:  # type: ignore[assignment]
+def html_page(title: str, links: Sequence[str] = (), body: str = "") -> bytes:
     anchors = "".join(f'<a href="{href}">link</a>\n' for href in links)
     return (
         f"<!doctype html><html><head><title>{title}</title></head>"

@@ -289,8 +289,9 @@ async def _crawl(
 def _summary(stats: CrawlStatistics) -> str:
     errors = sum(stats.errors.values())
     kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(stats.errors.items()))
+    detail = f": {kinds}" if kinds else ""
     text = (
-        f"{PROG}: {stats.pages} pages ({stats.ok} ok, {errors} errors{': ' + kinds if kinds else ''})"
+        f"{PROG}: {stats.pages} pages ({stats.ok} ok, {errors} errors{detail})"
         f" in {stats.elapsed:.2f}s, {stats.pages_per_second:.1f} pages/s"
     )
     if stats.stop_reason not in (None, "finished"):

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import email.utils
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 import httpx
 
@@ -118,7 +118,7 @@ class HttpxFetcher:
         chunks: list[bytes] = []
         total = 0
         try:
-            async with aclosing(response.aiter_bytes()) as body:
+            async with aclosing(cast("AsyncGenerator[bytes]", response.aiter_bytes())) as body:
                 async for chunk in body:
                     total += len(chunk)
                     if total > cap:

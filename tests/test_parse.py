@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import codecs
+
+import pytest
+
+from trio_scrape._parse import decode_body, is_html, parse_html
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "text", "encoding"),
+    [
+        (b"plain", "text/html", "plain", "utf-8"),
+        ("é".encode("latin-1"), "text/html; charset=iso-8859-1", "é", "iso8859-1"),
+        ('"é"'.encode("cp1252"), 'text/html; charset="windows-1252"', '"é"', "cp1252"),
+        (codecs.BOM_UTF8 + "é".encode(), "text/html; charset=latin-1", "é", "utf-8-sig"),
+        ("é".encode("utf-16"), None, "é", "utf-16"),
+        (
+            b'<meta charset="koi8-r">' + "ж".encode("koi8-r"),
+            "text/html",
+            '<meta charset="koi8-r">ж',
+            "koi8-r",
+        ),
+        (
+            b"<meta http-equiv=Content-Type content='text/html; charset=utf-16'>x",
+            None,
+            "<meta http-equiv=Content-Type content='text/html; charset=utf-16'>x",
+            "utf-8",
+        ),
+        (b"\xfd\xfe\xff", "text/html; charset=utf-8", "\ufffd\ufffd\ufffd", "utf-8"),
+        (b"x", "text/html; charset=bogus", "x", "utf-8"),
+    ],
+)
+def test_decode_body(content: bytes, content_type: str | None, text: str, encoding: str) -> None:
+    assert decode_body(content, content_type) == (text, encoding)
+
+
+def test_decode_never_raises_on_noise() -> None:
+    import random
+
+    rng = random.Random(3)
+    for _ in range(200):
+        blob = bytes(rng.randrange(256) for _ in range(rng.randrange(200)))
+        for content_type in (None, "text/html; charset=utf-16", "text/html; charset=rot13"):
+            text, _ = decode_body(blob, content_type)
+            assert isinstance(text, str)
+
+
+def test_is_html() -> None:
+    assert is_html("text/html; charset=utf-8", b"")
+    assert is_html("application/xhtml+xml", b"")
+    assert not is_html("application/json", b"<html>")
+    assert is_html(None, b"  <!-- c --> <!DOCTYPE html><p>")
+    assert not is_html(None, b"\x89PNG")
+
+
+def test_parse_html() -> None:
+    parsed = parse_html(
+        "<html><head><title>\n  A   title </title><base href='/sub/'></head>"
+        "<body><a href='x'>1</a><a>no href</a><area href='/map'><a href=''>e</a></body>",
+        want_links=True,
+    )
+    assert parsed.title == "A title"
+    assert parsed.base == "/sub/"
+    assert parsed.hrefs == ["x", "/map"]
+    assert parse_html("<p>no title", want_links=False).title is None
+    assert parse_html("<a href=x>", want_links=False).hrefs == []

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from trio_scrape import OutputError, Page, PageError, open_file_sink
+from trio_scrape._page import RECORD_FIELDS
+
+
+def sample_pages() -> list[Page]:
+    good = Page(
+        url="http://a/",
+        final_url="http://a/",
+        status=200,
+        content_type="text/html",
+        bytes=10,
+        elapsed=0.5,
+        fetched_at="2026-01-01T00:00:00.000Z",
+        title="=1+2 \u2603",
+        data={"price": "3", "when": {1, 2}},
+        links=["http://a/b"],
+    )
+    bad = Page(
+        url="http://a/b",
+        depth=1,
+        referrer="http://a/",
+        error=PageError("timeout", 'slow, "very"\nslow'),
+    )
+    surrogate = Page(url="http://a/c", title="bad \udcff surrogate")
+    return [good, bad, surrogate]
+
+
+async def test_jsonl_sink(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    sink = open_file_sink(str(path), "jsonl", links=True)
+    for page in sample_pages():
+        await sink.send(page)
+    await sink.aclose()
+    lines = path.read_bytes().decode("utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [list(r) for r in records] == [list(RECORD_FIELDS)] * 3
+    assert records[0]["ok"] is True and records[0]["links"] == ["http://a/b"]
+    assert records[0]["data"] == {"price": "3", "when": [1, 2]}
+    assert records[1]["ok"] is False and records[1]["error"]["kind"] == "timeout"
+    assert records[2]["title"] == "bad ? surrogate"
+
+
+async def test_jsonl_without_links_omits_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    sink = open_file_sink(str(path), "jsonl")
+    await sink.send(sample_pages()[0])
+    await sink.aclose()
+    assert "links" not in json.loads(path.read_text())
+
+
+async def test_csv_sink(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    sink = open_file_sink(str(path), "csv")
+    for page in sample_pages():
+        await sink.send(page)
+    await sink.aclose()
+    with path.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0]) == [f for f in RECORD_FIELDS if f != "links"]
+    assert rows[0]["ok"] == "true" and rows[0]["status"] == "200"
+    assert json.loads(rows[0]["data"]) == {"price": "3", "when": [1, 2]}
+    assert rows[1]["status"] == "" and json.loads(rows[1]["error"])["message"].endswith("slow")
+
+
+def test_unwritable_output_is_an_output_error(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="cannot open output"):
+        open_file_sink(str(tmp_path / "missing" / "out.jsonl"), "jsonl")
+
+
+async def test_write_failure_is_an_output_error() -> None:
+    sink = open_file_sink("/dev/full", "jsonl")
+    await sink.send(sample_pages()[0])
+    with pytest.raises(OutputError, match="cannot write records"):
+        await sink.aclose()
