@@ -22,7 +22,7 @@ import trio
 import typer
 
 from ._config import DEFAULT_USER_AGENT, CrawlConfig
-from ._crawler import Crawler, CrawlStatistics
+from ._crawler import Crawler, CrawlStatistics, raise_single
 from ._exceptions import ConfigError, OutputError
 from ._sinks import OutputFormat, open_file_sink
 from ._urls import canonicalize
@@ -258,6 +258,14 @@ async def _crawl(
 ) -> tuple[int, CrawlStatistics | None]:
     """Run the crawl; the first SIGINT/SIGTERM stops it gracefully, a second one at once."""
     crawler = Crawler(seeds, config, sink=sink)
+    try:
+        return await _crawl_until_signalled(crawler)
+    except BaseExceptionGroup as group:
+        raise_single(group)
+
+
+async def _crawl_until_signalled(crawler: Crawler) -> tuple[int, CrawlStatistics | None]:
+    config = crawler.config
     code = 0
     stats: CrawlStatistics | None = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -279,8 +287,10 @@ async def _crawl(
                     crawler.stop()
 
             nursery.start_soon(watch_signals)
-            stats = await crawler.run()
-            nursery.cancel_scope.cancel()
+            try:
+                stats = await crawler.run()
+            finally:
+                nursery.cancel_scope.cancel()
     if stats is None:
         stats = crawler.statistics()
     return code, stats

@@ -58,7 +58,7 @@ from ._parse import decode_body, is_html, parse_html
 from ._sinks import Sink
 from ._urls import UrlScope, canonicalize, resolve_links
 
-__all__ = ["CrawlStatistics", "Crawler", "StopReason", "open_crawl", "scrape"]
+__all__ = ["CrawlStatistics", "Crawler", "StopReason", "open_crawl", "raise_single", "scrape"]
 
 logger = logging.getLogger("trio_scrape")
 
@@ -220,7 +220,7 @@ class Crawler:
         try:
             await self._run(task_status)
         except BaseExceptionGroup as group:
-            _raise_single(group)
+            raise_single(group)
         return self.statistics()
 
     async def _run(self, task_status: trio.TaskStatus[None]) -> None:
@@ -549,7 +549,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
+def raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
     """Re-raise the one real exception inside nested nursery groups, so callers see an
     ``OutputError`` (or a hook's bug) rather than an ExceptionGroup; a group holding several
     distinct exceptions is re-raised as is."""

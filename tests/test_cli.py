@@ -1,0 +1,310 @@
+"""``trio-scrape run`` as a user runs it: a subprocess against a loopback server."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+import trio_scrape
+from trio_scrape import _cli
+
+from .site import Reply, Request, Site, html_page
+
+CLI = [sys.executable, "-m", "trio_scrape"]
+
+
+async def cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> Any:
+    with trio.fail_after(60):
+        return await trio.run_process(
+            [*CLI, *args],
+            stdin=stdin,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+            cwd=cwd,
+        )
+
+
+def records(stdout: bytes) -> list[dict[str, Any]]:
+    assert stdout.endswith(b"\n") or stdout == b""
+    return [json.loads(line) for line in stdout.decode().splitlines()]
+
+
+def small_site(site: Site, pages: int = 4) -> None:
+    for i in range(pages):
+        site.add(f"/{i}", Reply(body=html_page(f"P{i}", [f"/{i + 1}", "/0"])))
+
+
+async def test_crawl_to_stdout_with_summary_on_stderr(site: Site) -> None:
+    small_site(site)
+    result = await cli("run", site.url("/0"), "--depth", "3", "--links")
+    assert result.returncode == 0, result.stderr
+    got = records(result.stdout)
+    assert [r["title"] for r in got] == ["P0", "P1", "P2", "P3"]
+    assert got[0]["links"] == [site.url("/1"), site.url("/0")]
+    stderr = result.stderr.decode().splitlines()
+    assert len(stderr) == 1 and stderr[0].startswith("trio-scrape: 4 pages (4 ok, 0 errors)")
+
+
+async def test_quiet_prints_nothing_on_stderr(site: Site) -> None:
+    small_site(site)
+    result = await cli("run", site.url("/0"), "-q")
+    assert result.returncode == 0 and result.stderr == b"" and len(records(result.stdout)) == 1
+
+
+async def test_csv_by_extension_and_format_override(site: Site, tmp_path: Path) -> None:
+    small_site(site)
+    out = tmp_path / "out.csv"
+    result = await cli("run", site.url("/0"), "--depth", "1", "-o", str(out), "-q")
+    assert result.returncode == 0 and result.stdout == b""
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("url,final_url,status,ok,") and len(lines) == 3
+    result = await cli("run", site.url("/0"), "-o", str(out), "--format", "jsonl", "-q")
+    assert json.loads(out.read_text())["title"] == "P0"
+
+
+async def test_seeds_file_and_stdin(site: Site, tmp_path: Path) -> None:
+    small_site(site)
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text(f"# comment\n{site.url('/1')}\n\n{site.url('/2')}\n")
+    result = await cli("run", "--seeds-file", str(seeds), site.url("/3"))
+    assert result.returncode == 0
+    assert sorted(r["title"] for r in records(result.stdout)) == ["P1", "P2", "P3"]
+    result = await cli("run", "--seeds-file", "-", stdin=site.url("/2").encode() + b"\n")
+    assert [r["title"] for r in records(result.stdout)] == ["P2"]
+
+
+async def test_extract_and_follow_hooks_from_a_module(site: Site, tmp_path: Path) -> None:
+    small_site(site)
+    (tmp_path / "myhooks.py").write_text(
+        "async def extract(page):\n"
+        "    return {'upper': page.title.upper()}\n"
+        "def follow(page):\n"
+        "    return [u for u in page.links if u.endswith('/1')]\n"
+    )
+    result = await cli(
+        "run",
+        site.url("/0"),
+        "--depth",
+        "5",
+        "--extract",
+        "myhooks:extract",
+        "--follow",
+        "myhooks:follow",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [r["data"] for r in records(result.stdout)] == [{"upper": "P0"}, {"upper": "P1"}]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ht!tp://x"], "invalid URL 'ht!tp://x'"),
+        (["http://127.0.0.1:1/", "--workers", "0"], "--workers: must be at least 1"),
+        (["http://127.0.0.1:1/", "--timeout", "-1"], "--timeout: must be positive"),
+        (["http://127.0.0.1:1/", "--timeout", "soon"], "'--timeout'"),
+        (["--seeds-file", "/no/such/file"], "--seeds-file: cannot read"),
+        (
+            ["http://127.0.0.1:1/", "--extract", "no_such_module_xyz:f"],
+            "--extract: no module named 'no_such_module_xyz'",
+        ),
+        (["http://127.0.0.1:1/", "--extract", "json:no_such_function"], "has no 'no_such"),
+        (["http://127.0.0.1:1/", "--extract", "nocolon"], "expected MODULE:FUNCTION"),
+        (["http://127.0.0.1:1/", "--header", "no colon"], "--header: expected 'Name: value'"),
+        (["http://127.0.0.1:1/", "--include", "("], "--include: bad regular expression"),
+        (["http://127.0.0.1:1/", "--scope", "planet"], "--scope"),
+        (["http://127.0.0.1:1/", "--no-such-flag"], "No such option: --no-such-flag"),
+        ([], "no seed URLs"),
+    ],
+)
+async def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
+    result = await cli("run", *args)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("trio-scrape: error: ")
+    assert message in stderr and "Traceback" not in stderr
+    assert result.stdout == b""
+
+
+async def test_unwritable_output_exits_1(site: Site, tmp_path: Path) -> None:
+    small_site(site)
+    result = await cli("run", site.url("/0"), "-o", str(tmp_path / "missing" / "out.jsonl"))
+    assert result.returncode == 1
+    assert result.stderr.decode().count("\n") == 1 and b"cannot open output" in result.stderr
+    result = await cli("run", site.url("/0"), "-o", "/dev/full")
+    assert result.returncode == 1 and b"cannot write records" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+async def test_version() -> None:
+    result = await cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.decode().strip() == f"trio-scrape {trio_scrape.__version__}"
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+async def test_signal_stops_gracefully_and_flushes(
+    site: Site, tmp_path: Path, signum: int, code: int
+) -> None:
+    async def slow(request: Request) -> Reply:
+        n = int(request.path.strip("/"))
+        if n > 0:
+            await trio.sleep(1.0)
+        return Reply(body=html_page(f"P{n}", [f"/{n + 1}", f"/{n + 2}"]))
+
+    site.fallback = None
+    for i in range(200):
+        site.add(f"/{i}", slow)
+    out, err = tmp_path / "out.jsonl", tmp_path / "err.txt"
+    with err.open("wb") as stderr:
+        async with trio.open_nursery() as nursery:
+            process = await nursery.start(
+                functools.partial(
+                    trio.run_process,
+                    [
+                        *CLI,
+                        "run",
+                        site.url("/0"),
+                        "--depth",
+                        "100",
+                        "--workers",
+                        "2",
+                        "--grace",
+                        "5",
+                        "-o",
+                        str(out),
+                    ],
+                    stderr=stderr,
+                    check=False,
+                )
+            )
+            with trio.fail_after(30):
+                while site.hits["/1"] == 0 or site.hits["/2"] == 0:
+                    await site.hit_event.wait()
+                process.send_signal(signum)
+                returncode = await process.wait()
+    assert returncode == code, err.read_text()
+    got = records(out.read_bytes())
+    # /0 was done before the signal; /1 and /2 were in flight and finished within the grace.
+    assert sorted(r["title"] for r in got) == ["P0", "P1", "P2"]
+    assert all(r["ok"] for r in got)
+    assert "stopping" in err.read_text()
+
+
+async def test_second_sigint_stops_at_once(site: Site, tmp_path: Path) -> None:
+    async def stuck(request: Request) -> Reply:
+        if request.path != "/0":
+            await trio.sleep(60)
+        return Reply(body=html_page("P0", ["/stuck"]))
+
+    site.fallback = None
+    site.add("/0", stuck)
+    site.add("/stuck", stuck)
+    out = tmp_path / "out.jsonl"
+    async with trio.open_nursery() as nursery:
+        process = await nursery.start(
+            functools.partial(
+                trio.run_process,
+                [*CLI, "run", site.url("/0"), "--depth", "1", "--grace", "60", "-o", str(out)],
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
+        )
+        with trio.fail_after(20):
+            while site.hits["/stuck"] == 0:
+                await site.hit_event.wait()
+            process.send_signal(signal.SIGINT)
+            await trio.sleep(0.3)
+            process.send_signal(signal.SIGINT)
+            returncode = await process.wait()
+    assert returncode == 130
+    assert [r["title"] for r in records(out.read_bytes())] == ["P0"]
+
+
+def test_options_become_the_library_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI only builds a CrawlConfig and hands it over: check the config it builds."""
+    built: list[tuple[list[str], trio_scrape.CrawlConfig]] = []
+
+    async def fake_crawl(seeds: list[str], config: trio_scrape.CrawlConfig, sink: Any) -> Any:
+        built.append((seeds, config))
+        await sink.aclose()
+        return 0, None
+
+    monkeypatch.setattr(_cli, "_crawl", fake_crawl)
+    with pytest.raises(SystemExit) as info:
+        _cli.main(
+            [
+                "run",
+                "http://a.test/",
+                "--depth",
+                "3",
+                "--max-pages",
+                "50",
+                "--scope",
+                "domain",
+                "--allow-host",
+                "*.b.test",
+                "--include",
+                "x",
+                "--exclude",
+                "y",
+                "--workers",
+                "8",
+                "--buffer",
+                "2",
+                "--timeout",
+                "4.5",
+                "--deadline",
+                "60",
+                "--grace",
+                "1",
+                "--retries",
+                "5",
+                "--max-bytes",
+                "1000",
+                "--max-redirects",
+                "3",
+                "--header",
+                "X-A: 1",
+                "--user-agent",
+                "bot/1",
+                "--http2",
+                "--links",
+                "-q",
+                "-o",
+                os.devnull,
+            ]
+        )
+    assert info.value.code == 0
+    [(seeds, config)] = built
+    assert seeds == ["http://a.test/"]
+    assert config == trio_scrape.CrawlConfig(
+        depth=3,
+        max_pages=50,
+        scope="domain",
+        allow_hosts=("*.b.test",),
+        include=("x",),
+        exclude=("y",),
+        workers=8,
+        buffer=2,
+        timeout=4.5,
+        deadline=60,
+        grace=1,
+        retries=5,
+        max_bytes=1000,
+        max_redirects=3,
+        headers={"X-A": "1"},
+        user_agent="bot/1",
+        http2=True,
+        links=True,
+    )
