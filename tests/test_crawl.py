@@ -463,3 +463,19 @@ async def test_crawl_deadline_stops_dispatch_and_gives_grace(site: Site) -> None
     stuck = pages[site.url("/stuck")]
     assert stuck.error is not None and stuck.error.kind == "cancelled"
     assert stats.stop_reason == "deadline"
+
+
+async def test_requests_go_through_the_proxy(site: Site) -> None:
+    # The test server doubles as a forward proxy: it receives absolute-form request targets.
+    site.add("http://proxied.test/", Reply(body=html_page("Via proxy", ["/next"])))
+    site.add("http://proxied.test/next", Reply(body=html_page("Next")))
+    pages, _ = await run_crawl(["http://proxied.test/"], proxy=site.base, depth=1)
+    assert [p.title for p in pages.values()] == ["Via proxy", "Next"]
+    assert site.paths() == ["http://proxied.test/", "http://proxied.test/next"]
+
+
+async def test_custom_headers_and_user_agent_are_sent(site: Site) -> None:
+    site.add("/", Reply(body=html_page("Home")))
+    await run_crawl([site.url("/")], headers={"X-Token": "abc"}, user_agent="probe/1.0")
+    [request] = site.log
+    assert request.headers["x-token"] == "abc" and request.headers["user-agent"] == "probe/1.0"
