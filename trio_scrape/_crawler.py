@@ -56,7 +56,7 @@ from ._frontier import Frontier, MemoryFrontier
 from ._page import CrawlRequest, Page, PageError
 from ._parse import decode_body, is_html, parse_html
 from ._sinks import Sink
-from ._urls import UrlScope, canonicalize, resolve_links
+from ._urls import LinkResolver, UrlScope, canonicalize
 
 __all__ = ["CrawlStatistics", "Crawler", "StopReason", "open_crawl", "raise_single", "scrape"]
 
@@ -130,6 +130,7 @@ class Crawler:
                 raise ConfigError("seeds", str(exc)) from None
         self._seeds = [CrawlRequest(url, 0, None) for url in canonical]
         self._scope = UrlScope(config, canonical)
+        self._resolver = LinkResolver()
         self._sink = sink
         self._frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self._transport = transport
@@ -463,7 +464,7 @@ class Crawler:
                 base = page.final_url or page.url
                 if parsed.base:
                     base = _safe_join(base, parsed.base)
-                page.links, invalid = resolve_links(base, parsed.hrefs)
+                page.links, invalid = self._resolver.resolve(base, parsed.hrefs)
                 self._invalid_links += invalid
         if not page.ok:
             return []
@@ -486,7 +487,7 @@ class Crawler:
             if page.error is None:
                 page.error = PageError("extract", f"follow hook raised {_describe(exc)}")
             return []
-        links, invalid = resolve_links(page.final_url or page.url, chosen)
+        links, invalid = self._resolver.resolve(page.final_url or page.url, chosen)
         self._invalid_links += invalid
         return links
 
