@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -25,7 +26,12 @@ class Request:
     path: str
     headers: dict[str, str]
     at: float
-    stream: trio.SocketStream
+    stream: trio.SocketStream  # the TCP stream
+    io: Any = None  # what to write answers to: the TLS stream for https, else the TCP stream
+
+    def __post_init__(self) -> None:
+        if self.io is None:
+            self.io = self.stream
 
 
 @dataclasses.dataclass
@@ -80,10 +86,14 @@ class Site:
         self.log: list[Request] = []
         self.hits: Counter[str] = Counter()
         self.hit_event = trio.Event()
+        self.connections = 0
+        self.close_idle = False  # close each connection after one answer, without saying so
+        self.ssl_context: ssl.SSLContext | None = None
 
     @property
     def base(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -101,8 +111,12 @@ class Site:
             task_status.started(self)
             await trio.serve_listeners(self._connection, listeners, handler_nursery=nursery)
 
-    async def _connection(self, stream: trio.SocketStream) -> None:
+    async def _connection(self, socket_stream: trio.SocketStream) -> None:
+        self.connections += 1
         buffer = b""
+        stream: Any = socket_stream
+        if self.ssl_context is not None:
+            stream = trio.SSLStream(socket_stream, self.ssl_context, server_side=True)
         try:
             while True:
                 while b"\r\n\r\n" not in buffer:
@@ -117,17 +131,19 @@ class Site:
                 for line in lines[1:]:
                     name, _, value = line.partition(":")
                     headers[name.strip().lower()] = value.strip()
-                request = Request(method, target, headers, trio.current_time(), stream)
+                request = Request(
+                    method, target, headers, trio.current_time(), socket_stream, stream
+                )
                 self.log.append(request)
                 self.hits[target] += 1
                 self.hit_event.set()
                 self.hit_event = trio.Event()
-                if not await self._answer(request):
+                if not await self._answer(request) or self.close_idle:
                     return
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
         finally:
-            await stream.aclose()
+            await trio.aclose_forcefully(stream)
 
     async def _answer(self, request: Request) -> bool:
         raw = self.raw_routes.get(request.path)
@@ -143,7 +159,7 @@ class Site:
         else:
             result = handler(request)
             reply = await result if isinstance(result, Awaitable) else result
-        await request.stream.send_all(encode_reply(reply))
+        await request.io.send_all(encode_reply(reply))
         return True
 
     def paths(self) -> list[str]:

@@ -89,21 +89,56 @@ def test_scope() -> None:
 # ------------------------------------------------------------- fast path == slow path
 
 _SEGMENT = st.one_of(
-    st.sampled_from([".", "..", "", "a", "B", "x.html", "%7e", "%7E", "~u", "é", "a b", "q=1",
-                     "it's", "(1)", "a:b", "[x]", "|", ".hidden", "a;p"]),
+    st.sampled_from(
+        [
+            ".",
+            "..",
+            "",
+            "a",
+            "B",
+            "x.html",
+            "%7e",
+            "%7E",
+            "~u",
+            "é",
+            "a b",
+            "q=1",
+            "it's",
+            "(1)",
+            "a:b",
+            "[x]",
+            "|",
+            ".hidden",
+            "a;p",
+        ]
+    ),
     st.text(alphabet="abcXYZ09-._~!$&'()*+,;=:@%/ é", max_size=6),
 )
 _PATH = st.lists(_SEGMENT, max_size=5).map("/".join)
-_HOSTS = st.sampled_from(["ex.com", "EX.com", "ex.com:80", "ex.com:8080", "127.0.0.1:8089",
-                          "sub.ex.com", "xn--bcher-kva.de", "bücher.de", "[::1]:81"])
+_HOSTS = st.sampled_from(
+    [
+        "ex.com",
+        "EX.com",
+        "ex.com:80",
+        "ex.com:8080",
+        "127.0.0.1:8089",
+        "sub.ex.com",
+        "xn--bcher-kva.de",
+        "bücher.de",
+        "[::1]:81",
+    ]
+)
 _HREF = st.one_of(
     _PATH,
     _PATH.map(lambda p: "/" + p),
     _PATH.map(lambda p: "./" + p),
     _PATH.map(lambda p: "../" + p),
     st.tuples(_PATH, st.sampled_from(["?b=2&a=1", "?x", "?", "#f", "?q#f", ""])).map("".join),
-    st.tuples(st.sampled_from(["http://", "HTTPS://", "//", "ftp://", "mailto:"]), _HOSTS,
-              _PATH.map(lambda p: "/" + p)).map("".join),
+    st.tuples(
+        st.sampled_from(["http://", "HTTPS://", "//", "ftp://", "mailto:"]),
+        _HOSTS,
+        _PATH.map(lambda p: "/" + p),
+    ).map("".join),
     st.sampled_from(["javascript:void(0)", "tel:+1", "data:,x", "#top", "", " /sp ", "?only"]),
 )
 _BASE = st.tuples(
@@ -116,6 +151,9 @@ def slow_resolve(base: str, href: str) -> str | None:
     href = href.strip()
     if not href or href.startswith("#"):
         return None
+    scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", href)
+    if scheme and scheme.group()[:-1].lower() not in ("http", "https"):
+        return None  # another scheme is skipped before any parsing
     try:
         absolute = urljoin(base, href.split("#", 1)[0])
         if absolute.split(":", 1)[0].lower() not in ("http", "https"):
@@ -155,8 +193,13 @@ def test_path_characters_are_those_w3lib_keeps() -> None:
 
 @pytest.mark.parametrize(
     ("url", "host"),
-    [("http://ex.com/", "ex.com"), ("http://ex.com:81/a", "ex.com"), ("http://[::1]:8/", "::1"),
-     ("http://u:p@ex.com:9/x", "ex.com"), ("https://ex.com", "ex.com")],
+    [
+        ("http://ex.com/", "ex.com"),
+        ("http://ex.com:81/a", "ex.com"),
+        ("http://[::1]:8/", "::1"),
+        ("http://u:p@ex.com:9/x", "ex.com"),
+        ("https://ex.com", "ex.com"),
+    ],
 )
 def test_host_of(url: str, host: str) -> None:
     from trio_scrape._urls import host_of

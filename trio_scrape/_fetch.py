@@ -23,6 +23,7 @@ import httpx
 
 from ._config import CrawlConfig
 from ._page import ErrorKind
+from ._transport import CrawlTransport
 
 __all__ = [
     "RETRY_STATUSES",
@@ -163,10 +164,13 @@ async def open_httpx_fetcher(
 ) -> AsyncIterator[HttpxFetcher]:
     """Open the shared client sized for ``config.workers`` and close it on exit.
 
-    ``transport`` replaces the network (``httpx.MockTransport`` in unit tests); proxy and
-    http2 then do not apply. Environment proxy variables are ignored: a crawl goes where
-    its configuration says (``proxy=`` to use one).
+    The transport is :class:`CrawlTransport` (HTTP/1.1, per-origin keep-alive, no pool scan),
+    or httpx's standard one when ``proxy`` or ``http2`` is set. ``transport`` replaces the
+    network (``httpx.MockTransport`` in unit tests); proxy and http2 then do not apply.
+    Environment proxy variables are ignored: a crawl goes where its configuration says.
     """
+    if transport is None and config.proxy is None and not config.http2:
+        transport = CrawlTransport(max_idle_per_origin=config.workers)
     limits = httpx.Limits(max_connections=config.workers, max_keepalive_connections=config.workers)
     headers = {"User-Agent": config.user_agent, **config.headers}
     async with httpx.AsyncClient(

@@ -81,9 +81,7 @@ def resolve_links(base: str, hrefs: Iterable[str]) -> tuple[list[str], int]:
 _PATH_CHARS = r"A-Za-z0-9!$&'()*+,\-.:;=@_~/"
 # A URL this matches (and whose port is not the default) is already canonical: lower-case
 # http(s) scheme and host, no userinfo, query or fragment, only such path characters.
-_ALREADY_CANONICAL = re.compile(
-    rf"(https?)://[a-z0-9.-]+(:[0-9]{{1,5}})?(?:/[{_PATH_CHARS}]*)?"
-)
+_ALREADY_CANONICAL = re.compile(rf"(https?)://[a-z0-9.-]+(:[0-9]{{1,5}})?(?:/[{_PATH_CHARS}]*)?")
 # An href that is a plain path (absolute or relative): no scheme, query, fragment or escape.
 _PATH_HREF = re.compile(rf"[{_PATH_CHARS.replace(':', '')}]+")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
@@ -143,10 +141,10 @@ class LinkResolver:
             url = cache.get(key, "")
             if url == "":
                 try:
-                    url = self._resolve_one(base, origin, directory, href)
+                    url, cacheable = self._resolve_one(base, origin, directory, href)
                 except ValueError:
-                    url = "\0"  # remembered as invalid
-                if href[0] != "?":  # a query-only href depends on the whole base URL
+                    url, cacheable = "\0", False  # "\0": invalid
+                if cacheable:
                     if len(cache) >= self._cache_size:
                         cache.clear()
                     cache[key] = url
@@ -160,20 +158,24 @@ class LinkResolver:
         return links, invalid
 
     @staticmethod
-    def _resolve_one(base: str, origin: str, directory: str, href: str) -> str | None:
-        """The canonical URL of one href, None for a scheme we skip; ValueError if unusable."""
+    def _resolve_one(base: str, origin: str, directory: str, href: str) -> tuple[str | None, bool]:
+        """The canonical URL of one href (None for a scheme we skip) and whether the result
+        depends only on the base's directory, so may be cached. ValueError if unusable."""
         if _PATH_HREF.fullmatch(href) and not href.startswith("//"):
             path = href if href[0] == "/" else directory[len(origin) :] + href
             if "/." in path:
                 path = _remove_dot_segments(path)
             absolute = origin + path
+            cacheable = True
         else:
             scheme = _SCHEME.match(href)
             if scheme is not None and href[: scheme.end() - 1].lower() not in _SCHEMES:
-                return None  # mailto:, javascript:, tel:, data:, ...
+                return None, True  # mailto:, javascript:, tel:, data:, ...
+            # An absolute URL resolves alone; "//host", "?query" and odd forms need the base.
+            cacheable = scheme is not None
             absolute = urljoin(base, href)
             if absolute.split(":", 1)[0].lower() not in _SCHEMES:
-                return None
+                return None, cacheable
         match = _ALREADY_CANONICAL.fullmatch(absolute)
         if (
             match is None
@@ -182,10 +184,10 @@ class LinkResolver:
             or absolute.endswith(("/.", "/.."))
             or match.group(2) == (":80" if match.group(1) == "http" else ":443")
         ):
-            return canonicalize(absolute)
+            return canonicalize(absolute), cacheable
         if absolute.count("/") == 2:  # "http://host" is "http://host/"
             absolute += "/"
-        return absolute
+        return absolute, cacheable
 
 
 class UrlScope:

@@ -1,0 +1,149 @@
+"""CrawlTransport against a real loopback server: keep-alive, stale connections, TLS."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import trio
+import trustme
+
+from trio_scrape._transport import CrawlTransport
+
+from .site import Reply, Request, Site, html_page
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=CrawlTransport(), timeout=5) as client:
+        yield client
+
+
+async def test_keep_alive_reuses_one_connection(site: Site, client: httpx.AsyncClient) -> None:
+    site.add("/", Reply(body=html_page("Home")))
+    for _ in range(5):
+        response = await client.get(site.url("/"))
+        assert response.status_code == 200 and b"Home" in response.content
+    assert site.connections == 1 and site.hits["/"] == 5
+
+
+async def test_stale_idle_connection_is_retried_on_a_fresh_one(
+    site: Site, client: httpx.AsyncClient
+) -> None:
+    site.add("/", Reply(body=html_page("Home")))
+    site.close_idle = True  # the server drops every connection after one answer
+    for _ in range(3):
+        response = await client.get(site.url("/"))
+        assert response.status_code == 200
+    assert site.connections == 3 and site.hits["/"] == 3
+
+
+async def test_connection_close_is_not_reused(site: Site, client: httpx.AsyncClient) -> None:
+    site.add("/", Reply(body=b"bye", headers={"Connection": "close"}))
+    for _ in range(2):
+        assert (await client.get(site.url("/"))).content == b"bye"
+    assert site.connections == 2
+
+
+async def test_close_delimited_body_and_informational_response(
+    site: Site, client: httpx.AsyncClient
+) -> None:
+    async def close_delimited(request: Request) -> bool:
+        await request.stream.send_all(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+            b"until the end"
+        )
+        return False  # the server closes: that ends the body
+
+    site.add_raw("/", close_delimited)
+    response = await client.get(site.url("/"))
+    assert response.status_code == 200 and response.content == b"until the end"
+
+
+async def test_abandoned_body_closes_its_connection(site: Site, client: httpx.AsyncClient) -> None:
+    site.add("/big", Reply(body=b"x" * 1_000_000, content_type="text/plain"))
+    site.add("/small", Reply(body=b"ok", content_type="text/plain"))
+    async with client.stream("GET", site.url("/big")) as response:
+        async for _ in response.aiter_raw():
+            break
+    assert (await client.get(site.url("/small"))).content == b"ok"
+    assert site.connections == 2
+
+
+async def test_read_timeout(site: Site) -> None:
+    async def silent(request: Request) -> bool:
+        await trio.sleep_forever()
+        return False  # pragma: no cover
+
+    site.add_raw("/", silent)
+    async with httpx.AsyncClient(transport=CrawlTransport(), timeout=0.2) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(site.url("/"))
+
+
+async def test_truncated_body_is_a_protocol_error(site: Site, client: httpx.AsyncClient) -> None:
+    async def truncated(request: Request) -> bool:
+        await request.stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+        return False
+
+    site.add_raw("/", truncated)
+    with pytest.raises(httpx.RemoteProtocolError):
+        await client.get(site.url("/"))
+
+
+async def test_garbage_response_is_a_protocol_error(site: Site, client: httpx.AsyncClient) -> None:
+    async def garbage(request: Request) -> bool:
+        await request.stream.send_all(b"SMTP ready\r\n\r\n")
+        return False
+
+    site.add_raw("/", garbage)
+    with pytest.raises(httpx.RemoteProtocolError):
+        await client.get(site.url("/"))
+
+
+async def test_oversized_headers_are_refused(site: Site, client: httpx.AsyncClient) -> None:
+    site.add("/", Reply(body=b"x", headers={"X-Huge": "h" * 100_000}))
+    with pytest.raises(httpx.RemoteProtocolError):
+        await client.get(site.url("/"))
+
+
+async def test_https_with_a_private_ca(nursery: trio.Nursery) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    site = Site()
+    site.ssl_context = server_context
+    await nursery.start(site.serve)
+    site.add("/", Reply(body=html_page("Secure")))
+
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    async with httpx.AsyncClient(transport=CrawlTransport(ssl_context=client_context)) as client:
+        for _ in range(2):
+            response = await client.get(site.url("/"))
+            assert response.status_code == 200 and b"Secure" in response.content
+    assert site.connections == 1
+
+    # An untrusted certificate is a connect error, not a crash.
+    async with httpx.AsyncClient(transport=CrawlTransport()) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(site.url("/"))
+
+
+async def test_refused_connection_is_a_connect_error(client: httpx.AsyncClient) -> None:
+    from .site import closed_port
+
+    with pytest.raises(httpx.ConnectError):
+        await client.get(f"http://127.0.0.1:{closed_port()}/")
+
+
+async def test_idle_pool_is_bounded(site: Site) -> None:
+    site.add("/", Reply(body=b"ok", content_type="text/plain"))
+    transport = CrawlTransport(max_idle_per_origin=2, max_idle=2)
+    async with httpx.AsyncClient(transport=transport) as client:
+        async with trio.open_nursery() as nursery:
+            for _ in range(6):
+                nursery.start_soon(client.get, site.url("/"))
+        assert transport._idle_count == 2

@@ -1,0 +1,335 @@
+"""A crawler-shaped ``httpx`` transport: HTTP/1.1 with h11 over trio sockets.
+
+httpx stays the API (requests, responses, decoding, cookies); this replaces only the
+connection pool underneath. httpcore's pool scans every idle connection on every request and
+response (``has_expired()`` -> a ``poll()`` system call each), which cost 14% of a crawl's CPU
+at 16 workers. A crawler does not need that: each worker holds at most one connection at a
+time, so this pool keeps a LIFO stack of idle connections per origin and only ever looks at
+the connection it is about to reuse. A keep-alive connection the server has meanwhile closed is
+detected when the request fails before any response byte arrives, and the request is sent once
+more on a fresh connection (as browsers and urllib3 do for idempotent requests).
+
+HTTP parsing is h11's (the parser httpcore uses). Proxies and HTTP/2 are not handled here: the
+fetcher uses httpx's standard transport for those.
+"""
+
+from __future__ import annotations
+
+import collections
+import ssl
+from typing import Any, NoReturn
+
+import h11
+import httpx
+import trio
+
+__all__ = ["CrawlTransport"]
+
+_READ_SIZE = 64 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Methods safe to send again after a stale connection (and that carry no body to replay).
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
+Origin = tuple[str, str, int]
+
+
+class _StaleConnection(Exception):
+    """A reused connection failed before the response began: try a fresh one."""
+
+
+class _Connection:
+    __slots__ = ("h11", "idle_since", "max_header_bytes", "stream")
+
+    def __init__(self, stream: trio.abc.Stream, max_header_bytes: int) -> None:
+        self.stream = stream
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_header_bytes)
+        self.max_header_bytes = max_header_bytes
+        self.idle_since = 0.0
+
+    async def close(self) -> None:
+        await trio.aclose_forcefully(self.stream)
+
+    async def receive(self, timeout: float | None) -> bytes:
+        if timeout is None:
+            return bytes(await self.stream.receive_some(_READ_SIZE))
+        with trio.move_on_after(timeout):
+            return bytes(await self.stream.receive_some(_READ_SIZE))
+        raise httpx.ReadTimeout(f"no data from the server for {timeout:g}s")
+
+    async def send_request(self, request: httpx.Request, timeouts: dict[str, Any]) -> h11.Response:
+        """Send ``request`` and read up to the response head.
+
+        Raises:
+            _StaleConnection: the connection broke before any response byte arrived.
+            httpx.TransportError subclasses for everything else.
+        """
+        conn = self.h11
+        try:
+            data = conn.send(
+                h11.Request(
+                    method=request.method,
+                    target=request.url.raw_path,
+                    headers=request.headers.raw,
+                )
+            )
+            assert data is not None
+            async for chunk in request.stream:  # type: ignore[union-attr]
+                data += conn.send(h11.Data(data=chunk)) or b""
+            data += conn.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError as exc:
+            raise httpx.LocalProtocolError(str(exc)) from exc
+        write_timeout = timeouts.get("write")
+        try:
+            with trio.move_on_after(write_timeout if write_timeout is not None else float("inf")):
+                await self.stream.send_all(data)
+                write_timeout = None
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise _StaleConnection from exc
+        if write_timeout is not None:
+            raise httpx.WriteTimeout(f"could not send the request within {write_timeout:g}s")
+
+        received = 0
+        read_timeout = timeouts.get("read")
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise httpx.RemoteProtocolError(str(exc)) from exc
+            if event is h11.NEED_DATA:
+                try:
+                    chunk = await self.receive(read_timeout)
+                except (trio.BrokenResourceError, OSError) as exc:
+                    if not received:
+                        raise _StaleConnection from exc
+                    raise httpx.ReadError(f"connection broke: {exc}") from exc
+                if not chunk and not received:
+                    raise _StaleConnection
+                received += len(chunk)
+                conn.receive_data(chunk)
+            elif isinstance(event, h11.Response):
+                # h11 bounds only a head still incomplete after a read; bound it exactly.
+                head_bytes = received - len(conn.trailing_data[0])
+                if head_bytes > self.max_header_bytes:
+                    raise httpx.RemoteProtocolError(
+                        f"response head of {head_bytes} bytes is over {self.max_header_bytes}"
+                    )
+                return event
+            elif isinstance(event, h11.ConnectionClosed):
+                raise httpx.RemoteProtocolError("server closed the connection without a response")
+            # InformationalResponse (1xx): keep reading for the final answer.
+
+
+class _Body(httpx.AsyncByteStream):
+    """The response body, read from the connection as httpx iterates it.
+
+    A real async iterator rather than an async generator, so abandoning it early (a body over
+    the crawler's size cap) leaves nothing for the garbage collector to finalize.
+    """
+
+    def __init__(
+        self, transport: CrawlTransport, conn: _Connection, origin: Origin, timeout: float | None
+    ) -> None:
+        self._transport = transport
+        self._conn: _Connection | None = conn
+        self._origin = origin
+        self._timeout = timeout
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        conn = self._conn
+        if conn is None:
+            raise StopAsyncIteration
+        while True:
+            try:
+                event = conn.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                await self.aclose()
+                raise httpx.RemoteProtocolError(str(exc)) from exc
+            if event is h11.NEED_DATA:
+                try:
+                    chunk = await conn.receive(self._timeout)
+                except (trio.BrokenResourceError, OSError) as exc:
+                    await self.aclose()
+                    raise httpx.ReadError(f"connection broke: {exc}") from exc
+                except BaseException:
+                    await self.aclose()
+                    raise
+                conn.h11.receive_data(chunk)
+            elif isinstance(event, h11.Data):
+                return bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                self._conn = None
+                await self._transport._release(self._origin, conn)
+                raise StopAsyncIteration
+            else:  # ConnectionClosed mid-body
+                await self.aclose()
+                raise httpx.RemoteProtocolError("server closed the connection mid-body")
+
+    async def aclose(self) -> None:
+        # Closed before the end of the body: the connection cannot be reused.
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+
+class CrawlTransport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 for http and https URLs, with per-origin keep-alive.
+
+    Args:
+        max_idle_per_origin: idle connections kept per (scheme, host, port).
+        max_idle: idle connections kept in all; the least recently used origin loses first.
+        keepalive_expiry: seconds an idle connection is kept.
+        ssl_context: for https (default: httpx's, with certifi's CA bundle).
+        max_header_bytes: the largest response head accepted (h11's limit).
+
+    Honours the ``timeout`` request extension that httpx sets (connect, read, write).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_idle_per_origin: int = 16,
+        max_idle: int = 256,
+        keepalive_expiry: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
+        max_header_bytes: int = 64 * 1024,
+    ) -> None:
+        self._idle: collections.OrderedDict[Origin, list[_Connection]] = collections.OrderedDict()
+        self._idle_count = 0
+        self._max_idle_per_origin = max_idle_per_origin
+        self._max_idle = max_idle
+        self._keepalive_expiry = keepalive_expiry
+        self._ssl_context = ssl_context
+        self._max_header_bytes = max_header_bytes
+        self._closed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        scheme = url.scheme
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
+        if not url.host:
+            raise httpx.UnsupportedProtocol("the URL has no host")
+        origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
+        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
+        conn = await self._take_idle(origin)
+        if conn is not None:
+            try:
+                head = await conn.send_request(request, timeouts)
+            except _StaleConnection:
+                await conn.close()
+                conn = None
+                if request.method not in _IDEMPOTENT:
+                    raise httpx.RemoteProtocolError(
+                        "the server closed an idle connection"
+                    ) from None
+            except BaseException:
+                await conn.close()
+                raise
+        if conn is None:
+            conn = await self._connect(origin, timeouts.get("connect"))
+            try:
+                head = await conn.send_request(request, timeouts)
+            except _StaleConnection as exc:
+                await conn.close()
+                cause = exc.__cause__
+                if cause is None:
+                    raise httpx.RemoteProtocolError(
+                        "server disconnected without sending a response"
+                    ) from None
+                raise httpx.ReadError(f"connection broke: {cause}") from cause
+            except BaseException:
+                await conn.close()
+                raise
+        return httpx.Response(
+            head.status_code,
+            headers=head.headers.raw_items(),
+            stream=_Body(self, conn, origin, timeouts.get("read")),
+            extensions={
+                "http_version": b"HTTP/" + head.http_version,
+                "reason_phrase": head.reason,
+            },
+        )
+
+    async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
+        scheme, host, port = origin
+        stream: trio.abc.Stream | None = None
+        try:
+            with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+                stream = await trio.open_tcp_stream(host, port)
+                if scheme == "https":
+                    stream = trio.SSLStream(
+                        stream, self._ssl(), server_hostname=host, https_compatible=True
+                    )
+                    await stream.do_handshake()
+                return _Connection(stream, self._max_header_bytes)
+        except (OSError, trio.BrokenResourceError) as exc:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            _raise_connect_error(exc, origin)
+        except BaseException:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            raise
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+        assert scope.cancelled_caught
+        raise httpx.ConnectTimeout(f"connecting to {host}:{port} took over {timeout:g}s")
+
+    def _ssl(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context()
+            self._ssl_context.set_alpn_protocols(["http/1.1"])
+        return self._ssl_context
+
+    async def _take_idle(self, origin: Origin) -> _Connection | None:
+        stack = self._idle.get(origin)
+        now = trio.current_time()
+        while stack:
+            conn = stack.pop()
+            self._idle_count -= 1
+            if now - conn.idle_since <= self._keepalive_expiry:
+                return conn
+            await conn.close()  # expired; older ones below it are older still
+        return None
+
+    async def _release(self, origin: Origin, conn: _Connection) -> None:
+        h = conn.h11
+        if self._closed or h.our_state is not h11.DONE or h.their_state is not h11.DONE:
+            await conn.close()
+            return
+        h.start_next_cycle()
+        conn.idle_since = trio.current_time()
+        stack = self._idle.get(origin)
+        if stack is None:
+            stack = self._idle[origin] = []
+        else:
+            self._idle.move_to_end(origin)
+        if len(stack) >= self._max_idle_per_origin:
+            await conn.close()
+            return
+        stack.append(conn)
+        self._idle_count += 1
+        while self._idle_count > self._max_idle:
+            oldest_origin, oldest = next(iter(self._idle.items()))
+            if not oldest:
+                del self._idle[oldest_origin]
+                continue
+            self._idle_count -= 1
+            await oldest.pop(0).close()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, collections.OrderedDict()
+        self._idle_count = 0
+        for stack in idle.values():
+            for conn in stack:
+                await conn.close()
+
+
+def _raise_connect_error(exc: BaseException, origin: Origin) -> NoReturn:
+    _, host, port = origin
+    cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
+    raise httpx.ConnectError(f"cannot connect to {host}:{port}: {cause or exc}") from exc
