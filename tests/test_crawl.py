@@ -479,3 +479,34 @@ async def test_custom_headers_and_user_agent_are_sent(site: Site) -> None:
     await run_crawl([site.url("/")], headers={"X-Token": "abc"}, user_agent="probe/1.0")
     [request] = site.log
     assert request.headers["x-token"] == "abc" and request.headers["user-agent"] == "probe/1.0"
+
+
+async def test_cookies_set_by_the_server_are_sent_back(site: Site) -> None:
+    site.add(
+        "/", Reply(body=html_page("Home", ["/next"]), headers={"Set-Cookie": "sid=42; Path=/"})
+    )
+    site.add("/next", Reply(body=html_page("Next")))
+    await run_crawl([site.url("/")], depth=1, workers=1)
+    first, second = site.log
+    assert "cookie" not in first.headers and second.headers["cookie"] == "sid=42"
+
+
+async def test_authorization_does_not_follow_a_redirect_to_another_origin(site: Site) -> None:
+    other = Site("127.0.0.3")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(other.serve)
+        other.add("/landing", Reply(body=html_page("Landing")))
+        site.add("/same", Reply(302, headers={"Location": "/secret"}))
+        site.add("/secret", Reply(body=html_page("Secret")))
+        site.add("/away", Reply(302, headers={"Location": other.url("/landing")}))
+        pages, _ = await run_crawl(
+            [site.url("/same"), site.url("/away")], headers={"Authorization": "Bearer t"}
+        )
+        assert all(p.ok for p in pages.values())
+        assert {r.path: r.headers.get("authorization") for r in site.log} == {
+            "/same": "Bearer t",
+            "/secret": "Bearer t",
+            "/away": "Bearer t",
+        }
+        assert "authorization" not in other.log[0].headers
+        nursery.cancel_scope.cancel()

@@ -49,7 +49,7 @@ from ._fetch import (
     FetchError,
     Response,
     backoff_delay,
-    open_httpx_fetcher,
+    open_fetcher,
     parse_retry_after,
 )
 from ._frontier import Frontier, MemoryFrontier
@@ -234,7 +234,7 @@ class Crawler:
         try:
             async with (
                 _closing(self._sink),
-                open_httpx_fetcher(config, transport=self._transport) as fetcher,
+                open_fetcher(config, transport=self._transport) as fetcher,
                 trio.open_nursery() as nursery,
             ):
                 self._fetcher = fetcher
