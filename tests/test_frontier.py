@@ -22,9 +22,13 @@ def req(path: str, depth: int = 0) -> CrawlRequest:
     return CrawlRequest(f"http://x.test{path}", depth, None)
 
 
+async def add(frontier: Frontier, *paths: str, depth: int = 0) -> int:
+    return await frontier.add([f"http://x.test{p}" for p in paths], depth=depth, referrer=None)
+
+
 async def test_fifo_and_dedup(frontier: Frontier) -> None:
-    assert await frontier.add([req("/a"), req("/b"), req("/a")]) == 2
-    assert await frontier.add([req("/b"), req("/c")]) == 1
+    assert await add(frontier, "/a", "/b", "/a") == 2
+    assert await add(frontier, "/b", "/c") == 1
     got = [await frontier.get() for _ in range(3)]
     assert [r.url for r in got if r] == ["http://x.test/a", "http://x.test/b", "http://x.test/c"]
     stats = frontier.statistics()
@@ -33,7 +37,7 @@ async def test_fifo_and_dedup(frontier: Frontier) -> None:
 
 async def test_get_returns_none_only_when_empty_and_nothing_leased(frontier: Frontier) -> None:
     assert await frontier.get() is None
-    await frontier.add([req("/a")])
+    await add(frontier, "/a")
     leased = await frontier.get()
     assert leased is not None
     result: list[CrawlRequest | None] = []
@@ -45,7 +49,7 @@ async def test_get_returns_none_only_when_empty_and_nothing_leased(frontier: Fro
         nursery.start_soon(getter)
         await trio.testing.wait_all_tasks_blocked()
         assert result == []  # blocked: /a is leased and may add links
-        await frontier.add([req("/b", 1)])
+        await add(frontier, "/b", depth=1)
         await trio.testing.wait_all_tasks_blocked()
         assert [r.url for r in result if r] == ["http://x.test/b"]
         await frontier.done([leased])
@@ -57,7 +61,7 @@ async def test_get_returns_none_only_when_empty_and_nothing_leased(frontier: Fro
 
 
 async def test_release_puts_requests_back_in_front(frontier: Frontier) -> None:
-    await frontier.add([req("/a"), req("/b"), req("/c")])
+    await add(frontier, "/a", "/b", "/c")
     a, b = await frontier.get(), await frontier.get()
     assert a is not None and b is not None
     await frontier.release([a, b])
@@ -68,10 +72,34 @@ async def test_release_puts_requests_back_in_front(frontier: Frontier) -> None:
 
 async def test_mark_seen_prevents_queueing(frontier: Frontier) -> None:
     await frontier.mark_seen(["http://x.test/seen"])
-    assert await frontier.add([req("/seen")]) == 0
+    assert await add(frontier, "/seen") == 0
     assert frontier.statistics().queued == 0
 
 
 async def test_ending_more_leases_than_held_is_a_bug(frontier: Frontier) -> None:
     with pytest.raises(RuntimeError):
         await frontier.done([req("/never-leased")])
+
+
+async def test_keep_is_asked_only_about_unseen_urls(frontier: Frontier) -> None:
+    asked: list[str] = []
+
+    def keep(url: str) -> bool:
+        asked.append(url)
+        return not url.endswith("/no")
+
+    await add(frontier, "/a")
+    added = await frontier.add(
+        ["http://x.test/a", "http://x.test/b", "http://x.test/no"],
+        depth=2,
+        referrer="http://x.test/",
+        keep=keep,
+    )
+    assert added == 1 and asked == ["http://x.test/b", "http://x.test/no"]
+    assert await add(frontier, "/no") == 1  # refused URLs were not marked seen
+    got = [await frontier.get() for _ in range(3)]
+    assert [(r.url, r.depth, r.referrer) for r in got if r][1] == (
+        "http://x.test/b",
+        2,
+        "http://x.test/",
+    )

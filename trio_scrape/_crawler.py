@@ -128,7 +128,7 @@ class Crawler:
                 canonical.append(canonicalize(seed))
             except ValueError as exc:
                 raise ConfigError("seeds", str(exc)) from None
-        self._seeds = [CrawlRequest(url, 0, None) for url in canonical]
+        self._seeds = canonical
         self._scope = UrlScope(config, canonical)
         self._resolver = LinkResolver()
         self._sink = sink
@@ -244,7 +244,7 @@ class Crawler:
                     with job_recv:
                         for _ in range(config.workers):
                             workers.start_soon(self._work, job_recv.clone(), record_send.clone())
-                    await self._frontier.add(self._seeds)
+                    await self._frontier.add(self._seeds, depth=0, referrer=None)
                     task_status.started()
                     await self._dispatch(job_send)
         finally:
@@ -492,13 +492,10 @@ class Crawler:
         return links
 
     async def _enqueue(self, links: list[str], parent: CrawlRequest) -> None:
-        if not links:
-            return
-        allows = self._scope.allows
-        depth = parent.depth + 1
-        await self._frontier.add(
-            [CrawlRequest(url, depth, parent.url) for url in links if allows(url)]
-        )
+        if links:
+            await self._frontier.add(
+                links, depth=parent.depth + 1, referrer=parent.url, keep=self._scope.allows
+            )
 
     async def _mark_final_url_seen(self, final_url: str) -> None:
         # A redirect's target counts as crawled: a later link to it is not fetched again

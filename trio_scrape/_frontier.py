@@ -16,7 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import trio
@@ -34,8 +34,20 @@ class FrontierStatistics:
 
 
 class Frontier(Protocol):
-    async def add(self, requests: Sequence[CrawlRequest]) -> int:
-        """Queue each request whose URL was never seen before; return how many were queued."""
+    async def add(
+        self,
+        urls: Iterable[str],
+        *,
+        depth: int,
+        referrer: str | None,
+        keep: Callable[[str], bool] | None = None,
+    ) -> int:
+        """Queue each canonical URL never seen before (and for which ``keep``, if given, is
+        true: ``keep`` is asked only about unseen URLs); return how many were queued.
+
+        The URLs of one call share a depth and referrer: they are one page's links, or the
+        seeds. A URL that ``keep`` refuses is not marked seen.
+        """
         ...
 
     async def mark_seen(self, urls: Iterable[str]) -> None:
@@ -86,15 +98,24 @@ class MemoryFrontier:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def add(self, requests: Sequence[CrawlRequest]) -> int:
+    async def add(
+        self,
+        urls: Iterable[str],
+        *,
+        depth: int,
+        referrer: str | None,
+        keep: Callable[[str], bool] | None = None,
+    ) -> int:
         added = 0
         seen = self._seen
-        for request in requests:
-            digest = hash(request.url)
-            if digest not in seen:
-                seen.add(digest)
-                self._queue.append(request)
-                added += 1
+        queue = self._queue
+        for url in urls:
+            digest = hash(url)
+            if digest in seen or (keep is not None and not keep(url)):
+                continue
+            seen.add(digest)
+            queue.append(CrawlRequest(url, depth, referrer))
+            added += 1
         if added:
             self._wake()
         return added

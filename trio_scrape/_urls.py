@@ -87,6 +87,17 @@ _PATH_HREF = re.compile(rf"[{_PATH_CHARS.replace(':', '')}]+")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
+def _is_canonical(url: str) -> bool:
+    match = _ALREADY_CANONICAL.fullmatch(url)
+    return (
+        match is not None
+        and "/./" not in url
+        and "/../" not in url
+        and not url.endswith(("/.", "/.."))
+        and match.group(2) != (":80" if match.group(1) == "http" else ":443")
+    )
+
+
 def _remove_dot_segments(path: str) -> str:
     """RFC 3986 section 5.2.4 for an absolute path: resolve "." and ".." segments."""
     segments = path.split("/")
@@ -129,6 +140,9 @@ class LinkResolver:
         slash = bare.find("/", bare.find("//") + 2) if "//" in bare else -1
         origin, path = (bare, "/") if slash < 0 else (bare[:slash], bare[slash:])
         directory = sys.intern(origin + path[: path.rfind("/") + 1])
+        # Joining a plain-path href to a canonical directory gives a canonical URL: no need
+        # to check each result (only dot segments, which the join removes).
+        canonical_base = _is_canonical(directory)
         for href in hrefs:
             if "\t" in href or "\n" in href or "\r" in href:
                 href = _HREF_NOISE.sub("", href)
@@ -141,7 +155,9 @@ class LinkResolver:
             url = cache.get(key, "")
             if url == "":
                 try:
-                    url, cacheable = self._resolve_one(base, origin, directory, href)
+                    url, cacheable = self._resolve_one(
+                        base, origin, directory, href, canonical_base
+                    )
                 except ValueError:
                     url, cacheable = "\0", False  # "\0": invalid
                 if cacheable:
@@ -158,13 +174,24 @@ class LinkResolver:
         return links, invalid
 
     @staticmethod
-    def _resolve_one(base: str, origin: str, directory: str, href: str) -> tuple[str | None, bool]:
+    def _resolve_one(
+        base: str, origin: str, directory: str, href: str, canonical_base: bool
+    ) -> tuple[str | None, bool]:
         """The canonical URL of one href (None for a scheme we skip) and whether the result
         depends only on the base's directory, so may be cached. ValueError if unusable."""
         if _PATH_HREF.fullmatch(href) and not href.startswith("//"):
-            path = href if href[0] == "/" else directory[len(origin) :] + href
+            if href[0] == "/":
+                path = href
+            else:
+                path = directory[len(origin) :]
+                while href.startswith("../"):  # the common "../sibling/page.html"
+                    href = href[3:]
+                    path = path[: path.rfind("/", 0, -1) + 1] or "/"
+                path += href
             if "/." in path:
                 path = _remove_dot_segments(path)
+            if canonical_base:
+                return origin + path, True
             absolute = origin + path
             cacheable = True
         else:
@@ -176,14 +203,7 @@ class LinkResolver:
             absolute = urljoin(base, href)
             if absolute.split(":", 1)[0].lower() not in _SCHEMES:
                 return None, cacheable
-        match = _ALREADY_CANONICAL.fullmatch(absolute)
-        if (
-            match is None
-            or "/./" in absolute
-            or "/../" in absolute
-            or absolute.endswith(("/.", "/.."))
-            or match.group(2) == (":80" if match.group(1) == "http" else ":443")
-        ):
+        if not _is_canonical(absolute):
             return canonicalize(absolute), cacheable
         if absolute.count("/") == 2:  # "http://host" is "http://host/"
             absolute += "/"
