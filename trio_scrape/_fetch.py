@@ -15,7 +15,7 @@ from __future__ import annotations
 import email.utils
 import importlib.util
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Protocol, cast
@@ -154,18 +154,26 @@ class HttpxFetcher:
         encoded = "content-encoding" in response.headers
         if declared.isdigit() and int(declared) > cap and not encoded:
             raise FetchError("too_large", f"Content-Length {declared} is over max_bytes={cap}")
-        chunks: list[bytes] = []
-        total = 0
         try:
-            async with aclosing(cast("AsyncGenerator[bytes]", response.aiter_bytes())) as body:
-                async for chunk in body:
-                    total += len(chunk)
-                    if total > cap:
-                        raise FetchError("too_large", f"body is over max_bytes={cap}")
-                    chunks.append(chunk)
+            if encoded:
+                async with aclosing(cast("AsyncGenerator[bytes]", response.aiter_bytes())) as body:
+                    return await _read_up_to(body, cap)
+            # Nothing to decode: read the transport's stream itself, skipping httpx's decoder
+            # and chunker layers (about a tenth of the CPU per page).
+            return await _read_up_to(response.stream, cap)  # type: ignore[arg-type]
         except httpx.HTTPError as exc:
             raise _classify(exc) from exc
-        return b"".join(chunks)
+
+
+async def _read_up_to(body: AsyncIterable[bytes], cap: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in body:
+        total += len(chunk)
+        if total > cap:
+            raise FetchError("too_large", f"body is over max_bytes={cap}")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _redirect_target(base: httpx.URL, location: str) -> str:

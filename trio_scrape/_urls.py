@@ -200,6 +200,8 @@ class LinkResolver:
                 return None, True  # mailto:, javascript:, tel:, data:, ...
             # An absolute URL resolves alone; "//host", "?query" and odd forms need the base.
             cacheable = scheme is not None
+            if cacheable and _is_canonical(href):
+                return (href + "/" if href.count("/") == 2 else href), True
             absolute = urljoin(base, href)
             if absolute.split(":", 1)[0].lower() not in _SCHEMES:
                 return None, cacheable
