@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from datetime import datetime, timezone
 
 import pytest
 import trio
@@ -26,6 +28,15 @@ async def test_open_crawl_yields_pages_as_they_finish(site: Site) -> None:
             async for page in pages:
                 titles.append(page.title)
     assert titles == [f"Page {i}" for i in range(5)]
+
+
+async def test_fetched_at_is_iso_utc_with_milliseconds(site: Site) -> None:
+    chain_site(site, 1)
+    [page] = await trio_scrape.scrape([site.url("/0")])
+    assert page.fetched_at is not None
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", page.fetched_at)
+    when = datetime.fromisoformat(page.fetched_at.replace("Z", "+00:00"))
+    assert abs((datetime.now(timezone.utc) - when).total_seconds()) < 5
 
 
 async def test_leaving_open_crawl_early_cancels_the_crawl(site: Site) -> None:

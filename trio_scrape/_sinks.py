@@ -16,6 +16,8 @@ import os
 import sys
 from typing import IO, Any, Literal, Protocol, runtime_checkable
 
+import orjson
+
 from ._exceptions import OutputError
 from ._page import RECORD_FIELDS, Page
 
@@ -38,6 +40,16 @@ def _json_default(value: object) -> Any:
     if isinstance(value, set | frozenset | tuple):
         return list(value)
     return str(value)
+
+
+def _json(value: Any) -> bytes:
+    """Compact UTF-8 JSON: orjson (20x faster than json), or json for what orjson refuses
+    (lone surrogates, non-string keys, integers over 64 bits), made valid UTF-8."""
+    try:
+        return orjson.dumps(value, default=_json_default)
+    except TypeError:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+        return _encode(text)
 
 
 def _encode(text: str) -> bytes:
@@ -103,9 +115,7 @@ class JsonlSink(_FileSink):
     """One JSON object per line, UTF-8, fields in record order."""
 
     def _encode_page(self, page: Page) -> bytes:
-        record = page.to_record(links=self._links)
-        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
-        return _encode(text + "\n")
+        return _json(page.to_record(links=self._links)) + b"\n"
 
 
 class CsvSink(_FileSink):
@@ -135,11 +145,7 @@ class CsvSink(_FileSink):
             elif isinstance(value, bool):
                 row.append("true" if value else "false")
             elif isinstance(value, dict | list):
-                row.append(
-                    json.dumps(
-                        value, ensure_ascii=False, separators=(",", ":"), default=_json_default
-                    )
-                )
+                row.append(_json(value).decode("utf-8"))
             else:
                 row.append(str(value))
         self._writer.writerow(row)
