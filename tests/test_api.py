@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import trio
@@ -36,7 +36,7 @@ async def test_fetched_at_is_iso_utc_with_milliseconds(site: Site) -> None:
     assert page.fetched_at is not None
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", page.fetched_at)
     when = datetime.fromisoformat(page.fetched_at.replace("Z", "+00:00"))
-    assert abs((datetime.now(timezone.utc) - when).total_seconds()) < 5
+    assert abs((datetime.now(UTC) - when).total_seconds()) < 5
 
 
 async def test_leaving_open_crawl_early_cancels_the_crawl(site: Site) -> None:
