@@ -84,6 +84,7 @@ class Site:
         self.raw_routes: dict[str, RawHandler] = {}
         self.fallback: Callable[[str], Reply | None] | None = None
         self.log: list[Request] = []
+        self.robots_log: list[Request] = []
         self.hits: Counter[str] = Counter()
         self.hit_event = trio.Event()
         self.connections = 0
@@ -134,8 +135,11 @@ class Site:
                 request = Request(
                     method, target, headers, trio.current_time(), socket_stream, stream
                 )
-                self.log.append(request)
-                self.hits[target] += 1
+                if target.endswith("/robots.txt"):  # counted apart: page counts stay exact
+                    self.robots_log.append(request)
+                else:
+                    self.log.append(request)
+                    self.hits[target] += 1
                 self.hit_event.set()
                 self.hit_event = trio.Event()
                 if not await self._answer(request) or self.close_idle:

@@ -8,9 +8,15 @@ import pytest
 import trio
 import trio.testing
 
-from trio_scrape import CrawlRequest, Frontier, MemoryFrontier
+from trio_scrape import CrawlConfig, CrawlRequest, Frontier, MemoryFrontier
+from trio_scrape._politeness import HostLimiter
 
 FRONTIERS: dict[str, Callable[[], Frontier]] = {"memory": MemoryFrontier}
+
+
+@pytest.fixture
+def hosts() -> HostLimiter:
+    return HostLimiter(CrawlConfig(per_host=1000))
 
 
 @pytest.fixture(params=sorted(FRONTIERS))
@@ -26,24 +32,26 @@ async def add(frontier: Frontier, *paths: str, depth: int = 0) -> int:
     return await frontier.add([f"http://x.test{p}" for p in paths], depth=depth, referrer=None)
 
 
-async def test_fifo_and_dedup(frontier: Frontier) -> None:
+async def test_fifo_and_dedup(frontier: Frontier, hosts: HostLimiter) -> None:
     assert await add(frontier, "/a", "/b", "/a") == 2
     assert await add(frontier, "/b", "/c") == 1
-    got = [await frontier.get() for _ in range(3)]
+    got = [await frontier.get(hosts) for _ in range(3)]
     assert [r.url for r in got if r] == ["http://x.test/a", "http://x.test/b", "http://x.test/c"]
     stats = frontier.statistics()
     assert (stats.queued, stats.leased, stats.seen) == (0, 3, 3)
 
 
-async def test_get_returns_none_only_when_empty_and_nothing_leased(frontier: Frontier) -> None:
-    assert await frontier.get() is None
+async def test_get_returns_none_only_when_empty_and_nothing_leased(
+    frontier: Frontier, hosts: HostLimiter
+) -> None:
+    assert await frontier.get(hosts) is None
     await add(frontier, "/a")
-    leased = await frontier.get()
+    leased = await frontier.get(hosts)
     assert leased is not None
     result: list[CrawlRequest | None] = []
 
     async def getter() -> None:
-        result.append(await frontier.get())
+        result.append(await frontier.get(hosts))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(getter)
@@ -60,28 +68,30 @@ async def test_get_returns_none_only_when_empty_and_nothing_leased(frontier: Fro
     assert result[1] is None
 
 
-async def test_release_puts_requests_back_in_front(frontier: Frontier) -> None:
+async def test_release_puts_requests_back_in_front(frontier: Frontier, hosts: HostLimiter) -> None:
     await add(frontier, "/a", "/b", "/c")
-    a, b = await frontier.get(), await frontier.get()
+    a, b = await frontier.get(hosts), await frontier.get(hosts)
     assert a is not None and b is not None
     await frontier.release([a, b])
     assert frontier.statistics().leased == 0
-    got = [await frontier.get() for _ in range(3)]
+    got = [await frontier.get(hosts) for _ in range(3)]
     assert [r.url.rsplit("/", 1)[1] for r in got if r] == ["a", "b", "c"]
 
 
-async def test_mark_seen_prevents_queueing(frontier: Frontier) -> None:
+async def test_mark_seen_prevents_queueing(frontier: Frontier, hosts: HostLimiter) -> None:
     await frontier.mark_seen(["http://x.test/seen"])
     assert await add(frontier, "/seen") == 0
     assert frontier.statistics().queued == 0
 
 
-async def test_ending_more_leases_than_held_is_a_bug(frontier: Frontier) -> None:
+async def test_ending_more_leases_than_held_is_a_bug(
+    frontier: Frontier, hosts: HostLimiter
+) -> None:
     with pytest.raises(RuntimeError):
         await frontier.done([req("/never-leased")])
 
 
-async def test_keep_is_asked_only_about_unseen_urls(frontier: Frontier) -> None:
+async def test_keep_is_asked_only_about_unseen_urls(frontier: Frontier, hosts: HostLimiter) -> None:
     asked: list[str] = []
 
     def keep(url: str) -> bool:
@@ -97,7 +107,7 @@ async def test_keep_is_asked_only_about_unseen_urls(frontier: Frontier) -> None:
     )
     assert added == 1 and asked == ["http://x.test/b", "http://x.test/no"]
     assert await add(frontier, "/no") == 1  # refused URLs were not marked seen
-    got = [await frontier.get() for _ in range(3)]
+    got = [await frontier.get(hosts) for _ in range(3)]
     assert [(r.url, r.depth, r.referrer) for r in got if r][1] == (
         "http://x.test/b",
         2,

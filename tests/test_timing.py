@@ -28,6 +28,7 @@ async def crawl(
     handler: Handler, seeds: list[str], **options: Any
 ) -> tuple[dict[str, Page], CrawlStatistics, float]:
     send, receive = trio.open_memory_channel[Page](math.inf)
+    options.setdefault("robots", False)  # these tests are about time, not robots.txt
     crawler = Crawler(
         seeds, CrawlConfig(**options), sink=send, transport=httpx.MockTransport(handler)
     )
@@ -149,7 +150,7 @@ async def test_stop_is_graceful_and_idempotent(autojump_clock: trio.testing.Mock
     send, receive = trio.open_memory_channel[Page](math.inf)
     crawler = Crawler(
         ["http://a.test/0"],
-        CrawlConfig(depth=1000, grace=1),
+        CrawlConfig(depth=1000, grace=1, robots=False),
         sink=send,
         transport=httpx.MockTransport(handler),
     )

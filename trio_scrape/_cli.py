@@ -60,6 +60,7 @@ app = typer.Typer(
 _SCOPE = "Scope"
 _ENGINE = "Concurrency and deadlines"
 _FETCH = "Fetching"
+_POLITE = "Politeness (per host)"
 _OUTPUT = "Output"
 
 
@@ -141,6 +142,40 @@ def run(
             help="Seconds in-flight pages get once the crawl stops.", rich_help_panel=_ENGINE
         ),
     ] = 5.0,
+    robots: Annotated[
+        bool,
+        typer.Option(
+            "--robots/--no-robots", help="Fetch and obey robots.txt.", rich_help_panel=_POLITE
+        ),
+    ] = True,
+    per_host: Annotated[
+        int, typer.Option(help="Requests in flight to one host at most.", rich_help_panel=_POLITE)
+    ] = 8,
+    delay: Annotated[
+        float,
+        typer.Option(help="Seconds between request starts to one host.", rich_help_panel=_POLITE),
+    ] = 0.0,
+    delay_jitter: Annotated[
+        float,
+        typer.Option(
+            help="Scale each delay by a random 1 +- this fraction.", rich_help_panel=_POLITE
+        ),
+    ] = 0.0,
+    autothrottle: Annotated[
+        bool,
+        typer.Option(
+            "--autothrottle",
+            help="Adapt per-host concurrency to the server.",
+            rich_help_panel=_POLITE,
+        ),
+    ] = False,
+    max_retry_after: Annotated[
+        float,
+        typer.Option(
+            help="Longest Retry-After honoured; a longer one fails the page.",
+            rich_help_panel=_POLITE,
+        ),
+    ] = 60.0,
     retries: Annotated[int, typer.Option(help="Retries per page.", rich_help_panel=_FETCH)] = 2,
     max_bytes: Annotated[
         int, typer.Option(help="Cap on a decoded body.", rich_help_panel=_FETCH)
@@ -230,6 +265,12 @@ def run(
             timeout=timeout,
             deadline=deadline,
             grace=grace,
+            robots=robots,
+            per_host=per_host,
+            delay=delay,
+            delay_jitter=delay_jitter,
+            autothrottle=autothrottle,
+            max_retry_after=max_retry_after,
             retries=retries,
             max_bytes=max_bytes,
             max_redirects=max_redirects,

@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 DEFAULT_WORKERS = 16
+DEFAULT_PER_HOST = 8
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_GRACE = 5.0
 DEFAULT_RETRIES = 2
@@ -74,9 +75,19 @@ class CrawlConfig:
             pages in flight get ``grace`` seconds, and the crawl returns normally.
         grace: seconds in-flight pages may still take once the crawl is stopped.
 
+    Politeness (per host, i.e. per scheme, host and port):
+        per_host: requests in flight to one host at most.
+        delay: minimum seconds between two request starts to one host (robots.txt's
+            Crawl-delay raises it for that host).
+        delay_jitter: each delay is scaled by a random factor in ``1 +- delay_jitter``.
+        autothrottle: adapt each host's concurrency (up to ``per_host``) to its latency and
+            errors (AIMD).
+        robots: fetch and obey robots.txt (with ``user_agent``).
+
     Fetching:
         retries: further attempts after a connect error, timeout, protocol error or a
-            429/502/503/504 answer, with exponential back-off and jitter.
+            429/502/503/504 answer, with exponential back-off and jitter; meanwhile the host
+            is paused (its other pages wait too) and the worker moves on.
         backoff / max_backoff: first back-off delay and its cap, in seconds.
         max_retry_after: the longest ``Retry-After`` honoured; a longer one fails the page.
         max_bytes: cap on the decoded body; a longer body fails with ``too_large``.
@@ -102,6 +113,11 @@ class CrawlConfig:
 
     workers: int = DEFAULT_WORKERS
     buffer: int | None = None
+    per_host: int = DEFAULT_PER_HOST
+    delay: float = 0.0
+    delay_jitter: float = 0.0
+    autothrottle: bool = False
+    robots: bool = True
     timeout: float = DEFAULT_TIMEOUT
     deadline: float | None = None
     grace: float = DEFAULT_GRACE
@@ -124,6 +140,12 @@ class CrawlConfig:
     def __post_init__(self) -> None:
         _check_int(self, "depth", minimum=0)
         _check_int(self, "workers", minimum=1)
+        _check_int(self, "per_host", minimum=1)
+        _check_seconds(self, "delay", positive=False)
+        if not isinstance(self.delay_jitter, int | float) or not 0 <= self.delay_jitter <= 1:
+            raise ConfigError(
+                "delay_jitter", f"must be a fraction from 0 to 1, not {self.delay_jitter!r}"
+            )
         _check_int(self, "retries", minimum=0)
         _check_int(self, "max_redirects", minimum=0)
         _check_int(self, "max_bytes", minimum=1)

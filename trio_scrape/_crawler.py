@@ -55,6 +55,7 @@ from ._fetch import (
 from ._frontier import Frontier, MemoryFrontier
 from ._page import CrawlRequest, Page, PageError
 from ._parse import decode_body, is_html, parse_html
+from ._politeness import HostLimiter, HostStatistics, RobotsCache, origin_of
 from ._sinks import Sink
 from ._urls import LinkResolver, UrlScope, canonicalize
 
@@ -85,6 +86,8 @@ class CrawlStatistics:
     invalid_links: int  #: hrefs that could not be made canonical URLs
     elapsed: float  #: seconds since the crawl started (until it ended, once it has)
     stop_reason: StopReason | None  #: None while running
+    hosts: Mapping[str, HostStatistics] = dataclasses.field(default_factory=dict)
+    """per origin (``scheme://host[:port]``): requests, errors, in flight, concurrency, delay"""
 
     @property
     def pages_per_second(self) -> float:
@@ -131,11 +134,13 @@ class Crawler:
         self._seeds = canonical
         self._scope = UrlScope(config, canonical)
         self._resolver = LinkResolver()
+        self._rng = random.Random()
+        self._hosts = HostLimiter(config, rng=self._rng)
         self._sink = sink
         self._frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self._transport = transport
         self._fetcher: Fetcher | None = None
-        self._rng = random.Random()
+        self._robots: RobotsCache | None = None
 
         self._ran = False
         self._stopping = False
@@ -197,6 +202,7 @@ class Crawler:
             invalid_links=self._invalid_links,
             elapsed=elapsed,
             stop_reason=self._stop_reason if self._ended_at is not None else None,
+            hosts=self._hosts.statistics(),
         )
 
     # ------------------------------------------------------------------------------- run
@@ -238,6 +244,8 @@ class Crawler:
                 trio.open_nursery() as nursery,
             ):
                 self._fetcher = fetcher
+                if config.robots:
+                    self._robots = RobotsCache(fetcher, self._hosts, config, rng=self._rng)
                 nursery.start_soon(self._write_records, record_recv)
                 async with record_send, trio.open_nursery() as workers:
                     self._workers_scope = workers.cancel_scope
@@ -265,12 +273,13 @@ class Crawler:
                 if config.deadline is not None and self._started_at is not None:
                     scope.deadline = self._started_at + config.deadline
                 while config.max_pages is None or dispatched < config.max_pages:
-                    request = await self._frontier.get()
+                    request = await self._frontier.get(self._hosts)
                     if request is None:
                         return
                     try:
                         await jobs.send(request)
                     except BaseException:
+                        self._hosts.finish(origin_of(request.url), latency=None, failed=False)
                         with trio.CancelScope(shield=True):
                             await self._frontier.release([request])
                         raise
@@ -290,12 +299,24 @@ class Crawler:
             async for request in jobs:
                 if self._stopping:
                     # Dispatched but not started: it goes back, it is not "scheduled".
+                    self._hosts.finish(origin_of(request.url), latency=None, failed=False)
                     await self._frontier.release([request])
                     continue
                 page = None
                 try:
-                    page = await self._crawl_page(request)
-                    await records.send((request, page))
+                    if self._robots is not None and not await self._robots.allowed(request.url):
+                        self._hosts.finish(origin_of(request.url), latency=None, failed=False)
+                        page = Page(
+                            url=request.url,
+                            depth=request.depth,
+                            referrer=request.referrer,
+                            fetched_at=_utc_now(),
+                            error=PageError("robots", "disallowed by robots.txt"),
+                        )
+                    else:
+                        page = await self._crawl_page(request)
+                    if page is not None:
+                        await records.send((request, page))
                 except trio.Cancelled:
                     if page is None:
                         page = Page(
@@ -360,74 +381,95 @@ class Crawler:
 
     # ---------------------------------------------------------------------------- a page
 
-    async def _crawl_page(self, request: CrawlRequest) -> Page:
-        """Fetch, parse and extract one page, retrying as configured; always returns a Page."""
+    async def _crawl_page(self, request: CrawlRequest) -> Page | None:
+        """One attempt at a page. Returns its Page, or None when the request went back to the
+        frontier to be retried (its host paused meanwhile: no worker waits for it)."""
         config = self._config
         assert self._fetcher is not None
+        origin = origin_of(request.url)
         started = trio.current_time()
-        attempt = 0
-        while True:
-            attempt += 1
-            error: FetchError | None = None
-            response: Response | None = None
-            retry_after: float | None = None
-            page: Page | None = None
-            new_links: list[str] = []
+        first_try = started if request.first_try is None else request.first_try
+        attempt = request.attempts + 1
+        error: FetchError | None = None
+        response: Response | None = None
+        retry_after: float | None = None
+        page: Page | None = None
+        new_links: list[str] = []
+        finished = False
+        try:
             with trio.move_on_after(config.timeout) as page_deadline:
                 try:
                     response = await self._fetcher.fetch(request.url)
                 except FetchError as exc:
                     error = exc
+                    self._hosts.finish(
+                        origin, latency=trio.current_time() - started, failed=exc.retryable
+                    )
+                    finished = True
                 else:
-                    if response.status in RETRY_STATUSES and attempt <= config.retries:
+                    status = response.status
+                    self._hosts.finish(
+                        origin,
+                        latency=trio.current_time() - started,
+                        failed=status in RETRY_STATUSES or status >= 500,
+                    )
+                    finished = True
+                    if status in RETRY_STATUSES and attempt <= config.retries:
                         retry_after = parse_retry_after(response.headers.get("retry-after"))
                     else:
                         page = self._new_page(request, response)
                         new_links = await self._process(page, request)
-            if page is not None:
-                page.elapsed = trio.current_time() - started
-                if page_deadline.cancelled_caught:  # the deadline passed in parse or hooks
-                    page.error = PageError(
-                        "timeout", f"page deadline of {config.timeout:g}s passed in extraction"
-                    )
-                    return page
-                await self._enqueue(new_links, request)
-                if page.final_url and page.final_url != request.url:
-                    await self._mark_final_url_seen(page.final_url)
-                return page
+        finally:
+            if not finished:  # the page deadline passed, or the crawl was cancelled
+                self._hosts.finish(origin, latency=trio.current_time() - started, failed=True)
 
-            if page_deadline.cancelled_caught:
-                error = FetchError("timeout", f"page deadline of {config.timeout:g}s passed")
-            retryable = response is not None or (error is not None and error.retryable)
-            delay = backoff_delay(
-                attempt, base=config.backoff, cap=config.max_backoff, rng=self._rng
-            )
-            if retry_after is not None:
-                if retry_after > config.max_retry_after:
-                    assert response is not None
-                    return self._failed(
-                        request,
-                        started,
-                        response,
-                        PageError(
-                            "http_status",
-                            f"HTTP {response.status} with Retry-After {retry_after:g}s, "
-                            f"over max_retry_after={config.max_retry_after:g}s",
-                        ),
-                    )
-                delay = max(delay, retry_after)
-            if not retryable or attempt > config.retries:
-                assert error is not None
-                return self._failed(request, started, None, PageError(error.kind, error.message))
-            self._retries += 1
-            logger.info(
-                "retrying %s in %.2fs (attempt %d failed: %s)",
-                request.url,
-                delay,
-                attempt,
-                error.message if error else f"HTTP {response.status if response else '?'}",
-            )
-            await trio.sleep(delay)
+        if page is not None:
+            page.elapsed = trio.current_time() - first_try
+            if page_deadline.cancelled_caught:  # the deadline passed in parse or hooks
+                page.error = PageError(
+                    "timeout", f"page deadline of {config.timeout:g}s passed in extraction"
+                )
+                return page
+            await self._enqueue(new_links, request)
+            if page.final_url and page.final_url != request.url:
+                await self._mark_final_url_seen(page.final_url)
+            return page
+
+        if page_deadline.cancelled_caught:
+            error = FetchError("timeout", f"page deadline of {config.timeout:g}s passed")
+        retryable = response is not None or (error is not None and error.retryable)
+        delay = backoff_delay(attempt, base=config.backoff, cap=config.max_backoff, rng=self._rng)
+        if retry_after is not None:
+            if retry_after > config.max_retry_after:
+                assert response is not None
+                return self._failed(
+                    request,
+                    first_try,
+                    response,
+                    PageError(
+                        "http_status",
+                        f"HTTP {response.status} with Retry-After {retry_after:g}s, "
+                        f"over max_retry_after={config.max_retry_after:g}s",
+                    ),
+                )
+            delay = max(delay, retry_after)
+        if not retryable or attempt > config.retries:
+            assert error is not None
+            return self._failed(request, first_try, None, PageError(error.kind, error.message))
+        self._retries += 1
+        logger.info(
+            "retrying %s in %.2fs (attempt %d failed: %s); pausing %s",
+            request.url,
+            delay,
+            attempt,
+            error.message if error else f"HTTP {response.status if response else '?'}",
+            origin,
+        )
+        # The whole host waits (a 429/503 or a failing connection concerns all its pages);
+        # the request goes back to the front of its host's queue, and this worker moves on.
+        self._hosts.pause(origin, delay)
+        await self._frontier.release([request._replace(attempts=attempt, first_try=first_try)])
+        return None
 
     def _new_page(self, request: CrawlRequest, response: Response) -> Page:
         status = response.status

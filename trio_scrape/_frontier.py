@@ -16,12 +16,16 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import heapq
+import itertools
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import trio
 
 from ._page import CrawlRequest
+from ._politeness import HostLimiter, origin_of
 
 __all__ = ["Frontier", "FrontierStatistics", "MemoryFrontier", "url_digest"]
 
@@ -54,11 +58,12 @@ class Frontier(Protocol):
         """Record URLs as seen without queueing them (a redirect's final URL)."""
         ...
 
-    async def get(self) -> CrawlRequest | None:
-        """Lease the next request.
+    async def get(self, hosts: HostLimiter) -> CrawlRequest | None:
+        """Lease the next request whose host ``hosts`` says is ready, and ``hosts.start`` it.
 
-        Blocks while the queue is empty but requests are leased (they may add links). Returns
-        ``None`` once the queue is empty and nothing is leased: the crawl is exhausted.
+        Blocks while no queued request's host is ready, or the queue is empty but requests are
+        leased (they may add links). Returns ``None`` once the queue is empty and nothing is
+        leased: the crawl is exhausted. Never holds back a ready host for one that is not.
         """
         ...
 
@@ -67,7 +72,8 @@ class Frontier(Protocol):
         ...
 
     async def release(self, requests: Sequence[CrawlRequest]) -> None:
-        """Give leased requests back unprocessed: they go to the front of the queue."""
+        """Give leased requests back (unstarted, or to retry; a request may come back with
+        more ``attempts``): they go to the front of their host's queue."""
         ...
 
     def statistics(self) -> FrontierStatistics: ...
@@ -79,7 +85,13 @@ def url_digest(url: str) -> int:
 
 
 class MemoryFrontier:
-    """An in-memory FIFO :class:`Frontier` (breadth-first order) with a compact seen-set.
+    """An in-memory :class:`Frontier`: one FIFO queue per host, hosts served round-robin.
+
+    ``get`` hands out only requests whose host the :class:`HostLimiter` says is ready, so a
+    slow or paused host never holds back the others. Hosts with queued work are kept in one of
+    three places: a round-robin deque (maybe ready), a heap by the time they become ready
+    (delay, pause), or a set of hosts at their concurrency limit, which the limiter empties as
+    their requests finish. Each dispatch is O(log hosts), never a scan of every host.
 
     The seen-set holds Python's 64-bit ``hash()`` of each canonical URL (SipHash, salted per
     process), not the string: about 60 bytes per URL (a 32-byte int plus the set's share)
@@ -89,14 +101,35 @@ class MemoryFrontier:
     """
 
     def __init__(self) -> None:
-        self._queue: collections.deque[CrawlRequest] = collections.deque()
+        self._queues: dict[str, collections.deque[CrawlRequest]] = {}
+        self._queued = 0
+        self._ready: collections.deque[str] = collections.deque()
+        self._timed: list[tuple[float, int, str]] = []
+        self._blocked: set[str] = set()
+        self._tracked: set[str] = set()  # hosts in _ready, _timed or _blocked
+        self._order = itertools.count()
         self._seen: set[int] = set()
         self._leased = 0
         self._changed = trio.Event()
+        self._limiter: HostLimiter | None = None
 
     def _wake(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
+
+    def _enqueue(self, request: CrawlRequest, *, front: bool = False) -> None:
+        origin = origin_of(request.url)
+        queue = self._queues.get(origin)
+        if queue is None:
+            queue = self._queues[origin] = collections.deque()
+        if front:
+            queue.appendleft(request)
+        else:
+            queue.append(request)
+        self._queued += 1
+        if origin not in self._tracked:
+            self._tracked.add(origin)
+            self._ready.append(origin)
 
     async def add(
         self,
@@ -108,13 +141,12 @@ class MemoryFrontier:
     ) -> int:
         added = 0
         seen = self._seen
-        queue = self._queue
         for url in urls:
             digest = hash(url)
             if digest in seen or (keep is not None and not keep(url)):
                 continue
             seen.add(digest)
-            queue.append(CrawlRequest(url, depth, referrer))
+            self._enqueue(CrawlRequest(url, depth, referrer))
             added += 1
         if added:
             self._wake()
@@ -123,19 +155,56 @@ class MemoryFrontier:
     async def mark_seen(self, urls: Iterable[str]) -> None:
         self._seen.update(hash(url) for url in urls)
 
-    async def get(self) -> CrawlRequest | None:
-        while not self._queue:
-            if self._leased == 0:
+    async def get(self, hosts: HostLimiter) -> CrawlRequest | None:
+        if self._limiter is not hosts:
+            self._limiter = hosts
+            hosts.subscribe(self._host_freed)
+        while True:
+            now = trio.current_time()
+            timed = self._timed
+            while timed and timed[0][0] <= now:
+                self._ready.append(heapq.heappop(timed)[2])
+            while self._ready:
+                origin = self._ready.popleft()
+                queue = self._queues.get(origin)
+                if not queue:
+                    self._queues.pop(origin, None)
+                    self._tracked.discard(origin)
+                    continue
+                ready_at = hosts.ready_at(origin)
+                if ready_at == math.inf:
+                    self._blocked.add(origin)
+                    continue
+                if ready_at > now:
+                    heapq.heappush(timed, (ready_at, next(self._order), origin))
+                    continue
+                request = queue.popleft()
+                self._queued -= 1
+                if queue:
+                    self._ready.append(origin)
+                else:
+                    del self._queues[origin]
+                    self._tracked.discard(origin)
+                self._leased += 1
+                hosts.start(origin)
+                return request
+            if self._queued == 0 and self._leased == 0:
                 return None
-            await self._changed.wait()
-        self._leased += 1
-        return self._queue.popleft()
+            with trio.move_on_at(timed[0][0] if timed else math.inf):
+                await self._changed.wait()
+
+    def _host_freed(self, origin: str) -> None:
+        if origin in self._blocked:
+            self._blocked.discard(origin)
+            self._ready.append(origin)
+            self._wake()
 
     async def done(self, requests: Sequence[CrawlRequest]) -> None:
         self._end_leases(len(requests))
 
     async def release(self, requests: Sequence[CrawlRequest]) -> None:
-        self._queue.extendleft(reversed(requests))
+        for request in reversed(requests):
+            self._enqueue(request, front=True)
         self._end_leases(len(requests))
 
     def _end_leases(self, count: int) -> None:
@@ -146,6 +215,4 @@ class MemoryFrontier:
             self._wake()
 
     def statistics(self) -> FrontierStatistics:
-        return FrontierStatistics(
-            queued=len(self._queue), leased=self._leased, seen=len(self._seen)
-        )
+        return FrontierStatistics(queued=self._queued, leased=self._leased, seen=len(self._seen))

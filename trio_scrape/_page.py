@@ -23,6 +23,7 @@ ErrorKind = Literal[
     "too_many_redirects",
     "decode",  # the Content-Encoding could not be decoded (corrupt gzip, ...)
     "invalid_url",  # a redirect or seed that is not a fetchable http(s) URL
+    "robots",  # robots.txt disallows it: never requested
     "extract",  # the extract or follow hook raised
     "cancelled",  # the crawl stopped and the grace period ran out
 ]
@@ -47,11 +48,14 @@ RECORD_FIELDS: tuple[str, ...] = (
 
 
 class CrawlRequest(NamedTuple):
-    """A URL scheduled for fetching: its canonical form, link depth and where it was found."""
+    """A URL scheduled for fetching: its canonical form, link depth, where it was found, and
+    the attempts already made (with the trio time of the first) when it comes back to retry."""
 
     url: str
     depth: int = 0
     referrer: str | None = None
+    attempts: int = 0
+    first_try: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

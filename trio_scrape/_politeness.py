@@ -1,0 +1,288 @@
+"""Per-host politeness: how many requests a host may have in flight, and when the next may start.
+
+A :class:`HostLimiter` keeps one small state per origin (scheme, host and port): requests in
+flight against a concurrency limit, the earliest time the next request may start (the
+``delay`` since the previous start, with jitter; at least the robots.txt ``Crawl-delay``),
+and a pause (``Retry-After``, back-off). It never sleeps: the frontier asks it
+:meth:`~HostLimiter.ready_at` and dispatches only hosts that are ready, so no worker waits
+for a slow host while others have work.
+
+With ``autothrottle`` each host's concurrency limit adapts (AIMD, as TCP does): it starts at
+1; a response that comes back fast and well adds ``1/limit`` (so one more slot per round of
+``limit`` responses), up to ``per_host``; a timeout, a connection failure, a 429 or 5xx
+answer, or a latency over twice the host's best latency (plus 50 ms) halves it, at most once
+per round. The limit therefore settles just below the concurrency at which the server starts
+to slow down, instead of overshooting it.
+
+Host states are kept in an LRU of ``max_hosts`` entries: a host with nothing in flight that
+was not used for a while is forgotten, so a crawl of a million hosts keeps a bounded table.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import math
+import random
+from collections.abc import Callable, Mapping
+
+import trio
+from protego import Protego
+
+from ._config import CrawlConfig
+from ._fetch import Fetcher, FetchError, backoff_delay
+
+logger = logging.getLogger("trio_scrape")
+
+#: The most of a robots.txt that is read (Google reads 500 KiB).
+ROBOTS_MAX_BYTES = 500 * 1024
+_ROBOTS_ATTEMPTS = 3
+
+__all__ = ["HostLimiter", "HostStatistics", "RobotsCache", "origin_of"]
+
+_SLACK = 0.05  # seconds of latency above twice the best that still count as "fast"
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a canonical URL: the unit politeness applies to."""
+    end = url.find("/", url.find("//") + 2)
+    return url if end < 0 else url[:end]
+
+
+@dataclasses.dataclass(frozen=True)
+class HostStatistics:
+    """One host's politeness state, from :meth:`Crawler.statistics`."""
+
+    requests: int  #: attempts started
+    errors: int  #: attempts that failed (connection, timeout, 429/5xx)
+    in_flight: int  #: attempts running now
+    concurrency: int  #: the current concurrency limit (adapts with autothrottle)
+    delay: float  #: minimum seconds between request starts (delay or Crawl-delay)
+    paused_until: float | None  #: trio clock time the host is paused until, if it is
+
+
+class _Host:
+    __slots__ = (
+        "active",
+        "best_latency",
+        "crawl_delay",
+        "errors",
+        "limit",
+        "next_start",
+        "paused_until",
+        "requests",
+        "round_left",
+    )
+
+    def __init__(self, limit: float) -> None:
+        self.active = 0
+        self.limit = limit
+        self.next_start = -math.inf
+        self.paused_until = -math.inf
+        self.crawl_delay = 0.0
+        self.requests = 0
+        self.errors = 0
+        self.best_latency = math.inf
+        self.round_left = 0  # responses until the next decrease may happen
+
+
+class HostLimiter:
+    """Concurrency limit, start schedule and pauses for every host of a crawl."""
+
+    def __init__(
+        self, config: CrawlConfig, *, rng: random.Random | None = None, max_hosts: int = 10_000
+    ) -> None:
+        self._per_host = config.per_host
+        self._delay = config.delay
+        self._jitter = config.delay_jitter
+        self._autothrottle = config.autothrottle
+        self._rng = rng or random.Random()
+        self._hosts: collections.OrderedDict[str, _Host] = collections.OrderedDict()
+        self._max_hosts = max_hosts
+        self._listeners: list[Callable[[str], None]] = []
+
+    def subscribe(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(origin)`` whenever that host may have become ready sooner."""
+        self._listeners.append(listener)
+
+    def _host(self, origin: str) -> _Host:
+        host = self._hosts.get(origin)
+        if host is None:
+            host = self._hosts[origin] = _Host(1.0 if self._autothrottle else self._per_host)
+            if len(self._hosts) > self._max_hosts:
+                self._forget_idle()
+        else:
+            self._hosts.move_to_end(origin)
+        return host
+
+    def _forget_idle(self) -> None:
+        now = trio.current_time()
+        for origin in list(self._hosts)[: len(self._hosts) - self._max_hosts]:
+            host = self._hosts[origin]
+            # Keep what still matters: requests in flight, a pause or a delay not yet over.
+            if host.active == 0 and host.paused_until <= now and host.next_start <= now:
+                del self._hosts[origin]
+
+    def ready_at(self, origin: str) -> float:
+        """The trio time from which ``origin`` may start a request; ``inf`` while its
+        concurrency limit is reached (it becomes ready when one finishes)."""
+        host = self._hosts.get(origin)
+        if host is None:
+            return -math.inf
+        if host.active >= int(host.limit):
+            return math.inf
+        return max(host.next_start, host.paused_until)
+
+    def start(self, origin: str) -> None:
+        """A request to ``origin`` is dispatched now: take a slot, schedule the next start."""
+        host = self._host(origin)
+        host.active += 1
+        host.requests += 1
+        delay = max(self._delay, host.crawl_delay)
+        if delay > 0 and self._jitter > 0:
+            delay *= 1 + self._rng.uniform(-self._jitter, self._jitter)
+        host.next_start = trio.current_time() + delay
+
+    def finish(self, origin: str, *, latency: float | None, failed: bool) -> None:
+        """A request to ``origin`` ended (``latency`` None: it never ran). Frees its slot."""
+        host = self._host(origin)
+        was_full = host.active >= int(host.limit)
+        host.active = max(0, host.active - 1)
+        if failed:
+            host.errors += 1
+        if self._autothrottle and latency is not None:
+            self._adapt(host, latency, failed)
+        if was_full or host.active == 0:
+            self._notify(origin)
+
+    def _adapt(self, host: _Host, latency: float, failed: bool) -> None:
+        host.best_latency = min(host.best_latency, latency)
+        slow = latency > 2 * host.best_latency + _SLACK
+        host.round_left -= 1
+        if failed or slow:
+            if host.round_left <= 0:
+                host.limit = max(1.0, host.limit / 2)
+                host.round_left = max(1, int(host.limit))
+        else:
+            host.limit = min(float(self._per_host), host.limit + 1 / host.limit)
+
+    def pause(self, origin: str, seconds: float) -> None:
+        """Start no request to ``origin`` for ``seconds`` (Retry-After, back-off)."""
+        host = self._host(origin)
+        host.paused_until = max(host.paused_until, trio.current_time() + seconds)
+
+    def set_crawl_delay(self, origin: str, seconds: float) -> None:
+        """robots.txt's Crawl-delay: the host's minimum time between request starts."""
+        self._host(origin).crawl_delay = max(0.0, seconds)
+
+    def _notify(self, origin: str) -> None:
+        for listener in self._listeners:
+            listener(origin)
+
+    def statistics(self) -> Mapping[str, HostStatistics]:
+        now = trio.current_time()
+        return {
+            origin: HostStatistics(
+                requests=host.requests,
+                errors=host.errors,
+                in_flight=host.active,
+                concurrency=int(host.limit),
+                delay=max(self._delay, host.crawl_delay),
+                paused_until=host.paused_until if host.paused_until > now else None,
+            )
+            for origin, host in self._hosts.items()
+        }
+
+
+class RobotsCache:
+    """robots.txt, fetched once per origin before its first page, and obeyed.
+
+    * 2xx: parsed with Protego (Google's matching rules) and obeyed for ``user_agent``; its
+      ``Crawl-delay`` becomes the host's minimum delay in the :class:`HostLimiter`.
+    * 4xx (no robots.txt, or forbidden): everything is allowed (what Google and RFC 9309 do).
+    * 5xx, a connection failure or a timeout: tried again twice with back-off; then everything
+      is allowed, with a warning. RFC 9309 would have a crawler assume "disallow all" while
+      the server errs; a crawl run by a person at a terminal is better served by going on and
+      saying so than by silently recording every page of the host as refused.
+
+    Only the first ``ROBOTS_MAX_BYTES`` are read. Several workers meeting a new host at once
+    wait for one fetch. The cache holds ``max_hosts`` origins (least recently used go first).
+    """
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        hosts: HostLimiter,
+        config: CrawlConfig,
+        *,
+        rng: random.Random | None = None,
+        max_hosts: int = 10_000,
+    ) -> None:
+        self._fetcher = fetcher
+        self._hosts = hosts
+        self._user_agent = config.user_agent
+        self._timeout = config.timeout
+        self._backoff = config.backoff
+        self._rng = rng or random.Random()
+        self._rules: collections.OrderedDict[str, Protego | None] = collections.OrderedDict()
+        self._pending: dict[str, trio.Event] = {}
+        self._max_hosts = max_hosts
+        self.fetches = 0
+
+    async def allowed(self, url: str) -> bool:
+        """Whether robots.txt lets ``user_agent`` fetch ``url`` (fetching it if need be)."""
+        origin = origin_of(url)
+        while origin not in self._rules:
+            pending = self._pending.get(origin)
+            if pending is not None:
+                await pending.wait()
+                continue
+            self._pending[origin] = event = trio.Event()
+            try:
+                rules = await self._load(origin)
+                self._rules[origin] = rules
+                if len(self._rules) > self._max_hosts:
+                    self._rules.popitem(last=False)
+            finally:
+                del self._pending[origin]
+                event.set()
+            break
+        self._rules.move_to_end(origin)
+        rules = self._rules[origin]
+        return rules is None or bool(rules.can_fetch(url, self._user_agent))
+
+    async def _load(self, origin: str) -> Protego | None:
+        """Parsed rules, or None for "allow everything"."""
+        self.fetches += 1
+        problem = ""
+        for attempt in range(1, _ROBOTS_ATTEMPTS + 1):
+            with trio.move_on_after(self._timeout):
+                try:
+                    response = await self._fetcher.fetch(origin + "/robots.txt")
+                except FetchError as exc:
+                    if exc.kind == "too_large":
+                        return None  # a robots.txt that large is not one
+                    problem = f"{exc.kind}: {exc.message}"
+                else:
+                    if 200 <= response.status < 300:
+                        text = response.content[:ROBOTS_MAX_BYTES].decode("utf-8", "replace")
+                        rules = Protego.parse(text)
+                        delay = rules.crawl_delay(self._user_agent)
+                        if delay:
+                            self._hosts.set_crawl_delay(origin, float(delay))
+                        return rules
+                    if response.status < 500:
+                        return None
+                    problem = f"HTTP {response.status}"
+            if not problem:
+                problem = f"no answer within {self._timeout:g}s"
+            if attempt < _ROBOTS_ATTEMPTS:
+                await trio.sleep(backoff_delay(attempt, base=self._backoff, cap=10, rng=self._rng))
+        logger.warning(
+            "%s/robots.txt failed (%s): crawling %s as if it allowed everything",
+            origin,
+            problem,
+            origin,
+        )
+        return None
