@@ -68,16 +68,20 @@ class _Host:
         "best_latency",
         "crawl_delay",
         "errors",
+        "last_start",
         "limit",
         "next_start",
         "paused_until",
         "requests",
+        "robots_known",
         "round_left",
     )
 
-    def __init__(self, limit: float) -> None:
+    def __init__(self, limit: float, robots_known: bool) -> None:
         self.active = 0
         self.limit = limit
+        self.robots_known = robots_known
+        self.last_start = -math.inf
         self.next_start = -math.inf
         self.paused_until = -math.inf
         self.crawl_delay = 0.0
@@ -97,6 +101,7 @@ class HostLimiter:
         self._delay = config.delay
         self._jitter = config.delay_jitter
         self._autothrottle = config.autothrottle
+        self._robots = config.robots
         self._rng = rng or random.Random()
         self._hosts: collections.OrderedDict[str, _Host] = collections.OrderedDict()
         self._max_hosts = max_hosts
@@ -109,7 +114,9 @@ class HostLimiter:
     def _host(self, origin: str) -> _Host:
         host = self._hosts.get(origin)
         if host is None:
-            host = self._hosts[origin] = _Host(1.0 if self._autothrottle else self._per_host)
+            host = self._hosts[origin] = _Host(
+                1.0 if self._autothrottle else self._per_host, robots_known=not self._robots
+            )
             if len(self._hosts) > self._max_hosts:
                 self._forget_idle()
         else:
@@ -130,8 +137,8 @@ class HostLimiter:
         host = self._hosts.get(origin)
         if host is None:
             return -math.inf
-        if host.active >= int(host.limit):
-            return math.inf
+        if host.active >= (int(host.limit) if host.robots_known else 1):
+            return math.inf  # full; or its robots.txt is being read: one request at a time
         return max(host.next_start, host.paused_until)
 
     def start(self, origin: str) -> None:
@@ -139,6 +146,7 @@ class HostLimiter:
         host = self._host(origin)
         host.active += 1
         host.requests += 1
+        host.last_start = trio.current_time()
         delay = max(self._delay, host.crawl_delay)
         if delay > 0 and self._jitter > 0:
             delay *= 1 + self._rng.uniform(-self._jitter, self._jitter)
@@ -147,7 +155,7 @@ class HostLimiter:
     def finish(self, origin: str, *, latency: float | None, failed: bool) -> None:
         """A request to ``origin`` ended (``latency`` None: it never ran). Frees its slot."""
         host = self._host(origin)
-        was_full = host.active >= int(host.limit)
+        was_full = host.active >= (int(host.limit) if host.robots_known else 1)
         host.active = max(0, host.active - 1)
         if failed:
             host.errors += 1
@@ -172,9 +180,16 @@ class HostLimiter:
         host = self._host(origin)
         host.paused_until = max(host.paused_until, trio.current_time() + seconds)
 
-    def set_crawl_delay(self, origin: str, seconds: float) -> None:
-        """robots.txt's Crawl-delay: the host's minimum time between request starts."""
-        self._host(origin).crawl_delay = max(0.0, seconds)
+    def robots_loaded(self, origin: str, crawl_delay: float | None) -> None:
+        """The host's robots.txt is known: lift the one-at-a-time rule, and apply its
+        Crawl-delay (if any) as the host's minimum time between request starts, counted
+        from the request that was already let through."""
+        host = self._host(origin)
+        host.robots_known = True
+        if crawl_delay:
+            host.crawl_delay = max(0.0, crawl_delay)
+            host.next_start = max(host.next_start, host.last_start + host.crawl_delay)
+        self._notify(origin)
 
     def _notify(self, origin: str) -> None:
         for listener in self._listeners:
@@ -239,12 +254,15 @@ class RobotsCache:
                 await pending.wait()
                 continue
             self._pending[origin] = event = trio.Event()
+            rules = None
             try:
                 rules = await self._load(origin)
                 self._rules[origin] = rules
                 if len(self._rules) > self._max_hosts:
                     self._rules.popitem(last=False)
             finally:
+                if rules is None:  # allow-all, or the fetch was cancelled: stop holding back
+                    self._hosts.robots_loaded(origin, None)
                 del self._pending[origin]
                 event.set()
             break
@@ -269,8 +287,7 @@ class RobotsCache:
                         text = response.content[:ROBOTS_MAX_BYTES].decode("utf-8", "replace")
                         rules = Protego.parse(text)
                         delay = rules.crawl_delay(self._user_agent)
-                        if delay:
-                            self._hosts.set_crawl_delay(origin, float(delay))
+                        self._hosts.robots_loaded(origin, float(delay) if delay else None)
                         return rules
                     if response.status < 500:
                         return None

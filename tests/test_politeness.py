@@ -1,0 +1,248 @@
+"""Per-host politeness against real loopback hosts (127.0.0.x), and in virtual time."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+from trio_scrape import CrawlConfig, Crawler, CrawlStatistics, Page
+from trio_scrape._politeness import HostLimiter
+
+from .site import Reply, Request, Site, html_page
+
+
+async def run_crawl(seeds: list[str], **options: Any) -> tuple[dict[str, Page], CrawlStatistics]:
+    send, receive = trio.open_memory_channel[Page](math.inf)
+    crawler = Crawler(seeds, CrawlConfig(**options), sink=send)
+    with trio.fail_after(60):
+        stats = await crawler.run()
+    return {p.url: p async for p in receive}, stats
+
+
+class Load:
+    """Tracks how many requests a server is answering at once."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.most = 0
+
+    def handler(self, seconds: float, links: Callable[[str], list[str]] = lambda p: []) -> Any:
+        async def answer(request: Request) -> Reply:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            try:
+                await trio.sleep(seconds)
+            finally:
+                self.now -= 1
+            return Reply(body=html_page(request.path, links(request.path)))
+
+        return answer
+
+
+@pytest.fixture
+async def hosts(nursery: trio.Nursery) -> AsyncIterator[list[Site]]:
+    sites = [Site(f"127.0.0.{i}") for i in (2, 3, 4)]
+    for site in sites:
+        await nursery.start(site.serve)
+    yield sites
+
+
+def serve_pages(site: Site, count: int, handler: Any) -> list[str]:
+    for i in range(count):
+        site.add(f"/p{i}", handler)
+    return [site.url(f"/p{i}") for i in range(count)]
+
+
+async def test_per_host_concurrency_is_capped(hosts: list[Site]) -> None:
+    a, b, _ = hosts
+    load_a, load_b = Load(), Load()
+    seeds = serve_pages(a, 12, load_a.handler(0.1)) + serve_pages(b, 12, load_b.handler(0.1))
+    pages, stats = await run_crawl(seeds, workers=10, per_host=3)
+    assert len(pages) == 24 and all(p.ok for p in pages.values())
+    assert load_a.most == 3 and load_b.most == 3  # parallel, but never over the cap
+    assert stats.hosts[a.base].requests == 12 and stats.hosts[a.base].concurrency == 3
+    assert stats.hosts[a.base].in_flight == 0
+
+
+async def test_delay_spaces_request_starts_per_host(hosts: list[Site]) -> None:
+    a, b, _ = hosts
+    seeds = serve_pages(a, 5, Reply(body=html_page("a"))) + serve_pages(
+        b, 5, Reply(body=html_page("b"))
+    )
+    await run_crawl(seeds, workers=8, delay=0.2)
+    for site in (a, b):
+        starts = [r.at for r in site.log]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+        assert len(gaps) == 4 and min(gaps) >= 0.19, gaps
+    # The two hosts' schedules ran side by side, not one after the other.
+    assert abs(a.log[0].at - b.log[0].at) < 0.15
+
+
+async def test_delay_jitter_varies_the_gaps(site: Site) -> None:
+    seeds = serve_pages(site, 8, Reply(body=html_page("x")))
+    await run_crawl(seeds, workers=4, delay=0.1, delay_jitter=0.5)
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(site.log)]
+    assert min(gaps) >= 0.045 and max(gaps) <= 0.2 and max(gaps) - min(gaps) > 0.01
+
+
+async def test_slow_host_does_not_hold_back_a_fast_host(hosts: list[Site]) -> None:
+    slow, fast, _ = hosts
+    slow_seeds = serve_pages(slow, 4, Reply(body=html_page("slow")))
+    fast_seeds = serve_pages(fast, 20, Reply(body=html_page("fast")))
+    # One delay for everyone, but the slow host's robots.txt asks for 1 s between pages.
+    slow.add("/robots.txt", Reply(body=b"User-agent: *\nCrawl-delay: 1\n", content_type=None))
+    start = trio.current_time()
+    pages, _ = await run_crawl(slow_seeds + fast_seeds, workers=4)
+    fast_done = max(r.at for r in fast.log) - start
+    slow_starts = [r.at - start for r in slow.log]
+    assert len(pages) == 24
+    assert fast_done < 0.8  # all 20 fast pages while the slow host was still waiting
+    assert [round(t) for t in slow_starts] == [0, 1, 2, 3]  # Crawl-delay honoured
+
+
+async def test_retry_after_pauses_the_whole_host_but_not_others(hosts: list[Site]) -> None:
+    busy, other, _ = hosts
+    answers = iter([Reply(429, headers={"Retry-After": "1"})])
+    serve_pages(busy, 4, Reply(body=html_page("busy")))
+    busy.add("/p0", lambda request: next(answers, Reply(body=html_page("p0"))))
+    other_seeds = serve_pages(other, 6, Reply(body=html_page("other")))
+    seeds = [busy.url(f"/p{i}") for i in range(4)] + other_seeds
+    start = trio.current_time()
+    pages, stats = await run_crawl(seeds, workers=2, per_host=1, backoff=0.01)
+    assert all(p.ok for p in pages.values()) and stats.retries == 1
+    busy_times = [(r.path, r.at - start) for r in busy.log]
+    # /p0 was refused at once; nothing went to that host for the next second...
+    assert busy_times[0][0] == "/p0" and all(t >= 1.0 for _, t in busy_times[1:])
+    # ...while the other host was served meanwhile.
+    assert max(r.at for r in other.log) - start < 0.8
+
+
+async def test_robots_txt_is_fetched_once_and_obeyed(site: Site) -> None:
+    site.add(
+        "/robots.txt",
+        Reply(
+            body=b"User-agent: *\nDisallow: /private\n\nUser-agent: otherbot\nDisallow: /\n",
+            content_type="text/plain",
+        ),
+    )
+    site.add("/", Reply(body=html_page("Home", ["/private/a", "/public", "/private-b"])))
+    site.add("/public", Reply(body=html_page("Public")))
+    pages, stats = await run_crawl([site.url("/")], depth=1, workers=4)
+    robots = [p for p in pages.values() if p.error and p.error.kind == "robots"]
+    assert sorted(p.url for p in robots) == [site.url("/private-b"), site.url("/private/a")]
+    assert all(p.status is None and not p.ok for p in robots)
+    assert sorted(site.hits) == ["/", "/public"]  # the disallowed pages were never requested
+    assert len(site.robots_log) == 1
+    assert stats.errors == {"robots": 2}
+
+    site.robots_log.clear()
+    site.log.clear()
+    pages, _ = await run_crawl([site.url("/")], depth=1, robots=False)
+    assert site.robots_log == [] and "/private/a" in site.hits
+
+
+async def test_robots_4xx_allows_all_and_5xx_is_retried_then_allows(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    site.add("/", Reply(body=html_page("Home")))
+    pages, _ = await run_crawl([site.url("/")])  # no robots.txt route: 404
+    assert pages[site.url("/")].ok and len(site.robots_log) == 1
+
+    site.robots_log.clear()
+    site.add("/robots.txt", Reply(503))
+    with caplog.at_level(logging.WARNING, logger="trio_scrape"):
+        pages, _ = await run_crawl([site.url("/")], backoff=0.01)
+    assert pages[site.url("/")].ok and len(site.robots_log) == 3
+    assert "robots.txt failed (HTTP 503)" in caplog.text
+
+
+async def test_robots_uses_the_configured_user_agent(site: Site) -> None:
+    site.add("/robots.txt", Reply(body=b"User-agent: mybot\nDisallow: /\n", content_type=None))
+    site.add("/", Reply(body=html_page("Home")))
+    pages, _ = await run_crawl([site.url("/")], user_agent="mybot/2.0 (+https://example.org)")
+    assert pages[site.url("/")].error is not None
+    pages, _ = await run_crawl([site.url("/")])  # the default agent is not "mybot"
+    assert pages[site.url("/")].ok
+    assert site.robots_log[0].headers["user-agent"] == "mybot/2.0 (+https://example.org)"
+
+
+# ---------------------------------------------------------------------- virtual time
+
+
+async def test_autothrottle_converges_below_the_overload_point(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The server answers in 100 ms up to 3 requests at a time; beyond that each extra
+    request in flight makes every answer slower. AIMD should settle near 3, not at 16."""
+    load = Load()
+    history: list[int] = []
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        load.now += 1
+        load.most = max(load.most, load.now)
+        history.append(load.now)
+        await trio.sleep(0.1 * max(1, load.now - 2) ** 2)
+        load.now -= 1
+        return httpx.Response(200, html="<title>x</title>")
+
+    seeds = [f"http://a.test/p{i}" for i in range(400)]
+    for autothrottle in (False, True):
+        load.most, history = 0, []
+        send, receive = trio.open_memory_channel[Page](math.inf)
+        config = CrawlConfig(
+            workers=16, per_host=16, autothrottle=autothrottle, robots=False, timeout=100
+        )
+        crawler = Crawler(seeds, config, sink=send, transport=httpx.MockTransport(server))
+        stats = await crawler.run()
+        assert stats.pages == 400 and stats.ok == 400
+        late = history[len(history) // 2 :]
+        if not autothrottle:
+            assert load.most == 16  # the control: without it the server is overloaded
+        else:
+            assert stats.hosts["http://a.test"].concurrency in (2, 3, 4, 5)
+            assert sum(late) / len(late) <= 5 and max(late) <= 7
+
+
+async def test_pause_in_virtual_time(autojump_clock: trio.testing.MockClock) -> None:
+    times: dict[str, float] = {}
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        path = request.url.host + request.url.path
+        if path == "a.test/p0" and path not in times:
+            times[path] = trio.current_time()
+            return httpx.Response(503, headers={"Retry-After": "30"})
+        times.setdefault(path, trio.current_time())
+        return httpx.Response(200, html="<title>x</title>")
+
+    seeds = [f"http://a.test/p{i}" for i in range(3)] + [f"http://b.test/p{i}" for i in range(3)]
+    send, _ = trio.open_memory_channel[Page](math.inf)
+    crawler = Crawler(
+        seeds,
+        CrawlConfig(workers=2, per_host=1, robots=False),
+        sink=send,
+        transport=httpx.MockTransport(server),
+    )
+    start = trio.current_time()
+    await crawler.run()
+    assert all(times[f"b.test/p{i}"] - start < 1 for i in range(3))
+    assert all(times[f"a.test/p{i}"] - start >= 30 for i in (1, 2))
+
+
+def test_host_table_is_bounded() -> None:
+    async def main() -> None:
+        limiter = HostLimiter(CrawlConfig(), max_hosts=100)
+        for i in range(1000):
+            origin = f"http://h{i}.test"
+            limiter.start(origin)
+            limiter.finish(origin, latency=0.1, failed=False)
+        assert len(limiter.statistics()) <= 101
+
+    trio.run(main)
