@@ -16,7 +16,7 @@ FRONTIERS: dict[str, Callable[[], Frontier]] = {"memory": MemoryFrontier}
 
 @pytest.fixture
 def hosts() -> HostLimiter:
-    return HostLimiter(CrawlConfig(per_host=1000))
+    return HostLimiter(CrawlConfig(per_host=1000, robots=False))
 
 
 @pytest.fixture(params=sorted(FRONTIERS))

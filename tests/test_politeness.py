@@ -196,7 +196,7 @@ async def test_autothrottle_converges_below_the_overload_point(
     seeds = [f"http://a.test/p{i}" for i in range(400)]
     for autothrottle in (False, True):
         load.most, history = 0, []
-        send, receive = trio.open_memory_channel[Page](math.inf)
+        send, _ = trio.open_memory_channel[Page](math.inf)
         config = CrawlConfig(
             workers=16, per_host=16, autothrottle=autothrottle, robots=False, timeout=100
         )
@@ -246,3 +246,22 @@ def test_host_table_is_bounded() -> None:
         assert len(limiter.statistics()) <= 101
 
     trio.run(main)
+
+
+async def test_a_forgotten_host_relearns_its_robots_rules(site: Site) -> None:
+    from trio_scrape._politeness import RobotsCache
+
+    site.add("/robots.txt", Reply(body=b"User-agent: *\nCrawl-delay: 2\n", content_type=None))
+    config = CrawlConfig()
+    from trio_scrape._fetch import open_fetcher
+
+    async with open_fetcher(config) as fetcher:
+        limiter = HostLimiter(config)
+        robots = RobotsCache(fetcher, limiter, config)
+        assert await robots.allowed(site.url("/a"))
+        assert limiter.robots_known(site.base)
+        limiter._hosts.clear()  # as the LRU would
+        assert not limiter.robots_known(site.base)
+        assert await robots.allowed(site.url("/b"))
+        assert limiter.robots_known(site.base) and robots.fetches == 1
+        assert limiter.statistics()[site.base].delay == 2

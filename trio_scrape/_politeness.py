@@ -180,6 +180,10 @@ class HostLimiter:
         host = self._host(origin)
         host.paused_until = max(host.paused_until, trio.current_time() + seconds)
 
+    def robots_known(self, origin: str) -> bool:
+        host = self._hosts.get(origin)
+        return host is not None and host.robots_known
+
     def robots_loaded(self, origin: str, crawl_delay: float | None) -> None:
         """The host's robots.txt is known: lift the one-at-a-time rule, and apply its
         Crawl-delay (if any) as the host's minimum time between request starts, counted
@@ -268,6 +272,9 @@ class RobotsCache:
             break
         self._rules.move_to_end(origin)
         rules = self._rules[origin]
+        if not self._hosts.robots_known(origin):  # the limiter forgot the host meanwhile
+            delay = rules.crawl_delay(self._user_agent) if rules is not None else None
+            self._hosts.robots_loaded(origin, float(delay) if delay else None)
         return rules is None or bool(rules.can_fetch(url, self._user_agent))
 
     async def _load(self, origin: str) -> Protego | None:
