@@ -115,3 +115,23 @@ async def test_crawl_inside_a_program_beside_other_tasks(site: Site) -> None:
         nursery.cancel_scope.cancel()
     assert stats.pages == 10 and ticks > 0
     assert len([p async for p in receive]) == 10
+
+
+async def test_sinks_that_want_no_bodies_get_pages_without_them(site: Site) -> None:
+    chain_site(site, 2)
+    got: list[Page] = []
+
+    class RecordsOnly:
+        wants_bodies = False
+
+        async def send(self, page: Page) -> None:
+            got.append(page)
+
+    def extract(page: Page) -> dict[str, int]:
+        assert page.html is not None and page.content  # hooks still see everything
+        return {"size": len(page.content)}
+
+    await Crawler([site.url("/0")], CrawlConfig(depth=1, extract=extract), sink=RecordsOnly()).run()
+    assert len(got) == 2
+    assert all(p.html is None and p.content == b"" and p.text is None for p in got)
+    assert all(p.data["size"] > 0 and p.title for p in got)

@@ -137,6 +137,7 @@ class Crawler:
         self._rng = random.Random()
         self._hosts = HostLimiter(config, rng=self._rng)
         self._sink = sink
+        self._keep_bodies = bool(getattr(sink, "wants_bodies", True))
         self._frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self._transport = transport
         self._fetcher: Fetcher | None = None
@@ -316,6 +317,10 @@ class Crawler:
                     else:
                         page = await self._crawl_page(request)
                     if page is not None:
+                        if not self._keep_bodies:  # a lexbor tree is far larger than its page
+                            page.html = None
+                            page.text = None
+                            page.content = b""
                         await records.send((request, page))
                 except trio.Cancelled:
                     if page is None:

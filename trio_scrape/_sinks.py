@@ -29,7 +29,11 @@ _FLUSH_BYTES = 256 * 1024
 
 @runtime_checkable
 class Sink(Protocol):
-    """Receives every page of a crawl, in the order they finish."""
+    """Receives every page of a crawl, in the order they finish.
+
+    A sink with ``wants_bodies = False`` gets pages without ``content``, ``text`` and ``html``
+    (freed as soon as hooks have run), which keeps memory low while pages queue for it.
+    """
 
     async def send(self, page: Page) -> None: ...
 
@@ -63,6 +67,9 @@ def _encode(text: str) -> bytes:
 
 class _FileSink:
     """Buffers encoded records and writes them to a file descriptor in whole lines."""
+
+    #: Records need no bodies or HTML trees: the crawler frees them before handing pages over.
+    wants_bodies = False
 
     def __init__(self, file: IO[bytes], *, links: bool, close: bool) -> None:
         self._file = file
