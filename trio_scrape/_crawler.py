@@ -307,12 +307,8 @@ class Crawler:
                 try:
                     if self._robots is not None and not await self._robots.allowed(request.url):
                         self._hosts.finish(origin_of(request.url), latency=None, failed=False)
-                        page = Page(
-                            url=request.url,
-                            depth=request.depth,
-                            referrer=request.referrer,
-                            fetched_at=_utc_now(),
-                            error=PageError("robots", "disallowed by robots.txt"),
+                        page = self._failed(
+                            request, PageError("robots", "disallowed by robots.txt")
                         )
                     else:
                         page = await self._crawl_page(request)
@@ -324,12 +320,8 @@ class Crawler:
                         await records.send((request, page))
                 except trio.Cancelled:
                     if page is None:
-                        page = Page(
-                            url=request.url,
-                            depth=request.depth,
-                            referrer=request.referrer,
-                            fetched_at=_utc_now(),
-                            error=PageError("cancelled", "the crawl stopped before this page"),
+                        page = self._failed(
+                            request, PageError("cancelled", "the crawl stopped before this page")
                         )
                     with trio.CancelScope(shield=True), trio.move_on_after(_LAST_RECORD_TIMEOUT):
                         try:
@@ -449,9 +441,9 @@ class Crawler:
                 assert response is not None
                 return self._failed(
                     request,
-                    first_try,
-                    response,
-                    PageError(
+                    started=first_try,
+                    response=response,
+                    error=PageError(
                         "http_status",
                         f"HTTP {response.status} with Retry-After {retry_after:g}s, "
                         f"over max_retry_after={config.max_retry_after:g}s",
@@ -460,7 +452,7 @@ class Crawler:
             delay = max(delay, retry_after)
         if not retryable or attempt > config.retries:
             assert error is not None
-            return self._failed(request, first_try, None, PageError(error.kind, error.message))
+            return self._failed(request, PageError(error.kind, error.message), started=first_try)
         self._retries += 1
         logger.info(
             "retrying %s in %.2fs (attempt %d failed: %s); pausing %s",
@@ -553,14 +545,21 @@ class Crawler:
             pass
 
     def _failed(
-        self, request: CrawlRequest, started: float, response: Response | None, error: PageError
+        self,
+        request: CrawlRequest,
+        error: PageError,
+        *,
+        started: float | None = None,
+        response: Response | None = None,
     ) -> Page:
+        """The record of a page that failed (``started``: when its first attempt began)."""
+        now = trio.current_time()
         page = Page(
             url=request.url,
             depth=request.depth,
             referrer=request.referrer,
             fetched_at=_utc_now(),
-            elapsed=trio.current_time() - started,
+            elapsed=0.0 if started is None else now - started,
             error=error,
         )
         if response is not None:
