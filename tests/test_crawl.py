@@ -513,3 +513,13 @@ async def test_authorization_does_not_follow_a_redirect_to_another_origin(site: 
         }
         assert "authorization" not in other.log[0].headers
         nursery.cancel_scope.cancel()
+
+
+async def test_retries_do_not_count_against_max_pages(site: Site) -> None:
+    answers = iter([Reply(503), Reply(503)])
+    site.add("/", Reply(body=html_page("Home", [f"/p{i}" for i in range(10)])))
+    for i in range(10):
+        site.add(f"/p{i}", Reply(body=html_page(f"P{i}")))
+    site.add("/p0", lambda request: next(answers, Reply(body=html_page("P0"))))
+    pages, stats = await run_crawl([site.url("/")], depth=1, max_pages=5, workers=1, backoff=0.01)
+    assert len(pages) == 5 and stats.retries == 2 and all(p.ok for p in pages.values())

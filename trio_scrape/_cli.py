@@ -100,7 +100,7 @@ def run(
         int, typer.Option(help="Link hops to follow from the seeds.", rich_help_panel=_SCOPE)
     ] = 0,
     max_pages: Annotated[
-        int | None, typer.Option(help="Stop after this many pages.", rich_help_panel=_SCOPE)
+        int | None, typer.Option(help="Schedule at most this many URLs.", rich_help_panel=_SCOPE)
     ] = None,
     scope: Annotated[
         Scope, typer.Option(help="Which hosts links may lead to.", rich_help_panel=_SCOPE)

@@ -59,7 +59,8 @@ class CrawlConfig:
 
     Scope (which URLs are scheduled):
         depth: link hops followed from the seeds; 0 fetches only the seeds.
-        max_pages: stop dispatching after this many pages (None: no limit).
+        max_pages: schedule at most this many URLs, seeds included (None: no limit); each
+            gets its record, retries included.
         scope: ``"host"`` (the seeds' hosts), ``"domain"`` (the seeds' hosts without a leading
             ``www.`` and all their subdomains) or ``"any"``.
         allow_hosts: extra hosts in scope; shell-style patterns such as ``*.example.org``.

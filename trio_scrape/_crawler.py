@@ -158,6 +158,7 @@ class Crawler:
         self._bytes = 0
         self._retries = 0
         self._invalid_links = 0
+        self._scheduled = 0
 
     @property
     def config(self) -> CrawlConfig:
@@ -253,7 +254,9 @@ class Crawler:
                     with job_recv:
                         for _ in range(config.workers):
                             workers.start_soon(self._work, job_recv.clone(), record_send.clone())
-                    await self._frontier.add(self._seeds, depth=0, referrer=None)
+                    await self._frontier.add(
+                        self._seeds, depth=0, referrer=None, keep=self._within_max_pages
+                    )
                     task_status.started()
                     await self._dispatch(job_send)
         finally:
@@ -262,10 +265,9 @@ class Crawler:
                 self._stop_reason = "finished"
 
     async def _dispatch(self, jobs: trio.MemorySendChannel[CrawlRequest]) -> None:
-        """Move requests from the frontier to the workers until there are none, ``max_pages``
-        are out, or the crawl is stopped (by its deadline or :meth:`stop`)."""
+        """Move requests from the frontier to the workers until there are none left or the
+        crawl is stopped (by its deadline or :meth:`stop`)."""
         config = self._config
-        dispatched = 0
         async with jobs:
             with trio.CancelScope() as scope:
                 self._dispatch_scope = scope
@@ -273,7 +275,7 @@ class Crawler:
                     scope.cancel()
                 if config.deadline is not None and self._started_at is not None:
                     scope.deadline = self._started_at + config.deadline
-                while config.max_pages is None or dispatched < config.max_pages:
+                while True:
                     request = await self._frontier.get(self._hosts)
                     if request is None:
                         return
@@ -284,8 +286,6 @@ class Crawler:
                         with trio.CancelScope(shield=True):
                             await self._frontier.release([request])
                         raise
-                    dispatched += 1
-                self._stop_reason = "max_pages"
             self._dispatch_scope = None
             if scope.cancelled_caught and not self._stopping:
                 self.stop("deadline")
@@ -533,8 +533,25 @@ class Crawler:
     async def _enqueue(self, links: list[str], parent: CrawlRequest) -> None:
         if links:
             await self._frontier.add(
-                links, depth=parent.depth + 1, referrer=parent.url, keep=self._scope.allows
+                links, depth=parent.depth + 1, referrer=parent.url, keep=self._schedules
             )
+
+    def _schedules(self, url: str) -> bool:
+        """Whether a never-seen link is scheduled: in scope, and within ``max_pages``."""
+        return self._scope.allows(url) and self._within_max_pages(url)
+
+    def _within_max_pages(self, url: str) -> bool:
+        # max_pages limits the URLs scheduled, not dispatches: so a page's retries and its
+        # record are never cut off, and the crawl ends by itself once those pages are done.
+        limit = self._config.max_pages
+        if limit is None:
+            return True
+        if self._scheduled >= limit:
+            if self._stop_reason is None:
+                self._stop_reason = "max_pages"
+            return False
+        self._scheduled += 1
+        return True
 
     async def _mark_final_url_seen(self, final_url: str) -> None:
         # A redirect's target counts as crawled: a later link to it is not fetched again
