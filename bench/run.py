@@ -34,6 +34,9 @@ import sitegen  # noqa: E402
 PORT = 8091
 NGINX_CONF = """
 worker_processes 1;
+# The file cache below holds open descriptors: without this, a 100,000-page site exhausts the
+# default limit of 1,024 and nginx answers 500 and stops accepting for a while.
+worker_rlimit_nofile 65536;
 daemon off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;

@@ -28,6 +28,7 @@ class Request:
     at: float
     stream: trio.SocketStream  # the TCP stream
     io: Any = None  # what to write answers to: the TLS stream for https, else the TCP stream
+    leftover: bytes = b""  # bytes read past the head (a body's start); raw handlers may take
 
     def __post_init__(self) -> None:
         if self.io is None:
@@ -142,7 +143,10 @@ class Site:
                     self.hits[target] += 1
                 self.hit_event.set()
                 self.hit_event = trio.Event()
-                if not await self._answer(request) or self.close_idle:
+                request.leftover, buffer = buffer, b""
+                keep_open = await self._answer(request)
+                buffer = request.leftover
+                if not keep_open or self.close_idle:
                     return
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return

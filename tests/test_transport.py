@@ -147,3 +147,20 @@ async def test_idle_pool_is_bounded(site: Site) -> None:
             for _ in range(6):
                 nursery.start_soon(client.get, site.url("/"))
         assert transport._idle_count == 2
+
+
+async def test_request_bodies_are_sent(site: Site, client: httpx.AsyncClient) -> None:
+    received: list[bytes] = []
+
+    async def echo(request: Request) -> bool:
+        length = int(request.headers["content-length"])
+        body, request.leftover = request.leftover, b""
+        while len(body) < length:
+            body += await request.stream.receive_some(65536)
+        received.append(body)
+        await request.stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return True
+
+    site.add_raw("/echo", echo)
+    response = await client.post(site.url("/echo"), content=b"x" * 100_000)
+    assert response.content == b"ok" and received == [b"x" * 100_000]

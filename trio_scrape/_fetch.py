@@ -49,8 +49,7 @@ _DEFAULT_HEADERS = {
         + (["br"] if importlib.util.find_spec("brotli") else [])
         + (["zstd"] if importlib.util.find_spec("zstandard") else [])
     ),
-    "Connection": "keep-alive",
-}
+}  # (no "Connection: keep-alive": it is HTTP/1.1's default)
 _RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset({"timeout", "connect", "network", "protocol"})
 
 

@@ -73,16 +73,22 @@ class _Connection:
                 )
             )
             assert data is not None
-            async for chunk in request.stream:  # type: ignore[union-attr]
-                data += conn.send(h11.Data(data=chunk)) or b""
+            headers = request.headers
+            if "content-length" in headers or "transfer-encoding" in headers:
+                # (a GET has neither: its empty body stream is not worth iterating)
+                async for chunk in request.stream:  # type: ignore[union-attr]
+                    data += conn.send(h11.Data(data=chunk)) or b""
             data += conn.send(h11.EndOfMessage()) or b""
         except h11.LocalProtocolError as exc:
             raise httpx.LocalProtocolError(str(exc)) from exc
         write_timeout = timeouts.get("write")
         try:
-            with trio.move_on_after(write_timeout if write_timeout is not None else float("inf")):
+            if write_timeout is None:
                 await self.stream.send_all(data)
-                write_timeout = None
+            else:
+                with trio.move_on_after(write_timeout):
+                    await self.stream.send_all(data)
+                    write_timeout = None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise _StaleConnection from exc
         if write_timeout is not None:
