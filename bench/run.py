@@ -34,9 +34,9 @@ import sitegen  # noqa: E402
 PORT = 8091
 NGINX_CONF = """
 worker_processes 1;
-# The file cache below holds open descriptors: without this, a 100,000-page site exhausts the
-# default limit of 1,024 and nginx answers 500 and stops accepting for a while.
-worker_rlimit_nofile 65536;
+# The file cache below holds open descriptors: it must stay well under the worker's limit, or a
+# 100,000-page site exhausts it and nginx answers 500 and stops accepting for a while.
+worker_rlimit_nofile 16384;
 daemon off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
@@ -47,7 +47,7 @@ http {{
     tcp_nopush on;
     keepalive_requests 1000000;
     keepalive_timeout 60s;
-    open_file_cache max=20000 inactive=60s;
+    open_file_cache max=8000 inactive=60s;
     gzip off;
     types {{ text/html html; }}
     charset utf-8;
