@@ -392,33 +392,24 @@ class Crawler:
         retry_after: float | None = None
         page: Page | None = None
         new_links: list[str] = []
-        finished = False
-        try:
-            with trio.move_on_after(config.timeout) as page_deadline:
-                try:
-                    response = await self._fetcher.fetch(request.url)
-                except FetchError as exc:
-                    error = exc
-                    self._hosts.finish(
-                        origin, latency=trio.current_time() - started, failed=exc.retryable
-                    )
-                    finished = True
+        with trio.move_on_after(config.timeout) as page_deadline:
+            try:
+                response = await self._fetcher.fetch(request.url)
+            except FetchError as exc:
+                error = exc
+            finally:
+                # Exactly once per dispatched request, whatever happened (cancellation too).
+                self._hosts.finish(
+                    origin,
+                    latency=trio.current_time() - started,
+                    failed=_attempt_failed(response, error),
+                )
+            if response is not None:
+                if response.status in RETRY_STATUSES and attempt <= config.retries:
+                    retry_after = parse_retry_after(response.headers.get("retry-after"))
                 else:
-                    status = response.status
-                    self._hosts.finish(
-                        origin,
-                        latency=trio.current_time() - started,
-                        failed=status in RETRY_STATUSES or status >= 500,
-                    )
-                    finished = True
-                    if status in RETRY_STATUSES and attempt <= config.retries:
-                        retry_after = parse_retry_after(response.headers.get("retry-after"))
-                    else:
-                        page = self._new_page(request, response)
-                        new_links = await self._process(page, request)
-        finally:
-            if not finished:  # the page deadline passed, or the crawl was cancelled
-                self._hosts.finish(origin, latency=trio.current_time() - started, failed=True)
+                    page = self._new_page(request, response)
+                    new_links = await self._process(page, request)
 
         if page is not None:
             page.elapsed = trio.current_time() - first_try
@@ -585,6 +576,14 @@ class Crawler:
             page.content_type = response.headers.get("content-type")
             page.bytes = len(response.content)
         return page
+
+
+def _attempt_failed(response: Response | None, error: FetchError | None) -> bool:
+    """Whether an attempt counts against its host (errors, pauses, autothrottle): no answer in
+    time, a failed connection, or a 429/5xx answer; a 404 or a too-large body does not."""
+    if response is not None:
+        return response.status in RETRY_STATUSES or response.status >= 500
+    return error is None or error.retryable
 
 
 def _utc_now() -> str:
