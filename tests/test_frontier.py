@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 
 import pytest
 import trio
@@ -10,8 +12,24 @@ import trio.testing
 
 from trio_scrape import CrawlConfig, CrawlRequest, Frontier, MemoryFrontier
 from trio_scrape._politeness import HostLimiter
+from trio_scrape._state import open_sqlite_frontier
 
-FRONTIERS: dict[str, Callable[[], Frontier]] = {"memory": MemoryFrontier}
+
+@asynccontextmanager
+async def _memory(tmp_path: Path) -> AsyncIterator[Frontier]:
+    yield MemoryFrontier()
+
+
+def _sqlite(window: int) -> Callable[[Path], AbstractAsyncContextManager[Frontier]]:
+    # A tiny window makes the suite go through the on-disk queue, not only the window.
+    return lambda tmp_path: open_sqlite_frontier(tmp_path / "state.db", settings={}, window=window)
+
+
+FRONTIERS: dict[str, Callable[[Path], AbstractAsyncContextManager[Frontier]]] = {
+    "memory": _memory,
+    "sqlite": _sqlite(10_000),
+    "sqlite-window-2": _sqlite(2),
+}
 
 
 @pytest.fixture
@@ -20,8 +38,9 @@ def hosts() -> HostLimiter:
 
 
 @pytest.fixture(params=sorted(FRONTIERS))
-def frontier(request: pytest.FixtureRequest) -> Frontier:
-    return FRONTIERS[request.param]()
+async def frontier(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Frontier]:
+    async with FRONTIERS[request.param](tmp_path) as opened:
+        yield opened
 
 
 def req(path: str, depth: int = 0) -> CrawlRequest:

@@ -18,6 +18,7 @@ from ._crawler import open_crawl as open_crawl
 from ._crawler import scrape as scrape
 from ._exceptions import ConfigError as ConfigError
 from ._exceptions import OutputError as OutputError
+from ._exceptions import StateError as StateError
 from ._exceptions import TrioScrapeError as TrioScrapeError
 from ._frontier import Frontier as Frontier
 from ._frontier import FrontierStatistics as FrontierStatistics
@@ -52,6 +53,7 @@ __all__ = [
     "Page",
     "PageError",
     "Sink",
+    "StateError",
     "StopReason",
     "TrioScrapeError",
     "__version__",

@@ -23,7 +23,7 @@ import typer
 
 from ._config import DEFAULT_USER_AGENT, CrawlConfig
 from ._crawler import Crawler, CrawlStatistics, raise_single
-from ._exceptions import ConfigError, OutputError
+from ._exceptions import ConfigError, OutputError, StateError
 from ._sinks import OutputFormat, open_file_sink
 from ._urls import canonicalize
 from ._version import __version__
@@ -62,6 +62,7 @@ _ENGINE = "Concurrency and deadlines"
 _FETCH = "Fetching"
 _POLITE = "Politeness (per host)"
 _OUTPUT = "Output"
+_STATE = "Resumable crawls"
 
 
 def _version(value: bool) -> None:
@@ -215,6 +216,21 @@ def run(
             help="Follow hook MODULE:FUNC (returns the links to enqueue).", rich_help_panel=_OUTPUT
         ),
     ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            help="SQLite file holding the crawl's state: the same command resumes it.",
+            rich_help_panel=_STATE,
+        ),
+    ] = None,
+    state_reset: Annotated[
+        bool,
+        typer.Option(
+            "--state-reset",
+            help="Empty the --state file and start over.",
+            rich_help_panel=_STATE,
+        ),
+    ] = False,
     output: Annotated[
         str,
         typer.Option("-o", "--output", help="Record file (- = stdout).", rich_help_panel=_OUTPUT),
@@ -245,6 +261,8 @@ def run(
     """Crawl from the seed URLs and write one record per page."""
     _setup_logging(quiet=quiet, verbose=verbose)
     seeds = [*(urls or []), *(_read_seeds(seeds_file) if seeds_file else [])]
+    if state_reset and state is None:
+        raise UsageError("--state-reset: needs --state")
     if not seeds:
         raise UsageError("no seed URLs: give URLs or --seeds-file")
     for seed in seeds:
@@ -281,6 +299,8 @@ def run(
             links=links,
             extract=_load_hook(extract, "--extract") if extract else None,
             follow=_load_hook(follow, "--follow") if follow else None,
+            state=state,
+            state_reset=state_reset,
         )
     except ConfigError as exc:
         raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
@@ -288,7 +308,10 @@ def run(
         format.value if format else ("csv" if output.lower().endswith(".csv") else "jsonl")
     )
     sink = open_file_sink(output, out_format, links=links)
-    code, stats = trio.run(_crawl, seeds, config, sink)
+    try:
+        code, stats = trio.run(_crawl, seeds, config, sink)
+    except StateError as exc:
+        raise UsageError(f"--state: {exc}") from None
     if stats is not None and not quiet:
         print(_summary(stats), file=sys.stderr)
     raise typer.Exit(code)

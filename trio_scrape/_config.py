@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -95,6 +96,13 @@ class CrawlConfig:
         max_redirects: redirects followed before failing with ``too_many_redirects``.
         headers, user_agent, http2, proxy: passed to the HTTP client.
 
+    State:
+        state: path of an SQLite database holding the crawl's frontier, seen-set and leases
+            (None: all in memory). Running the same crawl with the same state resumes it,
+            after any stop or crash; a file sink's output is then exactly-once.
+        state_reset: empty the state first, instead of refusing a state made by a crawl
+            with other scope or output settings.
+
     Output and hooks:
         links: put the page's links in each record.
         extract: ``extract(page)`` -> mapping merged into ``data`` (sync or async).
@@ -133,6 +141,9 @@ class CrawlConfig:
     user_agent: str = DEFAULT_USER_AGENT
     http2: bool = False
     proxy: str | None = None
+
+    state: str | os.PathLike[str] | None = None
+    state_reset: bool = False
 
     links: bool = False
     extract: ExtractHook | None = None
@@ -187,6 +198,11 @@ class CrawlConfig:
             raise ConfigError(
                 "proxy", f"must be an http://, https:// or socks5:// URL: {self.proxy}"
             )
+        if self.state is not None:
+            if not isinstance(self.state, str | os.PathLike) or not os.fspath(self.state):
+                raise ConfigError("state", f"must be a file path, not {self.state!r}")
+            if os.path.isdir(self.state):
+                raise ConfigError("state", f"{os.fspath(self.state)!r} is a directory")
         for name in ("extract", "follow"):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 raise ConfigError(name, "must be callable")

@@ -31,9 +31,10 @@ import collections
 import dataclasses
 import inspect
 import logging
+import os
 import random
 from collections.abc import AsyncGenerator, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import UTC, datetime
 from typing import Literal, NoReturn
 from urllib.parse import urljoin
@@ -57,6 +58,7 @@ from ._page import CrawlRequest, Page, PageError
 from ._parse import decode_body, is_html, parse_html
 from ._politeness import HostLimiter, HostStatistics, RobotsCache, origin_of
 from ._sinks import Sink
+from ._state import open_sqlite_frontier
 from ._urls import LinkResolver, UrlScope, canonicalize
 
 __all__ = ["CrawlStatistics", "Crawler", "StopReason", "open_crawl", "raise_single", "scrape"]
@@ -99,7 +101,8 @@ class Crawler:
 
     Records go to ``sink`` (anything with ``async send(page)``: a file sink, or a
     ``trio.MemorySendChannel[Page]``); :meth:`run` takes ownership of it and closes it (if it
-    has ``aclose``) when the crawl ends. ``frontier`` defaults to a fresh in-memory one.
+    has ``aclose``) when the crawl ends. ``frontier`` defaults to the SQLite state at
+    ``config.state`` when set, else a fresh in-memory one.
     ``transport`` replaces httpx's network transport (tests use ``httpx.MockTransport``).
 
     Run it inside your own nursery::
@@ -138,6 +141,7 @@ class Crawler:
         self._hosts = HostLimiter(config, rng=self._rng)
         self._sink = sink
         self._keep_bodies = bool(getattr(sink, "wants_bodies", True))
+        self._own_state = frontier is None and config.state is not None
         self._frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self._transport = transport
         self._fetcher: Fetcher | None = None
@@ -219,8 +223,14 @@ class Crawler:
         queued. Cancelling the enclosing scope stops everything at once: no task is left
         behind and the HTTP client is closed. Page failures never raise: they are records.
 
+        With ``config.state``, the crawl resumes from the state (a finished one does nothing
+        and logs so), and pages cut off by a stop go back to the queue instead of becoming
+        ``cancelled`` records.
+
         Raises:
             OutputError: the sink could not write records.
+            StateError: the state cannot be opened, belongs to a crawl with other settings,
+                or could not be written.
             RuntimeError: the crawler was already run (a Crawler runs once).
         """
         if self._ran:
@@ -240,12 +250,15 @@ class Crawler:
             config.channel_buffer
         )
         try:
-            async with (
-                _closing(self._sink),
-                open_fetcher(config, transport=self._transport) as fetcher,
-                trio.open_nursery() as nursery,
-            ):
-                self._fetcher = fetcher
+            async with AsyncExitStack() as stack:
+                await stack.enter_async_context(_closing(self._sink))
+                if self._own_state and not await self._open_state(stack):
+                    task_status.started()
+                    return
+                self._fetcher = fetcher = await stack.enter_async_context(
+                    open_fetcher(config, transport=self._transport)
+                )
+                nursery = await stack.enter_async_context(trio.open_nursery())
                 if config.robots:
                     self._robots = RobotsCache(fetcher, self._hosts, config, rng=self._rng)
                 nursery.start_soon(self._write_records, record_recv)
@@ -263,6 +276,59 @@ class Crawler:
             self._ended_at = trio.current_time()
             if self._stop_reason is None:
                 self._stop_reason = "finished"
+
+    async def _open_state(self, stack: AsyncExitStack) -> bool:
+        """Open the crawl state, start the sink where the state left it; return whether
+        there is anything to crawl."""
+        config = self._config
+        assert config.state is not None
+        frontier = await stack.enter_async_context(
+            open_sqlite_frontier(
+                config.state, settings=self._state_settings(), reset=config.state_reset
+            )
+        )
+        self._frontier = frontier
+        resume = frontier.resume
+        self._scheduled = resume.scheduled
+        name = os.fspath(config.state)
+        if resume.finished:
+            logger.warning(
+                "nothing to do: the crawl in %s has finished (%d pages); "
+                "add --state-reset to crawl again",
+                name,
+                resume.done,
+            )
+            return False
+        if not resume.is_new:
+            logger.warning(
+                "resuming the crawl in %s: %d pages done, %d to do (%d were in flight)",
+                name,
+                resume.done,
+                resume.queued,
+                resume.requeued,
+            )
+        start = getattr(self._sink, "start", None)
+        if start is not None:
+            start(resume.output_offset or 0)
+        return True
+
+    def _state_settings(self) -> dict[str, object]:
+        """What defines a resumable crawl: its seeds, its scope and where its records go."""
+        config = self._config
+        follow = config.follow
+        return {
+            "seeds": sorted(set(self._seeds)),
+            "depth": config.depth,
+            "max_pages": config.max_pages,
+            "scope": config.scope,
+            "allow_hosts": list(config.allow_hosts),
+            "include": list(config.include),
+            "exclude": list(config.exclude),
+            "follow": None if follow is None else f"{follow.__module__}:{follow.__qualname__}",
+            "output": getattr(self._sink, "name", None),
+            "format": getattr(self._sink, "format", None),
+            "links": config.links,
+        }
 
     async def _dispatch(self, jobs: trio.MemorySendChannel[CrawlRequest]) -> None:
         """Move requests from the frontier to the workers until there are none left or the
@@ -319,6 +385,11 @@ class Crawler:
                             page.content = b""
                         await records.send((request, page))
                 except trio.Cancelled:
+                    if page is None and self._own_state:
+                        # A resumable crawl does this page again next time instead.
+                        with trio.CancelScope(shield=True):
+                            await self._frontier.release([request])
+                        raise
                     if page is None:
                         page = self._failed(
                             request, PageError("cancelled", "the crawl stopped before this page")
@@ -337,6 +408,9 @@ class Crawler:
         momentarily empty, and only then end the pages' leases in the frontier."""
         sink = self._sink
         flush = getattr(sink, "flush", None)
+        start = getattr(sink, "start", None)
+        if start is not None:
+            start()  # a no-op if the state already started it where it left off
         written: list[CrawlRequest] = []
         async with records:
             while True:
@@ -346,7 +420,7 @@ class Crawler:
                     if written:
                         if flush is not None:
                             await flush()
-                        await self._frontier.done(written)
+                        await self._frontier.done(written, output_offset=self._output_offset())
                         written = []
                     try:
                         request, page = await records.receive()
@@ -361,7 +435,11 @@ class Crawler:
             if written:
                 if flush is not None:
                     await flush()
-                await self._frontier.done(written)
+                await self._frontier.done(written, output_offset=self._output_offset())
+
+    def _output_offset(self) -> int | None:
+        offset = getattr(self._sink, "offset", None)
+        return offset if isinstance(offset, int) else None
 
     def _count(self, page: Page) -> None:
         self._pages += 1

@@ -6,14 +6,15 @@ that stop a whole crawl::
 
     TrioScrapeError
     ├── ConfigError (also a ValueError)    bad option, seed URL or hook: raised before anything runs
-    └── OutputError                        the record sink failed (disk full, unwritable path)
+    ├── OutputError                        the record sink failed (disk full, unwritable path)
+    └── StateError                         the --state database cannot be used or written
 
 Anything else that escapes a crawl is a bug in trio-scrape or in a hook you gave it.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "OutputError", "TrioScrapeError"]
+__all__ = ["ConfigError", "OutputError", "StateError", "TrioScrapeError"]
 
 
 class TrioScrapeError(Exception):
@@ -37,4 +38,12 @@ class OutputError(TrioScrapeError):
     """Writing records failed: the crawl cannot go on without losing them.
 
     The underlying :class:`OSError` is chained as ``__cause__``.
+    """
+
+
+class StateError(TrioScrapeError):
+    """The crawl state (``CrawlConfig.state``) cannot be used: it is not a state file, another
+    crawl holds it, it was made with other settings (``state_reset`` starts over), or writing
+    it failed. Raised by :meth:`Crawler.run` before anything is fetched, except for a failed
+    write, which stops the crawl (what was committed stays consistent).
     """

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import stat
 import sys
 from typing import IO, Any, Literal, Protocol, runtime_checkable
 
@@ -70,20 +71,61 @@ class _FileSink:
 
     #: Records need no bodies or HTML trees: the crawler frees them before handing pages over.
     wants_bodies = False
+    format: OutputFormat
 
-    def __init__(self, file: IO[bytes], *, links: bool, close: bool) -> None:
+    def __init__(self, file: IO[bytes], *, links: bool, close: bool, name: str = "-") -> None:
         self._file = file
         self._fd = file.fileno()
         self._links = links
         self._close = close
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self._started = False
+        self._seekable = close and stat.S_ISREG(os.fstat(self._fd).st_mode)
+        #: the output's path (absolute), or ``"-"`` for standard output
+        self.name = name
+        #: bytes written by this sink
         self.bytes_written = 0
+        #: length of the output file: where its next line starts (0 for standard output)
+        self.offset = 0
+
+    def start(self, offset: int = 0) -> None:
+        """Begin the output at byte ``offset`` of the file: cut what follows it (the records
+        of a resumed crawl that were never committed) and write after it. Called by the
+        crawler before any record; ``send`` calls ``start(0)`` if nobody did. For standard
+        output, nothing can be cut: ``offset`` only says whether a header was written.
+
+        Raises:
+            OutputError: the file is shorter than ``offset`` (it changed since the crawl
+                stopped), or cannot be cut.
+        """
+        if self._started:
+            return
+        self._started = True
+        if self._seekable:  # a regular file of ours: not standard output, a pipe, a device
+            try:
+                size = os.fstat(self._fd).st_size
+                if size < offset:
+                    raise OutputError(
+                        f"the output {self.name!r} has {size} bytes, but the crawl state says "
+                        f"{offset} were written: it was changed since the crawl stopped "
+                        "(restore it, or start over with --state-reset)"
+                    )
+                os.ftruncate(self._fd, offset)
+            except OSError as exc:
+                raise OutputError(f"cannot truncate {self.name!r}: {exc.strerror or exc}") from exc
+            self.offset = offset
+        self._begin(fresh=offset == 0)
+
+    def _begin(self, *, fresh: bool) -> None:
+        """Queue what starts a fresh output (a CSV header)."""
 
     def _encode_page(self, page: Page) -> bytes:
         raise NotImplementedError
 
     async def send(self, page: Page) -> None:
+        if not self._started:
+            self.start()
         line = self._encode_page(page)
         self._pending.append(line)
         self._pending_bytes += len(line)
@@ -109,10 +151,13 @@ class _FileSink:
         except OSError as exc:
             raise OutputError(f"cannot write records: {exc.strerror or exc}") from exc
         self.bytes_written += len(data)
+        if self._seekable:
+            self.offset += len(data)
 
     async def aclose(self) -> None:
         try:
-            await self.flush()
+            if self._started:
+                await self.flush()
         finally:
             if self._close:
                 self._file.close()
@@ -121,6 +166,8 @@ class _FileSink:
 class JsonlSink(_FileSink):
     """One JSON object per line, UTF-8, fields in record order."""
 
+    format = "jsonl"
+
     def _encode_page(self, page: Page) -> bytes:
         return _json(page.to_record(links=self._links)) + b"\n"
 
@@ -128,13 +175,18 @@ class JsonlSink(_FileSink):
 class CsvSink(_FileSink):
     """RFC 4180 CSV with a header row; ``data``, ``links`` and ``error`` cells hold JSON text."""
 
-    def __init__(self, file: IO[bytes], *, links: bool, close: bool) -> None:
-        super().__init__(file, links=links, close=close)
+    format = "csv"
+
+    def __init__(self, file: IO[bytes], *, links: bool, close: bool, name: str = "-") -> None:
+        super().__init__(file, links=links, close=close, name=name)
         self._fields = [f for f in RECORD_FIELDS if links or f != "links"]
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer)
-        self._writer.writerow(self._fields)
-        self._pending.append(_encode(self._take()))
+
+    def _begin(self, *, fresh: bool) -> None:
+        if fresh:
+            self._writer.writerow(self._fields)
+            self._pending.append(_encode(self._take()))
 
     def _take(self) -> str:
         text = self._buffer.getvalue()
@@ -162,8 +214,9 @@ class CsvSink(_FileSink):
 def open_file_sink(path: str, format: OutputFormat, *, links: bool = False) -> JsonlSink | CsvSink:
     """Open ``path`` (``"-"`` for standard output) for records in ``format``.
 
-    The file is created or truncated. Closing the sink (``aclose``) flushes it and closes the
-    file, but never standard output.
+    The file is created if missing; it is truncated when the crawl starts (``start``), or,
+    when a crawl resumes from its state, cut back to the records the state knows are written.
+    Closing the sink (``aclose``) flushes it and closes the file, but never standard output.
 
     Raises:
         OutputError: the file cannot be opened for writing.
@@ -173,7 +226,9 @@ def open_file_sink(path: str, format: OutputFormat, *, links: bool = False) -> J
         sys.stdout.flush()
         return sink_type(sys.stdout.buffer, links=links, close=False)
     try:
-        file = open(path, "wb")  # noqa: SIM115 -- the sink owns it and closes it in aclose()
+        # Append mode: nothing is cut before start() knows where the output resumes, and
+        # every write lands at the end.
+        file = open(path, "ab")  # noqa: SIM115 -- the sink owns it and closes it in aclose()
     except OSError as exc:
         raise OutputError(f"cannot open output {path!r}: {exc.strerror or exc}") from exc
-    return sink_type(file, links=links, close=True)
+    return sink_type(file, links=links, close=True, name=os.path.abspath(path))

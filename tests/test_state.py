@@ -1,0 +1,409 @@
+"""Resumable crawls (``--state``): the SQLite frontier on its own, then whole crawls that are
+stopped, killed and resumed against a loopback server."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sqlite3
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from trio_scrape import CrawlConfig, Crawler, StateError, open_file_sink
+from trio_scrape._frontier import url_digest
+from trio_scrape._politeness import HostLimiter
+from trio_scrape._state import SqliteFrontier, _DigestSet, open_sqlite_frontier
+
+from .site import Reply, Request, Site, html_page
+from .test_cli import CLI, cli
+
+SETTINGS = {"seeds": ["http://x.test/"], "depth": 2}
+
+
+def hosts() -> HostLimiter:
+    return HostLimiter(CrawlConfig(per_host=1000, robots=False))
+
+
+def urls(*paths: str) -> list[str]:
+    return [f"http://x.test{p}" for p in paths]
+
+
+# ------------------------------------------------------------------ the SQLite frontier
+
+
+async def test_state_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    limiter = hosts()
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        assert frontier.resume.is_new
+        await frontier.add(urls("/a", "/b", "/c", "/d"), depth=1, referrer="http://x.test/")
+        a, b, c = [await frontier.get(limiter) for _ in range(3)]
+        assert a and b and c
+        await frontier.done([a], output_offset=123)
+        await frontier.release([c._replace(attempts=2)])
+        await frontier.mark_seen(urls("/redirected"))
+        # b stays leased: the run "dies" with it in flight.
+
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        resume = frontier.resume
+        assert (resume.scheduled, resume.done, resume.queued, resume.requeued) == (4, 1, 3, 1)
+        assert resume.output_offset == 123 and not resume.finished
+        assert await frontier.add(urls("/a", "/redirected", "/e"), depth=1, referrer=None) == 1
+        got = [await frontier.get(limiter) for _ in range(4)]
+        assert [(r.url[13:], r.attempts, r.depth) for r in got if r] == [
+            ("/b", 0, 1),
+            ("/c", 2, 1),  # its retry count was kept
+            ("/d", 0, 1),
+            ("/e", 0, 1),
+        ]
+        assert [r.referrer for r in got if r][:3] == ["http://x.test/"] * 3
+        await frontier.done([r for r in got if r], output_offset=456)
+        assert await frontier.get(limiter) is None
+
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        assert frontier.resume.finished and frontier.resume.output_offset == 456
+
+
+async def test_changed_settings_are_refused_unless_reset(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        await frontier.add(urls("/a"), depth=0, referrer=None)
+    with pytest.raises(StateError, match=r"depth was 2, now 3.*--state-reset"):
+        async with open_sqlite_frontier(path, settings={**SETTINGS, "depth": 3}):
+            pass
+    async with open_sqlite_frontier(path, settings={**SETTINGS, "depth": 3}, reset=True) as f:
+        assert f.resume.is_new and f.statistics().seen == 0
+
+
+async def test_one_crawl_per_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        await frontier.add(urls("/a"), depth=0, referrer=None)
+        with pytest.raises(StateError, match="another crawl is using it"):
+            async with open_sqlite_frontier(path, settings=SETTINGS):
+                pass
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:  # free again
+        assert frontier.resume.queued == 1
+
+
+async def test_a_file_that_is_not_a_state_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"these are my notes, not a database" * 100)
+    with pytest.raises(StateError, match="not a trio-scrape state file"):
+        async with open_sqlite_frontier(path, settings=SETTINGS):
+            pass
+    assert path.read_bytes().startswith(b"these are my notes")
+
+
+async def test_window_spills_to_disk_and_keeps_order(tmp_path: Path) -> None:
+    limiter = hosts()
+    paths = [f"/{i}" for i in range(100)]
+    async with open_sqlite_frontier(tmp_path / "s.db", settings={}, window=10) as frontier:
+        await frontier.add(urls(*paths), depth=0, referrer=None)
+        assert frontier.statistics().queued == 100
+        assert frontier._queued == 10  # only the window is in memory
+        got = []
+        while (request := await frontier.get(limiter)) is not None:
+            got.append(request.url)
+            await frontier.done([request])
+            if len(got) == 50:  # links found meanwhile wait behind the spilled ones
+                await frontier.add(urls("/new"), depth=1, referrer=None)
+    assert got == urls(*paths, "/new")
+
+
+async def test_commits_happen_while_the_crawl_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committed = trio.Event()
+    write = SqliteFrontier._write
+
+    def watched_write(self: SqliteFrontier, *args: Any) -> Any:
+        rows = write(self, *args)
+        if args[3]:  # done marks
+            trio.from_thread.run_sync(committed.set)
+        return rows
+
+    monkeypatch.setattr(SqliteFrontier, "_write", watched_write)
+    path = tmp_path / "s.db"
+    async with open_sqlite_frontier(path, settings={}) as frontier:
+        await frontier.add(urls("/a"), depth=0, referrer=None)
+        request = await frontier.get(hosts())
+        assert request is not None
+        await frontier.done([request], output_offset=10)
+        with trio.fail_after(5):
+            await committed.wait()  # without the block ending: the background task did it
+        row = await trio.to_thread.run_sync(
+            lambda: frontier._db.execute(
+                "SELECT state FROM urls WHERE digest = ?", (url_digest(request.url),)
+            ).fetchone(),
+            limiter=frontier._thread,
+        )
+        assert row == (2,)
+
+
+def test_digest_set_matches_a_set_across_merges() -> None:
+    rng = random.Random(7)
+    digests = _DigestSet()
+    reference: set[int] = set()
+    for _ in range(60_000):
+        value = rng.getrandbits(64) - 2**63
+        digests.add(value)
+        reference.add(value)
+    assert len(digests._recent) < len(reference)  # merges happened
+    assert len(digests) == len(reference)
+    assert all(v in digests for v in reference)
+    assert not any(rng.getrandbits(64) - 2**63 in digests for _ in range(10_000))
+
+
+def test_url_digest_is_stable_and_signed() -> None:
+    # Persisted digests must not change between runs or Python versions.
+    assert url_digest("http://x.test/") == url_digest("http://x.test/")
+    assert -(2**63) <= url_digest("http://x.test/a") < 2**63
+    assert url_digest("http://x.test/a") == -4380857534323437552  # pinned: a change breaks resumes
+
+
+# ----------------------------------------------------------------------- whole crawls
+
+
+def chain_site(site: Site, pages: int, *, fanout: int = 4) -> list[str]:
+    """Pages /p0 ... each linking to the next ``fanout`` pages and back to /p0."""
+
+    def page(path: str) -> Reply | None:
+        if not path.startswith("/p") or not path[2:].isdigit():
+            return None
+        i = int(path[2:])
+        if i >= pages:
+            return None
+        links = [f"/p{j}" for j in range(i + 1, min(i + 1 + fanout, pages))] + ["/p0"]
+        return Reply(body=html_page(f"Page {i}", links, body="x" * 200))
+
+    site.fallback = page
+    return [site.url(f"/p{i}") for i in range(pages)]
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    data = path.read_bytes()
+    assert data == b"" or data.endswith(b"\n"), "torn last line"
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+def assert_exactly_once(records: list[dict[str, Any]], expected: list[str]) -> None:
+    counts = Counter(r["url"] for r in records)
+    assert sorted(counts) == sorted(expected)
+    assert max(counts.values()) == 1, counts.most_common(3)
+
+
+async def test_sigkill_at_random_moments_loses_nothing_and_writes_nothing_twice(
+    site: Site, tmp_path: Path
+) -> None:
+    expected = chain_site(site, 3000)
+    out, state = tmp_path / "out.jsonl", tmp_path / "state.db"
+    command = [
+        *CLI, "run", site.url("/p0"), "--depth", "10000", "-o", str(out),
+        "--state", str(state), "--workers", "8", "-q",
+    ]  # fmt: skip
+    rng = random.Random(20261124)
+    kills = 0
+    with trio.fail_after(120):
+        for _ in range(4):
+            # Kills further apart than one commit interval's pages (25 ms, ~70 pages here):
+            # a page is fetched a third time only if two kills land in its redo window.
+            target = len(site.log) + rng.randint(300, 800)
+            process = await trio.lowlevel.open_process(command, stderr=subprocess.DEVNULL)
+            while len(site.log) < target and process.poll() is None:
+                with trio.move_on_after(1):  # also notice a process that ended by itself
+                    await site.hit_event.wait()
+            if process.poll() is None:
+                process.kill()
+                kills += 1
+            await process.wait()
+        result = await trio.run_process(command, capture_stderr=True, check=False)
+    assert kills >= 3, "the crawl was too quick to be killed: make the site bigger"
+    assert result.returncode == 0, result.stderr
+    assert b"resuming the crawl" in result.stderr
+    assert_exactly_once(read_records(out), expected)
+    fetched = Counter(r.path for r in site.log)
+    assert set(fetched) == {f"/p{i}" for i in range(3000)}
+    assert max(fetched.values()) <= 2, fetched.most_common(3)
+
+
+async def test_finished_crawl_does_nothing_the_second_time(site: Site, tmp_path: Path) -> None:
+    expected = chain_site(site, 30)
+    out, state = tmp_path / "out.jsonl", tmp_path / "state.db"
+    args = ["run", site.url("/p0"), "--depth", "50", "-o", str(out), "--state", str(state)]
+    first = await cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert_exactly_once(read_records(out), expected)
+    before, requests = out.read_bytes(), len(site.log)
+    again = await cli(*args)
+    assert again.returncode == 0
+    assert b"nothing to do" in again.stderr and b"--state-reset" in again.stderr
+    assert out.read_bytes() == before and len(site.log) == requests
+    reset = await cli(*args, "--state-reset", "--max-pages", "5")
+    assert reset.returncode == 0, reset.stderr
+    assert len(read_records(out)) == 5
+
+
+async def test_changed_scope_is_refused_with_one_line(site: Site, tmp_path: Path) -> None:
+    chain_site(site, 5)
+    state = tmp_path / "state.db"
+    args = ["run", site.url("/p0"), "-o", str(tmp_path / "o.jsonl"), "--state", str(state)]
+    assert (await cli(*args, "--depth", "1")).returncode == 0
+    for change, named in [
+        (["--depth", "2"], "depth was 1, now 2"),
+        (["--depth", "1", "--include", "p"], "include was [], now ['p']"),
+        (["--depth", "1", "-o", str(tmp_path / "other.jsonl")], "output was"),
+    ]:
+        result = await cli(*args, *change)
+        assert result.returncode == 2
+        lines = result.stderr.decode().splitlines()
+        assert len(lines) == 1 and named in lines[0] and "--state-reset" in lines[0], lines
+
+
+async def test_state_reset_needs_state() -> None:
+    result = await cli("run", "http://127.0.0.1:1/", "--state-reset")
+    assert result.returncode == 2 and b"needs --state" in result.stderr
+
+
+async def test_sigint_then_resume_with_csv(site: Site, tmp_path: Path) -> None:
+    expected = chain_site(site, 400)
+    out, state = tmp_path / "out.csv", tmp_path / "state.db"
+    command = [
+        *CLI, "run", site.url("/p0"), "--depth", "1000", "-o", str(out),
+        "--state", str(state), "--workers", "4",
+    ]  # fmt: skip
+
+    async def slow(request: Request) -> Reply:
+        await trio.sleep(0.01)
+        assert site.fallback is not None
+        reply = site.fallback(request.path)
+        assert reply is not None
+        return reply
+
+    for i in range(400):
+        site.add(f"/p{i}", slow)
+    with trio.fail_after(60):
+        process = await trio.lowlevel.open_process(command, stderr=subprocess.PIPE)
+        while len(site.log) < 100:
+            await site.hit_event.wait()
+        process.send_signal(signal.SIGINT)
+        assert await process.wait() == 130
+        result = await trio.run_process(command, capture_stderr=True, check=False)
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    lines = text.splitlines()
+    assert lines[0].startswith("url,final_url,status") and text.count("url,final_url") == 1
+    urls_written = [line.split(",", 1)[0] for line in lines[1:]]
+    assert sorted(urls_written) == sorted(expected) and len(set(urls_written)) == 400
+
+
+async def test_stopped_pages_go_back_to_the_queue_not_into_the_output(
+    site: Site, tmp_path: Path
+) -> None:
+    """With a state, a stop cuts in-flight pages off without writing ``cancelled`` records:
+    the resumed crawl does them instead."""
+    expected = chain_site(site, 60, fanout=6)
+    release = trio.Event()
+
+    async def stuck(request: Request) -> Reply:
+        await release.wait()
+        return Reply(body=html_page("stuck"))
+
+    for i in (5, 6, 7):
+        site.add(f"/p{i}", stuck)
+    out, state = tmp_path / "out.jsonl", tmp_path / "state.db"
+    config = CrawlConfig(depth=100, state=state, grace=0, robots=False, workers=4, max_pages=40)
+    crawler = Crawler([site.url("/p0")], config, sink=open_file_sink(str(out), "jsonl"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(crawler.run)
+        with trio.fail_after(10):
+            while site.hits["/p7"] == 0:
+                await site.hit_event.wait()
+        crawler.stop()
+    first = read_records(out)
+    assert first and not any(r["error"] for r in first)
+    assert {"/p5", "/p6", "/p7"}.isdisjoint(r["url"][len(site.base) :] for r in first)
+
+    release.set()
+    config2 = CrawlConfig(depth=100, state=state, grace=0, robots=False, workers=4, max_pages=40)
+    crawler = Crawler([site.url("/p0")], config2, sink=open_file_sink(str(out), "jsonl"))
+    stats = await crawler.run()
+    assert stats.stop_reason == "max_pages" or stats.stop_reason == "finished"
+    records = read_records(out)
+    assert_exactly_once(records, expected[:40])  # max_pages counts across the resume
+    assert not any(r["error"] for r in records)
+
+
+async def test_output_shorter_than_the_state_says_is_refused(site: Site, tmp_path: Path) -> None:
+    chain_site(site, 10)
+    out, state = tmp_path / "out.jsonl", tmp_path / "state.db"
+    args = ["run", site.url("/p0"), "--depth", "20", "-o", str(out), "--state", str(state)]
+    args += ["--max-pages", "5"]
+    assert (await cli(*args)).returncode == 0
+    # An unfinished state: more to do, but the output lost its records meanwhile.
+    db = sqlite3.connect(state)
+    with db:
+        db.execute("UPDATE urls SET state = 0 WHERE url LIKE '%p4'")
+    db.close()
+    out.write_bytes(b"")
+    result = await cli(*args)
+    assert result.returncode == 1, result.stderr
+    assert b"was changed since the crawl stopped" in result.stderr
+    assert out.read_bytes() == b""
+
+
+async def test_stdout_output_with_state_resumes(site: Site, tmp_path: Path) -> None:
+    expected = chain_site(site, 12)
+    state = tmp_path / "state.db"
+    args = ["run", site.url("/p0"), "--depth", "20", "--state", str(state), "-q"]
+    first = await cli(*args, "--max-pages", "12", "--deadline", "30")
+    assert first.returncode == 0
+    got = [json.loads(line)["url"] for line in first.stdout.decode().splitlines()]
+    assert sorted(got) == sorted(expected)
+
+
+def test_cli_passes_state_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from trio_scrape import _cli
+
+    built: list[CrawlConfig] = []
+
+    async def fake_crawl(seeds: list[str], config: CrawlConfig, sink: Any) -> Any:
+        built.append(config)
+        await sink.aclose()
+        return 0, None
+
+    monkeypatch.setattr(_cli, "_crawl", fake_crawl)
+    with pytest.raises(SystemExit):
+        _cli.main(["run", "http://a.test/", "--state", str(tmp_path / "s.db"), "--state-reset"])
+    assert built[0].state == tmp_path / "s.db" and built[0].state_reset
+
+
+def test_state_must_be_a_file_path(tmp_path: Path) -> None:
+    from trio_scrape import ConfigError
+
+    with pytest.raises(ConfigError, match="is a directory"):
+        CrawlConfig(state=tmp_path)
+    with pytest.raises(ConfigError, match="file path"):
+        CrawlConfig(state="")
+
+
+async def test_library_resume_keeps_a_channel_sink_at_least_once(
+    site: Site, tmp_path: Path
+) -> None:
+    expected = chain_site(site, 20)
+    state = tmp_path / "state.db"
+    config = CrawlConfig(depth=30, state=state, robots=False)
+    send, receive = trio.open_memory_channel[Any](100)
+    stats = await Crawler([site.url("/p0")], config, sink=send).run()
+    got = [page.url async for page in receive]
+    assert sorted(got) == sorted(expected) and stats.pages == 20
+    send, receive = trio.open_memory_channel[Any](100)
+    again = await Crawler([site.url("/p0")], config, sink=send).run()
+    assert again.pages == 0 and again.stop_reason == "finished"
+    assert [page async for page in receive] == []
