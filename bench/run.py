@@ -56,7 +56,7 @@ http {{
     fastcgi_temp_path {prefix}/tmp;
     uwsgi_temp_path {prefix}/tmp;
     scgi_temp_path {prefix}/tmp;
-    server {{ listen 127.0.0.1:{port}; root {root}; }}
+    server {{ listen 127.0.0.1:{port}; root {root}; {extra} }}
 }}
 """
 
@@ -98,7 +98,8 @@ def crawler_commands(start: str, c: int, out: str) -> dict[str, tuple[list[str],
     }
 
 
-def start_server(root: Path, workdir: Path) -> subprocess.Popen[bytes]:
+def start_server(root: Path, workdir: Path, extra: str = "") -> subprocess.Popen[bytes]:
+    """Serve ``root`` (``extra``: more nginx directives for the server block)."""
     nginx = shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
     )
@@ -106,7 +107,7 @@ def start_server(root: Path, workdir: Path) -> subprocess.Popen[bytes]:
         prefix = workdir / "nginx"
         (prefix / "tmp").mkdir(parents=True, exist_ok=True)
         conf = prefix / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(prefix=prefix, port=PORT, root=root))
+        conf.write_text(NGINX_CONF.format(prefix=prefix, port=PORT, root=root, extra=extra))
         server = subprocess.Popen(
             [nginx, "-c", str(conf), "-p", str(prefix)], stderr=subprocess.DEVNULL
         )
@@ -139,7 +140,8 @@ def start_server(root: Path, workdir: Path) -> subprocess.Popen[bytes]:
             break
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
+                server.terminate()  # SIGTERM: nginx's master takes its worker down too
+                server.wait()
                 raise SystemExit(f"the {label} server did not start on 127.0.0.1:{PORT}") from None
             time.sleep(0.1)
     print(f"server: {label} on 127.0.0.1:{PORT}", file=sys.stderr)

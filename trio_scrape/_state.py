@@ -28,6 +28,7 @@ from __future__ import annotations
 import array
 import bisect
 import dataclasses
+import heapq
 import json
 import logging
 import os
@@ -50,7 +51,7 @@ logger = logging.getLogger("trio_scrape")
 _QUEUED, _LEASED, _DONE, _SEEN = 0, 1, 2, 3
 _SCHEMA = "1"
 _COMMIT_INTERVAL = 0.025  # seconds between commits: about the most work a kill makes us redo
-_MAX_PENDING = 50_000  # changes held in memory before a writer waits for a commit
+_MAX_PENDING = 20_000  # changes held in memory before a writer waits for a commit
 _CLOSE_TIMEOUT = 30.0
 
 _Row = tuple[int, str | None, int, str | None, int, int, int]
@@ -113,11 +114,8 @@ class _DigestSet:
     def add(self, digest: int) -> None:
         self._recent.add(digest)
         if len(self._recent) > max(16_384, len(self._sorted) // 4):
-            # Two sorted runs: timsort merges them in one linear pass.
-            merged = self._sorted.tolist()
-            merged.extend(self._recent)
-            merged.sort()
-            self._sorted = array.array("q", merged)
+            # Merged straight into a new array: a list of a million ints would cost 40 MB.
+            self._sorted = array.array("q", heapq.merge(self._sorted, sorted(self._recent)))
             self._recent = set()
 
     def __len__(self) -> int:
@@ -182,6 +180,7 @@ class SqliteFrontier(MemoryFrontier):
         if added:
             self._changed_pending()
             self._wake()
+            await self._wait_if_backlogged()  # the disk sets the pace, not memory
         return added
 
     async def mark_seen(self, urls: Iterable[str]) -> None:
