@@ -6,6 +6,7 @@ parse_html), URL work, HTTP (h11, httpx, our transport), socket syscalls, trio's
 output, the engine itself. Needs py-spy (``pip install py-spy``).
 
     python bench/profile.py --pages 10000
+    python bench/profile.py --functions 30    # also the 30 hottest innermost frames
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument(
         "--site", type=Path, default=Path(tempfile.gettempdir()) / "trio-scrape-bench"
     )
+    parser.add_argument("--functions", type=int, default=0, help="print the N hottest frames")
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
@@ -90,11 +92,13 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         shares: collections.Counter[str] = collections.Counter()
+        leaves: collections.Counter[str] = collections.Counter()
         for line in raw.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
             frames = stack.split(";")
             idle = frames[-1].startswith(("epoll", "poll ", "select")) or "get_events" in frames[-1]
             shares["idle (waiting for the network)" if idle else classify(frames)] += int(count)
+            leaves[frames[-1]] += int(count)
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -103,6 +107,10 @@ def main() -> None:
     print(f"{total} samples at {args.rate} Hz, {args.pages} pages, concurrency {args.concurrency}")
     for component, count in shares.most_common():
         print(f"{count / total * 100:6.1f}%  {component}")
+    if args.functions:
+        print("\nhottest innermost frames (self time):")
+        for frame, count in leaves.most_common(args.functions):
+            print(f"{count / total * 100:6.1f}%  {frame[:110]}")
 
 
 if __name__ == "__main__":

@@ -67,15 +67,35 @@ class FetchError(Exception):
 
 
 class Response:
-    """A fetched response with its whole (decoded, capped) body."""
+    """A fetched response with its whole (decoded, capped) body. ``fields`` holds the headers
+    by lower-case name (repeated ones joined with ", "): one dict lookup instead of a scan of
+    ``httpx.Headers`` for each header the crawler reads."""
 
-    __slots__ = ("content", "final_url", "headers", "status")
+    __slots__ = ("content", "fields", "final_url", "headers", "status")
 
-    def __init__(self, final_url: str, status: int, headers: httpx.Headers, content: bytes):
+    def __init__(
+        self,
+        final_url: str,
+        status: int,
+        headers: httpx.Headers,
+        content: bytes,
+        fields: dict[str, str] | None = None,
+    ):
         self.final_url = final_url
         self.status = status
         self.headers = headers
         self.content = content
+        self.fields = header_fields(headers) if fields is None else fields
+
+
+def header_fields(headers: httpx.Headers) -> dict[str, str]:
+    """Headers as a dict by lower-case name; repeated headers joined with ", "."""
+    fields: dict[str, str] = {}
+    for name, value in headers.raw:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        fields[key] = f"{fields[key]}, {text}" if key in fields else text
+    return fields
 
 
 class Fetcher(Protocol):
@@ -135,22 +155,25 @@ class HttpxFetcher:
                 raise _classify(exc) from exc
             response.request = request
             try:
-                if "set-cookie" in response.headers:
+                fields = header_fields(response.headers)
+                if "set-cookie" in fields:
                     self._cookies.extract_cookies(response)
-                location = response.headers.get("location")
+                location = fields.get("location")
                 if response.status_code in _REDIRECT_STATUSES and location:
                     url = _redirect_target(response.url, location)
                     continue
-                content = await self._read_capped(response)
-                return Response(str(response.url), response.status_code, response.headers, content)
+                content = await self._read_capped(response, fields)
+                return Response(
+                    str(response.url), response.status_code, response.headers, content, fields
+                )
             finally:
                 await response.aclose()
         raise FetchError("too_many_redirects", f"more than {self._max_redirects} redirects")
 
-    async def _read_capped(self, response: httpx.Response) -> bytes:
+    async def _read_capped(self, response: httpx.Response, fields: dict[str, str]) -> bytes:
         cap = self._max_bytes
-        declared = response.headers.get("content-length", "")
-        encoded = "content-encoding" in response.headers
+        declared = fields.get("content-length", "")
+        encoded = "content-encoding" in fields
         if declared.isdigit() and int(declared) > cap and not encoded:
             raise FetchError("too_large", f"Content-Length {declared} is over max_bytes={cap}")
         try:

@@ -96,6 +96,34 @@ def url_digest(url: str) -> int:
     )
 
 
+class _Batch:
+    """Links of one page to one host, queued as one string: a queued URL costs its length
+    plus a byte, instead of ~200 bytes as a string plus a CrawlRequest and a deque slot."""
+
+    __slots__ = ("depth", "position", "referrer", "text")
+
+    def __init__(self, urls: list[str], depth: int, referrer: str | None) -> None:
+        self.text = "\n".join(urls)
+        self.position = 0
+        self.depth = depth
+        self.referrer = referrer
+
+    def take(self) -> CrawlRequest:
+        text = self.text
+        start = self.position
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        self.position = end + 1
+        return CrawlRequest(text[start:end], self.depth, self.referrer)
+
+    def exhausted(self) -> bool:
+        return self.position > len(self.text)
+
+
+_Entry = CrawlRequest | _Batch
+
+
 class MemoryFrontier:
     """An in-memory :class:`Frontier`: one FIFO queue per host, hosts served round-robin.
 
@@ -109,11 +137,13 @@ class MemoryFrontier:
     process), not the string: about 60 bytes per URL (a 32-byte int plus the set's share)
     instead of ~150 for typical URL strings, and the hash is already cached on the string. The
     chance of any false "seen" among a million URLs is about 3e-8. A frontier that persists
-    its seen-set uses the stable :func:`url_digest` instead.
+    its seen-set uses the stable :func:`url_digest` instead. A page's links to one host are
+    queued together as one newline-joined string (:class:`_Batch`): about 60 bytes per queued
+    URL instead of ~200.
     """
 
     def __init__(self) -> None:
-        self._queues: dict[str, collections.deque[CrawlRequest]] = {}
+        self._queues: dict[str, collections.deque[_Entry]] = {}
         self._queued = 0
         self._ready: collections.deque[str] = collections.deque()
         self._timed: list[tuple[float, int, str]] = []
@@ -134,15 +164,17 @@ class MemoryFrontier:
         self._changed = trio.Event()
 
     def _enqueue(self, request: CrawlRequest, *, front: bool = False) -> None:
-        origin = origin_of(request.url)
+        self._enqueue_entry(origin_of(request.url), request, 1, front=front)
+
+    def _enqueue_entry(self, origin: str, entry: _Entry, count: int, *, front: bool) -> None:
         queue = self._queues.get(origin)
         if queue is None:
             queue = self._queues[origin] = collections.deque()
         if front:
-            queue.appendleft(request)
+            queue.appendleft(entry)
         else:
-            queue.append(request)
-        self._queued += 1
+            queue.append(entry)
+        self._queued += count
         if origin not in self._tracked:
             self._tracked.add(origin)
             self._ready.append(origin)
@@ -155,15 +187,30 @@ class MemoryFrontier:
         referrer: str | None,
         keep: Callable[[str], bool] | None = None,
     ) -> int:
-        added = 0
         seen = self._seen
+        by_origin: dict[str, list[str]] = {}
         for url in urls:
             digest = hash(url)
             if digest in seen or (keep is not None and not keep(url)):
                 continue
             seen.add(digest)
-            self._enqueue(CrawlRequest(url, depth, referrer))
-            added += 1
+            origin = origin_of(url)
+            batch = by_origin.get(origin)
+            if batch is None:
+                by_origin[origin] = [url]
+            else:
+                batch.append(url)
+        added = 0
+        for origin, new in by_origin.items():
+            added += len(new)
+            entry: _Entry
+            if len(new) > 1:
+                entry = _Batch(new, depth, referrer)
+                if entry.text.count("\n") == len(new) - 1:  # no URL holds a newline
+                    self._enqueue_entry(origin, entry, len(new), front=False)
+                    continue
+            for url in new:
+                self._enqueue_entry(origin, CrawlRequest(url, depth, referrer), 1, front=False)
         if added:
             self._wake()
         return added
@@ -197,7 +244,13 @@ class MemoryFrontier:
                 if ready_at > now:
                     heapq.heappush(timed, (ready_at, next(self._order), origin))
                     continue
-                request = queue.popleft()
+                entry = queue[0]
+                if type(entry) is _Batch:
+                    request = entry.take()
+                    if entry.exhausted():
+                        queue.popleft()
+                else:
+                    request = queue.popleft()  # type: ignore[assignment]
                 self._queued -= 1
                 if queue:
                     self._ready.append(origin)
