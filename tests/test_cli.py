@@ -324,3 +324,61 @@ def test_options_become_the_library_config(monkeypatch: pytest.MonkeyPatch) -> N
         http2=True,
         links=True,
     )
+
+
+async def test_config_file_sets_options_and_the_command_line_wins(
+    site: Site, tmp_path: Path
+) -> None:
+    small_site(site, pages=6)
+    (tmp_path / "crawl.toml").write_text(
+        f'urls = ["{site.url("/0")}"]\n'
+        "depth = 5\n"
+        "max-pages = 3\n"
+        'select = ["heading=title"]\n'
+        "robots = false\n"
+        "quiet = true\n"
+    )
+    result = await cli("run", "--config", str(tmp_path / "crawl.toml"))
+    assert result.returncode == 0, result.stderr
+    got = records(result.stdout)
+    assert len(got) == 3 and got[0]["data"] == {"heading": "P0"}
+    assert site.robots_log == []
+    # The command line wins over the file.
+    result = await cli("run", "--config", str(tmp_path / "crawl.toml"), "--max-pages", "5")
+    assert len(records(result.stdout)) == 5
+
+
+async def test_pyproject_table_is_read_from_the_working_directory(
+    site: Site, tmp_path: Path
+) -> None:
+    small_site(site, pages=4)
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.trio-scrape]\ndepth = 1\nformat = "csv"\n'
+    )
+    result = await cli("run", site.url("/0"), "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert lines[0].startswith("url,final_url") and len(lines) == 3  # /0 and /1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("depht = 2\n", "unknown option 'depht'"),
+        ("depth = [\n", "is not valid TOML"),
+        ('workers = "many"\n', "--workers"),
+    ],
+)
+async def test_bad_config_files_exit_2_with_one_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / "c.toml").write_text(text)
+    result = await cli("run", "http://127.0.0.1:1/", "--config", str(tmp_path / "c.toml"))
+    assert result.returncode == 2
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+async def test_missing_config_file_exits_2(tmp_path: Path) -> None:
+    result = await cli("run", "http://127.0.0.1:1/", "--config", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2 and b"cannot read" in result.stderr

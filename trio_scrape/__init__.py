@@ -27,6 +27,7 @@ from ._page import CrawlRequest as CrawlRequest
 from ._page import ErrorKind as ErrorKind
 from ._page import Page as Page
 from ._page import PageError as PageError
+from ._parse import Selector as Selector
 from ._sinks import CsvSink as CsvSink
 from ._sinks import JsonlSink as JsonlSink
 from ._sinks import Sink as Sink
@@ -52,6 +53,7 @@ __all__ = [
     "OutputError",
     "Page",
     "PageError",
+    "Selector",
     "Sink",
     "StateError",
     "StopReason",

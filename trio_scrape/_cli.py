@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -24,6 +25,7 @@ import typer
 from ._config import DEFAULT_USER_AGENT, CrawlConfig
 from ._crawler import Crawler, CrawlStatistics, raise_single
 from ._exceptions import ConfigError, OutputError, StateError
+from ._parse import Selector
 from ._sinks import OutputFormat, open_file_sink
 from ._urls import canonicalize
 from ._version import __version__
@@ -63,6 +65,7 @@ _FETCH = "Fetching"
 _POLITE = "Politeness (per host)"
 _OUTPUT = "Output"
 _STATE = "Resumable crawls"
+_EXTRACT = "Extraction"
 
 
 def _version(value: bool) -> None:
@@ -203,17 +206,32 @@ def run(
             "--links", help="Put each page's links in its record.", rich_help_panel=_OUTPUT
         ),
     ] = False,
+    select: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Put NAME=CSS's first match in data (CSS::text, CSS::attr(x); repeatable).",
+            rich_help_panel=_EXTRACT,
+        ),
+    ] = None,
+    select_all: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Put every match of NAME=CSS in data, as a list (repeatable).",
+            rich_help_panel=_EXTRACT,
+        ),
+    ] = None,
     extract: Annotated[
         str | None,
         typer.Option(
             help="Extract hook MODULE:FUNC (sync or async; returns a dict).",
-            rich_help_panel=_OUTPUT,
+            rich_help_panel=_EXTRACT,
         ),
     ] = None,
     follow: Annotated[
         str | None,
         typer.Option(
-            help="Follow hook MODULE:FUNC (returns the links to enqueue).", rich_help_panel=_OUTPUT
+            help="Follow hook MODULE:FUNC (returns the links to enqueue).",
+            rich_help_panel=_EXTRACT,
         ),
     ] = None,
     state: Annotated[
@@ -240,6 +258,15 @@ def run(
         typer.Option(
             "--format",
             help="jsonl or csv [default: from the output's extension, else jsonl].",
+            rich_help_panel=_OUTPUT,
+        ),
+    ] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML file of options (same names); options given here win. "
+            "Default: [tool.trio-scrape] in ./pyproject.toml.",
             rich_help_panel=_OUTPUT,
         ),
     ] = None,
@@ -297,6 +324,7 @@ def run(
             http2=http2,
             proxy=proxy,
             links=links,
+            selectors=_selectors(select or [], select_all or []),
             extract=_load_hook(extract, "--extract") if extract else None,
             follow=_load_hook(follow, "--follow") if follow else None,
             state=state,
@@ -401,6 +429,17 @@ def _read_seeds(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
+def _selectors(first: list[str], every: list[str]) -> tuple[Selector, ...]:
+    selectors = []
+    for flag, specs, many in (("--select", first, False), ("--select-all", every, True)):
+        for spec in specs:
+            try:
+                selectors.append(Selector.parse(spec, many=many))
+            except ValueError as exc:
+                raise UsageError(f"{flag}: {exc}") from None
+    return tuple(selectors)
+
+
 def _parse_headers(values: list[str]) -> dict[str, str]:
     headers = {}
     for value in values:
@@ -448,11 +487,63 @@ def _fail(code: int, message: str) -> NoReturn:
     sys.exit(code)
 
 
+def _config_defaults(args: list[str]) -> dict[str, Any]:
+    """Option defaults for ``run`` from ``--config FILE`` or ``[tool.trio-scrape]`` in
+    ./pyproject.toml; keys are option names (``max-pages`` or ``max_pages``)."""
+    if not args or args[0] != "run":
+        return {}
+    path: Path | None = None
+    for i, arg in enumerate(args):
+        if arg == "--config":
+            if i + 1 >= len(args):
+                return {}  # click reports the missing value
+            path = Path(args[i + 1])
+        elif arg.startswith("--config="):
+            path = Path(arg.partition("=")[2])
+    if path is not None:
+        table = _read_toml(path, "--config")
+        source = str(path)
+    else:
+        pyproject = Path("pyproject.toml")
+        if not pyproject.is_file():
+            return {}
+        table = _read_toml(pyproject, "pyproject.toml").get("tool", {}).get("trio-scrape", {})
+        source = "pyproject.toml [tool.trio-scrape]"
+    if not isinstance(table, dict):
+        raise UsageError(f"{source}: expected a table of options")
+    command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    known = {param.name for param in command.params} - {"config_file"}
+    aliases = {"seeds": "urls", "url": "urls"}
+    defaults: dict[str, Any] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        name = aliases.get(name, name)
+        if name not in known:
+            raise UsageError(f"{source}: unknown option {key!r}")
+        defaults[name] = value
+    return defaults
+
+
+def _read_toml(path: Path, label: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except OSError as exc:
+        raise UsageError(f"{label}: cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{label}: {str(path)!r} is not valid TOML: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and turn every error into an exit code and one line."""
+    args = argv if argv is not None else sys.argv[1:]
     try:
+        defaults = _config_defaults(args)
         code = app(
-            argv if argv is not None else sys.argv[1:], prog_name=PROG, standalone_mode=False
+            args,
+            prog_name=PROG,
+            standalone_mode=False,
+            default_map={"run": defaults} if defaults else None,
         )
     except UsageError as exc:
         _fail(2, str(exc))

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from ._exceptions import ConfigError
 from ._version import __version__
 
+from ._parse import Selector
+
 if TYPE_CHECKING:
     from ._page import Page
 
@@ -105,6 +107,8 @@ class CrawlConfig:
 
     Output and hooks:
         links: put the page's links in each record.
+        selectors: :class:`Selector` s whose values go into each HTML page's ``data`` (before
+            the extract hook runs, so the hook may change them).
         extract: ``extract(page)`` -> mapping merged into ``data`` (sync or async).
         follow: ``follow(page)`` -> the URLs to enqueue instead of all the page's links
             (still subject to scope, include/exclude and depth).
@@ -146,6 +150,7 @@ class CrawlConfig:
     state_reset: bool = False
 
     links: bool = False
+    selectors: tuple[Selector, ...] = ()
     extract: ExtractHook | None = None
     follow: FollowHook | None = None
 
@@ -203,6 +208,14 @@ class CrawlConfig:
                 raise ConfigError("state", f"must be a file path, not {self.state!r}")
             if os.path.isdir(self.state):
                 raise ConfigError("state", f"{os.fspath(self.state)!r} is a directory")
+        if isinstance(self.selectors, Selector) or not all(
+            isinstance(s, Selector) for s in self.selectors
+        ):
+            raise ConfigError("selectors", "must be a sequence of Selector")
+        object.__setattr__(self, "selectors", tuple(self.selectors))
+        names = [s.name for s in self.selectors]
+        if len(set(names)) != len(names):
+            raise ConfigError("selectors", f"two selectors share a name: {names}")
         for name in ("extract", "follow"):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 raise ConfigError(name, "must be callable")

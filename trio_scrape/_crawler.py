@@ -591,6 +591,9 @@ class Crawler:
                 self._invalid_links += invalid
         if not page.ok:
             return []
+        if config.selectors and page.html is not None:
+            for selector in config.selectors:
+                page.data[selector.name] = selector.extract(page.html)
         if config.extract is not None:
             try:
                 data = config.extract(page)

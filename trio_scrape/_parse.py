@@ -1,4 +1,5 @@
-"""From response bytes to text, title and hrefs. Never raises on what a server sends.
+"""From response bytes to text, title, hrefs and selected fields. Never raises on what a
+server sends.
 
 HTML is parsed with selectolax's lexbor backend (a C HTML5 parser: fast, and as forgiving as a
 browser with malformed markup).
@@ -7,12 +8,13 @@ browser with malformed markup).
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import re
 
 from charset_normalizer import from_bytes
-from selectolax.lexbor import LexborHTMLParser
+from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
-__all__ = ["ParsedHtml", "decode_body", "is_html", "parse_html"]
+__all__ = ["ParsedHtml", "Selector", "decode_body", "is_html", "parse_html"]
 
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),
@@ -129,3 +131,57 @@ def parse_html(text: str, *, want_links: bool) -> ParsedHtml:
             if href:
                 hrefs.append(href)
     return ParsedHtml(tree, title, base, hrefs)
+
+
+_PSEUDO = re.compile(r"::(?:attr\(\s*([^()\s]+)\s*\)|(text))\s*$")
+_PROBE = LexborHTMLParser("<p></p>")
+
+
+@dataclasses.dataclass(frozen=True)
+class Selector:
+    """A field taken from every HTML page by a CSS selector: ``--select NAME=CSS``.
+
+    ``css`` may end in ``::text`` (the default: the element's text, whitespace-normalised) or
+    ``::attr(NAME)`` (an attribute's value). With ``many``, every match is taken (a list);
+    otherwise the first (``None`` when nothing matches).
+
+    Raises:
+        ValueError: the spec has no ``NAME=`` or the CSS does not parse.
+    """
+
+    name: str
+    css: str
+    attr: str | None = None
+    many: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a selector needs a name")
+        try:
+            _PROBE.css(self.css)
+        except SelectolaxError:
+            raise ValueError(f"bad CSS selector {self.css!r} for {self.name!r}") from None
+
+    @classmethod
+    def parse(cls, spec: str, *, many: bool = False) -> Selector:
+        """``NAME=CSS``, ``NAME=CSS::text`` or ``NAME=CSS::attr(ATTRIBUTE)``."""
+        name, sep, css = spec.partition("=")
+        if not sep or not name.strip() or not css.strip():
+            raise ValueError(f"expected NAME=CSS, got {spec!r}")
+        attr = None
+        match = _PSEUDO.search(css)
+        if match:
+            attr = match.group(1)
+            css = css[: match.start()]
+        return cls(name.strip(), css.strip(), attr, many)
+
+    def extract(self, tree: LexborHTMLParser) -> str | list[str] | None:
+        if self.many:
+            return [v for v in map(self._value, tree.css(self.css)) if v is not None]
+        node = tree.css_first(self.css)
+        return None if node is None else self._value(node)
+
+    def _value(self, node: LexborNode) -> str | None:
+        if self.attr is not None:
+            return node.attributes.get(self.attr)
+        return _SPACE.sub(" ", node.text(deep=True)).strip()
