@@ -235,7 +235,9 @@ def test_options_become_the_library_config(monkeypatch: pytest.MonkeyPatch) -> N
     """The CLI only builds a CrawlConfig and hands it over: check the config it builds."""
     built: list[tuple[list[str], trio_scrape.CrawlConfig]] = []
 
-    async def fake_crawl(seeds: list[str], config: trio_scrape.CrawlConfig, sink: Any) -> Any:
+    async def fake_crawl(
+        seeds: list[str], config: trio_scrape.CrawlConfig, sink: Any, **_: Any
+    ) -> Any:
         built.append((seeds, config))
         await sink.aclose()
         return 0, None

@@ -385,7 +385,7 @@ def test_cli_passes_state_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 
     built: list[CrawlConfig] = []
 
-    async def fake_crawl(seeds: list[str], config: CrawlConfig, sink: Any) -> Any:
+    async def fake_crawl(seeds: list[str], config: CrawlConfig, sink: Any, **_: Any) -> Any:
         built.append(config)
         await sink.aclose()
         return 0, None

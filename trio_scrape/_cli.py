@@ -9,6 +9,7 @@ and every record so far is written).
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 import logging
 import os
@@ -26,6 +27,7 @@ from ._config import DEFAULT_USER_AGENT, CrawlConfig
 from ._crawler import Crawler, CrawlStatistics, raise_single
 from ._exceptions import ConfigError, OutputError, StateError
 from ._parse import Selector
+from ._progress import show_progress, stderr_console, summary_table
 from ._sinks import OutputFormat, open_file_sink
 from ._urls import canonicalize
 from ._version import __version__
@@ -270,6 +272,15 @@ def run(
             rich_help_panel=_OUTPUT,
         ),
     ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Live progress on stderr [default: when stderr is a terminal].",
+            rich_help_panel=_OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[
         bool,
         typer.Option("-q", "--quiet", help="No summary, warnings only.", rich_help_panel=_OUTPUT),
@@ -336,27 +347,35 @@ def run(
         format.value if format else ("csv" if output.lower().endswith(".csv") else "jsonl")
     )
     sink = open_file_sink(output, out_format, links=links)
+    terminal = sys.stderr.isatty()
+    # A live display only where someone watches it: never when piped, never with --quiet.
+    show = terminal and not quiet and progress is not False
     try:
-        code, stats = trio.run(_crawl, seeds, config, sink)
+        code, stats = trio.run(functools.partial(_crawl, seeds, config, sink, progress=show))
     except StateError as exc:
         raise UsageError(f"--state: {exc}") from None
     if stats is not None and not quiet:
-        print(_summary(stats), file=sys.stderr)
+        if terminal:
+            stderr_console().print(summary_table(stats))
+        else:
+            print(_summary(stats), file=sys.stderr)
     raise typer.Exit(code)
 
 
 async def _crawl(
-    seeds: list[str], config: CrawlConfig, sink: Any
+    seeds: list[str], config: CrawlConfig, sink: Any, *, progress: bool = False
 ) -> tuple[int, CrawlStatistics | None]:
     """Run the crawl; the first SIGINT/SIGTERM stops it gracefully, a second one at once."""
     crawler = Crawler(seeds, config, sink=sink)
     try:
-        return await _crawl_until_signalled(crawler)
+        return await _crawl_until_signalled(crawler, progress=progress)
     except BaseExceptionGroup as group:
         raise_single(group)
 
 
-async def _crawl_until_signalled(crawler: Crawler) -> tuple[int, CrawlStatistics | None]:
+async def _crawl_until_signalled(
+    crawler: Crawler, *, progress: bool
+) -> tuple[int, CrawlStatistics | None]:
     config = crawler.config
     code = 0
     stats: CrawlStatistics | None = None
@@ -379,6 +398,12 @@ async def _crawl_until_signalled(crawler: Crawler) -> tuple[int, CrawlStatistics
                     crawler.stop()
 
             nursery.start_soon(watch_signals)
+            if progress:
+                nursery.start_soon(
+                    functools.partial(
+                        show_progress, crawler, stderr_console(), max_pages=config.max_pages
+                    )
+                )
             try:
                 stats = await crawler.run()
             finally:

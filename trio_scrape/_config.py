@@ -11,9 +11,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from ._exceptions import ConfigError
-from ._version import __version__
-
 from ._parse import Selector
+from ._version import __version__
 
 if TYPE_CHECKING:
     from ._page import Page

@@ -27,6 +27,7 @@ with ``error.kind = "cancelled"``; the sink drains, the client closes, and ``run
 
 from __future__ import annotations
 
+import array
 import collections
 import dataclasses
 import inspect
@@ -74,6 +75,7 @@ StopReason = Literal["finished", "max_pages", "deadline", "stopped"]
 _LAST_RECORD_TIMEOUT = 5.0
 # How long a record may wait for others to be written with it (one write per batch).
 _FLUSH_DELAY = 0.02
+_LATENCY_SAMPLES = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +96,8 @@ class CrawlStatistics:
     stop_reason: StopReason | None  #: None while running
     hosts: Mapping[str, HostStatistics] = dataclasses.field(default_factory=dict)
     """per origin (``scheme://host[:port]``): requests, errors, in flight, concurrency, delay"""
+    latency_p50: float | None = None  #: median seconds per page (first try to record)
+    latency_p95: float | None = None  #: 95th percentile of the same
 
     @property
     def pages_per_second(self) -> float:
@@ -167,6 +171,8 @@ class Crawler:
         self._retries = 0
         self._invalid_links = 0
         self._scheduled = 0
+        # Page latencies for percentiles: a uniform sample (reservoir) of at most 10,000.
+        self._latencies = array.array("d")
 
     @property
     def config(self) -> CrawlConfig:
@@ -199,7 +205,10 @@ class Crawler:
         else:
             end = self._ended_at if self._ended_at is not None else trio.current_time()
             elapsed = end - self._started_at
+        p50, p95 = _percentiles(self._latencies, (0.5, 0.95))
         return CrawlStatistics(
+            latency_p50=p50,
+            latency_p95=p95,
             pages=self._pages,
             ok=self._ok,
             errors=dict(self._errors),
@@ -458,6 +467,12 @@ class Crawler:
 
     def _count(self, page: Page) -> None:
         self._pages += 1
+        if len(self._latencies) < _LATENCY_SAMPLES:
+            self._latencies.append(page.elapsed)
+        else:
+            slot = self._rng.randrange(self._pages)
+            if slot < _LATENCY_SAMPLES:
+                self._latencies[slot] = page.elapsed
         self._bytes += page.bytes
         if page.status is not None:
             self._status_codes[page.status] += 1
@@ -672,6 +687,17 @@ class Crawler:
             page.content_type = response.fields.get("content-type")
             page.bytes = len(response.content)
         return page
+
+
+def _percentiles(
+    samples: array.array[float], fractions: tuple[float, float]
+) -> tuple[float | None, float | None]:
+    if not samples:
+        return None, None
+    ordered = sorted(samples)
+    last = len(ordered) - 1
+    low, high = (ordered[min(last, int(f * len(ordered)))] for f in fractions)
+    return low, high
 
 
 def _attempt_failed(response: Response | None, error: FetchError | None) -> bool:
