@@ -384,3 +384,35 @@ async def test_bad_config_files_exit_2_with_one_line(
 async def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     result = await cli("run", "http://127.0.0.1:1/", "--config", str(tmp_path / "nope.toml"))
     assert result.returncode == 2 and b"cannot read" in result.stderr
+
+
+async def test_cache_lets_a_second_run_make_no_request(site: Site, tmp_path: Path) -> None:
+    small_site(site, pages=5)
+    site.add("/robots.txt", Reply(body=b"User-agent: *\nAllow: /\n", content_type="text/plain"))
+    cache = tmp_path / "cache"
+    args = ["run", site.url("/0"), "--depth", "9", "--cache", str(cache), "-q"]
+    first = await cli(*args)
+    assert first.returncode == 0, first.stderr
+    fetched, robots = len(site.log), len(site.robots_log)
+    assert fetched == 6 and robots == 1  # /0.../4 and the 404 for /5
+    second = await cli(*args, "--select", "heading=title")
+    assert second.returncode == 0, second.stderr
+    got = records(second.stdout)
+    assert [r["data"].get("heading") for r in got[:5]] == ["P0", "P1", "P2", "P3", "P4"]
+    assert [r["title"] for r in got] == [r["title"] for r in records(first.stdout)]
+    # Only the 404 (not cached: only 2xx answers are) went to the server again.
+    assert [r.path for r in site.log[fetched:]] == ["/5"] and len(site.robots_log) == robots
+
+
+async def test_cache_ttl_expires_entries(site: Site, tmp_path: Path) -> None:
+    small_site(site, pages=1)
+    args = ["run", site.url("/0"), "--cache", str(tmp_path / "c"), "--no-robots", "-q"]
+    assert (await cli(*args, "--cache-ttl", "0.001")).returncode == 0
+    assert (await cli(*args, "--cache-ttl", "0.001")).returncode == 0
+    assert site.paths() == ["/0", "/0"]  # expired: fetched again
+
+
+async def test_cache_that_is_a_file_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    result = await cli("run", "http://127.0.0.1:1/", "--cache", str(tmp_path / "file"))
+    assert result.returncode == 2 and b"--cache" in result.stderr

@@ -202,6 +202,20 @@ def run(
         bool, typer.Option("--http2", help="Use HTTP/2 where offered.", rich_help_panel=_FETCH)
     ] = False,
     proxy: Annotated[str | None, typer.Option(help="Proxy URL.", rich_help_panel=_FETCH)] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep 2xx responses in this directory and re-use them (for development).",
+            rich_help_panel=_FETCH,
+        ),
+    ] = None,
+    cache_ttl: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a cached response is re-used [default: forever].",
+            rich_help_panel=_FETCH,
+        ),
+    ] = None,
     links: Annotated[
         bool,
         typer.Option(
@@ -334,6 +348,8 @@ def run(
             user_agent=user_agent,
             http2=http2,
             proxy=proxy,
+            cache=cache,
+            cache_ttl=cache_ttl,
             links=links,
             selectors=_selectors(select or [], select_all or []),
             extract=_load_hook(extract, "--extract") if extract else None,
@@ -354,6 +370,8 @@ def run(
         code, stats = trio.run(functools.partial(_crawl, seeds, config, sink, progress=show))
     except StateError as exc:
         raise UsageError(f"--state: {exc}") from None
+    except ConfigError as exc:  # found only once running: e.g. an uncreatable cache directory
+        raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
     if stats is not None and not quiet:
         if terminal:
             stderr_console().print(summary_table(stats))

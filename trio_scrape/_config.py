@@ -96,6 +96,9 @@ class CrawlConfig:
         max_bytes: cap on the decoded body; a longer body fails with ``too_large``.
         max_redirects: redirects followed before failing with ``too_many_redirects``.
         headers, user_agent, http2, proxy: passed to the HTTP client.
+        cache: a directory for an HTTP cache of successful (2xx) responses, for development:
+            a re-run with new selectors or hooks re-uses them instead of fetching (None: off).
+        cache_ttl: seconds a cached response is served (None: until the cache is deleted).
 
     State:
         state: path of an SQLite database holding the crawl's frontier, seen-set and leases
@@ -144,6 +147,8 @@ class CrawlConfig:
     user_agent: str = DEFAULT_USER_AGENT
     http2: bool = False
     proxy: str | None = None
+    cache: str | os.PathLike[str] | None = None
+    cache_ttl: float | None = None
 
     state: str | os.PathLike[str] | None = None
     state_reset: bool = False
@@ -202,6 +207,13 @@ class CrawlConfig:
             raise ConfigError(
                 "proxy", f"must be an http://, https:// or socks5:// URL: {self.proxy}"
             )
+        if self.cache is not None:
+            if not isinstance(self.cache, str | os.PathLike) or not os.fspath(self.cache):
+                raise ConfigError("cache", f"must be a directory path, not {self.cache!r}")
+            if os.path.exists(self.cache) and not os.path.isdir(self.cache):
+                raise ConfigError("cache", f"{os.fspath(self.cache)!r} is not a directory")
+        if self.cache_ttl is not None:
+            _check_seconds(self, "cache_ttl", positive=True)
         if self.state is not None:
             if not isinstance(self.state, str | os.PathLike) or not os.fspath(self.state):
                 raise ConfigError("state", f"must be a file path, not {self.state!r}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import importlib.util
+import os
 import random
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
@@ -23,6 +24,7 @@ from typing import Protocol, cast
 import httpx
 
 from ._config import CrawlConfig
+from ._exceptions import ConfigError
 from ._page import ErrorKind
 from ._transport import CrawlTransport
 
@@ -234,8 +236,13 @@ async def open_fetcher(
 
     The transport is :class:`CrawlTransport` (HTTP/1.1, per-origin keep-alive, no pool scan),
     or httpx's standard one when ``proxy`` or ``http2`` is set. A ``transport`` given here
-    (``httpx.MockTransport`` in unit tests) replaces the network; it is closed too.
+    (``httpx.MockTransport`` in unit tests) replaces the network; it is closed too. With
+    ``cache``, hishel's cache transport sits in front of it (2xx GET answers by URL, kept
+    ``cache_ttl`` seconds, in an SQLite file in that directory).
     Environment proxy variables are ignored: a crawl goes where its configuration says.
+
+    Raises:
+        ConfigError: the cache directory cannot be created.
     """
     if transport is None:
         if config.proxy is None and not config.http2:
@@ -248,6 +255,8 @@ async def open_fetcher(
                     max_connections=config.workers, max_keepalive_connections=config.workers
                 ),
             )
+    if config.cache is not None:
+        transport = _cached(transport, config)
     async with transport:
         yield HttpxFetcher(
             transport,
@@ -255,6 +264,23 @@ async def open_fetcher(
             max_bytes=config.max_bytes,
             max_redirects=config.max_redirects,
         )
+
+
+def _cached(transport: httpx.AsyncBaseTransport, config: CrawlConfig) -> httpx.AsyncBaseTransport:
+    # Imported here: hishel and its SQLite driver cost startup time only when used.
+    from hishel import AsyncSqliteStorage
+    from hishel.httpx import AsyncCacheTransport
+
+    assert config.cache is not None
+    directory = os.fspath(config.cache)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("cache", f"cannot create {directory!r}: {exc.strerror or exc}") from None
+    storage = AsyncSqliteStorage(
+        database_path=os.path.join(directory, "http-cache.sqlite"), default_ttl=config.cache_ttl
+    )
+    return AsyncCacheTransport(transport, storage=storage)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
