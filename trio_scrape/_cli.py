@@ -102,6 +102,21 @@ def run(
             rich_help_panel=_SCOPE,
         ),
     ] = None,
+    sitemap: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Read this sitemap (index, gzip) and crawl the pages it lists (repeatable).",
+            rich_help_panel=_SCOPE,
+        ),
+    ] = None,
+    sitemaps_from_robots: Annotated[
+        bool,
+        typer.Option(
+            "--sitemaps-from-robots",
+            help="Also read the sitemaps listed in the seeds' robots.txt.",
+            rich_help_panel=_SCOPE,
+        ),
+    ] = False,
     depth: Annotated[
         int, typer.Option(help="Link hops to follow from the seeds.", rich_help_panel=_SCOPE)
     ] = 0,
@@ -315,13 +330,14 @@ def run(
     seeds = [*(urls or []), *(_read_seeds(seeds_file) if seeds_file else [])]
     if state_reset and state is None:
         raise UsageError("--state-reset: needs --state")
-    if not seeds:
-        raise UsageError("no seed URLs: give URLs or --seeds-file")
-    for seed in seeds:
-        try:
-            canonicalize(seed)
-        except ValueError:
-            raise UsageError(f"invalid URL {seed!r}") from None
+    if not seeds and not sitemap:
+        raise UsageError("no seed URLs: give URLs, --seeds-file or --sitemap")
+    for flag, urls_given in (("", seeds), ("--sitemap: ", sitemap or [])):
+        for url in urls_given:
+            try:
+                canonicalize(url)
+            except ValueError:
+                raise UsageError(f"{flag}invalid URL {url!r}") from None
     try:
         config = CrawlConfig(
             depth=depth,
@@ -330,6 +346,8 @@ def run(
             allow_hosts=tuple(allow_host or ()),
             include=tuple(include or ()),
             exclude=tuple(exclude or ()),
+            sitemaps=tuple(sitemap or ()),
+            sitemaps_from_robots=sitemaps_from_robots,
             workers=workers,
             buffer=buffer,
             timeout=timeout,
@@ -518,7 +536,13 @@ def _load_hook(spec: str, flag: str) -> Callable[..., Any]:
     return hook
 
 
-_FLAGS = {"allow_hosts": "--allow-host", "headers": "--header", "seeds": "URL"}
+_FLAGS = {
+    "allow_hosts": "--allow-host",
+    "headers": "--header",
+    "seeds": "URL",
+    "sitemaps": "--sitemap",
+    "selectors": "--select",
+}
 
 
 def _flag(field: str) -> str:

@@ -68,6 +68,10 @@ class CrawlConfig:
         allow_hosts: extra hosts in scope; shell-style patterns such as ``*.example.org``.
         include / exclude: regular expressions searched in the canonical URL of a discovered
             link; with ``include`` a link must match one of them, and must match no ``exclude``.
+        sitemaps: sitemap URLs to read (index files and gzip included); the pages they list
+            are scheduled at depth 0 like seeds (in scope: the seeds' and sitemaps' hosts), with
+            their ``<lastmod>`` in the record's ``data``.
+        sitemaps_from_robots: also read the sitemaps named in the seeds' hosts' robots.txt.
 
     Engine:
         workers: worker tasks (each fetches one page at a time).
@@ -125,6 +129,8 @@ class CrawlConfig:
     allow_hosts: tuple[str, ...] = ()
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    sitemaps: tuple[str, ...] = ()
+    sitemaps_from_robots: bool = False
 
     workers: int = DEFAULT_WORKERS
     buffer: int | None = None
@@ -183,7 +189,7 @@ class CrawlConfig:
             _check_seconds(self, "deadline", positive=True)
         if self.scope not in get_args(ScopeName):
             raise ConfigError("scope", f"must be one of host, domain, any, not {self.scope!r}")
-        for name in ("allow_hosts", "include", "exclude"):
+        for name in ("allow_hosts", "include", "exclude", "sitemaps"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(name, "must be a sequence of strings")

@@ -58,7 +58,7 @@ from ._fetch import (
 )
 from ._frontier import Frontier, MemoryFrontier
 from ._page import CrawlRequest, Page, PageError
-from ._parse import decode_body, is_html, parse_html
+from ._parse import decode_body, is_html, parse_html, parse_sitemap
 from ._politeness import HostLimiter, HostStatistics, RobotsCache, origin_of
 from ._sinks import Sink
 from ._state import open_sqlite_frontier
@@ -143,7 +143,13 @@ class Crawler:
             except ValueError as exc:
                 raise ConfigError("seeds", str(exc)) from None
         self._seeds = canonical
-        self._scope = UrlScope(config, canonical)
+        self._sitemaps = []
+        for sitemap in config.sitemaps:
+            try:
+                self._sitemaps.append(canonicalize(sitemap))
+            except ValueError as exc:
+                raise ConfigError("sitemaps", str(exc)) from None
+        self._scope = UrlScope(config, canonical + self._sitemaps)
         self._resolver = LinkResolver()
         self._rng = random.Random()
         self._hosts = HostLimiter(config, rng=self._rng)
@@ -272,7 +278,7 @@ class Crawler:
                     open_fetcher(config, transport=self._transport)
                 )
                 nursery = await stack.enter_async_context(trio.open_nursery())
-                if config.robots:
+                if config.robots or config.sitemaps_from_robots:
                     self._robots = RobotsCache(fetcher, self._hosts, config, rng=self._rng)
                 nursery.start_soon(self._write_records, record_recv)
                 async with record_send, trio.open_nursery() as workers:
@@ -283,6 +289,9 @@ class Crawler:
                     await self._frontier.add(
                         self._seeds, depth=0, referrer=None, keep=self._within_max_pages
                     )
+                    await self._add_sitemaps(self._sitemaps, depth=0, referrer=None)
+                    if config.sitemaps_from_robots:
+                        await self._add_robots_sitemaps()
                     task_status.started()
                     await self._dispatch(job_send)
         finally:
@@ -337,6 +346,8 @@ class Crawler:
             "allow_hosts": list(config.allow_hosts),
             "include": list(config.include),
             "exclude": list(config.exclude),
+            "sitemaps": sorted(set(self._sitemaps)),
+            "sitemaps_from_robots": config.sitemaps_from_robots,
             "follow": None if follow is None else f"{follow.__module__}:{follow.__qualname__}",
             "output": getattr(self._sink, "name", None),
             "format": getattr(self._sink, "format", None),
@@ -384,7 +395,11 @@ class Crawler:
                     continue
                 page = None
                 try:
-                    if self._robots is not None and not await self._robots.allowed(request.url):
+                    if (
+                        self._robots is not None
+                        and self._config.robots
+                        and not await self._robots.allowed(request.url)
+                    ):
                         self._hosts.finish(origin_of(request.url), latency=None, failed=False)
                         page = self._failed(
                             request, PageError("robots", "disallowed by robots.txt")
@@ -581,14 +596,71 @@ class Crawler:
             content=response.content,
             headers=response.headers,
         )
+        if request.lastmod is not None:
+            page.data["lastmod"] = request.lastmod
         if not 200 <= status < 300:
             reason = httpx.codes.get_reason_phrase(status)
             page.error = PageError("http_status", f"HTTP {status} {reason}".rstrip())
         return page
 
+    async def _add_sitemaps(self, urls: list[str], *, depth: int, referrer: str | None) -> None:
+        if urls:  # sitemaps may be on any host: the pages they list are scope-checked
+            await self._frontier.add(
+                urls, depth=depth, referrer=referrer, keep=self._within_max_pages, sitemap=True
+            )
+
+    async def _add_robots_sitemaps(self) -> None:
+        assert self._robots is not None
+        found = []
+        for origin in dict.fromkeys(origin_of(seed) for seed in self._seeds):
+            for url in await self._robots.sitemaps(origin):
+                try:
+                    found.append(canonicalize(url))
+                except ValueError:
+                    self._invalid_links += 1
+        await self._add_sitemaps(found, depth=0, referrer=None)
+
+    async def _read_sitemap(self, page: Page, request: CrawlRequest) -> None:
+        """Queue what a fetched sitemap lists; its record says how much (``data.sitemap``)."""
+        try:
+            sitemap = parse_sitemap(page.content, max_bytes=self._config.max_bytes)
+        except ValueError as exc:
+            page.error = PageError("sitemap", f"cannot read the sitemap: {exc}")
+            return
+        pages: dict[str, str] = {}
+        plain: list[str] = []
+        for loc, lastmod in sitemap.pages:
+            try:
+                url = canonicalize(loc)
+            except ValueError:
+                self._invalid_links += 1
+                continue
+            if lastmod:
+                pages[url] = lastmod
+            plain.append(url)
+        children = []
+        for loc in sitemap.sitemaps:
+            try:
+                children.append(canonicalize(loc))
+            except ValueError:
+                self._invalid_links += 1
+        await self._frontier.add(
+            plain, depth=request.depth, referrer=request.url, keep=self._schedules, lastmods=pages
+        )
+        await self._add_sitemaps(children, depth=request.depth, referrer=request.url)
+        page.data["sitemap"] = {
+            "kind": sitemap.kind,
+            "pages": len(sitemap.pages),
+            "sitemaps": len(sitemap.sitemaps),
+        }
+
     async def _process(self, page: Page, request: CrawlRequest) -> list[str]:
         """Parse the page and run the hooks; return the canonical links to follow."""
         config = self._config
+        if request.sitemap:
+            if page.ok:
+                await self._read_sitemap(page, request)
+            return []
         follow = page.ok and request.depth < config.depth
         html = is_html(page.content_type, page.content)
         if html or _is_textual(page.content_type):

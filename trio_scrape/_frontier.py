@@ -19,7 +19,7 @@ import hashlib
 import heapq
 import itertools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 import trio
@@ -45,12 +45,15 @@ class Frontier(Protocol):
         depth: int,
         referrer: str | None,
         keep: Callable[[str], bool] | None = None,
+        sitemap: bool = False,
+        lastmods: Mapping[str, str] | None = None,
     ) -> int:
         """Queue each canonical URL never seen before (and for which ``keep``, if given, is
         true: ``keep`` is asked only about unseen URLs); return how many were queued.
 
-        The URLs of one call share a depth and referrer: they are one page's links, or the
-        seeds. A URL that ``keep`` refuses is not marked seen.
+        The URLs of one call share a depth and referrer: they are one page's links, the
+        seeds, or a sitemap's entries. A URL that ``keep`` refuses is not marked seen.
+        ``sitemap``: these URLs are sitemaps; ``lastmods``: a sitemap's ``<lastmod>`` by URL.
         """
         ...
 
@@ -186,7 +189,11 @@ class MemoryFrontier:
         depth: int,
         referrer: str | None,
         keep: Callable[[str], bool] | None = None,
+        sitemap: bool = False,
+        lastmods: Mapping[str, str] | None = None,
     ) -> int:
+        if sitemap or lastmods:
+            return self._add_each(urls, depth, referrer, keep, sitemap, lastmods or {})
         seen = self._seen
         by_origin: dict[str, list[str]] = {}
         for url in urls:
@@ -211,6 +218,28 @@ class MemoryFrontier:
                     continue
             for url in new:
                 self._enqueue_entry(origin, CrawlRequest(url, depth, referrer), 1, front=False)
+        if added:
+            self._wake()
+        return added
+
+    def _add_each(
+        self,
+        urls: Iterable[str],
+        depth: int,
+        referrer: str | None,
+        keep: Callable[[str], bool] | None,
+        sitemap: bool,
+        lastmods: Mapping[str, str],
+    ) -> int:
+        added = 0
+        for url in urls:
+            digest = hash(url)
+            if digest in self._seen or (keep is not None and not keep(url)):
+                continue
+            self._seen.add(digest)
+            request = CrawlRequest(url, depth, referrer, 0, None, sitemap, lastmods.get(url))
+            self._enqueue(request)
+            added += 1
         if added:
             self._wake()
         return added

@@ -26,6 +26,7 @@ ErrorKind = Literal[
     "robots",  # robots.txt disallows it: never requested
     "extract",  # the extract or follow hook raised
     "cancelled",  # the crawl stopped and the grace period ran out
+    "sitemap",  # a sitemap that is not sitemap XML (or has too many entries)
 ]
 
 #: Record fields in output order (``links`` appears only when links are requested).
@@ -49,13 +50,17 @@ RECORD_FIELDS: tuple[str, ...] = (
 
 class CrawlRequest(NamedTuple):
     """A URL scheduled for fetching: its canonical form, link depth, where it was found, and
-    the attempts already made (with the trio time of the first) when it comes back to retry."""
+    the attempts already made (with the trio time of the first) when it comes back to retry.
+    ``sitemap`` marks a sitemap to read for URLs; ``lastmod`` is the ``<lastmod>`` a sitemap
+    gave this URL."""
 
     url: str
     depth: int = 0
     referrer: str | None = None
     attempts: int = 0
     first_try: float | None = None
+    sitemap: bool = False
+    lastmod: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -10,11 +10,21 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import re
+import zlib
+from xml.etree import ElementTree
 
 from charset_normalizer import from_bytes
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
-__all__ = ["ParsedHtml", "Selector", "decode_body", "is_html", "parse_html"]
+__all__ = [
+    "ParsedHtml",
+    "Selector",
+    "Sitemap",
+    "decode_body",
+    "is_html",
+    "parse_html",
+    "parse_sitemap",
+]
 
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),
@@ -185,3 +195,73 @@ class Selector:
         if self.attr is not None:
             return node.attributes.get(self.attr)
         return _SPACE.sub(" ", node.text(deep=True)).strip()
+
+
+#: Most entries one sitemap file may list (the sitemaps.org protocol's limit).
+SITEMAP_MAX_ENTRIES = 50_000
+
+
+@dataclasses.dataclass
+class Sitemap:
+    """What a sitemap lists: page URLs with their ``<lastmod>`` (``urlset``), or further
+    sitemaps (``sitemapindex``)."""
+
+    kind: str  # "urlset" or "sitemapindex"
+    pages: list[tuple[str, str | None]]
+    sitemaps: list[str]
+
+
+def parse_sitemap(content: bytes, *, max_bytes: int) -> Sitemap:
+    """Parse a sitemap (XML, or XML in gzip, decompressed up to ``max_bytes``).
+
+    Uses the standard library's expat parser, which expands no external entities and, from
+    expat 2.4, refuses entity-expansion bombs; the input is already capped at ``max_bytes``.
+
+    Raises:
+        ValueError: not a sitemap (bad XML, another root element, too many entries, or a
+            gzip body that is corrupt or decompresses past ``max_bytes``).
+    """
+    if content[:2] == b"\x1f\x8b":  # a .xml.gz served as is, without Content-Encoding
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            content = decompressor.decompress(content, max_bytes + 1)
+        except zlib.error as exc:
+            raise ValueError(f"corrupt gzip sitemap: {exc}") from None
+        if len(content) > max_bytes or decompressor.unconsumed_tail:
+            raise ValueError(f"gzip sitemap decompresses past max_bytes={max_bytes}")
+        if not decompressor.eof:
+            raise ValueError("corrupt gzip sitemap: the stream is cut short")
+    try:
+        root = ElementTree.fromstring(content)
+    except ElementTree.ParseError as exc:
+        raise ValueError(f"not XML: {exc}") from None
+    kind = _local(root.tag)
+    if kind not in ("urlset", "sitemapindex"):
+        raise ValueError(f"not a sitemap: the root element is <{kind}>")
+    sitemap = Sitemap(kind, [], [])
+    entries = 0
+    for entry in root:
+        if _local(entry.tag) not in ("url", "sitemap"):
+            continue
+        entries += 1
+        if entries > SITEMAP_MAX_ENTRIES:
+            raise ValueError(f"more than {SITEMAP_MAX_ENTRIES} entries")
+        loc = lastmod = None
+        for field in entry:
+            name = _local(field.tag)
+            if name == "loc" and field.text:
+                loc = field.text.strip()
+            elif name == "lastmod" and field.text:
+                lastmod = field.text.strip()
+        if not loc:
+            continue
+        if kind == "urlset":
+            sitemap.pages.append((loc, lastmod))
+        else:
+            sitemap.sitemaps.append(loc)
+    return sitemap
+
+
+def _local(tag: object) -> str:
+    """An element's name without its namespace."""
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""

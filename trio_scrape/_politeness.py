@@ -277,6 +277,12 @@ class RobotsCache:
             self._hosts.robots_loaded(origin, float(delay) if delay else None)
         return rules is None or bool(rules.can_fetch(url, self._user_agent))
 
+    async def sitemaps(self, origin: str) -> list[str]:
+        """The ``Sitemap:`` URLs in ``origin``'s robots.txt (fetching it if need be)."""
+        await self.allowed(origin + "/")
+        rules = self._rules.get(origin)
+        return [] if rules is None else list(rules.sitemaps)
+
     async def _load(self, origin: str) -> Protego | None:
         """Parsed rules, or None for "allow everything"."""
         self.fetches += 1

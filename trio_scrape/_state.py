@@ -7,7 +7,8 @@ running the same crawl again goes on from there. One table holds every URL ever 
     urls(digest INTEGER PRIMARY KEY,   -- url_digest(url): the seen-set is the primary key
          url, depth, referrer, attempts,
          state,                        -- 0 queued, 1 leased, 2 done, 3 seen (never queued)
-         seq)                          -- queue order; a partial index covers queued rows
+         seq,                          -- queue order; a partial index covers queued rows
+         sitemap, lastmod)             -- a sitemap to read; a sitemap's <lastmod> for it
     meta(key PRIMARY KEY, value)       -- 'settings' (JSON), 'output_offset', 'schema'
 
 Why it is exactly-once: a page is marked done in the same transaction as the length of the
@@ -49,22 +50,23 @@ __all__ = ["ResumeInfo", "SqliteFrontier", "open_sqlite_frontier"]
 logger = logging.getLogger("trio_scrape")
 
 _QUEUED, _LEASED, _DONE, _SEEN = 0, 1, 2, 3
-_SCHEMA = "1"
+_SCHEMA = "2"
 _COMMIT_INTERVAL = 0.025  # seconds between commits: about the most work a kill makes us redo
 _MAX_PENDING = 20_000  # changes held in memory before a writer waits for a commit
 _CLOSE_TIMEOUT = 30.0
 
-_Row = tuple[int, str | None, int, str | None, int, int, int]
+_Row = tuple[int, str | None, int, str | None, int, int, int, int, str | None]
 
 _INSERT = (
     "INSERT OR IGNORE INTO urls SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(7))
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(9))
     + " FROM json_each(?)"
 )
 _LEASE = "UPDATE urls SET state = 1 WHERE state = 0 AND digest IN (SELECT value FROM json_each(?))"
 _DONE_SQL = "UPDATE urls SET state = 2 WHERE digest IN (SELECT value FROM json_each(?))"
 _LOAD = (
-    "SELECT json_group_array(json_array(digest, url, depth, referrer, attempts, state, seq))"
+    "SELECT json_group_array(json_array(digest, url, depth, referrer, attempts, state, seq,"
+    " sitemap, lastmod))"
     " FROM (SELECT * FROM urls WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?)"
 )
 
@@ -159,6 +161,8 @@ class SqliteFrontier(MemoryFrontier):
         depth: int,
         referrer: str | None,
         keep: Callable[[str], bool] | None = None,
+        sitemap: bool = False,
+        lastmods: Mapping[str, str] | None = None,
     ) -> int:
         added = 0
         seen = self._seen_digests
@@ -169,12 +173,15 @@ class SqliteFrontier(MemoryFrontier):
             seen.add(digest)
             seq = self._next_seq
             self._next_seq += 1
-            self._inserts.append((digest, url, depth, referrer, 0, _QUEUED, seq))
+            lastmod = lastmods.get(url) if lastmods else None
+            self._inserts.append(
+                (digest, url, depth, referrer, 0, _QUEUED, seq, int(sitemap), lastmod)
+            )
             if self._spilled or self._queued >= self._window:
                 self._spilled = True
                 self._on_disk += 1
             else:
-                self._enqueue(CrawlRequest(url, depth, referrer))
+                self._enqueue(CrawlRequest(url, depth, referrer, 0, None, sitemap, lastmod))
                 self._loaded_seq = seq
             added += 1
         if added:
@@ -188,7 +195,7 @@ class SqliteFrontier(MemoryFrontier):
             digest = url_digest(url)
             if digest not in self._seen_digests:
                 self._seen_digests.add(digest)
-                self._inserts.append((digest, None, 0, None, 0, _SEEN, 0))
+                self._inserts.append((digest, None, 0, None, 0, _SEEN, 0, 0, None))
                 self._changed_pending()
 
     def _on_lease(self, request: CrawlRequest) -> None:
@@ -225,9 +232,10 @@ class SqliteFrontier(MemoryFrontier):
         if not self._spilled or room <= 0:
             return False
         rows = await self._commit(load=room)
-        for _digest, url, depth, referrer, attempts, _state, seq in rows:
+        for _digest, url, depth, referrer, attempts, _state, seq, sitemap, lastmod in rows:
             assert url is not None and seq > self._loaded_seq
-            self._enqueue(CrawlRequest(url, depth, referrer, attempts))
+            request = CrawlRequest(url, depth, referrer, attempts, None, bool(sitemap), lastmod)
+            self._enqueue(request)
             self._loaded_seq = seq
         self._on_disk -= len(rows)
         if not rows or self._on_disk <= 0:
@@ -342,7 +350,8 @@ class SqliteFrontier(MemoryFrontier):
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         db.execute(
             "CREATE TABLE IF NOT EXISTS urls (digest INTEGER PRIMARY KEY, url TEXT,"
-            " depth INTEGER, referrer TEXT, attempts INTEGER, state INTEGER, seq INTEGER)"
+            " depth INTEGER, referrer TEXT, attempts INTEGER, state INTEGER, seq INTEGER,"
+            " sitemap INTEGER, lastmod TEXT)"
         )
         db.execute("CREATE INDEX IF NOT EXISTS queued ON urls (seq) WHERE state = 0")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
