@@ -416,3 +416,13 @@ async def test_cache_that_is_a_file_exits_2(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     result = await cli("run", "http://127.0.0.1:1/", "--cache", str(tmp_path / "file"))
     assert result.returncode == 2 and b"--cache" in result.stderr
+
+
+async def test_help_groups_options_and_shows_examples() -> None:
+    result = await cli("run", "--help")
+    assert result.returncode == 0
+    text = result.stdout.decode()
+    for panel in ("Scope", "Politeness (per host)", "Extraction", "Resumable crawls", "Output"):
+        assert panel in text, panel
+    assert "Examples" in text and "--sitemap https://example.org/sitemap.xml" in text
+    assert "[default: workers]" in text  # bracketed text survives rich markup

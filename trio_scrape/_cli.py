@@ -55,6 +55,7 @@ class Format(enum.StrEnum):
 
 app = typer.Typer(
     name=PROG,
+    rich_markup_mode="rich",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -88,9 +89,15 @@ def _root(
 
 @app.command(
     epilog=(
-        "Examples:  trio-scrape run https://example.org/ --depth 2 -o pages.jsonl  |  "
-        "trio-scrape run --seeds-file urls.txt --workers 32 --format csv -o out.csv"
-    )
+        "[bold]Examples[/]\n\n"
+        "trio-scrape run https://example.org/ --depth 2 -o pages.jsonl\n\n"
+        "trio-scrape run https://example.org/ --depth 3 --select 'title=h1' "
+        "--select-all 'tags=a.tag' --cache .cache\n\n"
+        "trio-scrape run --sitemap https://example.org/sitemap.xml --format csv -o pages.csv\n\n"
+        "trio-scrape run https://example.org/ --depth 5 -o pages.jsonl --state crawl.db  "
+        "(run it again to resume)\n\n"
+        "trio-scrape run --config crawl.toml --max-pages 100"
+    ),
 )
 def run(
     urls: Annotated[list[str] | None, typer.Argument(help="Seed URLs.", show_default=False)] = None,
@@ -148,7 +155,7 @@ def run(
     buffer: Annotated[
         int | None,
         typer.Option(
-            help="Job and record channel size [default: workers].", rich_help_panel=_ENGINE
+            help="Job and record channel size \\[default: workers].", rich_help_panel=_ENGINE
         ),
     ] = None,
     timeout: Annotated[
@@ -227,7 +234,7 @@ def run(
     cache_ttl: Annotated[
         float | None,
         typer.Option(
-            help="Seconds a cached response is re-used [default: forever].",
+            help="Seconds a cached response is re-used \\[default: forever].",
             rich_help_panel=_FETCH,
         ),
     ] = None,
@@ -288,7 +295,7 @@ def run(
         Format | None,
         typer.Option(
             "--format",
-            help="jsonl or csv [default: from the output's extension, else jsonl].",
+            help="jsonl or csv \\[default: from the output's extension, else jsonl].",
             rich_help_panel=_OUTPUT,
         ),
     ] = None,
@@ -297,7 +304,7 @@ def run(
         typer.Option(
             "--config",
             help="TOML file of options (same names); options given here win. "
-            "Default: [tool.trio-scrape] in ./pyproject.toml.",
+            "Default: \\[tool.trio-scrape] in ./pyproject.toml.",
             rich_help_panel=_OUTPUT,
         ),
     ] = None,
@@ -305,7 +312,7 @@ def run(
         bool | None,
         typer.Option(
             "--progress/--no-progress",
-            help="Live progress on stderr [default: when stderr is a terminal].",
+            help="Live progress on stderr \\[default: when stderr is a terminal].",
             rich_help_panel=_OUTPUT,
             show_default=False,
         ),
