@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 import trio
 
@@ -12,3 +14,9 @@ async def site(nursery: trio.Nursery) -> Site:
     server = Site()
     await nursery.start(server.serve)
     return server
+
+
+def examples(default: int) -> int:
+    """Hypothesis examples for a fuzz-style test: ``default`` in the suite (a few seconds),
+    or ``FUZZ_EXAMPLES`` for a long session (see README, Hardening)."""
+    return int(os.environ.get("FUZZ_EXAMPLES", default))

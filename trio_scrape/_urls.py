@@ -18,22 +18,41 @@ from w3lib.url import canonicalize_url
 
 from ._config import CrawlConfig
 
-__all__ = ["LinkResolver", "UrlScope", "canonicalize", "host_of", "resolve_links"]
+__all__ = [
+    "MAX_LINKS_PER_PAGE",
+    "MAX_URL_LENGTH",
+    "LinkResolver",
+    "UrlScope",
+    "canonicalize",
+    "host_of",
+    "resolve_links",
+]
+
+#: Longer URLs are refused (seeds) or skipped and counted as invalid (links); 2,048 is what
+#: sitemaps allow and about what browsers and servers reliably accept.
+MAX_URL_LENGTH = 2048
+#: Links taken from one page; the rest are ignored (a page of a million links is an attack).
+MAX_LINKS_PER_PAGE = 10_000
 
 _SCHEMES = frozenset({"http", "https"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters a browser strips from hrefs before resolving them (HTML spec: "strip leading and
 # trailing ASCII whitespace", and tabs/newlines anywhere are removed by the URL parser).
 _HREF_NOISE = re.compile(r"[\t\n\r]")
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+_HOST = re.compile(r"(?:[a-z0-9_.-]+|\[[0-9a-f:.]+(?:%25[\w.~-]+)?\])(?::[0-9]{1,5})?")
 
 
 def canonicalize(url: str) -> str:
     """Return the canonical form of an absolute http(s) URL.
 
     Raises:
-        ValueError: the URL is not an absolute http or https URL with a host, or cannot be
-            parsed (bad port, bad IPv6 literal, bad IDNA label).
+        ValueError: the URL is not an absolute http or https URL with a host, cannot be
+            parsed (bad port, bad IPv6 literal, bad IDNA label), or its canonical form is
+            longer than :data:`MAX_URL_LENGTH`.
     """
+    if len(url) > 4 * MAX_URL_LENGTH:  # no point parsing it: it cannot come out short enough
+        raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters")
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
@@ -49,6 +68,13 @@ def canonicalize(url: str) -> str:
     if parts.port is not None and parts.port == _DEFAULT_PORTS.get(parts.scheme):
         netloc = parts.netloc.rsplit(":", 1)[0]
         canonical = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    if len(canonical) > MAX_URL_LENGTH:
+        raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters")
+    # w3lib passes through what no DNS name can hold (spaces, controls, non-ASCII that is not
+    # IDNA): a host must be letters, digits, "-", "_", "." or a bracketed IPv6 literal.
+    netloc = parts.netloc.rpartition("@")[2]
+    if not canonical.isascii() or _UNSAFE.search(canonical) or not _HOST.fullmatch(netloc):
+        raise ValueError(f"not a valid host in {url!r}")
     return canonical
 
 
@@ -78,10 +104,14 @@ def resolve_links(base: str, hrefs: Iterable[str]) -> tuple[list[str], int]:
 
 
 # Characters w3lib's canonicalize_url leaves unchanged in a path (checked by a test).
-_PATH_CHARS = r"A-Za-z0-9!$&'()*+,\-.:;=@_~/"
+# (";" is left to w3lib, which treats it as a path-parameter separator: both ways of
+# reaching a URL with one must give the same canonical form.)
+_PATH_CHARS = r"A-Za-z0-9!$&'()*+,\-.:=@_~/"
 # A URL this matches (and whose port is not the default) is already canonical: lower-case
 # http(s) scheme and host, no userinfo, query or fragment, only such path characters.
-_ALREADY_CANONICAL = re.compile(rf"(https?)://[a-z0-9.-]+(:[0-9]{{1,5}})?(?:/[{_PATH_CHARS}]*)?")
+_ALREADY_CANONICAL = re.compile(
+    rf"(https?)://[a-z0-9.-]+(:[1-9][0-9]{{0,4}})?(?:/[{_PATH_CHARS}]*)?"
+)
 # An href that is a plain path (absolute or relative): no scheme, query, fragment or escape.
 _PATH_HREF = re.compile(rf"[{_PATH_CHARS.replace(':', '')}]+")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
@@ -95,6 +125,7 @@ def _is_canonical(url: str) -> bool:
         and "/../" not in url
         and not url.endswith(("/.", "/.."))
         and match.group(2) != (":80" if match.group(1) == "http" else ":443")
+        and (match.group(2) is None or int(match.group(2)[1:]) <= 65535)
     )
 
 
@@ -144,6 +175,9 @@ class LinkResolver:
         # to check each result (only dot segments, which the join removes).
         canonical_base = _is_canonical(directory)
         for href in hrefs:
+            if len(href) > MAX_URL_LENGTH:
+                invalid += 1
+                continue
             if "\t" in href or "\n" in href or "\r" in href:
                 href = _HREF_NOISE.sub("", href)
             href = href.strip()
@@ -166,11 +200,13 @@ class LinkResolver:
                     cache[key] = url
             if url is None:
                 continue
-            if url == "\0":
+            if url == "\0" or len(url) > MAX_URL_LENGTH:
                 invalid += 1
             elif url not in seen:
                 seen.add(url)
                 links.append(url)
+                if len(links) >= MAX_LINKS_PER_PAGE:
+                    break
         return links, invalid
 
     @staticmethod
