@@ -102,7 +102,9 @@ async def test_offsite_links_are_not_fetched_in_host_scope(site: Site) -> None:
         assert set(pages) == {site.url("/"), site.url("/in")}
         assert other.log == []
 
-        pages, _ = await run_crawl([site.url("/")], depth=3, allow_hosts=("127.0.0.*",))
+        pages, _ = await run_crawl(
+            [site.url("/")], depth=3, allow_hosts=("127.0.0.*",), allow_private=True
+        )
         assert other.url("/x") in pages and pages[other.url("/x")].ok
         nursery.cancel_scope.cancel()
 
@@ -503,7 +505,9 @@ async def test_authorization_does_not_follow_a_redirect_to_another_origin(site: 
         site.add("/secret", Reply(body=html_page("Secret")))
         site.add("/away", Reply(302, headers={"Location": other.url("/landing")}))
         pages, _ = await run_crawl(
-            [site.url("/same"), site.url("/away")], headers={"Authorization": "Bearer t"}
+            [site.url("/same"), site.url("/away")],
+            headers={"Authorization": "Bearer t"},
+            allow_private=True,  # 127.0.0.3 is not a seed's host
         )
         assert all(p.ok for p in pages.values())
         assert {r.path: r.headers.get("authorization") for r in site.log} == {

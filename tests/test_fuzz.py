@@ -93,7 +93,8 @@ def test_whole_pipeline_gives_every_url_a_record(
     each linking to the next: the crawl ends, with one record per URL it started."""
 
     def answer(request: httpx.Request) -> httpx.Response:
-        index = int(request.url.path.strip("/") or 0)
+        digits = request.url.path.strip("/")
+        index = int(digits) if digits.isascii() and digits.isdigit() else 0
         status, headers, body = responses[index % len(responses)]
         link = f'<a href="/{index + 1}">next</a>'.encode() if index + 1 < len(responses) else b""
         return httpx.Response(status, headers=headers, content=body + link)

@@ -224,6 +224,14 @@ def run(
         bool, typer.Option("--http2", help="Use HTTP/2 where offered.", rich_help_panel=_FETCH)
     ] = False,
     proxy: Annotated[str | None, typer.Option(help="Proxy URL.", rich_help_panel=_FETCH)] = None,
+    allow_private: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private",
+            help="Let links and redirects lead to loopback/private/link-local addresses.",
+            rich_help_panel=_FETCH,
+        ),
+    ] = False,
     cache: Annotated[
         Path | None,
         typer.Option(
@@ -373,6 +381,7 @@ def run(
             user_agent=user_agent,
             http2=http2,
             proxy=proxy,
+            allow_private=allow_private,
             cache=cache,
             cache_ttl=cache_ttl,
             links=links,

@@ -99,7 +99,11 @@ class CrawlConfig:
         max_retry_after: the longest ``Retry-After`` honoured; a longer one fails the page.
         max_bytes: cap on the decoded body; a longer body fails with ``too_large``.
         max_redirects: redirects followed before failing with ``too_many_redirects``.
-        headers, user_agent, http2, proxy: passed to the HTTP client.
+        headers: extra request headers, sent only to the seeds' hosts (never to a host that
+            links or redirects lead to: they often hold credentials).
+        user_agent, http2, proxy: passed to the HTTP client.
+        allow_private: let links and redirects lead to loopback, private and link-local
+            addresses (the seeds' own hosts may always be on such addresses).
         cache: a directory for an HTTP cache of successful (2xx) responses, for development:
             a re-run with new selectors or hooks re-uses them instead of fetching (None: off).
         cache_ttl: seconds a cached response is served (None: until the cache is deleted).
@@ -153,6 +157,7 @@ class CrawlConfig:
     user_agent: str = DEFAULT_USER_AGENT
     http2: bool = False
     proxy: str | None = None
+    allow_private: bool = False
     cache: str | os.PathLike[str] | None = None
     cache_ttl: float | None = None
 

@@ -62,7 +62,7 @@ from ._parse import decode_body, is_html, parse_html, parse_sitemap
 from ._politeness import HostLimiter, HostStatistics, RobotsCache, origin_of
 from ._sinks import Sink
 from ._state import open_sqlite_frontier
-from ._urls import LinkResolver, UrlScope, canonicalize
+from ._urls import LinkResolver, UrlScope, canonicalize, host_of
 
 __all__ = ["CrawlStatistics", "Crawler", "StopReason", "open_crawl", "raise_single", "scrape"]
 
@@ -274,8 +274,9 @@ class Crawler:
                 if self._own_state and not await self._open_state(stack):
                     task_status.started()
                     return
+                seed_hosts = {host_of(url) for url in self._seeds + self._sitemaps}
                 self._fetcher = fetcher = await stack.enter_async_context(
-                    open_fetcher(config, transport=self._transport)
+                    open_fetcher(config, transport=self._transport, seed_hosts=seed_hosts)
                 )
                 nursery = await stack.enter_async_context(trio.open_nursery())
                 if config.robots or config.sitemaps_from_robots:

@@ -16,7 +16,7 @@ import email.utils
 import importlib.util
 import os
 import random
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from contextlib import aclosing, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Protocol, cast
@@ -26,7 +26,9 @@ import httpx
 from ._config import CrawlConfig
 from ._exceptions import ConfigError
 from ._page import ErrorKind
+from ._addresses import AddressGuard, BlockedAddress, resolve
 from ._transport import CrawlTransport
+from ._urls import host_of
 
 __all__ = [
     "RETRY_STATUSES",
@@ -130,9 +132,16 @@ class HttpxFetcher:
         headers: Mapping[str, str],
         max_bytes: int,
         max_redirects: int,
+        seed_headers: Mapping[str, str] | None = None,
+        seed_hosts: Iterable[str] = (),
+        guard: AddressGuard | None = None,
     ) -> None:
         self._transport = transport
         self._headers = httpx.Headers({**_DEFAULT_HEADERS, **headers})
+        # The user's own headers (credentials, often) go to the seeds' hosts only.
+        self._seed_headers = httpx.Headers({**_DEFAULT_HEADERS, **headers, **(seed_headers or {})})
+        self._seed_hosts = frozenset(h.lower() for h in seed_hosts)
+        self._guard = guard
         self._cookies = httpx.Cookies()
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
@@ -140,10 +149,13 @@ class HttpxFetcher:
     async def fetch(self, url: str) -> Response:
         origin: tuple[str, str, int | None] | None = None
         for _ in range(self._max_redirects + 1):
+            headers = self._seed_headers if host_of(url) in self._seed_hosts else self._headers
             try:
-                request = httpx.Request("GET", url, headers=self._headers, extensions=_NO_TIMEOUTS)
+                request = httpx.Request("GET", url, headers=headers, extensions=_NO_TIMEOUTS)
             except (httpx.InvalidURL, ValueError) as exc:
                 raise FetchError("invalid_url", f"cannot request {url!r}: {exc}") from exc
+            if self._guard is not None:
+                await self._check_address(request.url)
             request_origin = (request.url.scheme, request.url.host, request.url.port)
             if origin is None:
                 origin = request_origin
@@ -171,6 +183,17 @@ class HttpxFetcher:
             finally:
                 await response.aclose()
         raise FetchError("too_many_redirects", f"more than {self._max_redirects} redirects")
+
+    async def _check_address(self, url: httpx.URL) -> None:
+        assert self._guard is not None
+        try:
+            addresses = await resolve(url.host, url.port or (443 if url.scheme == "https" else 80))
+        except OSError as exc:
+            raise FetchError("connect", f"cannot resolve {url.host}: {exc}") from exc
+        try:
+            self._guard.check(url.host, addresses)
+        except BlockedAddress as exc:
+            raise FetchError("blocked_address", str(exc)) from exc
 
     async def _read_capped(self, response: httpx.Response, fields: dict[str, str]) -> bytes:
         cap = self._max_bytes
@@ -212,7 +235,9 @@ def _redirect_target(base: httpx.URL, location: str) -> str:
 
 def _classify(exc: httpx.HTTPError) -> FetchError:
     kind: ErrorKind
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, BlockedAddress):
+        kind = "blocked_address"
+    elif isinstance(exc, httpx.TimeoutException):
         kind = "timeout"
     elif isinstance(exc, httpx.ConnectError | httpx.ProxyError):
         kind = "connect"
@@ -230,7 +255,10 @@ def _classify(exc: httpx.HTTPError) -> FetchError:
 
 @asynccontextmanager
 async def open_fetcher(
-    config: CrawlConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    config: CrawlConfig,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    seed_hosts: Iterable[str] = (),
 ) -> AsyncIterator[HttpxFetcher]:
     """Open the fetcher for ``config`` and close its connections on exit.
 
@@ -241,13 +269,22 @@ async def open_fetcher(
     ``cache_ttl`` seconds, in an SQLite file in that directory).
     Environment proxy variables are ignored: a crawl goes where its configuration says.
 
+    Connections to hosts other than ``seed_hosts`` must go to public addresses unless
+    ``allow_private`` (see :class:`AddressGuard`); ``headers`` go to ``seed_hosts`` only.
+
     Raises:
         ConfigError: the cache directory cannot be created.
     """
+    seed_hosts = frozenset(seed_hosts)
+    guard = AddressGuard(seed_hosts, allow_private=config.allow_private)
+    precheck = False
     if transport is None:
         if config.proxy is None and not config.http2:
-            transport = CrawlTransport(max_idle_per_origin=config.workers)
+            transport = CrawlTransport(max_idle_per_origin=config.workers, guard=guard)
         else:
+            # httpx's transport connects by name: check the addresses just before (with a
+            # proxy, the proxy connects, and its network is not ours to guard).
+            precheck = config.proxy is None
             transport = httpx.AsyncHTTPTransport(
                 http2=config.http2,
                 proxy=config.proxy,
@@ -260,9 +297,12 @@ async def open_fetcher(
     async with transport:
         yield HttpxFetcher(
             transport,
-            headers={"User-Agent": config.user_agent, **config.headers},
+            headers={"User-Agent": config.user_agent},
+            seed_headers=config.headers,
+            seed_hosts=seed_hosts,
             max_bytes=config.max_bytes,
             max_redirects=config.max_redirects,
+            guard=guard if precheck else None,
         )
 
 

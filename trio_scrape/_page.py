@@ -27,6 +27,7 @@ ErrorKind = Literal[
     "extract",  # the extract or follow hook raised
     "cancelled",  # the crawl stopped and the grace period ran out
     "sitemap",  # a sitemap that is not sitemap XML (or has too many entries)
+    "blocked_address",  # the host resolves to a private/loopback/link-local address: not sent
 ]
 
 #: Record fields in output order (``links`` appears only when links are requested).

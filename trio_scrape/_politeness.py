@@ -292,8 +292,8 @@ class RobotsCache:
                 try:
                     response = await self._fetcher.fetch(origin + "/robots.txt")
                 except FetchError as exc:
-                    if exc.kind == "too_large":
-                        return None  # a robots.txt that large is not one
+                    if exc.kind in ("too_large", "blocked_address"):
+                        return None  # not a robots.txt, or a host we will not fetch anyway
                     problem = f"{exc.kind}: {exc.message}"
                 else:
                     if 200 <= response.status < 300:

@@ -23,6 +23,8 @@ import h11
 import httpx
 import trio
 
+from ._addresses import AddressGuard, Resolver, resolve
+
 __all__ = ["CrawlTransport"]
 
 _READ_SIZE = 64 * 1024
@@ -189,6 +191,9 @@ class CrawlTransport(httpx.AsyncBaseTransport):
         keepalive_expiry: seconds an idle connection is kept.
         ssl_context: for https (default: httpx's, with certifi's CA bundle).
         max_header_bytes: the largest response head accepted (h11's limit).
+        guard: where connections may go (checked on resolved addresses, just before
+            connecting); None allows everything.
+        resolver: ``resolver(host, port)`` -> addresses (default: the system's); tests stub it.
 
     Honours the ``timeout`` request extension that httpx sets (connect, read, write).
     """
@@ -201,7 +206,11 @@ class CrawlTransport(httpx.AsyncBaseTransport):
         keepalive_expiry: float = 5.0,
         ssl_context: ssl.SSLContext | None = None,
         max_header_bytes: int = 64 * 1024,
+        guard: AddressGuard | None = None,
+        resolver: Resolver = resolve,
     ) -> None:
+        self._guard = guard
+        self._resolver = resolver
         self._idle: collections.OrderedDict[Origin, list[_Connection]] = collections.OrderedDict()
         self._idle_count = 0
         self._max_idle_per_origin = max_idle_per_origin
@@ -264,7 +273,7 @@ class CrawlTransport(httpx.AsyncBaseTransport):
         stream: trio.abc.Stream | None = None
         try:
             with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
-                stream = await trio.open_tcp_stream(host, port)
+                stream = await self._open_tcp(host, port)
                 if scheme == "https":
                     stream = trio.SSLStream(
                         stream, self._ssl(), server_hostname=host, https_compatible=True
@@ -283,6 +292,18 @@ class CrawlTransport(httpx.AsyncBaseTransport):
             await trio.aclose_forcefully(stream)
         assert scope.cancelled_caught
         raise httpx.ConnectTimeout(f"connecting to {host}:{port} took over {timeout:g}s")
+
+    async def _open_tcp(self, host: str, port: int) -> trio.SocketStream:
+        addresses = await self._resolver(host, port)
+        if self._guard is not None:
+            addresses = self._guard.check(host, addresses)
+        error: OSError | None = None
+        for address in addresses:  # the checked addresses, not a second lookup of the name
+            try:
+                return await trio.open_tcp_stream(address, port)
+            except OSError as exc:
+                error = exc
+        raise error or OSError(f"{host} resolves to no address")
 
     def _ssl(self) -> ssl.SSLContext:
         if self._ssl_context is None:
