@@ -23,10 +23,10 @@ from typing import Protocol, cast
 
 import httpx
 
+from ._addresses import AddressGuard, BlockedAddress, resolve
 from ._config import CrawlConfig
 from ._exceptions import ConfigError
 from ._page import ErrorKind
-from ._addresses import AddressGuard, BlockedAddress, resolve
 from ._transport import CrawlTransport
 from ._urls import host_of
 
