@@ -80,3 +80,31 @@ async def test_write_failure_is_an_output_error() -> None:
     await sink.send(sample_pages()[0])
     with pytest.raises(OutputError, match="cannot write records"):
         await sink.aclose()
+
+
+@pytest.mark.parametrize("safe", [True, False])
+async def test_csv_formula_cells_are_quoted(tmp_path: Path, safe: bool) -> None:
+    path = tmp_path / "out.csv"
+    sink = open_file_sink(str(path), "csv", csv_safe=safe)
+    titles = ["=HYPERLINK(\"http://evil\",\"x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "ok = fine"]
+    for title in titles:
+        await sink.send(Page(url="http://a/", title=title, data={"n": -1}))
+    await sink.aclose()
+    with path.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    got = [row["title"] for row in rows]
+    if safe:
+        assert got == ["'" + t for t in titles[:-1]] + ["ok = fine"]
+    else:
+        assert got == titles
+    assert rows[0]["url"] == "http://a/" and json.loads(rows[0]["data"]) == {"n": -1}
+
+
+async def test_jsonl_output_is_valid_utf8_whatever_a_hook_returns(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    sink = open_file_sink(str(path), "jsonl")
+    await sink.send(Page(url="http://a/", title="\ud800 lone", data={"k": "\udcff", 1: b"x"}))
+    await sink.aclose()
+    text = path.read_bytes().decode("utf-8")  # strict: raises on invalid UTF-8
+    record = json.loads(text)
+    assert record["title"].endswith(" lone")

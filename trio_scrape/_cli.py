@@ -325,6 +325,14 @@ def run(
             show_default=False,
         ),
     ] = None,
+    csv_safe: Annotated[
+        bool,
+        typer.Option(
+            "--csv-safe/--no-csv-safe",
+            help="Quote CSV cells a spreadsheet would run as formulas (=, +, -, @).",
+            rich_help_panel=_OUTPUT,
+        ),
+    ] = True,
     quiet: Annotated[
         bool,
         typer.Option("-q", "--quiet", help="No summary, warnings only.", rich_help_panel=_OUTPUT),
@@ -396,7 +404,7 @@ def run(
     out_format: OutputFormat = (
         format.value if format else ("csv" if output.lower().endswith(".csv") else "jsonl")
     )
-    sink = open_file_sink(output, out_format, links=links)
+    sink = open_file_sink(output, out_format, links=links, csv_safe=csv_safe)
     terminal = sys.stderr.isatty()
     # A live display only where someone watches it: never when piped, never with --quiet.
     show = terminal and not quiet and progress is not False

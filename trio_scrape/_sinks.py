@@ -10,11 +10,13 @@ flush, so a stopped or killed crawl never leaves half a line behind by our doing
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
 import stat
 import sys
+from collections.abc import Callable
 from typing import IO, Any, Literal, Protocol, runtime_checkable
 
 import orjson
@@ -172,13 +174,25 @@ class JsonlSink(_FileSink):
         return _json(page.to_record(links=self._links)) + b"\n"
 
 
+# What spreadsheets run as a formula when a cell starts with it (OWASP's "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 class CsvSink(_FileSink):
-    """RFC 4180 CSV with a header row; ``data``, ``links`` and ``error`` cells hold JSON text."""
+    """RFC 4180 CSV with a header row; ``data``, ``links`` and ``error`` cells hold JSON text.
+
+    With ``safe`` (the default), a cell that a spreadsheet would run as a formula (one that
+    starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return: a page title such as
+    ``=HYPERLINK(...)``) gets a leading ``'``, which spreadsheets show as text.
+    """
 
     format = "csv"
 
-    def __init__(self, file: IO[bytes], *, links: bool, close: bool, name: str = "-") -> None:
+    def __init__(
+        self, file: IO[bytes], *, links: bool, close: bool, name: str = "-", safe: bool = True
+    ) -> None:
         super().__init__(file, links=links, close=close, name=name)
+        self._safe = safe
         self._fields = [f for f in RECORD_FIELDS if links or f != "links"]
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer)
@@ -207,28 +221,35 @@ class CsvSink(_FileSink):
                 row.append(_json(value).decode("utf-8"))
             else:
                 row.append(str(value))
+        if self._safe:
+            row = ["'" + cell if cell.startswith(_FORMULA_START) else cell for cell in row]
         self._writer.writerow(row)
         return _encode(self._take())
 
 
-def open_file_sink(path: str, format: OutputFormat, *, links: bool = False) -> JsonlSink | CsvSink:
+def open_file_sink(
+    path: str, format: OutputFormat, *, links: bool = False, csv_safe: bool = True
+) -> JsonlSink | CsvSink:
     """Open ``path`` (``"-"`` for standard output) for records in ``format``.
 
     The file is created if missing; it is truncated when the crawl starts (``start``), or,
     when a crawl resumes from its state, cut back to the records the state knows are written.
     Closing the sink (``aclose``) flushes it and closes the file, but never standard output.
+    ``csv_safe``: see :class:`CsvSink`.
 
     Raises:
         OutputError: the file cannot be opened for writing.
     """
-    sink_type = CsvSink if format == "csv" else JsonlSink
+    make: Callable[..., JsonlSink | CsvSink] = (
+        functools.partial(CsvSink, safe=csv_safe) if format == "csv" else JsonlSink
+    )
     if path == "-":
         sys.stdout.flush()
-        return sink_type(sys.stdout.buffer, links=links, close=False)
+        return make(sys.stdout.buffer, links=links, close=False)
     try:
         # Append mode: nothing is cut before start() knows where the output resumes, and
         # every write lands at the end.
         file = open(path, "ab")  # noqa: SIM115 -- the sink owns it and closes it in aclose()
     except OSError as exc:
         raise OutputError(f"cannot open output {path!r}: {exc.strerror or exc}") from exc
-    return sink_type(file, links=links, close=True, name=os.path.abspath(path))
+    return make(file, links=links, close=True, name=os.path.abspath(path))
