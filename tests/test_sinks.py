@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,7 +87,7 @@ async def test_write_failure_is_an_output_error() -> None:
 async def test_csv_formula_cells_are_quoted(tmp_path: Path, safe: bool) -> None:
     path = tmp_path / "out.csv"
     sink = open_file_sink(str(path), "csv", csv_safe=safe)
-    titles = ["=HYPERLINK(\"http://evil\",\"x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "ok = fine"]
+    titles = ['=HYPERLINK("http://evil","x")', "+1", "-2+3", "@SUM(A1)", "\tx", "ok = fine"]
     for title in titles:
         await sink.send(Page(url="http://a/", title=title, data={"n": -1}))
     await sink.aclose()
@@ -103,7 +104,8 @@ async def test_csv_formula_cells_are_quoted(tmp_path: Path, safe: bool) -> None:
 async def test_jsonl_output_is_valid_utf8_whatever_a_hook_returns(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     sink = open_file_sink(str(path), "jsonl")
-    await sink.send(Page(url="http://a/", title="\ud800 lone", data={"k": "\udcff", 1: b"x"}))
+    data: dict[Any, Any] = {"k": "\udcff", 1: b"x"}  # what a careless hook might return
+    await sink.send(Page(url="http://a/", title="\ud800 lone", data=data))
     await sink.aclose()
     text = path.read_bytes().decode("utf-8")  # strict: raises on invalid UTF-8
     record = json.loads(text)
