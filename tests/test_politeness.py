@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from trio_scrape import CrawlConfig, Crawler, CrawlStatistics, Page
+from trio_scrape import CrawlConfig, Crawler, CrawlStatistics, Page, scrape
 from trio_scrape._politeness import HostLimiter
 
 from .site import Reply, Request, Site, html_page
@@ -265,3 +265,16 @@ async def test_a_forgotten_host_relearns_its_robots_rules(site: Site) -> None:
         assert await robots.allowed(site.url("/b"))
         assert limiter.robots_known(site.base) and robots.fetches == 1
         assert limiter.statistics()[site.base].delay == 2
+
+
+async def test_robots_rules_past_500_kib_are_ignored(site: Site) -> None:
+    """As Google does: only the first 500 KiB of a robots.txt count."""
+    filler = b"# padding\n" * (510 * 1024 // 10)
+    body = b"User-agent: *\nDisallow: /early\n" + filler + b"Disallow: /late\n"
+    site.add("/robots.txt", Reply(body=body, content_type="text/plain"))
+    for path in ("/early", "/late"):
+        site.add(path, Reply(body=html_page(path)))
+    pages = await scrape([site.url("/early"), site.url("/late")], CrawlConfig())
+    errors = {p.url[len(site.base) :]: p.error.kind if p.error else None for p in pages}
+    assert errors == {"/early": "robots", "/late": None}
+    assert site.paths() == ["/late"]
