@@ -27,7 +27,6 @@ from ._config import DEFAULT_USER_AGENT, CrawlConfig
 from ._crawler import Crawler, CrawlStatistics, raise_single
 from ._exceptions import ConfigError, OutputError, StateError
 from ._parse import Selector
-from ._progress import show_progress, stderr_console, summary_table
 from ._sinks import OutputFormat, open_file_sink
 from ._urls import canonicalize
 from ._version import __version__
@@ -416,6 +415,8 @@ def run(
         raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
     if stats is not None and not quiet:
         if terminal:
+            from ._progress import stderr_console, summary_table  # rich: only for a terminal
+
             stderr_console().print(summary_table(stats))
         else:
             print(_summary(stats), file=sys.stderr)
@@ -459,6 +460,8 @@ async def _crawl_until_signalled(
 
             nursery.start_soon(watch_signals)
             if progress:
+                from ._progress import show_progress, stderr_console
+
                 nursery.start_soon(
                     functools.partial(
                         show_progress, crawler, stderr_console(), max_pages=config.max_pages
