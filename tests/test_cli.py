@@ -426,3 +426,11 @@ async def test_help_groups_options_and_shows_examples() -> None:
         assert panel in text, panel
     assert "Examples" in text and "--sitemap https://example.org/sitemap.xml" in text
     assert "[default: workers]" in text  # bracketed text survives rich markup
+
+
+async def test_a_broken_pyproject_does_not_stop_a_crawl(site: Site, tmp_path: Path) -> None:
+    small_site(site, pages=1)
+    (tmp_path / "pyproject.toml").write_text("[project\nname = ")
+    result = await cli("run", site.url("/0"), "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(records(result.stdout)) == 1

@@ -601,7 +601,11 @@ def _config_defaults(args: list[str]) -> dict[str, Any]:
         pyproject = Path("pyproject.toml")
         if not pyproject.is_file():
             return {}
-        table = _read_toml(pyproject, "pyproject.toml").get("tool", {}).get("trio-scrape", {})
+        try:
+            project = _read_toml(pyproject, "pyproject.toml")
+        except UsageError:
+            return {}  # a project file that is not ours to judge: crawl without it
+        table = project.get("tool", {}).get("trio-scrape", {})
         source = "pyproject.toml [tool.trio-scrape]"
     if not isinstance(table, dict):
         raise UsageError(f"{source}: expected a table of options")
