@@ -132,3 +132,26 @@ async def test_keep_is_asked_only_about_unseen_urls(frontier: Frontier, hosts: H
         2,
         "http://x.test/",
     )
+
+
+async def test_sitemap_flags_and_lastmod_survive_queueing(
+    frontier: Frontier, hosts: HostLimiter
+) -> None:
+    await frontier.add(["http://x.test/s.xml"], depth=0, referrer=None, sitemap=True)
+    await frontier.add(
+        ["http://x.test/a", "http://x.test/b"],
+        depth=0,
+        referrer="http://x.test/s.xml",
+        lastmods={"http://x.test/a": "2026-11-01"},
+    )
+    got = [await frontier.get(hosts) for _ in range(3)]
+    assert [(r.url[13:], r.sitemap, r.lastmod) for r in got if r] == [
+        ("/s.xml", True, None),
+        ("/a", False, "2026-11-01"),
+        ("/b", False, None),
+    ]
+    first = got[0]
+    assert first is not None
+    await frontier.release([first._replace(attempts=1)])
+    again = await frontier.get(hosts)
+    assert again is not None and again.sitemap and again.attempts == 1

@@ -70,6 +70,19 @@ async def test_state_survives_reopening(tmp_path: Path) -> None:
         assert frontier.resume.finished and frontier.resume.output_offset == 456
 
 
+async def test_sitemap_requests_persist(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async with open_sqlite_frontier(path, settings={}) as frontier:
+        await frontier.add(urls("/s.xml"), depth=0, referrer=None, sitemap=True)
+        await frontier.add(urls("/a"), depth=0, referrer=None, lastmods={urls("/a")[0]: "2026"})
+    async with open_sqlite_frontier(path, settings={}) as frontier:
+        got = [await frontier.get(hosts()) for _ in range(2)]
+        assert [(r.url[13:], r.sitemap, r.lastmod) for r in got if r] == [
+            ("/s.xml", True, None),
+            ("/a", False, "2026"),
+        ]
+
+
 async def test_changed_settings_are_refused_unless_reset(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
