@@ -371,7 +371,12 @@ class Crawler:
                     if request is None:
                         return
                     try:
-                        await jobs.send(request)
+                        # send() would yield to the scheduler even with room in the channel:
+                        # only wait when it is full (a full channel is where we checkpoint).
+                        try:
+                            jobs.send_nowait(request)
+                        except trio.WouldBlock:
+                            await jobs.send(request)
                     except BaseException:
                         self._hosts.finish(origin_of(request.url), latency=None, failed=False)
                         with trio.CancelScope(shield=True):
@@ -412,7 +417,10 @@ class Crawler:
                             page.html = None
                             page.text = None
                             page.content = b""
-                        await records.send((request, page))
+                        try:  # no scheduler round trip when the sink has room
+                            records.send_nowait((request, page))
+                        except trio.WouldBlock:
+                            await records.send((request, page))
                 except trio.Cancelled:
                     if page is None and self._own_state:
                         # A resumable crawl does this page again next time instead.
