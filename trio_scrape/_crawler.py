@@ -156,6 +156,9 @@ class Crawler:
         self._sink = sink
         self._keep_bodies = bool(getattr(sink, "wants_bodies", True))
         self._own_state = frontier is None and config.state is not None
+        # With a state, records are committed as soon as they can be: what a kill makes the
+        # next run redo is what was written since the last commit.
+        self._flush_delay = 0.0 if self._own_state else _FLUSH_DELAY
         self._frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self._transport = transport
         self._fetcher: Fetcher | None = None
@@ -472,7 +475,7 @@ class Crawler:
                 except trio.EndOfChannel:
                     break
                 if not written:
-                    due = trio.current_time() + _FLUSH_DELAY
+                    due = trio.current_time() + self._flush_delay
                 self._count(page)
                 if sink is not None:
                     await sink.send(page)
