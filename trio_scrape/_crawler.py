@@ -623,14 +623,21 @@ class Crawler:
 
     async def _add_robots_sitemaps(self) -> None:
         assert self._robots is not None
-        found = []
+        found: list[str] = []
         for origin in dict.fromkeys(origin_of(seed) for seed in self._seeds):
-            for url in await self._robots.sitemaps(origin):
-                try:
-                    found.append(canonicalize(url))
-                except ValueError:
-                    self._invalid_links += 1
+            found += self._canonical_urls(await self._robots.sitemaps(origin))
         await self._add_sitemaps(found, depth=0, referrer=None)
+
+    def _canonical_urls(self, urls: Iterable[str]) -> list[str]:
+        """The canonical forms of URLs a sitemap or robots.txt gave; unusable ones are
+        counted in ``invalid_links``."""
+        canonical = []
+        for url in urls:
+            try:
+                canonical.append(canonicalize(url))
+            except ValueError:
+                self._invalid_links += 1
+        return canonical
 
     async def _read_sitemap(self, page: Page, request: CrawlRequest) -> None:
         """Queue what a fetched sitemap lists; its record says how much (``data.sitemap``)."""
@@ -642,20 +649,11 @@ class Crawler:
         pages: dict[str, str] = {}
         plain: list[str] = []
         for loc, lastmod in sitemap.pages:
-            try:
-                url = canonicalize(loc)
-            except ValueError:
-                self._invalid_links += 1
-                continue
-            if lastmod:
-                pages[url] = lastmod
-            plain.append(url)
-        children = []
-        for loc in sitemap.sitemaps:
-            try:
-                children.append(canonicalize(loc))
-            except ValueError:
-                self._invalid_links += 1
+            for url in self._canonical_urls([loc]):
+                if lastmod:
+                    pages[url] = lastmod
+                plain.append(url)
+        children = self._canonical_urls(sitemap.sitemaps)
         await self._frontier.add(
             plain, depth=request.depth, referrer=request.url, keep=self._schedules, lastmods=pages
         )
