@@ -6,9 +6,15 @@ One nursery owns every task of a crawl::
                 +-------------------------------------------------------+
                 v                                                       |
     seeds -> Frontier --get()--> dispatcher --jobs channel--> N workers -+-> records channel
-                ^                              (buffer)        fetch,        (buffer)
-                |                                              parse,           |
-                +------ done() once the record is written ------ extract   sink task -> Sink
+                ^                              (buffer)        pipeline      (buffer)
+                |                                              + apply          |
+                +------ done() once the record is written -------------- sink task -> Sink
+
+The ``Crawler`` is the orchestrator: it owns everything shared (frontier, host limiter,
+robots.txt, ``max_pages``, statistics, the sink, the state). A worker takes a request, checks
+robots.txt, hands one attempt to the :class:`~trio_scrape._pipeline.PagePipeline` (fetch,
+parse, hooks, links: no shared state) and applies the :class:`~trio_scrape._pipeline.Outcome`
+it returns: free the host's slot, queue the links, or send the request back for a retry.
 
 Why it cannot deadlock with bounded channels: the only blocking sends are dispatcher -> workers
 and workers -> sink, and the sink never waits on anyone upstream. Links go back into the
@@ -30,39 +36,26 @@ from __future__ import annotations
 import array
 import collections
 import dataclasses
-import inspect
 import logging
 import math
-import os
 import random
-import time
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from datetime import UTC, datetime
 from typing import Any, Literal, NoReturn
-from urllib.parse import urljoin
 
 import httpx
 import trio
 
 from ._config import CrawlConfig
 from ._exceptions import ConfigError
-from ._fetch import (
-    RETRY_STATUSES,
-    Fetcher,
-    FetchError,
-    Response,
-    backoff_delay,
-    open_fetcher,
-    parse_retry_after,
-)
+from ._fetch import open_fetcher
 from ._frontier import Frontier, MemoryFrontier
 from ._page import CrawlRequest, Page, PageError
-from ._parse import decode_body, is_html, parse_html, parse_sitemap
+from ._pipeline import Outcome, PagePipeline, canonical_urls, failed_page
 from ._politeness import HostLimiter, HostStatistics, RobotsCache, origin_of
+from ._resume import open_state
 from ._sinks import Sink
-from ._state import open_sqlite_frontier
-from ._urls import LinkResolver, UrlScope, canonicalize, host_of
+from ._urls import UrlScope, canonicalize, host_of
 
 __all__ = ["CrawlStatistics", "Crawler", "StopReason", "open_crawl", "raise_single", "scrape"]
 
@@ -150,7 +143,6 @@ class Crawler:
             except ValueError as exc:
                 raise ConfigError("sitemaps", str(exc)) from None
         self._scope = UrlScope(config, canonical + self._sitemaps)
-        self._resolver = LinkResolver()
         self._rng = random.Random()
         self._hosts = HostLimiter(config, rng=self._rng)
         self._sink = sink
@@ -161,7 +153,7 @@ class Crawler:
         self._flush_delay = 0.0 if self._own_state else _FLUSH_DELAY
         self._frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self._transport = transport
-        self._fetcher: Fetcher | None = None
+        self._pipeline: PagePipeline | None = None
         self._robots: RobotsCache | None = None
 
         self._ran = False
@@ -274,13 +266,20 @@ class Crawler:
         try:
             async with AsyncExitStack() as stack:
                 await stack.enter_async_context(_closing(self._sink))
-                if self._own_state and not await self._open_state(stack):
-                    task_status.started()
-                    return
+                if self._own_state:
+                    state = await open_state(
+                        stack, config, seeds=self._seeds, sitemaps=self._sitemaps, sink=self._sink
+                    )
+                    if state is None:  # that crawl has finished
+                        task_status.started()
+                        return
+                    self._frontier = state
+                    self._scheduled = state.resume.scheduled
                 seed_hosts = {host_of(url) for url in self._seeds + self._sitemaps}
-                self._fetcher = fetcher = await stack.enter_async_context(
+                fetcher = await stack.enter_async_context(
                     open_fetcher(config, transport=self._transport, seed_hosts=seed_hosts)
                 )
+                self._pipeline = PagePipeline(config, fetcher, rng=self._rng)
                 nursery = await stack.enter_async_context(trio.open_nursery())
                 if config.robots or config.sitemaps_from_robots:
                     self._robots = RobotsCache(fetcher, self._hosts, config, rng=self._rng)
@@ -302,61 +301,6 @@ class Crawler:
             self._ended_at = trio.current_time()
             if self._stop_reason is None:
                 self._stop_reason = "finished"
-
-    async def _open_state(self, stack: AsyncExitStack) -> bool:
-        """Open the crawl state, start the sink where the state left it; return whether
-        there is anything to crawl."""
-        config = self._config
-        assert config.state is not None
-        frontier = await stack.enter_async_context(
-            open_sqlite_frontier(
-                config.state, settings=self._state_settings(), reset=config.state_reset
-            )
-        )
-        self._frontier = frontier
-        resume = frontier.resume
-        self._scheduled = resume.scheduled
-        name = os.fspath(config.state)
-        if resume.finished:
-            logger.warning(
-                "nothing to do: the crawl in %s has finished (%d pages); "
-                "add --state-reset to crawl again",
-                name,
-                resume.done,
-            )
-            return False
-        if not resume.is_new:
-            logger.warning(
-                "resuming the crawl in %s: %d pages done, %d to do (%d were in flight)",
-                name,
-                resume.done,
-                resume.queued,
-                resume.requeued,
-            )
-        start = getattr(self._sink, "start", None)
-        if start is not None:
-            start(resume.output_offset or 0)
-        return True
-
-    def _state_settings(self) -> dict[str, object]:
-        """What defines a resumable crawl: its seeds, its scope and where its records go."""
-        config = self._config
-        follow = config.follow
-        return {
-            "seeds": sorted(set(self._seeds)),
-            "depth": config.depth,
-            "max_pages": config.max_pages,
-            "scope": config.scope,
-            "allow_hosts": list(config.allow_hosts),
-            "include": list(config.include),
-            "exclude": list(config.exclude),
-            "sitemaps": sorted(set(self._sitemaps)),
-            "sitemaps_from_robots": config.sitemaps_from_robots,
-            "follow": None if follow is None else f"{follow.__module__}:{follow.__qualname__}",
-            "output": getattr(self._sink, "name", None),
-            "format": getattr(self._sink, "format", None),
-            "links": config.links,
-        }
 
     async def _dispatch(self, jobs: trio.MemorySendChannel[CrawlRequest]) -> None:
         """Move requests from the frontier to the workers until there are none left or the
@@ -410,11 +354,9 @@ class Crawler:
                         and not await self._robots.allowed(request.url)
                     ):
                         self._hosts.finish(origin_of(request.url), latency=None, failed=False)
-                        page = self._failed(
-                            request, PageError("robots", "disallowed by robots.txt")
-                        )
+                        page = failed_page(request, PageError("robots", "disallowed by robots.txt"))
                     else:
-                        page = await self._crawl_page(request)
+                        page = await self._attempt(request)
                     if page is not None:
                         if not self._keep_bodies:  # a lexbor tree is far larger than its page
                             page.html = None
@@ -431,7 +373,7 @@ class Crawler:
                             await self._frontier.release([request])
                         raise
                     if page is None:
-                        page = self._failed(
+                        page = failed_page(
                             request, PageError("cancelled", "the crawl stopped before this page")
                         )
                     with trio.CancelScope(shield=True), trio.move_on_after(_LAST_RECORD_TIMEOUT):
@@ -513,106 +455,64 @@ class Crawler:
 
     # ---------------------------------------------------------------------------- a page
 
-    async def _crawl_page(self, request: CrawlRequest) -> Page | None:
-        """One attempt at a page. Returns its Page, or None when the request went back to the
-        frontier to be retried (its host paused meanwhile: no worker waits for it)."""
-        config = self._config
-        assert self._fetcher is not None
+    async def _attempt(self, request: CrawlRequest) -> Page | None:
+        """One attempt at a page through the pipeline, applied to the crawl's shared state.
+        Returns its Page, or None when the request went back to the frontier to be retried
+        (its host paused meanwhile: no worker waits for it)."""
+        assert self._pipeline is not None
         origin = origin_of(request.url)
         started = trio.current_time()
-        first_try = started if request.first_try is None else request.first_try
-        attempt = request.attempts + 1
-        error: FetchError | None = None
-        response: Response | None = None
-        retry_after: float | None = None
-        page: Page | None = None
-        new_links: list[str] = []
-        with trio.move_on_after(config.timeout) as page_deadline:
-            try:
-                response = await self._fetcher.fetch(request.url)
-            except FetchError as exc:
-                error = exc
-            finally:
-                # Exactly once per dispatched request, whatever happened (cancellation too).
-                self._hosts.finish(
-                    origin,
-                    latency=trio.current_time() - started,
-                    failed=_attempt_failed(response, error),
-                )
-            if response is not None:
-                if response.status in RETRY_STATUSES and attempt <= config.retries:
-                    retry_after = parse_retry_after(response.fields.get("retry-after"))
-                else:
-                    page = self._new_page(request, response)
-                    new_links = await self._process(page, request)
+        if request.first_try is None:
+            request = request._replace(first_try=started)
+        try:
+            outcome = await self._pipeline.attempt(request)
+        except BaseException:
+            # Exactly one finish() per dispatched request, whatever happened (cancellation).
+            self._hosts.finish(origin, latency=trio.current_time() - started, failed=True)
+            raise
+        self._hosts.finish(origin, latency=outcome.latency, failed=outcome.failed)
+        return await self._apply(request, outcome)
 
-        if page is not None:
-            page.elapsed = trio.current_time() - first_try
-            if page_deadline.cancelled_caught:  # the deadline passed in parse or hooks
-                page.error = PageError(
-                    "timeout", f"page deadline of {config.timeout:g}s passed in extraction"
-                )
-                return page
-            await self._enqueue(new_links, request)
-            if page.final_url and page.final_url != request.url:
-                await self._mark_final_url_seen(page.final_url)
-            return page
-
-        if page_deadline.cancelled_caught:
-            error = FetchError("timeout", f"page deadline of {config.timeout:g}s passed")
-        retryable = response is not None or (error is not None and error.retryable)
-        delay = backoff_delay(attempt, base=config.backoff, cap=config.max_backoff, rng=self._rng)
-        if retry_after is not None:
-            if retry_after > config.max_retry_after:
-                assert response is not None
-                return self._failed(
-                    request,
-                    started=first_try,
-                    response=response,
-                    error=PageError(
-                        "http_status",
-                        f"HTTP {response.status} with Retry-After {retry_after:g}s, "
-                        f"over max_retry_after={config.max_retry_after:g}s",
-                    ),
-                )
-            delay = max(delay, retry_after)
-        if not retryable or attempt > config.retries:
-            assert error is not None
-            return self._failed(request, PageError(error.kind, error.message), started=first_try)
-        self._retries += 1
-        logger.info(
-            "retrying %s in %.2fs (attempt %d failed: %s); pausing %s",
-            request.url,
-            delay,
-            attempt,
-            error.message if error else f"HTTP {response.status if response else '?'}",
-            origin,
-        )
-        # The whole host waits (a 429/503 or a failing connection concerns all its pages);
-        # the request goes back to the front of its host's queue, and this worker moves on.
-        self._hosts.pause(origin, delay)
-        await self._frontier.release([request._replace(attempts=attempt, first_try=first_try)])
-        return None
-
-    def _new_page(self, request: CrawlRequest, response: Response) -> Page:
-        status = response.status
-        page = Page(
-            url=request.url,
-            depth=request.depth,
-            referrer=request.referrer,
-            final_url=response.final_url,
-            status=status,
-            content_type=response.fields.get("content-type"),
-            bytes=len(response.content),
-            fetched_at=_utc_now(),
-            content=response.content,
-            headers=response.headers,
-        )
-        if request.lastmod is not None:
-            page.data["lastmod"] = request.lastmod
-        if not 200 <= status < 300:
-            reason = httpx.codes.get_reason_phrase(status)
-            page.error = PageError("http_status", f"HTTP {status} {reason}".rstrip())
+    async def _apply(self, request: CrawlRequest, outcome: Outcome) -> Page | None:
+        """Apply an attempt's outcome: queue its links and sitemap entries, mark a redirect's
+        target seen, or send the request back for a retry with its host paused."""
+        self._invalid_links += outcome.invalid_links
+        page = outcome.page
+        if page is None:
+            self._retries += 1
+            origin = origin_of(request.url)
+            logger.info(
+                "retrying %s in %.2fs (attempt %d failed: %s); pausing %s",
+                request.url,
+                outcome.retry_after,
+                request.attempts + 1,
+                outcome.retry_reason,
+                origin,
+            )
+            # The whole host waits (a 429/503 or a failing connection concerns all its
+            # pages); the request goes back to the front of its host's queue.
+            self._hosts.pause(origin, outcome.retry_after)
+            await self._frontier.release([request._replace(attempts=request.attempts + 1)])
+            return None
+        if outcome.sitemap is not None:
+            entries = outcome.sitemap
+            await self._frontier.add(
+                entries.pages,
+                depth=request.depth,
+                referrer=request.url,
+                keep=self._schedules,
+                lastmods=entries.lastmods,
+            )
+            await self._add_sitemaps(entries.sitemaps, depth=request.depth, referrer=request.url)
+        if outcome.links:
+            await self._frontier.add(
+                outcome.links,
+                depth=outcome.links_depth,
+                referrer=request.url,
+                keep=self._schedules,
+            )
+        if outcome.seen is not None:
+            await self._frontier.mark_seen([outcome.seen])
         return page
 
     async def _add_sitemaps(self, urls: list[str], *, depth: int, referrer: str | None) -> None:
@@ -625,100 +525,10 @@ class Crawler:
         assert self._robots is not None
         found: list[str] = []
         for origin in dict.fromkeys(origin_of(seed) for seed in self._seeds):
-            found += self._canonical_urls(await self._robots.sitemaps(origin))
+            urls, invalid = canonical_urls(await self._robots.sitemaps(origin))
+            self._invalid_links += invalid
+            found += urls
         await self._add_sitemaps(found, depth=0, referrer=None)
-
-    def _canonical_urls(self, urls: Iterable[str]) -> list[str]:
-        """The canonical forms of URLs a sitemap or robots.txt gave; unusable ones are
-        counted in ``invalid_links``."""
-        canonical = []
-        for url in urls:
-            try:
-                canonical.append(canonicalize(url))
-            except ValueError:
-                self._invalid_links += 1
-        return canonical
-
-    async def _read_sitemap(self, page: Page, request: CrawlRequest) -> None:
-        """Queue what a fetched sitemap lists; its record says how much (``data.sitemap``)."""
-        try:
-            sitemap = parse_sitemap(page.content, max_bytes=self._config.max_bytes)
-        except ValueError as exc:
-            page.error = PageError("sitemap", f"cannot read the sitemap: {exc}")
-            return
-        pages: dict[str, str] = {}
-        plain: list[str] = []
-        for loc, lastmod in sitemap.pages:
-            for url in self._canonical_urls([loc]):
-                if lastmod:
-                    pages[url] = lastmod
-                plain.append(url)
-        children = self._canonical_urls(sitemap.sitemaps)
-        await self._frontier.add(
-            plain, depth=request.depth, referrer=request.url, keep=self._schedules, lastmods=pages
-        )
-        await self._add_sitemaps(children, depth=request.depth, referrer=request.url)
-        page.data["sitemap"] = {
-            "kind": sitemap.kind,
-            "pages": len(sitemap.pages),
-            "sitemaps": len(sitemap.sitemaps),
-        }
-
-    async def _process(self, page: Page, request: CrawlRequest) -> list[str]:
-        """Parse the page and run the hooks; return the canonical links to follow."""
-        config = self._config
-        if request.sitemap:
-            if page.ok:
-                await self._read_sitemap(page, request)
-            return []
-        follow = page.ok and request.depth < config.depth
-        html = is_html(page.content_type, page.content)
-        if html or _is_textual(page.content_type):
-            page.text, page.encoding = decode_body(page.content, page.content_type)
-        if html and page.text is not None:
-            want_links = page.ok and (follow or config.links or config.follow is not None)
-            parsed = parse_html(page.text, want_links=want_links)
-            page.html = parsed.tree
-            page.title = parsed.title
-            if want_links:
-                base = page.final_url or page.url
-                if parsed.base:
-                    base = _safe_join(base, parsed.base)
-                page.links, invalid = self._resolver.resolve(base, parsed.hrefs)
-                self._invalid_links += invalid
-        if not page.ok:
-            return []
-        if config.selectors and page.html is not None:
-            for selector in config.selectors:
-                page.data[selector.name] = selector.extract(page.html)
-        if config.extract is not None:
-            try:
-                data = config.extract(page)
-                if inspect.isawaitable(data):
-                    data = await data
-                if data:
-                    page.data.update(data)
-            except Exception as exc:
-                page.error = PageError("extract", f"extract hook raised {_describe(exc)}")
-        if not follow:
-            return []
-        if config.follow is None:
-            return page.links
-        try:
-            chosen = list(config.follow(page))
-        except Exception as exc:
-            if page.error is None:
-                page.error = PageError("extract", f"follow hook raised {_describe(exc)}")
-            return []
-        links, invalid = self._resolver.resolve(page.final_url or page.url, chosen)
-        self._invalid_links += invalid
-        return links
-
-    async def _enqueue(self, links: list[str], parent: CrawlRequest) -> None:
-        if links:
-            await self._frontier.add(
-                links, depth=parent.depth + 1, referrer=parent.url, keep=self._schedules
-            )
 
     def _schedules(self, url: str) -> bool:
         """Whether a never-seen link is scheduled: in scope, and within ``max_pages``."""
@@ -737,39 +547,6 @@ class Crawler:
         self._scheduled += 1
         return True
 
-    async def _mark_final_url_seen(self, final_url: str) -> None:
-        # A redirect's target counts as crawled: a later link to it is not fetched again
-        # (site-wide http -> https redirects would otherwise double every page).
-        try:
-            await self._frontier.mark_seen([canonicalize(final_url)])
-        except ValueError:
-            pass
-
-    def _failed(
-        self,
-        request: CrawlRequest,
-        error: PageError,
-        *,
-        started: float | None = None,
-        response: Response | None = None,
-    ) -> Page:
-        """The record of a page that failed (``started``: when its first attempt began)."""
-        now = trio.current_time()
-        page = Page(
-            url=request.url,
-            depth=request.depth,
-            referrer=request.referrer,
-            fetched_at=_utc_now(),
-            elapsed=0.0 if started is None else now - started,
-            error=error,
-        )
-        if response is not None:
-            page.final_url = response.final_url
-            page.status = response.status
-            page.content_type = response.fields.get("content-type")
-            page.bytes = len(response.content)
-        return page
-
 
 def _percentiles(
     samples: array.array[float], fractions: tuple[float, float]
@@ -780,48 +557,6 @@ def _percentiles(
     last = len(ordered) - 1
     low, high = (ordered[min(last, int(f * len(ordered)))] for f in fractions)
     return low, high
-
-
-def _attempt_failed(response: Response | None, error: FetchError | None) -> bool:
-    """Whether an attempt counts against its host (errors, pauses, autothrottle): no answer in
-    time, a failed connection, or a 429/5xx answer; a 404 or a too-large body does not."""
-    if response is not None:
-        return response.status in RETRY_STATUSES or response.status >= 500
-    return error is None or error.retryable
-
-
-_second_text: tuple[int, str] = (-1, "")
-
-
-def _utc_now() -> str:
-    """The time now as ``2026-11-24T22:43:05.123Z``; the text up to the second is formatted
-    once per second (it cost 2% of a crawl's CPU formatted for every page)."""
-    global _second_text
-    now = time.time()
-    second = int(now)
-    if second != _second_text[0]:
-        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _second_text = (second, text)
-    return f"{_second_text[1]}.{int((now - second) * 1000):03d}Z"
-
-
-def _is_textual(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media.startswith("text/") or media.endswith(("json", "xml"))
-
-
-def _safe_join(base: str, href: str) -> str:
-    try:
-        return urljoin(base, href.strip())
-    except ValueError:
-        return base
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:

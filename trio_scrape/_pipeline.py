@@ -1,0 +1,358 @@
+"""The page pipeline: one attempt at a request in, one :class:`Outcome` out.
+
+An attempt is everything a page costs apart from the crawl's bookkeeping: fetch (transport,
+redirects, decoding), charset, HTML parse, selectors, the extract and follow hooks, link
+resolution and canonicalisation, sitemap reading, and the retry decision with its back-off.
+It runs under its own page deadline (``config.timeout``).
+
+The pipeline touches no shared state: no frontier, no host limiter, no statistics, no sink.
+What the attempt means for those is in the :class:`Outcome`, a plain value the
+:class:`~trio_scrape.Crawler` applies (links to queue, a redirect target to mark seen, the
+host's pause before a retry, whether the attempt counts against its host). So the same
+pipeline runs in the crawler's process or in a worker process, and any :class:`Fetcher`
+(HTTP, a browser) can sit under it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import random
+import time
+from datetime import UTC, datetime
+from typing import NamedTuple
+from urllib.parse import urljoin
+
+import httpx
+import trio
+
+from ._config import CrawlConfig
+from ._fetch import (
+    RETRY_STATUSES,
+    Fetcher,
+    FetchError,
+    Response,
+    backoff_delay,
+    parse_retry_after,
+)
+from ._page import CrawlRequest, Page, PageError
+from ._parse import decode_body, is_html, parse_html, parse_sitemap
+from ._urls import LinkResolver, canonicalize
+
+__all__ = ["Outcome", "PagePipeline", "SitemapEntries", "failed_page"]
+
+
+class SitemapEntries(NamedTuple):
+    """What a sitemap listed, as canonical URLs (queued at the sitemap's own depth)."""
+
+    pages: list[str]  #: page URLs
+    lastmods: dict[str, str]  #: ``<lastmod>`` by page URL, where given
+    sitemaps: list[str]  #: child sitemaps (of a sitemap index)
+
+
+@dataclasses.dataclass(slots=True)
+class Outcome:
+    """What one attempt at a request produced, for the crawler to apply.
+
+    Either ``page`` is the request's record, or it is ``None`` and the request is to be tried
+    again after its host has paused ``retry_after`` seconds (``retry_reason`` says why).
+    """
+
+    page: Page | None = None
+    retry_after: float = 0.0
+    retry_reason: str = ""
+    #: canonical links to queue at ``links_depth``, with the request's URL as referrer
+    links: list[str] = dataclasses.field(default_factory=list)
+    links_depth: int = 0
+    sitemap: SitemapEntries | None = None
+    #: the canonical final URL of a redirect, to mark seen (it was crawled)
+    seen: str | None = None
+    #: seconds from sending the request to its answer or failure (None: nothing was sent)
+    latency: float | None = None
+    #: whether the attempt counts against its host (errors, autothrottle)
+    failed: bool = False
+    #: hrefs and sitemap entries that could not be made canonical URLs
+    invalid_links: int = 0
+
+
+class PagePipeline:
+    """Makes one attempt at a request: fetch, parse, extract, resolve links.
+
+    ``fetcher`` fetches (see :class:`Fetcher`); ``resolver`` turns hrefs into canonical
+    URLs; ``rng`` draws back-off jitter. The pipeline holds no crawl state of its own
+    beyond the resolver's cache, so one instance serves every worker task of a process.
+    """
+
+    def __init__(
+        self,
+        config: CrawlConfig,
+        fetcher: Fetcher,
+        *,
+        resolver: LinkResolver | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._fetcher = fetcher
+        self._resolver = resolver if resolver is not None else LinkResolver()
+        self._rng = rng if rng is not None else random.Random()
+
+    async def attempt(self, request: CrawlRequest) -> Outcome:
+        """One attempt at ``request`` under the page deadline.
+
+        ``request.first_try`` (trio time of this process; None: now) is when the first
+        attempt began: a record's ``elapsed`` counts from it. Page failures are outcomes,
+        never exceptions; cancellation propagates (the caller owns the request then).
+        """
+        config = self._config
+        started = trio.current_time()
+        first_try = started if request.first_try is None else request.first_try
+        attempt = request.attempts + 1
+        outcome = Outcome(links_depth=request.depth + 1)
+        error: FetchError | None = None
+        response: Response | None = None
+        retry_after: float | None = None
+        page: Page | None = None
+        with trio.move_on_after(config.timeout) as page_deadline:
+            try:
+                response = await self._fetcher.fetch(request.url)
+            except FetchError as exc:
+                error = exc
+            outcome.latency = trio.current_time() - started
+            outcome.failed = attempt_failed(response, error)
+            if response is not None:
+                if response.status in RETRY_STATUSES and attempt <= config.retries:
+                    retry_after = parse_retry_after(response.fields.get("retry-after"))
+                else:
+                    page = self._new_page(request, response)
+                    await self._process(page, request, outcome)
+
+        if outcome.latency is None:  # the deadline passed before the fetch ended
+            outcome.latency = trio.current_time() - started
+            outcome.failed = True
+        if page is not None:
+            page.elapsed = trio.current_time() - first_try
+            if page_deadline.cancelled_caught:  # the deadline passed in parse or hooks
+                page.error = PageError(
+                    "timeout", f"page deadline of {config.timeout:g}s passed in extraction"
+                )
+                outcome.links = []
+                outcome.sitemap = None
+            elif page.final_url and page.final_url != request.url:
+                # A redirect's target counts as crawled: a later link to it is not fetched
+                # again (site-wide http -> https redirects would otherwise double every page).
+                try:
+                    outcome.seen = canonicalize(page.final_url)
+                except ValueError:
+                    pass
+            outcome.page = page
+            return outcome
+
+        if page_deadline.cancelled_caught:
+            error = FetchError("timeout", f"page deadline of {config.timeout:g}s passed")
+        retryable = response is not None or (error is not None and error.retryable)
+        delay = backoff_delay(attempt, base=config.backoff, cap=config.max_backoff, rng=self._rng)
+        elapsed = trio.current_time() - first_try
+        if retry_after is not None:
+            if retry_after > config.max_retry_after:
+                assert response is not None
+                outcome.page = failed_page(
+                    request,
+                    PageError(
+                        "http_status",
+                        f"HTTP {response.status} with Retry-After {retry_after:g}s, "
+                        f"over max_retry_after={config.max_retry_after:g}s",
+                    ),
+                    elapsed=elapsed,
+                    response=response,
+                )
+                return outcome
+            delay = max(delay, retry_after)
+        if not retryable or attempt > config.retries:
+            assert error is not None
+            outcome.page = failed_page(
+                request, PageError(error.kind, error.message), elapsed=elapsed
+            )
+            return outcome
+        outcome.retry_after = delay
+        outcome.retry_reason = (
+            error.message if error else f"HTTP {response.status if response else '?'}"
+        )
+        return outcome
+
+    def _new_page(self, request: CrawlRequest, response: Response) -> Page:
+        status = response.status
+        page = Page(
+            url=request.url,
+            depth=request.depth,
+            referrer=request.referrer,
+            final_url=response.final_url,
+            status=status,
+            content_type=response.fields.get("content-type"),
+            bytes=len(response.content),
+            fetched_at=utc_now(),
+            content=response.content,
+            headers=response.headers,
+        )
+        if request.lastmod is not None:
+            page.data["lastmod"] = request.lastmod
+        if not 200 <= status < 300:
+            reason = httpx.codes.get_reason_phrase(status)
+            page.error = PageError("http_status", f"HTTP {status} {reason}".rstrip())
+        return page
+
+    async def _process(self, page: Page, request: CrawlRequest, outcome: Outcome) -> None:
+        """Parse the page and run the hooks; put the canonical links to follow (or a
+        sitemap's entries) in ``outcome``."""
+        config = self._config
+        if request.sitemap:
+            if page.ok:
+                self._read_sitemap(page, outcome)
+            return
+        follow = page.ok and request.depth < config.depth
+        html = is_html(page.content_type, page.content)
+        if html or _is_textual(page.content_type):
+            page.text, page.encoding = decode_body(page.content, page.content_type)
+        if html and page.text is not None:
+            want_links = page.ok and (follow or config.links or config.follow is not None)
+            parsed = parse_html(page.text, want_links=want_links)
+            page.html = parsed.tree
+            page.title = parsed.title
+            if want_links:
+                base = page.final_url or page.url
+                if parsed.base:
+                    base = _safe_join(base, parsed.base)
+                page.links, invalid = self._resolver.resolve(base, parsed.hrefs)
+                outcome.invalid_links += invalid
+        if not page.ok:
+            return
+        if config.selectors and page.html is not None:
+            for selector in config.selectors:
+                page.data[selector.name] = selector.extract(page.html)
+        if config.extract is not None:
+            try:
+                data = config.extract(page)
+                if inspect.isawaitable(data):
+                    data = await data
+                if data:
+                    page.data.update(data)
+            except Exception as exc:
+                page.error = PageError("extract", f"extract hook raised {_describe(exc)}")
+        if not follow:
+            return
+        if config.follow is None:
+            outcome.links = page.links
+            return
+        try:
+            chosen = list(config.follow(page))
+        except Exception as exc:
+            if page.error is None:
+                page.error = PageError("extract", f"follow hook raised {_describe(exc)}")
+            return
+        outcome.links, invalid = self._resolver.resolve(page.final_url or page.url, chosen)
+        outcome.invalid_links += invalid
+
+    def _read_sitemap(self, page: Page, outcome: Outcome) -> None:
+        """Read what a fetched sitemap lists; its record says how much (``data.sitemap``)."""
+        try:
+            sitemap = parse_sitemap(page.content, max_bytes=self._config.max_bytes)
+        except ValueError as exc:
+            page.error = PageError("sitemap", f"cannot read the sitemap: {exc}")
+            return
+        lastmods: dict[str, str] = {}
+        pages: list[str] = []
+        for loc, lastmod in sitemap.pages:
+            try:
+                url = canonicalize(loc)
+            except ValueError:
+                outcome.invalid_links += 1
+                continue
+            if lastmod:
+                lastmods[url] = lastmod
+            pages.append(url)
+        children, invalid = canonical_urls(sitemap.sitemaps)
+        outcome.invalid_links += invalid
+        outcome.sitemap = SitemapEntries(pages, lastmods, children)
+        page.data["sitemap"] = {
+            "kind": sitemap.kind,
+            "pages": len(sitemap.pages),
+            "sitemaps": len(sitemap.sitemaps),
+        }
+
+
+def canonical_urls(urls: list[str]) -> tuple[list[str], int]:
+    """The canonical forms of URLs a sitemap or robots.txt gave, and how many could not be
+    made canonical (they are left out)."""
+    canonical = []
+    invalid = 0
+    for url in urls:
+        try:
+            canonical.append(canonicalize(url))
+        except ValueError:
+            invalid += 1
+    return canonical, invalid
+
+
+def failed_page(
+    request: CrawlRequest,
+    error: PageError,
+    *,
+    elapsed: float = 0.0,
+    response: Response | None = None,
+) -> Page:
+    """The record of a request that failed (``elapsed``: since its first attempt began)."""
+    page = Page(
+        url=request.url,
+        depth=request.depth,
+        referrer=request.referrer,
+        fetched_at=utc_now(),
+        elapsed=elapsed,
+        error=error,
+    )
+    if response is not None:
+        page.final_url = response.final_url
+        page.status = response.status
+        page.content_type = response.fields.get("content-type")
+        page.bytes = len(response.content)
+    return page
+
+
+def attempt_failed(response: Response | None, error: FetchError | None) -> bool:
+    """Whether an attempt counts against its host (errors, pauses, autothrottle): no answer in
+    time, a failed connection, or a 429/5xx answer; a 404 or a too-large body does not."""
+    if response is not None:
+        return response.status in RETRY_STATUSES or response.status >= 500
+    return error is None or error.retryable
+
+
+_second_text: tuple[int, str] = (-1, "")
+
+
+def utc_now() -> str:
+    """The time now as ``2026-11-24T22:43:05.123Z``; the text up to the second is formatted
+    once per second (it cost 2% of a crawl's CPU formatted for every page)."""
+    global _second_text
+    now = time.time()
+    second = int(now)
+    if second != _second_text[0]:
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_text = (second, text)
+    return f"{_second_text[1]}.{int((now - second) * 1000):03d}Z"
+
+
+def _is_textual(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media.startswith("text/") or media.endswith(("json", "xml"))
+
+
+def _safe_join(base: str, href: str) -> str:
+    try:
+        return urljoin(base, href.strip())
+    except ValueError:
+        return base
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
