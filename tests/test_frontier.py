@@ -48,7 +48,8 @@ def req(path: str, depth: int = 0) -> CrawlRequest:
 
 
 async def add(frontier: Frontier, *paths: str, depth: int = 0) -> int:
-    return await frontier.add([f"http://x.test{p}" for p in paths], depth=depth, referrer=None)
+    urls = [f"http://x.test{p}" for p in paths]
+    return await frontier.add(urls, depth=depth, referrer=None, revisit=True)
 
 
 async def test_fifo_and_dedup(frontier: Frontier, hosts: HostLimiter) -> None:
@@ -155,3 +156,84 @@ async def test_sitemap_flags_and_lastmod_survive_queueing(
     await frontier.release([first._replace(attempts=1)])
     again = await frontier.get(hosts)
     assert again is not None and again.sitemap and again.attempts == 1
+
+
+# --------------------------------------------------------------- depth: the shortest known
+
+
+async def test_queued_url_found_nearer_is_handed_out_at_the_smaller_depth(
+    frontier: Frontier, hosts: HostLimiter
+) -> None:
+    await frontier.add(
+        ["http://x.test/a", "http://x.test/b"], depth=3, referrer="http://x.test/far"
+    )
+    assert await frontier.add(["http://x.test/b"], depth=1, referrer="http://x.test/near") == 0
+    assert await frontier.add(["http://x.test/a"], depth=5, referrer="http://x.test/farther") == 0
+    got = [await frontier.get(hosts) for _ in range(2)]
+    assert [(r.url[13:], r.depth, r.referrer, r.revisit) for r in got if r] == [
+        ("/a", 3, "http://x.test/far", False),
+        ("/b", 1, "http://x.test/near", False),
+    ]
+    assert frontier.statistics().queued == 0
+
+
+async def test_handed_out_url_found_nearer_is_revisited_once_when_the_queue_is_dry(
+    frontier: Frontier, hosts: HostLimiter
+) -> None:
+    await add(frontier, "/a", "/b", depth=4)
+    a = await frontier.get(hosts)
+    assert a is not None and a.url.endswith("/a")
+    await add(frontier, "/a", depth=3)  # while leased
+    await add(frontier, "/a", depth=2)  # and once more: still one revisit
+    await frontier.done([a])
+    b = await frontier.get(hosts)
+    assert b is not None and b.url.endswith("/b") and not b.revisit
+    # /b is leased and may add links: the revisit waits until nothing is left.
+    await frontier.add(["http://x.test/c"], depth=5, referrer=None)
+    c = await frontier.get(hosts)
+    assert c is not None and c.url.endswith("/c")
+    await frontier.done([b, c])
+    again = await frontier.get(hosts)
+    assert again is not None
+    assert (again.url[13:], again.depth, again.revisit) == ("/a", 2, True)
+    await frontier.done([again])
+    assert await frontier.get(hosts) is None
+
+
+async def test_revisits_go_by_depth_one_depth_at_a_time(
+    frontier: Frontier, hosts: HostLimiter
+) -> None:
+    await add(frontier, "/a", "/b", "/c", depth=5)
+    leased = [await frontier.get(hosts) for _ in range(3)]
+    await frontier.done([r for r in leased if r])
+    await add(frontier, "/c", depth=2)
+    await add(frontier, "/a", "/b", depth=3)
+    first = await frontier.get(hosts)
+    assert first is not None and (first.url[13:], first.depth, first.revisit) == ("/c", 2, True)
+    # The revisit of /c may find /a nearer still, so depth 3 waits for it.
+    await add(frontier, "/a", depth=3)
+    await frontier.done([first])
+    rest = [await frontier.get(hosts) for _ in range(2)]
+    assert sorted((r.url[13:], r.depth) for r in rest if r) == [("/a", 3), ("/b", 3)]
+    await frontier.done([r for r in rest if r])
+    assert await frontier.get(hosts) is None
+
+
+async def test_no_revisit_unless_asked(frontier: Frontier, hosts: HostLimiter) -> None:
+    await add(frontier, "/a", depth=3)
+    a = await frontier.get(hosts)
+    assert a is not None
+    await frontier.done([a])
+    assert await frontier.add(["http://x.test/a"], depth=1, referrer=None, revisit=False) == 0
+    assert await frontier.get(hosts) is None
+
+
+async def test_a_redirect_target_is_seen_at_its_depth(
+    frontier: Frontier, hosts: HostLimiter
+) -> None:
+    await frontier.mark_seen(["http://x.test/target"], depth=4)
+    await add(frontier, "/target", depth=5)
+    assert await frontier.get(hosts) is None
+    await frontier.add(["http://x.test/target"], depth=2, referrer=None, revisit=True)
+    again = await frontier.get(hosts)
+    assert again is not None and (again.depth, again.revisit) == (2, True)

@@ -160,17 +160,65 @@ async def test_commits_happen_while_the_crawl_runs(
         assert row == (2,)
 
 
-def test_digest_set_matches_a_set_across_merges() -> None:
+async def test_depths_and_pending_revisits_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    limiter = hosts()
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        await frontier.add(urls("/a", "/b", "/c"), depth=3, referrer=None)
+        a, b = await frontier.get(limiter), await frontier.get(limiter)
+        assert a and b
+        await frontier.done([a])
+        await frontier.add(urls("/a"), depth=1, referrer="http://x.test/", revisit=True)
+        await frontier.add(urls("/b", "/c"), depth=2, referrer="http://x.test/n", revisit=True)
+        # b stays leased (the run dies): it is fetched again, at depth 2, with a record.
+
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        resume = frontier.resume
+        assert (resume.done, resume.queued, resume.deepest) == (1, 3, 3)
+        got = [await frontier.get(limiter) for _ in range(2)]
+        assert sorted((r.url[13:], r.depth, r.revisit) for r in got if r) == [
+            ("/b", 2, False),
+            ("/c", 2, False),
+        ]
+        await frontier.done([r for r in got if r])
+        revisit = await frontier.get(limiter)
+        assert revisit and (revisit.url[13:], revisit.depth, revisit.revisit) == ("/a", 1, True)
+        await frontier.done([revisit])
+
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        assert frontier.resume.finished
+
+
+async def test_a_schema_2_state_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        await frontier.add(urls("/a"), depth=1, referrer=None)
+    db = sqlite3.connect(path)
+    db.execute("DROP INDEX revisits")
+    db.execute("ALTER TABLE urls DROP COLUMN revisit")
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        assert frontier.resume.queued == 1
+        got = await frontier.get(hosts())
+        assert got is not None and got.url == "http://x.test/a"
+
+
+def test_digest_set_matches_a_dict_across_merges() -> None:
     rng = random.Random(7)
     digests = _DigestSet()
-    reference: set[int] = set()
-    for _ in range(60_000):
-        value = rng.getrandbits(64) - 2**63
-        digests.add(value)
-        reference.add(value)
+    reference: dict[int, int] = {}
+    for i in range(60_000):
+        digest = rng.getrandbits(64) - 2**63
+        digests.add(digest, i % 50)
+        reference[digest] = i % 50
     assert len(digests._recent) < len(reference)  # merges happened
     assert len(digests) == len(reference)
-    assert all(v in digests for v in reference)
+    assert all(digests.get(d) == v for d, v in reference.items())
+    for digest in list(reference)[::7]:  # updates, merged or recent
+        digests[digest] = reference[digest] = 99
+    assert all(digests.get(d) == v for d, v in reference.items())
     assert not any(rng.getrandbits(64) - 2**63 in digests for _ in range(10_000))
 
 

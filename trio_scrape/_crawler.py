@@ -91,6 +91,9 @@ class CrawlStatistics:
     """per origin (``scheme://host[:port]``): requests, errors, in flight, concurrency, delay"""
     latency_p50: float | None = None  #: median seconds per page (first try to record)
     latency_p95: float | None = None  #: 95th percentile of the same
+    revisits: int = 0
+    """pages fetched once more, without a record, for their links: found at a smaller depth
+    after they were handed out (see ``Frontier.add``)"""
 
     @property
     def pages_per_second(self) -> float:
@@ -171,6 +174,10 @@ class Crawler:
         self._bytes = 0
         self._retries = 0
         self._invalid_links = 0
+        self._revisits = 0
+        # Whether a page was handed out at the depth limit (its links not followed): until
+        # one was, every link reached was followed, and revisits would find nothing new.
+        self._cut = False
         self._scheduled = 0
         # Page latencies for percentiles: a uniform sample (reservoir) of at most 10,000.
         self._latencies = array.array("d")
@@ -223,6 +230,7 @@ class Crawler:
             elapsed=elapsed,
             stop_reason=self._stop_reason if self._ended_at is not None else None,
             hosts=self._hosts.statistics(),
+            revisits=self._revisits,
         )
 
     # ------------------------------------------------------------------------------- run
@@ -275,6 +283,7 @@ class Crawler:
                         return
                     self._frontier = state
                     self._scheduled = state.resume.scheduled
+                    self._cut = state.resume.deepest >= config.depth
                 seed_hosts = {host_of(url) for url in self._seeds + self._sitemaps}
                 fetcher = await stack.enter_async_context(
                     open_fetcher(config, transport=self._transport, seed_hosts=seed_hosts)
@@ -347,6 +356,13 @@ class Crawler:
                     await self._frontier.release([request])
                     continue
                 page = None
+                if request.depth >= self._config.depth:
+                    self._cut = True
+                elif request.revisit and not self._cut:
+                    # Nothing was cut: the page's links were all followed already.
+                    self._hosts.finish(origin_of(request.url), latency=None, failed=False)
+                    await self._frontier.done([request])
+                    continue
                 try:
                     if (
                         self._robots is not None
@@ -357,7 +373,10 @@ class Crawler:
                         page = failed_page(request, PageError("robots", "disallowed by robots.txt"))
                     else:
                         page = await self._attempt(request)
-                    if page is not None:
+                    if page is not None and request.revisit:  # its links are queued
+                        self._revisits += 1
+                        await self._frontier.done([request])
+                    elif page is not None:
                         if not self._keep_bodies:  # a lexbor tree is far larger than its page
                             page.html = None
                             page.text = None
@@ -367,7 +386,7 @@ class Crawler:
                         except trio.WouldBlock:
                             await records.send((request, page))
                 except trio.Cancelled:
-                    if page is None and self._own_state:
+                    if request.revisit or (page is None and self._own_state):
                         # A resumable crawl does this page again next time instead.
                         with trio.CancelScope(shield=True):
                             await self._frontier.release([request])
@@ -502,17 +521,21 @@ class Crawler:
                 referrer=request.url,
                 keep=self._schedules,
                 lastmods=entries.lastmods,
+                revisit=request.depth < self._config.depth,
             )
             await self._add_sitemaps(entries.sitemaps, depth=request.depth, referrer=request.url)
         if outcome.links:
+            # A link already handed out at a larger depth gets a revisit when its own links
+            # would now be followed: that keeps --depth exact (see Frontier.add).
             await self._frontier.add(
                 outcome.links,
                 depth=outcome.links_depth,
                 referrer=request.url,
                 keep=self._schedules,
+                revisit=outcome.links_depth < self._config.depth,
             )
         if outcome.seen is not None:
-            await self._frontier.mark_seen([outcome.seen])
+            await self._frontier.mark_seen([outcome.seen], depth=request.depth)
         return page
 
     async def _add_sitemaps(self, urls: list[str], *, depth: int, referrer: str | None) -> None:

@@ -47,18 +47,29 @@ class Frontier(Protocol):
         keep: Callable[[str], bool] | None = None,
         sitemap: bool = False,
         lastmods: Mapping[str, str] | None = None,
+        revisit: bool = False,
     ) -> int:
         """Queue each canonical URL never seen before (and for which ``keep``, if given, is
-        true: ``keep`` is asked only about unseen URLs); return how many were queued.
+        true: ``keep`` is asked only about unseen URLs); return how many requests were queued.
 
         The URLs of one call share a depth and referrer: they are one page's links, the
         seeds, or a sitemap's entries. A URL that ``keep`` refuses is not marked seen.
         ``sitemap``: these URLs are sitemaps; ``lastmods``: a sitemap's ``<lastmod>`` by URL.
+
+        A URL's depth is the shortest known: a URL seen before at a larger depth takes this
+        ``depth`` and ``referrer``. Still queued, it is handed out at the new depth. Already
+        handed out (leased, done, or marked seen), it gets a pending revisit when ``revisit``
+        is true (otherwise only its known depth changes): a request with
+        ``CrawlRequest.revisit`` set, so that its links can be followed from the new depth.
+        Pending revisits are queued only once the queue is empty and nothing is leased, those
+        of the smallest depth first and one depth at a time, so that a URL is revisited at
+        most once more however many shorter paths turn up meanwhile.
         """
         ...
 
-    async def mark_seen(self, urls: Iterable[str]) -> None:
-        """Record URLs as seen without queueing them (a redirect's final URL)."""
+    async def mark_seen(self, urls: Iterable[str], *, depth: int = 0) -> None:
+        """Record URLs as handed out at ``depth`` without queueing them (a redirect's final
+        URL, crawled as the page that redirected to it). URLs already seen are unchanged."""
         ...
 
     async def get(self, hosts: HostLimiter) -> CrawlRequest | None:
@@ -136,8 +147,9 @@ class MemoryFrontier:
     (delay, pause), or a set of hosts at their concurrency limit, which the limiter empties as
     their requests finish. Each dispatch is O(log hosts), never a scan of every host.
 
-    The seen-set holds Python's 64-bit ``hash()`` of each canonical URL (SipHash, salted per
-    process), not the string: about 60 bytes per URL (a 32-byte int plus the set's share)
+    The seen-set maps Python's 64-bit ``hash()`` of each canonical URL (SipHash, salted per
+    process), not the string, to the URL's shortest known depth and whether it was handed out
+    (:func:`_lease_depth`): about 70 bytes per URL (a 32-byte int plus the dict's share)
     instead of ~150 for typical URL strings, and the hash is already cached on the string. The
     chance of any false "seen" among a million URLs is about 3e-8. A frontier that persists
     its seen-set uses the stable :func:`url_digest` instead. A page's links to one host are
@@ -153,7 +165,14 @@ class MemoryFrontier:
         self._blocked: set[str] = set()
         self._tracked: set[str] = set()  # hosts in _ready, _timed or _blocked
         self._order = itertools.count()
-        self._seen: set[int] = set()
+        # hash(url) -> depth << 1 | handed_out: the shortest known depth, and whether the
+        # URL was handed out (leased, done, marked seen) or is still queued.
+        self._seen: dict[int, int] = {}
+        # hash(url) -> (depth, referrer) for queued URLs found again at a smaller depth:
+        # applied when the queued request is handed out (rare; empty on most crawls).
+        self._improved: dict[int, tuple[int, str | None]] = {}
+        # hash(url) -> revisit, for handed-out URLs found again at a smaller depth.
+        self._pending_revisits: dict[int, CrawlRequest] = {}
         self._leased = 0
         self._changed = trio.Event()
         self._limiter: HostLimiter | None = None
@@ -191,23 +210,30 @@ class MemoryFrontier:
         keep: Callable[[str], bool] | None = None,
         sitemap: bool = False,
         lastmods: Mapping[str, str] | None = None,
+        revisit: bool = False,
     ) -> int:
         if sitemap or lastmods:
-            return self._add_each(urls, depth, referrer, keep, sitemap, lastmods or {})
+            return self._add_each(urls, depth, referrer, keep, sitemap, lastmods or {}, revisit)
         seen = self._seen
+        queued = depth << 1
         by_origin: dict[str, list[str]] = {}
+        added = 0
         for url in urls:
             digest = hash(url)
-            if digest in seen or (keep is not None and not keep(url)):
+            known = seen.get(digest)
+            if known is not None:
+                if known >> 1 > depth:
+                    added += self._improve(digest, url, known, depth, referrer, revisit)
                 continue
-            seen.add(digest)
+            if keep is not None and not keep(url):
+                continue
+            seen[digest] = queued
             origin = origin_of(url)
             batch = by_origin.get(origin)
             if batch is None:
                 by_origin[origin] = [url]
             else:
                 batch.append(url)
-        added = 0
         for origin, new in by_origin.items():
             added += len(new)
             entry: _Entry
@@ -230,13 +256,19 @@ class MemoryFrontier:
         keep: Callable[[str], bool] | None,
         sitemap: bool,
         lastmods: Mapping[str, str],
+        revisit: bool,
     ) -> int:
         added = 0
         for url in urls:
             digest = hash(url)
-            if digest in self._seen or (keep is not None and not keep(url)):
+            known = self._seen.get(digest)
+            if known is not None:
+                if known >> 1 > depth:
+                    added += self._improve(digest, url, known, depth, referrer, revisit)
                 continue
-            self._seen.add(digest)
+            if keep is not None and not keep(url):
+                continue
+            self._seen[digest] = depth << 1
             request = CrawlRequest(url, depth, referrer, 0, None, sitemap, lastmods.get(url))
             self._enqueue(request)
             added += 1
@@ -244,8 +276,42 @@ class MemoryFrontier:
             self._wake()
         return added
 
-    async def mark_seen(self, urls: Iterable[str]) -> None:
-        self._seen.update(hash(url) for url in urls)
+    def _improve(
+        self,
+        digest: int,
+        url: str,
+        known: int,
+        depth: int,
+        referrer: str | None,
+        revisit: bool,
+    ) -> int:
+        """A seen URL found again at a smaller depth; return how many requests were queued."""
+        if not known & 1:  # still queued: it will be handed out at the new depth
+            self._seen[digest] = depth << 1
+            self._improved[digest] = (depth, referrer)
+            return 0
+        self._seen[digest] = depth << 1 | 1
+        if revisit:
+            self._pending_revisits[digest] = CrawlRequest(url, depth, referrer, revisit=True)
+        return 0
+
+    def _seen_depths(self) -> _SeenDepths:
+        return self._seen
+
+    def _queue_revisits(self) -> None:
+        """Queue the pending revisits of the smallest depth."""
+        pending = self._pending_revisits
+        depth = min(request.depth for request in pending.values())
+        seen = self._seen_depths()
+        for digest, request in list(pending.items()):
+            if request.depth == depth:
+                del pending[digest]
+                seen[digest] = depth << 1
+                self._enqueue(request)
+
+    async def mark_seen(self, urls: Iterable[str], *, depth: int = 0) -> None:
+        for url in urls:
+            self._seen.setdefault(hash(url), depth << 1 | 1)
 
     async def get(self, hosts: HostLimiter) -> CrawlRequest | None:
         if self._limiter is not hosts:
@@ -288,10 +354,12 @@ class MemoryFrontier:
                     self._tracked.discard(origin)
                 self._leased += 1
                 hosts.start(origin)
-                self._on_lease(request)
-                return request
+                return self._on_lease(request)
             if self._queued == 0 and self._leased == 0:
-                return None
+                if not self._pending_revisits:
+                    return None
+                self._queue_revisits()
+                continue
             if self._spilled and await self._refill(more=True):
                 continue  # every host in memory is waiting: bring in other hosts' work
             with trio.move_on_at(timed[0][0] if timed else math.inf):
@@ -303,8 +371,9 @@ class MemoryFrontier:
         self._spilled = False
         return False
 
-    def _on_lease(self, request: CrawlRequest) -> None:
-        """Called for each request ``get`` hands out."""
+    def _on_lease(self, request: CrawlRequest) -> CrawlRequest:
+        """Called for each request ``get`` hands out; returns it at its shortest known depth."""
+        return _lease_depth(self._seen, self._improved, hash(request.url), request)
 
     def _host_freed(self, origin: str) -> None:
         if origin in self._blocked:
@@ -331,3 +400,29 @@ class MemoryFrontier:
 
     def statistics(self) -> FrontierStatistics:
         return FrontierStatistics(queued=self._queued, leased=self._leased, seen=len(self._seen))
+
+
+class _SeenDepths(Protocol):
+    """A seen-set that knows each URL's ``depth << 1 | handed_out``, by the URL's digest."""
+
+    def get(self, digest: int, /) -> int | None: ...
+
+    def __setitem__(self, digest: int, value: int, /) -> None: ...
+
+
+def _lease_depth(
+    seen: _SeenDepths,
+    improved: dict[int, tuple[int, str | None]],
+    digest: int,
+    request: CrawlRequest,
+) -> CrawlRequest:
+    """Mark a request's URL handed out, and hand it out at the smallest depth (with its
+    referrer) found while it was queued."""
+    if improved:
+        better = improved.pop(digest, None)
+        if better is not None and better[0] < request.depth:
+            request = request._replace(depth=better[0], referrer=better[1])
+    known = seen.get(digest)
+    depth = request.depth if known is None else min(known >> 1, request.depth)
+    seen[digest] = depth << 1 | 1
+    return request

@@ -228,7 +228,7 @@ class PagePipeline:
         if config.selectors and page.html is not None:
             for selector in config.selectors:
                 page.data[selector.name] = selector.extract(page.html)
-        if config.extract is not None:
+        if config.extract is not None and not request.revisit:  # no record: no extraction
             try:
                 data = config.extract(page)
                 if inspect.isawaitable(data):

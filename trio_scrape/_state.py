@@ -8,7 +8,8 @@ running the same crawl again goes on from there. One table holds every URL ever 
          url, depth, referrer, attempts,
          state,                        -- 0 queued, 1 leased, 2 done, 3 seen (never queued)
          seq,                          -- queue order; a partial index covers queued rows
-         sitemap, lastmod)             -- a sitemap to read; a sitemap's <lastmod> for it
+         sitemap, lastmod,             -- a sitemap to read; a sitemap's <lastmod> for it
+         revisit)                      -- the depth of a pending revisit (see Frontier.add)
     meta(key PRIMARY KEY, value)       -- 'settings' (JSON), 'output_offset', 'schema'
 
 Why it is exactly-once: a page is marked done in the same transaction as the length of the
@@ -42,7 +43,7 @@ import orjson
 import trio
 
 from ._exceptions import StateError
-from ._frontier import FrontierStatistics, MemoryFrontier, url_digest
+from ._frontier import FrontierStatistics, MemoryFrontier, _lease_depth, url_digest
 from ._page import CrawlRequest
 
 __all__ = ["ResumeInfo", "SqliteFrontier", "open_sqlite_frontier"]
@@ -50,7 +51,7 @@ __all__ = ["ResumeInfo", "SqliteFrontier", "open_sqlite_frontier"]
 logger = logging.getLogger("trio_scrape")
 
 _QUEUED, _LEASED, _DONE, _SEEN = 0, 1, 2, 3
-_SCHEMA = "2"
+_SCHEMA = "3"  # 3 added urls.revisit; a schema 2 state is migrated when opened
 _COMMIT_INTERVAL = 0.025  # seconds between commits: about the most work a kill makes us redo
 _MAX_PENDING = 20_000  # changes held in memory before a writer waits for a commit
 _CLOSE_TIMEOUT = 30.0
@@ -58,12 +59,25 @@ _CLOSE_TIMEOUT = 30.0
 _Row = tuple[int, str | None, int, str | None, int, int, int, int, str | None]
 
 _INSERT = (
-    "INSERT OR IGNORE INTO urls SELECT "
+    "INSERT OR IGNORE INTO urls"
+    " (digest, url, depth, referrer, attempts, state, seq, sitemap, lastmod) SELECT "
     + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(9))
     + " FROM json_each(?)"
 )
 _LEASE = "UPDATE urls SET state = 1 WHERE state = 0 AND digest IN (SELECT value FROM json_each(?))"
 _DONE_SQL = "UPDATE urls SET state = 2 WHERE digest IN (SELECT value FROM json_each(?))"
+# A URL found at a smaller depth: a queued row takes the depth (it is fetched at it); a
+# revisit pending at that depth is set when asked for (or moved there if one is pending).
+# A row handed out keeps the depth it was handed out at: the crawl's deepest fetch is read
+# from those (a leased row is requeued at its revisit's depth on resume).
+_IMPROVE = (
+    "UPDATE urls SET url = coalesce(url, ?1),"
+    " depth = CASE WHEN state = 0 THEN ?2 ELSE depth END,"
+    " referrer = CASE WHEN state = 0 THEN ?3 ELSE referrer END,"
+    " revisit = CASE WHEN ?4 OR revisit NOT NULL THEN ?2 END WHERE digest = ?5"
+)
+# A revisit done ends the pending one, unless a smaller depth was found meanwhile.
+_REVISITED = "UPDATE urls SET revisit = NULL WHERE digest = ? AND revisit >= ?"
 _LOAD = (
     "SELECT json_group_array(json_array(digest, url, depth, referrer, attempts, state, seq,"
     " sitemap, lastmod))"
@@ -87,6 +101,7 @@ class ResumeInfo:
     queued: int  #: URLs still to do (``requeued`` included)
     requeued: int  #: URLs that a stopped run had leased and that went back to the queue
     output_offset: int | None  #: length of the output file at the last commit
+    deepest: int = -1  #: the largest depth a page was handed out at (-1: none was)
 
     @property
     def is_new(self) -> bool:
@@ -99,26 +114,51 @@ class ResumeInfo:
 
 
 class _DigestSet:
-    """A compact set of signed 64-bit digests: a sorted array plus a set of recent ones,
-    merged when the set passes a quarter of the array (so merging is amortised O(1))."""
+    """A compact map of signed 64-bit digests to small ints (a URL's ``depth << 1 |
+    handed_out``): a sorted array of digests with a parallel array of values, plus a dict of
+    recent ones, merged when it passes a quarter of the arrays (merging is amortised O(1))."""
 
-    def __init__(self, digests: array.array[int] | None = None) -> None:
+    def __init__(
+        self, digests: array.array[int] | None = None, values: array.array[int] | None = None
+    ) -> None:
         self._sorted: array.array[int] = digests if digests is not None else array.array("q")
-        self._recent: set[int] = set()
+        self._values: array.array[int] = values if values is not None else array.array("i")
+        self._recent: dict[int, int] = {}
+
+    def get(self, digest: int, /) -> int | None:
+        value = self._recent.get(digest)
+        if value is not None:
+            return value
+        digests = self._sorted
+        i = bisect.bisect_left(digests, digest)
+        if i < len(digests) and digests[i] == digest:
+            return self._values[i]
+        return None
 
     def __contains__(self, digest: int) -> bool:
-        if digest in self._recent:
-            return True
-        values = self._sorted
-        i = bisect.bisect_left(values, digest)
-        return i < len(values) and values[i] == digest
+        return self.get(digest) is not None
 
-    def add(self, digest: int) -> None:
-        self._recent.add(digest)
+    def __setitem__(self, digest: int, value: int, /) -> None:
+        if digest not in self._recent:
+            digests = self._sorted
+            i = bisect.bisect_left(digests, digest)
+            if i < len(digests) and digests[i] == digest:
+                self._values[i] = value
+                return
+        self.add(digest, value)
+
+    def add(self, digest: int, value: int) -> None:
+        """Add a digest known to be new (or in the recent ones)."""
+        self._recent[digest] = value
         if len(self._recent) > max(16_384, len(self._sorted) // 4):
-            # Merged straight into a new array: a list of a million ints would cost 40 MB.
-            self._sorted = array.array("q", heapq.merge(self._sorted, sorted(self._recent)))
-            self._recent = set()
+            # Merged straight into new arrays: a list of a million ints would cost 40 MB.
+            pairs = zip(self._sorted, self._values, strict=True)
+            merged = heapq.merge(pairs, sorted(self._recent.items()))
+            digests, values = array.array("q"), array.array("i")
+            for digest_, value_ in merged:
+                digests.append(digest_)
+                values.append(value_)
+            self._sorted, self._values, self._recent = digests, values, {}
 
     def __len__(self) -> int:
         return len(self._sorted) + len(self._recent)
@@ -144,6 +184,8 @@ class SqliteFrontier(MemoryFrontier):
         self._leases: list[int] = []
         self._releases: list[tuple[int, int]] = []
         self._dones: list[int] = []
+        self._improvements: list[tuple[str, int, str | None, int, int]] = []
+        self._revisits_done: list[tuple[int, int]] = []
         self._output_offset: int | None = None
         self._committed_offset: int | None = None
         self._dirty = trio.Event()
@@ -163,14 +205,20 @@ class SqliteFrontier(MemoryFrontier):
         keep: Callable[[str], bool] | None = None,
         sitemap: bool = False,
         lastmods: Mapping[str, str] | None = None,
+        revisit: bool = False,
     ) -> int:
         added = 0
         seen = self._seen_digests
         for url in urls:
             digest = url_digest(url)
-            if digest in seen or (keep is not None and not keep(url)):
+            known = seen.get(digest)
+            if known is not None:
+                if known >> 1 > depth:
+                    added += self._improve(digest, url, known, depth, referrer, revisit)
                 continue
-            seen.add(digest)
+            if keep is not None and not keep(url):
+                continue
+            seen.add(digest, depth << 1)
             seq = self._next_seq
             self._next_seq += 1
             lastmod = lastmods.get(url) if lastmods else None
@@ -190,17 +238,41 @@ class SqliteFrontier(MemoryFrontier):
             await self._wait_if_backlogged()  # the disk sets the pace, not memory
         return added
 
-    async def mark_seen(self, urls: Iterable[str]) -> None:
+    def _improve(
+        self,
+        digest: int,
+        url: str,
+        known: int,
+        depth: int,
+        referrer: str | None,
+        revisit: bool,
+    ) -> int:
+        queued = not known & 1
+        self._seen_digests[digest] = depth << 1 | (not queued)
+        if queued:
+            self._improved[digest] = (depth, referrer)
+        elif revisit:
+            self._pending_revisits[digest] = CrawlRequest(url, depth, referrer, revisit=True)
+        self._improvements.append((url, depth, referrer, revisit and not queued, digest))
+        self._changed_pending()
+        return 0
+
+    def _seen_depths(self) -> _DigestSet:
+        return self._seen_digests
+
+    async def mark_seen(self, urls: Iterable[str], *, depth: int = 0) -> None:
         for url in urls:
             digest = url_digest(url)
             if digest not in self._seen_digests:
-                self._seen_digests.add(digest)
-                self._inserts.append((digest, None, 0, None, 0, _SEEN, 0, 0, None))
+                self._seen_digests.add(digest, depth << 1 | 1)
+                self._inserts.append((digest, None, depth, None, 0, _SEEN, 0, 0, None))
                 self._changed_pending()
 
-    def _on_lease(self, request: CrawlRequest) -> None:
-        self._leases.append(url_digest(request.url))
+    def _on_lease(self, request: CrawlRequest) -> CrawlRequest:
+        digest = url_digest(request.url)
+        self._leases.append(digest)
         self._changed_pending()
+        return _lease_depth(self._seen_digests, self._improved, digest, request)
 
     async def release(self, requests: Sequence[CrawlRequest]) -> None:
         await super().release(requests)
@@ -212,7 +284,11 @@ class SqliteFrontier(MemoryFrontier):
         self, requests: Sequence[CrawlRequest], *, output_offset: int | None = None
     ) -> None:
         await super().done(requests)
-        self._dones.extend(url_digest(r.url) for r in requests)
+        for r in requests:
+            if r.revisit:
+                self._revisits_done.append((url_digest(r.url), r.depth))
+            else:
+                self._dones.append(url_digest(r.url))
         if output_offset is not None:
             self._output_offset = output_offset
         self._changed_pending()
@@ -255,7 +331,14 @@ class SqliteFrontier(MemoryFrontier):
             self._dirty.set()
 
     def _backlog(self) -> int:
-        return len(self._inserts) + len(self._leases) + len(self._releases) + len(self._dones)
+        return (
+            len(self._inserts)
+            + len(self._leases)
+            + len(self._releases)
+            + len(self._dones)
+            + len(self._improvements)
+            + len(self._revisits_done)
+        )
 
     async def _wait_if_backlogged(self) -> None:
         if self._backlog() > _MAX_PENDING:
@@ -284,6 +367,8 @@ class SqliteFrontier(MemoryFrontier):
                 self._leases,
                 self._releases,
                 self._dones,
+                self._improvements,
+                self._revisits_done,
                 self._output_offset,
                 self._loaded_seq,
                 load,
@@ -291,6 +376,7 @@ class SqliteFrontier(MemoryFrontier):
             if not (load or self._backlog() or self._output_offset != self._committed_offset):
                 return []
             self._inserts, self._leases, self._releases, self._dones = [], [], [], []
+            self._improvements, self._revisits_done = [], []
             self._committed_offset = self._output_offset
             # Shielded: once taken, the batch exists nowhere else. (Even an idle limiter is a
             # checkpoint where a cancellation would otherwise drop it.)
@@ -304,6 +390,8 @@ class SqliteFrontier(MemoryFrontier):
         leases: list[int],
         releases: list[tuple[int, int]],
         dones: list[int],
+        improvements: list[tuple[str, int, str | None, int, int]],
+        revisits_done: list[tuple[int, int]],
         output_offset: int | None,
         loaded_seq: int,
         load: int,
@@ -323,8 +411,12 @@ class SqliteFrontier(MemoryFrontier):
                     "UPDATE urls SET state = 0, attempts = ? WHERE digest = ? AND state < 2",
                     releases,
                 )
+            if improvements:  # rare: a URL found again at a smaller depth
+                db.executemany(_IMPROVE, improvements)
             if dones:  # last: a page done in this batch stays done whatever came before
                 db.execute(_DONE_SQL, (_json_rows(dones),))
+            if revisits_done:
+                db.executemany(_REVISITED, revisits_done)
             if output_offset is not None:
                 db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('output_offset', ?)", (str(output_offset),)
@@ -351,10 +443,15 @@ class SqliteFrontier(MemoryFrontier):
         db.execute(
             "CREATE TABLE IF NOT EXISTS urls (digest INTEGER PRIMARY KEY, url TEXT,"
             " depth INTEGER, referrer TEXT, attempts INTEGER, state INTEGER, seq INTEGER,"
-            " sitemap INTEGER, lastmod TEXT)"
+            " sitemap INTEGER, lastmod TEXT, revisit INTEGER)"
         )
-        db.execute("CREATE INDEX IF NOT EXISTS queued ON urls (seq) WHERE state = 0")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("schema") == "2":  # schema 3 only added a column
+            db.execute("ALTER TABLE urls ADD COLUMN revisit INTEGER")
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (_SCHEMA,))
+            meta["schema"] = _SCHEMA
+        db.execute("CREATE INDEX IF NOT EXISTS queued ON urls (seq) WHERE state = 0")
+        db.execute("CREATE INDEX IF NOT EXISTS revisits ON urls (digest) WHERE revisit NOT NULL")
         if meta.get("schema", _SCHEMA) != _SCHEMA:
             db.execute("ROLLBACK")
             raise StateError(f"it has schema version {meta['schema']}, not {_SCHEMA}")
@@ -370,20 +467,38 @@ class SqliteFrontier(MemoryFrontier):
                 (json.dumps(wanted, sort_keys=True), _SCHEMA),
             )
         requeued = db.execute("UPDATE urls SET state = 0 WHERE state = 1").rowcount
+        # A page not done yet is fetched at its smallest depth anyway: no revisit needed.
+        db.execute(
+            "UPDATE urls SET depth = min(depth, revisit), revisit = NULL"
+            " WHERE revisit NOT NULL AND state = 0"
+        )
         db.execute("COMMIT")
         counts = dict(db.execute("SELECT state, count(*) FROM urls GROUP BY state").fetchall())
         (max_seq,) = db.execute("SELECT coalesce(max(seq), 0) FROM urls").fetchone()
-        digests = array.array("q", (row[0] for row in db.execute("SELECT digest FROM urls")))
+        digests, values = array.array("q"), array.array("i")
+        deepest = -1
+        for digest, depth, state in db.execute("SELECT digest, depth, state FROM urls"):
+            digests.append(digest)
+            values.append(depth << 1 | (state != _QUEUED))
+            if state != _QUEUED and depth > deepest:
+                deepest = depth
+        self._seen_digests = _DigestSet(digests, values)  # rowid order is digest order: sorted
+        revisits = db.execute(
+            "SELECT digest, url, revisit, referrer FROM urls WHERE revisit NOT NULL"
+        ).fetchall()
+        for digest, url, depth, referrer in revisits:
+            self._seen_digests[digest] = depth << 1 | 1
+            self._pending_revisits[digest] = CrawlRequest(url, depth, referrer, revisit=True)
         offset = meta.get("output_offset")
         queued = counts.get(_QUEUED, 0)
         self.resume = ResumeInfo(
             scheduled=queued + counts.get(_DONE, 0),
             done=counts.get(_DONE, 0),
-            queued=queued,
+            queued=queued + len(revisits),
             requeued=requeued,
             output_offset=int(offset) if offset is not None else None,
+            deepest=deepest,
         )
-        self._seen_digests = _DigestSet(digests)  # rowid order is digest order: sorted
         self._next_seq = max_seq + 1
         self._on_disk = queued
         self._spilled = queued > 0
