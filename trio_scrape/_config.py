@@ -28,6 +28,8 @@ __all__ = [
     "CrawlConfig",
     "ExtractHook",
     "FollowHook",
+    "RenderPredicate",
+    "RenderWait",
     "ScopeName",
 ]
 
@@ -45,11 +47,18 @@ PROJECT_URL = "https://github.com/trio-scrape/trio-scrape"
 DEFAULT_USER_AGENT = f"trio-scrape/{__version__} (+{PROJECT_URL})"
 
 ScopeName = Literal["host", "domain", "any"]
+#: When a rendered page is done: its DOM quiet for 150 ms, or its network idle for 500 ms.
+RenderWait = Literal["quiet", "networkidle"]
+DEFAULT_RENDER_TABS = 4
+DEFAULT_RENDER_TAB_PAGES = 50
+DEFAULT_RENDER_WAIT_MAX = 3.0
 
 #: ``extract(page)`` returns a mapping merged into the record's ``data`` (sync or async).
 ExtractHook = Callable[["Page"], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"]
 #: ``follow(page)`` returns the links to enqueue, in place of every link on the page.
 FollowHook = Callable[["Page"], Iterable[str]]
+#: ``render_if(final_url, body)``: whether a page fetched over HTTP is to be rendered.
+RenderPredicate = Callable[[str, bytes], bool]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -115,6 +124,21 @@ class CrawlConfig:
         state_reset: empty the state first, instead of refusing a state made by a crawl
             with other scope or output settings.
 
+    Rendering (headless Chromium; see README, Rendering JavaScript pages):
+        render: fetch every page with the browser; the record's ``data.rendered`` is true.
+        render_auto: fetch over HTTP first and render only the HTML pages that look built by
+            JavaScript (a ``<script>``, under 200 characters of text and under 2 links), or
+            those ``render_if(final_url, body)`` picks when it is given.
+        render_tabs: tabs rendering at once (each page needs one; with ``render`` the crawl
+            runs at most this many workers).
+        render_tab_pages: pages a tab renders before its browser context is replaced.
+        render_resources: also download images, media and fonts.
+        render_wait: ``"quiet"`` (after ``load``, the DOM unchanged for 150 ms) or
+            ``"networkidle"`` (after ``load``, no request for 500 ms).
+        render_wait_max: cap in seconds on that wait (the page deadline still bounds all).
+        browser: the Chromium executable (None: chromium-headless-shell or chromium,
+            looked up in /usr/lib/chromium/ and on PATH).
+
     Output and hooks:
         links: put the page's links in each record.
         selectors: :class:`Selector` s whose values go into each HTML page's ``data`` (before
@@ -163,6 +187,16 @@ class CrawlConfig:
 
     state: str | os.PathLike[str] | None = None
     state_reset: bool = False
+
+    render: bool = False
+    render_auto: bool = False
+    render_if: RenderPredicate | None = None
+    render_tabs: int = DEFAULT_RENDER_TABS
+    render_tab_pages: int = DEFAULT_RENDER_TAB_PAGES
+    render_resources: bool = False
+    render_wait: RenderWait = "quiet"
+    render_wait_max: float = DEFAULT_RENDER_WAIT_MAX
+    browser: str | os.PathLike[str] | None = None
 
     links: bool = False
     selectors: tuple[Selector, ...] = ()
@@ -238,9 +272,42 @@ class CrawlConfig:
         names = [s.name for s in self.selectors]
         if len(set(names)) != len(names):
             raise ConfigError("selectors", f"two selectors share a name: {names}")
-        for name in ("extract", "follow"):
+        for name in ("extract", "follow", "render_if"):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 raise ConfigError(name, "must be callable")
+        self._check_rendering()
+
+    def _check_rendering(self) -> None:
+        for name in ("render", "render_auto", "render_resources"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, f"must be true or false, not {getattr(self, name)!r}")
+        if self.render and (self.render_auto or self.render_if is not None):
+            raise ConfigError(
+                "render_auto", "renders only some pages: it cannot be combined with render"
+            )
+        _check_int(self, "render_tabs", minimum=1, maximum=64)
+        _check_int(self, "render_tab_pages", minimum=1, maximum=100_000)
+        if self.render_wait not in get_args(RenderWait):
+            raise ConfigError(
+                "render_wait", f"must be quiet or networkidle, not {self.render_wait!r}"
+            )
+        _check_seconds(self, "render_wait_max", positive=True)
+        if self.render_wait_max > 60:
+            raise ConfigError("render_wait_max", f"must be at most 60, not {self.render_wait_max}")
+        if self.browser is not None and (
+            not isinstance(self.browser, str | os.PathLike) or not os.fspath(self.browser)
+        ):
+            raise ConfigError("browser", f"must be an executable's path, not {self.browser!r}")
+
+    @property
+    def rendering(self) -> Literal["off", "always", "auto"]:
+        """How pages are fetched: over HTTP (``off``), by the browser (``always``), or over
+        HTTP then by the browser when needed (``auto``)."""
+        if self.render:
+            return "always"
+        if self.render_auto or self.render_if is not None:
+            return "auto"
+        return "off"
 
     @property
     def channel_buffer(self) -> int:
@@ -248,12 +315,14 @@ class CrawlConfig:
         return self.workers if self.buffer is None else self.buffer
 
 
-def _check_int(config: CrawlConfig, name: str, *, minimum: int) -> None:
+def _check_int(config: CrawlConfig, name: str, *, minimum: int, maximum: int | None = None) -> None:
     value = getattr(config, name)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(name, f"must be an integer, not {value!r}")
     if value < minimum:
         raise ConfigError(name, f"must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(name, f"must be at most {maximum}, not {value}")
 
 
 def _check_seconds(config: CrawlConfig, name: str, *, positive: bool) -> None:

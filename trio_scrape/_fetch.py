@@ -55,7 +55,9 @@ _DEFAULT_HEADERS = {
         + (["zstd"] if importlib.util.find_spec("zstandard") else [])
     ),
 }  # (no "Connection: keep-alive": it is HTTP/1.1's default)
-_RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset({"timeout", "connect", "network", "protocol"})
+_RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset(
+    {"timeout", "connect", "network", "protocol", "browser"}
+)
 
 
 class FetchError(Exception):
@@ -76,7 +78,7 @@ class Response:
     by lower-case name (repeated ones joined with ", "): one dict lookup instead of a scan of
     ``httpx.Headers`` for each header the crawler reads."""
 
-    __slots__ = ("content", "fields", "final_url", "headers", "status")
+    __slots__ = ("content", "fields", "final_url", "headers", "rendered", "status")
 
     def __init__(
         self,
@@ -91,6 +93,7 @@ class Response:
         self.headers = headers
         self.content = content
         self.fields = header_fields(headers) if fields is None else fields
+        self.rendered = False  #: the body is a DOM rendered by the browser (see _render)
 
 
 def header_fields(headers: httpx.Headers) -> dict[str, str]:

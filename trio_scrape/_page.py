@@ -28,6 +28,7 @@ ErrorKind = Literal[
     "cancelled",  # the crawl stopped and the grace period ran out
     "sitemap",  # a sitemap that is not sitemap XML (or has too many entries)
     "blocked_address",  # the host resolves to a private/loopback/link-local address: not sent
+    "browser",  # rendering: the tab or the browser crashed, or the browser cannot start
 ]
 
 #: Record fields in output order (``links`` appears only when links are requested).
