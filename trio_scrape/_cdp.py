@@ -106,9 +106,8 @@ class Subscription:
         """
         try:
             return await self._receive.receive()
-        except trio.EndOfChannel:
-            assert self._error is not None
-            raise self._error from None
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise self._error or BrowserClosed("the subscription has ended") from None
 
     def __aiter__(self) -> Subscription:
         return self

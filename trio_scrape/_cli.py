@@ -68,6 +68,12 @@ _POLITE = "Politeness (per host)"
 _OUTPUT = "Output"
 _STATE = "Resumable crawls"
 _EXTRACT = "Extraction"
+_RENDER = "Rendering JavaScript (headless Chromium)"
+
+
+class RenderWaitChoice(enum.StrEnum):
+    quiet = "quiet"
+    networkidle = "networkidle"
 
 
 def _version(value: bool) -> None:
@@ -279,6 +285,63 @@ def run(
             rich_help_panel=_EXTRACT,
         ),
     ] = None,
+    render: Annotated[
+        bool,
+        typer.Option(
+            "--render", help="Render every page in headless Chromium.", rich_help_panel=_RENDER
+        ),
+    ] = False,
+    render_auto: Annotated[
+        bool,
+        typer.Option(
+            "--render-auto",
+            help="Fetch over HTTP; render only pages with scripts and almost no text or links.",
+            rich_help_panel=_RENDER,
+        ),
+    ] = False,
+    render_if: Annotated[
+        str | None,
+        typer.Option(
+            help="With --render-auto: MODULE:FUNC(url, body) -> bool decides instead.",
+            rich_help_panel=_RENDER,
+        ),
+    ] = None,
+    render_tabs: Annotated[
+        int, typer.Option(help="Tabs rendering at once.", rich_help_panel=_RENDER)
+    ] = 4,
+    render_tab_pages: Annotated[
+        int,
+        typer.Option(
+            help="Pages a tab renders before its browser context is replaced.",
+            rich_help_panel=_RENDER,
+        ),
+    ] = 50,
+    render_resources: Annotated[
+        bool,
+        typer.Option(
+            "--render-resources",
+            help="Also download images, media and fonts.",
+            rich_help_panel=_RENDER,
+        ),
+    ] = False,
+    render_wait: Annotated[
+        RenderWaitChoice,
+        typer.Option(
+            help="After load: DOM quiet for 150 ms, or network idle for 500 ms.",
+            rich_help_panel=_RENDER,
+        ),
+    ] = RenderWaitChoice.quiet,
+    render_wait_max: Annotated[
+        float,
+        typer.Option(help="Cap in seconds on that wait.", rich_help_panel=_RENDER),
+    ] = 3.0,
+    browser: Annotated[
+        str | None,
+        typer.Option(
+            help="Chromium executable \\[default: chromium-headless-shell, else chromium].",
+            rich_help_panel=_RENDER,
+        ),
+    ] = None,
     state: Annotated[
         Path | None,
         typer.Option(
@@ -395,6 +458,15 @@ def run(
             selectors=_selectors(select or [], select_all or []),
             extract=_load_hook(extract, "--extract") if extract else None,
             follow=_load_hook(follow, "--follow") if follow else None,
+            render=render,
+            render_auto=render_auto or render_if is not None,
+            render_if=_load_hook(render_if, "--render-if") if render_if else None,
+            render_tabs=render_tabs,
+            render_tab_pages=render_tab_pages,
+            render_resources=render_resources,
+            render_wait=render_wait.value,
+            render_wait_max=render_wait_max,
+            browser=browser,
             state=state,
             state_reset=state_reset,
         )
@@ -484,6 +556,11 @@ def _summary(stats: CrawlStatistics) -> str:
         f"{PROG}: {stats.pages} pages ({stats.ok} ok, {errors} errors{detail})"
         f" in {stats.elapsed:.2f}s, {stats.pages_per_second:.1f} pages/s"
     )
+    if stats.browser_peak_memory is not None:
+        text += (
+            f"; rendered {stats.rendered} in Chromium "
+            f"(peak {stats.browser_peak_memory / 1e6:.0f} MB)"
+        )
     if stats.stop_reason not in (None, "finished"):
         text += f"; stopped: {stats.stop_reason}, {stats.queued} URLs left unvisited"
     return text

@@ -46,13 +46,15 @@ from typing import Any, Literal, NoReturn
 import httpx
 import trio
 
+from ._browser import find_browser
 from ._config import CrawlConfig
 from ._exceptions import ConfigError
-from ._fetch import open_fetcher
+from ._fetch import Fetcher, open_fetcher
 from ._frontier import Frontier, MemoryFrontier
 from ._page import CrawlRequest, Page, PageError
 from ._pipeline import Outcome, PagePipeline, canonical_urls, failed_page
 from ._politeness import HostLimiter, HostStatistics, RobotsCache, origin_of
+from ._render import AutoFetcher, Renderer, open_renderer
 from ._resume import open_state
 from ._sinks import Sink
 from ._urls import UrlScope, canonicalize, host_of
@@ -94,6 +96,10 @@ class CrawlStatistics:
     revisits: int = 0
     """pages fetched once more, without a record, for their links: found at a smaller depth
     after they were handed out (see ``Frontier.add``)"""
+    rendered: int = 0  #: pages rendered by the browser (``render`` / ``render_auto``)
+    tabs_in_use: int = 0  #: browser tabs rendering a page right now
+    browser_memory: int | None = None  #: the browser's total PSS in bytes (None: not running)
+    browser_peak_memory: int | None = None  #: the largest ``browser_memory`` sampled
 
     @property
     def pages_per_second(self) -> float:
@@ -157,6 +163,9 @@ class Crawler:
         self._frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self._transport = transport
         self._pipeline: PagePipeline | None = None
+        self._renderer: Renderer | None = None
+        if config.rendering != "off":
+            find_browser(config.browser)  # a missing browser is a ConfigError, raised here
         self._robots: RobotsCache | None = None
 
         self._ran = False
@@ -231,7 +240,19 @@ class Crawler:
             stop_reason=self._stop_reason if self._ended_at is not None else None,
             hosts=self._hosts.statistics(),
             revisits=self._revisits,
+            **self._render_statistics(),
         )
+
+    def _render_statistics(self) -> dict[str, Any]:
+        if self._renderer is None:
+            return {}
+        stats = self._renderer.statistics
+        return {
+            "rendered": stats.rendered,
+            "tabs_in_use": stats.tabs_in_use,
+            "browser_memory": stats.browser_memory,
+            "browser_peak_memory": stats.browser_peak_memory,
+        }
 
     # ------------------------------------------------------------------------------- run
 
@@ -288,7 +309,18 @@ class Crawler:
                 fetcher = await stack.enter_async_context(
                     open_fetcher(config, transport=self._transport, seed_hosts=seed_hosts)
                 )
-                self._pipeline = PagePipeline(config, fetcher, rng=self._rng)
+                page_fetcher: Fetcher = fetcher
+                if config.rendering != "off":
+                    self._renderer = await stack.enter_async_context(
+                        open_renderer(config, seed_hosts=seed_hosts)
+                    )
+                    if config.rendering == "always":
+                        page_fetcher = self._renderer
+                    else:
+                        page_fetcher = AutoFetcher(fetcher, self._renderer, config)
+                self._pipeline = PagePipeline(
+                    config, page_fetcher, sitemap_fetcher=fetcher, rng=self._rng
+                )
                 nursery = await stack.enter_async_context(trio.open_nursery())
                 if config.robots or config.sitemaps_from_robots:
                     self._robots = RobotsCache(fetcher, self._hosts, config, rng=self._rng)
@@ -296,7 +328,7 @@ class Crawler:
                 async with record_send, trio.open_nursery() as workers:
                     self._workers_scope = workers.cancel_scope
                     with job_recv:
-                        for _ in range(config.workers):
+                        for _ in range(self._worker_count()):
                             workers.start_soon(self._work, job_recv.clone(), record_send.clone())
                     await self._frontier.add(
                         self._seeds, depth=0, referrer=None, keep=self._within_max_pages
@@ -310,6 +342,14 @@ class Crawler:
             self._ended_at = trio.current_time()
             if self._stop_reason is None:
                 self._stop_reason = "finished"
+
+    def _worker_count(self) -> int:
+        config = self._config
+        if config.rendering == "always":
+            # Each page needs a tab: more workers would only wait for one, and that wait
+            # would count against their page deadline.
+            return min(config.workers, config.render_tabs)
+        return config.workers
 
     async def _dispatch(self, jobs: trio.MemorySendChannel[CrawlRequest]) -> None:
         """Move requests from the frontier to the workers until there are none left or the

@@ -78,9 +78,11 @@ class Outcome:
 class PagePipeline:
     """Makes one attempt at a request: fetch, parse, extract, resolve links.
 
-    ``fetcher`` fetches (see :class:`Fetcher`); ``resolver`` turns hrefs into canonical
-    URLs; ``rng`` draws back-off jitter. The pipeline holds no crawl state of its own
-    beyond the resolver's cache, so one instance serves every worker task of a process.
+    ``fetcher`` fetches (see :class:`Fetcher`: HTTP, or a browser that renders);
+    ``sitemap_fetcher`` (default: ``fetcher``) fetches sitemaps, which are never rendered;
+    ``resolver`` turns hrefs into canonical URLs; ``rng`` draws back-off jitter. The
+    pipeline holds no crawl state of its own beyond the resolver's cache, so one instance
+    serves every worker task of a process.
     """
 
     def __init__(
@@ -88,11 +90,14 @@ class PagePipeline:
         config: CrawlConfig,
         fetcher: Fetcher,
         *,
+        sitemap_fetcher: Fetcher | None = None,
         resolver: LinkResolver | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._config = config
         self._fetcher = fetcher
+        self._sitemap_fetcher = fetcher if sitemap_fetcher is None else sitemap_fetcher
+        self._rendering = config.rendering != "off"
         self._resolver = resolver if resolver is not None else LinkResolver()
         self._rng = rng if rng is not None else random.Random()
 
@@ -114,7 +119,8 @@ class PagePipeline:
         page: Page | None = None
         with trio.move_on_after(config.timeout) as page_deadline:
             try:
-                response = await self._fetcher.fetch(request.url)
+                fetcher = self._sitemap_fetcher if request.sitemap else self._fetcher
+                response = await fetcher.fetch(request.url)
             except FetchError as exc:
                 error = exc
             outcome.latency = trio.current_time() - started
@@ -195,6 +201,8 @@ class PagePipeline:
         )
         if request.lastmod is not None:
             page.data["lastmod"] = request.lastmod
+        if self._rendering:
+            page.data["rendered"] = response.rendered
         if not 200 <= status < 300:
             reason = httpx.codes.get_reason_phrase(status)
             page.error = PageError("http_status", f"HTTP {status} {reason}".rstrip())

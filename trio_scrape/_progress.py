@@ -70,12 +70,18 @@ async def show_progress(crawler: Crawler, console: Console, *, max_pages: int | 
 
 def status_line(stats: CrawlStatistics) -> str:
     errors = ", ".join(f"{kind} {count:,}" for kind, count in sorted(stats.errors.items()))
-    return (
+    line = (
         f"{stats.pages_per_second:,.1f} pages/s | queued {stats.queued:,} | "
         f"in flight {stats.in_flight:,} | errors {sum(stats.errors.values()):,}"
         f"{f' ({errors})' if errors else ''} | {_size(stats.bytes)} | "
         f"{_duration(stats.elapsed)}"
     )
+    if stats.browser_memory is not None:
+        line += (
+            f"\nrendered {stats.rendered:,} | tabs in use {stats.tabs_in_use} | "
+            f"browser {_size(stats.browser_memory)}"
+        )
+    return line
 
 
 def summary_table(stats: CrawlStatistics, *, top_hosts: int = 5) -> Table:
@@ -88,6 +94,11 @@ def summary_table(stats: CrawlStatistics, *, top_hosts: int = 5) -> Table:
     table.add_row("speed", f"{stats.pages_per_second:,.1f} pages/s, {_size(stats.bytes)}")
     if stats.latency_p50 is not None and stats.latency_p95 is not None:
         table.add_row("page latency", f"p50 {stats.latency_p50:.3f}s, p95 {stats.latency_p95:.3f}s")
+    if stats.browser_peak_memory is not None:
+        table.add_row(
+            "rendering",
+            f"{stats.rendered:,} pages rendered, browser peak {_size(stats.browser_peak_memory)}",
+        )
     if stats.status_codes:
         codes = sorted(stats.status_codes.items())
         table.add_row("status codes", ", ".join(f"{code}: {n:,}" for code, n in codes))

@@ -17,6 +17,8 @@ a rendered page; only the body differs: the HTML of the DOM once the page has se
   and let through only if the crawl's rules allow it: the address guard (no loopback, private
   or link-local address unless it is a seed's host or ``allow_private``), no images, media or
   fonts unless ``render_resources``, and the ``headers`` sent to the seeds' hosts only.
+  WebSockets escape the Fetch domain: the browser's resolver is told to fail private and
+  loopback literals and ``localhost`` (:func:`resolver_rules`) so that they cannot reach them.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import trio
 
 from ._addresses import AddressGuard, BlockedAddress, resolve
 from ._browser import Browser, find_browser, open_browser
-from ._cdp import CdpConnection, CdpError
+from ._cdp import CdpConnection, CdpError, EventOverflow, Subscription
 from ._config import CrawlConfig
 from ._fetch import Fetcher, FetchError, Response, header_fields
 from ._page import ErrorKind
@@ -65,6 +67,7 @@ _NET_ERRORS: dict[str, ErrorKind] = {
     "ERR_CONNECTION_REFUSED": "connect",
     "ERR_ADDRESS_UNREACHABLE": "connect",
     "ERR_CONNECTION_FAILED": "connect",
+    "ERR_UNSAFE_PORT": "connect",
     "ERR_INTERNET_DISCONNECTED": "connect",
     "ERR_TIMED_OUT": "timeout",
     "ERR_CONNECTION_TIMED_OUT": "timeout",
@@ -121,12 +124,20 @@ class RenderStatistics:
     (total PSS of its processes, sampled every second; None before it starts), browser
     starts and tabs replaced."""
 
-    __slots__ = ("browser_memory", "browser_starts", "rendered", "tabs_in_use", "tabs_replaced")
+    __slots__ = (
+        "browser_memory",
+        "browser_peak_memory",
+        "browser_starts",
+        "rendered",
+        "tabs_in_use",
+        "tabs_replaced",
+    )
 
     def __init__(self) -> None:
         self.rendered = 0
         self.tabs_in_use = 0
         self.browser_memory: int | None = None
+        self.browser_peak_memory: int | None = None
         self.browser_starts = 0
         self.tabs_replaced = 0
 
@@ -229,6 +240,7 @@ class Renderer:
                     nursery=nursery,
                     user_agent=self._config.user_agent,
                     images=self._config.render_resources,
+                    extra_args=resolver_rules(self._guard),
                 ) as browser,
             ):
                 browser_started = browser
@@ -241,7 +253,7 @@ class Renderer:
                 ):
                     await cdp.call("Fetch.enable", {"patterns": _PATTERNS})
                     await cdp.call("Target.setDiscoverTargets", {"discover": True})
-                    nursery.start_soon(self._handle_requests, cdp, paused)
+                    nursery.start_soon(self._handle_requests, browser, paused)
                     nursery.start_soon(self._watch_targets, target_events)
                     nursery.start_soon(self._sample_memory, browser)
                     task_status.started(browser)
@@ -269,27 +281,40 @@ class Renderer:
             self.statistics.browser_memory = None
 
     async def _sample_memory(self, browser: Browser) -> None:
+        stats = self.statistics
         while True:
-            self.statistics.browser_memory = await trio.to_thread.run_sync(browser.memory)
+            memory = await trio.to_thread.run_sync(browser.memory)
+            stats.browser_memory = memory
+            stats.browser_peak_memory = max(memory, stats.browser_peak_memory or 0)
             await trio.sleep(_MEMORY_INTERVAL)
 
-    async def _watch_targets(self, events: Any) -> None:
+    async def _watch_targets(self, events: Subscription) -> None:
         """Mark a tab whose renderer crashed (or whose target went away) unusable, and
         cancel the render in progress there."""
-        async for event in events:
-            target_id = event.get("targetId")
-            session_id = event.get("sessionId")
-            for tab in list(self._tabs.values()):
-                if tab.target_id == target_id or tab.session_id == session_id:
-                    logger.info("tab %s crashed or closed (%s)", tab.target_id, event["method"])
-                    tab.crashed()
+        try:
+            async for event in events:
+                target_id = event.get("targetId")
+                session_id = event.get("sessionId")
+                for tab in list(self._tabs.values()):
+                    if tab.target_id == target_id or tab.session_id == session_id:
+                        logger.info("tab %s: %s", tab.target_id, event["method"])
+                        tab.crashed()
+        except CdpError:
+            return  # the browser is gone: _run_browser replaces it
 
     # ----------------------------------------------------------------- request handling
 
-    async def _handle_requests(self, cdp: CdpConnection, paused: Any) -> None:
+    async def _handle_requests(self, browser: Browser, paused: Subscription) -> None:
         async with trio.open_nursery() as nursery:
-            async for event in paused:
-                nursery.start_soon(self._decide, cdp, event)
+            try:
+                async for event in paused:
+                    nursery.start_soon(self._decide, browser.cdp, event)
+            except EventOverflow:
+                # Requests left paused would hang every page: a fresh browser instead.
+                logger.warning("the browser's requests came faster than handled; restarting it")
+                browser.kill()
+            except CdpError:
+                return  # the browser is gone: _run_browser replaces it
 
     async def _decide(self, cdp: CdpConnection, event: dict[str, Any]) -> None:
         """Let one paused request (or document response) through, or refuse it."""
@@ -570,6 +595,29 @@ class Renderer:
 _BODY_HEADERS = frozenset(
     {"content-type", "content-length", "content-encoding", "transfer-encoding"}
 )
+
+
+#: Literal hosts the browser's own resolver refuses (``--host-resolver-rules``), as a second
+#: wall behind the Fetch domain: WebSockets are not paused by the Fetch domain, so without it
+#: a script could open one to 127.0.0.1 or 169.254.169.254. IPv6 patterns hold a ":", which
+#: no host name can.
+_PRIVATE_LITERALS = (
+    ["localhost", "*.localhost", "0.*", "10.*", "127.*", "169.254.*", "192.168.*"]
+    + [f"172.{n}.*" for n in range(16, 32)]
+    + [f"100.{n}.*" for n in range(64, 128)]
+    + ["198.18.*", "198.19.*", "::", "::1", "::ffff:*", "fc*:*", "fd*:*", "fe80:*"]
+)
+
+
+def resolver_rules(guard: AddressGuard) -> list[str]:
+    """Browser switches that make its resolver fail for private and loopback literals (and
+    ``localhost``) other than the seeds' hosts; none with ``allow_private``."""
+    if guard.allow_private:
+        return []
+    rules = [f"EXCLUDE {host}" for host in sorted(guard.allowed_hosts)]
+    rules += [f"MAP {pattern} ~NOTFOUND" for pattern in _PRIVATE_LITERALS]
+    rules += [f"MAP [{p}] ~NOTFOUND" for p in _PRIVATE_LITERALS if ":" in p]
+    return ["--host-resolver-rules=" + ", ".join(rules)]
 
 
 def _response(
