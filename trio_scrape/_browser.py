@@ -219,6 +219,10 @@ async def open_browser(
                 await cdp.aclose()  # ends the reader task
                 with trio.move_on_after(5):
                     await process.wait()
+                    # SIGKILL is delivered at once but a process takes a moment to die:
+                    # return only once none is left, so callers can count on it.
+                    while group_pids(browser.pgid):  # noqa: ASYNC110 (only /proc tells)
+                        await trio.sleep(0.01)
 
 
 def group_pids(pgid: int) -> list[int]:
