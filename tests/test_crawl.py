@@ -59,10 +59,12 @@ async def test_follows_links_once_each_with_depth_and_referrer(site: Site) -> No
     site.add("/c", Reply(body=html_page("C", ["/never"])))
     pages, stats = await run_crawl([site.url("/")], depth=2)
 
-    assert set(pages) == {site.url(p) for p in ["/", "/a", "/b", "/c?x=1&y=2"]}
+    # /c has two spellings with one canonical key: one request, with the spelling found first.
+    (c_url,) = set(pages) - {site.url(p) for p in ["/", "/a", "/b"]}
+    assert c_url in (site.url("/c?x=1&y=2"), site.url("/c?y=2&x=1"))
     assert pages[site.url("/")].depth == 0 and pages[site.url("/")].referrer is None
     assert pages[site.url("/a")].depth == 1 and pages[site.url("/a")].referrer == site.url("/")
-    assert pages[site.url("/c?x=1&y=2")].depth == 2
+    assert pages[c_url].depth == 2
     assert pages[site.url("/a")].title == "A"
     assert all(p.ok and p.error is None for p in pages.values())
     # Each page was requested once; /never is at depth 3.

@@ -189,20 +189,21 @@ async def test_depths_and_pending_revisits_survive_reopening(tmp_path: Path) -> 
         assert frontier.resume.finished
 
 
-async def test_a_schema_2_state_is_migrated(tmp_path: Path) -> None:
+@pytest.mark.parametrize("schema", ["2", "3"])
+async def test_a_state_of_an_older_schema_is_refused(tmp_path: Path, schema: str) -> None:
+    """Schemas 2 and 3 stored w3lib-canonical URLs (3 added revisits); schema 4 stores browser
+    URLs keyed by their canonical key (#11): an older state would be misread, so it is
+    refused (tests/test_urls.py checks the CLI's one line)."""
     path = tmp_path / "state.db"
     async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
         await frontier.add(urls("/a"), depth=1, referrer=None)
     db = sqlite3.connect(path)
-    db.execute("DROP INDEX revisits")
-    db.execute("ALTER TABLE urls DROP COLUMN revisit")
-    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (schema,))
     db.commit()
     db.close()
-    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
-        assert frontier.resume.queued == 1
-        got = await frontier.get(hosts())
-        assert got is not None and got.url == "http://x.test/a"
+    with pytest.raises(StateError, match=f"state schema {schema}, this version uses 4"):
+        async with open_sqlite_frontier(path, settings=SETTINGS):
+            pass
 
 
 def test_digest_set_matches_a_dict_across_merges() -> None:

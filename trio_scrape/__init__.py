@@ -32,6 +32,7 @@ from ._sinks import CsvSink as CsvSink
 from ._sinks import JsonlSink as JsonlSink
 from ._sinks import Sink as Sink
 from ._sinks import open_file_sink as open_file_sink
+from ._urls import browser_url as browser_url
 from ._urls import canonicalize as canonicalize
 from ._version import __version__ as __version__
 
@@ -59,6 +60,7 @@ __all__ = [
     "StopReason",
     "TrioScrapeError",
     "__version__",
+    "browser_url",
     "canonicalize",
     "open_crawl",
     "open_file_sink",

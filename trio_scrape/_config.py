@@ -75,8 +75,9 @@ class CrawlConfig:
         scope: ``"host"`` (the seeds' hosts), ``"domain"`` (the seeds' hosts without a leading
             ``www.`` and all their subdomains) or ``"any"``.
         allow_hosts: extra hosts in scope; shell-style patterns such as ``*.example.org``.
-        include / exclude: regular expressions searched in the canonical URL of a discovered
-            link; with ``include`` a link must match one of them, and must match no ``exclude``.
+        include / exclude: regular expressions searched in the canonical key of a discovered
+            link (see ``canonicalize``); with ``include`` a link must match one of them, and
+            must match no ``exclude``.
         sitemaps: sitemap URLs to read (index files and gzip included); the pages they list
             are scheduled at depth 0 like seeds (in scope: the seeds' and sitemaps' hosts), with
             their ``<lastmod>`` in the record's ``data``.

@@ -52,12 +52,12 @@ from ._exceptions import ConfigError
 from ._fetch import Fetcher, open_fetcher
 from ._frontier import Frontier, MemoryFrontier
 from ._page import CrawlRequest, Page, PageError
-from ._pipeline import Outcome, PagePipeline, canonical_urls, failed_page
+from ._pipeline import Outcome, PagePipeline, browser_urls, failed_page
 from ._politeness import HostLimiter, HostStatistics, RobotsCache, origin_of
 from ._render import AutoFetcher, Renderer, open_renderer
 from ._resume import open_state
 from ._sinks import Sink
-from ._urls import UrlScope, canonicalize, host_of
+from ._urls import UrlScope, browser_url, host_of
 
 __all__ = ["CrawlStatistics", "Crawler", "StopReason", "open_crawl", "raise_single", "scrape"]
 
@@ -86,7 +86,7 @@ class CrawlStatistics:
     in_flight: int  #: URLs handed to workers and not yet written
     seen: int  #: distinct URLs ever queued
     retries: int  #: extra attempts made
-    invalid_links: int  #: hrefs that could not be made canonical URLs
+    invalid_links: int  #: hrefs that do not parse as URLs (or are too long)
     elapsed: float  #: seconds since the crawl started (until it ended, once it has)
     stop_reason: StopReason | None  #: None while running
     hosts: Mapping[str, HostStatistics] = dataclasses.field(default_factory=dict)
@@ -138,20 +138,20 @@ class Crawler:
         if isinstance(seeds, str):
             seeds = [seeds]
         self._config = config = config if config is not None else CrawlConfig()
-        canonical = []
+        # Seeds and sitemaps are requested as a browser would request them.
+        self._seeds = []
         for seed in seeds:
             try:
-                canonical.append(canonicalize(seed))
+                self._seeds.append(browser_url(seed))
             except ValueError as exc:
                 raise ConfigError("seeds", str(exc)) from None
-        self._seeds = canonical
         self._sitemaps = []
         for sitemap in config.sitemaps:
             try:
-                self._sitemaps.append(canonicalize(sitemap))
+                self._sitemaps.append(browser_url(sitemap))
             except ValueError as exc:
                 raise ConfigError("sitemaps", str(exc)) from None
-        self._scope = UrlScope(config, canonical + self._sitemaps)
+        self._scope = UrlScope(config, self._seeds + self._sitemaps)
         self._rng = random.Random()
         self._hosts = HostLimiter(config, rng=self._rng)
         self._sink = sink
@@ -588,7 +588,7 @@ class Crawler:
         assert self._robots is not None
         found: list[str] = []
         for origin in dict.fromkeys(origin_of(seed) for seed in self._seeds):
-            urls, invalid = canonical_urls(await self._robots.sitemaps(origin))
+            urls, invalid = browser_urls(await self._robots.sitemaps(origin))
             self._invalid_links += invalid
             found += urls
         await self._add_sitemaps(found, depth=0, referrer=None)

@@ -29,7 +29,7 @@ from ._config import CrawlConfig
 from ._exceptions import ConfigError
 from ._page import ErrorKind
 from ._transport import CrawlTransport
-from ._urls import host_of
+from ._urls import host_of, resolve_links
 
 __all__ = [
     "RETRY_STATUSES",
@@ -290,13 +290,14 @@ async def _read_up_to(body: AsyncIterable[bytes], cap: int) -> bytes:
 
 
 def _redirect_target(base: httpx.URL, location: str) -> str:
-    try:
-        target = base.join(location.strip())
-    except (httpx.InvalidURL, ValueError) as exc:
-        raise FetchError("invalid_url", f"bad redirect Location {location!r}: {exc}") from exc
-    if target.scheme not in ("http", "https") or not target.host:
+    """The URL a browser requests for a redirect's ``Location``: resolved against the URL
+    that answered, by the URL standard (ada-url), fragment removed."""
+    links, invalid = resolve_links(str(base), [location])
+    if invalid:
+        raise FetchError("invalid_url", f"bad redirect Location {location!r}")
+    if not links:
         raise FetchError("invalid_url", f"redirect to a URL that is not http(s): {location!r}")
-    return str(target)
+    return links[0]
 
 
 def _classify(exc: httpx.HTTPError) -> FetchError:

@@ -26,6 +26,7 @@ import trio
 
 from ._page import CrawlRequest
 from ._politeness import HostLimiter, origin_of
+from ._urls import url_key
 
 __all__ = ["Frontier", "FrontierStatistics", "MemoryFrontier", "url_digest"]
 
@@ -49,8 +50,12 @@ class Frontier(Protocol):
         lastmods: Mapping[str, str] | None = None,
         revisit: bool = False,
     ) -> int:
-        """Queue each canonical URL never seen before (and for which ``keep``, if given, is
-        true: ``keep`` is asked only about unseen URLs); return how many requests were queued.
+        """Queue each URL never seen before (and for which ``keep``, if given, is true:
+        ``keep`` is asked only about unseen URLs); return how many requests were queued.
+
+        URLs are browser URLs (:func:`~trio_scrape._urls.browser_url`), queued as given;
+        "seen before" compares their canonical keys (:func:`~trio_scrape._urls.url_key`),
+        through :func:`url_digest` or, in memory, ``hash(url_key(url))``, never the text.
 
         The URLs of one call share a depth and referrer: they are one page's links, the
         seeds, or a sitemap's entries. A URL that ``keep`` refuses is not marked seen.
@@ -101,10 +106,12 @@ class Frontier(Protocol):
 
 
 def url_digest(url: str) -> int:
-    """A stable, signed 64-bit digest of a canonical URL, for frontiers that persist their
-    seen-set (it fits an SQLite INTEGER). Any false "seen" among a million URLs: about 3e-8."""
+    """A stable, signed 64-bit digest of a URL's canonical key (:func:`url_key`), for
+    frontiers that persist or share their seen-set (it fits an SQLite INTEGER): two URLs
+    have one digest when they are spellings of one page. ``url`` is a browser URL, as
+    frontiers are given. Any false "seen" among a million URLs: about 3e-8."""
     return int.from_bytes(
-        hashlib.blake2b(url.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+        hashlib.blake2b(url_key(url).encode("utf-8", "surrogatepass"), digest_size=8).digest(),
         "little",
         signed=True,
     )
@@ -147,8 +154,8 @@ class MemoryFrontier:
     (delay, pause), or a set of hosts at their concurrency limit, which the limiter empties as
     their requests finish. Each dispatch is O(log hosts), never a scan of every host.
 
-    The seen-set maps Python's 64-bit ``hash()`` of each canonical URL (SipHash, salted per
-    process), not the string, to the URL's shortest known depth and whether it was handed out
+    The seen-set maps Python's 64-bit ``hash()`` of each URL's canonical key (SipHash,
+    salted per process), not the string, to the URL's shortest known depth and whether it was handed out
     (:func:`_lease_depth`): about 70 bytes per URL (a 32-byte int plus the dict's share)
     instead of ~150 for typical URL strings, and the hash is already cached on the string. The
     chance of any false "seen" among a million URLs is about 3e-8. A frontier that persists
@@ -165,13 +172,13 @@ class MemoryFrontier:
         self._blocked: set[str] = set()
         self._tracked: set[str] = set()  # hosts in _ready, _timed or _blocked
         self._order = itertools.count()
-        # hash(url) -> depth << 1 | handed_out: the shortest known depth, and whether the
-        # URL was handed out (leased, done, marked seen) or is still queued.
+        # hash(url_key(url)) -> depth << 1 | handed_out: the shortest known depth, and
+        # whether the URL was handed out (leased, done, marked seen) or is still queued.
         self._seen: dict[int, int] = {}
-        # hash(url) -> (depth, referrer) for queued URLs found again at a smaller depth:
-        # applied when the queued request is handed out (rare; empty on most crawls).
+        # hash(url_key(url)) -> (depth, referrer) for queued URLs found again at a smaller
+        # depth: applied when the queued request is handed out (rare; empty on most crawls).
         self._improved: dict[int, tuple[int, str | None]] = {}
-        # hash(url) -> revisit, for handed-out URLs found again at a smaller depth.
+        # hash(url_key(url)) -> revisit, for handed-out URLs found again at a smaller depth.
         self._pending_revisits: dict[int, CrawlRequest] = {}
         self._leased = 0
         self._changed = trio.Event()
@@ -219,7 +226,7 @@ class MemoryFrontier:
         by_origin: dict[str, list[str]] = {}
         added = 0
         for url in urls:
-            digest = hash(url)
+            digest = hash(url_key(url))
             known = seen.get(digest)
             if known is not None:
                 if known >> 1 > depth:
@@ -260,7 +267,7 @@ class MemoryFrontier:
     ) -> int:
         added = 0
         for url in urls:
-            digest = hash(url)
+            digest = hash(url_key(url))
             known = self._seen.get(digest)
             if known is not None:
                 if known >> 1 > depth:
@@ -311,7 +318,7 @@ class MemoryFrontier:
 
     async def mark_seen(self, urls: Iterable[str], *, depth: int = 0) -> None:
         for url in urls:
-            self._seen.setdefault(hash(url), depth << 1 | 1)
+            self._seen.setdefault(hash(url_key(url)), depth << 1 | 1)
 
     async def get(self, hosts: HostLimiter) -> CrawlRequest | None:
         if self._limiter is not hosts:
@@ -373,7 +380,7 @@ class MemoryFrontier:
 
     def _on_lease(self, request: CrawlRequest) -> CrawlRequest:
         """Called for each request ``get`` hands out; returns it at its shortest known depth."""
-        return _lease_depth(self._seen, self._improved, hash(request.url), request)
+        return _lease_depth(self._seen, self._improved, hash(url_key(request.url)), request)
 
     def _host_freed(self, origin: str) -> None:
         if origin in self._blocked:

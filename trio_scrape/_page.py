@@ -51,11 +51,12 @@ RECORD_FIELDS: tuple[str, ...] = (
 
 
 class CrawlRequest(NamedTuple):
-    """A URL scheduled for fetching: its canonical form, link depth, where it was found, and
-    the attempts already made (with the trio time of the first) when it comes back to retry.
-    ``sitemap`` marks a sitemap to read for URLs; ``lastmod`` is the ``<lastmod>`` a sitemap
-    gave this URL. ``revisit`` marks a page fetched once more only for its links, because it
-    was found at a smaller depth after it had been handed out: it writes no record."""
+    """A URL scheduled for fetching (its browser URL: what is requested and recorded), link
+    depth, where it was found, and the attempts already made (with the trio time of the
+    first) when it comes back to retry. ``sitemap`` marks a sitemap to read for URLs;
+    ``lastmod`` is the ``<lastmod>`` a sitemap gave this URL. ``revisit`` marks a page
+    fetched once more only for its links, because it was found at a smaller depth after it
+    had been handed out: it writes no record."""
 
     url: str
     depth: int = 0

@@ -2,7 +2,7 @@
 
 An attempt is everything a page costs apart from the crawl's bookkeeping: fetch (transport,
 redirects, decoding), charset, HTML parse, selectors, the extract and follow hooks, link
-resolution and canonicalisation, sitemap reading, and the retry decision with its back-off.
+resolution (browser URLs), sitemap reading, and the retry decision with its back-off.
 It runs under its own page deadline (``config.timeout``).
 
 The pipeline touches no shared state: no frontier, no host limiter, no statistics, no sink.
@@ -21,7 +21,6 @@ import random
 import time
 from datetime import UTC, datetime
 from typing import NamedTuple
-from urllib.parse import urljoin
 
 import httpx
 import trio
@@ -37,13 +36,13 @@ from ._fetch import (
 )
 from ._page import CrawlRequest, Page, PageError
 from ._parse import decode_body, is_html, parse_html, parse_sitemap
-from ._urls import LinkResolver, canonicalize
+from ._urls import LinkResolver, browser_url, document_base
 
 __all__ = ["Outcome", "PagePipeline", "SitemapEntries", "failed_page"]
 
 
 class SitemapEntries(NamedTuple):
-    """What a sitemap listed, as canonical URLs (queued at the sitemap's own depth)."""
+    """What a sitemap listed, as browser URLs (queued at the sitemap's own depth)."""
 
     pages: list[str]  #: page URLs
     lastmods: dict[str, str]  #: ``<lastmod>`` by page URL, where given
@@ -61,17 +60,17 @@ class Outcome:
     page: Page | None = None
     retry_after: float = 0.0
     retry_reason: str = ""
-    #: canonical links to queue at ``links_depth``, with the request's URL as referrer
+    #: links (browser URLs) to queue at ``links_depth``, with the request's URL as referrer
     links: list[str] = dataclasses.field(default_factory=list)
     links_depth: int = 0
     sitemap: SitemapEntries | None = None
-    #: the canonical final URL of a redirect, to mark seen (it was crawled)
+    #: the final URL of a redirect (browser URL), to mark seen (it was crawled)
     seen: str | None = None
     #: seconds from sending the request to its answer or failure (None: nothing was sent)
     latency: float | None = None
     #: whether the attempt counts against its host (errors, autothrottle)
     failed: bool = False
-    #: hrefs and sitemap entries that could not be made canonical URLs
+    #: hrefs and sitemap entries that do not parse as http(s) URLs (or are too long)
     invalid_links: int = 0
 
 
@@ -80,7 +79,7 @@ class PagePipeline:
 
     ``fetcher`` fetches (see :class:`Fetcher`: HTTP, or a browser that renders);
     ``sitemap_fetcher`` (default: ``fetcher``) fetches sitemaps, which are never rendered;
-    ``resolver`` turns hrefs into canonical URLs; ``rng`` draws back-off jitter. The
+    ``resolver`` turns hrefs into browser URLs; ``rng`` draws back-off jitter. The
     pipeline holds no crawl state of its own beyond the resolver's cache, so one instance
     serves every worker task of a process.
     """
@@ -147,7 +146,7 @@ class PagePipeline:
                 # A redirect's target counts as crawled: a later link to it is not fetched
                 # again (site-wide http -> https redirects would otherwise double every page).
                 try:
-                    outcome.seen = canonicalize(page.final_url)
+                    outcome.seen = browser_url(page.final_url)
                 except ValueError:
                     pass
             outcome.page = page
@@ -209,7 +208,7 @@ class PagePipeline:
         return page
 
     async def _process(self, page: Page, request: CrawlRequest, outcome: Outcome) -> None:
-        """Parse the page and run the hooks; put the canonical links to follow (or a
+        """Parse the page and run the hooks; put the links to follow (or a
         sitemap's entries) in ``outcome``."""
         config = self._config
         if request.sitemap:
@@ -226,10 +225,10 @@ class PagePipeline:
             page.html = parsed.tree
             page.title = parsed.title
             if want_links:
-                base = page.final_url or page.url
-                if parsed.base:
-                    base = _safe_join(base, parsed.base)
-                page.links, invalid = self._resolver.resolve(base, parsed.hrefs)
+                base = document_base(page.final_url or page.url, parsed.base)
+                page.links, invalid = self._resolver.resolve(
+                    base, parsed.hrefs, encoding=page.encoding
+                )
                 outcome.invalid_links += invalid
         if not page.ok:
             return
@@ -270,14 +269,14 @@ class PagePipeline:
         pages: list[str] = []
         for loc, lastmod in sitemap.pages:
             try:
-                url = canonicalize(loc)
+                url = browser_url(loc)
             except ValueError:
                 outcome.invalid_links += 1
                 continue
             if lastmod:
                 lastmods[url] = lastmod
             pages.append(url)
-        children, invalid = canonical_urls(sitemap.sitemaps)
+        children, invalid = browser_urls(sitemap.sitemaps)
         outcome.invalid_links += invalid
         outcome.sitemap = SitemapEntries(pages, lastmods, children)
         page.data["sitemap"] = {
@@ -287,17 +286,17 @@ class PagePipeline:
         }
 
 
-def canonical_urls(urls: list[str]) -> tuple[list[str], int]:
-    """The canonical forms of URLs a sitemap or robots.txt gave, and how many could not be
-    made canonical (they are left out)."""
-    canonical = []
+def browser_urls(urls: list[str]) -> tuple[list[str], int]:
+    """The browser URLs of URLs a sitemap or robots.txt gave, and how many are not http(s)
+    URLs (they are left out)."""
+    valid = []
     invalid = 0
     for url in urls:
         try:
-            canonical.append(canonicalize(url))
+            valid.append(browser_url(url))
         except ValueError:
             invalid += 1
-    return canonical, invalid
+    return valid, invalid
 
 
 def failed_page(
@@ -352,13 +351,6 @@ def _is_textual(content_type: str | None) -> bool:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
     return media.startswith("text/") or media.endswith(("json", "xml"))
-
-
-def _safe_join(base: str, href: str) -> str:
-    try:
-        return urljoin(base, href.strip())
-    except ValueError:
-        return base
 
 
 def _describe(exc: BaseException) -> str:

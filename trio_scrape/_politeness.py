@@ -45,7 +45,7 @@ _SLACK = 0.05  # seconds of latency above twice the best that still count as "fa
 
 
 def origin_of(url: str) -> str:
-    """``scheme://host[:port]`` of a canonical URL: the unit politeness applies to."""
+    """``scheme://host[:port]`` of a browser URL: the unit politeness applies to."""
     end = url.find("/", url.find("//") + 2)
     return url if end < 0 else url[:end]
 

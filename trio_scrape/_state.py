@@ -4,7 +4,7 @@ The database is a transaction log of the crawl, not a snapshot: whatever instant
 dies at (SIGKILL included), the last committed transaction describes a consistent crawl, and
 running the same crawl again goes on from there. One table holds every URL ever seen::
 
-    urls(digest INTEGER PRIMARY KEY,   -- url_digest(url): the seen-set is the primary key
+    urls(digest INTEGER PRIMARY KEY,   -- url_digest(url), of its canonical key: the seen-set
          url, depth, referrer, attempts,
          state,                        -- 0 queued, 1 leased, 2 done, 3 seen (never queued)
          seq,                          -- queue order; a partial index covers queued rows
@@ -51,7 +51,10 @@ __all__ = ["ResumeInfo", "SqliteFrontier", "open_sqlite_frontier"]
 logger = logging.getLogger("trio_scrape")
 
 _QUEUED, _LEASED, _DONE, _SEEN = 0, 1, 2, 3
-_SCHEMA = "3"  # 3 added urls.revisit; a schema 2 state is migrated when opened
+# 4: URLs are stored as browser URLs, keyed by the digest of their canonical key (#11).
+# 3 added urls.revisit; 2 and 3 stored w3lib-canonical URLs, keyed by their digests: a
+# state of another version is refused, not misread.
+_SCHEMA = "4"
 _COMMIT_INTERVAL = 0.025  # seconds between commits: about the most work a kill makes us redo
 _MAX_PENDING = 20_000  # changes held in memory before a writer waits for a commit
 _CLOSE_TIMEOUT = 30.0
@@ -446,15 +449,14 @@ class SqliteFrontier(MemoryFrontier):
             " sitemap INTEGER, lastmod TEXT, revisit INTEGER)"
         )
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        if meta.get("schema") == "2":  # schema 3 only added a column
-            db.execute("ALTER TABLE urls ADD COLUMN revisit INTEGER")
-            db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (_SCHEMA,))
-            meta["schema"] = _SCHEMA
-        db.execute("CREATE INDEX IF NOT EXISTS queued ON urls (seq) WHERE state = 0")
-        db.execute("CREATE INDEX IF NOT EXISTS revisits ON urls (digest) WHERE revisit NOT NULL")
         if meta.get("schema", _SCHEMA) != _SCHEMA:
             db.execute("ROLLBACK")
-            raise StateError(f"it has schema version {meta['schema']}, not {_SCHEMA}")
+            raise StateError(
+                f"it was made by another version of trio-scrape (state schema "
+                f"{meta['schema']}, this version uses {_SCHEMA}): add --state-reset to start over"
+            )
+        db.execute("CREATE INDEX IF NOT EXISTS queued ON urls (seq) WHERE state = 0")
+        db.execute("CREATE INDEX IF NOT EXISTS revisits ON urls (digest) WHERE revisit NOT NULL")
         wanted = json.loads(json.dumps(settings))  # the JSON form, as stored
         if "settings" in meta:
             stored = json.loads(meta["settings"])

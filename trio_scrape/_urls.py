@@ -1,20 +1,29 @@
-"""URLs: canonical form, link resolution and crawl scope.
+"""URLs as a browser sees them.
 
-Canonical form is w3lib's ``canonicalize_url`` (the one Scrapy's dupefilter uses: fragment
-dropped, scheme and host lower-cased, IDNA hosts, query arguments sorted, percent-encoding
-normalised) plus one thing w3lib keeps: the default port (``:80`` for http, ``:443`` for
-https) is dropped. Two spellings of one URL therefore dedupe to one record.
+Three forms of a URL, each for one job:
+
+- **the href** as a page wrote it (``../a b.html#top``), resolved the way a browser resolves it:
+  by the WHATWG URL standard, with **ada-url** (the parser behind Node's ``URL``), against the
+  document's base URL (``<base href>`` included, see :func:`document_base`);
+- **the browser URL**, what a browser puts on the wire: ada's serialisation (``href``) with the
+  fragment removed (:func:`browser_url`). This is what the crawl requests, queues and records;
+- **the canonical key**, what decides "seen before" (:func:`url_key`, :func:`canonicalize`):
+  the browser URL with percent-escapes of unreserved characters decoded, other escapes in upper
+  case, and the query's arguments sorted (``?b`` and ``?b=`` alike, an empty ``?`` dropped).
+  Scheme and host case, IDNA, default ports, dot segments and the encoding of everything a
+  browser encodes are already one form in the browser URL. Two spellings of one page have one
+  key, so the page is fetched once; the key is never requested.
 """
 
 from __future__ import annotations
 
+import codecs
 import fnmatch
 import re
-import sys
 from collections.abc import Iterable, Sequence
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from typing import Final
 
-from w3lib.url import canonicalize_url
+from ada_url import URL, join_url
 
 from ._config import CrawlConfig
 
@@ -23,9 +32,12 @@ __all__ = [
     "MAX_URL_LENGTH",
     "LinkResolver",
     "UrlScope",
+    "browser_url",
     "canonicalize",
+    "document_base",
     "host_of",
     "resolve_links",
+    "url_key",
 ]
 
 #: Longer URLs are refused (seeds) or skipped and counted as invalid (links); 2,048 is what
@@ -34,52 +46,103 @@ MAX_URL_LENGTH = 2048
 #: Links taken from one page; the rest are ignored (a page of a million links is an attack).
 MAX_LINKS_PER_PAGE = 10_000
 
-_SCHEMES = frozenset({"http", "https"})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-# Characters a browser strips from hrefs before resolving them (HTML spec: "strip leading and
-# trailing ASCII whitespace", and tabs/newlines anywhere are removed by the URL parser).
-_HREF_NOISE = re.compile(r"[\t\n\r]")
-_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
-_HOST = re.compile(r"(?:[a-z0-9_.-]+|\[[0-9a-f:.]+(?:%25[\w.~-]+)?\])(?::[0-9]{1,5})?")
+_HTTP = ("http://", "https://")
+# What the URL parser strips from both ends of an href (C0 controls and space, not Unicode
+# whitespace) and removes anywhere (tab, LF, CR): WHATWG URL "basic URL parser", first steps.
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
+_TAB_AND_NEWLINE = str.maketrans("", "", "\t\n\r")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+# <base href> with these schemes is ignored by browsers (HTML, "set the frozen base URL").
+_IGNORED_BASE_SCHEMES = ("javascript:", "data:")
 
 
-def canonicalize(url: str) -> str:
-    """Return the canonical form of an absolute http(s) URL.
+def browser_url(url: str) -> str:
+    """The URL a browser requests for an absolute http(s) URL: WHATWG-parsed (lower-case
+    scheme and host, IDNA, IPv4 forms, default port dropped, dot segments resolved, what must
+    be percent-encoded encoded), fragment removed.
 
     Raises:
-        ValueError: the URL is not an absolute http or https URL with a host, cannot be
-            parsed (bad port, bad IPv6 literal, bad IDNA label), or its canonical form is
-            longer than :data:`MAX_URL_LENGTH`.
+        ValueError: ``url`` does not parse as an absolute URL, is not http or https, or is
+            longer than :data:`MAX_URL_LENGTH` once parsed.
     """
     if len(url) > 4 * MAX_URL_LENGTH:  # no point parsing it: it cannot come out short enough
         raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters")
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    if scheme not in _SCHEMES:
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    if not parts.hostname:
-        raise ValueError(f"URL has no host: {url!r}")
-    parts.port  # noqa: B018 -- raises ValueError on a port that is not a number in range
     try:
-        canonical = canonicalize_url(url.strip())
-    except (ValueError, UnicodeError) as exc:
-        raise ValueError(f"cannot canonicalize {url!r}: {exc}") from None
-    parts = urlsplit(canonical)
-    if parts.port is not None and parts.port == _DEFAULT_PORTS.get(parts.scheme):
-        netloc = parts.netloc.rsplit(":", 1)[0]
-        canonical = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
-    if len(canonical) > MAX_URL_LENGTH:
+        href = URL(url).href
+    except ValueError:  # UnicodeEncodeError (a lone surrogate) included
+        raise ValueError(f"not a valid URL: {url!r}") from None
+    if not href.startswith(_HTTP):
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    hash_at = href.find("#")
+    if hash_at >= 0:
+        href = href[:hash_at]
+    if len(href) > MAX_URL_LENGTH:
         raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters")
-    # w3lib passes through what no DNS name can hold (spaces, controls, non-ASCII that is not
-    # IDNA): a host must be letters, digits, "-", "_", "." or a bracketed IPv6 literal.
-    netloc = parts.netloc.rpartition("@")[2]
-    if not canonical.isascii() or _UNSAFE.search(canonical) or not _HOST.fullmatch(netloc):
-        raise ValueError(f"not a valid host in {url!r}")
-    return canonical
+    return href
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else "%" + match.group(1).upper()
+
+
+def url_key(url: str) -> str:
+    """The canonical key of a browser URL (as :func:`browser_url` returns): the one thing
+    frontiers compare to decide whether a URL was seen before.
+
+    On top of the browser URL: ``%XX`` escapes of unreserved characters (letters, digits,
+    ``-._~``) are decoded and other escapes upper-cased, in path and query (RFC 3986 6.2.2);
+    the query's ``&``-separated arguments are sorted, an argument without ``=`` gets one
+    (``?b`` is ``?b=``), empty arguments and an empty query are dropped. ``+`` and ``%20`` stay
+    distinct, as do reserved characters and their escapes (``=`` and ``%3D``): servers may
+    tell them apart. Never raises; idempotent.
+    """
+    if "%" not in url and "?" not in url:
+        return url  # the common case: nothing to do
+    query_at = url.find("?")
+    head = url if query_at < 0 else url[:query_at]
+    if "%" in head:
+        head = _ESCAPE.sub(_escape, head)
+    if query_at < 0:
+        return head
+    query = url[query_at + 1 :]
+    if "%" in query:
+        query = _ESCAPE.sub(_escape, query)
+    arguments = sorted(a if "=" in a else a + "=" for a in query.split("&") if a)
+    return head + "?" + "&".join(arguments) if arguments else head
+
+
+def canonicalize(url: str) -> str:
+    """The canonical key (:func:`url_key`) of any spelling of an absolute http(s) URL.
+
+    Raises:
+        ValueError: as :func:`browser_url`.
+    """
+    return url_key(browser_url(url))
+
+
+def document_base(document_url: str, base_href: str | None) -> str:
+    """The base URL that a page's relative links resolve against, as browsers compute it.
+
+    ``base_href`` is the first ``<base href>``'s value, if any. It is resolved against the
+    document's URL; when that fails, or it is a ``javascript:`` or ``data:`` URL, the
+    document's URL is the base (HTML, "set the frozen base URL"). Never raises.
+    """
+    if base_href is None:
+        return document_url
+    try:
+        base = join_url(document_url, base_href)
+    except ValueError:
+        return document_url
+    return document_url if base.startswith(_IGNORED_BASE_SCHEMES) else base
 
 
 def host_of(url: str) -> str:
-    """The host of a canonical URL (no userinfo, no port, no brackets around IPv6)."""
+    """The host of a browser URL (no userinfo, no port, no brackets around IPv6)."""
     start = url.find("//") + 2
     end = url.find("/", start)
     netloc = url[start:] if end < 0 else url[start:end]
@@ -90,47 +153,167 @@ def host_of(url: str) -> str:
     return netloc.partition(":")[0]
 
 
-def resolve_links(base: str, hrefs: Iterable[str]) -> tuple[list[str], int]:
-    """Resolve ``hrefs`` against ``base`` into unique canonical http(s) URLs, in page order.
+def resolve_links(
+    base: str, hrefs: Iterable[str], *, encoding: str | None = None
+) -> tuple[list[str], int]:
+    """Resolve ``hrefs`` against ``base`` into unique browser URLs, in page order.
 
     A one-off :class:`LinkResolver`; a crawl keeps one resolver for its cache.
-
-    Returns:
-        ``(links, invalid)``: the links, and how many hrefs were http(s)-looking but could
-        not be made canonical. Other schemes (mailto:, javascript:, tel:, data:, ...) and
-        fragment-only hrefs are skipped silently.
     """
-    return LinkResolver().resolve(base, hrefs)
+    return LinkResolver().resolve(base, hrefs, encoding=encoding)
 
 
-# Characters w3lib's canonicalize_url leaves unchanged in a path (checked by a test).
-# (";" is left to w3lib, which treats it as a path-parameter separator: both ways of
-# reaching a URL with one must give the same canonical form.)
-_PATH_CHARS = r"A-Za-z0-9!$&'()*+,\-.:=@_~/"
-# A URL this matches (and whose port is not the default) is already canonical: lower-case
-# http(s) scheme and host, no userinfo, query or fragment, only such path characters.
-_ALREADY_CANONICAL = re.compile(
-    rf"(https?)://[a-z0-9.-]+(:[1-9][0-9]{{0,4}})?(?:/[{_PATH_CHARS}]*)?"
-)
-# An href that is a plain path (absolute or relative): no scheme, query, fragment or escape.
-_PATH_HREF = re.compile(rf"[{_PATH_CHARS.replace(':', '')}]+")
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+#: A cached result meaning "not an http(s) URL: skip" (None) or "cannot be parsed" (this).
+_INVALID: Final = "\0"
+_MISSING: Final = "\1"
 
 
-def _is_canonical(url: str) -> bool:
-    match = _ALREADY_CANONICAL.fullmatch(url)
-    return (
-        match is not None
-        and "/./" not in url
-        and "/../" not in url
-        and not url.endswith(("/.", "/.."))
-        and match.group(2) != (":80" if match.group(1) == "http" else ":443")
-        and (match.group(2) is None or int(match.group(2)[1:]) <= 65535)
-    )
+class LinkResolver:
+    """Resolves hrefs as a browser does (ada-url), fast.
+
+    A page's hrefs are mostly plain paths (``/docs/a.html``, ``../b/c.html``): letters,
+    digits and path punctuation that the URL parser neither encodes nor interprets, with no
+    ``%``, ``:``, ``?``, ``#``, backslash or whitespace. For those, and only those, the result
+    is the base's origin and directory joined with the href and its ``.``/``..`` segments
+    resolved, done here with string operations (ada would do exactly that, at the cost of a
+    call across the C boundary: half the time of a page's link work).
+    ``tests/test_urls.py`` checks that this agrees with ada on generated hrefs and bases.
+
+    Everything else is ada's result, with a cache that saves asking again for an href whose
+    result depends only on a part of the base, keyed on exactly that part: nothing for
+    ``http(s)://...``, the base's scheme for ``//host/...``, everything before its path for
+    ``/path``, the base up to the last ``/`` of its path for a path-relative href (``a?q``).
+    Hrefs are first stripped as the URL parser strips them and cut after the ``#`` of their
+    fragment (the result's fragment is dropped anyway). Query-only hrefs (``?q``), hrefs
+    starting with a backslash, and http(s) spelled otherwise (``HTTP:``, ``http:x``) go to
+    ada uncached. Other schemes (``mailto:``, ``javascript:``...) are skipped without
+    parsing: they never resolve to http(s).
+    """
+
+    def __init__(self, cache_size: int = 8192) -> None:
+        self._cache: dict[object, str | None] = {}
+        self._cache_size = cache_size
+
+    def resolve(
+        self, base: str, hrefs: Iterable[str], *, encoding: str | None = None
+    ) -> tuple[list[str], int]:
+        """Resolve hrefs against ``base`` (the document's base URL: :func:`document_base`).
+
+        ``encoding`` is the page's character encoding: as in browsers, non-ASCII characters
+        in an href's query are percent-encoded in it (UTF-8 when ``None``; UTF-16 pages use
+        UTF-8 too).
+
+        Returns:
+            ``(links, invalid)``: the unique http(s) browser URLs (fragment removed, at most
+            :data:`MAX_LINKS_PER_PAGE`), and how many hrefs could not be parsed or were
+            longer than :data:`MAX_URL_LENGTH`. Other schemes (``mailto:``, ``javascript:``,
+            ``tel:``, ``data:``...) are skipped silently. An empty or fragment-only href is
+            a link to the base URL itself.
+        """
+        seen: set[str] = set()
+        links: list[str] = []
+        invalid = 0
+        parts = _Base(base, _legacy_codec(encoding))
+        origin, directory = parts.origin, parts.directory_path
+        plain = _PLAIN_PATH.match if parts.special else _never
+        for href in hrefs:
+            if len(href) > MAX_URL_LENGTH:
+                invalid += 1
+                continue
+            match = plain(href)
+            if (
+                match is not None
+                and ((end := match.end()) == len(href) or href[end] == "#")
+                and href[:2] != "//"
+            ):
+                if end != len(href):
+                    href = href[:end]
+                if href[0] == "/":
+                    path = href
+                else:
+                    path = directory
+                    while href[0] == ".":  # the common "../sibling.html" and "./page.html"
+                        if href.startswith("../"):
+                            href = href[3:]
+                            path = path[: path.rfind("/", 0, -1) + 1] or "/"
+                        elif href.startswith("./"):
+                            href = href[2:]
+                        else:
+                            break
+                        if not href:
+                            break
+                    path += href
+                if "/." in path:
+                    path = _remove_dot_segments(path)
+                url: str | None = origin + path
+                assert url is not None
+                if len(url) > MAX_URL_LENGTH:
+                    url = _INVALID
+            else:
+                url = self._resolve_other(parts, href)
+                if url is None:
+                    continue
+            if url is _INVALID:
+                invalid += 1
+            elif url not in seen:
+                seen.add(url)
+                links.append(url)
+                if len(links) >= MAX_LINKS_PER_PAGE:
+                    break
+        return links, invalid
+
+    def _resolve_other(self, base: _Base, href: str) -> str | None:
+        """ada's browser URL for an href that is not a plain path; None to skip it,
+        :data:`_INVALID` when it does not parse."""
+        if "\t" in href or "\n" in href or "\r" in href:
+            href = href.translate(_TAB_AND_NEWLINE)
+        if href and (href[0] <= " " or href[-1] <= " "):
+            href = href.strip(_C0_AND_SPACE)
+        hash_at = href.find("#")
+        if hash_at >= 0:  # "#" kept: "/a #x" is "/a%20", while ada strips "/a "
+            href = href[: hash_at + 1]
+        if base.legacy is not None and not href.isascii():
+            href = _encode_query(href, base.legacy)
+        first = href[:1]
+        if first == "" or first == "#":  # a link to the base itself
+            return base.url if base.url.startswith(_HTTP) else base.invalid
+        scheme = _SCHEME.match(href) if ":" in href else None
+        if scheme is not None and href[: scheme.end() - 1].lower() not in ("http", "https"):
+            return None  # mailto:, javascript:, tel:, data:, ...: never http(s)
+        if not base.special:
+            return _join(base.url, href)
+        key: object = None
+        if first == "/":
+            key = (base.scheme, href) if href[1:2] in ("/", "\\") else (base.origin, href)
+        elif first == "h" and href.startswith(_HTTP):
+            key = href
+        elif first != "?" and first != "\\" and scheme is None:
+            key = (base.directory, href)
+        if key is None:
+            return _join(base.url, href)
+        cache = self._cache
+        url = cache.get(key, _MISSING)
+        if url is _MISSING:
+            url = _join(base.url, href)
+            if len(cache) >= self._cache_size:
+                cache.clear()
+            cache[key] = url
+        return url
+
+
+# A plain path (then maybe a fragment, which is dropped): no character that the URL parser
+# encodes or interprets (no "%", ":", "?", "\\", whitespace or controls): letters, digits
+# and "-._~!$&'()*+,;=@/".
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=@/]+")
+
+
+def _never(href: str) -> None:
+    return None
 
 
 def _remove_dot_segments(path: str) -> str:
-    """RFC 3986 section 5.2.4 for an absolute path: resolve "." and ".." segments."""
+    """Resolve the "." and ".." segments of an absolute path as the URL parser does for
+    http(s) (".." never climbs above the root; a final "." or ".." leaves a trailing "/")."""
     segments = path.split("/")
     output: list[str] = []
     for segment in segments[1:]:
@@ -140,120 +323,101 @@ def _remove_dot_segments(path: str) -> str:
         elif segment != ".":
             output.append(segment)
     if segments[-1] in (".", ".."):
-        output.append("")  # "/a/b/.." is the directory "/a/", not "/a"
+        output.append("")
     return "/" + "/".join(output)
 
 
-class LinkResolver:
-    """Resolves and canonicalises hrefs, fast.
+class _Base:
+    """A base URL in the parts link resolution needs."""
 
-    The crawl's hot path meets the same hrefs over and over (navigation repeats on every page),
-    and most of them are plain relative or absolute paths. So: hrefs that are plain paths are
-    joined with string operations (RFC 3986 dot-segment removal included); a URL that is
-    already canonical is recognised by one regular expression instead of being re-parsed; and
-    results are cached per (base directory, href) in a bounded dict. Everything else goes
-    through ``urljoin`` and :func:`canonicalize`. ``tests/test_urls.py`` checks that the fast
-    path agrees with the slow one.
-    """
+    __slots__ = ("directory", "directory_path", "invalid", "legacy", "origin", "scheme",
+                 "special", "url")  # fmt: skip
 
-    def __init__(self, cache_size: int = 4096) -> None:
-        self._cache: dict[tuple[str, str], str | None] = {}
-        self._cache_size = cache_size
+    def __init__(self, base: str, legacy: str | None) -> None:
+        self.legacy = legacy
+        self.special = False
+        self.scheme = self.origin = self.directory = self.directory_path = ""
+        self.invalid: str | None = None
+        try:
+            self.url = URL(base).href
+        except ValueError:  # then relative hrefs cannot be resolved: invalid links
+            self.url, self.invalid = "", _INVALID
+            return
+        if not self.url.startswith(_HTTP):
+            return  # an ftp: or other <base href>: ada alone
+        url = self.url = self.url.partition("#")[0]
+        self.special = True
+        path_at = url.index("/", url.index("//") + 2)  # an http(s) URL always has a path
+        query_at = url.find("?", path_at)
+        last_slash = url.rindex("/", path_at, None if query_at < 0 else query_at) + 1
+        self.scheme = url[: url.index(":") + 1]
+        self.origin = url[:path_at]
+        self.directory = url[:last_slash]
+        self.directory_path = url[path_at:last_slash]
 
-    def resolve(self, base: str, hrefs: Iterable[str]) -> tuple[list[str], int]:
-        seen: set[str] = set()
-        links: list[str] = []
-        invalid = 0
-        cache = self._cache
-        # The base without query and fragment, split at its path: relative hrefs resolve alike
-        # for every page of one directory, so the cache is keyed on that directory.
-        bare = base.split("#", 1)[0].split("?", 1)[0]
-        slash = bare.find("/", bare.find("//") + 2) if "//" in bare else -1
-        origin, path = (bare, "/") if slash < 0 else (bare[:slash], bare[slash:])
-        directory = sys.intern(origin + path[: path.rfind("/") + 1])
-        # Joining a plain-path href to a canonical directory gives a canonical URL: no need
-        # to check each result (only dot segments, which the join removes).
-        canonical_base = _is_canonical(directory)
-        for href in hrefs:
-            if len(href) > MAX_URL_LENGTH:
-                invalid += 1
-                continue
-            if "\t" in href or "\n" in href or "\r" in href:
-                href = _HREF_NOISE.sub("", href)
-            href = href.strip()
-            if not href or href[0] == "#":
-                continue
-            if "#" in href:
-                href = href[: href.index("#")]
-            key = (directory, href)
-            url = cache.get(key, "")
-            if url == "":
-                try:
-                    url, cacheable = self._resolve_one(
-                        base, origin, directory, href, canonical_base
-                    )
-                except ValueError:
-                    url, cacheable = "\0", False  # "\0": invalid
-                if cacheable:
-                    if len(cache) >= self._cache_size:
-                        cache.clear()
-                    cache[key] = url
-            if url is None:
-                continue
-            if url == "\0" or len(url) > MAX_URL_LENGTH:
-                invalid += 1
-            elif url not in seen:
-                seen.add(url)
-                links.append(url)
-                if len(links) >= MAX_LINKS_PER_PAGE:
-                    break
-        return links, invalid
 
-    @staticmethod
-    def _resolve_one(
-        base: str, origin: str, directory: str, href: str, canonical_base: bool
-    ) -> tuple[str | None, bool]:
-        """The canonical URL of one href (None for a scheme we skip) and whether the result
-        depends only on the base's directory, so may be cached. ValueError if unusable."""
-        if _PATH_HREF.fullmatch(href) and not href.startswith("//"):
-            if href[0] == "/":
-                path = href
-            else:
-                path = directory[len(origin) :]
-                while href.startswith("../"):  # the common "../sibling/page.html"
-                    href = href[3:]
-                    path = path[: path.rfind("/", 0, -1) + 1] or "/"
-                path += href
-            if "/." in path:
-                path = _remove_dot_segments(path)
-            if canonical_base:
-                return origin + path, True
-            absolute = origin + path
-            cacheable = True
-        else:
-            scheme = _SCHEME.match(href)
-            if scheme is not None and href[: scheme.end() - 1].lower() not in _SCHEMES:
-                return None, True  # mailto:, javascript:, tel:, data:, ...
-            # An absolute URL resolves alone; "//host", "?query" and odd forms need the base.
-            cacheable = scheme is not None
-            if cacheable and _is_canonical(href):
-                return (href + "/" if href.count("/") == 2 else href), True
-            absolute = urljoin(base, href)
-            if absolute.split(":", 1)[0].lower() not in _SCHEMES:
-                return None, cacheable
-        if not _is_canonical(absolute):
-            return canonicalize(absolute), cacheable
-        if absolute.count("/") == 2:  # "http://host" is "http://host/"
-            absolute += "/"
-        return absolute, cacheable
+def _join(base: str, href: str) -> str | None:
+    """ada's resolution of ``href`` against ``base``: the browser URL, None if it is not
+    http(s), :data:`_INVALID` if it does not parse or is too long."""
+    try:
+        url = join_url(base, href) if base else URL(href).href
+    except ValueError:
+        return _INVALID
+    if not url.startswith(_HTTP):
+        return None
+    hash_at = url.find("#")
+    if hash_at >= 0:
+        url = url[:hash_at]
+    return _INVALID if len(url) > MAX_URL_LENGTH else url
+
+
+def _legacy_codec(encoding: str | None) -> str | None:
+    """The codec to percent-encode queries with, for a page's encoding; None for UTF-8 (what
+    ada does), unknown encodings and UTF-16/32 (WHATWG: their pages use UTF-8 for URLs)."""
+    if encoding is None:
+        return None
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return None
+    if name.startswith(("utf-8", "utf-16", "utf-32")):
+        return None
+    return name
+
+
+# The WHATWG special-query percent-encode set, for the ASCII part of a legacy-encoded query:
+# C0 controls, space, '"', '#', "'", '<', '>' and DEL are escaped; the rest is kept.
+_QUERY_KEEP = frozenset(chr(c) for c in range(0x21, 0x7F)) - set("\"#'<>")
+
+
+def _encode_query(href: str, codec: str) -> str:
+    """Percent-encode the non-ASCII characters of an href's query in the page's legacy
+    encoding, as browsers do (a character the encoding lacks becomes ``&#N;``, encoded)."""
+    query_at = href.find("?")
+    if query_at < 0 or href[query_at:].isascii():
+        return href
+    out = []
+    for char in href[query_at + 1 :]:
+        if char in _QUERY_KEEP:
+            out.append(char)
+            continue
+        try:
+            data = char.encode(codec) if not char.isascii() else char.encode("ascii")
+        except UnicodeEncodeError:
+            out.append(f"%26%23{ord(char)}%3B")
+            continue
+        out.append("".join(f"%{byte:02X}" for byte in data))
+    return href[: query_at + 1] + "".join(out)
 
 
 class UrlScope:
     """Decides which discovered links may be scheduled.
 
-    A link is in scope when its host is allowed (by ``scope`` and ``allow_hosts``), it matches
-    an ``include`` pattern (when there are any) and no ``exclude`` pattern. Seeds are always
-    fetched; they define the hosts of the ``host`` and ``domain`` scopes.
+    A link is in scope when its host is allowed (by ``scope`` and ``allow_hosts``), its
+    canonical key (:func:`url_key`) matches an ``include`` pattern (when there are any) and no
+    ``exclude`` pattern: the key, so that the verdict is the same for every spelling of a
+    page. Seeds are always fetched; they define the hosts of the ``host`` and ``domain``
+    scopes.
     """
 
     def __init__(self, config: CrawlConfig, seeds: Sequence[str]) -> None:
@@ -276,9 +440,12 @@ class UrlScope:
             self._host_verdicts[host] = verdict
         if not verdict:
             return False
-        if self._include and not any(p.search(url) for p in self._include):
+        if not (self._include or self._exclude):
+            return True
+        key = url_key(url)
+        if self._include and not any(p.search(key) for p in self._include):
             return False
-        return not any(p.search(url) for p in self._exclude)
+        return not any(p.search(key) for p in self._exclude)
 
     def allows_host(self, host: str) -> bool:
         if self._scope == "any" or host in self._hosts:
