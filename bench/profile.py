@@ -28,7 +28,7 @@ import sitegen  # noqa: E402
 RULES: list[tuple[str, tuple[str, ...]]] = [
     ("HTML parse (selectolax/lexbor)", ("parse_html (",)),
     ("charset decoding", ("decode_body (", "charset_normalizer")),
-    ("URL resolution and scope", ("_urls.py", "urllib/parse.py", "(w3lib/")),
+    ("URL resolution and scope", ("_urls.py", "urllib/parse.py", "(ada_url/")),
     ("h11 (HTTP/1.1 parsing)", ("(h11/",)),
     ("socket syscalls", ("(trio/_socket.py", "(trio/_highlevel_socket.py", "(trio/_ssl.py")),
     ("our transport (pool, framing)", ("_transport.py",)),

@@ -216,17 +216,17 @@ class LinkResolver:
         parts = _Base(base, _legacy_codec(encoding))
         origin, directory = parts.origin, parts.directory_path
         plain = _PLAIN_PATH.match if parts.special else _never
+        url: str | None
         for href in hrefs:
-            if len(href) > MAX_URL_LENGTH:
+            size = len(href)
+            if size > MAX_URL_LENGTH:
                 invalid += 1
                 continue
             match = plain(href)
-            if (
-                match is not None
-                and ((end := match.end()) == len(href) or href[end] == "#")
-                and href[:2] != "//"
-            ):
-                if end != len(href):
+            if match is not None and (
+                (end := match.end()) == size or href[end] == "#"
+            ):  # a plain path: the common case, joined here
+                if end != size:
                     href = href[:end]
                 if href[0] == "/":
                     path = href
@@ -245,8 +245,7 @@ class LinkResolver:
                     path += href
                 if "/." in path:
                     path = _remove_dot_segments(path)
-                url: str | None = origin + path
-                assert url is not None
+                url = origin + path
                 if len(url) > MAX_URL_LENGTH:
                     url = _INVALID
             else:
@@ -304,7 +303,7 @@ class LinkResolver:
 # A plain path (then maybe a fragment, which is dropped): no character that the URL parser
 # encodes or interprets (no "%", ":", "?", "\\", whitespace or controls): letters, digits
 # and "-._~!$&'()*+,;=@/".
-_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=@/]+")
+_PLAIN_PATH = re.compile(r"(?!//)[A-Za-z0-9\-._~!$&'()*+,;=@/]+")  # "//host" is not a path
 
 
 def _never(href: str) -> None:
