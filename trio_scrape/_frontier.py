@@ -155,8 +155,9 @@ class MemoryFrontier:
     their requests finish. Each dispatch is O(log hosts), never a scan of every host.
 
     The seen-set maps Python's 64-bit ``hash()`` of each URL's canonical key (SipHash,
-    salted per process), not the string, to the URL's shortest known depth and whether it was handed out
-    (:func:`_lease_depth`): about 70 bytes per URL (a 32-byte int plus the dict's share)
+    salted per process), not the string, to the URL's shortest known depth and whether it
+    was handed out (:func:`_lease_depth`): about 70 bytes per URL (a 32-byte int plus the
+    dict's share)
     instead of ~150 for typical URL strings, and the hash is already cached on the string. The
     chance of any false "seen" among a million URLs is about 3e-8. A frontier that persists
     its seen-set uses the stable :func:`url_digest` instead. A page's links to one host are
