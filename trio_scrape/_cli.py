@@ -485,13 +485,15 @@ def run(
         raise UsageError(f"--state: {exc}") from None
     except ConfigError as exc:  # found only once running: e.g. an uncreatable cache directory
         raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
-    if stats is not None and not quiet:
+    # Nothing was queued: a --state crawl that had finished (it said so); no empty summary.
+    if stats is not None and not quiet and stats.seen > 0:
+        stopped = _stop_text(stats, config, code)
         if terminal:
             from ._progress import stderr_console, summary_table  # rich: only for a terminal
 
-            stderr_console().print(summary_table(stats))
+            stderr_console().print(summary_table(stats, stopped=stopped))
         else:
-            print(_summary(stats), file=sys.stderr)
+            print(_summary(stats, stopped), file=sys.stderr)
     raise typer.Exit(code)
 
 
@@ -548,12 +550,14 @@ async def _crawl_until_signalled(
     return code, stats
 
 
-def _summary(stats: CrawlStatistics) -> str:
+def _summary(stats: CrawlStatistics, stopped: str | None = None) -> str:
+    """The one-line summary for a non-terminal stderr (``stopped``: see :func:`_stop_text`)."""
     errors = sum(stats.errors.values())
     kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(stats.errors.items()))
     detail = f": {kinds}" if kinds else ""
     text = (
-        f"{PROG}: {stats.pages} pages ({stats.ok} ok, {errors} errors{detail})"
+        f"{PROG}: {_plural(stats.pages, 'page')} ({stats.ok} ok,"
+        f" {_plural(errors, 'error')}{detail})"
         f" in {stats.elapsed:.2f}s, {stats.pages_per_second:.1f} pages/s"
     )
     if stats.browser_peak_memory is not None:
@@ -561,9 +565,31 @@ def _summary(stats: CrawlStatistics) -> str:
             f"; rendered {stats.rendered} in Chromium "
             f"(peak {stats.browser_peak_memory / 1e6:.0f} MB)"
         )
-    if stats.stop_reason not in (None, "finished"):
-        text += f"; stopped: {stats.stop_reason}, {stats.queued} URLs left unvisited"
+    if stopped:
+        text += f"; {stopped}"
     return text
+
+
+def _stop_text(stats: CrawlStatistics, config: CrawlConfig, code: int) -> str | None:
+    """What stopped a crawl that did not run out of URLs, and what it left: None when it
+    finished by itself."""
+    reason = stats.stop_reason
+    left = f"{_plural(stats.queued, 'URL')} left unvisited"
+    if reason == "max_pages":
+        refused = stats.refused_by_max_pages
+        text = f"stopped at --max-pages {config.max_pages}: {_plural(refused, 'more URL')} found"
+        text += " and not crawled"
+        return text + (f", {left}" if stats.queued else "")
+    if reason == "deadline":
+        return f"stopped by --deadline {config.deadline:g}s: {left}"
+    if reason == "stopped":
+        by = {130: "SIGINT", 143: "SIGTERM"}.get(code, "a stop request")
+        return f"stopped by {by}: {left}"
+    return None
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def _setup_logging(*, quiet: bool, verbose: int) -> None:

@@ -93,6 +93,8 @@ class CrawlStatistics:
     """per origin (``scheme://host[:port]``): requests, errors, in flight, concurrency, delay"""
     latency_p50: float | None = None  #: median seconds per page (first try to record)
     latency_p95: float | None = None  #: 95th percentile of the same
+    refused_by_max_pages: int = 0
+    """distinct URLs found (in scope, never seen) that ``max_pages`` kept from being crawled"""
     revisits: int = 0
     """pages fetched once more, without a record, for their links: found at a smaller depth
     after they were handed out (see ``Frontier.add``)"""
@@ -184,6 +186,7 @@ class Crawler:
         self._retries = 0
         self._invalid_links = 0
         self._revisits = 0
+        self._refused: set[int] = set()  # hash() of URLs max_pages refused
         # Whether a page was handed out at the depth limit (its links not followed): until
         # one was, every link reached was followed, and revisits would find nothing new.
         self._cut = False
@@ -240,6 +243,7 @@ class Crawler:
             stop_reason=self._stop_reason if self._ended_at is not None else None,
             hosts=self._hosts.statistics(),
             revisits=self._revisits,
+            refused_by_max_pages=len(self._refused),
             **self._render_statistics(),
         )
 
@@ -606,6 +610,7 @@ class Crawler:
         if self._scheduled >= limit:
             if self._stop_reason is None:
                 self._stop_reason = "max_pages"
+            self._refused.add(hash(url))
             return False
         self._scheduled += 1
         return True

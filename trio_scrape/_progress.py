@@ -84,9 +84,11 @@ def status_line(stats: CrawlStatistics) -> str:
     return line
 
 
-def summary_table(stats: CrawlStatistics, *, top_hosts: int = 5) -> Table:
+def summary_table(
+    stats: CrawlStatistics, *, top_hosts: int = 5, stopped: str | None = None
+) -> Table:
     """The end-of-crawl summary: totals, latency percentiles, status codes, error kinds and
-    the busiest hosts."""
+    the busiest hosts; ``stopped`` says what stopped a crawl that did not finish by itself."""
     table = Table(title="trio-scrape: crawl summary", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -113,7 +115,9 @@ def summary_table(stats: CrawlStatistics, *, top_hosts: int = 5) -> Table:
                 f"{host}: {h.requests:,} requests, {h.errors:,} errors" for host, h in busiest
             ),
         )
-    if stats.stop_reason not in (None, "finished"):
+    if stopped:
+        table.add_row("stopped", stopped.removeprefix("stopped "))
+    elif stats.stop_reason not in (None, "finished"):
         table.add_row("stopped", f"{stats.stop_reason}, {stats.queued:,} URLs left unvisited")
     return table
 
