@@ -559,14 +559,26 @@ class Crawler:
             return None
         if outcome.sitemap is not None:
             entries = outcome.sitemap
+            out_of_scope: collections.Counter[str] = collections.Counter()
+
+            def keep(url: str) -> bool:
+                if not self._scope.allows(url):
+                    out_of_scope[host_of(url)] += 1
+                    return False
+                return self._within_max_pages(url)
+
             await self._frontier.add(
                 entries.pages,
                 depth=request.depth,
                 referrer=request.url,
-                keep=self._schedules,
+                keep=keep,
                 lastmods=entries.lastmods,
                 revisit=request.depth < self._config.depth,
             )
+            if out_of_scope:
+                _warn_out_of_scope(request.url, len(entries.pages), out_of_scope)
+                if isinstance(page.data.get("sitemap"), dict):
+                    page.data["sitemap"]["out_of_scope"] = out_of_scope.total()
             await self._add_sitemaps(entries.sitemaps, depth=request.depth, referrer=request.url)
         if outcome.links:
             # A link already handed out at a larger depth gets a revisit when its own links
@@ -614,6 +626,22 @@ class Crawler:
             return False
         self._scheduled += 1
         return True
+
+
+def _warn_out_of_scope(sitemap: str, listed: int, hosts: collections.Counter[str]) -> None:
+    """Say that a sitemap's pages were left out by the scope: a staging copy whose sitemap
+    names the production host would otherwise crawl nothing and say nothing."""
+    shown = ", ".join(f"{host} ({count:,})" for host, count in hosts.most_common(5))
+    more = f" and {len(hosts) - 5:,} more hosts" if len(hosts) > 5 else ""
+    logger.warning(
+        "sitemap %s: %s of its %s pages are out of scope and not crawled: %s%s "
+        "(--scope, --allow-host, --include and --exclude decide the scope)",
+        sitemap,
+        f"{hosts.total():,}",
+        f"{listed:,}",
+        shown,
+        more,
+    )
 
 
 def _percentiles(
