@@ -7,7 +7,13 @@ import pytest
 import trio
 
 from trio_scrape import CrawlConfig, scrape
-from trio_scrape._addresses import AddressGuard, BlockedAddress, is_public
+from trio_scrape._addresses import (
+    AddressGuard,
+    BlockedAddress,
+    exempt_origins,
+    is_public,
+    origin_text,
+)
 from trio_scrape._transport import CrawlTransport
 
 from .site import Reply, Site, html_page
@@ -26,21 +32,36 @@ PUBLIC = ["8.8.8.8", "1.1.1.1", "93.184.216.34", "172.32.0.1", "2606:4700:4700::
 @pytest.mark.parametrize("address", BLOCKED)
 def test_blocked_ranges(address: str) -> None:
     assert not is_public(address)
-    assert not AddressGuard().permits("evil.test", address)
-    assert AddressGuard(allow_private=True).permits("evil.test", address)
-    assert AddressGuard(["evil.test"]).permits("EVIL.test", address)  # a seed's host
+    assert not AddressGuard().permits("http://evil.test", address)
+    assert AddressGuard(allow_private=True).permits("http://evil.test", address)
+    seed = AddressGuard(["http://evil.test:8080"])
+    assert seed.permits(origin_text("HTTP", "EVIL.test", 8080), address)  # a seed's origin
+    assert not seed.permits("http://evil.test:8000", address)  # another port of its host
+    assert not seed.permits("https://evil.test:8080", address)
 
 
 @pytest.mark.parametrize("address", PUBLIC)
 def test_public_addresses(address: str) -> None:
-    assert is_public(address) and AddressGuard().permits("x.test", address)
+    assert is_public(address) and AddressGuard().permits("http://x.test", address)
+
+
+def test_origins_exempt_by_the_seeds() -> None:
+    assert origin_text("https", "[::1]", 443) == "https://[::1]"
+    assert origin_text("http", "::1", 8080) == "http://[::1]:8080"
+    assert exempt_origins(["http://a.test", "http://b.test:8000", "http://[::1]"]) == {
+        "http://a.test",
+        "https://a.test",  # the same site upgraded by a redirect
+        "http://b.test:8000",
+        "http://[::1]",
+        "https://[::1]",
+    }
 
 
 def test_check_keeps_only_permitted_addresses() -> None:
     guard = AddressGuard()
-    assert guard.check("x.test", ["127.0.0.1", "8.8.8.8"]) == ["8.8.8.8"]
+    assert guard.check("http://x.test", ["127.0.0.1", "8.8.8.8"]) == ["8.8.8.8"]
     with pytest.raises(BlockedAddress, match=r"169\.254\.169\.254"):
-        guard.check("metadata.test", ["169.254.169.254"])
+        guard.check("http://metadata.test", ["169.254.169.254"])
 
 
 def stub_resolver(answers: dict[str, list[str]]):  # type: ignore[no-untyped-def]
@@ -62,7 +83,7 @@ async def test_a_public_name_resolving_to_loopback_is_refused_at_connect(site: S
         "metadata.test": ["169.254.169.254"],
         "mapped.test": ["::ffff:127.0.0.1"],
     })  # fmt: skip
-    transport = CrawlTransport(guard=AddressGuard([site.host]), resolver=resolver)
+    transport = CrawlTransport(guard=AddressGuard([site.base]), resolver=resolver)
     config = CrawlConfig(depth=1, scope="any", robots=False)
     pages = {p.url: p for p in await scrape([site.url("/")], config, transport=transport)}
     assert site.paths() == ["/"]  # only the seed reached the server
@@ -102,6 +123,34 @@ async def test_links_and_redirects_to_other_private_hosts(site: Site) -> None:
         allowed = CrawlConfig(depth=1, scope="any", robots=False, allow_private=True)
         pages = {p.url: p for p in await scrape([site.url("/")], allowed)}
         assert pages[other.url("/x")].ok and set(other.paths()) == {"/x"}
+        nursery.cancel_scope.cancel()
+
+
+async def test_another_port_of_a_loopback_seed_is_refused(site: Site) -> None:
+    """A local app on another port of the seed's host (the Django tutorial's server on
+    127.0.0.1:8000, next to the manual on 127.0.0.1:18083) is not crawled, admin included."""
+    app = Site()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(app.serve)
+        app.add("/admin/", Reply(body=html_page("Admin")))
+        site.add("/", Reply(body=html_page("Manual", [app.url("/admin/"), "/jump"])))
+        site.add("/jump", Reply(302, headers={"Location": app.url("/admin/")}))
+        for scope in ("host", "any"):
+            config = CrawlConfig(depth=1, scope=scope, robots=False)
+            pages = {p.url: p for p in await scrape([site.url("/")], config)}
+            assert app.log == []
+            for url in (app.url("/admin/"), site.url("/jump")):
+                error = pages[url].error
+                assert error is not None and error.kind == "blocked_address", url
+                assert f"{app.base} resolves to 127.0.0.1" in error.message
+        # --scope origin: not even scheduled.
+        config = CrawlConfig(depth=1, scope="origin", robots=False)
+        pages = {p.url: p for p in await scrape([site.url("/")], config)}
+        assert set(pages) == {site.url("/"), site.url("/jump")} and app.log == []
+        # Both seeds: both origins exempt.
+        both = CrawlConfig(depth=1, robots=False)
+        pages = {p.url: p for p in await scrape([site.url("/"), app.url("/")], both)}
+        assert pages[app.url("/admin/")].ok and app.log
         nursery.cancel_scope.cancel()
 
 

@@ -271,7 +271,7 @@ async def test_a_forgotten_host_relearns_its_robots_rules(site: Site) -> None:
     config = CrawlConfig()
     from trio_scrape._fetch import open_fetcher
 
-    async with open_fetcher(config, seed_hosts=[site.host]) as fetcher:
+    async with open_fetcher(config, seed_hosts=[site.host], seed_origins=[site.base]) as fetcher:
         limiter = HostLimiter(config)
         robots = RobotsCache(fetcher, limiter, config)
         assert await robots.allowed(site.url("/a"))

@@ -15,7 +15,15 @@ from collections.abc import Awaitable, Callable, Iterable
 import httpx
 import trio
 
-__all__ = ["AddressGuard", "BlockedAddress", "Resolver", "is_public", "resolve"]
+__all__ = [
+    "AddressGuard",
+    "BlockedAddress",
+    "Resolver",
+    "exempt_origins",
+    "is_public",
+    "origin_text",
+    "resolve",
+]
 
 #: ``resolver(host, port)`` -> the IP addresses to try, in order.
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -40,34 +48,62 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-class AddressGuard:
-    """Permits connections to public addresses, and to any address for the hosts in
-    ``allowed_hosts`` (the seeds' hosts: crawling a site on your own network is a choice,
-    being sent there by a link or a redirect is not). ``allow_private`` turns it off."""
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
-    def __init__(self, allowed_hosts: Iterable[str] = (), *, allow_private: bool = False) -> None:
-        self.allowed_hosts = frozenset(h.lower().strip("[]") for h in allowed_hosts)
+
+def origin_text(scheme: str, host: str, port: int | None = None) -> str:
+    """``scheme://host[:port]`` as ``origin_of`` gives it for a canonical URL: lowercase, the
+    default port left out, an IPv6 address in brackets."""
+    scheme = scheme.lower()
+    host = host.lower().strip("[]")
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def exempt_origins(origins: Iterable[str]) -> frozenset[str]:
+    """The origins (``scheme://host[:port]``) of the seeds, each ``http://host`` on port 80
+    with its ``https://host`` (the same site, upgraded by a redirect)."""
+    exempt = set(origins)
+    for origin in list(exempt):
+        if origin.startswith("http://"):
+            host = origin[7:]
+            has_port = "]:" in host if host.startswith("[") else ":" in host
+            if not has_port:
+                exempt.add("https://" + host)
+    return frozenset(exempt)
+
+
+class AddressGuard:
+    """Permits connections to public addresses, and to any address for the origins in
+    ``allowed_origins`` (``scheme://host[:port]``, the seeds': crawling a site on your own
+    network is a choice, being sent there by a link or a redirect is not, and neither is
+    another port of the same host, where a developer's own app may listen).
+    ``allow_private`` turns it off."""
+
+    def __init__(self, allowed_origins: Iterable[str] = (), *, allow_private: bool = False) -> None:
+        self.allowed_origins = frozenset(allowed_origins)
         self.allow_private = allow_private
 
-    def permits(self, host: str, address: str) -> bool:
-        return (
-            self.allow_private
-            or host.lower().strip("[]") in self.allowed_hosts
-            or is_public(address)
-        )
+    def permits(self, origin: str, address: str) -> bool:
+        """Whether a connection for ``origin`` (as :func:`origin_text` writes it) may go to
+        ``address``."""
+        return self.allow_private or origin in self.allowed_origins or is_public(address)
 
-    def check(self, host: str, addresses: list[str]) -> list[str]:
-        """The addresses of ``host`` it may connect to.
+    def check(self, origin: str, addresses: list[str]) -> list[str]:
+        """The addresses of ``origin``'s host it may connect to.
 
         Raises:
             BlockedAddress: none of them.
         """
-        allowed = [a for a in addresses if self.permits(host, a)]
+        allowed = [a for a in addresses if self.permits(origin, a)]
         if not allowed:
             shown = ", ".join(addresses[:3])
             raise BlockedAddress(
-                f"{host} resolves to {shown}: not a public address, refused "
-                "(it is not a seed's host; --allow-private permits it)"
+                f"{origin} resolves to {shown}: not a public address, refused "
+                "(it is not a seed's origin; --allow-private permits it)"
             )
         return allowed
 

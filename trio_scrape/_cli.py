@@ -42,6 +42,7 @@ class UsageError(Exception):
 
 
 class Scope(enum.StrEnum):
+    origin = "origin"
     host = "host"
     domain = "domain"
     any = "any"
@@ -136,7 +137,12 @@ def run(
         int | None, typer.Option(help="Schedule at most this many URLs.", rich_help_panel=_SCOPE)
     ] = None,
     scope: Annotated[
-        Scope, typer.Option(help="Which hosts links may lead to.", rich_help_panel=_SCOPE)
+        Scope,
+        typer.Option(
+            help="Where links may lead: the seeds' origins (scheme, host, port), their hosts "
+            "(any port), their domains, or anywhere.",
+            rich_help_panel=_SCOPE,
+        ),
     ] = Scope.host,
     allow_host: Annotated[
         list[str] | None,

@@ -46,7 +46,7 @@ DEFAULT_MAX_REDIRECTS = 10
 PROJECT_URL = "https://github.com/trio-scrape/trio-scrape"
 DEFAULT_USER_AGENT = f"trio-scrape/{__version__} (+{PROJECT_URL})"
 
-ScopeName = Literal["host", "domain", "any"]
+ScopeName = Literal["origin", "host", "domain", "any"]
 #: When a rendered page is done: its DOM quiet for 150 ms, or its network idle for 500 ms.
 RenderWait = Literal["quiet", "networkidle"]
 DEFAULT_RENDER_TABS = 4
@@ -72,8 +72,10 @@ class CrawlConfig:
         depth: link hops followed from the seeds; 0 fetches only the seeds.
         max_pages: schedule at most this many URLs, seeds included (None: no limit); each
             gets its record, retries included.
-        scope: ``"host"`` (the seeds' hosts), ``"domain"`` (the seeds' hosts without a leading
-            ``www.`` and all their subdomains) or ``"any"``.
+        scope: ``"origin"`` (the seeds' scheme, host and port; ``http://h`` also admits
+            ``https://h``), ``"host"`` (the seeds' host names, any port or scheme),
+            ``"domain"`` (the seeds' hosts without a leading ``www.`` and all their
+            subdomains, any port or scheme) or ``"any"``.
         allow_hosts: extra hosts in scope; shell-style patterns such as ``*.example.org``.
         include / exclude: regular expressions searched in the canonical key of a discovered
             link (see ``canonicalize``); with ``include`` a link must match one of them, and
@@ -228,7 +230,9 @@ class CrawlConfig:
         if self.deadline is not None:
             _check_seconds(self, "deadline", positive=True)
         if self.scope not in get_args(ScopeName):
-            raise ConfigError("scope", f"must be one of host, domain, any, not {self.scope!r}")
+            raise ConfigError(
+                "scope", f"must be one of origin, host, domain, any, not {self.scope!r}"
+            )
         for name in ("allow_hosts", "include", "exclude", "sitemaps"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):

@@ -309,9 +309,14 @@ class Crawler:
                     self._frontier = state
                     self._scheduled = state.resume.scheduled
                     self._cut = state.resume.deepest >= config.depth
-                seed_hosts = {host_of(url) for url in self._seeds + self._sitemaps}
+                starts = self._seeds + self._sitemaps
                 fetcher = await stack.enter_async_context(
-                    open_fetcher(config, transport=self._transport, seed_hosts=seed_hosts)
+                    open_fetcher(
+                        config,
+                        transport=self._transport,
+                        seed_hosts={host_of(url) for url in starts},
+                        seed_origins={origin_of(url) for url in starts},
+                    )
                 )
                 page_fetcher: Fetcher = fetcher
                 if config.rendering != "off":

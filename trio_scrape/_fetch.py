@@ -24,7 +24,7 @@ from typing import Protocol
 
 import httpx
 
-from ._addresses import AddressGuard, BlockedAddress, resolve
+from ._addresses import AddressGuard, BlockedAddress, exempt_origins, origin_text, resolve
 from ._config import CrawlConfig
 from ._exceptions import ConfigError
 from ._page import ErrorKind
@@ -195,7 +195,7 @@ class HttpxFetcher:
         except OSError as exc:
             raise FetchError("connect", f"cannot resolve {url.host}: {exc}") from exc
         try:
-            self._guard.check(url.host, addresses)
+            self._guard.check(origin_text(url.scheme, url.host, url.port), addresses)
         except BlockedAddress as exc:
             raise FetchError("blocked_address", str(exc)) from exc
 
@@ -326,6 +326,7 @@ async def open_fetcher(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     seed_hosts: Iterable[str] = (),
+    seed_origins: Iterable[str] = (),
 ) -> AsyncIterator[HttpxFetcher]:
     """Open the fetcher for ``config`` and close its connections on exit.
 
@@ -336,14 +337,15 @@ async def open_fetcher(
     ``cache_ttl`` seconds, in an SQLite file in that directory).
     Environment proxy variables are ignored: a crawl goes where its configuration says.
 
-    Connections to hosts other than ``seed_hosts`` must go to public addresses unless
+    Connections to origins other than ``seed_origins`` (``scheme://host[:port]``; each
+    ``http://host`` with its ``https://host``) must go to public addresses unless
     ``allow_private`` (see :class:`AddressGuard`); ``headers`` go to ``seed_hosts`` only.
 
     Raises:
         ConfigError: the cache directory cannot be created.
     """
     seed_hosts = frozenset(seed_hosts)
-    guard = AddressGuard(seed_hosts, allow_private=config.allow_private)
+    guard = AddressGuard(exempt_origins(seed_origins), allow_private=config.allow_private)
     precheck = False
     if transport is None:
         if config.proxy is None and not config.http2:

@@ -23,7 +23,7 @@ import h11
 import httpx
 import trio
 
-from ._addresses import AddressGuard, Resolver, resolve
+from ._addresses import AddressGuard, Resolver, origin_text, resolve
 
 __all__ = ["CrawlTransport"]
 
@@ -273,7 +273,7 @@ class CrawlTransport(httpx.AsyncBaseTransport):
         stream: trio.abc.Stream | None = None
         try:
             with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
-                stream = await self._open_tcp(host, port)
+                stream = await self._open_tcp(scheme, host, port)
                 if scheme == "https":
                     stream = trio.SSLStream(
                         stream, self._ssl(), server_hostname=host, https_compatible=True
@@ -293,10 +293,10 @@ class CrawlTransport(httpx.AsyncBaseTransport):
         assert scope.cancelled_caught
         raise httpx.ConnectTimeout(f"connecting to {host}:{port} took over {timeout:g}s")
 
-    async def _open_tcp(self, host: str, port: int) -> trio.SocketStream:
+    async def _open_tcp(self, scheme: str, host: str, port: int) -> trio.SocketStream:
         addresses = await self._resolver(host, port)
         if self._guard is not None:
-            addresses = self._guard.check(host, addresses)
+            addresses = self._guard.check(origin_text(scheme, host, port), addresses)
         error: OSError | None = None
         for address in addresses:  # the checked addresses, not a second lookup of the name
             try:

@@ -25,6 +25,7 @@ from typing import Final
 
 from ada_url import URL, join_url
 
+from ._addresses import exempt_origins
 from ._config import CrawlConfig
 
 __all__ = [
@@ -415,12 +416,15 @@ class UrlScope:
     A link is in scope when its host is allowed (by ``scope`` and ``allow_hosts``), its
     canonical key (:func:`url_key`) matches an ``include`` pattern (when there are any) and no
     ``exclude`` pattern: the key, so that the verdict is the same for every spelling of a
-    page. Seeds are always fetched; they define the hosts of the ``host`` and ``domain``
-    scopes.
+    page. Seeds are always fetched; they define the origins, hosts and domains of the
+    ``origin``, ``host`` and ``domain`` scopes. ``host`` and ``domain`` compare host names
+    only (any scheme, any port); ``origin`` compares scheme, host and port (``http://h``
+    admits ``https://h``).
     """
 
     def __init__(self, config: CrawlConfig, seeds: Sequence[str]) -> None:
         self._scope = config.scope
+        self._origins = exempt_origins(_origin(seed) for seed in seeds)
         hosts = {host_of(seed) for seed in seeds}
         self._hosts = frozenset(hosts)
         self._domains = tuple(sorted({h.removeprefix("www.") for h in hosts}))
@@ -430,6 +434,10 @@ class UrlScope:
         self._host_verdicts: dict[str, bool] = {}
 
     def allows(self, url: str) -> bool:
+        if self._scope == "origin" and _origin(url) not in self._origins:
+            host = host_of(url)
+            if not any(p.match(host) for p in self._allow):
+                return False
         host = host_of(url)
         verdict = self._host_verdicts.get(host)
         if verdict is None:
@@ -447,10 +455,16 @@ class UrlScope:
         return not any(p.search(key) for p in self._exclude)
 
     def allows_host(self, host: str) -> bool:
-        if self._scope == "any" or host in self._hosts:
+        if self._scope in ("any", "origin") or host in self._hosts:  # origin: see allows()
             return True
         if self._scope == "domain" and any(
             host == d or host.endswith("." + d) for d in self._domains
         ):
             return True
         return any(p.match(host) for p in self._allow)
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of a canonical URL."""
+    end = url.find("/", url.find("//") + 2)
+    return url if end < 0 else url[:end]
