@@ -87,6 +87,19 @@ class AddressGuard:
         self.allowed_origins = frozenset(allowed_origins)
         self.allow_private = allow_private
 
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        """The hosts of the allowed origins (for a browser's resolver, which knows no ports;
+        its requests are still checked by origin)."""
+        hosts = set()
+        for origin in self.allowed_origins:
+            netloc = origin.partition("://")[2]
+            if netloc.startswith("["):
+                hosts.add(netloc[1 : netloc.find("]")])
+            else:
+                hosts.add(netloc.partition(":")[0])
+        return frozenset(hosts)
+
     def permits(self, origin: str, address: str) -> bool:
         """Whether a connection for ``origin`` (as :func:`origin_text` writes it) may go to
         ``address``."""

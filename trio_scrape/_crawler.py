@@ -310,18 +310,20 @@ class Crawler:
                     self._scheduled = state.resume.scheduled
                     self._cut = state.resume.deepest >= config.depth
                 starts = self._seeds + self._sitemaps
+                seed_hosts = {host_of(url) for url in starts}
+                seed_origins = {origin_of(url) for url in starts}
                 fetcher = await stack.enter_async_context(
                     open_fetcher(
                         config,
                         transport=self._transport,
-                        seed_hosts={host_of(url) for url in starts},
-                        seed_origins={origin_of(url) for url in starts},
+                        seed_hosts=seed_hosts,
+                        seed_origins=seed_origins,
                     )
                 )
                 page_fetcher: Fetcher = fetcher
                 if config.rendering != "off":
                     self._renderer = await stack.enter_async_context(
-                        open_renderer(config, seed_hosts=seed_hosts)
+                        open_renderer(config, seed_hosts=seed_hosts, seed_origins=seed_origins)
                     )
                     if config.rendering == "always":
                         page_fetcher = self._renderer

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 import trio
 
-from ._addresses import AddressGuard, BlockedAddress, resolve
+from ._addresses import AddressGuard, BlockedAddress, exempt_origins, origin_text, resolve
 from ._browser import Browser, find_browser, open_browser
 from ._cdp import CdpConnection, CdpError, EventOverflow, Subscription
 from ._config import CrawlConfig
@@ -397,26 +397,28 @@ class Renderer:
         if parts.scheme not in ("http", "https", "ws", "wss"):
             return None  # data:, blob:, about: never reach the network
         host = (parts.hostname or "").lower()
-        if self._guard.allow_private or host in self._guard.allowed_hosts:
-            return None
-        now = time.monotonic()
-        cached = self._guard_cache.get(host)
-        if cached is not None and cached[0] > now:
-            return cached[1]
         try:
             port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
         except ValueError:
             return f"bad port in {url!r}"
+        # Seeds' origins are exempt by scheme, host and port (ws/wss as http/https).
+        origin = origin_text(parts.scheme.replace("ws", "http"), host, port)
+        if self._guard.allow_private or origin in self._guard.allowed_origins:
+            return None
+        now = time.monotonic()
+        cached = self._guard_cache.get(origin)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         refusal = None
         try:
-            self._guard.check(host, await resolve(host, port))
+            self._guard.check(origin, await resolve(host, port))
         except OSError:
             pass  # a name that does not resolve: the browser's own lookup fails the same way
         except BlockedAddress as exc:
             refusal = str(exc)
         if len(self._guard_cache) >= _GUARD_CACHE_SIZE:
             self._guard_cache.clear()
-        self._guard_cache[host] = (now + _GUARD_TTL, refusal)
+        self._guard_cache[origin] = (now + _GUARD_TTL, refusal)
         return refusal
 
     # ----------------------------------------------------------------------------- tabs
@@ -674,7 +676,7 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 @asynccontextmanager
 async def open_renderer(
-    config: CrawlConfig, *, seed_hosts: Iterable[str] = ()
+    config: CrawlConfig, *, seed_hosts: Iterable[str] = (), seed_origins: Iterable[str] = ()
 ) -> AsyncIterator[Renderer]:
     """A :class:`Renderer` for ``config``; the browser starts with the first page rendered
     and is stopped (its whole process group killed) when the block is left.
@@ -685,7 +687,7 @@ async def open_renderer(
     """
     executable = find_browser(config.browser)
     seed_hosts = frozenset(seed_hosts)
-    guard = AddressGuard(seed_hosts, allow_private=config.allow_private)
+    guard = AddressGuard(exempt_origins(seed_origins), allow_private=config.allow_private)
     async with trio.open_nursery() as nursery:
         renderer = Renderer(
             config, nursery, executable=executable, seed_hosts=seed_hosts, guard=guard
