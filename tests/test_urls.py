@@ -12,9 +12,11 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_scrape import CrawlConfig, MemoryFrontier, StateError
+from trio_scrape import CrawlConfig, CrawlRequest, MemoryFrontier, Page, StateError
+from trio_scrape._fetch import open_fetcher
 from trio_scrape._frontier import url_digest
 from trio_scrape._parse import parse_html
+from trio_scrape._pipeline import PagePipeline
 from trio_scrape._state import open_sqlite_frontier
 from trio_scrape._urls import (
     LinkResolver,
@@ -566,3 +568,18 @@ async def test_a_state_from_before_browser_urls_is_refused_in_one_line(
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1 and "state schema 2" in lines[0] and "--state-reset" in lines[0]
     assert site.log == []  # nothing was requested
+
+
+async def test_a_follow_hooks_relative_links_resolve_against_the_document_base() -> None:
+    page = b"<base href='/sub/'><a href='a'>a</a>"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=page, headers={"Content-Type": "text/html"})
+
+    def follow(page: Page) -> list[str]:
+        return ["b", "../c", page.links[0]]
+
+    config = CrawlConfig(depth=2, follow=follow)
+    async with open_fetcher(config, transport=httpx.MockTransport(handler)) as fetcher:
+        outcome = await PagePipeline(config, fetcher).attempt(CrawlRequest("http://ex.test/d/p"))
+    assert outcome.links == ["http://ex.test/sub/b", "http://ex.test/c", "http://ex.test/sub/a"]

@@ -216,6 +216,7 @@ class PagePipeline:
                 self._read_sitemap(page, outcome)
             return
         follow = page.ok and request.depth < config.depth
+        base = page.final_url or page.url  # the document's base URL; <base href> below
         html = is_html(page.content_type, page.content)
         if html or _is_textual(page.content_type):
             page.text, page.encoding = decode_body(page.content, page.content_type)
@@ -225,7 +226,7 @@ class PagePipeline:
             page.html = parsed.tree
             page.title = parsed.title
             if want_links:
-                base = document_base(page.final_url or page.url, parsed.base)
+                base = document_base(base, parsed.base)
                 page.links, invalid = self._resolver.resolve(
                     base, parsed.hrefs, encoding=page.encoding
                 )
@@ -255,7 +256,8 @@ class PagePipeline:
             if page.error is None:
                 page.error = PageError("extract", f"follow hook raised {_describe(exc)}")
             return
-        outcome.links, invalid = self._resolver.resolve(page.final_url or page.url, chosen)
+        # Relative links a hook returns resolve as the page's own hrefs do.
+        outcome.links, invalid = self._resolver.resolve(base, chosen, encoding=page.encoding)
         outcome.invalid_links += invalid
 
     def _read_sitemap(self, page: Page, outcome: Outcome) -> None:
