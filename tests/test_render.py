@@ -141,18 +141,19 @@ async def test_page_scripts_never_reach_a_forbidden_address(
             f"navigator.sendBeacon('{c('/beacon')}', 'x');"
             f"try {{ new WebSocket('ws://127.0.0.2:{canary.port}/ws'); }} catch (e) {{}}"
             f"try {{ new EventSource('{c('/events')}'); }} catch (e) {{}}"
-            "new Worker('/worker.js');"
-            "document.title = 'tried';",
+            # The title changes once the worker has tried: the record shows it got that far.
+            "new Worker('/worker.js').onmessage = () => { document.title = 'tried'; };",
             body=f'<img src="{c("/img")}"><iframe src="{c("/frame")}"></iframe>'
             f'<link rel="stylesheet" href="{c("/style.css")}">',
         ),
     )
+    worker = f"fetch('{c('/from-worker')}').catch(() => 0).finally(() => postMessage(1));"
     site.add(
         "/worker.js",
-        Reply(body=f"fetch('{c('/from-worker')}');".encode(), content_type="text/javascript"),
+        Reply(body=worker.encode(), content_type="text/javascript"),
     )
     site.add("/redirect", Reply(302, headers={"Location": c("/target")}))
-    config = CrawlConfig(render=True, robots=False, render_wait="networkidle", render_wait_max=1)
+    config = CrawlConfig(render=True, robots=False, render_wait="networkidle", render_wait_max=5)
     pages, _ = await crawl([site.url("/"), site.url("/redirect")], config)
     got = by_path(pages)
     assert got["/"].ok and got["/"].title == "tried"
@@ -162,7 +163,9 @@ async def test_page_scripts_never_reach_a_forbidden_address(
     assert canary.paths() == [] and canary.robots_log == []
 
     # The same page with --allow-private does reach it: the canary can see what gets through.
-    await crawl([site.url("/")], CrawlConfig(**{**_fields(config), "allow_private": True}))
+    allowed = CrawlConfig(**{**_fields(config), "allow_private": True})
+    pages, _ = await crawl([site.url("/")], allowed)
+    assert pages[0].title == "tried"
     assert {"/fetch", "/xhr", "/ws", "/frame", "/from-worker"} <= set(canary.paths())
 
 
@@ -336,7 +339,9 @@ async def test_cli_render_and_sigint_leave_no_browser(site: Site, tmp_path: Path
                     await site.hit_event.wait()
                 process.send_signal(signal.SIGINT)
                 returncode = await process.wait()
-    assert returncode == 130, (tmp_path / "err.txt").read_text()
+    err = (tmp_path / "err.txt").read_text()
+    assert returncode == 130, err
+    assert "rendered" in err.splitlines()[-1]  # the summary line
     got = {r["url"].split("/", 3)[3]: r for r in map(json.loads, out.read_text().splitlines())}
     assert got[""]["title"] == "Built by JS" and got[""]["data"] == {"rendered": True}
     assert got["hang"]["error"]["kind"] == "cancelled"
@@ -366,10 +371,55 @@ async def test_a_missing_browser_is_a_usage_error_naming_the_package(
         check=False,
     )
     assert result.returncode == 2
-    assert result.stderr.decode().count("\n") == 1
+    assert result.stderr.decode().count("\n") == 1, result.stderr
     assert "--browser" in result.stderr.decode() and "not an executable" in result.stderr.decode()
 
     monkeypatch.setattr("trio_scrape._browser.LIB_DIRS", ())
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError, match="apt-get install chromium-headless-shell"):
         trio_scrape.Crawler(["http://127.0.0.1:9/"], CrawlConfig(render=True))
+
+
+async def test_render_if_predicate_decides_which_pages_are_rendered(site: Site) -> None:
+    site.add("/a", js_page("document.title = 'A by JS';"))
+    site.add("/b", js_page("document.title = 'B by JS';"))
+    asked: list[tuple[str, int]] = []
+
+    def only_b(url: str, body: bytes) -> bool:
+        asked.append((url, len(body)))
+        return url.endswith("/b")
+
+    config = CrawlConfig(render_if=only_b, robots=False)
+    assert config.rendering == "auto"
+    pages, stats = await crawl([site.url("/a"), site.url("/b")], config)
+    got = by_path(pages)
+    assert got["/a"].title == "loading" and got["/a"].data == {"rendered": False}
+    assert got["/b"].title == "B by JS" and got["/b"].data == {"rendered": True}
+    assert sorted(url for url, _ in asked) == [site.url("/a"), site.url("/b")]
+    assert stats.rendered == 1
+
+    from trio_scrape._progress import status_line
+
+    line = status_line(stats)
+    assert line.endswith("\nrendered 1 | tabs in use 0 | browser stopped")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"render": True, "render_auto": True}, "render_auto"),
+        ({"render_tabs": 0}, "render_tabs"),
+        ({"render_tabs": 65}, "render_tabs"),
+        ({"render_tab_pages": 0}, "render_tab_pages"),
+        ({"render_wait": "load"}, "render_wait"),
+        ({"render_wait_max": 0}, "render_wait_max"),
+        ({"render_wait_max": 61}, "render_wait_max"),
+        ({"render_if": "not callable"}, "render_if"),
+        ({"render": "yes"}, "render"),
+        ({"browser": ""}, "browser"),
+    ],
+)
+def test_render_options_are_validated(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        CrawlConfig(**fields)
+    assert info.value.field == field

@@ -76,10 +76,10 @@ def status_line(stats: CrawlStatistics) -> str:
         f"{f' ({errors})' if errors else ''} | {_size(stats.bytes)} | "
         f"{_duration(stats.elapsed)}"
     )
-    if stats.browser_memory is not None:
+    if stats.browser_peak_memory is not None:  # the browser has been started
+        memory = "stopped" if stats.browser_memory is None else _size(stats.browser_memory)
         line += (
-            f"\nrendered {stats.rendered:,} | tabs in use {stats.tabs_in_use} | "
-            f"browser {_size(stats.browser_memory)}"
+            f"\nrendered {stats.rendered:,} | tabs in use {stats.tabs_in_use} | browser {memory}"
         )
     return line
 
