@@ -237,3 +237,29 @@ async def test_a_redirect_target_is_seen_at_its_depth(
     await frontier.add(["http://x.test/target"], depth=2, referrer=None, revisit=True)
     again = await frontier.get(hosts)
     assert again is not None and (again.depth, again.revisit) == (2, True)
+
+
+# ------------------------------------------- "seen" is decided by the canonical key (#11)
+
+
+async def test_spellings_of_one_url_are_one_url(frontier: Frontier, hosts: HostLimiter) -> None:
+    """Frontiers get browser URLs and queue them as given, but compare canonical keys (through
+    ``url_digest``): query order, ``?b``/``?b=``, an empty query and escapes of unreserved
+    characters do not make another URL."""
+    first = "http://x.test/%7Ep?b=2&a=1&flag"
+    others = ["http://x.test/~p?a=1&b=2&flag=", "http://x.test/%7ep?flag&&b=2&a=1"]
+    assert await frontier.add([first, *others], depth=2, referrer=None, revisit=True) == 1
+    assert await frontier.add(others, depth=3, referrer=None, revisit=True) == 0
+    # Found nearer under another spelling: handed out at that depth, under the first one.
+    assert await frontier.add(others[:1], depth=1, referrer="http://x.test/near") == 0
+    got = await frontier.get(hosts)
+    assert got is not None and (got.url, got.depth, got.referrer) == (
+        first,
+        1,
+        "http://x.test/near",
+    )
+    await frontier.mark_seen(["http://x.test/r?"], depth=1)  # a redirect target
+    assert await frontier.add(["http://x.test/r"], depth=2, referrer=None) == 0
+    await frontier.done([got])
+    assert await frontier.get(hosts) is None
+    assert frontier.statistics().seen == 2
