@@ -12,7 +12,7 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_scrape import CrawlConfig, CrawlRequest, MemoryFrontier, Page, StateError
+from trio_scrape import CrawlConfig, CrawlRequest, MemoryFrontier, Page, StateError, scrape
 from trio_scrape._fetch import open_fetcher
 from trio_scrape._frontier import url_digest
 from trio_scrape._parse import parse_html
@@ -583,3 +583,27 @@ async def test_a_follow_hooks_relative_links_resolve_against_the_document_base()
     async with open_fetcher(config, transport=httpx.MockTransport(handler)) as fetcher:
         outcome = await PagePipeline(config, fetcher).attempt(CrawlRequest("http://ex.test/d/p"))
     assert outcome.links == ["http://ex.test/sub/b", "http://ex.test/c", "http://ex.test/sub/a"]
+
+
+async def test_ipv4_number_forms_are_read_as_browsers_read_them(site: Site) -> None:
+    """Hex, octal, decimal and short forms of a loopback canary (127.0.0.2) are one host to a
+    browser: one URL here too, held to the private-address guard, fetched once if allowed."""
+    canary = Site("127.0.0.2")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(canary.serve)
+        canary.add("/x", Reply(body=html_page("Canary")))
+        forms = ["0x7f.0.0.2", "0177.0.0.2", "2130706434", "127.2", "0x7f000002"]
+        links = [f"http://{form}:{canary.port}/x" for form in forms]
+        site.add("/", Reply(body=html_page("Home", links)))
+        for allow_private in (False, True):
+            config = CrawlConfig(depth=1, scope="any", robots=False, allow_private=allow_private)
+            pages = {p.url: p for p in await scrape([site.url("/")], config)}
+            assert set(pages) == {site.url("/"), canary.url("/x")}
+            assert pages[site.url("/")].links == [canary.url("/x")]
+            error = pages[canary.url("/x")].error
+            if allow_private:
+                assert error is None and canary.paths() == ["/x"]
+            else:
+                assert error is not None and error.kind == "blocked_address"
+                assert canary.log == []
+        nursery.cancel_scope.cancel()
