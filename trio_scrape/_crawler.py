@@ -49,12 +49,12 @@ import trio
 from ._browser import find_browser
 from ._config import CrawlConfig
 from ._exceptions import ConfigError
-from ._fetch import Fetcher, open_fetcher
+from ._fetch import open_fetcher
 from ._frontier import Frontier, MemoryFrontier
 from ._page import CrawlRequest, Page, PageError
 from ._pipeline import Outcome, PagePipeline, browser_urls, failed_page
 from ._politeness import HostLimiter, HostStatistics, RobotsCache, origin_of
-from ._render import AutoFetcher, Renderer, open_renderer
+from ._render import Renderer, open_page_fetcher
 from ._resume import open_state
 from ._sinks import Sink
 from ._urls import UrlScope, browser_url, host_of
@@ -320,15 +320,11 @@ class Crawler:
                         seed_origins=seed_origins,
                     )
                 )
-                page_fetcher: Fetcher = fetcher
-                if config.rendering != "off":
-                    self._renderer = await stack.enter_async_context(
-                        open_renderer(config, seed_hosts=seed_hosts, seed_origins=seed_origins)
+                page_fetcher, self._renderer = await stack.enter_async_context(
+                    open_page_fetcher(
+                        config, fetcher, seed_hosts=seed_hosts, seed_origins=seed_origins
                     )
-                    if config.rendering == "always":
-                        page_fetcher = self._renderer
-                    else:
-                        page_fetcher = AutoFetcher(fetcher, self._renderer, config)
+                )
                 self._pipeline = PagePipeline(
                     config, page_fetcher, sitemap_fetcher=fetcher, rng=self._rng
                 )

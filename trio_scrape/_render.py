@@ -42,7 +42,14 @@ from ._fetch import Fetcher, FetchError, Response, header_fields
 from ._page import ErrorKind
 from ._urls import host_of
 
-__all__ = ["AutoFetcher", "Renderer", "RenderStatistics", "needs_rendering", "open_renderer"]
+__all__ = [
+    "AutoFetcher",
+    "RenderStatistics",
+    "Renderer",
+    "needs_rendering",
+    "open_page_fetcher",
+    "open_renderer",
+]
 
 logger = logging.getLogger("trio_scrape")
 
@@ -696,6 +703,31 @@ async def open_renderer(
             yield renderer
         finally:
             nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def open_page_fetcher(
+    config: CrawlConfig,
+    http: Fetcher,
+    *,
+    seed_hosts: Iterable[str] = (),
+    seed_origins: Iterable[str] = (),
+) -> AsyncIterator[tuple[Fetcher, Renderer | None]]:
+    """The fetcher for pages under ``config`` and the renderer behind it: ``http`` itself
+    (no renderer) unless ``config.rendering`` is ``always`` (the renderer) or ``auto`` (an
+    :class:`AutoFetcher`). Wherever a page pipeline runs, this is how it gets its fetcher.
+
+    Raises:
+        ConfigError: rendering is on and no browser is installed.
+    """
+    if config.rendering == "off":
+        yield http, None
+        return
+    async with open_renderer(config, seed_hosts=seed_hosts, seed_origins=seed_origins) as renderer:
+        if config.rendering == "always":
+            yield renderer, renderer
+        else:
+            yield AutoFetcher(http, renderer, config), renderer
 
 
 class AutoFetcher:
