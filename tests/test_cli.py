@@ -112,7 +112,7 @@ async def test_extract_and_follow_hooks_from_a_module(site: Site, tmp_path: Path
         (["ht!tp://x"], "invalid URL 'ht!tp://x'"),
         (["http://127.0.0.1:1/", "--workers", "0"], "--workers: must be at least 1"),
         (["http://127.0.0.1:1/", "--timeout", "-1"], "--timeout: must be positive"),
-        (["http://127.0.0.1:1/", "--timeout", "soon"], "'--timeout'"),
+        (["http://127.0.0.1:1/", "--timeout", "soon"], "--timeout: must be a number, not 'soon'"),
         (["--seeds-file", "/no/such/file"], "--seeds-file: cannot read"),
         (
             ["http://127.0.0.1:1/", "--extract", "no_such_module_xyz:f"],
@@ -122,7 +122,10 @@ async def test_extract_and_follow_hooks_from_a_module(site: Site, tmp_path: Path
         (["http://127.0.0.1:1/", "--extract", "nocolon"], "expected MODULE:FUNCTION"),
         (["http://127.0.0.1:1/", "--header", "no colon"], "--header: expected 'Name: value'"),
         (["http://127.0.0.1:1/", "--include", "("], "--include: bad regular expression"),
-        (["http://127.0.0.1:1/", "--scope", "planet"], "--scope"),
+        (
+            ["http://127.0.0.1:1/", "--scope", "planet"],
+            "--scope: must be one of host, domain, any, not 'planet'",
+        ),
         (["http://127.0.0.1:1/", "--no-such-flag"], "No such option: --no-such-flag"),
         ([], "no seed URLs"),
     ],

@@ -23,12 +23,13 @@ from typing import Annotated, Any, NoReturn
 import trio
 import typer
 
-from ._config import DEFAULT_USER_AGENT, CrawlConfig
+from ._config import DEFAULT_USER_AGENT, LIMITS, CrawlConfig
 from ._crawler import Crawler, CrawlStatistics, raise_single
 from ._exceptions import ConfigError, OutputError, StateError
 from ._parse import Selector
 from ._sinks import OutputFormat, open_file_sink
 from ._urls import canonicalize
+from ._validate import number, shorten
 from ._version import __version__
 
 __all__ = ["app", "main"]
@@ -428,7 +429,9 @@ def run(
             try:
                 canonicalize(url)
             except ValueError:
-                raise UsageError(f"{flag}invalid URL {url!r}") from None
+                raise UsageError(
+                    f"{flag}invalid URL {shorten(url, 200)}{_did_you_mean(url)}"
+                ) from None
     try:
         config = CrawlConfig(
             depth=depth,
@@ -478,6 +481,8 @@ def run(
         )
     except ConfigError as exc:
         raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
+    if "\0" in output:
+        raise UsageError(f"--output: not a file name: {shorten(output)}")
     out_format: OutputFormat = (
         format.value if format else ("csv" if output.lower().endswith(".csv") else "jsonl")
     )
@@ -598,6 +603,17 @@ def _plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
+def _did_you_mean(url: str) -> str:
+    """`` (did you mean 'http://host:port/'?)`` for a URL given without its scheme."""
+    if "://" in url or not url or url.startswith(("/", ".")):
+        return ""
+    try:
+        canonicalize("http://" + url)
+    except ValueError:
+        return ""
+    return f" (did you mean {shorten('http://' + url, 200)}?)"
+
+
 def _setup_logging(*, quiet: bool, verbose: int) -> None:
     level = (
         logging.WARNING
@@ -621,8 +637,10 @@ def _read_seeds(path: Path) -> list[str]:
             text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise UsageError(
-            f"--seeds-file: cannot read {str(path)!r}: {exc.strerror or exc}"
+            f"--seeds-file: cannot read {shorten(str(path), 200)}: {exc.strerror or exc}"
         ) from None
+    except ValueError:  # a NUL in the path
+        raise UsageError(f"--seeds-file: not a file name: {shorten(str(path))}") from None
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
@@ -714,31 +732,90 @@ def _config_defaults(args: list[str]) -> dict[str, Any]:
             project = _read_toml(pyproject, "pyproject.toml")
         except UsageError:
             return {}  # a project file that is not ours to judge: crawl without it
-        table = project.get("tool", {}).get("trio-scrape", {})
+        tool = project.get("tool")
+        table = tool.get("trio-scrape", {}) if isinstance(tool, dict) else {}
         source = "pyproject.toml [tool.trio-scrape]"
     if not isinstance(table, dict):
         raise UsageError(f"{source}: expected a table of options")
     command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
-    known = {param.name for param in command.params} - {"config_file"}
+    params = {param.name: param for param in command.params if param.name != "config_file"}
     aliases = {"seeds": "urls", "url": "urls"}
     defaults: dict[str, Any] = {}
     for key, value in table.items():
         name = key.replace("-", "_")
         name = aliases.get(name, name)
-        if name not in known:
-            raise UsageError(f"{source}: unknown option {key!r}")
-        defaults[name] = value
+        if name not in params:
+            raise UsageError(f"{source}: unknown option {shorten(key)}")
+        defaults[name] = _file_value(f"{source}: {key}", value, params[name])
     return defaults
 
 
+def _file_value(where: str, value: Any, param: Any) -> Any:
+    """A config file's value as the command line would give it: a number is parsed from its
+    text like a typed one (``workers = 1.5`` is refused, ``timeout = inf`` reaches the
+    CrawlConfig check), a single value for a repeatable option becomes a list of one."""
+    repeatable = bool(param.multiple) or param.nargs == -1
+    if isinstance(value, list) and not repeatable:
+        raise UsageError(f"{where}: expected one value, not a list")
+    items = value if isinstance(value, list) else [value]
+    converted: list[Any] = []
+    for item in items:
+        if isinstance(item, dict | list):
+            kind = "table" if isinstance(item, dict) else "list"
+            raise UsageError(
+                f"{where}: expected {'values' if repeatable else 'a value'}, not a {kind}"
+            )
+        if isinstance(item, bool):
+            converted.append(item if param.is_flag else str(item).lower())
+        elif isinstance(item, int):
+            converted.append(item if not param.is_flag and param.count else str(item))
+        else:  # str, float (repr: 'inf', 'nan', '1e+30'), TOML dates and times
+            converted.append(repr(item) if isinstance(item, float) else str(item))
+    return converted if repeatable else converted[0]
+
+
 def _read_toml(path: Path, label: str) -> dict[str, Any]:
+    name = shorten(str(path), 200)
     try:
         with path.open("rb") as file:
-            return tomllib.load(file)
+            data = file.read()
     except OSError as exc:
-        raise UsageError(f"{label}: cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{label}: {str(path)!r} is not valid TOML: {exc}") from None
+        raise UsageError(f"{label}: cannot read {name}: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL in the path
+        raise UsageError(f"{label}: not a file name: {name}") from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:  # TOML is UTF-8 (a UTF-16 file, say, is not)
+        raise UsageError(f"{label}: {name} is not UTF-8 text") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise UsageError(f"{label}: {name} is nested too deeply") from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer too long to convert
+        raise UsageError(f"{label}: {name} is not valid TOML: {exc}") from None
+
+
+# pydantic's words (typer converts option values with it) -> what the option must be
+_MUST_BE = {"int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def _parse_error(exc: Exception, message: str) -> str:
+    """A typer/click error as one line; a value typer could not convert says what the option
+    must be and shows the value: ``--workers: must be an integer, not 'x'``."""
+    param = getattr(exc, "param", None)
+    errors = getattr(exc.__cause__, "errors", None)  # a pydantic ValidationError
+    if param is None or not callable(errors) or not param.opts:
+        return " ".join(message.split())
+    [first, *_] = errors() or [{}]
+    kind = str(first.get("type", ""))
+    choices = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if kind == "int_parsing_size" and param.name in LIMITS:  # more digits than pydantic reads
+        must = f"must be at most {number(LIMITS[param.name].high)}"
+    elif isinstance(choices, type) and issubclass(choices, enum.Enum):
+        must = f"must be one of {', '.join(str(c.value) for c in choices)}"
+    elif kind.partition("_")[0] in _MUST_BE:
+        must = f"must be {_MUST_BE[kind.partition('_')[0]]}"
+    else:
+        return f"{max(param.opts, key=len)}: {' '.join(str(first.get('msg', message)).split())}"
+    return f"{max(param.opts, key=len)}: {must}, not {shorten(first.get('input'))}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -761,7 +838,7 @@ def main(argv: list[str] | None = None) -> None:
         format_message = getattr(exc, "format_message", None)
         if format_message is None or not isinstance(getattr(exc, "exit_code", None), int):
             raise
-        _fail(exc.exit_code, format_message())  # type: ignore[attr-defined]
+        _fail(exc.exit_code, _parse_error(exc, format_message()))  # type: ignore[attr-defined]
     except KeyboardInterrupt:  # a Ctrl-C before the crawl's own handler is installed
         _fail(130, "interrupted")
     sys.exit(code if isinstance(code, int) else 0)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import re
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from . import _validate as _v
 from ._exceptions import ConfigError
 from ._parse import Selector
+from ._validate import Range
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -25,6 +25,9 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DEFAULT_USER_AGENT",
     "DEFAULT_WORKERS",
+    "LIMITS",
+    "MAX_BYTES",
+    "MAX_WORKERS",
     "CrawlConfig",
     "ExtractHook",
     "FollowHook",
@@ -150,8 +153,13 @@ class CrawlConfig:
         follow: ``follow(page)`` -> the URLs to enqueue instead of all the page's links
             (still subject to scope, include/exclude and depth).
 
+    Every number has a lower and an upper bound (:data:`LIMITS`, README's "Limits" table);
+    headers and the user agent must be what HTTP can carry (printable ASCII), regular
+    expressions must compile, a proxy must be a URL httpx can use.
+
     Raises:
-        ConfigError: a value is out of range; ``field`` names it.
+        ConfigError: a value has the wrong type, is out of range or unusable; ``field``
+            names it, and the message shows the value (shortened) on one line.
     """
 
     depth: int = 0
@@ -207,102 +215,21 @@ class CrawlConfig:
     follow: FollowHook | None = None
 
     def __post_init__(self) -> None:
-        _check_int(self, "depth", minimum=0)
-        _check_int(self, "workers", minimum=1)
-        _check_int(self, "per_host", minimum=1)
-        _check_seconds(self, "delay", positive=False)
-        if not isinstance(self.delay_jitter, int | float) or not 0 <= self.delay_jitter <= 1:
-            raise ConfigError(
-                "delay_jitter", f"must be a fraction from 0 to 1, not {self.delay_jitter!r}"
-            )
-        _check_int(self, "retries", minimum=0)
-        _check_int(self, "max_redirects", minimum=0)
-        _check_int(self, "max_bytes", minimum=1)
-        if self.max_pages is not None:
-            _check_int(self, "max_pages", minimum=1)
-        if self.buffer is not None:
-            _check_int(self, "buffer", minimum=0)
-        _check_seconds(self, "timeout", positive=True)
-        _check_seconds(self, "grace", positive=False)
-        _check_seconds(self, "backoff", positive=False)
-        _check_seconds(self, "max_backoff", positive=False)
-        _check_seconds(self, "max_retry_after", positive=False)
-        if self.deadline is not None:
-            _check_seconds(self, "deadline", positive=True)
-        if self.scope not in get_args(ScopeName):
-            raise ConfigError(
-                "scope", f"must be one of origin, host, domain, any, not {self.scope!r}"
-            )
-        for name in ("allow_hosts", "include", "exclude", "sitemaps"):
-            value = getattr(self, name)
-            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(name, "must be a sequence of strings")
-            object.__setattr__(self, name, tuple(value))
-        for name in ("include", "exclude"):
-            for pattern in getattr(self, name):
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ConfigError(name, f"bad regular expression {pattern!r}: {exc}") from None
-        headers = dict(self.headers)
-        for key, value in headers.items():
-            if not isinstance(key, str) or not isinstance(value, str) or not key.strip():
-                raise ConfigError("headers", f"bad header {key!r}: {value!r}")
-            if "\n" in key + value or "\r" in key + value or ":" in key:
-                raise ConfigError("headers", f"bad header {key!r}: {value!r}")
-        object.__setattr__(self, "headers", types.MappingProxyType(headers))
-        if not self.user_agent or "\n" in self.user_agent or "\r" in self.user_agent:
-            raise ConfigError("user_agent", "must be a non-empty single line")
-        if self.proxy is not None and not re.match(r"(?i)^(https?|socks5h?)://", self.proxy):
-            raise ConfigError(
-                "proxy", f"must be an http://, https:// or socks5:// URL: {self.proxy}"
-            )
-        if self.cache is not None:
-            if not isinstance(self.cache, str | os.PathLike) or not os.fspath(self.cache):
-                raise ConfigError("cache", f"must be a directory path, not {self.cache!r}")
-            if os.path.exists(self.cache) and not os.path.isdir(self.cache):
-                raise ConfigError("cache", f"{os.fspath(self.cache)!r} is not a directory")
-        if self.cache_ttl is not None:
-            _check_seconds(self, "cache_ttl", positive=True)
-        if self.state is not None:
-            if not isinstance(self.state, str | os.PathLike) or not os.fspath(self.state):
-                raise ConfigError("state", f"must be a file path, not {self.state!r}")
-            if os.path.isdir(self.state):
-                raise ConfigError("state", f"{os.fspath(self.state)!r} is a directory")
-        if isinstance(self.selectors, Selector) or not all(
-            isinstance(s, Selector) for s in self.selectors
-        ):
-            raise ConfigError("selectors", "must be a sequence of Selector")
-        object.__setattr__(self, "selectors", tuple(self.selectors))
+        # Every field has its check in _CHECKS (below the class): one table to read, and one
+        # place to add a line when a field is added (test_config checks none is missing).
+        for field in dataclasses.fields(self):
+            check = _CHECKS.get(field.name)
+            if check is None:  # a bug in trio-scrape, not a user's mistake
+                raise TypeError(f"CrawlConfig.{field.name} has no check in _config._CHECKS")
+            value = check(field.name, getattr(self, field.name))
+            object.__setattr__(self, field.name, value)
         names = [s.name for s in self.selectors]
         if len(set(names)) != len(names):
             raise ConfigError("selectors", f"two selectors share a name: {names}")
-        for name in ("extract", "follow", "render_if"):
-            if getattr(self, name) is not None and not callable(getattr(self, name)):
-                raise ConfigError(name, "must be callable")
-        self._check_rendering()
-
-    def _check_rendering(self) -> None:
-        for name in ("render", "render_auto", "render_resources"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(name, f"must be true or false, not {getattr(self, name)!r}")
         if self.render and (self.render_auto or self.render_if is not None):
             raise ConfigError(
                 "render_auto", "renders only some pages: it cannot be combined with render"
             )
-        _check_int(self, "render_tabs", minimum=1, maximum=64)
-        _check_int(self, "render_tab_pages", minimum=1, maximum=100_000)
-        if self.render_wait not in get_args(RenderWait):
-            raise ConfigError(
-                "render_wait", f"must be quiet or networkidle, not {self.render_wait!r}"
-            )
-        _check_seconds(self, "render_wait_max", positive=True)
-        if self.render_wait_max > 60:
-            raise ConfigError("render_wait_max", f"must be at most 60, not {self.render_wait_max}")
-        if self.browser is not None and (
-            not isinstance(self.browser, str | os.PathLike) or not os.fspath(self.browser)
-        ):
-            raise ConfigError("browser", f"must be an executable's path, not {self.browser!r}")
 
     @property
     def rendering(self) -> Literal["off", "always", "auto"]:
@@ -320,23 +247,91 @@ class CrawlConfig:
         return self.workers if self.buffer is None else self.buffer
 
 
-def _check_int(config: CrawlConfig, name: str, *, minimum: int, maximum: int | None = None) -> None:
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(name, f"must be an integer, not {value!r}")
-    if value < minimum:
-        raise ConfigError(name, f"must be at least {minimum}, not {value}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(name, f"must be at most {maximum}, not {value}")
+# ----------------------------------------------------------------------------------- checks
+# The limits of every number a user can set. Generous for real crawls, and small enough that
+# nothing is sized by them: a bound keeps a typo (or 10**30) from reaching trio, httpx, zlib
+# or SQLite, which would raise, hang or run out of memory. README's "Limits" table lists them.
+DAY = 86_400.0
+YEAR = 365 * DAY
+MAX_WORKERS = 10_000
+MAX_BYTES = 1 << 30
+
+LIMITS: Mapping[str, Range] = types.MappingProxyType({
+    "depth": Range(0, 1_000_000, integer=True),
+    "max_pages": Range(1, 10**12, integer=True, optional=True),
+    "workers": Range(1, MAX_WORKERS, integer=True),
+    "buffer": Range(0, 10 * MAX_WORKERS, integer=True, optional=True),
+    "per_host": Range(1, MAX_WORKERS, integer=True),
+    "delay": Range(0, DAY, unit="seconds"),
+    "delay_jitter": Range(0, 1),
+    "timeout": Range(0, DAY, open_low=True, unit="seconds"),
+    "deadline": Range(0, YEAR, open_low=True, optional=True, unit="seconds"),
+    "grace": Range(0, DAY, unit="seconds"),
+    "retries": Range(0, 100, integer=True),
+    "backoff": Range(0, DAY, unit="seconds"),
+    "max_backoff": Range(0, DAY, unit="seconds"),
+    "max_retry_after": Range(0, DAY, unit="seconds"),
+    "max_bytes": Range(1, MAX_BYTES, integer=True),
+    "max_redirects": Range(0, 100, integer=True),
+    "cache_ttl": Range(0, YEAR, open_low=True, optional=True, unit="seconds"),
+    "render_tabs": Range(1, 64, integer=True),
+    "render_tab_pages": Range(1, 100_000, integer=True),
+    "render_wait_max": Range(0, 60, open_low=True, unit="seconds"),
+})  # fmt: skip
 
 
-def _check_seconds(config: CrawlConfig, name: str, *, positive: bool) -> None:
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ConfigError(name, f"must be a number of seconds, not {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ConfigError(
-            name, f"must be {'positive' if positive else 'zero or more'}, not {value}"
-        )
-    if math.isinf(value):
-        raise ConfigError(name, "must be finite")
+def _cache_dir(name: str, value: Any) -> Any:
+    value = _v.path_or_none(name, value, what="a directory path")
+    if value is not None and os.path.exists(value) and not os.path.isdir(value):
+        raise ConfigError(name, f"{os.fspath(value)!r} is not a directory")
+    return value
+
+
+def _state_file(name: str, value: Any) -> Any:
+    value = _v.path_or_none(name, value, what="a file path")
+    if value is not None and os.path.isdir(value):
+        raise ConfigError(name, f"{os.fspath(value)!r} is a directory")
+    return value
+
+
+def _browser(name: str, value: Any) -> Any:
+    return _v.path_or_none(name, value, what="an executable's path")
+
+
+def _selectors(name: str, value: Any) -> tuple[Selector, ...]:
+    if isinstance(value, Selector) or not all(isinstance(s, Selector) for s in value):
+        raise ConfigError(name, "must be a sequence of Selector")
+    return tuple(value)
+
+
+#: How each field of CrawlConfig is checked, in field order. Adding a field? Add its check
+#: here (a number: a line in LIMITS); CrawlConfig() raises TypeError until you do.
+_CHECKS: Mapping[str, _v.Check] = {
+    **LIMITS,
+    "scope": _v.choice(get_args(ScopeName)),
+    "allow_hosts": _v.strings,
+    "include": _v.regexes,
+    "exclude": _v.regexes,
+    "sitemaps": _v.strings,
+    "sitemaps_from_robots": _v.flag,
+    "autothrottle": _v.flag,
+    "robots": _v.flag,
+    "headers": _v.headers,
+    "user_agent": _v.user_agent,
+    "http2": _v.flag,
+    "proxy": _v.proxy_url,
+    "allow_private": _v.flag,
+    "cache": _cache_dir,
+    "state": _state_file,
+    "state_reset": _v.flag,
+    "links": _v.flag,
+    "selectors": _selectors,
+    "extract": _v.callable_or_none,
+    "follow": _v.callable_or_none,
+    "render": _v.flag,
+    "render_auto": _v.flag,
+    "render_if": _v.callable_or_none,
+    "render_resources": _v.flag,
+    "render_wait": _v.choice(get_args(RenderWait)),
+    "browser": _browser,
+}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import json
+import math
 import os
 import stat
 import sys
@@ -46,26 +46,102 @@ def _json_default(value: object) -> Any:
     # rather than lose the record.
     if isinstance(value, set | frozenset | tuple):
         return list(value)
-    return str(value)
+    return _str(value)
+
+
+def _str(value: object) -> str:
+    try:
+        text = str(value)
+    except Exception:  # a __str__ that raises
+        return f"<{type(value).__name__}>"
+    return text if isinstance(text, str) else f"<{type(value).__name__}>"
+
+
+#: Deeper data (or a cycle: a list that holds itself) makes an ``extract`` error record.
+MAX_NESTING = 200  # orjson stops at 254
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1  # what orjson writes as a number
+
+
+class UnwritableError(ValueError):
+    """A record's data is nested too deeply to write as JSON (or holds itself)."""
 
 
 def _json(value: Any) -> bytes:
-    """Compact UTF-8 JSON: orjson (20x faster than json), or json for what orjson refuses
-    (lone surrogates, non-string keys, integers over 64 bits), made valid UTF-8."""
+    """Compact UTF-8 JSON that any strict parser reads: orjson (20x faster than json), and
+    for what orjson refuses, the same data made writable first (:func:`_jsonable`).
+
+    Raises:
+        UnwritableError: the value is nested deeper than :data:`MAX_NESTING`.
+    """
     try:
         return orjson.dumps(value, default=_json_default)
     except TypeError:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
-        return _encode(text)
+        return orjson.dumps(_jsonable(value, 0), default=_json_default)
+
+
+def _jsonable(value: Any, depth: int) -> Any:
+    """``value`` with what JSON cannot hold replaced, as README (Records) says: NaN and
+    infinities become null (as orjson writes them), integers beyond 64 bits their decimal
+    digits as a string, keys their text, lone surrogates U+FFFD, other objects what orjson
+    makes of them (datetime: ISO 8601) or their ``str``."""
+    if depth > MAX_NESTING:
+        raise UnwritableError(f"data nested deeper than {MAX_NESTING} levels")
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, int):
+        return int(value) if _INT_MIN <= value <= _INT_MAX else _big_int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {_key(k): _jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v, depth + 1) for v in value]
+    try:  # what orjson knows how to write (datetime, UUID, dataclass, enum...)
+        return orjson.loads(orjson.dumps(value, default=_json_default))
+    except TypeError:
+        return _text(_str(value))
+
+
+def _key(key: object) -> str:
+    if isinstance(key, str):
+        return _text(key)
+    if key is None or isinstance(key, bool):
+        return orjson.dumps(key).decode()  # as json.dumps spells them: null, true, false
+    if isinstance(key, int):
+        return _big_int(key)
+    return _text(_str(key))
+
+
+def _big_int(value: int) -> str:
+    try:
+        return str(value)
+    except ValueError:  # more than 4,300 digits: Python will not print it in decimal
+        return f"{'-' if value < 0 else ''}0x{abs(value):x}"
+
+
+def _text(text: str) -> str:
+    # Lone surrogates (from a hook, or bytes decoded with surrogateescape) are not Unicode
+    # text and cannot be UTF-8: each becomes U+FFFD; a valid pair becomes its character.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def _encode(text: str) -> bytes:
-    # Lone surrogates (from a hook, or from bytes decoded with surrogateescape) cannot be UTF-8:
-    # replace them so the output is always valid UTF-8.
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", errors="replace")
+    return _text(text).encode("utf-8")
+
+
+def _unwritable(record: dict[str, Any], exc: UnwritableError) -> dict[str, Any]:
+    """The record of a page whose data cannot be written: data dropped, an extract error."""
+    record["data"] = {}
+    record["ok"] = False
+    if record["error"] is None:
+        record["error"] = {"kind": "extract", "message": f"cannot write the page's data: {exc}"}
+    return record
 
 
 class _FileSink:
@@ -171,7 +247,11 @@ class JsonlSink(_FileSink):
     format = "jsonl"
 
     def _encode_page(self, page: Page) -> bytes:
-        return _json(page.to_record(links=self._links)) + b"\n"
+        record = page.to_record(links=self._links)
+        try:
+            return _json(record) + b"\n"
+        except UnwritableError as exc:
+            return _json(_unwritable(record, exc)) + b"\n"
 
 
 # What spreadsheets run as a formula when a cell starts with it (OWASP's "CSV injection").
@@ -210,6 +290,14 @@ class CsvSink(_FileSink):
 
     def _encode_page(self, page: Page) -> bytes:
         record = page.to_record(links=self._links)
+        try:
+            row = self._row(record)
+        except UnwritableError as exc:
+            row = self._row(_unwritable(record, exc))
+        self._writer.writerow(row)
+        return _encode(self._take())
+
+    def _row(self, record: dict[str, Any]) -> list[str]:
         row = []
         for field in self._fields:
             value = record[field]
@@ -223,8 +311,7 @@ class CsvSink(_FileSink):
                 row.append(str(value))
         if self._safe:
             row = ["'" + cell if cell.startswith(_FORMULA_START) else cell for cell in row]
-        self._writer.writerow(row)
-        return _encode(self._take())
+        return row
 
 
 def open_file_sink(
