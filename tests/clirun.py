@@ -61,6 +61,11 @@ def strict_json(text: str | bytes) -> Any:
     return json.loads(text, parse_constant=_no_constant)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hangs up early (the max_bytes cap): not the crawler's stderr
+
+
 class ThreadSite:
     """Pages by path, served on 127.0.0.1 from a thread; ``url(path)`` for links."""
 
@@ -85,7 +90,7 @@ class ThreadSite:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
 

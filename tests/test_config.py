@@ -116,7 +116,7 @@ def test_the_bounds_themselves_are_accepted() -> None:
     low = {name: (r.low if not r.open_low else r.low + 0.001) for name, r in LIMITS.items()}
     high = {name: r.high for name, r in LIMITS.items()}
     for values in (low, high):
-        ints = {n: int(v) if LIMITS[n].integer else v for n, v in values.items()}
+        ints: dict[str, Any] = {n: int(v) if LIMITS[n].integer else v for n, v in values.items()}
         config = CrawlConfig(**ints)
         assert all(getattr(config, n) == v for n, v in ints.items())
 

@@ -11,12 +11,13 @@ import socketserver
 import struct
 import sys
 import threading
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from trio_scrape import ConfigError, CrawlConfig
+from trio_scrape import ConfigError, CrawlConfig, scrape
 from trio_scrape._config import MAX_BYTES, MAX_WORKERS
 
 from .clirun import Outcome, ThreadSite, forget_module, run_cli, serve_in_thread, strict_json
@@ -273,6 +274,23 @@ def test_the_largest_values_allowed_still_crawl(site: ThreadSite, tmp_path: Path
     assert got[site.url("/gz")]["title"] == "Zipped"  # gzip decodes with a 1 GiB cap
 
 
+async def test_memory_follows_the_pages_in_flight_not_the_worker_count(site: ThreadSite) -> None:
+    """Workers start as jobs arrive: 10,000 allowed on a 4-page site costs what 16 do."""
+    peaks = {}
+    for workers in (16, MAX_WORKERS):
+        tracemalloc.start()
+        try:
+            pages = await scrape(
+                [site.url("/")], CrawlConfig(workers=workers, depth=5, robots=False)
+            )
+            peaks[workers] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert sorted(p.title or "" for p in pages) == ["Home", "P1", "P2", "P3"]
+    # Eager start-up of 10,000 workers took 38 MB here; lazily, the same as 16 give or take.
+    assert peaks[MAX_WORKERS] < peaks[16] * 1.5 + 1_000_000, peaks
+
+
 # 9. Hook data that JSON cannot hold: records stay strict JSON, in JSONL and CSV.
 
 _NAN_HOOK = """
@@ -350,3 +368,61 @@ def test_a_url_without_scheme_suggests_http() -> None:
     line = usage_error(run_cli("run", "--sitemap", "example.org/sitemap.xml"))
     assert "--sitemap: invalid URL" in line and "(did you mean 'http://example.org/sitemap" in line
     assert "did you mean" not in usage_error(run_cli("run", "ht!tp://x"))
+
+
+# 10. A follow hook that returns non-strings: an extract record, and the crawl goes on.
+
+_FOLLOW_HOOK = """
+def follow(page):
+    if page.url.endswith("/p2"):
+        return "/p3"  # one string, not a list: it would be followed letter by letter
+    if page.url.endswith("/p1"):
+        return ["/p3"]
+    return ["/p1", 5, None]
+
+def extract(page):
+    return ["not", "a", "dict"]
+"""
+
+
+def test_follow_hook_returning_non_strings_gives_an_extract_record(
+    site: ThreadSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "followhook.py").write_text(_FOLLOW_HOOK)
+    monkeypatch.chdir(tmp_path)
+    out = str(tmp_path / "out.jsonl")
+    try:
+        outcome = run_cli(
+            "run", site.url("/"), site.url("/p2"), site.url("/p1"), "--depth", "1",
+            "--follow", "followhook:follow", "-q", "-o", out, output=out,
+        )  # fmt: skip
+        extracted = run_cli(
+            "run", site.url("/p2"), "--extract", "followhook:extract", "-q", "-o", out, output=out
+        )
+    finally:
+        forget_module("followhook")
+    assert outcome.code == 0, outcome
+    errors = {
+        r["url"].removeprefix(site.url("")): r["error"]
+        for r in map(strict_json, outcome.output.splitlines())
+    }
+    assert errors == {
+        "/": {"kind": "extract", "message": "follow hook returned 5 among its URLs"},
+        "/p2": {"kind": "extract", "message": "follow hook returned '/p3', not a list of URLs"},
+        "/p1": None,
+        "/p3": None,  # followed from /p1: the crawl went on
+    }
+    assert strict_json(extracted.output)["error"] == {
+        "kind": "extract",
+        "message": "extract hook returned ['not', 'a', 'dict'], not a dict",
+    }
+
+
+def test_follow_hook_results_are_capped_like_a_pages_links() -> None:
+    import itertools
+
+    from trio_scrape._pipeline import _chosen_links
+    from trio_scrape._urls import MAX_LINKS_PER_PAGE
+
+    endless = (f"/n{i}" for i in itertools.count())
+    assert len(_chosen_links(endless)) == MAX_LINKS_PER_PAGE

@@ -766,9 +766,9 @@ def _file_value(where: str, value: Any, param: Any) -> Any:
                 f"{where}: expected {'values' if repeatable else 'a value'}, not a {kind}"
             )
         if isinstance(item, bool):
-            converted.append(item if param.is_flag else str(item).lower())
+            converted.append(item if getattr(param, "is_flag", False) else str(item).lower())
         elif isinstance(item, int):
-            converted.append(item if not param.is_flag and param.count else str(item))
+            converted.append(item if getattr(param, "count", False) else str(item))
         else:  # str, float (repr: 'inf', 'nan', '1e+30'), TOML dates and times
             converted.append(repr(item) if isinstance(item, float) else str(item))
     return converted if repeatable else converted[0]

@@ -299,9 +299,15 @@ def _browser(name: str, value: Any) -> Any:
 
 
 def _selectors(name: str, value: Any) -> tuple[Selector, ...]:
-    if isinstance(value, Selector) or not all(isinstance(s, Selector) for s in value):
-        raise ConfigError(name, "must be a sequence of Selector")
-    return tuple(value)
+    try:
+        selectors = () if isinstance(value, Selector | str) else tuple(value)
+    except TypeError:
+        selectors = None
+    if selectors is None or isinstance(value, Selector | str):
+        raise ConfigError(name, f"must be a sequence of Selector, not {_v.shorten(value)}")
+    if not all(isinstance(s, Selector) for s in selectors):
+        raise ConfigError(name, f"must be a sequence of Selector, not {_v.shorten(value)}")
+    return selectors
 
 
 #: How each field of CrawlConfig is checked, in field order. Adding a field? Add its check

@@ -39,7 +39,7 @@ import dataclasses
 import logging
 import math
 import random
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, Literal, NoReturn
 
@@ -334,9 +334,10 @@ class Crawler:
                 nursery.start_soon(self._write_records, record_recv)
                 async with record_send, trio.open_nursery() as workers:
                     self._workers_scope = workers.cancel_scope
-                    with job_recv:
-                        for _ in range(self._worker_count()):
-                            workers.start_soon(self._work, job_recv.clone(), record_send.clone())
+
+                    def add_worker() -> None:
+                        workers.start_soon(self._work, job_recv.clone(), record_send.clone())
+
                     await self._frontier.add(
                         self._seeds, depth=0, referrer=None, keep=self._within_max_pages
                     )
@@ -344,7 +345,8 @@ class Crawler:
                     if config.sitemaps_from_robots:
                         await self._add_robots_sitemaps()
                     task_status.started()
-                    await self._dispatch(job_send)
+                    with job_recv:
+                        await self._dispatch(job_send, add_worker)
         finally:
             self._ended_at = trio.current_time()
             if self._stop_reason is None:
@@ -358,10 +360,18 @@ class Crawler:
             return min(config.workers, config.render_tabs)
         return config.workers
 
-    async def _dispatch(self, jobs: trio.MemorySendChannel[CrawlRequest]) -> None:
+    async def _dispatch(
+        self, jobs: trio.MemorySendChannel[CrawlRequest], add_worker: Callable[[], None]
+    ) -> None:
         """Move requests from the frontier to the workers until there are none left or the
-        crawl is stopped (by its deadline or :meth:`stop`)."""
+        crawl is stopped (by its deadline or :meth:`stop`).
+
+        Workers start as jobs come (``add_worker``), up to :meth:`_worker_count`: one more
+        whenever no worker waits for the next job. So memory follows the pages in flight, not
+        the option: ``workers=10_000`` on a ten-page site starts at most ten.
+        """
         config = self._config
+        workers, most = 0, self._worker_count()
         async with jobs:
             with trio.CancelScope() as scope:
                 self._dispatch_scope = scope
@@ -373,6 +383,9 @@ class Crawler:
                     request = await self._frontier.get(self._hosts)
                     if request is None:
                         return
+                    if workers < most and not jobs.statistics().tasks_waiting_receive:
+                        add_worker()
+                        workers += 1
                     try:
                         # send() would yield to the scheduler even with room in the channel:
                         # only wait when it is full (a full channel is where we checkpoint).

@@ -271,11 +271,19 @@ def _unbrotli(data: bytes, cap: int) -> bytes:
 def _unzstd(data: bytes, cap: int) -> bytes:
     import zstandard
 
+    # In pieces: read(n) allocates n bytes up front, which for a cap of 1 GiB is 1 GiB a page.
+    chunks: list[bytes] = []
+    total = 0
     with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as reader:
-        out = reader.read(cap + 1)
-    if len(out) > cap:
-        raise _too_large("zstd", cap)
-    return bytes(out)
+        while chunk := reader.read(min(cap + 1 - total, _ZSTD_PIECE)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > cap:
+                raise _too_large("zstd", cap)
+    return b"".join(chunks)
+
+
+_ZSTD_PIECE = 256 * 1024
 
 
 async def _read_up_to(body: AsyncIterable[bytes], cap: int) -> bytes:

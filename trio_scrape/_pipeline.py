@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 import random
 import time
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 import httpx
 import trio
 
-from ._config import CrawlConfig
+from ._config import CrawlConfig, ExtractHook
 from ._fetch import (
     RETRY_STATUSES,
     Fetcher,
@@ -36,7 +38,8 @@ from ._fetch import (
 )
 from ._page import CrawlRequest, Page, PageError
 from ._parse import decode_body, is_html, parse_html, parse_sitemap
-from ._urls import LinkResolver, browser_url, document_base
+from ._urls import MAX_LINKS_PER_PAGE, LinkResolver, browser_url, document_base
+from ._validate import shorten
 
 __all__ = ["Outcome", "PagePipeline", "SitemapEntries", "failed_page"]
 
@@ -237,21 +240,18 @@ class PagePipeline:
             for selector in config.selectors:
                 page.data[selector.name] = selector.extract(page.html)
         if config.extract is not None and not request.revisit:  # no record: no extraction
-            try:
-                data = config.extract(page)
-                if inspect.isawaitable(data):
-                    data = await data
-                if data:
-                    page.data.update(data)
-            except Exception as exc:
-                page.error = PageError("extract", f"extract hook raised {_describe(exc)}")
+            await _run_extract(config.extract, page)
         if not follow:
             return
         if config.follow is None:
             outcome.links = page.links
             return
         try:
-            chosen = list(config.follow(page))
+            chosen = _chosen_links(config.follow(page))
+        except _HookResultError as exc:
+            if page.error is None:
+                page.error = PageError("extract", str(exc))
+            return
         except Exception as exc:
             if page.error is None:
                 page.error = PageError("extract", f"follow hook raised {_describe(exc)}")
@@ -358,3 +358,43 @@ def _is_textual(content_type: str | None) -> bool:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _run_extract(extract: ExtractHook, page: Page) -> None:
+    """Merge what the extract hook returns into ``page.data``; a hook that raises, or returns
+    something other than a mapping (or None), gives the page an ``extract`` error."""
+    try:
+        data = extract(page)
+        if inspect.isawaitable(data):
+            data = await data
+        if data is not None and not isinstance(data, Mapping):
+            page.error = PageError("extract", f"extract hook returned {shorten(data)}, not a dict")
+            return
+        if data:
+            page.data.update(data)
+    except Exception as exc:
+        page.error = PageError("extract", f"extract hook raised {_describe(exc)}")
+
+
+class _HookResultError(Exception):
+    """A hook returned something it may not: the page gets an ``extract`` error."""
+
+
+def _chosen_links(result: object) -> list[str]:
+    """The URLs a follow hook returned, at most ``MAX_LINKS_PER_PAGE`` of them (as for a
+    page's own links; a hook may return an endless generator).
+
+    Raises:
+        _HookResultError: the result is not an iterable of strings (a string itself would
+            be followed letter by letter).
+    """
+    if inspect.iscoroutine(result):
+        result.close()  # an async follow hook: never awaited, so say so without a warning
+    if isinstance(result, str | bytes) or not isinstance(result, Iterable):
+        raise _HookResultError(f"follow hook returned {shorten(result)}, not a list of URLs")
+    links = []
+    for item in itertools.islice(result, MAX_LINKS_PER_PAGE):
+        if not isinstance(item, str):
+            raise _HookResultError(f"follow hook returned {shorten(item)} among its URLs")
+        links.append(item)
+    return links
