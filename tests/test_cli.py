@@ -124,7 +124,7 @@ async def test_extract_and_follow_hooks_from_a_module(site: Site, tmp_path: Path
         (["http://127.0.0.1:1/", "--include", "("], "--include: bad regular expression"),
         (
             ["http://127.0.0.1:1/", "--scope", "planet"],
-            "--scope: must be one of host, domain, any, not 'planet'",
+            "--scope: must be one of origin, host, domain, any, not 'planet'",
         ),
         (["http://127.0.0.1:1/", "--no-such-flag"], "No such option: --no-such-flag"),
         ([], "no seed URLs"),

@@ -173,6 +173,11 @@ _OPTIONS: dict[str, tuple[st.SearchStrategy[str], st.SearchStrategy[str]]] = {
     "--extract": (st.just("fuzzhooks:extract"),
                   st.sampled_from(["nomodule_xyz:f", "fuzzhooks:nope", "fuzzhooks", ":x"])),
     "--follow": (st.just("fuzzhooks:follow"), st.sampled_from(["fuzzhooks:VALUES", "a:"])),
+    # Rendering's own values, without --render: no browser is started by these examples.
+    "--render-tabs": (_integers("render_tabs"), _bad_integers("render_tabs")),
+    "--render-tab-pages": (_integers("render_tab_pages"), _bad_integers("render_tab_pages")),
+    "--render-wait-max": (st.sampled_from(["0.1", "60"]), st.sampled_from(["0", "61", "nan"])),
+    "--render-wait": (st.sampled_from(["quiet", "networkidle"]), st.sampled_from(["idle", ""])),
     "--sitemap": (st.just("SITE/sitemap.xml"), st.sampled_from(["example.org/s.xml", "ht!tp://x"])),
 }  # fmt: skip
 _FLAGS = [
