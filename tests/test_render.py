@@ -174,8 +174,8 @@ async def test_a_dom_over_2_mb_is_read_whole(site: Site) -> None:
         "/big",
         js_page(
             "const parts = [];"
-            "for (let i = 0; i < 40000; i++) parts.push(`<p id=p${i}>paragraph ${i} of a big"
-            " page built in the browser</p>`);"
+            "for (let i = 0; i < 4000; i++) parts.push(`<p id=p${i}>paragraph ${i} ` +"
+            " 'of a big page built in the browser. '.repeat(15) + '</p>');"
             "document.body.innerHTML = parts.join('') + '<a href=/last>last</a>';"
             "document.title = 'big';"
         ),
@@ -184,7 +184,7 @@ async def test_a_dom_over_2_mb_is_read_whole(site: Site) -> None:
     (page,) = pages
     assert page.ok and page.title == "big"
     assert page.bytes > 2_000_000
-    assert page.text is not None and page.text.count("<p id=") == 40000
+    assert page.text is not None and page.text.count("<p id=") == 4000
     assert page.links == [site.url("/last")]
 
 
@@ -302,7 +302,11 @@ async def test_non_html_documents_come_as_sent_and_errors_are_classified(site: S
     site.add("/data.json", Reply(body=b'{"a": 1}', content_type="application/json"))
     site.add("/missing", Reply(404, js_page("document.title = 'gone';").body))
     site.add("/moved", Reply(301, headers={"Location": "/data.json"}))
-    urls = [site.url(p) for p in ("/data.json", "/missing", "/moved")]
+    site.add(
+        "/download",
+        Reply(body=b"<title>x</title>", headers={"Content-Disposition": "attachment; filename=x"}),
+    )
+    urls = [site.url(p) for p in ("/data.json", "/missing", "/moved", "/download")]
     pages, _ = await crawl(urls, CrawlConfig(render=True, robots=False))
     got = by_path(pages)
     assert got["/data.json"].content == b'{"a": 1}'
@@ -311,6 +315,28 @@ async def test_non_html_documents_come_as_sent_and_errors_are_classified(site: S
     assert got["/missing"].error is not None and got["/missing"].error.kind == "http_status"
     moved = got["/moved"]
     assert moved.final_url == site.url("/data.json") and moved.content == b'{"a": 1}'
+    download = got["/download"]  # an attachment is taken as sent, not saved nor rendered
+    assert download.ok and download.content == b"<title>x</title>"
+    assert download.data == {"rendered": False}
+
+
+async def test_dialogs_are_dismissed_and_the_deadline_ends_a_render_crawl(site: Site) -> None:
+    site.add(
+        "/dialogs",
+        js_page(
+            "alert('hello'); const sure = confirm('sure?'); const name = prompt('name?');"
+            "document.title = `confirm=${sure} prompt=${name}`;"
+        ),
+    )
+    site.add("/hang", js_page("", head='<script src="/never.js"></script>'))
+    site.add_raw("/never.js", never_answer)
+    config = CrawlConfig(render=True, robots=False, deadline=2, grace=0.3, timeout=30)
+    with trio.fail_after(10):
+        pages, stats = await crawl([site.url("/dialogs"), site.url("/hang")], config)
+    got = by_path(pages)
+    assert got["/dialogs"].title == "confirm=false prompt=null"
+    assert got["/hang"].error is not None and got["/hang"].error.kind == "cancelled"
+    assert stats.stop_reason == "deadline" and stats.elapsed < 5
 
 
 async def test_cli_render_and_sigint_leave_no_browser(site: Site, tmp_path: Path) -> None:

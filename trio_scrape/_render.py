@@ -173,6 +173,7 @@ class _Tab:
         self.uses = 0
         self.usable = True
         self.scope: trio.CancelScope | None = None  # the render in progress, cancelled on crash
+        self.watcher = trio.CancelScope()  # the tab's dialog handler, cancelled with the tab
 
     def crashed(self) -> None:
         self.usable = False
@@ -260,6 +261,8 @@ class Renderer:
                 ):
                     await cdp.call("Fetch.enable", {"patterns": _PATTERNS})
                     await cdp.call("Target.setDiscoverTargets", {"discover": True})
+                    # Nothing a page does may write files (a download's body is read above).
+                    await cdp.call("Browser.setDownloadBehavior", {"behavior": "deny"})
                     nursery.start_soon(self._handle_requests, browser, paused)
                     nursery.start_soon(self._watch_targets, target_events)
                     nursery.start_soon(self._sample_memory, browser)
@@ -385,8 +388,11 @@ class Renderer:
             await cdp.call("Fetch.failRequest", {"requestId": request_id, "errorReason": "Aborted"})
             return
         media = fields.get("content-type", "text/html").split(";")[0].strip().lower()
-        if not 300 <= status < 400 and media not in ("text/html", "application/xhtml+xml", ""):
-            # Not a page to render (JSON, XML, PDF, text): the body as the server sent it.
+        attachment = fields.get("content-disposition", "").strip().lower().startswith("attachment")
+        if not 300 <= status < 400 and (
+            attachment or media not in ("text/html", "application/xhtml+xml", "")
+        ):
+            # Not a page to render (JSON, XML, PDF, text, a download): the body as sent.
             body = await cdp.call("Fetch.getResponseBody", {"requestId": request_id})
             data = body.get("body", "")
             raw = base64.b64decode(data) if body.get("base64Encoded") else data.encode()
@@ -435,6 +441,7 @@ class Renderer:
         context_id = (await cdp.call("Target.createBrowserContext", {"disposeOnDetach": True}))[
             "browserContextId"
         ]
+        tab: _Tab | None = None
         try:
             target_id = (
                 await cdp.call(
@@ -447,13 +454,16 @@ class Renderer:
             )["sessionId"]
             tab = _Tab(browser, context_id, target_id, session_id)
             self._tabs[target_id] = tab
+            await self._nursery.start(self._dismiss_dialogs, tab)
             await cdp.call("Page.enable", session_id=session_id)
-            await cdp.call("Inspector.enable", session_id=session_id)
             if self._config.render_wait == "networkidle":
                 await cdp.call(
                     "Page.setLifecycleEventsEnabled", {"enabled": True}, session_id=session_id
                 )
         except BaseException:
+            if tab is not None:
+                tab.watcher.cancel()
+                self._tabs.pop(tab.target_id, None)
             with trio.CancelScope(shield=True), trio.move_on_after(_STOP_TIMEOUT):
                 try:
                     await cdp.call("Target.disposeBrowserContext", {"browserContextId": context_id})
@@ -462,7 +472,27 @@ class Renderer:
             raise
         return tab
 
+    async def _dismiss_dialogs(self, tab: _Tab, *, task_status: trio.TaskStatus[None]) -> None:
+        """Dismiss every alert, confirm, prompt and beforeunload dialog of a tab: a dialog
+        left open blocks the page's scripts, and its load, until the page deadline."""
+        cdp = tab.browser.cdp
+        with (
+            tab.watcher,
+            cdp.subscribe(["Page.javascriptDialogOpening"], session_id=tab.session_id) as dialogs,
+        ):
+            task_status.started()
+            try:
+                async for _ in dialogs:
+                    await cdp.call(
+                        "Page.handleJavaScriptDialog",
+                        {"accept": False},
+                        session_id=tab.session_id,
+                    )
+            except CdpError:
+                return  # the tab or the browser is gone
+
     async def _close_tab(self, tab: _Tab) -> None:
+        tab.watcher.cancel()
         self._tabs.pop(tab.target_id, None)
         self._navigations.pop(tab.target_id, None)
         self.statistics.tabs_replaced += 1
