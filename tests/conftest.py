@@ -20,3 +20,6 @@ def examples(default: int) -> int:
     """Hypothesis examples for a fuzz-style test: ``default`` in the suite (a few seconds),
     or ``FUZZ_EXAMPLES`` for a long session (see README, Hardening)."""
     return int(os.environ.get("FUZZ_EXAMPLES", default))
+
+
+from .redis_server import redis_url as redis_url  # noqa: E402  (a session fixture)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ import trio.testing
 
 from trio_scrape import CrawlConfig, CrawlRequest, Frontier, MemoryFrontier
 from trio_scrape._politeness import HostLimiter
+from trio_scrape._redis_frontier import open_redis_frontier
 from trio_scrape._state import open_sqlite_frontier
 
 
@@ -25,11 +27,19 @@ def _sqlite(window: int) -> Callable[[Path], AbstractAsyncContextManager[Frontie
     return lambda tmp_path: open_sqlite_frontier(tmp_path / "state.db", settings={}, window=window)
 
 
+def _redis(url: str, test: str) -> AbstractAsyncContextManager[Frontier]:
+    # Each test its own crawl (the server is shared by the session).
+    return open_redis_frontier(
+        url, CrawlConfig(per_host=1000, robots=False), settings={}, crawl_id=f"suite-{test}"
+    )
+
+
 FRONTIERS: dict[str, Callable[[Path], AbstractAsyncContextManager[Frontier]]] = {
     "memory": _memory,
     "sqlite": _sqlite(10_000),
     "sqlite-window-2": _sqlite(2),
 }
+REMOTE = {"redis"}
 
 
 @pytest.fixture
@@ -37,10 +47,23 @@ def hosts() -> HostLimiter:
     return HostLimiter(CrawlConfig(per_host=1000, robots=False))
 
 
-@pytest.fixture(params=sorted(FRONTIERS))
+@pytest.fixture(params=sorted(FRONTIERS) + sorted(REMOTE))
 async def frontier(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Frontier]:
-    async with FRONTIERS[request.param](tmp_path) as opened:
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        opened_frontier = _redis(url, f"{request.node.originalname}-{uuid.uuid4().hex[:8]}")
+    else:
+        opened_frontier = FRONTIERS[request.param](tmp_path)
+    async with opened_frontier as opened:
         yield opened
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for ``condition``: at once for an in-process frontier, within a few seconds
+    for one in another process (Redis), whose answers arrive as I/O."""
+    with trio.fail_after(5):
+        while not condition():  # noqa: ASYNC110 -- the condition is set by I/O, not an Event
+            await trio.sleep(0.001)
 
 
 def req(path: str, depth: int = 0) -> CrawlRequest:
@@ -78,7 +101,7 @@ async def test_get_returns_none_only_when_empty_and_nothing_leased(
         await trio.testing.wait_all_tasks_blocked()
         assert result == []  # blocked: /a is leased and may add links
         await add(frontier, "/b", depth=1)
-        await trio.testing.wait_all_tasks_blocked()
+        await until(lambda: len(result) == 1)
         assert [r.url for r in result if r] == ["http://x.test/b"]
         await frontier.done([leased])
         nursery.start_soon(getter)

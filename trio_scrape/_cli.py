@@ -25,7 +25,7 @@ import typer
 
 from ._config import DEFAULT_USER_AGENT, LIMITS, CrawlConfig
 from ._crawler import Crawler, CrawlStatistics, raise_single
-from ._exceptions import ConfigError, OutputError, StateError
+from ._exceptions import ConfigError, FrontierError, OutputError, StateError
 from ._parse import Selector
 from ._sinks import OutputFormat, open_file_sink
 from ._urls import canonicalize
@@ -69,6 +69,7 @@ _FETCH = "Fetching"
 _POLITE = "Politeness (per host)"
 _OUTPUT = "Output"
 _STATE = "Resumable crawls"
+_FLEET = "Crawling on several machines (Redis)"
 _EXTRACT = "Extraction"
 _RENDER = "Rendering JavaScript (headless Chromium)"
 
@@ -364,6 +365,28 @@ def run(
             rich_help_panel=_STATE,
         ),
     ] = False,
+    frontier: Annotated[
+        str | None,
+        typer.Option(
+            help="Share the crawl through this Redis: redis://HOST:PORT/DB. Run the same "
+            "command on every machine (each with its own -o file).",
+            rich_help_panel=_FLEET,
+        ),
+    ] = None,
+    crawl_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of the shared crawl \\[default: derived from the seeds and scope].",
+            rich_help_panel=_FLEET,
+        ),
+    ] = None,
+    lease: Annotated[
+        float,
+        typer.Option(
+            help="Seconds before a silent process's pages go back to the queue.",
+            rich_help_panel=_FLEET,
+        ),
+    ] = 30.0,
     output: Annotated[
         str,
         typer.Option("-o", "--output", help="Record file (- = stdout).", rich_help_panel=_OUTPUT),
@@ -478,6 +501,9 @@ def run(
             browser=browser,
             state=state,
             state_reset=state_reset,
+            frontier=frontier,
+            crawl_id=crawl_id,
+            lease=lease,
         )
     except ConfigError as exc:
         raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
@@ -494,6 +520,10 @@ def run(
         code, stats = trio.run(functools.partial(_crawl, seeds, config, sink, progress=show))
     except StateError as exc:
         raise UsageError(f"--state: {exc}") from None
+    except FrontierError as exc:
+        if exc.usage:
+            raise UsageError(f"--frontier: {exc}") from None
+        raise
     except ConfigError as exc:  # found only once running: e.g. an uncreatable cache directory
         raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
     # Nothing was queued: a --state crawl that had finished (it said so); no empty summary.
@@ -559,6 +589,68 @@ async def _crawl_until_signalled(
     if stats is None:
         stats = crawler.statistics()
     return code, stats
+
+
+_FrontierUrl = Annotated[
+    str, typer.Option("--frontier", help="The crawl's Redis: redis://HOST:PORT/DB.")
+]
+_CrawlId = Annotated[
+    str | None,
+    typer.Option(help="The crawl's name \\[default: the only crawl in that database]."),
+]
+
+
+@app.command()
+def status(
+    frontier: _FrontierUrl,
+    crawl_id: _CrawlId = None,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Show a crawl shared through Redis: queue, leases, records, hosts and processes."""
+    print(trio.run(_fleet_call, "status", frontier, crawl_id, json_output))
+
+
+@app.command()
+def export(
+    frontier: _FrontierUrl,
+    crawl_id: _CrawlId = None,
+    output: Annotated[str, typer.Option("-o", "--output", help="Record file (- = stdout).")] = "-",
+    format: Annotated[
+        Format | None,
+        typer.Option(help="jsonl or csv \\[default: from the output's extension, else jsonl]."),
+    ] = None,
+) -> None:
+    """Write every record a Redis-shared crawl committed, each exactly once."""
+    out_format: OutputFormat = (
+        format.value if format else ("csv" if output.lower().endswith(".csv") else "jsonl")
+    )
+    trio.run(_fleet_call, "export", frontier, crawl_id, output, out_format)
+
+
+async def _fleet_call(command: str, frontier: str, crawl_id: str | None, *args: Any) -> Any:
+    from . import _fleet  # imports coredis: only for these commands
+    from ._config import check_crawl_id, parse_redis_url
+
+    try:
+        parse_redis_url(frontier)
+    except ValueError as exc:
+        raise UsageError(f"--frontier: {exc}") from None
+    if crawl_id is not None:
+        try:
+            check_crawl_id(crawl_id)
+        except ValueError as exc:
+            raise UsageError(f"--crawl-id: {exc}") from None
+    try:
+        try:
+            if command == "status":
+                return await _fleet.status(frontier, crawl_id, as_json=args[0])
+            return await _fleet.export(frontier, crawl_id, *args)
+        except BaseExceptionGroup as group:  # from coredis's task group
+            raise_single(group)
+    except FrontierError as exc:
+        if exc.usage:
+            raise UsageError(str(exc)) from None
+        raise
 
 
 def _summary(stats: CrawlStatistics, stopped: str | None = None) -> str:
@@ -833,6 +925,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(2, str(exc))
     except OutputError as exc:
         _fail(1, str(exc))
+    except FrontierError as exc:
+        _fail(3, str(exc))
     except Exception as exc:
         # Typer/click parse errors (unknown option, bad number) carry exit_code and message.
         format_message = getattr(exc, "format_message", None)

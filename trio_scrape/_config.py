@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from . import _validate as _v
 from ._exceptions import ConfigError
@@ -129,6 +131,13 @@ class CrawlConfig:
             after any stop or crash; a file sink's output is then exactly-once.
         state_reset: empty the state first, instead of refusing a state made by a crawl
             with other scope or output settings.
+        frontier: ``redis://HOST:PORT/DB`` of a Redis (7.0 or later) holding the frontier
+            shared by every process of one crawl, on any number of machines (None: this
+            process alone). Not with ``state``.
+        crawl_id: the shared crawl's name in that Redis (None: derived from the seeds and
+            scope, so the same command joins the same crawl); needs ``frontier``.
+        lease: seconds a leased request stays with a process that stops renewing it (killed,
+            cut off): then it goes back to the queue for the others.
 
     Rendering (headless Chromium; see README, Rendering JavaScript pages):
         render: fetch every page with the browser; the record's ``data.rendered`` is true.
@@ -198,6 +207,9 @@ class CrawlConfig:
 
     state: str | os.PathLike[str] | None = None
     state_reset: bool = False
+    frontier: str | None = None
+    crawl_id: str | None = None
+    lease: float = 30.0
 
     render: bool = False
     render_auto: bool = False
@@ -226,6 +238,10 @@ class CrawlConfig:
         names = [s.name for s in self.selectors]
         if len(set(names)) != len(names):
             raise ConfigError("selectors", f"two selectors share a name: {names}")
+        if self.frontier is not None and self.state is not None:
+            raise ConfigError("frontier", "cannot be used with state (one or the other)")
+        if self.crawl_id is not None and self.frontier is None:
+            raise ConfigError("crawl_id", "needs frontier")
         if self.render and (self.render_auto or self.render_if is not None):
             raise ConfigError(
                 "render_auto", "renders only some pages: it cannot be combined with render"
@@ -277,6 +293,7 @@ LIMITS: Mapping[str, Range] = types.MappingProxyType({
     "render_tabs": Range(1, 64, integer=True),
     "render_tab_pages": Range(1, 100_000, integer=True),
     "render_wait_max": Range(0, 60, open_low=True, unit="seconds"),
+    "lease": Range(1, DAY, unit="seconds"),
 })  # fmt: skip
 
 
@@ -292,6 +309,76 @@ def _state_file(name: str, value: Any) -> Any:
     if value is not None and os.path.isdir(value):
         raise ConfigError(name, f"{os.fspath(value)!r} is a directory")
     return value
+
+
+def _frontier_url(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(name, f"must be a redis:// URL, not {_v.shorten(value)}")
+    try:
+        parse_redis_url(value)
+    except ValueError as exc:
+        raise ConfigError(name, str(exc)) from None
+    return value
+
+
+def _crawl_id(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(name, f"must be a string, not {_v.shorten(value)}")
+    try:
+        return check_crawl_id(value)
+    except ValueError as exc:
+        raise ConfigError(name, str(exc)) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class RedisLocation:
+    """Where a shared frontier lives: ``redis://HOST:PORT/DB``."""
+
+    url: str
+    host: str
+    port: int
+    db: int
+
+
+def parse_redis_url(url: str) -> RedisLocation:
+    """Check a ``redis://[:password@]HOST[:PORT][/DB]`` URL.
+
+    Raises:
+        ValueError: it is not one.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 6379
+    except ValueError as exc:
+        raise ValueError(f"not a redis:// URL: {_v.shorten(url)} ({exc})") from None
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(f"expected redis://HOST:PORT/DB, not {_v.shorten(url)}")
+    path = parts.path.strip("/")
+    if parts.query or parts.fragment:
+        raise ValueError(f"expected redis://HOST:PORT/DB with nothing after the DB: {url!r}")
+    if path and not path.isdigit():
+        raise ValueError(f"the database must be a number: {_v.shorten(url)}")
+    db = int(path or 0)
+    if db > 65_535:
+        raise ValueError(f"database {db} is over 65535")
+    return RedisLocation(url, parts.hostname, port, db)
+
+
+_CRAWL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_crawl_id(crawl_id: str) -> str:
+    """Raises ValueError unless ``crawl_id`` is 1-100 letters, digits, '.', '_' or '-'."""
+    if not _CRAWL_ID.fullmatch(crawl_id):
+        raise ValueError(
+            f"must be 1-100 letters, digits, '.', '_' or '-' (starting with a letter or digit),"
+            f" not {_v.shorten(crawl_id)}"
+        )
+    return crawl_id
 
 
 def _browser(name: str, value: Any) -> Any:
@@ -330,6 +417,8 @@ _CHECKS: Mapping[str, _v.Check] = {
     "cache": _cache_dir,
     "state": _state_file,
     "state_reset": _v.flag,
+    "frontier": _frontier_url,
+    "crawl_id": _crawl_id,
     "links": _v.flag,
     "selectors": _selectors,
     "extract": _v.callable_or_none,

@@ -55,7 +55,7 @@ from ._page import CrawlRequest, Page, PageError
 from ._pipeline import Outcome, PagePipeline, browser_urls, failed_page
 from ._politeness import HostLimiter, HostStatistics, RobotsCache, origin_of
 from ._render import Renderer, open_page_fetcher
-from ._resume import open_state
+from ._resume import open_fleet, open_state
 from ._sinks import Sink
 from ._urls import UrlScope, browser_url, host_of
 
@@ -159,6 +159,11 @@ class Crawler:
         self._sink = sink
         self._keep_bodies = bool(getattr(sink, "wants_bodies", True))
         self._own_state = frontier is None and config.state is not None
+        self._own_redis = frontier is None and config.frontier is not None
+        # A shared frontier counts max_pages for the whole fleet itself.
+        self._fleet_pages = self._own_redis or bool(getattr(frontier, "counts_max_pages", False))
+        # Pages cut off by a stop go back to the queue instead of becoming records.
+        self._resumable = self._own_state or self._own_redis
         # With a state, records are committed as soon as they can be: what a kill makes the
         # next run redo is what was written since the last commit.
         self._flush_delay = 0.0 if self._own_state else _FLUSH_DELAY
@@ -309,6 +314,20 @@ class Crawler:
                     self._frontier = state
                     self._scheduled = state.resume.scheduled
                     self._cut = state.resume.deepest >= config.depth
+                if self._own_redis:
+                    fleet = await open_fleet(
+                        stack, config, seeds=self._seeds, sitemaps=self._sitemaps, sink=self._sink
+                    )
+                    if fleet is None:  # that crawl has finished
+                        task_status.started()
+                        return
+                    self._frontier = fleet
+                if self._fleet_pages:
+                    # Another process may have handed out a page at the depth limit.
+                    self._cut = True
+                attach_sink = getattr(self._frontier, "attach_sink", None)
+                if attach_sink is not None:  # records go out only once committed
+                    self._sink = await attach_sink(self._sink, links=config.links)
                 starts = self._seeds + self._sitemaps
                 seed_hosts = {host_of(url) for url in starts}
                 seed_origins = {origin_of(url) for url in starts}
@@ -446,7 +465,7 @@ class Crawler:
                         except trio.WouldBlock:
                             await records.send((request, page))
                 except trio.Cancelled:
-                    if request.revisit or (page is None and self._own_state):
+                    if request.revisit or (page is None and self._resumable):
                         # A resumable crawl does this page again next time instead.
                         with trio.CancelScope(shield=True):
                             await self._frontier.release([request])
@@ -633,7 +652,7 @@ class Crawler:
         # max_pages limits the URLs scheduled, not dispatches: so a page's retries and its
         # record are never cut off, and the crawl ends by itself once those pages are done.
         limit = self._config.max_pages
-        if limit is None:
+        if limit is None or self._fleet_pages:
             return True
         if self._scheduled >= limit:
             if self._stop_reason is None:

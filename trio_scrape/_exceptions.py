@@ -7,14 +7,15 @@ that stop a whole crawl::
     TrioScrapeError
     ├── ConfigError (also a ValueError)    bad option, seed URL or hook: raised before anything runs
     ├── OutputError                        the record sink failed (disk full, unwritable path)
-    └── StateError                         the --state database cannot be used or written
+    ├── StateError                         the --state database cannot be used or written
+    └── FrontierError                      the shared frontier (Redis) cannot be reached or used
 
 Anything else that escapes a crawl is a bug in trio-scrape or in a hook you gave it.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "OutputError", "StateError", "TrioScrapeError"]
+__all__ = ["ConfigError", "FrontierError", "OutputError", "StateError", "TrioScrapeError"]
 
 
 class TrioScrapeError(Exception):
@@ -47,3 +48,18 @@ class StateError(TrioScrapeError):
     it failed. Raised by :meth:`Crawler.run` before anything is fetched, except for a failed
     write, which stops the crawl (what was committed stays consistent).
     """
+
+
+class FrontierError(TrioScrapeError):
+    """The shared frontier (``CrawlConfig.frontier``, Redis) cannot be used: it cannot be
+    reached, it failed or timed out mid-crawl, or the crawl id belongs to a crawl with other
+    settings. What was committed stays committed; leases this process held expire and go back
+    to the queue for the rest of the fleet.
+
+    ``usage`` is true when the error is in what was asked (a crawl id taken by a crawl with
+    other settings, another process writing the same file), not in Redis.
+    """
+
+    def __init__(self, message: str, *, usage: bool = False) -> None:
+        super().__init__(message)
+        self.usage = usage

@@ -106,10 +106,17 @@ class HostLimiter:
         self._hosts: collections.OrderedDict[str, _Host] = collections.OrderedDict()
         self._max_hosts = max_hosts
         self._listeners: list[Callable[[str], None]] = []
+        self._observers: list[Callable[[str, str, float | None], None]] = []
 
     def subscribe(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(origin)`` whenever that host may have become ready sooner."""
         self._listeners.append(listener)
+
+    def observe(self, observer: Callable[[str, str, float | None], None]) -> None:
+        """Call ``observer(event, origin, value)`` on ``("pause", origin, seconds)`` and
+        ``("robots", origin, crawl_delay or None)``: a frontier shared between processes
+        passes them on to the rest of the fleet."""
+        self._observers.append(observer)
 
     def _host(self, origin: str) -> _Host:
         host = self._hosts.get(origin)
@@ -179,6 +186,8 @@ class HostLimiter:
         """Start no request to ``origin`` for ``seconds`` (Retry-After, back-off)."""
         host = self._host(origin)
         host.paused_until = max(host.paused_until, trio.current_time() + seconds)
+        for observer in self._observers:
+            observer("pause", origin, seconds)
 
     def robots_known(self, origin: str) -> bool:
         host = self._hosts.get(origin)
@@ -193,6 +202,8 @@ class HostLimiter:
         if crawl_delay:
             host.crawl_delay = max(0.0, crawl_delay)
             host.next_start = max(host.next_start, host.last_start + host.crawl_delay)
+        for observer in self._observers:
+            observer("robots", origin, crawl_delay or None)
         self._notify(origin)
 
     def _notify(self, origin: str) -> None:

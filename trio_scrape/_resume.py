@@ -6,12 +6,16 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 from ._config import CrawlConfig
 from ._sinks import Sink
 from ._state import SqliteFrontier, open_sqlite_frontier
 
-__all__ = ["open_state", "state_settings"]
+if TYPE_CHECKING:
+    from ._redis_frontier import RedisFrontier
+
+__all__ = ["open_fleet", "open_state", "state_settings"]
 
 logger = logging.getLogger("trio_scrape")
 
@@ -59,6 +63,55 @@ async def open_state(
     start = getattr(sink, "start", None)
     if start is not None:
         start(resume.output_offset or 0)
+    return frontier
+
+
+async def open_fleet(
+    stack: AsyncExitStack,
+    config: CrawlConfig,
+    *,
+    seeds: list[str],
+    sitemaps: list[str],
+    sink: Sink | None,
+) -> RedisFrontier | None:
+    """Join the crawl shared through Redis at ``config.frontier`` (left with ``stack``);
+    return the frontier, or None when that crawl has finished.
+
+    Raises:
+        FrontierError: Redis cannot be used, or the crawl id has other settings.
+    """
+    from ._redis_frontier import open_redis_frontier, writer_for  # imports coredis
+
+    assert config.frontier is not None
+    settings = state_settings(config, seeds=seeds, sitemaps=sitemaps, sink=sink)
+    del settings["output"], settings["format"]  # each process has its own output
+    frontier = await stack.enter_async_context(
+        open_redis_frontier(
+            config.frontier,
+            config,
+            settings=settings,
+            crawl_id=config.crawl_id,
+            writer=writer_for(sink),
+            lease=config.lease,
+        )
+    )
+    joined = frontier.joined
+    if joined.finished:
+        logger.warning(
+            "nothing to do: the crawl %s has finished (%d pages); "
+            "`trio-scrape export` writes its records",
+            frontier.crawl_id,
+            joined.done,
+        )
+        return None
+    if not joined.is_new:
+        logger.warning(
+            "joining the crawl %s: %d pages done, %d queued, %d in flight",
+            frontier.crawl_id,
+            joined.done,
+            joined.queued,
+            joined.leased,
+        )
     return frontier
 
 

@@ -1,0 +1,265 @@
+"""The Redis frontier beyond the shared conformance suite (tests/test_frontier.py): leases that
+expire, whole crawls shared by several crawlers and processes, SIGKILL, and the fleet CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from trio_scrape import CrawlConfig, Crawler, open_file_sink
+from trio_scrape._politeness import HostLimiter
+from trio_scrape._redis_frontier import connect, open_redis_frontier, read_records
+
+from .redis_server import closed_port_url
+from .site import Reply, Request, Site, html_page
+from .test_cli import CLI, cli
+
+pytestmark = pytest.mark.usefixtures("redis_url")
+
+
+def crawl_name() -> str:
+    return "t-" + uuid.uuid4().hex[:12]
+
+
+def tree_site(site: Site, pages: int, *, fanout: int = 4) -> list[str]:
+    """Pages /p0 ... where /pI links to its children /p(4I+1) ... /p(4I+4) and to /p0: many
+    pages queued at once, so several crawlers always have work."""
+
+    def page(path: str) -> Reply | None:
+        if not path.startswith("/p") or not path[2:].isdigit() or int(path[2:]) >= pages:
+            return None
+        i = int(path[2:])
+        children = range(fanout * i + 1, min(fanout * i + fanout + 1, pages))
+        return Reply(body=html_page(f"Page {i}", [f"/p{j}" for j in children] + ["/p0"]))
+
+    site.fallback = page
+    return [site.url(f"/p{i}") for i in range(pages)]
+
+
+class WatchedSite(Site):
+    """A Site that also records the most requests it answered at once, per path and in all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active: Counter[str] = Counter()
+        self.most_per_path = 0
+        self.now = 0
+        self.most = 0
+
+    async def _answer(self, request: Request) -> bool:
+        self.active[request.path] += 1
+        self.now += 1
+        self.most_per_path = max(self.most_per_path, self.active[request.path])
+        self.most = max(self.most, self.now)
+        try:
+            await trio.sleep(0.002)  # an answer takes a moment: overlaps would show
+            return await super()._answer(request)
+        finally:
+            self.active[request.path] -= 1
+            self.now -= 1
+
+
+@pytest.fixture
+async def watched(nursery: trio.Nursery) -> WatchedSite:
+    server = WatchedSite()
+    await nursery.start(server.serve)
+    return server
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    data = path.read_bytes()
+    assert data == b"" or data.endswith(b"\n"), "torn last line"
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+async def committed(redis_url: str, crawl_id: str) -> list[dict[str, Any]]:
+    async with connect(redis_url) as client:
+        return [record async for _, _, record in read_records(client, crawl_id)]
+
+
+# --------------------------------------------------------------------------- leases
+
+
+async def test_a_late_completion_from_an_expired_lease_is_refused(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = CrawlConfig(per_host=10, robots=False)
+    hosts = HostLimiter(config)
+    name = crawl_name()
+    async with (
+        open_redis_frontier(redis_url, config, settings={}, crawl_id=name, lease=0.3) as slow,
+        open_redis_frontier(redis_url, config, settings={}, crawl_id=name, lease=30) as other,
+    ):
+        await slow.add(["http://x.test/a"], depth=0, referrer=None)
+        leased = await slow.get(hosts)
+        assert leased is not None
+
+        # The slow process stops renewing (it stalls), its lease expires on the server's
+        # clock, and the other process gets the URL again.
+        async def stalled() -> int:
+            return 0
+
+        monkeypatch.setattr(slow, "renew", stalled)
+        with trio.fail_after(5):
+            again = await other.get(hosts)
+        assert again is not None and again.url == leased.url
+        await slow.done([leased])  # too late: refused, not an error
+        assert slow.refused == 1
+        await other.done([again])
+        assert other.refused == 0 and other.done_total == 1
+        assert await other.get(hosts) is None
+
+
+async def test_renewed_leases_do_not_expire(redis_url: str) -> None:
+    config = CrawlConfig(per_host=10, robots=False)
+    hosts = HostLimiter(config)
+    name = crawl_name()
+    async with (
+        open_redis_frontier(redis_url, config, settings={}, crawl_id=name, lease=0.3) as held,
+        open_redis_frontier(redis_url, config, settings={}, crawl_id=name) as other,
+    ):
+        await held.add(["http://x.test/a", "http://x.test/b"], depth=0, referrer=None)
+        first = await held.get(hosts)
+        assert first is not None
+        await held.release([])  # the second, leased ahead of need, goes back
+        second = await other.get(hosts)
+        assert second is not None and second.url == "http://x.test/b"
+        result: list[object] = []
+
+        async def getter() -> None:
+            result.append(await other.get(hosts))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(getter)
+            await trio.sleep(1.0)  # three lease periods: the renewals keep /a
+            assert result == []
+            await held.done([first])
+            await other.done([second])
+        assert result == [None]
+        assert held.refused == 0
+
+
+# ---------------------------------------------------------------------- whole crawls
+
+
+async def test_two_crawlers_share_one_crawl_and_max_pages_is_exact(
+    site: Site, redis_url: str, tmp_path: Path
+) -> None:
+    tree_site(site, 400)
+    name = crawl_name()
+    config = CrawlConfig(
+        depth=100, robots=False, frontier=redis_url, crawl_id=name, max_pages=250, workers=4
+    )
+    outputs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    async with trio.open_nursery() as nursery:
+        for out in outputs:
+            crawler = Crawler([site.url("/p0")], config, sink=open_file_sink(str(out), "jsonl"))
+            nursery.start_soon(crawler.run)
+    records = [r for out in outputs for r in lines(out)]
+    counts = Counter(r["url"] for r in records)
+    assert len(counts) == 250 and max(counts.values()) == 1
+    assert all(lines(out) for out in outputs), "both crawlers took work"
+    assert sorted(r["url"] for r in await committed(redis_url, name)) == sorted(counts)
+    assert len(site.log) == 250
+
+
+async def test_three_processes_one_killed_and_restarted_one_killed_for_good(
+    watched: WatchedSite, redis_url: str, tmp_path: Path
+) -> None:
+    expected = tree_site(watched, 3000)
+    name = crawl_name()
+
+    def command(i: int) -> list[str]:
+        return [
+            *CLI, "run", watched.url("/p0"), "--depth", "100", "--no-robots", "-q",
+            "--frontier", redis_url, "--crawl-id", name, "--lease", "2", "--workers", "4",
+            "-o", str(tmp_path / f"out{i}.jsonl"),
+        ]  # fmt: skip
+
+    with trio.fail_after(120):
+        processes = [
+            await trio.lowlevel.open_process(command(i), stderr=subprocess.DEVNULL)
+            for i in range(3)
+        ]
+        while len(watched.log) < 1500 and processes[2].poll() is None:
+            with trio.move_on_after(1):
+                await watched.hit_event.wait()
+        for process in processes[:2]:
+            process.kill()  # SIGKILL: no chance to give anything back
+            await process.wait()
+        assert processes[2].poll() is None, "the crawl was too quick to be killed half-way"
+        restarted = await trio.run_process(command(0), capture_stderr=True, check=False)
+        await processes[2].wait()
+    assert restarted.returncode == 0, restarted.stderr
+    assert b"joining the crawl" in restarted.stderr
+    assert processes[2].returncode == 0
+    # The fleet's output: every page exactly once, whoever crawled it.
+    exported = tmp_path / "all.jsonl"
+    result = await cli("export", "--frontier", redis_url, "--crawl-id", name, "-o", str(exported))
+    assert result.returncode == 0, result.stderr
+    counts = Counter(r["url"] for r in lines(exported))
+    assert sorted(counts) == sorted(expected) and max(counts.values()) == 1
+    # Each process's own file: what it committed, never a record twice; the restarted one
+    # was cut back and completed.
+    files = Counter(r["url"] for i in range(3) for r in lines(tmp_path / f"out{i}.jsonl"))
+    assert max(files.values()) == 1 and set(files) <= set(expected)
+    assert watched.most_per_path == 1  # no URL was ever requested twice at once
+
+
+async def test_a_process_started_after_the_crawl_ended_exits_at_once(
+    site: Site, redis_url: str, tmp_path: Path
+) -> None:
+    tree_site(site, 20)
+    name = crawl_name()
+    command = [
+        "run", site.url("/p0"), "--depth", "5", "--no-robots", "--frontier", redis_url,
+        "--crawl-id", name,
+    ]  # fmt: skip
+    first = await cli(*command, "-o", str(tmp_path / "a.jsonl"))
+    assert first.returncode == 0, first.stderr
+    assert len(lines(tmp_path / "a.jsonl")) == 20
+    late = await cli(*command, "-o", str(tmp_path / "b.jsonl"))
+    assert late.returncode == 0
+    assert b"has finished (20 pages)" in late.stderr
+    assert len(site.log) == 20
+    changed = await cli(*command[:-2], "--crawl-id", name, "--depth", "6")
+    assert changed.returncode == 2
+    assert changed.stderr.count(b"\n") == 1 and b"depth was 5, now 6" in changed.stderr
+    status = await cli("status", "--frontier", redis_url, "--crawl-id", name, "--json")
+    report = json.loads(status.stdout)
+    assert (report["queued"], report["leased"], report["done"], report["records"]) == (0, 0, 20, 20)
+
+
+async def test_redis_down_is_one_line_and_exit_code_3(site: Site, tmp_path: Path) -> None:
+    url = closed_port_url()
+    result = await cli("run", site.url("/"), "--frontier", url, "-o", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 3
+    assert result.stderr.count(b"\n") == 1 and b"cannot use Redis" in result.stderr
+    assert site.log == []
+    status = await cli("status", "--frontier", url)
+    assert status.returncode == 3 and status.stderr.count(b"\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--frontier", "http://127.0.0.1:1/0"], b"--frontier: expected redis://"),
+        (["--frontier", "redis://127.0.0.1:1/x"], b"--frontier: the database must be a number"),
+        (["--frontier", "redis://127.0.0.1:99999/0"], b"--frontier: "),
+        (["--crawl-id", "x"], b"--crawl-id: needs frontier"),
+        (["--frontier", "redis://127.0.0.1:1/0", "--crawl-id", "a b"], b"--crawl-id: must be"),
+        (["--frontier", "redis://127.0.0.1:1/0", "--lease", "0"], b"--lease: "),
+        (["--frontier", "redis://127.0.0.1:1/0", "--state", "s.db"], b"--frontier: cannot be"),
+    ],
+)
+async def test_bad_fleet_options_are_one_line(args: list[str], message: bytes) -> None:
+    result = await cli("run", "http://127.0.0.1:1/", *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count(b"\n") == 1 and message in result.stderr

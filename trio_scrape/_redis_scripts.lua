@@ -1,0 +1,440 @@
+#!lua name=trio_scrape_v1
+--[[
+trio-scrape's shared frontier: every operation that must be atomic, as Redis Functions.
+
+Times are the server's (TIME, in milliseconds): no client clock is ever compared with another.
+KEYS[1] is the crawl's key prefix P ("trio-scrape:<crawl id>:"); every key below starts with it:
+
+  P meta           hash: settings, queued, leased, done, seen, scheduled, errors, refused,
+                   reaped, tokens (lease token counter)
+  P s:<bucket>     the seen-set, in 65,536 hashes (so each stays a compact listpack): the url
+                   key digest's last 12 hex digits -> depth * 2 + (1 once handed out); the
+                   digest's first 4 hex digits name the bucket
+  P better         hash: digest -> [depth, referrer], a queued URL found at a smaller depth
+  P rv, P rvd      hash digest -> "<origin>\t<entry>" and zset digest -> depth: revisits of
+                   handed-out URLs found at a smaller depth, queued when the crawl runs dry
+  P q:<origin>     list: the host's queue, entries "<digest>\t<json request>" where the
+                   request is [url, depth, referrer, attempts, sitemap, lastmod, revisit]
+  P ready          zset: origins with queued work and a free slot, scored by when they may start
+  P h:<origin>     hash: n (in flight), next (earliest next start), pause (paused until),
+                   cdelay (robots.txt Crawl-delay, ms), robots (1 once robots.txt is known)
+  P known          set: every origin ever queued (for status)
+  P lease          hash: digest -> "<token>\t<origin>\t<entry>"
+  P exp            zset: digest -> lease expiry
+  P rec            stream: one entry per committed record (fields w = writer, r = record)
+  P w              hash: writer -> "<offset>\t<last stream id>" (what the writer's file holds)
+  P procs          zset: process -> last time it was seen
+
+Politeness arguments (per_host, gate: "1" while robots.txt gates a new host to one request at
+a time) come with each call, from the calling process's settings.
+]]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function limit_of(hk, per_host, gate)
+  if gate == '1' and redis.call('HGET', hk, 'robots') ~= '1' then
+    return 1
+  end
+  return per_host
+end
+
+-- Put an origin in 'ready' at the time it may start, or take it out (no work, or full).
+local function reschedule(P, origin, per_host, gate)
+  if redis.call('LLEN', P .. 'q:' .. origin) == 0 then
+    redis.call('ZREM', P .. 'ready', origin)
+    return
+  end
+  local hk = P .. 'h:' .. origin
+  local h = redis.call('HMGET', hk, 'n', 'next', 'pause')
+  if (tonumber(h[1]) or 0) >= limit_of(hk, per_host, gate) then
+    redis.call('ZREM', P .. 'ready', origin)
+    return
+  end
+  local at = math.max(tonumber(h[2]) or 0, tonumber(h[3]) or 0)
+  redis.call('ZADD', P .. 'ready', at, origin)
+end
+
+local function seen_key(P, digest)
+  return P .. 's:' .. string.sub(digest, 1, 4), string.sub(digest, 5)
+end
+
+-- An entry with another depth and referrer (and the revisit flag).
+local function rebuild(entry, depth, referrer, revisit)
+  local tab = string.find(entry, '\t', 1, true)
+  local fields = cjson.decode(string.sub(entry, tab + 1))
+  fields[2] = depth
+  fields[3] = referrer
+  if revisit then
+    fields = { fields[1], depth, referrer, 0, false, cjson.null, true }
+  end
+  return string.sub(entry, 1, tab) .. cjson.encode(fields)
+end
+
+-- Mark a URL handed out, at its smallest known depth; return the entry to hand out.
+local function hand_out(P, digest, entry)
+  local key, field = seen_key(P, digest)
+  local better = redis.call('HGET', P .. 'better', digest)
+  if better then
+    redis.call('HDEL', P .. 'better', digest)
+    local b = cjson.decode(better)
+    local tab = string.find(entry, '\t', 1, true)
+    local current = cjson.decode(string.sub(entry, tab + 1))[2]
+    if b[1] < current then
+      entry = rebuild(entry, b[1], b[2], false)
+    end
+  end
+  local tab = string.find(entry, '\t', 1, true)
+  local depth = cjson.decode(string.sub(entry, tab + 1))[2]
+  local known = tonumber(redis.call('HGET', key, field))
+  if known and math.floor(known / 2) < depth then
+    depth = math.floor(known / 2)
+  end
+  redis.call('HSET', key, field, depth * 2 + 1)
+  return entry
+end
+
+-- Queue the pending revisits of the smallest depth (the crawl has run dry).
+local function queue_revisits(P, per_host, gate)
+  local first = redis.call('ZRANGE', P .. 'rvd', 0, 0, 'WITHSCORES')
+  if not first[2] then
+    return
+  end
+  local depth = tonumber(first[2])
+  local touched = {}
+  local count = 0
+  for _, digest in ipairs(redis.call('ZRANGEBYSCORE', P .. 'rvd', depth, depth)) do
+    local value = redis.call('HGET', P .. 'rv', digest)
+    redis.call('HDEL', P .. 'rv', digest)
+    redis.call('ZREM', P .. 'rvd', digest)
+    if value then
+      local tab = string.find(value, '\t', 1, true)
+      local origin = string.sub(value, 1, tab - 1)
+      local key, field = seen_key(P, digest)
+      redis.call('HSET', key, field, depth * 2)
+      redis.call('RPUSH', P .. 'q:' .. origin, string.sub(value, tab + 1))
+      count = count + 1
+      touched[origin] = true
+    end
+  end
+  redis.call('HINCRBY', P .. 'meta', 'queued', count)
+  for origin in pairs(touched) do
+    reschedule(P, origin, per_host, gate)
+  end
+end
+
+local function counters(P)
+  return redis.call('HMGET', P .. 'meta', 'queued', 'leased', 'seen', 'done')
+end
+
+-- Split a lease value "<token>\t<origin>\t<entry>".
+local function parse_lease(value)
+  local a = string.find(value, '\t', 1, true)
+  local b = string.find(value, '\t', a + 1, true)
+  return string.sub(value, 1, a - 1), string.sub(value, a + 1, b - 1), string.sub(value, b + 1)
+end
+
+-- End one lease (it exists): free its host's slot. Returns the origin and the entry.
+local function end_lease(P, digest, value)
+  redis.call('HDEL', P .. 'lease', digest)
+  redis.call('ZREM', P .. 'exp', digest)
+  local _, origin, entry = parse_lease(value)
+  local hk = P .. 'h:' .. origin
+  if (tonumber(redis.call('HINCRBY', hk, 'n', -1))) < 0 then
+    redis.call('HSET', hk, 'n', 0)
+  end
+  redis.call('HINCRBY', P .. 'meta', 'leased', -1)
+  return origin, entry
+end
+
+-- Expired leases go back to the front of their host's queue.
+local function reap(P, now, per_host, gate)
+  local expired = redis.call('ZRANGEBYSCORE', P .. 'exp', '-inf', now, 'LIMIT', 0, 256)
+  local touched = {}
+  for _, digest in ipairs(expired) do
+    local value = redis.call('HGET', P .. 'lease', digest)
+    if value then
+      local origin, entry = end_lease(P, digest, value)
+      redis.call('LPUSH', P .. 'q:' .. origin, entry)
+      redis.call('HINCRBY', P .. 'meta', 'queued', 1)
+      redis.call('HINCRBY', P .. 'meta', 'reaped', 1)
+      touched[origin] = true
+    else
+      redis.call('ZREM', P .. 'exp', digest)
+    end
+  end
+  for origin in pairs(touched) do
+    reschedule(P, origin, per_host, gate)
+  end
+end
+
+-- Which digests are not in the seen-set: ARGV = digests.
+redis.register_function {
+  function_name = 'ts_unseen',
+  flags = { 'no-writes' },
+  callback = function(keys, args)
+    local P = keys[1]
+    local out = {}
+    for i = 1, #args do
+      local key, field = seen_key(P, args[i])
+      out[i] = 1 - redis.call('HEXISTS', key, field)
+    end
+    return out
+  end,
+}
+
+-- Add-if-unseen, or a seen URL found at a smaller depth. ARGV: per_host, gate, max_pages
+-- (0: none), depth, referrer ("" with has_referrer 0), has_referrer, revisit (1: a handed-out
+-- URL found nearer gets a revisit), then per URL: digest, origin, entry.
+-- Returns {added, limit_reached, counters}.
+redis.register_function('ts_add', function(keys, args)
+  local P = keys[1]
+  local per_host, gate, max_pages = tonumber(args[1]), args[2], tonumber(args[3])
+  local depth, referrer, revisit = tonumber(args[4]), args[5], args[7] == '1'
+  if args[6] ~= '1' then
+    referrer = cjson.null
+  end
+  local meta = P .. 'meta'
+  local scheduled = tonumber(redis.call('HGET', meta, 'scheduled')) or 0
+  local added, limited = 0, 0
+  local touched = {}
+  for i = 8, #args, 3 do
+    local digest, origin, entry = args[i], args[i + 1], args[i + 2]
+    local key, field = seen_key(P, digest)
+    local known = tonumber(redis.call('HGET', key, field))
+    if not known then
+      if max_pages > 0 and scheduled >= max_pages then
+        limited = 1
+      else
+        redis.call('HSET', key, field, depth * 2)
+        redis.call('RPUSH', P .. 'q:' .. origin, entry)
+        added = added + 1
+        scheduled = scheduled + 1
+        if not touched[origin] then
+          touched[origin] = true
+          redis.call('SADD', P .. 'known', origin)
+        end
+      end
+    elseif math.floor(known / 2) > depth then
+      if known % 2 == 0 then -- still queued: handed out at this depth
+        redis.call('HSET', key, field, depth * 2)
+        redis.call('HSET', P .. 'better', digest, cjson.encode({ depth, referrer }))
+      else
+        redis.call('HSET', key, field, depth * 2 + 1)
+        if revisit then
+          local again = rebuild(entry, depth, referrer, true)
+          redis.call('HSET', P .. 'rv', digest, origin .. '\t' .. again)
+          redis.call('ZADD', P .. 'rvd', depth, digest)
+        end
+      end
+    end
+  end
+  if added > 0 then
+    redis.call('HINCRBY', meta, 'queued', added)
+    redis.call('HINCRBY', meta, 'seen', added)
+    redis.call('HSET', meta, 'scheduled', scheduled)
+    for origin in pairs(touched) do
+      reschedule(P, origin, per_host, gate)
+    end
+  end
+  return { added, limited, counters(P) }
+end)
+
+-- Mark URLs handed out at a depth without queueing them (unless seen). ARGV: depth, digests.
+redis.register_function('ts_seen', function(keys, args)
+  local P = keys[1]
+  local value = tonumber(args[1]) * 2 + 1
+  local added = 0
+  for i = 2, #args do
+    local key, field = seen_key(P, args[i])
+    added = added + redis.call('HSETNX', key, field, value)
+  end
+  if added > 0 then
+    redis.call('HINCRBY', P .. 'meta', 'seen', added)
+  end
+  return counters(P)
+end)
+
+-- Lease up to max_n requests from ready hosts. ARGV: per_host, gate, owner, max_n, lease_ms,
+-- delay_ms. Returns {{token1, entry1, ...}, counters, ms until a host is ready (-1: none),
+-- ms until the next lease expires (-1: none)}.
+redis.register_function('ts_lease', function(keys, args)
+  local P = keys[1]
+  local per_host, gate, owner = tonumber(args[1]), args[2], args[3]
+  local max_n, lease_ms, delay_ms = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
+  local now = now_ms()
+  reap(P, now, per_host, gate)
+  redis.call('ZADD', P .. 'procs', now, owner)
+  local meta_now = redis.call('HMGET', P .. 'meta', 'queued', 'leased')
+  if (tonumber(meta_now[1]) or 0) == 0 and (tonumber(meta_now[2]) or 0) == 0 then
+    queue_revisits(P, per_host, gate)
+  end
+  local out = {}
+  local taken = 0
+  local origins = redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', now, 'LIMIT', 0, max_n)
+  for _, origin in ipairs(origins) do
+    if taken >= max_n then
+      break
+    end
+    local hk = P .. 'h:' .. origin
+    local q = P .. 'q:' .. origin
+    local n = tonumber(redis.call('HGET', hk, 'n')) or 0
+    local limit = limit_of(hk, per_host, gate)
+    local delay = math.max(delay_ms, tonumber(redis.call('HGET', hk, 'cdelay')) or 0)
+    while taken < max_n and n < limit do
+      local entry = redis.call('LPOP', q)
+      if not entry then
+        break
+      end
+      local digest = string.sub(entry, 1, string.find(entry, '\t', 1, true) - 1)
+      entry = hand_out(P, digest, entry)
+      local token = owner .. ':' .. redis.call('HINCRBY', P .. 'meta', 'tokens', 1)
+      redis.call('HSET', P .. 'lease', digest, token .. '\t' .. origin .. '\t' .. entry)
+      redis.call('ZADD', P .. 'exp', now + lease_ms, digest)
+      n = n + 1
+      taken = taken + 1
+      out[#out + 1] = token
+      out[#out + 1] = entry
+      if delay > 0 then
+        redis.call('HSET', hk, 'next', now + delay)
+        break
+      end
+    end
+    redis.call('HSET', hk, 'n', n)
+    reschedule(P, origin, per_host, gate)
+  end
+  if taken > 0 then
+    redis.call('HINCRBY', P .. 'meta', 'queued', -taken)
+    redis.call('HINCRBY', P .. 'meta', 'leased', taken)
+  end
+  local wait, expires = -1, -1
+  local first = redis.call('ZRANGE', P .. 'ready', 0, 0, 'WITHSCORES')
+  if first[2] then
+    wait = math.max(0, tonumber(first[2]) - now)
+  end
+  local lease = redis.call('ZRANGE', P .. 'exp', 0, 0, 'WITHSCORES')
+  if lease[2] then
+    expires = math.max(0, tonumber(lease[2]) - now)
+  end
+  return { out, counters(P), wait, expires }
+end)
+
+-- Extend this owner's leases. ARGV: owner, lease_ms, then digest, token pairs.
+-- Returns how many were still held.
+redis.register_function('ts_renew', function(keys, args)
+  local P = keys[1]
+  local owner, lease_ms = args[1], tonumber(args[2])
+  local now = now_ms()
+  redis.call('ZADD', P .. 'procs', now, owner)
+  local renewed = 0
+  for i = 3, #args, 2 do
+    local value = redis.call('HGET', P .. 'lease', args[i])
+    local token = args[i + 1]
+    if value and string.sub(value, 1, #token + 1) == token .. '\t' then
+      redis.call('ZADD', P .. 'exp', 'XX', now + lease_ms, args[i])
+      renewed = renewed + 1
+    end
+  end
+  return renewed
+end)
+
+-- Complete leases, each with its record, refused for a stale or foreign token.
+-- ARGV: per_host, gate, writer, writer state ("" to keep), then per request: digest, token,
+-- failed (0/1), record ("": none). Returns {{stream id or "" if refused, ...}, counters}.
+redis.register_function('ts_done', function(keys, args)
+  local P = keys[1]
+  local per_host, gate, writer, wstate = tonumber(args[1]), args[2], args[3], args[4]
+  local meta = P .. 'meta'
+  local out = {}
+  local touched = {}
+  for i = 5, #args, 4 do
+    local digest, token, failed, record = args[i], args[i + 1], args[i + 2], args[i + 3]
+    local value = redis.call('HGET', P .. 'lease', digest)
+    if value and string.sub(value, 1, #token + 1) == token .. '\t' then
+      local origin = end_lease(P, digest, value)
+      touched[origin] = true
+      redis.call('HINCRBY', meta, 'done', 1)
+      if failed == '1' then
+        redis.call('HINCRBY', meta, 'errors', 1)
+      end
+      if record ~= '' then
+        out[#out + 1] = redis.call('XADD', P .. 'rec', '*', 'w', writer, 'r', record)
+      else
+        out[#out + 1] = '0-0'
+      end
+    else
+      redis.call('HINCRBY', meta, 'refused', 1)
+      out[#out + 1] = ''
+    end
+  end
+  if writer ~= '' and wstate ~= '' then
+    redis.call('HSET', P .. 'w', writer, wstate)
+  end
+  for origin in pairs(touched) do
+    reschedule(P, origin, per_host, gate)
+  end
+  return { out, counters(P) }
+end)
+
+-- Give leases back (unstarted, or to retry), to the front of their host's queue, in order.
+-- ARGV: per_host, gate, then per request: digest, token, entry (attempts updated; "": as
+-- leased), pause_ms.
+-- A stale or foreign token is ignored (the lease was reaped: the URL is queued already).
+redis.register_function('ts_release', function(keys, args)
+  local P = keys[1]
+  local per_host, gate = tonumber(args[1]), args[2]
+  local now = now_ms()
+  local touched = {}
+  local count = (#args - 2) / 4
+  for k = count, 1, -1 do
+    local i = 3 + (k - 1) * 4
+    local digest, token, entry, pause = args[i], args[i + 1], args[i + 2], tonumber(args[i + 3])
+    local value = redis.call('HGET', P .. 'lease', digest)
+    if value and string.sub(value, 1, #token + 1) == token .. '\t' then
+      local origin, held = end_lease(P, digest, value)
+      if entry == '' then
+        entry = held -- given back as it was leased
+      end
+      redis.call('LPUSH', P .. 'q:' .. origin, entry)
+      redis.call('HINCRBY', P .. 'meta', 'queued', 1)
+      if pause > 0 then
+        local hk = P .. 'h:' .. origin
+        local until_ms = now + pause
+        if until_ms > (tonumber(redis.call('HGET', hk, 'pause')) or 0) then
+          redis.call('HSET', hk, 'pause', until_ms)
+        end
+      end
+      touched[origin] = true
+    end
+  end
+  for origin in pairs(touched) do
+    reschedule(P, origin, per_host, gate)
+  end
+  return counters(P)
+end)
+
+-- A host's politeness changed. ARGV: per_host, gate, origin, robots (1: robots.txt is known,
+-- "": unchanged), crawl-delay ms ("": unchanged), pause ms (0: none).
+redis.register_function('ts_host', function(keys, args)
+  local P = keys[1]
+  local per_host, gate, origin = tonumber(args[1]), args[2], args[3]
+  local hk = P .. 'h:' .. origin
+  if args[4] ~= '' then
+    redis.call('HSET', hk, 'robots', args[4])
+  end
+  if args[5] ~= '' then
+    local cdelay = tonumber(args[5])
+    redis.call('HSET', hk, 'cdelay', cdelay)
+  end
+  local pause = tonumber(args[6])
+  if pause > 0 then
+    local until_ms = now_ms() + pause
+    if until_ms > (tonumber(redis.call('HGET', hk, 'pause')) or 0) then
+      redis.call('HSET', hk, 'pause', until_ms)
+    end
+  end
+  reschedule(P, origin, per_host, gate)
+  return 1
+end)
