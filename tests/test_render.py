@@ -22,7 +22,7 @@ import trio_scrape
 from trio_scrape import ConfigError, CrawlConfig, Crawler, Page, Selector
 from trio_scrape._browser import find_browser, group_pids
 
-from .site import Reply, Request, Site, html_page
+from .site import Reply, Request, Site, closed_port, html_page
 
 try:
     find_browser()
@@ -449,3 +449,14 @@ def test_render_options_are_validated(fields: dict[str, Any], field: str) -> Non
     with pytest.raises(ConfigError) as info:
         CrawlConfig(**fields)
     assert info.value.field == field
+
+
+async def test_the_browser_goes_through_the_crawls_proxy(site: Site, nursery: trio.Nursery) -> None:
+    proxy = Site()  # a forward proxy sees absolute URLs as request targets
+    await nursery.start(proxy.serve)
+    page = f"http://127.0.0.1:{closed_port()}/page"  # only the proxy can answer this
+    proxy.add(page, js_page("document.title = 'via proxy';"))
+    config = CrawlConfig(render=True, robots=False, proxy=proxy.base, retries=0)
+    pages, _ = await crawl([page], config)
+    assert pages[0].title == "via proxy" and pages[0].data == {"rendered": True}
+    assert proxy.paths() == [page]

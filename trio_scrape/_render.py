@@ -248,7 +248,7 @@ class Renderer:
                     nursery=nursery,
                     user_agent=self._config.user_agent,
                     images=self._config.render_resources,
-                    extra_args=resolver_rules(self._guard),
+                    extra_args=resolver_rules(self._guard) + proxy_args(self._config.proxy),
                 ) as browser,
             ):
                 browser_started = browser
@@ -648,6 +648,15 @@ _PRIVATE_LITERALS = (
 )
 
 
+def proxy_args(proxy: str | None) -> list[str]:
+    """Switches that send all the browser's traffic through ``proxy`` as the HTTP fetcher's,
+    loopback included (Chromium bypasses the proxy for loopback unless told otherwise)."""
+    if proxy is None:
+        return []
+    server = "socks5://" + proxy[len("socks5h://") :] if proxy.startswith("socks5h://") else proxy
+    return [f"--proxy-server={server}", "--proxy-bypass-list=<-loopback>"]
+
+
 def resolver_rules(guard: AddressGuard) -> list[str]:
     """Browser switches that make its resolver fail for private and loopback literals (and
     ``localhost``) other than the seeds' hosts; none with ``allow_private``."""
@@ -701,7 +710,12 @@ def _navigation_error(
     if navigation.redirects > max_redirects:
         return FetchError("too_many_redirects", f"more than {max_redirects} redirects")
     name = error_text.removeprefix("net::")
-    return FetchError(_NET_ERRORS.get(name, "network"), f"{error_text} loading {url}")
+    kind = _NET_ERRORS.get(name)
+    if kind is None:
+        # TLS failures (a bad certificate, no common cipher) are connection failures, as in
+        # the HTTP fetcher; anything else broke mid-exchange.
+        kind = "connect" if name.startswith(("ERR_CERT_", "ERR_SSL_")) else "network"
+    return FetchError(kind, f"{error_text} loading {url}")
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
