@@ -54,9 +54,12 @@ def crawl(args: list[str]) -> tuple[float, float, float, str]:
 
 def figures(stderr: str) -> tuple[int, int]:
     """(pages fetched, URLs left unvisited) from the summary line."""
-    pages = re.search(r"trio-scrape: (\d+) pages", stderr)
-    left = re.search(r"(\d+) URLs left unvisited", stderr)
-    return int(pages.group(1)) if pages else 0, int(left.group(1)) if left else 0
+    pages = re.search(r"trio-scrape: ([\d,]+) pages?", stderr)
+    left = re.search(r"([\d,]+) URLs? left unvisited", stderr)
+    return (
+        int(pages.group(1).replace(",", "")) if pages else 0,
+        int(left.group(1).replace(",", "")) if left else 0,
+    )
 
 
 def main() -> None:
@@ -88,8 +91,8 @@ def main() -> None:
                 pages, left = figures(stderr)
                 discovered = pages + left
                 if name.endswith("resumed"):
-                    done = re.search(r"(\d+) pages done", stderr)
-                    discovered += int(done.group(1)) if done else 0
+                    done = re.search(r"([\d,]+) pages done", stderr)
+                    discovered += int(done.group(1).replace(",", "")) if done else 0
                 print(
                     f"{name:<18} {discovered:>10,} {pages:>8,} {wall:>7.1f} {cpu:>6.1f} "
                     f"{rss:>11.0f}"

@@ -3,11 +3,13 @@ stopped, killed and resumed against a loopback server."""
 
 from __future__ import annotations
 
+import array
 import json
 import random
 import signal
 import sqlite3
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -138,7 +140,7 @@ async def test_commits_happen_while_the_crawl_runs(
 
     def watched_write(self: SqliteFrontier, *args: Any) -> Any:
         rows = write(self, *args)
-        if args[3]:  # done marks
+        if any(state == 2 for _seq, state, _attempts in args[0].marks):  # done marks
             trio.from_thread.run_sync(committed.set)
         return rows
 
@@ -153,7 +155,9 @@ async def test_commits_happen_while_the_crawl_runs(
             await committed.wait()  # without the block ending: the background task did it
         row = await trio.to_thread.run_sync(
             lambda: frontier._db.execute(
-                "SELECT state FROM urls WHERE digest = ?", (url_digest(request.url),)
+                "SELECT state FROM marks JOIN links ON marks.seq = links.seq"
+                " WHERE links.digests = ?",
+                (url_digest(request.url).to_bytes(8, "little", signed=True),),
             ).fetchone(),
             limiter=frontier._thread,
         )
@@ -189,11 +193,12 @@ async def test_depths_and_pending_revisits_survive_reopening(tmp_path: Path) -> 
         assert frontier.resume.finished
 
 
-@pytest.mark.parametrize("schema", ["2", "3"])
+@pytest.mark.parametrize("schema", ["2", "3", "4"])
 async def test_a_state_of_an_older_schema_is_refused(tmp_path: Path, schema: str) -> None:
     """Schemas 2 and 3 stored w3lib-canonical URLs (3 added revisits); schema 4 stores browser
-    URLs keyed by their canonical key (#11): an older state would be misread, so it is
-    refused (tests/test_urls.py checks the CLI's one line)."""
+    URLs keyed by their canonical key (#11), one row per URL; 5 one row per page's new links
+    (#18): an older state would be misread, so it is refused (tests/test_urls.py checks the
+    CLI's one line)."""
     path = tmp_path / "state.db"
     async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
         await frontier.add(urls("/a"), depth=1, referrer=None)
@@ -201,26 +206,37 @@ async def test_a_state_of_an_older_schema_is_refused(tmp_path: Path, schema: str
     db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (schema,))
     db.commit()
     db.close()
-    with pytest.raises(StateError, match=f"state schema {schema}, this version uses 4"):
+    with pytest.raises(StateError, match=f"state schema {schema}, this version uses 5"):
         async with open_sqlite_frontier(path, settings=SETTINGS):
             pass
 
 
-def test_digest_set_matches_a_dict_across_merges() -> None:
+def test_digest_set_matches_a_dict_across_growth() -> None:
     rng = random.Random(7)
     digests = _DigestSet()
-    reference: dict[int, int] = {}
-    for i in range(60_000):
-        digest = rng.getrandbits(64) - 2**63
-        digests.add(digest, i % 50)
-        reference[digest] = i % 50
-    assert len(digests._recent) < len(reference)  # merges happened
-    assert len(digests) == len(reference)
-    assert all(digests.get(d) == v for d, v in reference.items())
-    for digest in list(reference)[::7]:  # updates, merged or recent
-        digests[digest] = reference[digest] = 99
-    assert all(digests.get(d) == v for d, v in reference.items())
+    reference: dict[int, tuple[int, int]] = {}  # digest -> (seq, depth value)
+    seq = 1
+    for start in range(0, 40_000, 1000):  # links to 1,500 pages, a third of them seen before
+        links = [f"http://x.test/{i}" for i in range(start - 500, start + 1000)]
+        new, new_digests, shorter = digests.add_unseen(links, None, seq, 6)
+        assert new == links[500:] if start else links
+        assert list(new_digests) == [url_digest(url) for url in new]
+        assert shorter == []  # seen at the same depth
+        reference.update((d, (seq + i, 6)) for i, d in enumerate(new_digests))
+        seq += len(new)
+    loaded = array.array("q", [rng.getrandbits(64) - 2**63 for _ in range(20_000)] + [0])
+    digests.load(loaded, seq, 3)  # 0 marks empty slots: it is kept aside
+    reference.update((d, (seq + i, 3)) for i, d in enumerate(loaded))
+    assert len(digests) == len(reference) == 60_501
+    assert all((digests.seq(d), digests.get(d)) == v for d, v in reference.items())
+    for digest in list(reference)[::7]:  # updates
+        digests[digest] = 99
+        reference[digest] = (reference[digest][0], 99)
+    assert all((digests.seq(d), digests.get(d)) == v for d, v in reference.items())
     assert not any(rng.getrandbits(64) - 2**63 in digests for _ in range(10_000))
+    digests[url_digest("http://x.test/5")] = 99  # depth 49, handed out
+    _, _, shorter = digests.add_unseen(["http://x.test/5", "http://x.test/-1"], None, seq, 12)
+    assert [(url, known) for url, _, known in shorter] == [("http://x.test/5", 99)]
 
 
 def test_url_digest_is_stable_and_signed() -> None:
@@ -228,6 +244,67 @@ def test_url_digest_is_stable_and_signed() -> None:
     assert url_digest("http://x.test/") == url_digest("http://x.test/")
     assert -(2**63) <= url_digest("http://x.test/a") < 2**63
     assert url_digest("http://x.test/a") == -4380857534323437552  # pinned: a change breaks resumes
+
+
+async def test_resume_continues_the_same_queue_from_the_disk(tmp_path: Path) -> None:
+    """With a window of 3, the queue is mostly on disk: a crawl stopped and resumed hands
+    out the very same sequence as one that ran through."""
+    limiter = hosts()
+
+    async def crawl(path: Path, stop_after: int | None) -> list[str]:
+        order: list[str] = []
+        async with open_sqlite_frontier(path, settings={}, window=3) as frontier:
+            if frontier.resume.is_new:
+                await frontier.add(urls("/"), depth=0, referrer=None)
+            while (request := await frontier.get(limiter)) is not None:
+                order.append(request.url)
+                if len(order) == stop_after:
+                    break  # leased, never done: it comes back first
+                page = request.url[len("http://x.test/") :]
+                children = [f"/{page}{c}" for c in "abc"] if len(page) < 4 else []
+                await frontier.add(urls(*children, "/"), depth=1, referrer=request.url)
+                await frontier.done([request])
+                limiter.finish("http://x.test", latency=None, failed=False)
+        limiter.finish("http://x.test", latency=None, failed=False)
+        return order
+
+    through = await crawl(tmp_path / "a.db", None)
+    assert len(through) == 1 + 3 + 9 + 27 + 81
+    first = await crawl(tmp_path / "b.db", 30)
+    rest = await crawl(tmp_path / "b.db", None)
+    assert first + rest[1:] == through and rest[0] == first[-1]
+
+
+async def test_sigkill_with_the_queue_on_disk_loses_nothing(tmp_path: Path) -> None:
+    """The frontier alone, killed at random moments while most of its queue is on disk (a
+    window of 8 requests): each page's record is in the output exactly once."""
+    from . import state_crawl
+
+    state, out = tmp_path / "state.db", tmp_path / "out.txt"
+    command = [sys.executable, "-m", "tests.state_crawl", str(state), str(out), "8"]
+    root = Path(__file__).parent.parent
+    rng = random.Random(20261130)
+    kills = 0
+    with trio.fail_after(60):
+        for _ in range(4):
+            target = rng.randint(5_000, 15_000)  # bytes of records, 20-22 each
+            process = await trio.lowlevel.open_process(command, cwd=root, stdout=subprocess.PIPE)
+            assert process.stdout is not None
+            seen = 0
+            while seen < target and (chunk := await process.stdout.receive_some()):
+                seen += len(chunk)
+            if process.poll() is None:
+                process.kill()
+                kills += 1
+            await process.wait()
+            await process.stdout.aclose()
+        result = await trio.run_process(
+            command, cwd=root, capture_stdout=True, capture_stderr=True, check=False
+        )
+    assert kills >= 3, "the crawl was too quick to be killed: make the graph bigger"
+    assert result.returncode == 0, result.stderr
+    lines = out.read_text().splitlines()
+    assert Counter(lines) == Counter(state_crawl.url(i) for i in range(state_crawl.PAGES))
 
 
 # ----------------------------------------------------------------------- whole crawls
@@ -425,7 +502,8 @@ async def test_output_shorter_than_the_state_says_is_refused(site: Site, tmp_pat
     # An unfinished state: more to do, but the output lost its records meanwhile.
     db = sqlite3.connect(state)
     with db:
-        db.execute("UPDATE urls SET state = 0 WHERE url LIKE '%p4'")
+        undone = "DELETE FROM marks WHERE seq = (SELECT max(seq) FROM marks WHERE state = 2)"
+        assert db.execute(undone).rowcount == 1
     db.close()
     out.write_bytes(b"")
     result = await cli(*args)
