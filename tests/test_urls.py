@@ -249,6 +249,13 @@ def test_scope() -> None:
     assert not filtered.allows("http://other.org/blog/1?print=1")
 
 
+def test_allowed_hosts_match_internationalised_hosts_as_browsers_write_them() -> None:
+    scope = UrlScope(CrawlConfig(allow_hosts=("*.Bücher.de", "ß.example")), ["http://ex.com/"])
+    assert scope.allows(browser_url("http://www.bücher.de/x"))  # www.xn--bcher-kva.de
+    assert scope.allows(browser_url("http://ß.example/"))  # xn--zca.example (UTS #46)
+    assert not scope.allows(browser_url("http://bucher.de/"))
+
+
 def test_include_and_exclude_see_the_canonical_key_so_every_spelling_gets_one_verdict() -> None:
     scope = UrlScope(
         CrawlConfig(include=(r"/~docs/",), exclude=(r"\?a=1&b=$",)), ["http://ex.com/"]

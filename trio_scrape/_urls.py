@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from ada_url import URL, join_url
+from ada_url import URL, idna, join_url
 
 from ._addresses import exempt_origins
 from ._config import CrawlConfig
@@ -428,7 +428,9 @@ class UrlScope:
         hosts = {host_of(seed) for seed in seeds}
         self._hosts = frozenset(hosts)
         self._domains = tuple(sorted({h.removeprefix("www.") for h in hosts}))
-        self._allow = tuple(re.compile(fnmatch.translate(p.lower())) for p in config.allow_hosts)
+        self._allow = tuple(
+            re.compile(fnmatch.translate(_ascii_host_pattern(p))) for p in config.allow_hosts
+        )
         self._include = tuple(re.compile(p) for p in config.include)
         self._exclude = tuple(re.compile(p) for p in config.exclude)
         self._host_verdicts: dict[str, bool] = {}
@@ -464,7 +466,18 @@ class UrlScope:
         return any(p.match(host) for p in self._allow)
 
 
+def _ascii_host_pattern(pattern: str) -> str:
+    """A host pattern as hosts appear in browser URLs: lower case, internationalised labels
+    in their IDNA (punycode) form (``*.bücher.de`` matches ``www.xn--bcher-kva.de``). A label
+    that is not plain ASCII and holds a wildcard is left as written."""
+    labels = pattern.lower().split(".")
+    for i, label in enumerate(labels):
+        if not label.isascii() and "*" not in label and "?" not in label:
+            labels[i] = idna.encode(label).decode("ascii") or label
+    return ".".join(labels)
+
+
 def _origin(url: str) -> str:
-    """``scheme://host[:port]`` of a canonical URL."""
+    """``scheme://host[:port]`` of a browser URL."""
     end = url.find("/", url.find("//") + 2)
     return url if end < 0 else url[:end]
