@@ -928,6 +928,8 @@ def main(argv: list[str] | None = None) -> None:
     except FrontierError as exc:
         _fail(3, str(exc))
     except Exception as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click's Abort for a Ctrl-C
+            _fail(130, "interrupted")
         # Typer/click parse errors (unknown option, bad number) carry exit_code and message.
         format_message = getattr(exc, "format_message", None)
         if format_message is None or not isinstance(getattr(exc, "exit_code", None), int):

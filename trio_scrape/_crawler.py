@@ -41,23 +41,23 @@ import math
 import random
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import httpx
 import trio
 
-from ._browser import find_browser
 from ._config import CrawlConfig
 from ._exceptions import ConfigError
-from ._fetch import open_fetcher
+from ._fetch import Fetcher, open_fetcher
 from ._frontier import Frontier, MemoryFrontier
 from ._page import CrawlRequest, Page, PageError
 from ._pipeline import Outcome, PagePipeline, browser_urls, failed_page
 from ._politeness import HostLimiter, HostStatistics, RobotsCache, origin_of
-from ._render import Renderer, open_page_fetcher
-from ._resume import open_fleet, open_state
 from ._sinks import Sink
 from ._urls import UrlScope, browser_url, host_of
+
+if TYPE_CHECKING:
+    from ._render import Renderer
 
 __all__ = ["CrawlStatistics", "Crawler", "StopReason", "open_crawl", "raise_single", "scrape"]
 
@@ -172,6 +172,10 @@ class Crawler:
         self._pipeline: PagePipeline | None = None
         self._renderer: Renderer | None = None
         if config.rendering != "off":
+            # Imported only when used, as are the renderer and --state below: they cost
+            # start-up time to every crawl otherwise (see README, Start-up).
+            from ._browser import find_browser
+
             find_browser(config.browser)  # a missing browser is a ConfigError, raised here
         self._robots: RobotsCache | None = None
 
@@ -305,6 +309,8 @@ class Crawler:
             async with AsyncExitStack() as stack:
                 await stack.enter_async_context(_closing(self._sink))
                 if self._own_state:
+                    from ._resume import open_state
+
                     state = await open_state(
                         stack, config, seeds=self._seeds, sitemaps=self._sitemaps, sink=self._sink
                     )
@@ -315,6 +321,8 @@ class Crawler:
                     self._scheduled = state.resume.scheduled
                     self._cut = state.resume.deepest >= config.depth
                 if self._own_redis:
+                    from ._resume import open_fleet
+
                     fleet = await open_fleet(
                         stack, config, seeds=self._seeds, sitemaps=self._sitemaps, sink=self._sink
                     )
@@ -339,11 +347,15 @@ class Crawler:
                         seed_origins=seed_origins,
                     )
                 )
-                page_fetcher, self._renderer = await stack.enter_async_context(
-                    open_page_fetcher(
-                        config, fetcher, seed_hosts=seed_hosts, seed_origins=seed_origins
+                page_fetcher: Fetcher = fetcher
+                if config.rendering != "off":
+                    from ._render import open_page_fetcher
+
+                    page_fetcher, self._renderer = await stack.enter_async_context(
+                        open_page_fetcher(
+                            config, fetcher, seed_hosts=seed_hosts, seed_origins=seed_origins
+                        )
                     )
-                )
                 self._pipeline = PagePipeline(
                     config, page_fetcher, sitemap_fetcher=fetcher, rng=self._rng
                 )

@@ -13,7 +13,6 @@ import re
 import zlib
 from xml.etree import ElementTree
 
-from charset_normalizer import from_bytes
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 __all__ = [
@@ -98,6 +97,8 @@ def _detect(sample: bytes) -> str:
     legacy encoding on the web; on short Western text the detector finds several single-byte
     code pages equally plausible, so windows-1252 wins when it is nearly as good as the best.
     """
+    from charset_normalizer import from_bytes  # only for pages that say nothing: 8 ms to import
+
     matches = list(from_bytes(sample))
     if not matches:
         return "cp1252"
