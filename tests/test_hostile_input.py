@@ -426,3 +426,24 @@ def test_follow_hook_results_are_capped_like_a_pages_links() -> None:
 
     endless = (f"/n{i}" for i in itertools.count())
     assert len(_chosen_links(endless)) == MAX_LINKS_PER_PAGE
+
+
+# Also: files that are not what an option reads (a device, a binary), read with a bound.
+
+
+def test_a_seeds_file_with_an_endless_line_is_refused() -> None:
+    line = usage_error(run_cli("run", "--seeds-file", "/dev/zero"), "--seeds-file: line 1 of")
+    assert "is longer than 65,536 bytes: not a URL" in line
+
+
+def test_a_config_file_that_never_ends_is_refused() -> None:
+    usage_error(
+        run_cli("run", CLOSED, "--config", "/dev/zero"),
+        "--config: '/dev/zero' is larger than 1,048,576 bytes",
+    )
+
+
+def test_a_seeds_file_of_bytes_reads_as_text(tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_bytes(b"# comment\n\xff\xfe\n")
+    usage_error(run_cli("run", "--seeds-file", str(seeds)), "invalid URL '\ufffd\ufffd'")

@@ -8,9 +8,11 @@ and every record so far is written).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import importlib
+import itertools
 import logging
 import os
 import signal
@@ -771,19 +773,35 @@ def _setup_logging(*, quiet: bool, verbose: int) -> None:
     logger.propagate = False
 
 
+# A seed line longer than this cannot be a URL (2,048 characters at most, once parsed): the
+# file is not a list of URLs (or is /dev/zero), and reading on would only fill memory.
+_MAX_SEED_LINE = 64 * 1024
+
+
 def _read_seeds(path: Path) -> list[str]:
+    name = shorten(str(path), 200)
+    seeds = []
     try:
-        if str(path) == "-":
-            text = sys.stdin.read()
-        else:
-            text = path.read_text(encoding="utf-8", errors="replace")
+        with contextlib.ExitStack() as stack:
+            stdin = str(path) == "-"
+            file = sys.stdin.buffer if stdin else stack.enter_context(path.open("rb"))
+            for number in itertools.count(1):
+                raw = file.readline(_MAX_SEED_LINE + 1)
+                if not raw:
+                    break
+                if len(raw) > _MAX_SEED_LINE:
+                    raise UsageError(
+                        f"--seeds-file: line {number} of {name} is longer than "
+                        f"{_MAX_SEED_LINE:,} bytes: not a URL"
+                    )
+                line = raw.decode("utf-8", errors="replace").strip()
+                if line and not line.startswith("#"):
+                    seeds.append(line)
     except OSError as exc:
-        raise UsageError(
-            f"--seeds-file: cannot read {shorten(str(path), 200)}: {exc.strerror or exc}"
-        ) from None
+        raise UsageError(f"--seeds-file: cannot read {name}: {exc.strerror or exc}") from None
     except ValueError:  # a NUL in the path
         raise UsageError(f"--seeds-file: not a file name: {shorten(str(path))}") from None
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return seeds
 
 
 def _selectors(first: list[str], every: list[str]) -> tuple[Selector, ...]:
@@ -846,6 +864,9 @@ def _flag(field: str) -> str:
 
 
 def _fail(code: int, message: str) -> NoReturn:
+    # One line, whatever a message quotes (values are shown with repr, but not every
+    # library's message is): a line break is written as \n.
+    message = message.replace("\r", "\\r").replace("\n", "\\n")
     print(f"{PROG}: error: {message}", file=sys.stderr)
     sys.exit(code)
 
@@ -916,15 +937,20 @@ def _file_value(where: str, value: Any, param: Any) -> Any:
     return converted if repeatable else converted[0]
 
 
+_MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def _read_toml(path: Path, label: str) -> dict[str, Any]:
     name = shorten(str(path), 200)
     try:
         with path.open("rb") as file:
-            data = file.read()
+            data = file.read(_MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"{label}: cannot read {name}: {exc.strerror or exc}") from None
     except ValueError:  # a NUL in the path
         raise UsageError(f"{label}: not a file name: {name}") from None
+    if len(data) > _MAX_CONFIG_BYTES:  # not a configuration (or /dev/zero)
+        raise UsageError(f"{label}: {name} is larger than {_MAX_CONFIG_BYTES:,} bytes")
     try:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:  # TOML is UTF-8 (a UTF-16 file, say, is not)
