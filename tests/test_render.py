@@ -133,6 +133,9 @@ async def test_page_scripts_never_reach_a_forbidden_address(
     canary = Site("127.0.0.2")  # stands in for a private or link-local address
     await nursery.start(canary.serve)
     c = canary.url
+    same_host = Site()  # another port of the seed's own host is not the seed's origin
+    await nursery.start(same_host.serve)
+    p = same_host.port
     site.add(
         "/",
         js_page(
@@ -141,6 +144,9 @@ async def test_page_scripts_never_reach_a_forbidden_address(
             f"navigator.sendBeacon('{c('/beacon')}', 'x');"
             f"try {{ new WebSocket('ws://127.0.0.2:{canary.port}/ws'); }} catch (e) {{}}"
             f"try {{ new EventSource('{c('/events')}'); }} catch (e) {{}}"
+            f"fetch('{same_host.url('/fetch')}').catch(() => 0);"
+            f"try {{ new WebSocket('ws://127.0.0.1:{p}/ws'); }} catch (e) {{}}"
+            f"try {{ new WebSocket('ws://localhost:{p}/ws-by-name'); }} catch (e) {{}}"
             # The title changes once the worker has tried: the record shows it got that far.
             "new Worker('/worker.js').onmessage = () => { document.title = 'tried'; };",
             body=f'<img src="{c("/img")}"><iframe src="{c("/frame")}"></iframe>'
@@ -161,12 +167,14 @@ async def test_page_scripts_never_reach_a_forbidden_address(
     assert got["/redirect"].error.kind == "blocked_address"
     assert "/worker.js" in site.paths()
     assert canary.paths() == [] and canary.robots_log == []
+    assert same_host.paths() == []
 
     # The same page with --allow-private does reach it: the canary can see what gets through.
     allowed = CrawlConfig(**{**_fields(config), "allow_private": True})
     pages, _ = await crawl([site.url("/")], allowed)
     assert pages[0].title == "tried"
     assert {"/fetch", "/xhr", "/ws", "/frame", "/from-worker"} <= set(canary.paths())
+    assert {"/fetch", "/ws", "/ws-by-name"} <= set(same_host.paths())
 
 
 async def test_a_dom_over_2_mb_is_read_whole(site: Site) -> None:

@@ -40,6 +40,7 @@ from ._cdp import CdpConnection, CdpError, EventOverflow, Subscription
 from ._config import CrawlConfig
 from ._fetch import Fetcher, FetchError, Response, header_fields
 from ._page import ErrorKind
+from ._socks import GuardedSocksProxy
 from ._urls import host_of
 
 __all__ = [
@@ -241,33 +242,23 @@ class Renderer:
         and kill it when the renderer closes or the browser dies."""
         browser_started: Browser | None = None
         try:
-            async with (
-                trio.open_nursery() as nursery,
-                open_browser(
+            async with trio.open_nursery() as nursery:
+                args = resolver_rules(self._guard)
+                if self._config.proxy is not None:
+                    # The user's proxy connects, on its own network (as for HTTP).
+                    args += proxy_args(self._config.proxy)
+                else:
+                    port = await nursery.start(GuardedSocksProxy(self._guard).serve)
+                    args += proxy_args(f"socks5://127.0.0.1:{port}")
+                async with open_browser(
                     self._executable,
                     nursery=nursery,
                     user_agent=self._config.user_agent,
                     images=self._config.render_resources,
-                    extra_args=resolver_rules(self._guard) + proxy_args(self._config.proxy),
-                ) as browser,
-            ):
-                browser_started = browser
-                cdp = browser.cdp
-                with (
-                    cdp.subscribe(["Fetch.requestPaused"]) as paused,
-                    cdp.subscribe(
-                        ["Target.targetCrashed", "Target.detachedFromTarget"]
-                    ) as target_events,
-                ):
-                    await cdp.call("Fetch.enable", {"patterns": _PATTERNS})
-                    await cdp.call("Target.setDiscoverTargets", {"discover": True})
-                    # Nothing a page does may write files (a download's body is read above).
-                    await cdp.call("Browser.setDownloadBehavior", {"behavior": "deny"})
-                    nursery.start_soon(self._handle_requests, browser, paused)
-                    nursery.start_soon(self._watch_targets, target_events)
-                    nursery.start_soon(self._sample_memory, browser)
-                    task_status.started(browser)
-                    await cdp.wait_closed()
+                    extra_args=args,
+                ) as browser:
+                    browser_started = browser
+                    await self._drive(browser, nursery, task_status)
                 logger.warning("the browser closed its DevTools connection; restarting it")
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
@@ -279,6 +270,25 @@ class Renderer:
             raise _first_leaf(os_errors) from None
         finally:
             self._forget_tabs_of(browser_started)
+
+    async def _drive(
+        self, browser: Browser, nursery: trio.Nursery, task_status: trio.TaskStatus[Browser]
+    ) -> None:
+        """Intercept the browser's requests and watch its targets until it dies."""
+        cdp = browser.cdp
+        with (
+            cdp.subscribe(["Fetch.requestPaused"]) as paused,
+            cdp.subscribe(["Target.targetCrashed", "Target.detachedFromTarget"]) as targets,
+        ):
+            await cdp.call("Fetch.enable", {"patterns": _PATTERNS})
+            await cdp.call("Target.setDiscoverTargets", {"discover": True})
+            # Nothing a page does may write files (a download's body is read in _decide).
+            await cdp.call("Browser.setDownloadBehavior", {"behavior": "deny"})
+            nursery.start_soon(self._handle_requests, browser, paused)
+            nursery.start_soon(self._watch_targets, targets)
+            nursery.start_soon(self._sample_memory, browser)
+            task_status.started(browser)
+            await cdp.wait_closed()
 
     def _forget_tabs_of(self, browser: Browser | None) -> None:
         """Drop the tabs of a browser that has gone (a new one may be running already)."""
@@ -648,11 +658,9 @@ _PRIVATE_LITERALS = (
 )
 
 
-def proxy_args(proxy: str | None) -> list[str]:
-    """Switches that send all the browser's traffic through ``proxy`` as the HTTP fetcher's,
-    loopback included (Chromium bypasses the proxy for loopback unless told otherwise)."""
-    if proxy is None:
-        return []
+def proxy_args(proxy: str) -> list[str]:
+    """Switches that send all the browser's connections through ``proxy``, loopback included
+    (Chromium bypasses a proxy for loopback unless told otherwise)."""
     server = "socks5://" + proxy[len("socks5h://") :] if proxy.startswith("socks5h://") else proxy
     return [f"--proxy-server={server}", "--proxy-bypass-list=<-loopback>"]
 
