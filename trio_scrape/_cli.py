@@ -66,6 +66,7 @@ app = typer.Typer(
 )
 
 _SCOPE = "Scope"
+_REACH = "Links followed (page level)"
 _ENGINE = "Concurrency and deadlines"
 _FETCH = "Fetching"
 _POLITE = "Politeness (per host)"
@@ -137,6 +138,46 @@ def run(
     depth: Annotated[
         int, typer.Option(help="Link hops to follow from the seeds.", rich_help_panel=_SCOPE)
     ] = 0,
+    no_frames: Annotated[
+        bool,
+        typer.Option(
+            "--no-frames",
+            help="Do not follow <iframe src> and <frame src>.",
+            rich_help_panel=_REACH,
+        ),
+    ] = False,
+    no_meta_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--no-meta-refresh",
+            help="Do not follow <meta http-equiv=refresh> targets.",
+            rich_help_panel=_REACH,
+        ),
+    ] = False,
+    ignore_page_robots: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-page-robots",
+            help="Follow the links of pages whose meta robots or X-Robots-Tag say nofollow.",
+            rich_help_panel=_REACH,
+        ),
+    ] = False,
+    skip_rel_nofollow: Annotated[
+        bool,
+        typer.Option(
+            "--skip-rel-nofollow",
+            help='Do not follow links marked rel="nofollow".',
+            rich_help_panel=_REACH,
+        ),
+    ] = False,
+    dedup_canonical: Annotated[
+        bool,
+        typer.Option(
+            "--dedup-canonical",
+            help="Treat <link rel=canonical> as the page's identity: no second crawl of it.",
+            rich_help_panel=_REACH,
+        ),
+    ] = False,
     max_pages: Annotated[
         int | None, typer.Option(help="Schedule at most this many URLs.", rich_help_panel=_SCOPE)
     ] = None,
@@ -467,6 +508,11 @@ def run(
             exclude=tuple(exclude or ()),
             sitemaps=tuple(sitemap or ()),
             sitemaps_from_robots=sitemaps_from_robots,
+            frames=not no_frames,
+            meta_refresh=not no_meta_refresh,
+            page_robots=not ignore_page_robots,
+            skip_rel_nofollow=skip_rel_nofollow,
+            dedup_canonical=dedup_canonical,
             workers=workers,
             buffer=buffer,
             timeout=timeout,

@@ -89,6 +89,16 @@ class CrawlConfig:
             are scheduled at depth 0 like seeds (in scope: the seeds' and sitemaps' hosts), with
             their ``<lastmod>`` in the record's ``data``.
         sitemaps_from_robots: also read the sitemaps named in the seeds' hosts' robots.txt.
+        frames: follow ``<iframe src>`` and ``<frame src>`` as links.
+        meta_refresh: follow ``<meta http-equiv=refresh>`` targets (a delay of 0 counts as a
+            redirect: the target is queued at the page's own depth; else as a link).
+        page_robots: obey ``nofollow`` from ``<meta name=robots|trio-scrape>`` and the
+            ``X-Robots-Tag`` header (the page's links are not followed); the directives are
+            recorded in ``data.robots`` either way.
+        skip_rel_nofollow: do not follow links marked ``rel="nofollow"``.
+        dedup_canonical: a page's ``<link rel=canonical>`` (always in ``data.canonical``)
+            deduplicates: the canonical URL counts as crawled, and a page whose canonical
+            URL was already crawled is marked ``data.duplicate_of`` and its links not followed.
 
     Engine:
         workers: worker tasks (each fetches one page at a time).
@@ -179,6 +189,11 @@ class CrawlConfig:
     exclude: tuple[str, ...] = ()
     sitemaps: tuple[str, ...] = ()
     sitemaps_from_robots: bool = False
+    frames: bool = True
+    meta_refresh: bool = True
+    page_robots: bool = True
+    skip_rel_nofollow: bool = False
+    dedup_canonical: bool = False
 
     workers: int = DEFAULT_WORKERS
     buffer: int | None = None
@@ -407,6 +422,11 @@ _CHECKS: Mapping[str, _v.Check] = {
     "exclude": _v.regexes,
     "sitemaps": _v.strings,
     "sitemaps_from_robots": _v.flag,
+    "frames": _v.flag,
+    "meta_refresh": _v.flag,
+    "page_robots": _v.flag,
+    "skip_rel_nofollow": _v.flag,
+    "dedup_canonical": _v.flag,
     "autothrottle": _v.flag,
     "robots": _v.flag,
     "headers": _v.headers,

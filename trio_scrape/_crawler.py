@@ -54,7 +54,7 @@ from ._page import CrawlRequest, Page, PageError
 from ._pipeline import Outcome, PagePipeline, browser_urls, failed_page
 from ._politeness import HostLimiter, HostStatistics, RobotsCache, origin_of
 from ._sinks import Sink
-from ._urls import UrlScope, browser_url, host_of
+from ._urls import UrlScope, browser_url, host_of, url_key
 
 if TYPE_CHECKING:
     from ._render import Renderer
@@ -196,6 +196,7 @@ class Crawler:
         self._invalid_links = 0
         self._revisits = 0
         self._refused: set[int] = set()  # hash() of URLs max_pages refused
+        self._canonical_keys: set[int] = set()  # dedup_canonical: hash(url_key) recorded
         # Whether a page was handed out at the depth limit (its links not followed): until
         # one was, every link reached was followed, and revisits would find nothing new.
         self._cut = False
@@ -627,6 +628,17 @@ class Crawler:
                 if isinstance(page.data.get("sitemap"), dict):
                     page.data["sitemap"]["out_of_scope"] = out_of_scope.total()
             await self._add_sitemaps(entries.sitemaps, depth=request.depth, referrer=request.url)
+        if self._config.dedup_canonical and page.ok:
+            await self._dedup_canonical(request, page, outcome)
+        if outcome.refresh is not None:
+            # A meta refresh with no delay is a redirect: no hop spent, even at the limit.
+            await self._frontier.add(
+                [outcome.refresh],
+                depth=request.depth,
+                referrer=request.url,
+                keep=self._schedules,
+                revisit=request.depth < self._config.depth,
+            )
         if outcome.links:
             # A link already handed out at a larger depth gets a revisit when its own links
             # would now be followed: that keeps --depth exact (see Frontier.add).
@@ -640,6 +652,23 @@ class Crawler:
         if outcome.seen is not None:
             await self._frontier.mark_seen([outcome.seen], depth=request.depth)
         return page
+
+    async def _dedup_canonical(self, request: CrawlRequest, page: Page, outcome: Outcome) -> None:
+        """With ``dedup_canonical``: a page's canonical URL counts as crawled; a page whose
+        canonical URL was crawled already (or declared by a page before) is a duplicate:
+        ``data.duplicate_of`` says of what, and its links are not followed."""
+        canonical = outcome.canonical
+        own = hash(url_key(request.url))
+        if canonical is not None:
+            key = hash(url_key(canonical))
+            if key != own:
+                if key in self._canonical_keys:
+                    page.data["duplicate_of"] = canonical
+                    outcome.links = []
+                else:
+                    self._canonical_keys.add(key)
+                    await self._frontier.mark_seen([canonical], depth=request.depth)
+        self._canonical_keys.add(own)
 
     async def _add_sitemaps(self, urls: list[str], *, depth: int, referrer: str | None) -> None:
         if urls:  # sitemaps may be on any host: the pages they list are scope-checked

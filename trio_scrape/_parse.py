@@ -110,22 +110,51 @@ def _detect(sample: bytes) -> str:
 
 
 class ParsedHtml:
-    """The parts of an HTML page the crawler needs, from one parse."""
+    """The parts of an HTML page the crawler needs, from one parse.
 
-    __slots__ = ("base", "hrefs", "title", "tree")
+    ``hrefs`` are the page's links (``<a>``, ``<area>``, and ``<iframe>``/``<frame>`` sources
+    when frames are wanted); ``refresh`` is a ``<meta http-equiv=refresh>``'s delay and URL;
+    ``robots`` the ``<meta name=robots>`` (or ``name=trio-scrape``) directives, lowercase;
+    ``canonical`` the ``<link rel=canonical>`` href.
+    """
+
+    __slots__ = ("base", "canonical", "hrefs", "refresh", "robots", "title", "tree")
 
     def __init__(
-        self, tree: LexborHTMLParser, title: str | None, base: str | None, hrefs: list[str]
+        self,
+        tree: LexborHTMLParser,
+        title: str | None,
+        base: str | None,
+        hrefs: list[str],
+        *,
+        refresh: tuple[float, str] | None = None,
+        robots: frozenset[str] = frozenset(),
+        canonical: str | None = None,
     ) -> None:
         self.tree = tree
         self.title = title
         self.base = base
         self.hrefs = hrefs
+        self.refresh = refresh
+        self.robots = robots
+        self.canonical = canonical
 
 
-def parse_html(text: str, *, want_links: bool) -> ParsedHtml:
-    """Parse HTML: the tree, the whitespace-normalised ``<title>``, ``<base href>`` and the
-    raw ``href`` of every ``<a>`` and ``<area>`` (only when ``want_links``)."""
+#: The name a page's robots rules may address us by (``<meta name=trio-scrape>``,
+#: ``X-Robots-Tag: trio-scrape: nofollow``), besides everyone (``robots``).
+ROBOTS_NAME = "trio-scrape"
+_LINKS = "a[href], area[href]"
+_LINKS_AND_FRAMES = "a[href], area[href], iframe[src], frame[src]"
+
+
+def parse_html(
+    text: str, *, want_links: bool, frames: bool = True, skip_rel_nofollow: bool = False
+) -> ParsedHtml:
+    """Parse HTML: the tree, the whitespace-normalised ``<title>``, page-level robots rules,
+    the canonical link and a meta refresh; with ``want_links`` also ``<base href>``, the raw
+    ``href`` of every ``<a>`` and ``<area>`` (not those with ``rel=nofollow`` when
+    ``skip_rel_nofollow``) and the ``src`` of every ``<iframe>`` and ``<frame>`` (when
+    ``frames``)."""
     tree = LexborHTMLParser(text)
     node = tree.css_first("title")
     title = None
@@ -133,15 +162,87 @@ def parse_html(text: str, *, want_links: bool) -> ParsedHtml:
         title = _SPACE.sub(" ", node.text(deep=True)).strip()
     base = None
     hrefs: list[str] = []
+    refresh = None
+    robots: set[str] = set()
+    for meta in tree.css("meta[name][content], meta[http-equiv][content]"):
+        attributes = meta.attributes
+        content = attributes.get("content") or ""
+        name = (attributes.get("name") or "").strip().lower()
+        if name in ("robots", ROBOTS_NAME):
+            robots.update(robots_directives(content))
+        elif refresh is None and (attributes.get("http-equiv") or "").lower().strip() == "refresh":
+            refresh = parse_refresh(content)
+    canonical = None
+    for link in tree.css("link[rel][href]"):
+        attributes = link.attributes
+        if "canonical" in (attributes.get("rel") or "").lower().split():
+            canonical = (attributes.get("href") or "").strip() or None
+            break
     if want_links:
         base_node = tree.css_first("base[href]")
         if base_node is not None:
             base = base_node.attributes.get("href")
-        for link in tree.css("a[href], area[href]"):
-            href = link.attributes.get("href")
-            if href:
-                hrefs.append(href)
-    return ParsedHtml(tree, title, base, hrefs)
+        for link in tree.css(_LINKS_AND_FRAMES if frames else _LINKS):
+            attributes = link.attributes
+            href = attributes.get("href") if "href" in attributes else attributes.get("src")
+            if not href:
+                continue
+            if skip_rel_nofollow and "nofollow" in (attributes.get("rel") or "").lower().split():
+                continue
+            hrefs.append(href)
+    return ParsedHtml(
+        tree, title, base, hrefs, refresh=refresh, robots=frozenset(robots), canonical=canonical
+    )
+
+
+_ROBOTS_DIRECTIVES = frozenset({"noindex", "nofollow", "none", "all", "index", "follow"})
+# Directives whose value holds a colon: not a user agent before it.
+_VALUED_DIRECTIVES = ("unavailable_after", "max-snippet", "max-image-preview", "max-video-preview")
+
+
+def robots_directives(content: str) -> set[str]:
+    """The ``noindex``/``nofollow`` directives in a robots meta content or an X-Robots-Tag
+    value (``none`` is both; others are ignored)."""
+    found: set[str] = set()
+    for token in content.lower().split(","):
+        token = token.strip()
+        if token == "none":
+            found.update(("noindex", "nofollow"))
+        elif token in ("noindex", "nofollow"):
+            found.add(token)
+    return found
+
+
+def x_robots_directives(values: list[str]) -> set[str]:
+    """The directives of ``X-Robots-Tag`` header values that apply to us: unscoped ones, and
+    those scoped to ``trio-scrape`` (``X-Robots-Tag: trio-scrape: nofollow``); directives for
+    other crawlers (``googlebot: noindex``) are not ours."""
+    found: set[str] = set()
+    for value in values:
+        agent, colon, rest = value.partition(":")
+        agent = agent.strip().lower()
+        if colon and agent not in _ROBOTS_DIRECTIVES and not agent.startswith(_VALUED_DIRECTIVES):
+            if agent == ROBOTS_NAME:
+                found.update(robots_directives(rest))
+            continue
+        found.update(robots_directives(value))
+    return found
+
+
+_REFRESH = re.compile(
+    r"""^\s*(\d+(?:\.\d*)?)?\s*[;,]?\s*(?:url\s*=\s*)?(["']?)(.*?)\2\s*$""", re.I | re.S
+)
+
+
+def parse_refresh(content: str) -> tuple[float, str] | None:
+    """``(delay, url)`` of a meta refresh's content (``"0; url=/next"``, ``"5;URL='x'"``), or
+    None when it names no URL (a plain reload) or does not parse."""
+    match = _REFRESH.match(content)
+    if match is None or not match.group(3).strip():
+        return None
+    delay = float(match.group(1)) if match.group(1) else 0.0
+    url = match.group(3).strip()
+    return delay, url
 
 
 _PSEUDO = re.compile(r"::(?:attr\(\s*([^()\s]+)\s*\)|(text))\s*$")

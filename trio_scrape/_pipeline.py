@@ -37,7 +37,14 @@ from ._fetch import (
     parse_retry_after,
 )
 from ._page import CrawlRequest, Page, PageError
-from ._parse import decode_body, is_html, parse_html, parse_sitemap
+from ._parse import (
+    ParsedHtml,
+    decode_body,
+    is_html,
+    parse_html,
+    parse_sitemap,
+    x_robots_directives,
+)
 from ._urls import MAX_LINKS_PER_PAGE, LinkResolver, browser_url, document_base
 from ._validate import shorten
 
@@ -69,6 +76,10 @@ class Outcome:
     sitemap: SitemapEntries | None = None
     #: the final URL of a redirect (browser URL), to mark seen (it was crawled)
     seen: str | None = None
+    #: a meta refresh target with no delay: a redirect, queued at the request's own depth
+    refresh: str | None = None
+    #: the page's ``<link rel=canonical>`` (browser URL), for ``dedup_canonical``
+    canonical: str | None = None
     #: seconds from sending the request to its answer or failure (None: nothing was sent)
     latency: float | None = None
     #: whether the attempt counts against its host (errors, autothrottle)
@@ -221,19 +232,34 @@ class PagePipeline:
         follow = page.ok and request.depth < config.depth
         base = page.final_url or page.url  # the document's base URL; <base href> below
         html = is_html(page.content_type, page.content)
+        robots: set[str] = set()
+        if page.headers is not None and "x-robots-tag" in page.headers:
+            robots = x_robots_directives(page.headers.get_list("x-robots-tag"))
         if html or _is_textual(page.content_type):
             page.text, page.encoding = decode_body(page.content, page.content_type)
         if html and page.text is not None:
             want_links = page.ok and (follow or config.links or config.follow is not None)
-            parsed = parse_html(page.text, want_links=want_links)
+            parsed = parse_html(
+                page.text,
+                want_links=want_links,
+                frames=config.frames,
+                skip_rel_nofollow=config.skip_rel_nofollow,
+            )
             page.html = parsed.tree
             page.title = parsed.title
+            base = document_base(base, parsed.base)
             if want_links:
-                base = document_base(base, parsed.base)
                 page.links, invalid = self._resolver.resolve(
                     base, parsed.hrefs, encoding=page.encoding
                 )
                 outcome.invalid_links += invalid
+            robots |= parsed.robots
+            if page.ok:
+                self._page_level_links(page, parsed, base, follow, outcome)
+        if robots:
+            page.data["robots"] = sorted(robots)
+            if config.page_robots and "nofollow" in robots:
+                follow = False  # the page asks that its links not be followed
         if not page.ok:
             return
         if config.selectors and page.html is not None:
@@ -259,6 +285,27 @@ class PagePipeline:
         # Relative links a hook returns resolve as the page's own hrefs do.
         outcome.links, invalid = self._resolver.resolve(base, chosen, encoding=page.encoding)
         outcome.invalid_links += invalid
+
+    def _page_level_links(
+        self, page: Page, parsed: ParsedHtml, base: str, follow: bool, outcome: Outcome
+    ) -> None:
+        """The canonical link (into ``data.canonical``) and a meta refresh: with no delay, a
+        redirect (``outcome.refresh``); with one, a link like the others."""
+        config = self._config
+        if parsed.canonical is not None:
+            canonical, _ = self._resolver.resolve(base, [parsed.canonical], encoding=page.encoding)
+            if canonical:
+                page.data["canonical"] = outcome.canonical = canonical[0]
+        if parsed.refresh is not None and config.meta_refresh:
+            delay, href = parsed.refresh
+            target, invalid = self._resolver.resolve(base, [href], encoding=page.encoding)
+            outcome.invalid_links += invalid
+            if target and target[0] != page.url:
+                page.data["refresh"] = {"url": target[0], "delay": delay}
+                if delay == 0:
+                    outcome.refresh = target[0]
+                elif follow and target[0] not in page.links:
+                    page.links.append(target[0])
 
     def _read_sitemap(self, page: Page, outcome: Outcome) -> None:
         """Read what a fetched sitemap lists; its record says how much (``data.sitemap``)."""
