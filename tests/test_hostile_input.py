@@ -447,3 +447,17 @@ def test_a_seeds_file_of_bytes_reads_as_text(tmp_path: Path) -> None:
     seeds = tmp_path / "seeds.txt"
     seeds.write_bytes(b"# comment\n\xff\xfe\n")
     usage_error(run_cli("run", "--seeds-file", str(seeds)), "invalid URL '\ufffd\ufffd'")
+
+
+@pytest.mark.parametrize(
+    ("frontier", "needle"),
+    [
+        ("redis://a b/0", "not a redis:// URL: 'redis://a b/0'"),  # was looked up in DNS
+        ("redis://127.0.0.1:1/0\n", r"not a redis:// URL: 'redis://127.0.0.1:1/0\n'"),
+        ("redis://é/0", "not a host name or IP address: 'é'"),
+        ("redis://127.0.0.1:6379/²", "the database must be a number"),
+    ],
+)
+def test_frontier_urls_are_checked_before_any_connection(frontier: str, needle: str) -> None:
+    for args in (["run", CLOSED, "--frontier", frontier], ["status", "--frontier", frontier]):
+        usage_error(run_cli(*args), "--frontier: ", needle)

@@ -359,12 +359,19 @@ class RedisLocation:
     db: int
 
 
+_REDIS_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+")  # a name, IPv4, or IPv6 (unbracketed)
+
+
 def parse_redis_url(url: str) -> RedisLocation:
     """Check a ``redis://[:password@]HOST[:PORT][/DB]`` URL.
 
     Raises:
         ValueError: it is not one.
     """
+    # urlsplit drops tabs and newlines and keeps spaces: refuse them before, and check the
+    # host after (a name or an IP address), so nothing odd is ever looked up in DNS.
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise ValueError(f"not a redis:// URL: {_v.shorten(url)}")
     try:
         parts = urlsplit(url)
         port = parts.port or 6379
@@ -372,10 +379,14 @@ def parse_redis_url(url: str) -> RedisLocation:
         raise ValueError(f"not a redis:// URL: {_v.shorten(url)} ({exc})") from None
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ValueError(f"expected redis://HOST:PORT/DB, not {_v.shorten(url)}")
+    if not _REDIS_HOST.fullmatch(parts.hostname):
+        raise ValueError(f"not a host name or IP address: {_v.shorten(parts.hostname)}")
     path = parts.path.strip("/")
     if parts.query or parts.fragment:
-        raise ValueError(f"expected redis://HOST:PORT/DB with nothing after the DB: {url!r}")
-    if path and not path.isdigit():
+        raise ValueError(
+            f"expected redis://HOST:PORT/DB with nothing after the DB: {_v.shorten(url)}"
+        )
+    if path and not (path.isascii() and path.isdigit()):
         raise ValueError(f"the database must be a number: {_v.shorten(url)}")
     db = int(path or 0)
     if db > 65_535:
