@@ -408,6 +408,15 @@ def run(
             rich_help_panel=_STATE,
         ),
     ] = False,
+    recrawl: Annotated[
+        bool,
+        typer.Option(
+            "--recrawl",
+            help="Crawl a finished --state again, fetching only what changed "
+            "(conditional requests); an unfinished round resumes.",
+            rich_help_panel=_STATE,
+        ),
+    ] = False,
     frontier: Annotated[
         str | None,
         typer.Option(
@@ -488,6 +497,8 @@ def run(
     seeds = [*(urls or []), *(_read_seeds(seeds_file) if seeds_file else [])]
     if state_reset and state is None:
         raise UsageError("--state-reset: needs --state")
+    if recrawl and state is None:
+        raise UsageError("--recrawl: needs --state (the crawl to look at again)")
     if not seeds and not sitemap:
         raise UsageError("no seed URLs: give URLs, --seeds-file or --sitemap")
     for flag, urls_given in (("", seeds), ("--sitemap: ", sitemap or [])):
@@ -549,6 +560,7 @@ def run(
             browser=browser,
             state=state,
             state_reset=state_reset,
+            recrawl=recrawl,
             frontier=frontier,
             crawl_id=crawl_id,
             lease=lease,
@@ -766,9 +778,23 @@ def _summary(stats: CrawlStatistics, stopped: str | None = None) -> str:
             f"; rendered {stats.rendered} in Chromium "
             f"(peak {stats.browser_peak_memory / 1e6:.0f} MB)"
         )
+    if recrawl := _recrawl_text(stats):
+        text += f"; {recrawl}"
     if stopped:
         text += f"; {stopped}"
     return text
+
+
+def _recrawl_text(stats: CrawlStatistics) -> str | None:
+    """A recrawl round's changes, or None outside a recrawl."""
+    counts = (stats.changed, stats.unchanged, stats.new, stats.gone, stats.unlinked)
+    if not any(counts):
+        return None
+    changed, unchanged, new, gone, unlinked = counts
+    return (
+        f"recrawl: {changed:,} changed, {unchanged:,} unchanged, {new:,} new, {gone:,} gone,"
+        f" {unlinked:,} no longer linked"
+    )
 
 
 def _stop_text(stats: CrawlStatistics, config: CrawlConfig, code: int) -> str | None:

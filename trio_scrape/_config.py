@@ -141,6 +141,9 @@ class CrawlConfig:
             after any stop or crash; a file sink's output is then exactly-once.
         state_reset: empty the state first, instead of refusing a state made by a crawl
             with other scope or output settings.
+        recrawl: when the crawl in ``state`` has finished, start a new round of it from the
+            seeds, asking the server for each page it knows only if it changed (its stored
+            ``ETag`` / ``Last-Modified``); an unfinished round is resumed. Needs ``state``.
         frontier: ``redis://HOST:PORT/DB`` of a Redis (7.0 or later) holding the frontier
             shared by every process of one crawl, on any number of machines (None: this
             process alone). Not with ``state``.
@@ -222,6 +225,7 @@ class CrawlConfig:
 
     state: str | os.PathLike[str] | None = None
     state_reset: bool = False
+    recrawl: bool = False
     frontier: str | None = None
     crawl_id: str | None = None
     lease: float = 30.0
@@ -255,6 +259,8 @@ class CrawlConfig:
             raise ConfigError("selectors", f"two selectors share a name: {names}")
         if self.frontier is not None and self.state is not None:
             raise ConfigError("frontier", "cannot be used with state (one or the other)")
+        if self.recrawl and self.state is None:
+            raise ConfigError("recrawl", "needs state (the pages to look at again)")
         if self.crawl_id is not None and self.frontier is None:
             raise ConfigError("crawl_id", "needs frontier")
         if self.render and (self.render_auto or self.render_if is not None):
@@ -448,6 +454,7 @@ _CHECKS: Mapping[str, _v.Check] = {
     "cache": _cache_dir,
     "state": _state_file,
     "state_reset": _v.flag,
+    "recrawl": _v.flag,
     "frontier": _frontier_url,
     "crawl_id": _crawl_id,
     "links": _v.flag,

@@ -98,6 +98,12 @@ class CrawlStatistics:
     revisits: int = 0
     """pages fetched once more, without a record, for their links: found at a smaller depth
     after they were handed out (see ``Frontier.add``)"""
+    changed: int = 0  #: a recrawl's records of pages whose content changed since the last round
+    unchanged: int = 0  #: ... of pages unchanged (``304 Not Modified``, or the same SHA-256)
+    new: int = 0  #: ... of pages the last round did not have
+    gone: int = 0  #: ... of pages the last round had that answer 404 or 410 now
+    unlinked: int = 0
+    """pages of earlier rounds that a finished recrawl round did not reach (no longer linked)"""
     rendered: int = 0  #: pages rendered by the browser (``render`` / ``render_auto``)
     tabs_in_use: int = 0  #: browser tabs rendering a page right now
     browser_memory: int | None = None  #: the browser's total PSS in bytes (None: not running)
@@ -195,6 +201,8 @@ class Crawler:
         self._retries = 0
         self._invalid_links = 0
         self._revisits = 0
+        self._changes: collections.Counter[str] = collections.Counter()  # a recrawl's
+        self._unlinked = 0
         self._refused: set[int] = set()  # hash() of URLs max_pages refused
         self._canonical_keys: set[int] = set()  # dedup_canonical: hash(url_key) recorded
         # Whether a page was handed out at the depth limit (its links not followed): until
@@ -254,6 +262,11 @@ class Crawler:
             hosts=self._hosts.statistics(),
             revisits=self._revisits,
             refused_by_max_pages=len(self._refused),
+            changed=self._changes["changed"],
+            unchanged=self._changes["unchanged"],
+            new=self._changes["new"],
+            gone=self._changes["gone"],
+            unlinked=self._unlinked,
             **self._render_statistics(),
         )
 
@@ -379,6 +392,9 @@ class Crawler:
                     task_status.started()
                     with job_recv:
                         await self._dispatch(job_send, add_worker)
+                count_unlinked = getattr(self._frontier, "count_unlinked", None)
+                if config.recrawl and self._stop_reason is None and count_unlinked is not None:
+                    self._unlinked = await count_unlinked()  # the round is complete
         finally:
             self._ended_at = trio.current_time()
             if self._stop_reason is None:
@@ -556,6 +572,9 @@ class Crawler:
         self._bytes += page.bytes
         if page.status is not None:
             self._status_codes[page.status] += 1
+        change = page.data.get("change")
+        if change is not None:
+            self._changes[change] += 1
         if page.error is not None:
             self._errors[page.error.kind] += 1
         elif page.ok:
@@ -651,6 +670,10 @@ class Crawler:
             )
         if outcome.seen is not None:
             await self._frontier.mark_seen([outcome.seen], depth=request.depth)
+        memo = outcome.memo if outcome.memo is not None else request.memo
+        remember = getattr(self._frontier, "remember", None)
+        if memo is not None and remember is not None and not request.revisit:
+            remember(request, memo)  # before its done mark; a failure keeps the last memo
         return page
 
     async def _dedup_canonical(self, request: CrawlRequest, page: Page, outcome: Outcome) -> None:

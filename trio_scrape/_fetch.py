@@ -111,10 +111,12 @@ class Fetcher(Protocol):
 
     ``fetch`` returns the final response whatever its status, and raises :class:`FetchError`
     for everything else (timeouts, connection failures, too many redirects, a body over the
-    cap, undecodable content). It may be cancelled at any checkpoint.
+    cap, undecodable content). It may be cancelled at any checkpoint. ``headers`` are added to
+    the first request (a recrawl's conditional ``If-None-Match`` / ``If-Modified-Since``); a
+    fetcher that cannot send them (a browser) ignores them.
     """
 
-    async def fetch(self, url: str) -> Response: ...
+    async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response: ...
 
 
 class HttpxFetcher:
@@ -150,12 +152,16 @@ class HttpxFetcher:
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
 
-    async def fetch(self, url: str) -> Response:
+    async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
         origin: tuple[str, str, int | None] | None = None
+        extra = headers
         for _ in range(self._max_redirects + 1):
-            headers = self._seed_headers if host_of(url) in self._seed_hosts else self._headers
+            sent = self._seed_headers if host_of(url) in self._seed_hosts else self._headers
+            if extra:  # the first request only: validators belong to the URL asked for
+                sent = httpx.Headers({**sent, **extra})
+                extra = None
             try:
-                request = httpx.Request("GET", url, headers=headers, extensions=_NO_TIMEOUTS)
+                request = httpx.Request("GET", url, headers=sent, extensions=_NO_TIMEOUTS)
             except (httpx.InvalidURL, ValueError) as exc:
                 raise FetchError("invalid_url", f"cannot request {url!r}: {exc}") from exc
             if self._guard is not None:

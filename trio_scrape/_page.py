@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import httpx
     from selectolax.lexbor import LexborHTMLParser
 
-__all__ = ["RECORD_FIELDS", "CrawlRequest", "ErrorKind", "Page", "PageError"]
+__all__ = ["RECORD_FIELDS", "CrawlRequest", "ErrorKind", "Page", "PageError", "PageMemo"]
 
 #: Every ``error.kind`` a record can carry.
 ErrorKind = Literal[
@@ -50,13 +50,37 @@ RECORD_FIELDS: tuple[str, ...] = (
 )
 
 
+class PageMemo(NamedTuple):
+    """What a crawl with a state remembers of a page it fetched, for the next round of a
+    recrawl: the HTTP status, the validators to send back (``ETag``, ``Last-Modified``), the
+    SHA-256 of the body (hex), and the links it followed (browser URLs), which an unchanged
+    page (``304 Not Modified``) yields again as if it had been fetched. A plain tuple of
+    JSON values, so that any frontier can store it (SQLite as JSON, Redis as a hash field)."""
+
+    status: int
+    etag: str | None = None
+    last_modified: str | None = None
+    digest: str | None = None
+    links: tuple[str, ...] = ()
+
+    def conditional_headers(self) -> dict[str, str]:
+        """The headers that ask the server for the page only if it changed."""
+        headers = {}
+        if self.etag is not None:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified is not None:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+
 class CrawlRequest(NamedTuple):
     """A URL scheduled for fetching (its browser URL: what is requested and recorded), link
     depth, where it was found, and the attempts already made (with the trio time of the
     first) when it comes back to retry. ``sitemap`` marks a sitemap to read for URLs;
     ``lastmod`` is the ``<lastmod>`` a sitemap gave this URL. ``revisit`` marks a page
     fetched once more only for its links, because it was found at a smaller depth after it
-    had been handed out: it writes no record."""
+    had been handed out: it writes no record. ``memo`` is what the last round of a recrawl
+    remembers of the page (None: a new page, or not a recrawl)."""
 
     url: str
     depth: int = 0
@@ -66,6 +90,7 @@ class CrawlRequest(NamedTuple):
     sitemap: bool = False
     lastmod: str | None = None
     revisit: bool = False
+    memo: PageMemo | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -110,8 +135,10 @@ class Page:
 
     @property
     def ok(self) -> bool:
-        """True when the final answer was 2xx and nothing else failed."""
-        return self.error is None and self.status is not None and 200 <= self.status < 300
+        """True when the final answer was 2xx (or a recrawl's ``304 Not Modified``) and
+        nothing else failed."""
+        status = self.status
+        return self.error is None and status is not None and (200 <= status < 300 or status == 304)
 
     def to_record(self, *, links: bool = False) -> dict[str, Any]:
         """The output record, fields in :data:`RECORD_FIELDS` order."""

@@ -16,6 +16,7 @@ pipeline runs in the crawler's process or in a worker process, and any :class:`F
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import itertools
 import random
@@ -36,7 +37,7 @@ from ._fetch import (
     backoff_delay,
     parse_retry_after,
 )
-from ._page import CrawlRequest, Page, PageError
+from ._page import CrawlRequest, Page, PageError, PageMemo
 from ._parse import (
     ParsedHtml,
     decode_body,
@@ -86,6 +87,8 @@ class Outcome:
     failed: bool = False
     #: hrefs and sitemap entries that do not parse as http(s) URLs (or are too long)
     invalid_links: int = 0
+    #: what a state remembers of the page for the next round of a recrawl (None: nothing new)
+    memo: PageMemo | None = None
 
 
 class PagePipeline:
@@ -131,9 +134,11 @@ class PagePipeline:
         retry_after: float | None = None
         page: Page | None = None
         with trio.move_on_after(config.timeout) as page_deadline:
+            memo = request.memo
             try:
                 fetcher = self._sitemap_fetcher if request.sitemap else self._fetcher
-                response = await fetcher.fetch(request.url)
+                validators = memo.conditional_headers() if memo is not None else None
+                response = await fetcher.fetch(request.url, headers=validators)
             except FetchError as exc:
                 error = exc
             outcome.latency = trio.current_time() - started
@@ -141,9 +146,14 @@ class PagePipeline:
             if response is not None:
                 if response.status in RETRY_STATUSES and attempt <= config.retries:
                     retry_after = parse_retry_after(response.fields.get("retry-after"))
+                elif response.status == 304 and memo is not None:
+                    page = self._new_page(request, response)
+                    self._unchanged(page, request, memo, response, outcome)
                 else:
                     page = self._new_page(request, response)
                     await self._process(page, request, outcome)
+                    if config.state is not None and not request.sitemap:
+                        self._remember(page, request, response, outcome)
 
         if outcome.latency is None:  # the deadline passed before the fetch ended
             outcome.latency = trio.current_time() - started
@@ -216,7 +226,7 @@ class PagePipeline:
             page.data["lastmod"] = request.lastmod
         if self._rendering:
             page.data["rendered"] = response.rendered
-        if not 200 <= status < 300:
+        if not (200 <= status < 300 or (status == 304 and request.memo is not None)):
             reason = httpx.codes.get_reason_phrase(status)
             page.error = PageError("http_status", f"HTTP {status} {reason}".rstrip())
         return page
@@ -306,6 +316,55 @@ class PagePipeline:
                     outcome.refresh = target[0]
                 elif follow and target[0] not in page.links:
                     page.links.append(target[0])
+
+    def _unchanged(
+        self,
+        page: Page,
+        request: CrawlRequest,
+        memo: PageMemo,
+        response: Response,
+        outcome: Outcome,
+    ) -> None:
+        """A recrawl's ``304 Not Modified``: the page is as the last round fetched it, so the
+        links it had are followed again as if it had been fetched."""
+        page.data["change"] = "unchanged"
+        page.data["sha256"] = memo.digest
+        page.links = list(memo.links)
+        if request.depth < self._config.depth:
+            outcome.links = list(memo.links)
+        fields = response.fields  # a 304 may carry fresher validators
+        outcome.memo = memo._replace(
+            etag=fields.get("etag", memo.etag),
+            last_modified=fields.get("last-modified", memo.last_modified),
+        )
+
+    def _remember(
+        self, page: Page, request: CrawlRequest, response: Response, outcome: Outcome
+    ) -> None:
+        """What the state keeps of a fetched page (its validators, the SHA-256 of its body,
+        the links it followed), and, in a recrawl, how the page changed since the last round."""
+        digest = hashlib.sha256(response.content).hexdigest()
+        page.data["sha256"] = digest
+        fields = response.fields
+        outcome.memo = PageMemo(
+            response.status,
+            fields.get("etag"),
+            fields.get("last-modified"),
+            digest,
+            tuple(outcome.links),
+        )
+        if not self._config.recrawl or request.revisit:
+            return
+        memo = request.memo
+        if memo is None:
+            change = "new"
+        elif response.status in (404, 410):
+            change = "gone"
+        elif response.status == memo.status and digest == memo.digest:
+            change = "unchanged"  # a server without validators, or with wrong ones
+        else:
+            change = "changed"
+        page.data["change"] = change
 
     def _read_sitemap(self, page: Page, outcome: Outcome) -> None:
         """Read what a fetched sitemap lists; its record says how much (``data.sitemap``)."""

@@ -107,6 +107,12 @@ def summary_table(
     if stats.errors:
         kinds = sorted(stats.errors.items(), key=lambda item: -item[1])
         table.add_row("errors", ", ".join(f"{kind}: {n:,}" for kind, n in kinds))
+    if stats.changed or stats.unchanged or stats.new or stats.gone or stats.unlinked:
+        table.add_row(
+            "recrawl",
+            f"{stats.changed:,} changed, {stats.unchanged:,} unchanged, {stats.new:,} new,"
+            f" {stats.gone:,} gone, {stats.unlinked:,} no longer linked",
+        )
     busiest = sorted(stats.hosts.items(), key=lambda item: -item[1].requests)[:top_hosts]
     if busiest:
         table.add_row(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -522,8 +522,9 @@ class Renderer:
 
     # ---------------------------------------------------------------------------- fetch
 
-    async def fetch(self, url: str) -> Response:
-        """Render ``url`` in a tab and return the rendered document as an HTML response.
+    async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
+        """Render ``url`` in a tab and return the rendered document as an HTML response
+        (``headers``, a recrawl's validators, are not sent: a browser revalidates on its own).
 
         Raises:
             FetchError: as the HTTP fetcher (``connect``, ``timeout``, ``blocked_address``,
@@ -791,8 +792,8 @@ class AutoFetcher:
         self._renderer = renderer
         self._predicate = config.render_if
 
-    async def fetch(self, url: str) -> Response:
-        response = await self._http.fetch(url)
+    async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
+        response = await self._http.fetch(url, headers=headers)
         if not 200 <= response.status < 300:
             return response
         if self._predicate is not None:

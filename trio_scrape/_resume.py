@@ -44,10 +44,19 @@ async def open_state(
     )
     resume = frontier.resume
     name = os.fspath(config.state)
-    if resume.finished:
+    if resume.finished and config.recrawl:
+        await frontier.start_round()
+        logger.warning(
+            "recrawling %s (round %d): %d pages known, asked for only if they changed",
+            name,
+            frontier.resume.round,
+            frontier.resume.known,
+        )
+        resume = frontier.resume
+    elif resume.finished:
         logger.warning(
             "nothing to do: the crawl in %s has finished (%d pages); "
-            "add --state-reset to crawl again",
+            "add --recrawl to fetch what changed, or --state-reset to crawl again",
             name,
             resume.done,
         )

@@ -14,7 +14,12 @@ in the order it was found (which is also the order of the queue), and two tables
           state, attempts,          -- 0 queued again, 1 leased, 2 done, 3 seen only
           depth, referrer,          -- a smaller depth found while it was queued, or NULL
           revisit)                  -- the depth of a pending revisit (see Frontier.add)
-    meta(key PRIMARY KEY, value)    -- 'settings' (JSON), 'output_offset', 'schema'
+    pages(digest INTEGER PRIMARY KEY,  -- what a recrawl needs of a page fetched, by URL:
+          round, memo,              -- the round it was last fetched in; a PageMemo as JSON
+          previous)                 -- the memo of an earlier round, while ``round`` is the
+                                    -- current one (a page fetched again after a kill is
+                                    -- compared with the last round, not with itself)
+    meta(key PRIMARY KEY, value)    -- 'settings' (JSON), 'output_offset', 'schema', 'round'
 
 Why it is exactly-once: a page is marked done in the same transaction as the length of the
 output file once its record is in it, and a page's links are written no later than its done
@@ -53,7 +58,7 @@ import trio
 
 from ._exceptions import StateError
 from ._frontier import FrontierStatistics, MemoryFrontier, _lease_depth, url_digest
-from ._page import CrawlRequest
+from ._page import CrawlRequest, PageMemo
 
 __all__ = ["ResumeInfo", "SqliteFrontier", "open_sqlite_frontier"]
 
@@ -75,6 +80,14 @@ _SCHEMA_SQL = (
     " lastmods TEXT, count INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS marks (seq INTEGER PRIMARY KEY, state INTEGER NOT NULL,"
     " attempts INTEGER NOT NULL, depth INTEGER, referrer TEXT, revisit INTEGER)",
+    "CREATE TABLE IF NOT EXISTS pages (digest INTEGER PRIMARY KEY, round INTEGER NOT NULL,"
+    " memo TEXT NOT NULL, previous TEXT)",
+)
+_REMEMBER = (
+    "INSERT INTO pages (digest, round, memo) SELECT json_extract(value, '$[0]'),"
+    " json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?) WHERE 1"
+    " ON CONFLICT (digest) DO UPDATE SET previous = CASE WHEN round < excluded.round"
+    " THEN memo ELSE previous END, memo = excluded.memo, round = excluded.round"
 )
 # Leases, releases and done marks, in the order they happened: the last one of a URL wins.
 _MARK = (
@@ -108,6 +121,8 @@ class ResumeInfo:
     requeued: int  #: URLs that a stopped run had leased and that went back to the queue
     output_offset: int | None  #: length of the output file at the last commit
     deepest: int = -1  #: the largest depth a page was handed out at (-1: none was)
+    round: int = 1  #: 1 for the first crawl, then one more for each round of a recrawl
+    known: int = 0  #: pages remembered from earlier rounds, when this round began
 
     @property
     def is_new(self) -> bool:
@@ -305,6 +320,8 @@ class SqliteFrontier(MemoryFrontier):
         self._revisits: list[tuple[int, int, bool]] = []  # (seq, depth, asked for)
         self._revisited: list[tuple[int, int]] = []  # (seq, depth)
         self._leased_seqs: dict[str, int] = {}
+        self._memos: list[tuple[int, int, list[Any]]] = []  # (digest, round, memo)
+        self._round = 1
         self._output_offset: int | None = None
         self._committed_offset: int | None = None
         self._dirty = trio.Event()
@@ -339,7 +356,8 @@ class SqliteFrontier(MemoryFrontier):
         self._groups.append((first, kind, depth, referrer, new, digests, dates))
         self._grouped += count
         # What fits in the window goes to memory now; the rest is read back from the disk.
-        room = 0 if self._spilled else max(0, self._window - self._queued)
+        # In a recrawl round, everything is: reading it back brings each page's memo.
+        room = 0 if self._spilled or self._round > 1 else max(0, self._window - self._queued)
         for i, url in enumerate(new[:room]):
             lastmod = dates[i] if dates else None
             self._enqueue(CrawlRequest(url, depth, referrer, 0, None, sitemap, lastmod))
@@ -423,6 +441,34 @@ class SqliteFrontier(MemoryFrontier):
         self._changed_pending()
         await self._wait_if_backlogged()
 
+    def remember(self, request: CrawlRequest, memo: PageMemo) -> None:
+        """Keep what a recrawl needs of a leased page (committed no later than its done
+        mark), for the next round."""
+        row = [memo.status, memo.etag, memo.last_modified, memo.digest, list(memo.links)]
+        self._memos.append((url_digest(request.url), self._round, row))
+        self._changed_pending()
+
+    async def start_round(self) -> None:
+        """Begin a new round of a finished crawl: the queue and the seen-set start empty (the
+        seeds are added again), the output starts afresh, and what each page's last fetch
+        left (:meth:`remember`) is kept for the requests of this round."""
+        async with self._lock:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self._new_round, limiter=self._thread)
+
+    async def count_unlinked(self) -> int:
+        """How many pages remembered from earlier rounds this round has not reached (once
+        every change is committed)."""
+        await self._commit()
+        async with self._lock:
+            (count,) = await trio.to_thread.run_sync(
+                lambda: self._db.execute(
+                    "SELECT count(*) FROM pages WHERE round < ?", (self._round,)
+                ).fetchone(),
+                limiter=self._thread,
+            )
+        return int(count)
+
     def statistics(self) -> FrontierStatistics:
         return FrontierStatistics(
             queued=self._queued + self._on_disk,
@@ -463,6 +509,7 @@ class SqliteFrontier(MemoryFrontier):
             + len(self._shorter)
             + len(self._revisits)
             + len(self._revisited)
+            + len(self._memos)
         )
 
     async def _wait_if_backlogged(self) -> None:
@@ -495,12 +542,13 @@ class SqliteFrontier(MemoryFrontier):
                 self._revisits,
                 self._revisited,
                 self._output_offset,
+                self._memos,
             )
             loaded_seq = self._loaded_seq
             if not (load or self._backlog() or self._output_offset != self._committed_offset):
                 return [], loaded_seq
             self._groups, self._marks, self._grouped = [], [], 0
-            self._shorter, self._revisits, self._revisited = [], [], []
+            self._shorter, self._revisits, self._revisited, self._memos = [], [], [], []
             self._committed_offset = self._output_offset
             # Shielded: once taken, the changes exist nowhere else. (Even an idle limiter is
             # a checkpoint where a cancellation would otherwise drop them.)
@@ -529,6 +577,8 @@ class SqliteFrontier(MemoryFrontier):
                     + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk)),
                     [value for group in chunk for value in _group_row(group)],
                 )
+            if changes.memos:  # no later than the done marks, as links
+                db.execute(_REMEMBER, (_json_text(changes.memos),))
             if changes.marks:
                 db.execute(_MARK, (orjson.dumps(changes.marks).decode(),))
             # Rare: URLs found again at a smaller depth (exact --depth), and revisits.
@@ -553,7 +603,31 @@ class SqliteFrontier(MemoryFrontier):
             raise StateError(f"cannot write the crawl state: {exc}") from exc
         if not load:
             return [], loaded_seq
-        return _read_queue(db, loaded_seq, load)
+        return _read_queue(db, loaded_seq, load, memos=self._round if self._round > 1 else 0)
+
+    def _new_round(self) -> None:
+        db = self._db
+        try:
+            db.execute("BEGIN")
+            db.execute("DELETE FROM links")
+            db.execute("DELETE FROM marks")
+            db.execute("DELETE FROM meta WHERE key = 'output_offset'")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('round', ?)", (str(self._round + 1),))
+            (known,) = db.execute("SELECT count(*) FROM pages").fetchone()
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StateError(f"cannot write the crawl state: {exc}") from exc
+        self._round += 1
+        self._seen_digests = _DigestSet()
+        self._loaded_seq = self._next_seq - 1
+        self._on_disk = 0
+        self._spilled = False
+        self._pending_revisits.clear()
+        self._improved.clear()
+        self._output_offset = self._committed_offset = None
+        self.resume = ResumeInfo(0, 0, 0, 0, None, round=self._round, known=known)
 
     # ---------------------------------------------------------------------- opening
 
@@ -634,6 +708,10 @@ class SqliteFrontier(MemoryFrontier):
                         revisit=True,
                     )
         offset = meta.get("output_offset")
+        self._round = int(meta.get("round", "1"))
+        (known,) = db.execute(
+            "SELECT count(*) FROM pages WHERE round < ?", (self._round,)
+        ).fetchone()
         self.resume = ResumeInfo(
             scheduled=scheduled,
             done=done,
@@ -641,6 +719,8 @@ class SqliteFrontier(MemoryFrontier):
             requeued=requeued,
             output_offset=int(offset) if offset is not None else None,
             deepest=deepest,
+            round=self._round,
+            known=known,
         )
         self._on_disk = scheduled - done
         self._spilled = self._on_disk > 0
@@ -660,6 +740,7 @@ class _Changes:
     revisits: list[tuple[int, int, bool]]
     revisited: list[tuple[int, int]]
     output_offset: int | None
+    memos: list[tuple[int, int, list[Any]]]
 
 
 def _group_row(group: _Group) -> tuple[Any, ...]:
@@ -687,18 +768,21 @@ def _unpack_digests(blob: bytes) -> array.array[int]:
     return digests
 
 
-def _read_queue(db: sqlite3.Connection, after: int, limit: int) -> tuple[list[CrawlRequest], int]:
+def _read_queue(
+    db: sqlite3.Connection, after: int, limit: int, *, memos: int = 0
+) -> tuple[list[CrawlRequest], int]:
     """Up to ``limit`` queued requests with a seq above ``after``, in seq order (at the
-    smaller depth a mark gives), and the seq read up to (done URLs skipped included)."""
+    smaller depth a mark gives; ``memos``: the round, whose requests carry what earlier
+    rounds remember of their pages), and the seq read up to (done URLs skipped included)."""
     requests: list[CrawlRequest] = []
     last = after
     groups = db.execute(
-        "SELECT seq, kind, depth, referrer, urls, lastmods, count FROM links"
+        "SELECT seq, kind, depth, referrer, urls, lastmods, count, digests FROM links"
         " WHERE seq >= (SELECT coalesce(max(seq), 0) FROM links WHERE seq <= ?)"
         " AND kind != ? ORDER BY seq",
         (after, _SEEN_ONLY),
     )
-    for first, kind, depth, referrer, urls_json, lastmods_json, count in groups:
+    for first, kind, depth, referrer, urls_json, lastmods_json, count, blob in groups:
         end = first + count - 1
         if end <= after:
             continue
@@ -709,27 +793,46 @@ def _read_queue(db: sqlite3.Connection, after: int, limit: int) -> tuple[list[Cr
                 (max(first, after + 1), end),
             )
         }
+        digests = _unpack_digests(blob)
+        remembered = _memos(db, digests, memos) if memos else {}
         urls = orjson.loads(urls_json)
         lastmods = orjson.loads(lastmods_json) if lastmods_json else None
         sitemap = kind == _SITEMAPS
         for i in range(max(0, after + 1 - first), count):
             seq = last = first + i
             lastmod = lastmods[i] if lastmods else None
+            url_depth, url_referrer, attempts = depth, referrer, 0
             mark = marks.get(seq)
-            if mark is None:
-                requests.append(CrawlRequest(urls[i], depth, referrer, 0, None, sitemap, lastmod))
-            elif mark[0] == _DONE:
-                continue
-            else:
-                _state, attempts, shorter, by = mark
-                if shorter is None:
-                    shorter, by = depth, referrer
-                requests.append(
-                    CrawlRequest(urls[i], shorter, by, attempts, None, sitemap, lastmod)
+            if mark is not None:
+                state, attempts, shorter, by = mark
+                if state == _DONE:
+                    continue
+                if shorter is not None:
+                    url_depth, url_referrer = shorter, by
+            memo = remembered.get(digests[i])
+            requests.append(
+                CrawlRequest(
+                    urls[i], url_depth, url_referrer, attempts, None, sitemap, lastmod, memo=memo
                 )
+            )
             if len(requests) >= limit:
                 return requests, last
     return requests, last
+
+
+def _memos(db: sqlite3.Connection, digests: array.array[int], round_: int) -> dict[int, PageMemo]:
+    """What rounds before ``round_`` remember of the pages with these digests."""
+    remembered = {}
+    for digest, memo in db.execute(
+        "SELECT digest, CASE WHEN round < ?1 THEN memo ELSE previous END FROM pages"
+        " WHERE digest IN (SELECT value FROM json_each(?2))",
+        (round_, orjson.dumps(digests.tolist()).decode()),
+    ):
+        if memo is None:  # first fetched in this round
+            continue
+        status, etag, last_modified, sha256, links = orjson.loads(memo)
+        remembered[digest] = PageMemo(status, etag, last_modified, sha256, tuple(links))
+    return remembered
 
 
 def _json_text(values: list[Any]) -> str:
