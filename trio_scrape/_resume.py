@@ -139,6 +139,12 @@ def state_settings(
         "exclude": list(config.exclude),
         "sitemaps": sorted(set(sitemaps)),
         "sitemaps_from_robots": config.sitemaps_from_robots,
+        # Which of a page's links are followed (see README, What a crawl reaches).
+        "frames": config.frames,
+        "meta_refresh": config.meta_refresh,
+        "page_robots": config.page_robots,
+        "skip_rel_nofollow": config.skip_rel_nofollow,
+        "dedup_canonical": config.dedup_canonical,
         "follow": None if follow is None else f"{follow.__module__}:{follow.__qualname__}",
         "output": getattr(sink, "name", None),
         "format": getattr(sink, "format", None),
