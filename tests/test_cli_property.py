@@ -192,6 +192,7 @@ _HOSTILE_ONLY: dict[str, st.SearchStrategy[str]] = {
 _FLAGS = [
     "--links", "--no-robots", "--robots", "--autothrottle", "--http2", "--allow-private",
     "--sitemaps-from-robots", "--no-csv-safe", "--no-progress", "-q", "-v", "-vv",
+    "--ignore-page-robots", "--skip-rel-nofollow", "--dedup-canonical",
 ]  # fmt: skip
 # Options whose values are paths: made from the example's directory.
 _PATHS = ["--cache", "--state", "--seeds-file"]

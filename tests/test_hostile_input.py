@@ -461,3 +461,20 @@ def test_a_seeds_file_of_bytes_reads_as_text(tmp_path: Path) -> None:
 def test_frontier_urls_are_checked_before_any_connection(frontier: str, needle: str) -> None:
     for args in (["run", CLOSED, "--frontier", frontier], ["status", "--frontier", frontier]):
         usage_error(run_cli(*args), "--frontier: ", needle)
+
+
+def test_workers_past_the_open_file_limit_are_warned_about(
+    site: ThreadSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 4096))
+    out = str(tmp_path / "out.jsonl")
+    outcome = run_cli("run", site.url("/"), "--workers", "1000", "-q", "-o", out, output=out)
+    assert outcome.code == 0 and strict_json(outcome.output)["ok"]
+    assert outcome.lines == [
+        "trio-scrape: --workers 1000 is near or over the open-file limit (1024): connections "
+        "past it fail as connect errors; raise it (ulimit -n) or use fewer workers"
+    ]
+    outcome = run_cli("run", site.url("/"), "--workers", "900", "-q", "-o", out, output=out)
+    assert outcome.code == 0 and outcome.stderr == ""

@@ -569,6 +569,7 @@ def run(
         raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
     if "\0" in output:
         raise UsageError(f"--output: not a file name: {shorten(output)}")
+    _warn_about_open_files(config.workers)
     out_format: OutputFormat = (
         format.value if format else ("csv" if output.lower().endswith(".csv") else "jsonl")
     )
@@ -817,6 +818,24 @@ def _stop_text(stats: CrawlStatistics, config: CrawlConfig, code: int) -> str | 
 
 def _plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def _warn_about_open_files(workers: int) -> None:
+    """Say so when ``workers`` connections cannot all be open at once: past the process's
+    open-file limit, connections fail (``connect`` records) instead of waiting."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):  # not POSIX
+        return
+    if limit != resource.RLIM_INFINITY and workers > limit - 64:  # files, pipes, the state
+        logger.warning(
+            "--workers %d is near or over the open-file limit (%d): connections past it fail "
+            "as connect errors; raise it (ulimit -n) or use fewer workers",
+            workers,
+            limit,
+        )
 
 
 def _did_you_mean(url: str) -> str:
