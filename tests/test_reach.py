@@ -150,3 +150,23 @@ async def test_canonical_is_recorded_and_can_deduplicate(site: Site) -> None:
     assert "/article" not in got and "/from-2" not in got and "/from-1" in got
     assert got["/article?utm=2"].data["duplicate_of"] == site.url("/article")
     assert "duplicate_of" not in got["/article?utm=1"].data
+
+
+async def test_page_level_options_from_the_command_line(site: Site) -> None:
+    from .test_cli import cli, records
+
+    body = '<a rel="nofollow" href="/ad">ad</a><iframe src="/frame"></iframe>'
+    site.add(
+        "/", page("Home", ["/next"], head='<meta name="robots" content="nofollow">', body=body)
+    )
+    for path in ("/ad", "/frame", "/next"):
+        site.add(path, page(path))
+    seed = site.url("/")
+    plain = await cli("run", seed, "--depth", "1")
+    assert {r["url"] for r in records(plain.stdout)} == {seed}  # nofollow obeyed
+    args = ["run", seed, "--depth", "1", "--ignore-page-robots", "--skip-rel-nofollow"]
+    result = await cli(*args, "--no-frames")
+    assert result.returncode == 0, result.stderr
+    got = records(result.stdout)
+    assert {r["url"] for r in got} == {seed, site.url("/next")}
+    assert got[0]["data"]["robots"] == ["nofollow"]
