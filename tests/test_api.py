@@ -39,10 +39,12 @@ async def test_fetched_at_is_iso_utc_with_milliseconds(site: Site) -> None:
     assert abs((datetime.now(UTC) - when).total_seconds()) < 5
 
 
-async def test_leaving_open_crawl_early_cancels_the_crawl(site: Site) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_leaving_open_crawl_early_cancels_the_crawl(site: Site, processes: int) -> None:
     chain_site(site, 50)
+    config = CrawlConfig(depth=100, processes=processes)
     with trio.fail_after(10):
-        async with trio_scrape.open_crawl([site.url("/0")], CrawlConfig(depth=100)) as pages:
+        async with trio_scrape.open_crawl([site.url("/0")], config) as pages:
             async for page in pages:
                 if page.title == "Page 2":
                     break
@@ -67,10 +69,12 @@ async def test_invalid_seed_raises_config_error_before_anything_runs() -> None:
         await trio_scrape.scrape(["mailto:a@b.c"])
 
 
-async def test_crawler_in_callers_nursery_with_statistics(site: Site) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_crawler_in_callers_nursery_with_statistics(site: Site, processes: int) -> None:
     chain_site(site, 20)
     send, receive = trio.open_memory_channel[Page](0)
-    crawler = Crawler([site.url("/0")], CrawlConfig(depth=19, workers=3), sink=send)
+    config = CrawlConfig(depth=19, workers=3, processes=processes)
+    crawler = Crawler([site.url("/0")], config, sink=send)
     seen: list[int] = []
     async with trio.open_nursery() as nursery:
         await nursery.start(crawler.run)

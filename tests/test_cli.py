@@ -83,7 +83,10 @@ async def test_seeds_file_and_stdin(site: Site, tmp_path: Path) -> None:
     assert [r["title"] for r in records(result.stdout)] == ["P2"]
 
 
-async def test_extract_and_follow_hooks_from_a_module(site: Site, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])
+async def test_extract_and_follow_hooks_from_a_module(
+    site: Site, tmp_path: Path, processes: str
+) -> None:
     small_site(site)
     (tmp_path / "myhooks.py").write_text(
         "async def extract(page):\n"
@@ -100,6 +103,8 @@ async def test_extract_and_follow_hooks_from_a_module(site: Site, tmp_path: Path
         "myhooks:extract",
         "--follow",
         "myhooks:follow",
+        "--processes",
+        processes,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -126,6 +131,8 @@ async def test_extract_and_follow_hooks_from_a_module(site: Site, tmp_path: Path
             ["http://127.0.0.1:1/", "--scope", "planet"],
             "--scope: must be one of origin, host, domain, any, not 'planet'",
         ),
+        (["http://127.0.0.1:1/", "--processes", "0"], "--processes: must be at least 1"),
+        (["http://127.0.0.1:1/", "--processes", "many"], "--processes: expected a number or"),
         (["http://127.0.0.1:1/", "--no-such-flag"], "No such option: --no-such-flag"),
         ([], "no seed URLs"),
     ],
@@ -155,9 +162,10 @@ async def test_version() -> None:
     assert result.stdout.decode().strip() == f"trio-scrape {trio_scrape.__version__}"
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 async def test_signal_stops_gracefully_and_flushes(
-    site: Site, tmp_path: Path, signum: int, code: int
+    site: Site, tmp_path: Path, signum: int, code: int, processes: str
 ) -> None:
     async def slow(request: Request) -> Reply:
         n = int(request.path.strip("/"))
@@ -184,6 +192,8 @@ async def test_signal_stops_gracefully_and_flushes(
                         "2",
                         "--grace",
                         "5",
+                        "--processes",
+                        processes,
                         "-o",
                         str(out),
                     ],
@@ -204,7 +214,8 @@ async def test_signal_stops_gracefully_and_flushes(
     assert "stopping" in err.read_text()
 
 
-async def test_second_sigint_stops_at_once(site: Site, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])
+async def test_second_sigint_stops_at_once(site: Site, tmp_path: Path, processes: str) -> None:
     async def stuck(request: Request) -> Reply:
         if request.path != "/0":
             await trio.sleep(60)
@@ -218,7 +229,19 @@ async def test_second_sigint_stops_at_once(site: Site, tmp_path: Path) -> None:
         process = await nursery.start(
             functools.partial(
                 trio.run_process,
-                [*CLI, "run", site.url("/0"), "--depth", "1", "--grace", "60", "-o", str(out)],
+                [
+                    *CLI,
+                    "run",
+                    site.url("/0"),
+                    "--depth",
+                    "1",
+                    "--grace",
+                    "60",
+                    "--processes",
+                    processes,
+                    "-o",
+                    str(out),
+                ],
                 stderr=subprocess.DEVNULL,
                 check=False,
             )

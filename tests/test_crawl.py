@@ -7,12 +7,16 @@ import math
 import random
 from typing import Any
 
+import pytest
 import trio
 import trio.lowlevel
 
 from trio_scrape import CrawlConfig, Crawler, CrawlStatistics, Page
 
 from .site import Reply, Request, Site, closed_port, html_page, reset_connection
+
+#: Tests that run with the page pipeline in the crawler's process and in 2 worker processes.
+both = pytest.mark.parametrize("processes", [1, 2], ids=["1-process", "2-processes"])
 
 
 async def run_crawl(seeds: list[str], **options: Any) -> tuple[dict[str, Page], CrawlStatistics]:
@@ -35,7 +39,8 @@ def kind(page: Page) -> str | None:
 # ----------------------------------------------------------------------------- links, scope
 
 
-async def test_follows_links_once_each_with_depth_and_referrer(site: Site) -> None:
+@both
+async def test_follows_links_once_each_with_depth_and_referrer(site: Site, processes: int) -> None:
     site.add(
         "/",
         Reply(
@@ -57,7 +62,7 @@ async def test_follows_links_once_each_with_depth_and_referrer(site: Site) -> No
     site.add("/a", Reply(body=html_page("A", ["/", "./b", "c?y=2&x=1"])))
     site.add("/b", Reply(body=html_page("B", ["/c?x=1&y=2"])))
     site.add("/c", Reply(body=html_page("C", ["/never"])))
-    pages, stats = await run_crawl([site.url("/")], depth=2)
+    pages, stats = await run_crawl([site.url("/")], depth=2, processes=processes)
 
     # /c has two spellings with one canonical key: one request, with the spelling found first.
     (c_url,) = set(pages) - {site.url(p) for p in ["/", "/a", "/b"]}
@@ -93,19 +98,24 @@ async def test_links_field_lists_every_unique_link_including_offsite(site: Site)
     assert pages[site.url("/")].links == [site.url("/a"), "http://external.invalid/p"]
 
 
-async def test_offsite_links_are_not_fetched_in_host_scope(site: Site) -> None:
+@both
+async def test_offsite_links_are_not_fetched_in_host_scope(site: Site, processes: int) -> None:
     other = Site("127.0.0.2")
     async with trio.open_nursery() as nursery:
         await nursery.start(other.serve)
         other.add("/x", Reply(body=html_page("Other")))
         site.add("/", Reply(body=html_page("Home", [other.url("/x"), "/in"])))
         site.add("/in", Reply(body=html_page("In")))
-        pages, _ = await run_crawl([site.url("/")], depth=3)
+        pages, _ = await run_crawl([site.url("/")], depth=3, processes=processes)
         assert set(pages) == {site.url("/"), site.url("/in")}
         assert other.log == []
 
         pages, _ = await run_crawl(
-            [site.url("/")], depth=3, allow_hosts=("127.0.0.*",), allow_private=True
+            [site.url("/")],
+            depth=3,
+            allow_hosts=("127.0.0.*",),
+            allow_private=True,
+            processes=processes,
         )
         assert other.url("/x") in pages and pages[other.url("/x")].ok
         nursery.cancel_scope.cancel()
@@ -119,7 +129,10 @@ async def test_include_and_exclude_patterns(site: Site) -> None:
     assert set(pages) == {site.url("/"), site.url("/keep/1"), site.url("/keep/2")}
 
 
-async def test_infinite_calendar_is_bounded_by_depth_and_max_pages(site: Site) -> None:
+@both
+async def test_infinite_calendar_is_bounded_by_depth_and_max_pages(
+    site: Site, processes: int
+) -> None:
     def calendar(path: str) -> Reply | None:
         if not path.startswith("/cal/"):
             return None
@@ -127,30 +140,38 @@ async def test_infinite_calendar_is_bounded_by_depth_and_max_pages(site: Site) -
         return Reply(body=html_page(f"Day {day}", [f"/cal/{day + 1}", f"/cal/{day - 1}"]))
 
     site.fallback = calendar
-    pages, _ = await run_crawl([site.url("/cal/0")], depth=4)
+    pages, _ = await run_crawl([site.url("/cal/0")], depth=4, processes=processes)
     assert {int(u.rsplit("/", 1)[1]) for u in pages} == set(range(-4, 5))
 
     site.log.clear()
-    pages, stats = await run_crawl([site.url("/cal/0")], depth=1000, max_pages=25, workers=4)
+    pages, stats = await run_crawl(
+        [site.url("/cal/0")], depth=1000, max_pages=25, workers=4, processes=processes
+    )
     assert len(pages) == 25 and len(site.log) == 25
     assert stats.stop_reason == "max_pages"
 
 
-async def test_no_deadlock_when_every_page_links_to_hundreds_with_buffer_1(site: Site) -> None:
+@both
+async def test_no_deadlock_when_every_page_links_to_hundreds_with_buffer_1(
+    site: Site, processes: int
+) -> None:
     rng = random.Random(7)
     count = 300
     for i in range(count):
         targets = [f"/p{rng.randrange(count)}" for _ in range(250)] + [f"/p{(i + 1) % count}"]
         site.add(f"/p{i}", Reply(body=html_page(f"P{i}", targets)))
-    pages, stats = await run_crawl([site.url("/p0")], depth=10_000, workers=4, buffer=1)
+    pages, stats = await run_crawl(
+        [site.url("/p0")], depth=10_000, workers=4, buffer=1, processes=processes
+    )
     assert len(pages) == count
     assert stats.stop_reason == "finished" and stats.in_flight == 0 and stats.queued == 0
 
 
-async def test_error_pages_are_recorded_but_not_followed(site: Site) -> None:
+@both
+async def test_error_pages_are_recorded_but_not_followed(site: Site, processes: int) -> None:
     site.add("/", Reply(body=html_page("Home", ["/missing", "/broken"])))
     site.add("/broken", Reply(500, html_page("Oops", ["/hidden"])))
-    pages, stats = await run_crawl([site.url("/")], depth=5, retries=0)
+    pages, stats = await run_crawl([site.url("/")], depth=5, retries=0, processes=processes)
     assert pages[site.url("/missing")].status == 404
     assert pages[site.url("/missing")].error is not None
     assert kind(pages[site.url("/missing")]) == "http_status"
@@ -163,12 +184,17 @@ async def test_error_pages_are_recorded_but_not_followed(site: Site) -> None:
 # ------------------------------------------------------------------------------ redirects
 
 
-async def test_redirect_chain_is_followed_and_target_not_fetched_again(site: Site) -> None:
+@both
+async def test_redirect_chain_is_followed_and_target_not_fetched_again(
+    site: Site, processes: int
+) -> None:
     site.add("/", Reply(body=html_page("Home", ["/old", "/new"])))
     site.add("/old", Reply(301, headers={"Location": "/mid"}))
     site.add("/mid", Reply(302, headers={"Location": site.url("/new")}))
     site.add("/new", Reply(body=html_page("New")))
-    pages, _ = await run_crawl([site.url("/old"), site.url("/")], depth=1, workers=1)
+    pages, _ = await run_crawl(
+        [site.url("/old"), site.url("/")], depth=1, workers=1, processes=processes
+    )
     old = pages[site.url("/old")]
     assert old.ok and old.status == 200 and old.final_url == site.url("/new")
     assert old.title == "New"
@@ -200,7 +226,8 @@ async def test_redirect_to_a_non_http_scheme_is_invalid_url(site: Site) -> None:
 # ------------------------------------------------------------------ slow and broken servers
 
 
-async def test_trickling_body_hits_the_page_deadline(site: Site) -> None:
+@both
+async def test_trickling_body_hits_the_page_deadline(site: Site, processes: int) -> None:
     async def trickle(request: Request) -> bool:
         await request.stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
         for _ in range(1000):
@@ -210,19 +237,24 @@ async def test_trickling_body_hits_the_page_deadline(site: Site) -> None:
 
     site.add_raw("/trickle", trickle)
     start = trio.current_time()
-    pages, _ = await run_crawl([site.url("/trickle")], timeout=1.5, retries=0)
+    pages, _ = await run_crawl([site.url("/trickle")], timeout=1.5, retries=0, processes=processes)
     page = pages[site.url("/trickle")]
     assert page.error is not None and page.error.kind == "timeout"
     assert 1.4 < page.elapsed < 3 and trio.current_time() - start < 5
 
 
-async def test_server_that_never_answers_times_out_and_is_retried(site: Site) -> None:
+@both
+async def test_server_that_never_answers_times_out_and_is_retried(
+    site: Site, processes: int
+) -> None:
     async def silent(request: Request) -> bool:
         await trio.sleep_forever()
         return False  # pragma: no cover
 
     site.add_raw("/silent", silent)
-    pages, stats = await run_crawl([site.url("/silent")], timeout=0.5, retries=1, backoff=0.01)
+    pages, stats = await run_crawl(
+        [site.url("/silent")], timeout=0.5, retries=1, backoff=0.01, processes=processes
+    )
     assert kind(pages[site.url("/silent")]) == "timeout"
     assert site.hits["/silent"] == 2 and stats.retries == 1
 
@@ -244,18 +276,22 @@ async def test_refused_connection_is_a_connect_error() -> None:
     assert pages[url].status is None and not pages[url].ok
 
 
-async def test_503_then_200_is_retried_to_success(site: Site) -> None:
+@both
+async def test_503_then_200_is_retried_to_success(site: Site, processes: int) -> None:
     answers = iter([Reply(503), Reply(503), Reply(body=html_page("Finally"))])
     site.add("/flaky", lambda request: next(answers))
-    pages, stats = await run_crawl([site.url("/flaky")], retries=2, backoff=0.01)
+    pages, stats = await run_crawl(
+        [site.url("/flaky")], retries=2, backoff=0.01, processes=processes
+    )
     page = pages[site.url("/flaky")]
     assert page.ok and page.title == "Finally" and stats.retries == 2
 
 
-async def test_429_retry_after_is_honoured(site: Site) -> None:
+@both
+async def test_429_retry_after_is_honoured(site: Site, processes: int) -> None:
     answers = iter([Reply(429, headers={"Retry-After": "1"}), Reply(body=html_page("OK"))])
     site.add("/limited", lambda request: next(answers))
-    pages, _ = await run_crawl([site.url("/limited")], backoff=0.01)
+    pages, _ = await run_crawl([site.url("/limited")], backoff=0.01, processes=processes)
     assert pages[site.url("/limited")].ok
     first, second = (r.at for r in site.log)
     assert second - first >= 1.0
@@ -278,11 +314,12 @@ async def test_503_exhausting_retries_keeps_the_status(site: Site) -> None:
 # ------------------------------------------------------------------------- bodies and caps
 
 
-async def test_gzip_bomb_is_cut_at_max_bytes(site: Site) -> None:
+@both
+async def test_gzip_bomb_is_cut_at_max_bytes(site: Site, processes: int) -> None:
     bomb = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)
     assert len(bomb) < 128 * 1024
     site.add("/bomb", Reply(body=bomb, headers={"Content-Encoding": "gzip"}))
-    pages, _ = await run_crawl([site.url("/bomb")], max_bytes=1024 * 1024)
+    pages, _ = await run_crawl([site.url("/bomb")], max_bytes=1024 * 1024, processes=processes)
     assert kind(pages[site.url("/bomb")]) == "too_large"
 
 
@@ -311,7 +348,8 @@ async def test_corrupt_gzip_is_a_decode_error(site: Site) -> None:
     assert kind(pages[site.url("/corrupt")]) == "decode"
 
 
-async def test_charsets(site: Site) -> None:
+@both
+async def test_charsets(site: Site, processes: int) -> None:
     title = "Café Ünïcode"
     site.add(
         "/latin1",
@@ -355,7 +393,7 @@ async def test_charsets(site: Site) -> None:
         site.url(p)
         for p in ["/latin1", "/utf16", "/meta", "/sniffed", "/mislabelled", "/invalid", "/unknown"]
     ]
-    pages, _ = await run_crawl(urls)
+    pages, _ = await run_crawl(urls, processes=processes)
     assert pages[site.url("/latin1")].title == title
     assert pages[site.url("/utf16")].title == title
     assert pages[site.url("/meta")].title == "Привет"
@@ -447,7 +485,8 @@ async def test_extract_hook_inherits_the_page_deadline(site: Site) -> None:
 # -------------------------------------------------------------------------------- deadlines
 
 
-async def test_crawl_deadline_stops_dispatch_and_gives_grace(site: Site) -> None:
+@both
+async def test_crawl_deadline_stops_dispatch_and_gives_grace(site: Site, processes: int) -> None:
     # /quick outlasts the deadline but ends within the grace; /stuck outlasts both. The
     # deadline leaves a loaded machine ample time to dispatch both (robots.txt off: its fetch
     # would hold the host to one request until it is known), so the crawl ends at
@@ -468,6 +507,7 @@ async def test_crawl_deadline_stops_dispatch_and_gives_grace(site: Site) -> None
         timeout=100,
         workers=2,
         robots=False,
+        processes=processes,
     )
     took = trio.current_time() - start
     assert 2.5 - 0.1 < took < 5
@@ -486,9 +526,12 @@ async def test_requests_go_through_the_proxy(site: Site) -> None:
     assert site.paths() == ["http://proxied.test/", "http://proxied.test/next"]
 
 
-async def test_custom_headers_and_user_agent_are_sent(site: Site) -> None:
+@both
+async def test_custom_headers_and_user_agent_are_sent(site: Site, processes: int) -> None:
     site.add("/", Reply(body=html_page("Home")))
-    await run_crawl([site.url("/")], headers={"X-Token": "abc"}, user_agent="probe/1.0")
+    await run_crawl(
+        [site.url("/")], headers={"X-Token": "abc"}, user_agent="probe/1.0", processes=processes
+    )
     [request] = site.log
     assert request.headers["x-token"] == "abc" and request.headers["user-agent"] == "probe/1.0"
 

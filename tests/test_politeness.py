@@ -61,25 +61,27 @@ def serve_pages(site: Site, count: int, handler: Any) -> list[str]:
     return [site.url(f"/p{i}") for i in range(count)]
 
 
-async def test_per_host_concurrency_is_capped(hosts: list[Site]) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_per_host_concurrency_is_capped(hosts: list[Site], processes: int) -> None:
     a, b, _ = hosts
     load_a, load_b = Load(), Load()
     seeds = serve_pages(a, 12, load_a.handler(0.1)) + serve_pages(b, 12, load_b.handler(0.1))
-    pages, stats = await run_crawl(seeds, workers=10, per_host=3)
+    pages, stats = await run_crawl(seeds, workers=10, per_host=3, processes=processes)
     assert len(pages) == 24 and all(p.ok for p in pages.values())
     assert load_a.most == 3 and load_b.most == 3  # parallel, but never over the cap
     assert stats.hosts[a.base].requests == 12 and stats.hosts[a.base].concurrency == 3
     assert stats.hosts[a.base].in_flight == 0
 
 
-async def test_delay_spaces_request_starts_per_host(hosts: list[Site]) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_delay_spaces_request_starts_per_host(hosts: list[Site], processes: int) -> None:
     a, b, _ = hosts
     seeds = serve_pages(a, 5, Reply(body=html_page("a"))) + serve_pages(
         b, 5, Reply(body=html_page("b"))
     )
     # No robots.txt: a host's first request would wait for it after taking its start slot,
     # and the server would see that first gap shortened by the fetch.
-    await run_crawl(seeds, workers=8, delay=0.2, robots=False)
+    await run_crawl(seeds, workers=8, delay=0.2, robots=False, processes=processes)
     for site in (a, b):
         starts = [r.at for r in site.log]
         gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from trio_scrape import CrawlConfig, Crawler, CrawlStatistics, open_file_sink
@@ -66,8 +67,10 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-async def crawl(site: Site, state: Path, out: Path, *, recrawl: bool) -> CrawlStatistics:
-    config = CrawlConfig(depth=10, state=state, recrawl=recrawl, robots=False)
+async def crawl(
+    site: Site, state: Path, out: Path, *, recrawl: bool, processes: int = 1
+) -> CrawlStatistics:
+    config = CrawlConfig(depth=10, state=state, recrawl=recrawl, robots=False, processes=processes)
     sink = open_file_sink(str(out), "jsonl")
     return await Crawler([site.url("/p0")], config, sink=sink).run()
 
@@ -76,12 +79,13 @@ def changes(records: list[dict[str, Any]]) -> Counter[str]:
     return Counter(r["data"].get("change") for r in records)
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 async def test_a_recrawl_asks_for_what_changed_and_goes_on_below_unchanged_pages(
-    site: Site, tmp_path: Path
+    site: Site, tmp_path: Path, processes: int
 ) -> None:
     pages = Versioned(site)
     state, out = tmp_path / "state.db", tmp_path / "out.jsonl"
-    first = await crawl(site, state, out, recrawl=False)
+    first = await crawl(site, state, out, recrawl=False, processes=processes)
     assert first.pages == PAGES and not any("if-none-match" in r.headers for r in site.log)
     first_digests = {r["url"]: r["data"]["sha256"] for r in read_records(out)}
 
@@ -92,7 +96,7 @@ async def test_a_recrawl_asks_for_what_changed_and_goes_on_below_unchanged_pages
     pages.extra_links[40] = ["/new"]
     site.add("/new", Reply(body=html_page("new")))
     site.log.clear()
-    stats = await crawl(site, state, out, recrawl=True)
+    stats = await crawl(site, state, out, recrawl=True, processes=processes)
 
     asked = [r for r in site.log if r.path != "/new"]
     assert len(asked) == PAGES and all("if-none-match" in r.headers for r in asked)
@@ -124,7 +128,7 @@ async def test_a_recrawl_asks_for_what_changed_and_goes_on_below_unchanged_pages
     pages.version[40] = 3
     site.add("/p49", Reply(status=410))
     site.log.clear()
-    stats = await crawl(site, state, out, recrawl=True)
+    stats = await crawl(site, state, out, recrawl=True, processes=processes)
     records = read_records(out)
     assert len(records) == PAGES and "/new" not in site.paths()
     by_url = {r["url"][len(site.base) :]: r for r in records}

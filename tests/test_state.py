@@ -338,14 +338,15 @@ def assert_exactly_once(records: list[dict[str, Any]], expected: list[str]) -> N
     assert max(counts.values()) == 1, counts.most_common(3)
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
 async def test_sigkill_at_random_moments_loses_nothing_and_writes_nothing_twice(
-    site: Site, tmp_path: Path
+    site: Site, tmp_path: Path, processes: str
 ) -> None:
     expected = chain_site(site, 6000)
     out, state = tmp_path / "out.jsonl", tmp_path / "state.db"
     command = [
         *CLI, "run", site.url("/p0"), "--depth", "10000", "-o", str(out),
-        "--state", str(state), "--workers", "8", "-q",
+        "--state", str(state), "--workers", "8", "-q", "--processes", processes,
     ]  # fmt: skip
     rng = random.Random(20261124)
     kills = 0
@@ -412,15 +413,18 @@ async def test_state_reset_needs_state() -> None:
     assert result.returncode == 2 and b"needs --state" in result.stderr
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
 @pytest.mark.parametrize("sigints", [1, 2], ids=["graceful", "at-once"])
-async def test_sigint_then_resume_with_csv(site: Site, tmp_path: Path, sigints: int) -> None:
+async def test_sigint_then_resume_with_csv(
+    site: Site, tmp_path: Path, sigints: int, processes: str
+) -> None:
     """One SIGINT stops gracefully; a second one cancels at once. Either way the state is
     consistent and the resumed crawl completes the output exactly once."""
     expected = chain_site(site, 400)
     out, state = tmp_path / "out.csv", tmp_path / "state.db"
     command = [
         *CLI, "run", site.url("/p0"), "--depth", "1000", "-o", str(out),
-        "--state", str(state), "--workers", "4",
+        "--state", str(state), "--workers", "4", "--processes", processes,
     ]  # fmt: skip
 
     async def slow(request: Request) -> Reply:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ._exceptions import OutputError as OutputError
     from ._exceptions import StateError as StateError
     from ._exceptions import TrioScrapeError as TrioScrapeError
+    from ._exceptions import WorkerError as WorkerError
     from ._frontier import Frontier as Frontier
     from ._frontier import FrontierStatistics as FrontierStatistics
     from ._frontier import MemoryFrontier as MemoryFrontier
@@ -74,6 +75,7 @@ __all__ = [
     "StateError",
     "StopReason",
     "TrioScrapeError",
+    "WorkerError",
     "__version__",
     "browser_url",
     "canonicalize",
@@ -96,6 +98,7 @@ _EXPORTS = {
     "OutputError": "._exceptions",
     "StateError": "._exceptions",
     "TrioScrapeError": "._exceptions",
+    "WorkerError": "._exceptions",
     "Frontier": "._frontier",
     "FrontierStatistics": "._frontier",
     "MemoryFrontier": "._frontier",

@@ -20,7 +20,7 @@ import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import trio
 import typer
@@ -74,6 +74,7 @@ _OUTPUT = "Output"
 _STATE = "Resumable crawls"
 _FLEET = "Crawling on several machines (Redis)"
 _EXTRACT = "Extraction"
+_PROCESSES = "Worker processes"
 _RENDER = "Rendering JavaScript (headless Chromium)"
 
 
@@ -208,6 +209,15 @@ def run(
     workers: Annotated[
         int, typer.Option(help="Concurrent worker tasks.", rich_help_panel=_ENGINE)
     ] = 16,
+    processes: Annotated[
+        str,
+        typer.Option(
+            metavar="N|auto",
+            help="Run fetch, parse and hooks in N worker processes (auto: one per CPU); "
+            "1 keeps them in this process.",
+            rich_help_panel=_PROCESSES,
+        ),
+    ] = "1",
     buffer: Annotated[
         int | None,
         typer.Option(
@@ -525,6 +535,7 @@ def run(
             skip_rel_nofollow=skip_rel_nofollow,
             dedup_canonical=dedup_canonical,
             workers=workers,
+            processes=_processes(processes),
             buffer=buffer,
             timeout=timeout,
             deadline=deadline,
@@ -781,6 +792,8 @@ def _summary(stats: CrawlStatistics, stopped: str | None = None) -> str:
         )
     if recrawl := _recrawl_text(stats):
         text += f"; {recrawl}"
+    if stats.worker_restarts:
+        text += f"; {stats.worker_restarts} worker processes died and were replaced"
     if stopped:
         text += f"; {stopped}"
     return text
@@ -914,6 +927,16 @@ def _parse_headers(values: list[str]) -> dict[str, str]:
             raise UsageError(f"--header: expected 'Name: value', got {value!r}")
         headers[name.strip()] = content.strip()
     return headers
+
+
+def _processes(value: str) -> int | Literal["auto"]:
+    text = value.strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"--processes: expected a number or auto, got {value!r}") from None
 
 
 def _load_hook(spec: str, flag: str) -> Callable[..., Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 DEFAULT_WORKERS = 16
+MAX_PROCESSES = 64
 DEFAULT_PER_HOST = 8
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_GRACE = 5.0
@@ -101,12 +103,20 @@ class CrawlConfig:
             URL was already crawled is marked ``data.duplicate_of`` and its links not followed.
 
     Engine:
-        workers: worker tasks (each fetches one page at a time).
+        workers: worker tasks (each fetches one page at a time): the pages in flight at once,
+            in all processes together.
+        processes: run the page pipeline (fetch, parse, selectors, hooks, link resolution) in
+            this many worker processes, each with its own Trio loop; ``1`` (the default) runs
+            it in the crawler's process; ``"auto"``: one per CPU this process may use. The
+            frontier, politeness, robots.txt, ``max_pages``, the sink and the state stay in
+            the crawler's process. With more than one, ``extract`` and ``follow`` must be
+            importable by module path (module-level functions).
         buffer: size of the job and record channels (None: same as ``workers``).
         timeout: the page deadline in seconds, for each attempt: request, body, parse and the
             extract hook.
-        deadline: the crawl deadline in seconds (None: none). When it passes, dispatching stops,
-            pages in flight get ``grace`` seconds, and the crawl returns normally.
+        deadline: the crawl deadline in seconds (None: none), counted from the first dispatch
+            (after start-up). When it passes, dispatching stops, pages in flight get ``grace``
+            seconds, and the crawl returns normally.
         grace: seconds in-flight pages may still take once the crawl is stopped.
 
     Politeness (per host, i.e. per scheme, host and port):
@@ -199,6 +209,7 @@ class CrawlConfig:
     dedup_canonical: bool = False
 
     workers: int = DEFAULT_WORKERS
+    processes: int | Literal["auto"] = 1
     buffer: int | None = None
     per_host: int = DEFAULT_PER_HOST
     delay: float = 0.0
@@ -267,6 +278,22 @@ class CrawlConfig:
             raise ConfigError(
                 "render_auto", "renders only some pages: it cannot be combined with render"
             )
+        for name in HOOKS:
+            hook = getattr(self, name)
+            if hook is not None and self.processes != 1 and hook_reference(hook) is None:
+                raise ConfigError(
+                    name,
+                    f"{hook!r} cannot run in worker processes (processes={self.processes!r}): "
+                    "it must be importable by module path (a module-level function)",
+                )
+
+    @property
+    def process_count(self) -> int:
+        """Worker processes to run: ``processes``, with ``"auto"`` resolved to the CPUs this
+        process may use (at most ``workers``: a process with no page to work on is wasted)."""
+        if self.processes == "auto":
+            return max(1, min(usable_cpus(), self.workers, MAX_PROCESSES))
+        return self.processes
 
     @property
     def rendering(self) -> Literal["off", "always", "auto"]:
@@ -316,6 +343,43 @@ LIMITS: Mapping[str, Range] = types.MappingProxyType({
     "render_wait_max": Range(0, 60, open_low=True, unit="seconds"),
     "lease": Range(1, DAY, unit="seconds"),
 })  # fmt: skip
+
+
+#: The fields that hold callables: worker processes import them by module path.
+HOOKS = ("extract", "follow", "render_if")
+
+#: ``processes``: "auto", or a number of worker processes in this range.
+PROCESSES = Range(1, MAX_PROCESSES, integer=True)
+
+
+def _processes(name: str, value: Any) -> Any:
+    if isinstance(value, str) and value == "auto":
+        return value
+    try:
+        return PROCESSES(name, value)
+    except ConfigError as exc:
+        raise ConfigError(name, f'{exc.message} (or "auto")') from None
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def hook_reference(hook: Callable[..., Any]) -> str | None:
+    """``module:qualname`` by which another process can import ``hook``, or None when it
+    cannot (a lambda, a closure, a bound method, anything defined in ``__main__``)."""
+    module_name = getattr(hook, "__module__", None)
+    qualname = getattr(hook, "__qualname__", None)
+    if not module_name or not qualname or module_name == "__main__" or "<" in qualname:
+        return None
+    found: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return f"{module_name}:{qualname}" if found is hook else None
 
 
 def _cache_dir(name: str, value: Any) -> Any:
@@ -433,6 +497,7 @@ def _selectors(name: str, value: Any) -> tuple[Selector, ...]:
 #: here (a number: a line in LIMITS); CrawlConfig() raises TypeError until you do.
 _CHECKS: Mapping[str, _v.Check] = {
     **LIMITS,
+    "processes": _processes,
     "scope": _v.choice(get_args(ScopeName)),
     "allow_hosts": _v.strings,
     "include": _v.regexes,

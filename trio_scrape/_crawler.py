@@ -51,7 +51,7 @@ from ._exceptions import ConfigError
 from ._fetch import Fetcher, open_fetcher
 from ._frontier import Frontier, MemoryFrontier
 from ._page import CrawlRequest, Page, PageError
-from ._pipeline import Outcome, PagePipeline, browser_urls, failed_page
+from ._pipeline import AttemptLost, Outcome, PagePipeline, Pipeline, browser_urls, failed_page
 from ._politeness import HostLimiter, HostStatistics, RobotsCache, origin_of
 from ._sinks import Sink
 from ._urls import UrlScope, browser_url, host_of, url_key
@@ -108,6 +108,8 @@ class CrawlStatistics:
     tabs_in_use: int = 0  #: browser tabs rendering a page right now
     browser_memory: int | None = None  #: the browser's total PSS in bytes (None: not running)
     browser_peak_memory: int | None = None  #: the largest ``browser_memory`` sampled
+    processes: int = 1  #: processes running the page pipeline (1: the crawler's own)
+    worker_restarts: int = 0  #: worker processes replaced after they died
 
     @property
     def pages_per_second(self) -> float:
@@ -175,7 +177,7 @@ class Crawler:
         self._flush_delay = 0.0 if self._own_state else _FLUSH_DELAY
         self._frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self._transport = transport
-        self._pipeline: PagePipeline | None = None
+        self._pipeline: Pipeline | None = None
         self._renderer: Renderer | None = None
         if config.rendering != "off":
             # Imported only when used, as are the renderer and --state below: they cost
@@ -183,6 +185,10 @@ class Crawler:
             from ._browser import find_browser
 
             find_browser(config.browser)  # a missing browser is a ConfigError, raised here
+        if transport is not None and config.process_count > 1:
+            raise ConfigError(
+                "processes", "a custom transport runs only in one process: use processes=1"
+            )
         self._robots: RobotsCache | None = None
 
         self._ran = False
@@ -268,6 +274,8 @@ class Crawler:
             gone=self._changes["gone"],
             unlinked=self._unlinked,
             **self._render_statistics(),
+            processes=self._config.process_count,
+            worker_restarts=getattr(self._pipeline, "restarts", 0),
         )
 
     def _render_statistics(self) -> dict[str, Any]:
@@ -362,7 +370,18 @@ class Crawler:
                     )
                 )
                 page_fetcher: Fetcher = fetcher
-                if config.rendering != "off":
+                if config.process_count > 1:  # each worker process opens its own fetchers
+                    from ._processes import open_process_pipeline
+
+                    self._pipeline = await stack.enter_async_context(
+                        open_process_pipeline(
+                            config,
+                            seed_hosts=seed_hosts,
+                            seed_origins=seed_origins,
+                            bodies=self._keep_bodies,
+                        )
+                    )
+                elif config.rendering != "off":
                     from ._render import open_page_fetcher
 
                     page_fetcher, self._renderer = await stack.enter_async_context(
@@ -370,9 +389,10 @@ class Crawler:
                             config, fetcher, seed_hosts=seed_hosts, seed_origins=seed_origins
                         )
                     )
-                self._pipeline = PagePipeline(
-                    config, page_fetcher, sitemap_fetcher=fetcher, rng=self._rng
-                )
+                if self._pipeline is None:
+                    self._pipeline = PagePipeline(
+                        config, page_fetcher, sitemap_fetcher=fetcher, rng=self._rng
+                    )
                 nursery = await stack.enter_async_context(trio.open_nursery())
                 if config.robots or config.sitemaps_from_robots:
                     self._robots = RobotsCache(fetcher, self._hosts, config, rng=self._rng)
@@ -425,8 +445,10 @@ class Crawler:
                 self._dispatch_scope = scope
                 if self._stopping:
                     scope.cancel()
-                if config.deadline is not None and self._started_at is not None:
-                    scope.deadline = self._started_at + config.deadline
+                if config.deadline is not None:
+                    # From the first dispatch: start-up (opening the state, starting worker
+                    # processes, reading robots.txt sitemaps) does not eat the crawl's time.
+                    scope.deadline = trio.current_time() + config.deadline
                 while True:
                     request = await self._frontier.get(self._hosts)
                     if request is None:
@@ -595,7 +617,10 @@ class Crawler:
         if request.first_try is None:
             request = request._replace(first_try=started)
         try:
-            outcome = await self._pipeline.attempt(request)
+            outcome = await self._pipeline.attempt(request, paced=self._hosts.paced(origin))
+        except AttemptLost as exc:
+            self._hosts.finish(origin, latency=None, failed=False)
+            return await self._lost(request, exc)
         except BaseException:
             # Exactly one finish() per dispatched request, whatever happened (cancellation).
             self._hosts.finish(origin, latency=trio.current_time() - started, failed=True)
@@ -692,6 +717,17 @@ class Crawler:
                     self._canonical_keys.add(key)
                     await self._frontier.mark_seen([canonical], depth=request.depth)
         self._canonical_keys.add(own)
+
+    async def _lost(self, request: CrawlRequest, exc: AttemptLost) -> Page | None:
+        """The worker process running an attempt died: the attempt counts (a page that kills
+        its process every time must not kill them all), and the request goes back."""
+        attempts = request.attempts + 1
+        if attempts > self._config.retries:
+            elapsed = trio.current_time() - (request.first_try or trio.current_time())
+            return failed_page(request, PageError("crashed", str(exc)), elapsed=elapsed)
+        self._retries += 1
+        await self._frontier.release([request._replace(attempts=attempts)])
+        return None
 
     async def _add_sitemaps(self, urls: list[str], *, depth: int, referrer: str | None) -> None:
         if urls:  # sitemaps may be on any host: the pages they list are scope-checked

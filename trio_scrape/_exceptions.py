@@ -8,14 +8,22 @@ that stop a whole crawl::
     ├── ConfigError (also a ValueError)    bad option, seed URL or hook: raised before anything runs
     ├── OutputError                        the record sink failed (disk full, unwritable path)
     ├── StateError                         the --state database cannot be used or written
-    └── FrontierError                      the shared frontier (Redis) cannot be reached or used
+    ├── FrontierError                      the shared frontier (Redis) cannot be reached or used
+    └── WorkerError                        worker processes kept dying (--processes)
 
 Anything else that escapes a crawl is a bug in trio-scrape or in a hook you gave it.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "FrontierError", "OutputError", "StateError", "TrioScrapeError"]
+__all__ = [
+    "ConfigError",
+    "FrontierError",
+    "OutputError",
+    "StateError",
+    "TrioScrapeError",
+    "WorkerError",
+]
 
 
 class TrioScrapeError(Exception):
@@ -63,3 +71,9 @@ class FrontierError(TrioScrapeError):
     def __init__(self, message: str, *, usage: bool = False) -> None:
         super().__init__(message)
         self.usage = usage
+
+
+class WorkerError(TrioScrapeError):
+    """Worker processes (``CrawlConfig.processes``) died more often than they may be replaced
+    (a few times per process: see README), so the crawl stops. Pages they were running went
+    back to the queue first: with ``state``, running the crawl again resumes it."""

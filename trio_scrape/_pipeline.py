@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import httpx
 import trio
@@ -49,7 +49,7 @@ from ._parse import (
 from ._urls import MAX_LINKS_PER_PAGE, LinkResolver, browser_url, document_base
 from ._validate import shorten
 
-__all__ = ["Outcome", "PagePipeline", "SitemapEntries", "failed_page"]
+__all__ = ["AttemptLost", "Outcome", "PagePipeline", "Pipeline", "SitemapEntries", "failed_page"]
 
 
 class SitemapEntries(NamedTuple):
@@ -91,6 +91,26 @@ class Outcome:
     memo: PageMemo | None = None
 
 
+class AttemptLost(Exception):
+    """The worker process running an attempt died: its outcome is unknown (the attempt is
+    counted, and the request may be tried again)."""
+
+
+class Pipeline(Protocol):
+    """Runs attempts at requests: :class:`PagePipeline` in this process, or a pool of worker
+    processes each running one (``_processes.ProcessPipeline``)."""
+
+    async def attempt(self, request: CrawlRequest, *, paced: bool = False) -> Outcome:
+        """One attempt at ``request``; see :meth:`PagePipeline.attempt`. ``paced``: its host
+        spaces requests by a delay, so the time from this call to the request reaching the
+        wire must not vary (or the server would see a shorter gap than was scheduled).
+
+        Raises:
+            AttemptLost: the process running it died.
+        """
+        ...
+
+
 class PagePipeline:
     """Makes one attempt at a request: fetch, parse, extract, resolve links.
 
@@ -117,8 +137,9 @@ class PagePipeline:
         self._resolver = resolver if resolver is not None else LinkResolver()
         self._rng = rng if rng is not None else random.Random()
 
-    async def attempt(self, request: CrawlRequest) -> Outcome:
-        """One attempt at ``request`` under the page deadline.
+    async def attempt(self, request: CrawlRequest, *, paced: bool = False) -> Outcome:
+        """One attempt at ``request`` under the page deadline (``paced`` changes nothing
+        here: the request goes out at once).
 
         ``request.first_try`` (trio time of this process; None: now) is when the first
         attempt began: a record's ``elapsed`` counts from it. Page failures are outcomes,

@@ -182,6 +182,13 @@ class HostLimiter:
         else:
             host.limit = min(float(self._per_host), host.limit + 1 / host.limit)
 
+    def paced(self, origin: str) -> bool:
+        """Whether requests to ``origin`` are spaced by a delay (``delay`` or Crawl-delay)."""
+        if self._delay > 0:
+            return True
+        host = self._hosts.get(origin)
+        return host is not None and host.crawl_delay > 0
+
     def pause(self, origin: str, seconds: float) -> None:
         """Start no request to ``origin`` for ``seconds`` (Retry-After, back-off)."""
         host = self._host(origin)

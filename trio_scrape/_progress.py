@@ -121,6 +121,9 @@ def summary_table(
                 f"{host}: {h.requests:,} requests, {h.errors:,} errors" for host, h in busiest
             ),
         )
+    if stats.processes > 1:
+        restarts = f", {stats.worker_restarts} restarted" if stats.worker_restarts else ""
+        table.add_row("worker processes", f"{stats.processes}{restarts}")
     if stopped:
         table.add_row("stopped", stopped.removeprefix("stopped "))
     elif stats.stop_reason not in (None, "finished"):

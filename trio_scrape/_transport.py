@@ -16,7 +16,9 @@ fetcher uses httpx's standard transport for those.
 from __future__ import annotations
 
 import collections
+import contextvars
 import ssl
+import time
 from typing import Any, NoReturn
 
 import h11
@@ -25,7 +27,12 @@ import trio
 
 from ._addresses import AddressGuard, Resolver, origin_text, resolve
 
-__all__ = ["CrawlTransport"]
+__all__ = ["SEND_AT", "CrawlTransport"]
+
+#: The ``time.monotonic()`` before which the current task's next request must not be written
+#: (0: at once). A worker process sets it for a request to a host with a delay, so the gaps
+#: the server sees are the ones the crawler scheduled; it is cleared once the request is sent.
+SEND_AT: contextvars.ContextVar[float] = contextvars.ContextVar("send_at", default=0.0)
 
 _READ_SIZE = 64 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -83,6 +90,10 @@ class _Connection:
             data += conn.send(h11.EndOfMessage()) or b""
         except h11.LocalProtocolError as exc:
             raise httpx.LocalProtocolError(str(exc)) from exc
+        send_at = SEND_AT.get()
+        if send_at:  # after connecting: the time a connection takes is not in the gap
+            SEND_AT.set(0.0)
+            await trio.sleep(max(0.0, send_at - time.monotonic()))
         write_timeout = timeouts.get("write")
         try:
             if write_timeout is None:

@@ -1,0 +1,240 @@
+"""The page pipeline in worker processes (``processes > 1``): the same records as in one
+process, hooks by module path, a worker process killed mid-crawl, none left behind."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+import trio_scrape
+from trio_scrape import ConfigError, CrawlConfig, Crawler, Page, Selector
+
+from .site import Reply, Request, Site, html_page
+
+
+def extract_heading(page: Page) -> dict[str, Any]:
+    """A module-level hook: worker processes import it by its module path."""
+    if page.url.endswith("/boom"):
+        raise KeyError("no heading")
+    assert page.html is not None
+    node = page.html.css_first("h1")
+    return {"h1": node.text() if node else None, "pid": os.getpid()}
+
+
+def follow_even(page: Page) -> list[str]:
+    return [url for url in page.links if not url[-1:].isdigit() or int(url[-1]) % 2 == 0]
+
+
+def worker_pids() -> set[int]:
+    """Processes whose parent is this one and that run trio_scrape's worker module."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"trio_scrape._child" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def serving(pid: int) -> bool:
+    """Whether a worker process has connections open besides its socket to the crawler."""
+    try:
+        links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+    except OSError:
+        return False
+    return sum(link.startswith("socket:") for link in links) >= 2
+
+
+def exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def crawl(seeds: list[str], **options: Any) -> tuple[dict[str, Page], Any]:
+    send, receive = trio.open_memory_channel[Page](math.inf)
+    crawler = Crawler(seeds, CrawlConfig(**options), sink=send)
+    with trio.fail_after(60):
+        stats = await crawler.run()
+    pages = [page async for page in receive]
+    by_url = {page.url: page for page in pages}
+    assert len(by_url) == len(pages), "a URL was recorded twice"
+    return by_url, stats
+
+
+def comparable(page: Page) -> dict[str, Any]:
+    record = page.to_record(links=True)
+    del record["elapsed"], record["fetched_at"]
+    record["data"] = {k: v for k, v in record["data"].items() if k != "pid"}
+    return record
+
+
+async def test_records_are_the_same_as_in_one_process(site: Site) -> None:
+    site.add("/", Reply(body=html_page("Home", [f"/p{i}" for i in range(8)] + ["/old", "/boom"])))
+    for i in range(8):
+        body = f"<h1>Heading {i}</h1><p class=price>{i}.50</p>"
+        links = ["/", f"/missing{i}"]  # each found by one page only: the referrer is known
+        site.add(f"/p{i}", Reply(body=html_page(f"P{i}", links, body=body)))
+    site.add("/old", Reply(301, headers={"Location": "/p3"}))
+    site.add("/boom", Reply(body=html_page("Boom")))
+    site.add("/busy", Reply(503))
+    options: dict[str, Any] = {
+        "depth": 3,
+        "links": True,
+        "retries": 1,
+        "backoff": 0.01,
+        "selectors": (Selector.parse("price=p.price"),),
+        "extract": extract_heading,
+        "follow": follow_even,
+    }
+    one, one_stats = await crawl([site.url("/"), site.url("/busy")], **options)
+    two, two_stats = await crawl([site.url("/"), site.url("/busy")], processes=2, **options)
+    assert {u: comparable(p) for u, p in one.items()} == {u: comparable(p) for u, p in two.items()}
+    assert two_stats.processes == 2 and one_stats.processes == 1
+    assert two_stats.errors == one_stats.errors and two_stats.retries == one_stats.retries == 1
+    assert two_stats.invalid_links == one_stats.invalid_links
+    # The hooks ran in the worker processes, not here.
+    assert {p.data["pid"] for p in one.values() if "pid" in p.data} == {os.getpid()}
+    assert {p.data["pid"] for p in two.values() if "pid" in p.data} & {os.getpid()} == set()
+    assert set(two) >= {site.url("/p2"), site.url("/old"), site.url("/boom")}
+    assert site.url("/p1") not in two  # the follow hook ran in the worker processes
+    boom = two[site.url("/boom")].error
+    assert boom is not None and boom.kind == "extract"
+
+
+async def test_library_pages_keep_their_bodies(site: Site) -> None:
+    site.add("/", Reply(body=html_page("Home", body="caf\u00e9")))
+    [page] = await trio_scrape.scrape([site.url("/")], CrawlConfig(processes=2))
+    assert page.content.startswith(b"<!doctype html>") and page.text is not None
+    assert "caf\u00e9" in page.text and page.headers is not None
+    assert page.headers["content-type"].startswith("text/html")
+
+
+def test_hooks_must_be_importable_by_module_path() -> None:
+    def nested(page: Page) -> dict[str, Any]:
+        return {}
+
+    unimportable: list[Any] = [nested, lambda page: {}]
+    for hook in unimportable:
+        with pytest.raises(ConfigError) as info:
+            CrawlConfig(processes=2, extract=hook)
+        assert info.value.field == "extract" and "module path" in info.value.message
+        with pytest.raises(ConfigError):
+            CrawlConfig(processes="auto", follow=hook)
+        CrawlConfig(processes=1, extract=hook)  # in one process anything callable goes
+    CrawlConfig(processes=2, extract=extract_heading, follow=follow_even)
+
+
+def no_network(request: httpx.Request) -> httpx.Response:
+    raise AssertionError("not reached")
+
+
+def test_processes_is_validated_and_auto_is_bounded() -> None:
+    for bad in (0, -1, 65, True, "two", 1.5):
+        with pytest.raises(ConfigError) as info:
+            CrawlConfig(processes=bad)  # type: ignore[arg-type]
+        assert info.value.field == "processes"
+    auto = CrawlConfig(processes="auto", workers=64).process_count
+    assert 1 <= auto <= len(os.sched_getaffinity(0))
+    assert CrawlConfig(processes="auto", workers=1).process_count == 1
+    assert CrawlConfig(processes=8, workers=3).process_count == 8  # as asked
+    with pytest.raises(ConfigError) as error:
+        Crawler(
+            ["http://x.test/"], CrawlConfig(processes=2), transport=httpx.MockTransport(no_network)
+        )
+    assert error.value.field == "processes"
+
+
+async def test_a_killed_worker_process_loses_no_page(site: Site) -> None:
+    """SIGKILL one worker process mid-crawl: its pages go back to the queue, another
+    process takes its place, and every page still gets exactly one record."""
+    count = 300
+    killed: list[int] = []
+
+    async def page(request: Request) -> Reply:
+        i = int(request.path[2:])
+        if len(site.log) >= 60 and not killed:
+            victims = [pid for pid in worker_pids() if serving(pid)]
+            if victims:  # one that is fetching pages now
+                os.kill(victims[0], signal.SIGKILL)
+                killed.append(victims[0])
+        await trio.sleep(0.005)
+        return Reply(body=html_page(f"P{i}", [f"/p{j}" for j in range(i + 1, min(i + 4, count))]))
+
+    for i in range(count):
+        site.add(f"/p{i}", page)
+    pages, stats = await crawl([site.url("/p0")], depth=count, processes=2, workers=8)
+    assert killed and not exists(killed[0])
+    assert set(pages) == {site.url(f"/p{i}") for i in range(count)}
+    assert all(p.ok for p in pages.values()), [p.error for p in pages.values() if not p.ok]
+    assert stats.worker_restarts == 1 and stats.pages == count
+
+
+async def test_cancelling_a_library_crawl_leaves_no_worker_process(site: Site) -> None:
+    async def slow(request: Request) -> Reply:
+        await trio.sleep(0.05)
+        i = int(request.path[1:] or 0)
+        return Reply(body=html_page(f"P{i}", [f"/{i + 1}", f"/{i + 2}"]))
+
+    site.fallback = None
+    for i in range(200):
+        site.add(f"/{i}", slow)
+    pids: set[int] = set()
+    with trio.move_on_after(30) as timeout:
+        async with trio.open_nursery() as nursery:
+            config = CrawlConfig(depth=1000, processes=2, workers=4)
+            async with trio_scrape.open_crawl([site.url("/0")], config) as pages:
+                async for page in pages:
+                    assert page.ok
+                    if page.title == "P5":
+                        pids = worker_pids()
+                        nursery.cancel_scope.cancel()  # the enclosing scope, mid-crawl
+                        await trio.sleep_forever()
+    assert not timeout.cancelled_caught
+    assert len(pids) == 2
+    assert not any(exists(pid) for pid in pids)
+    assert worker_pids() == set()
+
+
+def test_every_outcome_field_crosses_the_wire() -> None:
+    from trio_scrape._pipeline import Outcome, SitemapEntries
+    from trio_scrape._wire import FrameReader, decode_outcome, encode_outcome
+
+    page = Page("http://x.test/", depth=2, status=200, title="T", data={"k": [1]}, links=["a"])
+    page.content, page.encoding = b"caf\xc3\xa9", "utf-8"
+    outcome = Outcome(page=page, sitemap=SitemapEntries(["p"], {"p": "2026"}, ["s"]))
+    for field in dataclasses.fields(Outcome):  # a value unlike the default for each
+        if field.name not in ("page", "sitemap"):
+            value = getattr(outcome, field.name)
+            new = {bool: True, int: 7, float: 1.5, str: "x", list: ["l"]}.get(type(value), "u")
+            setattr(outcome, field.name, new)
+    data = encode_outcome(3, outcome, bodies=True)
+
+    class Once:
+        async def receive_some(self, max_bytes: int | None = None) -> bytes:
+            return data
+
+    [message] = trio.run(FrameReader(Once()).receive)  # type: ignore[arg-type]
+    job_id, back = decode_outcome(message)
+    assert job_id == 3 and back.page is not None
+    assert back.page.to_record(links=True) == page.to_record(links=True)
+    assert back.page.text == "caf\u00e9"
+    for field in dataclasses.fields(Outcome):
+        if field.name != "page":
+            assert getattr(back, field.name) == getattr(outcome, field.name), field.name

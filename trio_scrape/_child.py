@@ -1,0 +1,155 @@
+"""A worker process: runs the page pipeline for the crawl that started it.
+
+    python -m trio_scrape._child FD PARENT_PID
+
+``FD`` is this process's end of a socket pair (see ``_wire``). The first message is the
+set-up: the crawler's ``sys.path`` (so hooks import as they did there), the configuration
+with hooks as ``module:qualname`` references, the seeds' hosts (for headers and the address
+guard) and whether records carry bodies. Then jobs and cancels come in and outcomes go out,
+each job run by one of a pool of worker tasks, until the crawler closes its end; then this
+process exits. It ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process group, and
+the crawler decides what happens to its pages) and dies with the crawler (Linux:
+``PR_SET_PDEATHSIG``; elsewhere, at the end of its stream).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import importlib
+import os
+import signal
+import socket
+import sys
+from contextlib import AsyncExitStack
+from typing import Any
+
+import trio
+
+from ._config import HOOKS, CrawlConfig
+from ._fetch import Fetcher, open_fetcher
+from ._pipeline import PagePipeline
+from ._transport import SEND_AT
+from ._wire import CANCEL, READY, FrameReader, decode_job, encode_outcome, frame
+
+__all__ = ["main"]
+
+
+def _import_hook(reference: str) -> Any:
+    module_name, _, qualname = reference.partition(":")
+    found: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
+
+
+async def _serve(fd: int) -> None:
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(socket.socket(fileno=fd)))
+    reader = FrameReader(stream)
+    setup, *early = await reader.receive()  # jobs may follow in the same read
+    sys.path[:] = setup["path"]
+    fields = setup["config"]
+    for name in HOOKS:
+        if fields[name] is not None:
+            fields[name] = _import_hook(fields[name])
+    config = CrawlConfig(**fields)
+    bodies: bool = setup["bodies"]
+    seeds = {"seed_hosts": setup["seed_hosts"], "seed_origins": setup["seed_origins"]}
+    async with AsyncExitStack() as stack:
+        fetcher = await stack.enter_async_context(open_fetcher(config, **seeds))
+        page_fetcher: Fetcher = fetcher
+        if config.rendering != "off":  # each worker process renders with its own browser
+            from ._render import open_page_fetcher
+
+            page_fetcher, _ = await stack.enter_async_context(
+                open_page_fetcher(config, fetcher, **seeds)
+            )
+        pipeline = PagePipeline(config, page_fetcher, sitemap_fetcher=fetcher)
+        outbox_send, outbox_recv = trio.open_memory_channel[bytes](config.workers)
+        jobs_send, jobs_recv = trio.open_memory_channel[tuple[Any, ...]](config.workers)
+        running: dict[int, trio.CancelScope] = {}
+        queued: set[int] = set()
+        dropped: set[int] = set()
+
+        async def work() -> None:
+            async for message in jobs_recv:
+                job_id, send_at, request = decode_job(message)
+                queued.discard(job_id)
+                if job_id in dropped:
+                    dropped.discard(job_id)
+                    continue
+                with trio.CancelScope() as scope:
+                    running[job_id] = scope
+                    try:
+                        SEND_AT.set(send_at)  # this task's next request starts then
+                        outcome = await pipeline.attempt(request)
+                    finally:
+                        del running[job_id]
+                if scope.cancelled_caught:
+                    continue  # the crawler gave this attempt up: it expects nothing
+                data = encode_outcome(job_id, outcome, bodies=bodies)
+                try:
+                    outbox_send.send_nowait(data)
+                except trio.WouldBlock:
+                    await outbox_send.send(data)
+
+        async def write() -> None:
+            async for data in outbox_recv:
+                parts = [data]
+                while True:  # everything ready goes out in one write
+                    try:
+                        parts.append(outbox_recv.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                await stream.send_all(b"".join(parts))
+
+        outbox_send.send_nowait(frame(READY))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write)
+            for _ in range(config.workers):
+                nursery.start_soon(work)
+            try:
+                while True:
+                    messages, early = early or await reader.receive(), []
+                    for message in messages:
+                        job_id = message[1]
+                        if message[0] == CANCEL:
+                            if job_id in running:
+                                running[job_id].cancel()
+                            elif job_id in queued:
+                                dropped.add(job_id)
+                            continue
+                        queued.add(job_id)
+                        try:
+                            jobs_send.send_nowait(message)
+                        except trio.WouldBlock:
+                            await jobs_send.send(message)
+            except (EOFError, trio.BrokenResourceError):
+                pass  # the crawler is done with us (or gone)
+            nursery.cancel_scope.cancel()
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+    if os.getppid() != int(sys.argv[2]):  # the crawler died before the line above
+        return
+    try:
+        trio.run(_serve, int(sys.argv[1]))
+    except* (trio.BrokenResourceError, EOFError):
+        pass  # the crawler went away: nothing is waiting for our answers
+
+
+if __name__ == "__main__":
+    main()
