@@ -1,4 +1,4 @@
-"""A crawler-shaped ``httpx`` transport: HTTP/1.1 with h11 over trio sockets.
+"""A crawler-shaped ``httpx`` transport: HTTP/1.1 with llhttp (httptools) over trio sockets.
 
 httpx stays the API (requests, responses, decoding, cookies); this replaces only the
 connection pool underneath. httpcore's pool scans every idle connection on every request and
@@ -9,19 +9,25 @@ the connection it is about to reuse. A keep-alive connection the server has mean
 detected when the request fails before any response byte arrives, and the request is sent once
 more on a fresh connection (as browsers and urllib3 do for idempotent requests).
 
-HTTP parsing is h11's (the parser httpcore uses). Proxies and HTTP/2 are not handled here: the
-fetcher uses httpx's standard transport for those.
+Responses are parsed by llhttp, Node's HTTP parser, through httptools (the binding uvicorn
+uses): C, strict by default, about a twentieth of h11's CPU per response (measured: see README,
+Performance). What llhttp leaves to its caller is done here: the response head's size limit,
+1xx responses skipped, close-delimited bodies ended at the end of the stream, no reuse of a
+connection whose response was followed by unexpected bytes, and HEAD answers taken as having no
+body. Requests are serialised here, with header names and values checked as h11 would.
+Proxies and HTTP/2 are not handled here: the fetcher uses httpx's standard transport for those.
 """
 
 from __future__ import annotations
 
 import collections
 import contextvars
+import re
 import ssl
 import time
 from typing import Any, NoReturn
 
-import h11
+import httptools
 import httpx
 import trio
 
@@ -38,6 +44,10 @@ _READ_SIZE = 64 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Methods safe to send again after a stale connection (and that carry no body to replay).
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+# RFC 9110 token characters for names; values may not hold CR, LF or NUL.
+_BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+_BAD_VALUE = re.compile(rb"[\x00\r\n]")
+_NO_BODY_STATUSES = frozenset({204, 304})
 
 Origin = tuple[str, str, int]
 
@@ -46,14 +56,88 @@ class _StaleConnection(Exception):
     """A reused connection failed before the response began: try a fresh one."""
 
 
+class _Message:
+    """The parser's callbacks for one exchange: the final response's head and body as they
+    arrive (1xx responses before it are dropped)."""
+
+    __slots__ = (
+        "body",
+        "body_bytes",
+        "complete",
+        "extra",
+        "headers",
+        "headers_done",
+        "keep_alive",
+        "parser",
+        "status",
+    )
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.status = 0
+        self.headers_done = False
+        self.complete = False
+        self.extra = False  # bytes came after the response: the connection cannot be reused
+        self.keep_alive = False  # read when the response ends (llhttp forgets it after)
+        self.body: list[bytes] = []
+        self.body_bytes = 0
+
+    # (No on_message_begin or on_status: each callback costs a Python call per response.)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.headers_done:
+            self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if self.headers_done:
+            self.extra = True  # a second response to one request
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.headers = []
+            return  # informational: the final answer follows
+        self.status = status
+        self.headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        if not self.complete:
+            self.body.append(body)
+            self.body_bytes += len(body)
+
+    def on_message_complete(self) -> None:
+        if self.headers_done and not self.complete:
+            self.complete = True
+            self.keep_alive = self.parser.should_keep_alive()
+
+    def feed(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.extra = True  # 101 Switching Protocols: nothing HTTP follows
+        except httptools.HttpParserError as exc:
+            if self.complete:
+                self.extra = True  # garbage after a whole response: drop the connection
+            else:
+                raise httpx.RemoteProtocolError(f"malformed response: {exc}") from exc
+
+    def delimited_by_close(self, method: str) -> bool:
+        """Whether the body ends only when the server closes the connection."""
+        if method == "HEAD" or self.status in _NO_BODY_STATUSES:
+            return False
+        names = {name.lower() for name, _ in self.headers}
+        return b"content-length" not in names and b"transfer-encoding" not in names
+
+
 class _Connection:
-    __slots__ = ("h11", "idle_since", "max_header_bytes", "stream")
+    __slots__ = ("idle_since", "max_header_bytes", "message", "reusable", "stream")
 
     def __init__(self, stream: trio.abc.Stream, max_header_bytes: int) -> None:
         self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_header_bytes)
         self.max_header_bytes = max_header_bytes
         self.idle_since = 0.0
+        self.message: _Message | None = None
+        self.reusable = True
 
     async def close(self) -> None:
         await trio.aclose_forcefully(self.stream)
@@ -65,31 +149,14 @@ class _Connection:
             return bytes(await self.stream.receive_some(_READ_SIZE))
         raise httpx.ReadTimeout(f"no data from the server for {timeout:g}s")
 
-    async def send_request(self, request: httpx.Request, timeouts: dict[str, Any]) -> h11.Response:
-        """Send ``request`` and read up to the response head.
+    async def send_request(self, request: httpx.Request, timeouts: dict[str, Any]) -> _Message:
+        """Send ``request`` and read up to the final response's head.
 
         Raises:
             _StaleConnection: the connection broke before any response byte arrived.
             httpx.TransportError subclasses for everything else.
         """
-        conn = self.h11
-        try:
-            data = conn.send(
-                h11.Request(
-                    method=request.method,
-                    target=request.url.raw_path,
-                    headers=request.headers.raw,
-                )
-            )
-            assert data is not None
-            headers = request.headers
-            if "content-length" in headers or "transfer-encoding" in headers:
-                # (a GET has neither: its empty body stream is not worth iterating)
-                async for chunk in request.stream:  # type: ignore[union-attr]
-                    data += conn.send(h11.Data(data=chunk)) or b""
-            data += conn.send(h11.EndOfMessage()) or b""
-        except h11.LocalProtocolError as exc:
-            raise httpx.LocalProtocolError(str(exc)) from exc
+        data = await _serialise(request)
         send_at = SEND_AT.get()
         if send_at:  # after connecting: the time a connection takes is not in the gap
             SEND_AT.set(0.0)
@@ -107,35 +174,64 @@ class _Connection:
         if write_timeout is not None:
             raise httpx.WriteTimeout(f"could not send the request within {write_timeout:g}s")
 
+        message = self.message = _Message()
         received = 0
         read_timeout = timeouts.get("read")
-        while True:
+        while not message.headers_done:
             try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise httpx.RemoteProtocolError(str(exc)) from exc
-            if event is h11.NEED_DATA:
-                try:
-                    chunk = await self.receive(read_timeout)
-                except (trio.BrokenResourceError, OSError) as exc:
-                    if not received:
-                        raise _StaleConnection from exc
-                    raise httpx.ReadError(f"connection broke: {exc}") from exc
-                if not chunk and not received:
+                chunk = await self.receive(read_timeout)
+            except (trio.BrokenResourceError, OSError) as exc:
+                if not received:
+                    raise _StaleConnection from exc
+                raise httpx.ReadError(f"connection broke: {exc}") from exc
+            if not chunk:
+                if not received:
                     raise _StaleConnection
-                received += len(chunk)
-                conn.receive_data(chunk)
-            elif isinstance(event, h11.Response):
-                # h11 bounds only a head still incomplete after a read; bound it exactly.
-                head_bytes = received - len(conn.trailing_data[0])
-                if head_bytes > self.max_header_bytes:
-                    raise httpx.RemoteProtocolError(
-                        f"response head of {head_bytes} bytes is over {self.max_header_bytes}"
-                    )
-                return event
-            elif isinstance(event, h11.ConnectionClosed):
                 raise httpx.RemoteProtocolError("server closed the connection without a response")
-            # InformationalResponse (1xx): keep reading for the final answer.
+            received += len(chunk)
+            message.feed(chunk)
+            # llhttp has no size limit: the head is what was read less the body after it.
+            if received - message.body_bytes > self.max_header_bytes:
+                raise httpx.RemoteProtocolError(
+                    f"response head of over {self.max_header_bytes} bytes"
+                )
+        if request.method == "HEAD":
+            message.complete = True
+            self.reusable = False  # llhttp expects the body a Content-Length announced
+        return message
+
+
+async def _serialise(request: httpx.Request) -> bytes:
+    """The request as HTTP/1.1 bytes (a body framed by its Content-Length, or chunked).
+
+    Raises:
+        httpx.LocalProtocolError: a header name or value that cannot be sent.
+    """
+    parts = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
+    chunked = False
+    framed = False
+    for name, value in request.headers.raw:
+        if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
+            raise httpx.LocalProtocolError(f"illegal header {name!r}: {value!r}")
+        lowered = name.lower()
+        if lowered == b"transfer-encoding":
+            chunked = value.strip().lower() == b"chunked"
+            framed = True
+        elif lowered == b"content-length":
+            framed = True
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    if framed:  # (a GET has neither header: its empty body stream is not worth iterating)
+        async for chunk in request.stream:  # type: ignore[union-attr]
+            if not chunk:
+                continue
+            if chunked:
+                parts += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
+            else:
+                parts.append(chunk)
+        if chunked:
+            parts.append(b"0\r\n\r\n")
+    return b"".join(parts)
 
 
 class _Body(httpx.AsyncByteStream):
@@ -146,12 +242,18 @@ class _Body(httpx.AsyncByteStream):
     """
 
     def __init__(
-        self, transport: CrawlTransport, conn: _Connection, origin: Origin, timeout: float | None
+        self,
+        transport: CrawlTransport,
+        conn: _Connection,
+        origin: Origin,
+        timeout: float | None,
+        close_delimited: bool,
     ) -> None:
         self._transport = transport
         self._conn: _Connection | None = conn
         self._origin = origin
         self._timeout = timeout
+        self._close_delimited = close_delimited
 
     def __aiter__(self) -> _Body:
         return self
@@ -160,31 +262,37 @@ class _Body(httpx.AsyncByteStream):
         conn = self._conn
         if conn is None:
             raise StopAsyncIteration
+        message = conn.message
+        assert message is not None
         while True:
-            try:
-                event = conn.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                await self.aclose()
-                raise httpx.RemoteProtocolError(str(exc)) from exc
-            if event is h11.NEED_DATA:
-                try:
-                    chunk = await conn.receive(self._timeout)
-                except (trio.BrokenResourceError, OSError) as exc:
-                    await self.aclose()
-                    raise httpx.ReadError(f"connection broke: {exc}") from exc
-                except BaseException:
-                    await self.aclose()
-                    raise
-                conn.h11.receive_data(chunk)
-            elif isinstance(event, h11.Data):
-                return bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage):
+            if message.body:
+                data = message.body[0] if len(message.body) == 1 else b"".join(message.body)
+                message.body = []
+                return data
+            if message.complete:
                 self._conn = None
                 await self._transport._release(self._origin, conn)
                 raise StopAsyncIteration
-            else:  # ConnectionClosed mid-body
+            try:
+                chunk = await conn.receive(self._timeout)
+            except (trio.BrokenResourceError, OSError) as exc:
+                await self.aclose()
+                raise httpx.ReadError(f"connection broke: {exc}") from exc
+            except BaseException:
+                await self.aclose()
+                raise
+            if not chunk:
+                if self._close_delimited:
+                    message.complete = True
+                    conn.reusable = False
+                    continue
                 await self.aclose()
                 raise httpx.RemoteProtocolError("server closed the connection mid-body")
+            try:
+                message.feed(chunk)
+            except httpx.RemoteProtocolError:
+                await self.aclose()
+                raise
 
     async def aclose(self) -> None:
         # Closed before the end of the body: the connection cannot be reused.
@@ -201,7 +309,7 @@ class CrawlTransport(httpx.AsyncBaseTransport):
         max_idle: idle connections kept in all; the least recently used origin loses first.
         keepalive_expiry: seconds an idle connection is kept.
         ssl_context: for https (default: httpx's, with certifi's CA bundle).
-        max_header_bytes: the largest response head accepted (h11's limit).
+        max_header_bytes: the largest response head accepted.
         guard: where connections may go (checked on resolved addresses, just before
             connecting); None allows everything.
         resolver: ``resolver(host, port)`` -> addresses (default: the system's); tests stub it.
@@ -269,13 +377,20 @@ class CrawlTransport(httpx.AsyncBaseTransport):
             except BaseException:
                 await conn.close()
                 raise
+        version = head.parser.get_http_version().encode("ascii")
         return httpx.Response(
-            head.status_code,
-            headers=head.headers.raw_items(),
-            stream=_Body(self, conn, origin, timeouts.get("read")),
+            head.status,
+            headers=head.headers,
+            stream=_Body(
+                self,
+                conn,
+                origin,
+                timeouts.get("read"),
+                close_delimited=head.delimited_by_close(request.method),
+            ),
             extensions={
-                "http_version": b"HTTP/" + head.http_version,
-                "reason_phrase": head.reason,
+                "http_version": b"HTTP/" + version,
+                "reason_phrase": httpx.codes.get_reason_phrase(head.status).encode("ascii"),
             },
         )
 
@@ -334,11 +449,18 @@ class CrawlTransport(httpx.AsyncBaseTransport):
         return None
 
     async def _release(self, origin: Origin, conn: _Connection) -> None:
-        h = conn.h11
-        if self._closed or h.our_state is not h11.DONE or h.their_state is not h11.DONE:
+        message = conn.message
+        if (
+            self._closed
+            or not conn.reusable
+            or message is None
+            or not message.complete
+            or message.extra
+            or not message.keep_alive
+        ):
             await conn.close()
             return
-        h.start_next_cycle()
+        conn.message = None
         conn.idle_since = trio.current_time()
         stack = self._idle.get(origin)
         if stack is None:
