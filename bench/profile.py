@@ -72,7 +72,7 @@ def main() -> None:
     try:
         command, _ = run.crawler_commands(
             f"http://127.0.0.1:{run.PORT}/index.html", args.concurrency, str(workdir / "out.jsonl")
-        )["trio-scrape"]
+        )["trio-scrape (1 process)"]
         subprocess.run(
             [
                 py_spy,

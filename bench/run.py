@@ -2,13 +2,19 @@
 
 Generates the site (bench/sitegen.py), serves it on 127.0.0.1 with nginx when installed (one
 worker, keep-alive, no gzip, no access log) or else with Python's http.server (far slower:
-a warning says so), then runs every crawler RUNS times after one warm-up, in turn, and prints
-one table: pages/s (median wall), CPU ms/page (user+sys), peak RSS, pages fetched (checked
+a warning says so), then runs every crawler RUNS times after one warm-up round, the crawlers
+taking turns within each round (paired runs: a noisy machine slows them alike), and prints one
+table: pages/s (median wall), CPU ms/page (user+sys of the crawler and its child processes),
+peak RSS of all the crawler's processes together (sampled every 20 ms), pages fetched (checked
 against the site: each page once, with its title) and each crawler's speed relative to
-trio-scrape. Peers whose packages are missing are skipped with a note.
+trio-scrape with ``--processes auto``. Peers whose packages are missing are skipped with a note.
+
+trio-scrape runs twice: with ``--processes auto`` and in one process. The Node peer (global
+fetch + p-limit + regular expressions, bench/peers/node) needs ``node`` and ``npm``: its one
+dependency is installed once into a directory under the system's temp dir, never the repo.
 
     python bench/run.py                       # 10,000 pages, 3 runs, concurrency 16
-    python bench/run.py --pages 2000 --runs 1 --crawlers trio-scrape,aiohttp
+    python bench/run.py --pages 2000 --runs 1 --crawlers "trio-scrape,aiohttp+selectolax"
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -61,39 +69,60 @@ http {{
 """
 
 
-def crawler_commands(start: str, c: int, out: str) -> dict[str, tuple[list[str], str | None]]:
-    """name -> (command, module that must be importable)."""
+def node_peer() -> str | None:
+    """bench/peers/node/crawl.mjs copied beside its installed dependency (p-limit) in a temp
+    directory; None when node or npm is missing or the install fails."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        return None
+    source = HERE / "peers" / "node"
+    target = Path(tempfile.gettempdir()) / "trio-scrape-bench-node"
+    target.mkdir(exist_ok=True)
+    for name in ("package.json", "crawl.mjs"):
+        shutil.copyfile(source / name, target / name)
+    if not (target / "node_modules" / "p-limit").is_dir():
+        result = subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--silent"],
+            cwd=target,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+        if result.returncode:
+            print(f"npm install failed: {result.stderr.decode()[-300:]}", file=sys.stderr)
+            return None
+    return str(target / "crawl.mjs")
+
+
+def crawler_commands(
+    start: str, c: int, out: str
+) -> dict[str, tuple[list[str], Callable[[], bool]]]:
+    """name -> (command, whether it can run here)."""
     py = sys.executable
+    ours = [py, "-m", "trio_scrape", "run", start, "--depth", "1000", "--links"]
+    ours += ["--workers", str(c), "-q", "-o", out]
+
+    def importable(module: str) -> Callable[[], bool]:
+        return lambda: importlib.util.find_spec(module) is not None
+
+    node = node_peer()
     return {
-        "trio-scrape": (
-            [
-                py,
-                "-m",
-                "trio_scrape",
-                "run",
-                start,
-                "--depth",
-                "1000",
-                "--links",
-                "--workers",
-                str(c),
-                "-q",
-                "-o",
-                out,
-            ],
-            "trio_scrape",
-        ),
-        "trio-httpx (naive)": (
-            [py, str(HERE / "peers/trio_httpx.py"), start, "-c", str(c), "-o", out],
-            "selectolax",
+        "trio-scrape": ([*ours, "--processes", "auto"], importable("trio_scrape")),
+        "trio-scrape (1 process)": ([*ours, "--processes", "1"], importable("trio_scrape")),
+        "node (fetch + p-limit + regex)": (
+            ["node", node or "missing", start, "-c", str(c), "-o", out],
+            lambda: node is not None,
         ),
         "aiohttp+selectolax": (
             [py, str(HERE / "peers/aiohttp_pattern.py"), start, "-c", str(c), "-o", out],
-            "aiohttp",
+            importable("aiohttp"),
+        ),
+        "trio-httpx (naive)": (
+            [py, str(HERE / "peers/trio_httpx.py"), start, "-c", str(c), "-o", out],
+            importable("selectolax"),
         ),
         "scrapy": (
             [py, str(HERE / "peers/scrapy_spider.py"), start, "-c", str(c), "-o", out],
-            "scrapy",
+            importable("scrapy"),
         ),
     }
 
@@ -148,20 +177,62 @@ def start_server(root: Path, workdir: Path, extra: str = "") -> subprocess.Popen
     return server
 
 
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants, from /proc (0 where unreadable)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        child = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(child)
+        rss[child] = int(fields[21]) * PAGE_SIZE
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        total += rss.get(current, 0)
+        stack.extend(children.get(current, []))
+    return total
+
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
 def measure(command: list[str]) -> tuple[float, float, float, int]:
-    """Run once: wall seconds, user+sys CPU seconds, peak RSS MiB, exit code."""
+    """Run once: wall seconds, user+sys CPU seconds (children included), peak RSS MiB of the
+    whole process tree, exit code."""
     started = time.monotonic()
     process = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     assert process.stderr is not None
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.02):
+            peak = max(peak, tree_rss(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    errors_text = process.stderr.read()  # until the crawler exits (its children with it)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.monotonic() - started
+    done.set()
+    sampler.join()
     process.returncode = os.waitstatus_to_exitcode(status)
-    errors = process.stderr.read().decode(errors="replace").strip()
+    errors = errors_text.decode(errors="replace").strip()
     if process.returncode:
         print(f"  exit {process.returncode}: {errors[-500:]}", file=sys.stderr)
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode
+    # wait4's usage is the crawler's own plus its waited-for children's (worker processes).
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, max(peak, usage.ru_maxrss * 1024) / 2**20, process.returncode
 
 
 def verify(out: str, expected: set[str]) -> str:
@@ -182,17 +253,24 @@ def verify(out: str, expected: set[str]) -> str:
 
 
 def main() -> None:
+    global PORT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", "-c", type=int, default=16)
     parser.add_argument(
-        "--crawlers", default="trio-scrape,trio-httpx (naive),aiohttp+selectolax,scrapy"
+        "--crawlers",
+        default=(
+            "trio-scrape,trio-scrape (1 process),node (fetch + p-limit + regex),"
+            "aiohttp+selectolax,trio-httpx (naive),scrapy"
+        ),
     )
     parser.add_argument(
         "--site", type=Path, default=Path(tempfile.gettempdir()) / "trio-scrape-bench"
     )
+    parser.add_argument("--port", type=int, default=PORT, help="the site's port on 127.0.0.1")
     args = parser.parse_args()
+    PORT = args.port
 
     paths = args.site / "paths.txt"
     if not paths.exists() or len(paths.read_text().split()) != args.pages:
@@ -202,53 +280,54 @@ def main() -> None:
     expected = {base + p for p in paths.read_text().split()}
     workdir = Path(tempfile.mkdtemp(prefix="trio-scrape-bench-"))
     server = start_server(args.site / "www", workdir)
-    rows = []
+    results: dict[str, list[tuple[float, float, float, int]]] = {}
+    checked: dict[str, str] = {}
     try:
-        commands = crawler_commands(
-            base + "/index.html", args.concurrency, str(workdir / "out.jsonl")
-        )
+        out = str(workdir / "out.jsonl")
+        commands = crawler_commands(base + "/index.html", args.concurrency, out)
+        names = []
         for name in [n.strip() for n in args.crawlers.split(",")]:
-            command, module = commands[name]
-            if module and importlib.util.find_spec(module) is None:
-                print(f"skipping {name}: {module} is not installed", file=sys.stderr)
+            if not commands[name][1]():
+                print(f"skipping {name}: not installed here", file=sys.stderr)
                 continue
-            print(f"running {name} ({args.runs} runs + warm-up)", file=sys.stderr)
-            runs = [measure(command) for _ in range(args.runs + 1)][1:]
-            checked = verify(str(workdir / "out.jsonl"), expected)
-            wall = statistics.median(r[0] for r in runs)
-            cpu = statistics.median(r[1] for r in runs)
-            rss = max(r[2] for r in runs)
-            rows.append(
-                (
-                    name,
-                    args.pages / wall,
-                    cpu / args.pages * 1000,
-                    rss,
-                    checked,
-                    min(r[0] for r in runs),
-                    max(r[0] for r in runs),
-                )
-            )
+            names.append(name)
+            results[name] = []
+        for round_ in range(args.runs + 1):  # round 0 warms up (page cache, imports)
+            print(f"round {round_}/{args.runs}", file=sys.stderr)
+            for name in names:
+                run = measure(commands[name][0])
+                if round_:
+                    results[name].append(run)
+                checked[name] = verify(out, expected)
     finally:
         server.send_signal(signal.SIGQUIT if shutil.which("nginx") else signal.SIGTERM)
         server.wait(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
 
+    rows = []
+    for name, runs in results.items():
+        wall = statistics.median(r[0] for r in runs)
+        cpu = statistics.median(r[1] for r in runs)
+        rss = max(r[2] for r in runs)
+        low, high = min(r[0] for r in runs), max(r[0] for r in runs)
+        rows.append(
+            (name, args.pages / wall, cpu / args.pages * 1000, rss, checked[name], low, high)
+        )
     ours = next((r[1] for r in rows if r[0] == "trio-scrape"), None)
     print(
-        f"\n{args.pages} pages, concurrency {args.concurrency}, median of {args.runs} "
-        f"runs after a warm-up\n"
+        f"\n{args.pages} pages, concurrency {args.concurrency}, median of {args.runs} paired "
+        f"runs after a warm-up round, {os.cpu_count()} CPUs\n"
     )
     print(
-        "| crawler | pages/s | wall s min-max | CPU ms/page | peak RSS MB | pages | "
-        "speed vs trio-scrape |"
+        "| crawler | pages/s | wall s min-max | CPU ms/page | peak RSS MB (all processes) | "
+        "pages | speed vs trio-scrape |"
     )
     print("| --- | ---: | ---: | ---: | ---: | --- | ---: |")
-    for name, rate, cpu_ms, rss, checked, low, high in rows:
+    for name, rate, cpu_ms, rss, ok, low, high in rows:
         ratio = f"{rate / ours:.2f}x" if ours else "-"
         print(
             f"| {name} | {rate:,.0f} | {low:.2f}-{high:.2f} | {cpu_ms:.2f} | {rss:.0f} | "
-            f"{checked} | {ratio} |"
+            f"{ok} | {ratio} |"
         )
 
 
