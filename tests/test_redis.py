@@ -3,6 +3,7 @@ expire, whole crawls shared by several crawlers and processes, SIGKILL, and the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import uuid
@@ -46,8 +47,9 @@ def tree_site(site: Site, pages: int, *, fanout: int = 4) -> list[str]:
 class WatchedSite(Site):
     """A Site that also records the most requests it answered at once, per path and in all."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer_time: float = 0.002) -> None:
         super().__init__()
+        self.answer_time = answer_time
         self.active: Counter[str] = Counter()
         self.most_per_path = 0
         self.now = 0
@@ -59,7 +61,7 @@ class WatchedSite(Site):
         self.most_per_path = max(self.most_per_path, self.active[request.path])
         self.most = max(self.most, self.now)
         try:
-            await trio.sleep(0.002)  # an answer takes a moment: overlaps would show
+            await trio.sleep(self.answer_time)  # an answer takes a moment: overlaps show
             return await super()._answer(request)
         finally:
             self.active[request.path] -= 1
@@ -263,3 +265,57 @@ async def test_bad_fleet_options_are_one_line(args: list[str], message: bytes) -
     result = await cli("run", "http://127.0.0.1:1/", *args)
     assert result.returncode == 2, result.stderr
     assert result.stderr.count(b"\n") == 1 and message in result.stderr
+
+
+async def test_per_host_and_delay_hold_across_three_processes(
+    nursery: trio.Nursery, redis_url: str, tmp_path: Path
+) -> None:
+    # Answers take 0.15 s and starts are 0.05 s apart: alone, the delay would let 3 overlap.
+    site = WatchedSite(answer_time=0.15)
+    await nursery.start(site.serve)
+    tree_site(site, 40)
+    name = crawl_name()
+    command = [
+        "run", site.url("/p0"), "--depth", "10", "--no-robots", "-q", "--frontier", redis_url,
+        "--crawl-id", name, "--per-host", "2", "--delay", "0.05",
+    ]  # fmt: skip
+    results: list[Any] = []
+
+    async def one(i: int) -> None:
+        results.append(await cli(*command, "-o", str(tmp_path / f"out{i}.jsonl")))
+
+    async with trio.open_nursery() as processes:
+        for i in range(3):
+            processes.start_soon(one, i)
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    written = [lines(tmp_path / f"out{i}.jsonl") for i in range(3)]
+    assert sorted(r["url"] for w in written for r in w) == sorted(
+        site.url(f"/p{i}") for i in range(40)
+    )
+    assert site.most == 2  # never more than --per-host at once, whichever process sent them
+    starts = sorted(r.at for r in site.log)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    # Arrival times as the server stamps them, after reading and parsing each request on a
+    # shared machine: 5% of slack, as in test_politeness's delay test.
+    assert min(gaps) >= 0.05 * 0.95, sorted(gaps)[:5]
+
+
+async def test_robots_txt_is_fetched_once_for_the_fleet(
+    site: Site, redis_url: str, tmp_path: Path
+) -> None:
+    tree_site(site, 60)
+    site.add(
+        "/robots.txt", Reply(body=b"User-agent: *\nDisallow: /p7\n", content_type="text/plain")
+    )
+    config = CrawlConfig(depth=10, frontier=redis_url, crawl_id=crawl_name(), workers=2)
+    outputs = [tmp_path / f"{i}.jsonl" for i in range(3)]
+    async with trio.open_nursery() as nursery:
+        for out in outputs:
+            crawler = Crawler([site.url("/p0")], config, sink=open_file_sink(str(out), "jsonl"))
+            nursery.start_soon(crawler.run)
+    records = {r["url"]: r for out in outputs for r in lines(out)}
+    unreached = {site.url(f"/p{i}") for i in range(29, 33)}  # /p7's links
+    assert set(records) == {site.url(f"/p{i}") for i in range(60)} - unreached
+    assert len(site.robots_log) == 1
+    assert records[site.url("/p7")]["error"]["kind"] == "robots"
+    assert "/p7" not in site.hits

@@ -395,7 +395,13 @@ class Crawler:
                     )
                 nursery = await stack.enter_async_context(trio.open_nursery())
                 if config.robots or config.sitemaps_from_robots:
-                    self._robots = RobotsCache(fetcher, self._hosts, config, rng=self._rng)
+                    self._robots = RobotsCache(
+                        fetcher,
+                        self._hosts,
+                        config,
+                        rng=self._rng,
+                        shared=getattr(self._frontier, "shared_robots", None),
+                    )
                 nursery.start_soon(self._write_records, record_recv)
                 async with record_send, trio.open_nursery() as workers:
                     self._workers_scope = workers.cancel_scope
@@ -502,6 +508,9 @@ class Crawler:
                         self._hosts.finish(origin_of(request.url), latency=None, failed=False)
                         page = failed_page(request, PageError("robots", "disallowed by robots.txt"))
                     else:
+                        starting = getattr(self._frontier, "starting", None)
+                        if starting is not None:  # a shared frontier times the host's delay
+                            await starting(request)
                         page = await self._attempt(request)
                     if page is not None and request.revisit:  # its links are queued
                         self._revisits += 1

@@ -25,7 +25,8 @@ import dataclasses
 import logging
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 import trio
 from protego import Protego
@@ -39,7 +40,7 @@ logger = logging.getLogger("trio_scrape")
 ROBOTS_MAX_BYTES = 500 * 1024
 _ROBOTS_ATTEMPTS = 3
 
-__all__ = ["HostLimiter", "HostStatistics", "RobotsCache", "origin_of"]
+__all__ = ["HostLimiter", "HostStatistics", "RobotsCache", "SharedRobots", "origin_of"]
 
 _SLACK = 0.05  # seconds of latency above twice the best that still count as "fast"
 
@@ -232,6 +233,17 @@ class HostLimiter:
         }
 
 
+class SharedRobots(Protocol):
+    """robots.txt texts shared by the processes of one crawl."""
+
+    async def robots(
+        self, origin: str, fetch: Callable[[str], Awaitable[str | None]]
+    ) -> str | None:
+        """The text of ``origin``'s robots.txt (None: allow everything): the one stored for
+        the crawl, or ``fetch(origin)``'s, stored for the others, when no one has it."""
+        ...
+
+
 class RobotsCache:
     """robots.txt, fetched once per origin before its first page, and obeyed.
 
@@ -245,6 +257,8 @@ class RobotsCache:
 
     Only the first ``ROBOTS_MAX_BYTES`` are read. Several workers meeting a new host at once
     wait for one fetch. The cache holds ``max_hosts`` origins (least recently used go first).
+    With ``shared`` (a crawl shared by several processes), one process fetches each robots.txt
+    and the others read its text from there.
     """
 
     def __init__(
@@ -255,8 +269,10 @@ class RobotsCache:
         *,
         rng: random.Random | None = None,
         max_hosts: int = 10_000,
+        shared: SharedRobots | None = None,
     ) -> None:
         self._fetcher = fetcher
+        self._shared = shared
         self._hosts = hosts
         self._user_agent = config.user_agent
         self._timeout = config.timeout
@@ -302,7 +318,21 @@ class RobotsCache:
         return [] if rules is None else list(rules.sitemaps)
 
     async def _load(self, origin: str) -> Protego | None:
-        """Parsed rules, or None for "allow everything"."""
+        """Parsed rules, or None for "allow everything"; fetched once for the whole fleet
+        when the crawl shares robots.txt (a frontier in Redis)."""
+        if self._shared is not None:
+            text = await self._shared.robots(origin, self._fetch_text)
+        else:
+            text = await self._fetch_text(origin)
+        if text is None:
+            return None
+        rules = Protego.parse(text)
+        delay = rules.crawl_delay(self._user_agent)
+        self._hosts.robots_loaded(origin, float(delay) if delay else None)
+        return rules
+
+    async def _fetch_text(self, origin: str) -> str | None:
+        """The robots.txt text, or None for "allow everything"."""
         self.fetches += 1
         problem = ""
         for attempt in range(1, _ROBOTS_ATTEMPTS + 1):
@@ -315,11 +345,7 @@ class RobotsCache:
                     problem = f"{exc.kind}: {exc.message}"
                 else:
                     if 200 <= response.status < 300:
-                        text = response.content[:ROBOTS_MAX_BYTES].decode("utf-8", "replace")
-                        rules = Protego.parse(text)
-                        delay = rules.crawl_delay(self._user_agent)
-                        self._hosts.robots_loaded(origin, float(delay) if delay else None)
-                        return rules
+                        return response.content[:ROBOTS_MAX_BYTES].decode("utf-8", "replace")
                     if response.status < 500:
                         return None
                     problem = f"HTTP {response.status}"

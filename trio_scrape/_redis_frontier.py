@@ -35,7 +35,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -157,6 +157,7 @@ class RedisFrontier:
         self._limiter: HostLimiter | None = None
         self._host_updates: dict[str, tuple[str, str, float]] = {}
         self._pauses: dict[str, float] = {}  # origin -> trio time its pause ends
+        self._crawl_delayed: set[str] = set()  # origins with a robots.txt Crawl-delay
         self._sink: _CommittingSink | None = None
         self._writer_state = ""
         self._rng = random.Random()
@@ -363,6 +364,62 @@ class RedisFrontier:
 
     # ------------------------------------------------------------- politeness updates
 
+    @property
+    def shared_robots(self) -> RedisFrontier:
+        """robots.txt shared by the fleet (:class:`~trio_scrape._politeness.SharedRobots`)."""
+        return self
+
+    async def robots(
+        self, origin: str, fetch: Callable[[str], Awaitable[str | None]]
+    ) -> str | None:
+        """``origin``'s robots.txt for the whole crawl: read from Redis, or fetched by the
+        one process that takes the host's lock while the others wait for its text.
+
+        Raises:
+            FrontierError: Redis failed.
+        """
+        key, lock = self._prefix + "robots", self._prefix + "rl:" + origin
+        hold_ms = int(self.lease * 1000)
+        while True:
+            try:
+                with trio.fail_after(_CALL_TIMEOUT):
+                    stored = await self._client.hget(key, origin)
+                    if stored is None:
+                        claimed = await self._client.set(
+                            lock, self.owner, px=hold_ms, condition=coredis.PureToken.NX
+                        )
+            except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
+                raise FrontierError(f"Redis failed: {_describe(exc)}") from None
+            if stored is not None:
+                found = _text(stored)
+                return found[1:] if found.startswith("+") else None
+            if claimed:
+                break
+            await trio.sleep(0.05)  # another process is fetching it (its lock expires)
+        text = await fetch(origin)
+        value = "-" if text is None else "+" + text
+        with trio.CancelScope(shield=True):
+            try:
+                with trio.fail_after(_CALL_TIMEOUT):
+                    await self._client.hset(key, {origin: value})
+                    await self._client.delete([lock])
+            except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
+                raise FrontierError(f"Redis failed: {_describe(exc)}") from None
+        return text
+
+    async def starting(self, request: CrawlRequest) -> None:
+        """The request is about to be sent. With a delay (``delay`` or a Crawl-delay), the
+        host's next start is counted from now rather than from the lease: a request that
+        waited for a worker would otherwise reach the server less than the delay before the
+        next one, leased meanwhile by another process."""
+        origin = origin_of(request.url)
+        if self._delay_ms > 0 or origin in self._crawl_delayed:
+            delay_ms = self._delay_ms
+            if delay_ms and self._jitter:
+                delay_ms *= 1 + self._rng.uniform(-self._jitter, self._jitter)
+            args = [self._per_host, self._gate, str(round(delay_ms)), origin]
+            await self._call("ts_start", args, shield=True)
+
     def _host_changed(self, event: str, origin: str, value: float | None) -> None:
         """HostLimiter observer: a pause or a robots.txt result, shared with the fleet."""
         if event == "pause" and value is not None:
@@ -371,6 +428,8 @@ class RedisFrontier:
             )
         elif event == "robots":
             self._host_updates[origin] = ("1", "" if value is None else str(round(value * 1000)), 0)
+            if value:
+                self._crawl_delayed.add(origin)
 
     async def _send_host_updates(self) -> None:
         """Robots results and pauses not sent with a release (a robots.txt retry)."""

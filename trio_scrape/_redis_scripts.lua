@@ -438,3 +438,24 @@ redis.register_function('ts_host', function(keys, args)
   reschedule(P, origin, per_host, gate)
   return 1
 end)
+
+-- Requests to these hosts start now: no other starts before the delay has passed since now
+-- (a request that waited between its lease and its start pushes the host's next start back).
+-- ARGV: per_host, gate, delay_ms, then origins.
+redis.register_function('ts_start', function(keys, args)
+  local P = keys[1]
+  local per_host, gate, delay_ms = tonumber(args[1]), args[2], tonumber(args[3])
+  local now = now_ms()
+  for i = 4, #args do
+    local origin = args[i]
+    local hk = P .. 'h:' .. origin
+    local delay = math.max(delay_ms, tonumber(redis.call('HGET', hk, 'cdelay')) or 0)
+    if delay > 0 and now + delay > (tonumber(redis.call('HGET', hk, 'next')) or 0) then
+      redis.call('HSET', hk, 'next', now + delay)
+      if redis.call('ZSCORE', P .. 'ready', origin) then
+        reschedule(P, origin, per_host, gate)
+      end
+    end
+  end
+  return 1
+end)
