@@ -470,7 +470,9 @@ class Crawler:
                         except trio.WouldBlock:
                             await jobs.send(request)
                     except BaseException:
-                        self._hosts.finish(origin_of(request.url), latency=None, failed=False)
+                        self._hosts.finish(
+                            origin_of(request.url), latency=None, failed=False, url=request.url
+                        )
                         with trio.CancelScope(shield=True):
                             await self._frontier.release([request])
                         raise
@@ -488,7 +490,9 @@ class Crawler:
             async for request in jobs:
                 if self._stopping:
                     # Dispatched but not started: it goes back, it is not "scheduled".
-                    self._hosts.finish(origin_of(request.url), latency=None, failed=False)
+                    self._hosts.finish(
+                        origin_of(request.url), latency=None, failed=False, url=request.url
+                    )
                     await self._frontier.release([request])
                     continue
                 page = None
@@ -496,7 +500,9 @@ class Crawler:
                     self._cut = True
                 elif request.revisit and not self._cut:
                     # Nothing was cut: the page's links were all followed already.
-                    self._hosts.finish(origin_of(request.url), latency=None, failed=False)
+                    self._hosts.finish(
+                        origin_of(request.url), latency=None, failed=False, url=request.url
+                    )
                     await self._frontier.done([request])
                     continue
                 try:
@@ -505,7 +511,9 @@ class Crawler:
                         and self._config.robots
                         and not await self._robots.allowed(request.url)
                     ):
-                        self._hosts.finish(origin_of(request.url), latency=None, failed=False)
+                        self._hosts.finish(
+                            origin_of(request.url), latency=None, failed=False, url=request.url
+                        )
                         page = failed_page(request, PageError("robots", "disallowed by robots.txt"))
                     else:
                         starting = getattr(self._frontier, "starting", None)
@@ -632,9 +640,10 @@ class Crawler:
             return await self._lost(request, exc)
         except BaseException:
             # Exactly one finish() per dispatched request, whatever happened (cancellation).
-            self._hosts.finish(origin, latency=trio.current_time() - started, failed=True)
+            elapsed = trio.current_time() - started
+            self._hosts.finish(origin, latency=elapsed, failed=True, url=request.url)
             raise
-        self._hosts.finish(origin, latency=outcome.latency, failed=outcome.failed)
+        self._hosts.finish(origin, latency=outcome.latency, failed=outcome.failed, url=request.url)
         return await self._apply(request, outcome)
 
     async def _apply(self, request: CrawlRequest, outcome: Outcome) -> Page | None:

@@ -114,9 +114,9 @@ class HostLimiter:
         self._listeners.append(listener)
 
     def observe(self, observer: Callable[[str, str, float | None], None]) -> None:
-        """Call ``observer(event, origin, value)`` on ``("pause", origin, seconds)`` and
-        ``("robots", origin, crawl_delay or None)``: a frontier shared between processes
-        passes them on to the rest of the fleet."""
+        """Call ``observer(event, key, value)`` on ``("pause", origin, seconds)``,
+        ``("robots", origin, crawl_delay or None)`` and ``("finish", url, latency)``: a
+        frontier shared between processes passes them on to the rest of the fleet."""
         self._observers.append(observer)
 
     def _host(self, origin: str) -> _Host:
@@ -160,8 +160,14 @@ class HostLimiter:
             delay *= 1 + self._rng.uniform(-self._jitter, self._jitter)
         host.next_start = trio.current_time() + delay
 
-    def finish(self, origin: str, *, latency: float | None, failed: bool) -> None:
-        """A request to ``origin`` ended (``latency`` None: it never ran). Frees its slot."""
+    def finish(
+        self, origin: str, *, latency: float | None, failed: bool, url: str | None = None
+    ) -> None:
+        """A request to ``origin`` ended (``latency`` None: it never ran). Frees its slot.
+        ``url``: the request's, for observers (a shared frontier frees its slot fleet-wide)."""
+        if url is not None:
+            for observer in self._observers:
+                observer("finish", url, latency)
         host = self._host(origin)
         was_full = host.active >= (int(host.limit) if host.robots_known else 1)
         host.active = max(0, host.active - 1)

@@ -69,6 +69,9 @@ _KEY_PREFIX = "trio-scrape:"
 _ADD_CHUNK = 2_000  # URLs per add call: a page's links, or a chunk of a big sitemap
 _POLL_MIN = 0.005  # seconds between polls of an idle frontier, doubling up to _POLL_MAX
 _POLL_MAX = 0.25
+# While URLs are queued but no host has a free slot, another process's fetch may end any
+# moment and free one: poll more often than when only leases are left.
+_POLL_MAX_QUEUED = 0.02
 _CALL_TIMEOUT = 10.0  # seconds a Redis call may take before the frontier gives up
 
 
@@ -158,6 +161,7 @@ class RedisFrontier:
         self._host_updates: dict[str, tuple[str, str, float]] = {}
         self._pauses: dict[str, float] = {}  # origin -> trio time its pause ends
         self._crawl_delayed: set[str] = set()  # origins with a robots.txt Crawl-delay
+        self._to_free: list[tuple[str, str]] = []  # leases whose fetch ended: free their slot
         self._sink: _CommittingSink | None = None
         self._writer_state = ""
         self._rng = random.Random()
@@ -261,9 +265,11 @@ class RedisFrontier:
             if delay_ms and self._jitter:
                 delay_ms *= 1 + self._rng.uniform(-self._jitter, self._jitter)
             args = [self._per_host, self._gate, self.owner, self._batch, self._lease_ms]
-            leases, counts, wait_ms, expires_ms = await self._call(
-                "ts_lease", [*args, str(round(delay_ms))], shield=True
-            )
+            args.append(str(round(delay_ms)))
+            to_free, self._to_free = self._to_free, []
+            for pair in to_free:
+                args += pair
+            leases, counts, wait_ms, expires_ms = await self._call("ts_lease", args, shield=True)
             self._note(counts)
             for i in range(0, len(leases), 2):
                 digest, request = _decode_request(_text(leases[i + 1]))
@@ -274,7 +280,7 @@ class RedisFrontier:
             if self._stats.queued == 0 and self._stats.leased == 0:
                 return None
             timeout = poll
-            poll = min(_POLL_MAX, poll * 2)
+            poll = min(_POLL_MAX_QUEUED if self._stats.queued else _POLL_MAX, poll * 2)
             for ms in (wait_ms, expires_ms):
                 if int(ms) >= 0:
                     timeout = min(timeout, int(ms) / 1000 + 0.001)
@@ -422,7 +428,12 @@ class RedisFrontier:
 
     def _host_changed(self, event: str, origin: str, value: float | None) -> None:
         """HostLimiter observer: a pause or a robots.txt result, shared with the fleet."""
-        if event == "pause" and value is not None:
+        if event == "finish":  # its fetch ended: its host slot is free (the lease stays)
+            held = self._held.get(origin)  # the key is the request's URL here
+            if held is not None:
+                self._to_free.append(held)
+                self._wake()
+        elif event == "pause" and value is not None:
             self._pauses[origin] = max(
                 self._pauses.get(origin, -math.inf), trio.current_time() + value
             )

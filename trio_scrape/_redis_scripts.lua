@@ -19,7 +19,8 @@ KEYS[1] is the crawl's key prefix P ("trio-scrape:<crawl id>:"); every key below
   P h:<origin>     hash: n (in flight), next (earliest next start), pause (paused until),
                    cdelay (robots.txt Crawl-delay, ms), robots (1 once robots.txt is known)
   P known          set: every origin ever queued (for status)
-  P lease          hash: digest -> "<token>\t<origin>\t<entry>"
+  P lease          hash: digest -> "<token>\t<origin>\t<slot>\t<entry>"; slot is 1 while
+                   the request holds one of its host's in-flight slots (until its fetch ends)
   P exp            zset: digest -> lease expiry
   P rec            stream: one entry per committed record (fields w = writer, r = record)
   P w              hash: writer -> "<offset>\t<last stream id>" (what the writer's file holds)
@@ -129,21 +130,30 @@ local function counters(P)
   return redis.call('HMGET', P .. 'meta', 'queued', 'leased', 'seen', 'done')
 end
 
--- Split a lease value "<token>\t<origin>\t<entry>".
+-- Split a lease value "<token>\t<origin>\t<slot>\t<entry>".
 local function parse_lease(value)
   local a = string.find(value, '\t', 1, true)
   local b = string.find(value, '\t', a + 1, true)
-  return string.sub(value, 1, a - 1), string.sub(value, a + 1, b - 1), string.sub(value, b + 1)
+  local origin = string.sub(value, a + 1, b - 1)
+  return string.sub(value, 1, a - 1), origin, string.sub(value, b + 1, b + 1),
+    string.sub(value, b + 3)
 end
 
--- End one lease (it exists): free its host's slot. Returns the origin and the entry.
-local function end_lease(P, digest, value)
-  redis.call('HDEL', P .. 'lease', digest)
-  redis.call('ZREM', P .. 'exp', digest)
-  local _, origin, entry = parse_lease(value)
+local function free_slot(P, origin)
   local hk = P .. 'h:' .. origin
   if (tonumber(redis.call('HINCRBY', hk, 'n', -1))) < 0 then
     redis.call('HSET', hk, 'n', 0)
+  end
+end
+
+-- End one lease (it exists): free its host's slot if it still holds it. Returns the origin
+-- and the entry.
+local function end_lease(P, digest, value)
+  redis.call('HDEL', P .. 'lease', digest)
+  redis.call('ZREM', P .. 'exp', digest)
+  local _, origin, slot, entry = parse_lease(value)
+  if slot == '1' then
+    free_slot(P, origin)
   end
   redis.call('HINCRBY', P .. 'meta', 'leased', -1)
   return origin, entry
@@ -258,13 +268,30 @@ redis.register_function('ts_seen', function(keys, args)
 end)
 
 -- Lease up to max_n requests from ready hosts. ARGV: per_host, gate, owner, max_n, lease_ms,
--- delay_ms. Returns {{token1, entry1, ...}, counters, ms until a host is ready (-1: none),
+-- delay_ms, then digest, token pairs of this owner's leases whose fetch has ended: their host
+-- slots are freed first (the leases stay until their records are committed). Returns {{token1, entry1, ...}, counters, ms until a host is ready (-1: none),
 -- ms until the next lease expires (-1: none)}.
 redis.register_function('ts_lease', function(keys, args)
   local P = keys[1]
   local per_host, gate, owner = tonumber(args[1]), args[2], args[3]
   local max_n, lease_ms, delay_ms = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
   local now = now_ms()
+  local freed = {}
+  for i = 7, #args, 2 do
+    local digest, token = args[i], args[i + 1]
+    local value = redis.call('HGET', P .. 'lease', digest)
+    if value and string.sub(value, 1, #token + 1) == token .. '\t' then
+      local _, origin, slot, entry = parse_lease(value)
+      if slot == '1' then
+        free_slot(P, origin)
+        redis.call('HSET', P .. 'lease', digest, token .. '\t' .. origin .. '\t0\t' .. entry)
+        freed[origin] = true
+      end
+    end
+  end
+  for origin in pairs(freed) do
+    reschedule(P, origin, per_host, gate)
+  end
   reap(P, now, per_host, gate)
   redis.call('ZADD', P .. 'procs', now, owner)
   local meta_now = redis.call('HMGET', P .. 'meta', 'queued', 'leased')
@@ -291,7 +318,7 @@ redis.register_function('ts_lease', function(keys, args)
       local digest = string.sub(entry, 1, string.find(entry, '\t', 1, true) - 1)
       entry = hand_out(P, digest, entry)
       local token = owner .. ':' .. redis.call('HINCRBY', P .. 'meta', 'tokens', 1)
-      redis.call('HSET', P .. 'lease', digest, token .. '\t' .. origin .. '\t' .. entry)
+      redis.call('HSET', P .. 'lease', digest, token .. '\t' .. origin .. '\t1\t' .. entry)
       redis.call('ZADD', P .. 'exp', now + lease_ms, digest)
       n = n + 1
       taken = taken + 1

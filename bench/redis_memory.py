@@ -1,0 +1,108 @@
+"""Redis memory per URL for a shared crawl (``--frontier``), measured at 1,000,000 URLs.
+
+Starts a throwaway redis-server on 127.0.0.1 (no persistence), adds URLs to a Redis frontier
+in pages of 100 links (as a crawl would), and prints ``INFO memory``'s ``used_memory`` per
+URL: with every URL queued, then with every URL handed out and completed (no records: the
+seen-set and the per-host state alone), and ``MEMORY USAGE`` of one seen-set bucket.
+
+    python bench/redis_memory.py                 # 1,000,000 URLs on 1,000 hosts
+    python bench/redis_memory.py --urls 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from trio_scrape import CrawlConfig
+from trio_scrape._politeness import HostLimiter
+from trio_scrape._redis_frontier import open_redis_frontier
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def used_memory(client: object) -> int:
+    info = await client.info("memory")  # type: ignore[attr-defined]
+    return int(info["used_memory"])
+
+
+async def measure(url: str, urls: int, hosts: int) -> None:
+    config = CrawlConfig(per_host=10_000, robots=False, workers=64)
+    limiter = HostLimiter(config)
+    async with open_redis_frontier(url, config, settings={}, crawl_id="memory") as frontier:
+        client = frontier._client
+        base = await used_memory(client)
+        started = time.perf_counter()
+        per_page = 100
+        for page in range(urls // per_page):
+            host = page % hosts
+            links = [
+                f"https://host{host}.example/section/{page}/item-{i}.html" for i in range(per_page)
+            ]
+            await frontier.add(links, depth=1, referrer=f"https://host{host}.example/")
+        added = time.perf_counter() - started
+        queued = await used_memory(client) - base
+        print(f"{urls:,} URLs queued in {added:.1f}s: {queued / urls:.1f} bytes/URL in Redis")
+        bucket = await client.memory_usage(frontier._prefix + "s:0000")
+        print(f"one seen-set bucket (of 65,536): {bucket} bytes")
+        started = time.perf_counter()
+        done = 0
+        while True:
+            batch = []
+            for _ in range(64):
+                request = await frontier.get(limiter)
+                if request is None:
+                    break
+                batch.append(request)
+                if frontier.statistics().queued == 0:
+                    break  # get() would wait for these leases to end
+            if not batch:
+                break
+            await frontier.done(batch)
+            done += len(batch)
+        took = time.perf_counter() - started
+        after = await used_memory(client) - base
+        print(f"{done:,} leased and completed in {took:.1f}s ({done / took:,.0f}/s)")
+        print(f"seen-set and host state after the crawl: {after / urls:.1f} bytes/URL")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--urls", type=int, default=1_000_000)
+    parser.add_argument("--hosts", type=int, default=1_000)
+    args = parser.parse_args()
+    port = free_port()
+    with tempfile.TemporaryDirectory() as directory:
+        server = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", directory],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            trio.run(measure, f"redis://127.0.0.1:{port}/0", args.urls, args.hosts)
+        finally:
+            server.terminate()
+            server.wait()
+
+
+if __name__ == "__main__":
+    main()
