@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 from trio_scrape import ConfigError
-from trio_scrape._browser import find_browser, group_pids, open_browser
+from trio_scrape._browser import browser_groups, find_browser, group_pids, open_browser
 from trio_scrape._cdp import BrowserClosed, CdpConnection, CdpError, EventOverflow
 
 try:
@@ -165,6 +165,7 @@ async def test_real_browser_commands_sessions_events_and_death(nursery: trio.Nur
         assert value["result"]["value"] == 3 * 1024 * 1024
         pgid = browser.pgid
         assert browser.pids() and browser.memory() > 10_000_000
+        assert browser_groups([os.getpid()]) == [pgid]  # how a crawler finds its children's
 
         async def wait_forever() -> None:
             with pytest.raises(BrowserClosed):

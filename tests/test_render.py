@@ -468,3 +468,14 @@ async def test_the_browser_goes_through_the_crawls_proxy(site: Site, nursery: tr
     pages, _ = await crawl([page], config)
     assert pages[0].title == "via proxy" and pages[0].data == {"rendered": True}
     assert proxy.paths() == [page]
+
+
+async def test_worker_processes_render_with_browsers_of_their_own(site: Site) -> None:
+    js_site(site)
+    config = CrawlConfig(render=True, depth=1, links=True, robots=False, processes=2)
+    pages, stats = await crawl([site.url("/")], config)
+    got = by_path(pages)
+    assert sorted(got) == ["/", "/fetched", "/sync", "/timer"]
+    assert got["/"].title == "Built by JS" and len(got["/"].links) == 3
+    assert all(page.data == {"rendered": True} for page in pages)
+    assert stats.rendered == 4 and stats.processes == 2

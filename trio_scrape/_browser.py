@@ -18,7 +18,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 
 import trio
@@ -26,7 +26,16 @@ import trio
 from ._cdp import CdpConnection
 from ._exceptions import ConfigError
 
-__all__ = ["APT_PACKAGE", "Browser", "browser_args", "find_browser", "open_browser"]
+__all__ = [
+    "APT_PACKAGE",
+    "Browser",
+    "browser_args",
+    "browser_groups",
+    "find_browser",
+    "group_memory",
+    "group_pids",
+    "open_browser",
+]
 
 #: The Debian package to install when no browser is found.
 APT_PACKAGE = "chromium-headless-shell"
@@ -130,7 +139,7 @@ class Browser:
     def memory(self) -> int:
         """Proportional set size (bytes) of all the browser's processes together: shared
         pages counted once, split among their sharers (so the sum is the real footprint)."""
-        return sum(_pss(pid) for pid in self.pids())
+        return group_memory(self.pgid)
 
     def kill(self) -> None:
         """SIGKILL the whole process group (synchronous; safe to call twice)."""
@@ -241,6 +250,31 @@ def group_pids(pgid: int) -> list[int]:
         if len(fields) > 2 and fields[0] != b"Z" and int(fields[2]) == pgid:
             pids.append(int(entry))
     return pids
+
+
+def browser_groups(parents: Iterable[int]) -> list[int]:
+    """The process groups of browsers started by the processes ``parents``: their children
+    that lead a group of their own (as :func:`open_browser` starts them)."""
+    wanted = set(parents)
+    leaders = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as file:
+                stat = file.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        alive = len(fields) > 2 and fields[0] != b"Z"
+        if alive and int(fields[1]) in wanted and int(fields[2]) == int(entry):
+            leaders.append(int(entry))
+    return leaders
+
+
+def group_memory(pgid: int) -> int:
+    """Total PSS (bytes) of the live processes of a process group."""
+    return sum(_pss(pid) for pid in group_pids(pgid))
 
 
 def _pss(pid: int) -> int:

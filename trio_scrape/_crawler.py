@@ -179,6 +179,8 @@ class Crawler:
         self._transport = transport
         self._pipeline: Pipeline | None = None
         self._renderer: Renderer | None = None
+        self._rendered = 0
+        self._children_browsers: tuple[int | None, int | None] = (None, None)
         if config.rendering != "off":
             # Imported only when used, as are the renderer and --state below: they cost
             # start-up time to every crawl otherwise (see README, Start-up).
@@ -279,15 +281,45 @@ class Crawler:
         )
 
     def _render_statistics(self) -> dict[str, Any]:
-        if self._renderer is None:
+        if self._renderer is not None:
+            stats = self._renderer.statistics
+            return {
+                "rendered": stats.rendered,
+                "tabs_in_use": stats.tabs_in_use,
+                "browser_memory": stats.browser_memory,
+                "browser_peak_memory": stats.browser_peak_memory,
+            }
+        if self._config.rendering == "off":
             return {}
-        stats = self._renderer.statistics
+        # Worker processes render with browsers of their own: pages rendered are counted
+        # from the records, memory sampled from /proc (tabs in use are not reported).
         return {
-            "rendered": stats.rendered,
-            "tabs_in_use": stats.tabs_in_use,
-            "browser_memory": stats.browser_memory,
-            "browser_peak_memory": stats.browser_peak_memory,
+            "rendered": self._rendered,
+            "browser_memory": self._children_browsers[0],
+            "browser_peak_memory": self._children_browsers[1],
         }
+
+    async def _sample_children_browsers(self, scope: trio.CancelScope) -> None:
+        """Every second until ``scope`` is cancelled, the total PSS of the browsers that the
+        worker processes started."""
+        from ._browser import browser_groups, group_memory
+        from ._processes import ProcessPipeline
+
+        pipeline = self._pipeline
+        if not isinstance(pipeline, ProcessPipeline):
+            return
+
+        def measure(parents: list[int]) -> int | None:
+            groups = browser_groups(parents)
+            return sum(group_memory(pgid) for pgid in groups) if groups else None
+
+        with scope:
+            while True:
+                memory = await trio.to_thread.run_sync(measure, list(pipeline.pids))
+                if memory is not None:
+                    peak = max(memory, self._children_browsers[1] or 0)
+                    self._children_browsers = (memory, peak)
+                await trio.sleep(1.0)
 
     # ------------------------------------------------------------------------------- run
 
@@ -403,6 +435,9 @@ class Crawler:
                         shared=getattr(self._frontier, "shared_robots", None),
                     )
                 nursery.start_soon(self._write_records, record_recv)
+                sampler = trio.CancelScope()
+                if config.process_count > 1 and config.rendering != "off":
+                    nursery.start_soon(self._sample_children_browsers, sampler)
                 async with record_send, trio.open_nursery() as workers:
                     self._workers_scope = workers.cancel_scope
 
@@ -418,6 +453,7 @@ class Crawler:
                     task_status.started()
                     with job_recv:
                         await self._dispatch(job_send, add_worker)
+                sampler.cancel()
                 count_unlinked = getattr(self._frontier, "count_unlinked", None)
                 if config.recrawl and self._stop_reason is None and count_unlinked is not None:
                     self._unlinked = await count_unlinked()  # the round is complete
@@ -430,8 +466,9 @@ class Crawler:
         config = self._config
         if config.rendering == "always":
             # Each page needs a tab: more workers would only wait for one, and that wait
-            # would count against their page deadline.
-            return min(config.workers, config.render_tabs)
+            # would count against their page deadline. (Worker processes get jobs least
+            # busy first, so each gets at most its own tabs' worth.)
+            return min(config.workers, config.render_tabs * config.process_count)
         return config.workers
 
     async def _dispatch(
@@ -602,6 +639,8 @@ class Crawler:
 
     def _count(self, page: Page) -> None:
         self._pages += 1
+        if self._renderer is None and page.data.get("rendered") is True:
+            self._rendered += 1  # rendered in a worker process
         if len(self._latencies) < _LATENCY_SAMPLES:
             self._latencies.append(page.elapsed)
         else:
