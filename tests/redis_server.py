@@ -21,12 +21,16 @@ def free_port() -> int:
         return port
 
 
-def start_redis(directory: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
-    """Start redis-server in ``directory``; return it once it accepts connections."""
+def start_redis(
+    directory: Path, *extra: str, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start redis-server in ``directory`` (on ``port``, or a free one); return it once it
+    accepts connections."""
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    wanted = port
     for _ in range(5):  # another process may take the free port before redis binds it
-        port = free_port()
+        port = wanted or free_port()
         process = subprocess.Popen(
             [
                 REDIS_SERVER,

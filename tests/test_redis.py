@@ -15,10 +15,11 @@ import pytest
 import trio
 
 from trio_scrape import CrawlConfig, Crawler, open_file_sink
+from trio_scrape._exceptions import FrontierError
 from trio_scrape._politeness import HostLimiter
 from trio_scrape._redis_frontier import connect, open_redis_frontier, read_records
 
-from .redis_server import closed_port_url
+from .redis_server import closed_port_url, start_redis, stop
 from .site import Reply, Request, Site, html_page
 from .test_cli import CLI, cli
 
@@ -319,3 +320,68 @@ async def test_robots_txt_is_fetched_once_for_the_fleet(
     assert len(site.robots_log) == 1
     assert records[site.url("/p7")]["error"]["kind"] == "robots"
     assert "/p7" not in site.hits
+
+
+# ---------------------------------------------------------------------- Redis itself
+
+
+# coredis 6.9 leaves a connection's anyio memory streams unclosed when the server dies under
+# it (garbage-collected, with a ResourceWarning): only that warning is ignored, here.
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in.*MemoryObject:pytest.PytestUnraisableExceptionWarning"
+)
+async def test_a_redis_restart_with_aof_loses_nothing_committed(tmp_path: Path) -> None:
+    process, port = start_redis(tmp_path, "--appendonly", "yes", "--appendfsync", "always")
+    url = f"redis://127.0.0.1:{port}/0"
+    config = CrawlConfig(robots=False)
+    hosts = HostLimiter(config)
+    try:
+        async with open_redis_frontier(url, config, settings={}, crawl_id="aof") as frontier:
+            await frontier.add(["http://x.test/a", "http://x.test/b"], depth=0, referrer=None)
+            a = await frontier.get(hosts)
+            assert a is not None
+            await frontier.done([a])
+            process.kill()  # SIGKILL: no shutdown save; only the append-only file remains
+            process.wait()
+            with pytest.raises(FrontierError):
+                await frontier.release([])  # nothing to give back: no call, no error
+                await frontier.mark_seen(["http://x.test/c"])
+    finally:
+        stop(process)
+    process, _ = start_redis(tmp_path, "--appendonly", "yes", port=port)
+    try:
+        async with open_redis_frontier(url, config, settings={}, crawl_id="aof") as frontier:
+            joined = frontier.joined
+            assert (joined.is_new, joined.done, joined.queued + joined.leased) == (False, 1, 1)
+            assert await frontier.add(["http://x.test/a"], depth=0, referrer=None) == 0
+    finally:
+        stop(process)
+
+
+async def test_redis_dying_mid_crawl_stops_the_process_with_exit_3(
+    watched: WatchedSite, tmp_path: Path
+) -> None:
+    tree_site(watched, 2000)
+    process, port = start_redis(tmp_path)
+    try:
+        with trio.fail_after(60):
+            crawl = await trio.lowlevel.open_process(
+                [*CLI, "run", watched.url("/p0"), "--depth", "100", "--no-robots", "-q",
+                 "--frontier", f"redis://127.0.0.1:{port}/0", "-o", str(tmp_path / "o.jsonl")],
+                stderr=subprocess.PIPE,
+            )  # fmt: skip
+            while len(watched.log) < 100 and crawl.poll() is None:
+                with trio.move_on_after(1):
+                    await watched.hit_event.wait()
+            process.kill()
+            process.wait()
+            assert crawl.stderr is not None
+            error = b""
+            async with crawl.stderr:
+                async for chunk in crawl.stderr:
+                    error += chunk
+            code = await crawl.wait()
+    finally:
+        stop(process)
+    assert code == 3, error
+    assert error.count(b"\n") == 1 and b"Redis" in error, error

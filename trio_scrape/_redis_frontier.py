@@ -763,8 +763,8 @@ async def open_redis_frontier(
                 try:
                     await frontier.release_all()
                     await frontier.save_writer_state()
-                except FrontierError as exc:
-                    logger.warning("could not give back leases: %s (they expire)", exc)
+                except FrontierError as exc:  # Redis failed: that error is the one to report
+                    logger.info("could not give back leases: %s (they expire)", exc)
 
 
 def _settings_changed(crawl_id: str, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
