@@ -178,6 +178,7 @@ _OPTIONS: dict[str, tuple[st.SearchStrategy[str], st.SearchStrategy[str]]] = {
     "--render-tab-pages": (_integers("render_tab_pages"), _bad_integers("render_tab_pages")),
     "--render-wait-max": (st.sampled_from(["0.1", "60"]), st.sampled_from(["0", "61", "nan"])),
     "--render-wait": (st.sampled_from(["quiet", "networkidle"]), st.sampled_from(["idle", ""])),
+    "--processes": (st.just("1"), st.sampled_from(["0", "99999", "x", "AUTO", "1.5"])),
     "--lease": (st.sampled_from(["1", "86400", "2.5"]), st.sampled_from(["0.5", "86401", "inf"])),
     "--sitemap": (st.just("SITE/sitemap.xml"), st.sampled_from(["example.org/s.xml", "ht!tp://x"])),
 }  # fmt: skip
