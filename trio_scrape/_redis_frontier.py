@@ -221,14 +221,17 @@ class RedisFrontier:
         ]
         for start in range(0, len(items), _ADD_CHUNK):
             chunk = items[start : start + _ADD_CHUNK]
-            if keep is not None:
-                # keep() is asked only about unseen URLs; a URL another process adds
-                # between the two calls is still added once (the add re-checks).
-                flags = await self._call("ts_unseen", [d for _, d in chunk], shield=False)
+            if keep is not None or len(chunk) > 1:
+                # Only URLs that are new (and that keep(), asked about new URLs only, wants)
+                # or that were seen deeper go to the add: a page's links are mostly known,
+                # and sending each one's request would cost far more than its digest. A
+                # URL another process adds between the two calls is still added once (the
+                # add re-checks).
+                depths = await self._call("ts_depths", [d for _, d in chunk], shield=False)
                 chunk = [
                     (url, digest)
-                    for (url, digest), unseen in zip(chunk, flags, strict=True)
-                    if not unseen or keep(url)
+                    for (url, digest), known in zip(chunk, depths, strict=True)
+                    if (int(known) < 0 and (keep is None or keep(url))) or int(known) > depth
                 ]
             if not chunk:
                 continue

@@ -180,16 +180,17 @@ local function reap(P, now, per_host, gate)
   end
 end
 
--- Which digests are not in the seen-set: ARGV = digests.
+-- Each digest's shortest known depth, or -1 when it is not in the seen-set: ARGV = digests.
 redis.register_function {
-  function_name = 'ts_unseen',
+  function_name = 'ts_depths',
   flags = { 'no-writes' },
   callback = function(keys, args)
     local P = keys[1]
     local out = {}
     for i = 1, #args do
       local key, field = seen_key(P, args[i])
-      out[i] = 1 - redis.call('HEXISTS', key, field)
+      local known = tonumber(redis.call('HGET', key, field))
+      out[i] = known and math.floor(known / 2) or -1
     end
     return out
   end,
