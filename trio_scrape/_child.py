@@ -88,6 +88,9 @@ async def _serve(fd: int) -> None:
                 if scope.cancelled_caught:
                     continue  # the crawler gave this attempt up: it expects nothing
                 data = encode_outcome(job_id, outcome, bodies=bodies)
+                # An idle task would otherwise keep its last page (its parse tree is ten
+                # times the HTML) until its next job: memory would grow with --workers.
+                del outcome
                 try:
                     outbox_send.send_nowait(data)
                 except trio.WouldBlock:
