@@ -155,7 +155,7 @@ class PagePipeline:
         retry_after: float | None = None
         page: Page | None = None
         with trio.move_on_after(config.timeout) as page_deadline:
-            memo = request.memo
+            memo = None if request.sitemap else request.memo  # sitemaps: always read whole
             try:
                 fetcher = self._sitemap_fetcher if request.sitemap else self._fetcher
                 validators = memo.conditional_headers() if memo is not None else None

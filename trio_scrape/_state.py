@@ -487,9 +487,10 @@ class SqliteFrontier(MemoryFrontier):
             self._enqueue(request)
         self._on_disk -= len(requests)
         if not requests or self._on_disk <= 0:
-            # Everything queued is in the window now (rows added while we read are in
-            # the next batch, still counted in _on_disk, so the window stays spilled).
-            self._spilled = self._on_disk > 0 and bool(requests)
+            # Everything queued is in the window now, unless links were added while we
+            # read: they are in the next batch, still counted in _on_disk, so the window
+            # stays spilled (dropping them here ended a crawl early, now and then).
+            self._spilled = self._on_disk > 0 and (bool(requests) or self._grouped > 0)
             if not self._spilled:
                 self._on_disk = 0
         if requests:
