@@ -72,6 +72,7 @@ _POLL_MAX = 0.25
 # While URLs are queued but no host has a free slot, another process's fetch may end any
 # moment and free one: poll more often than when only leases are left.
 _POLL_MAX_QUEUED = 0.02
+_STATUS_MAX_HOSTS = 10_000  # hosts `status` looks at (their queues and slots)
 _CALL_TIMEOUT = 10.0  # seconds a Redis call may take before the frontier gives up
 
 
@@ -826,14 +827,18 @@ async def list_crawls(client: coredis.Redis[bytes]) -> list[str]:
 async def fleet_status(
     client: coredis.Redis[bytes], crawl_id: str, *, max_hosts: int = 50, recent: float = 60.0
 ) -> FleetStatus:
-    """Counts of one crawl, its busiest hosts and the processes seen in the last ``recent``
-    seconds."""
+    """Counts of one crawl, its busiest hosts (among the first 10,000 it has queued work
+    for) and the processes seen in the last ``recent`` seconds."""
     prefix = _KEY_PREFIX + crawl_id + ":"
     fields = ["queued", "leased", "done", "errors", "seen", "refused", "reaped"]
     values = [_int(v) for v in await client.hmget(prefix + "meta", fields)]
     now = (await client.time()).timestamp() * 1000
     hosts: dict[str, tuple[int, int]] = {}
-    origins = [_text(o) for o in await client.smembers(prefix + "known")]
+    origins: list[str] = []
+    async for origin_key in client.sscan_iter(prefix + "known", count=1_000):
+        origins.append(_text(origin_key))
+        if len(origins) >= _STATUS_MAX_HOSTS:  # a bounded look, however many hosts
+            break
     for origin in origins:
         queued = await client.llen(prefix + "q:" + origin)
         in_flight = _int(await client.hget(prefix + "h:" + origin, "n"))
