@@ -8,15 +8,59 @@ line, as a Ctrl-C during the crawl gives, instead of a traceback.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+from typing import NoReturn
 
 
 def main() -> None:
     """Run ``trio-scrape``; exits with its code (130 after a Ctrl-C during start-up)."""
+    # SIGINT is held back while the CLI imports: a KeyboardInterrupt raised inside an
+    # extension module's initialisation or the import machinery could end the process by the
+    # signal (exit -2) instead of reaching the handler below. One that came meanwhile is
+    # delivered when the mask is lifted, inside the try.
+    blocked = _block_sigint()
     try:
         from ._cli import main as cli_main
 
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            blocked = False
         cli_main()
     except KeyboardInterrupt:
-        sys.stderr.write("trio-scrape: interrupted\n")
-        sys.exit(130)
+        _interrupted()
+    except SystemExit as exit:
+        if exit.code == 130:
+            # Interrupted, and everything is written and closed. A KeyboardInterrupt that
+            # surfaced through a C extension's nested PyRun call (Cython modules, imported as
+            # the crawl starts) leaves CPython's "unhandled KeyboardInterrupt" flag set, and
+            # the interpreter would then end by the signal (-2) instead of with our code.
+            _exit_now(130)
+        raise
+
+
+def _block_sigint() -> bool:
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    except (AttributeError, OSError):  # no POSIX signal masks (Windows)
+        return False
+    return True
+
+
+def _interrupted() -> NoReturn:
+    """Exit 130 with one line, at once: nothing has been written yet that needs closing, and
+    the interpreter's shutdown, had a second Ctrl-C come during it, would die by the signal."""
+    sys.stderr.write("trio-scrape: interrupted\n")
+    _exit_now(130)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Flush the standard streams and end the process with ``code``, skipping the
+    interpreter's shutdown."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said
+            pass
+    os._exit(code)
