@@ -18,7 +18,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 
 import trio
@@ -236,7 +236,18 @@ async def open_browser(
 
 def group_pids(pgid: int) -> list[int]:
     """Live processes (not zombies) whose process group is ``pgid``, from /proc."""
-    pids = []
+    return [pid for pid, _, group in _live_processes() if group == pgid]
+
+
+def browser_groups(parents: Iterable[int]) -> list[int]:
+    """The process groups of browsers started by the processes ``parents``: their children
+    that lead a group of their own (as :func:`open_browser` starts them)."""
+    wanted = set(parents)
+    return [pid for pid, parent, group in _live_processes() if parent in wanted and group == pid]
+
+
+def _live_processes() -> Iterator[tuple[int, int, int]]:
+    """``(pid, parent pid, process group)`` of every live process (not a zombie), from /proc."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -247,29 +258,8 @@ def group_pids(pgid: int) -> list[int]:
             continue
         # Fields after the command name (which may hold spaces and parentheses).
         fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and fields[0] != b"Z" and int(fields[2]) == pgid:
-            pids.append(int(entry))
-    return pids
-
-
-def browser_groups(parents: Iterable[int]) -> list[int]:
-    """The process groups of browsers started by the processes ``parents``: their children
-    that lead a group of their own (as :func:`open_browser` starts them)."""
-    wanted = set(parents)
-    leaders = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as file:
-                stat = file.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        alive = len(fields) > 2 and fields[0] != b"Z"
-        if alive and int(fields[1]) in wanted and int(fields[2]) == int(entry):
-            leaders.append(int(entry))
-    return leaders
+        if len(fields) > 2 and fields[0] != b"Z":
+            yield int(entry), int(fields[1]), int(fields[2])
 
 
 def group_memory(pgid: int) -> int:
