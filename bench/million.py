@@ -38,18 +38,20 @@ def generate(root: Path, hubs: int, fanout: int) -> None:
         (root / "hub" / f"{i}.html").write_text(f"<title>hub {i}</title>{leaves}")
 
 
-def crawl(args: list[str]) -> tuple[float, float, float, str]:
-    """Run trio-scrape: wall seconds, CPU seconds, peak RSS MiB, its stderr."""
+def crawl(args: list[str]) -> tuple[float, float, float, float, str]:
+    """Run trio-scrape: start (epoch s), wall s, CPU s, peak RSS MiB, its stderr (the
+    benches in this folder share it)."""
     command = [sys.executable, "-m", "trio_scrape", "run", *args]
-    started = time.monotonic()
+    started = time.time()
+    clock = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert process.stderr is not None
     _, status, usage = os.wait4(process.pid, 0)
     stderr = process.stderr.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"trio-scrape failed: {stderr[-800:]}")
-    wall = time.monotonic() - started
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stderr
+    wall = time.monotonic() - clock
+    return started, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stderr
 
 
 def figures(stderr: str) -> tuple[int, int]:
@@ -87,7 +89,7 @@ def main() -> None:
                 f"{'CPU s':>6} {'peak RSS MB':>11}"
             )
             for name, args in runs:
-                wall, cpu, rss, stderr = crawl(args)
+                _, wall, cpu, rss, stderr = crawl(args)
                 pages, left = figures(stderr)
                 discovered = pages + left
                 if name.endswith("resumed"):

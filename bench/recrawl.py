@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,19 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import run  # noqa: E402
 import sitegen  # noqa: E402
-
-
-def crawl(args: list[str]) -> tuple[float, float, str]:
-    """Run trio-scrape: wall seconds, CPU seconds, its stderr."""
-    command = [sys.executable, "-m", "trio_scrape", "run", *args]
-    clock = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert process.stderr is not None
-    _, status, usage = os.wait4(process.pid, 0)
-    stderr = process.stderr.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"trio-scrape failed: {stderr[-800:]}")
-    return time.monotonic() - clock, usage.ru_utime + usage.ru_stime, stderr
+from million import crawl  # noqa: E402
 
 
 def main() -> None:
@@ -59,7 +45,7 @@ def main() -> None:
             args += ["--no-robots", "-o", str(out), "--state", str(work / "state.db"), "-q"]
             print(f"{options.pages:,} pages; nginx on 127.0.0.1; machine shared")
             print(f"{'crawl':<28} {'wall s':>7} {'CPU s':>6}  requests by status; changes")
-            wall, cpu, _ = crawl(args)
+            _, wall, cpu, _, _ = crawl(args)
             statuses = Counter(json.loads(line)["status"] for line in out.open())
             print(f"{'first crawl (--state)':<28} {wall:>7.2f} {cpu:>6.1f}  {dict(statuses)}")
             rng = random.Random(16)
@@ -69,7 +55,7 @@ def main() -> None:
                 page = work / "www" / path.lstrip("/")
                 page.write_text(page.read_text().replace("</body>", "<p>changed</p></body>"))
             time.sleep(1.1)  # Last-Modified has 1 s resolution: changes must be later
-            wall, cpu, _ = crawl([*args, "--recrawl"])
+            _, wall, cpu, _, _ = crawl([*args, "--recrawl"])
             records = [json.loads(line) for line in out.open()]
             statuses = Counter(r["status"] for r in records)
             changes = Counter(r["data"].get("change") for r in records)

@@ -22,31 +22,14 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import run  # noqa: E402
-from million import LEAVES, generate  # noqa: E402
-
-
-def crawl(args: list[str]) -> tuple[float, float, float, float, str]:
-    """Run trio-scrape: start (epoch s), wall s, CPU s, peak RSS MiB, its stderr."""
-    command = [sys.executable, "-m", "trio_scrape", "run", *args]
-    started = time.time()
-    clock = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert process.stderr is not None
-    _, status, usage = os.wait4(process.pid, 0)
-    stderr = process.stderr.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"trio-scrape failed: {stderr[-800:]}")
-    wall = time.monotonic() - clock
-    return started, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stderr
+from million import LEAVES, crawl, generate  # noqa: E402
 
 
 def pages_of(stderr: str) -> int:
