@@ -115,8 +115,9 @@ class HostLimiter:
 
     def observe(self, observer: Callable[[str, str, float | None], None]) -> None:
         """Call ``observer(event, key, value)`` on ``("pause", origin, seconds)``,
-        ``("robots", origin, crawl_delay or None)`` and ``("finish", url, latency)``: a
-        frontier shared between processes passes them on to the rest of the fleet."""
+        ``("robots", origin, crawl_delay or None)`` and ``("finish", url, latency)`` (or
+        ``"fail"`` for a failed attempt): a frontier shared between processes passes them on
+        to the rest of the fleet (slots, pauses, robots.txt, the autothrottle's latencies)."""
         self._observers.append(observer)
 
     def _host(self, origin: str) -> _Host:
@@ -167,7 +168,7 @@ class HostLimiter:
         ``url``: the request's, for observers (a shared frontier frees its slot fleet-wide)."""
         if url is not None:
             for observer in self._observers:
-                observer("finish", url, latency)
+                observer("fail" if failed else "finish", url, latency)
         host = self._host(origin)
         was_full = host.active >= (int(host.limit) if host.robots_known else 1)
         host.active = max(0, host.active - 1)

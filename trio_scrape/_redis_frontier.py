@@ -142,7 +142,8 @@ class RedisFrontier:
         self._prefix = _KEY_PREFIX + crawl_id + ":"
         self._keys = [self._prefix]
         self._per_host = str(config.per_host)
-        self._gate = "1" if config.robots else "0"
+        # Flags for the functions: robots.txt gates new hosts; autothrottle adapts limits.
+        self._gate = ("1" if config.robots else "0") + ("a" if config.autothrottle else "")
         self._delay_ms = config.delay * 1000
         self._jitter = config.delay_jitter
         self._max_pages = str(config.max_pages or 0)
@@ -161,8 +162,13 @@ class RedisFrontier:
         self._limiter: HostLimiter | None = None
         self._host_updates: dict[str, tuple[str, str, float]] = {}
         self._pauses: dict[str, float] = {}  # origin -> trio time its pause ends
+        # Pauses the fleet set (heard with each lease answer): origin -> trio time they end.
+        self._fleet_pauses: dict[str, float] = {}
+        self._since = "0"  # server time (ms) of the last lease answer
         self._crawl_delayed: set[str] = set()  # origins with a robots.txt Crawl-delay
-        self._to_free: list[tuple[str, str]] = []  # leases whose fetch ended: free their slot
+        # Fetches that ended (digest, token, origin, latency ms, failed): their host slots
+        # are freed with the next lease call, and their latencies feed the autothrottle.
+        self._to_free: list[tuple[str, str, str, str, str]] = []
         self._sink: _CommittingSink | None = None
         self._writer_state = ""
         self._rng = random.Random()
@@ -269,12 +275,15 @@ class RedisFrontier:
             if delay_ms and self._jitter:
                 delay_ms *= 1 + self._rng.uniform(-self._jitter, self._jitter)
             args = [self._per_host, self._gate, self.owner, self._batch, self._lease_ms]
-            args.append(str(round(delay_ms)))
+            args += [str(round(delay_ms)), self._since]
             to_free, self._to_free = self._to_free, []
-            for pair in to_free:
-                args += pair
-            leases, counts, wait_ms, expires_ms = await self._call("ts_lease", args, shield=True)
+            for ended in to_free:
+                args += ended
+            answer = await self._call("ts_lease", args, shield=True)
+            leases, counts, wait_ms, expires_ms, server_now, paused = answer
             self._note(counts)
+            self._since = str(int(server_now))
+            self._heard_pauses(paused)
             for i in range(0, len(leases), 2):
                 digest, request = _decode_request(_text(leases[i + 1]))
                 self._held[request.url] = (digest, _text(leases[i]))
@@ -417,30 +426,58 @@ class RedisFrontier:
                 raise FrontierError(f"Redis failed: {_describe(exc)}") from None
         return text
 
+    def _heard_pauses(self, paused: Sequence[Any]) -> None:
+        now = trio.current_time()
+        for i in range(0, len(paused), 2):
+            origin, until = _text(paused[i]), now + int(paused[i + 1]) / 1000
+            self._fleet_pauses[origin] = max(until, self._fleet_pauses.get(origin, until))
+        if len(self._fleet_pauses) > 1_000:  # forget the pauses that are over
+            self._fleet_pauses = {o: t for o, t in self._fleet_pauses.items() if t > now}
+
     async def starting(self, request: CrawlRequest) -> None:
-        """The request is about to be sent. With a delay (``delay`` or a Crawl-delay), the
-        host's next start is counted from now rather than from the lease: a request that
-        waited for a worker would otherwise reach the server less than the delay before the
-        next one, leased meanwhile by another process."""
+        """The request is about to be sent: wait, if need be, until its host may start one.
+
+        With a delay (``delay`` or a Crawl-delay), Redis is asked at every start: the start
+        comes no sooner than the delay after the fleet's previous start to the host (which
+        drew its jitter once), and it sets when the next may come. A request leased before
+        another process paused its host (Retry-After, back-off) waits for the pause to end,
+        holding its slot: a paced host's pause is seen at every start, anyone else's with
+        each lease answer (see README, fleet politeness). The wait is bounded: each answer
+        names the next instant a start may come, and at most ``per_host`` requests of the
+        fleet compete for it.
+
+        Raises:
+            FrontierError: Redis failed.
+        """
         origin = origin_of(request.url)
-        if self._delay_ms > 0 or origin in self._crawl_delayed:
-            delay_ms = self._delay_ms
-            if delay_ms and self._jitter:
-                delay_ms *= 1 + self._rng.uniform(-self._jitter, self._jitter)
-            args = [self._per_host, self._gate, str(round(delay_ms)), origin]
-            await self._call("ts_start", args, shield=True)
+        paced = self._delay_ms > 0 or origin in self._crawl_delayed
+        if not paced and self._fleet_pauses.get(origin, -math.inf) <= trio.current_time():
+            return
+        while True:
+            factor = 1.0
+            if self._jitter:
+                factor += self._rng.uniform(-self._jitter, self._jitter)
+            args = [self._per_host, self._gate, str(round(self._delay_ms)), f"{factor:.4f}"]
+            wait_ms = int(await self._call("ts_start", [*args, origin], shield=True))
+            if wait_ms <= 0:
+                return
+            await trio.sleep(wait_ms / 1000)
 
     def _host_changed(self, event: str, origin: str, value: float | None) -> None:
-        """HostLimiter observer: a pause or a robots.txt result, shared with the fleet."""
-        if event == "finish":  # its fetch ended: its host slot is free (the lease stays)
-            held = self._held.get(origin)  # the key is the request's URL here
+        """HostLimiter observer: a fetch that ended, a pause or a robots.txt result, shared
+        with the fleet."""
+        if event in ("finish", "fail"):  # its fetch ended: its host slot is free
+            url = origin  # the key is the request's URL here; its lease stays till done
+            held = self._held.get(url)
             if held is not None:
-                self._to_free.append(held)
+                latency = "-1" if value is None else str(round(value * 1000))
+                failed = "1" if event == "fail" else "0"
+                self._to_free.append((*held, origin_of(url), latency, failed))
                 self._wake()
         elif event == "pause" and value is not None:
-            self._pauses[origin] = max(
-                self._pauses.get(origin, -math.inf), trio.current_time() + value
-            )
+            until = trio.current_time() + value
+            self._pauses[origin] = max(self._pauses.get(origin, -math.inf), until)
+            self._fleet_pauses[origin] = max(self._fleet_pauses.get(origin, -math.inf), until)
         elif event == "robots":
             self._host_updates[origin] = ("1", "" if value is None else str(round(value * 1000)), 0)
             if value:

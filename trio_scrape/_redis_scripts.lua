@@ -16,8 +16,12 @@ KEYS[1] is the crawl's key prefix P ("trio-scrape:<crawl id>:"); every key below
   P q:<origin>     list: the host's queue, entries "<digest>\t<json request>" where the
                    request is [url, depth, referrer, attempts, sitemap, lastmod, revisit]
   P ready          zset: origins with queued work and a free slot, scored by when they may start
-  P h:<origin>     hash: n (in flight), next (earliest next start), pause (paused until),
-                   cdelay (robots.txt Crawl-delay, ms), robots (1 once robots.txt is known)
+  P h:<origin>     hash: n (in flight), next (earliest next lease), start (earliest next
+                   request start: the last start plus its jittered delay), pause (paused
+                   until), cdelay (robots.txt Crawl-delay, ms), robots (1 once robots.txt
+                   is known); with autothrottle: lim (the fleet's concurrency limit, a
+                   float), best (best latency, ms), rl (responses until the next decrease)
+  P pz             zset: origin -> when its pause was set (lease answers carry recent ones)
   P known          set: every origin ever queued (for status)
   P lease          hash: digest -> "<token>\t<origin>\t<slot>\t<entry>"; slot is 1 while
                    the request holds one of its host's in-flight slots (until its fetch ends)
@@ -26,8 +30,9 @@ KEYS[1] is the crawl's key prefix P ("trio-scrape:<crawl id>:"); every key below
   P w              hash: writer -> "<offset>\t<last stream id>" (what the writer's file holds)
   P procs          zset: process -> last time it was seen
 
-Politeness arguments (per_host, gate: "1" while robots.txt gates a new host to one request at
-a time) come with each call, from the calling process's settings.
+Politeness arguments come with each call, from the calling process's settings: per_host, and
+gate, two flags: its first character "1" while robots.txt gates a new host to one request at
+a time, its second "a" with autothrottle (the host's shared limit 'lim' caps per_host).
 ]]
 
 local function now_ms()
@@ -36,10 +41,42 @@ local function now_ms()
 end
 
 local function limit_of(hk, per_host, gate)
-  if gate == '1' and redis.call('HGET', hk, 'robots') ~= '1' then
+  if string.sub(gate, 1, 1) == '1' and redis.call('HGET', hk, 'robots') ~= '1' then
     return 1
   end
+  if string.sub(gate, 2, 2) == 'a' then
+    return math.min(per_host, math.floor(tonumber(redis.call('HGET', hk, 'lim')) or 1))
+  end
   return per_host
+end
+
+-- Autothrottle, for the whole fleet: the same AIMD as HostLimiter._adapt, on the host's
+-- shared state, fed by every process's finished fetches (latency in ms).
+local function adapt(hk, per_host, latency, failed)
+  local h = redis.call('HMGET', hk, 'lim', 'best', 'rl')
+  local lim = tonumber(h[1]) or 1
+  local best = math.min(tonumber(h[2]) or latency, latency)
+  local left = (tonumber(h[3]) or 0) - 1
+  if failed or latency > 2 * best + 50 then
+    if left <= 0 then
+      lim = math.max(1, lim / 2)
+      left = math.max(1, math.floor(lim))
+    end
+  else
+    lim = math.min(per_host, lim + 1 / lim)
+  end
+  redis.call('HSET', hk, 'lim', lim, 'best', best, 'rl', left)
+end
+
+-- Start no request to an origin for pause_ms (Retry-After, back-off); remembered in 'pz' so
+-- that every process hears of it with its next lease.
+local function pause_host(P, origin, now, pause_ms)
+  local hk = P .. 'h:' .. origin
+  local until_ms = now + pause_ms
+  if until_ms > (tonumber(redis.call('HGET', hk, 'pause')) or 0) then
+    redis.call('HSET', hk, 'pause', until_ms)
+    redis.call('ZADD', P .. 'pz', now, origin)
+  end
 end
 
 -- Put an origin in 'ready' at the time it may start, or take it out (no work, or full).
@@ -269,29 +306,51 @@ redis.register_function('ts_seen', function(keys, args)
 end)
 
 -- Lease up to max_n requests from ready hosts. ARGV: per_host, gate, owner, max_n, lease_ms,
--- delay_ms, then digest, token pairs of this owner's leases whose fetch has ended: their host
--- slots are freed first (the leases stay until their records are committed). Returns {{token1, entry1, ...}, counters, ms until a host is ready (-1: none),
--- ms until the next lease expires (-1: none)}.
+-- delay_ms, since (server ms of the caller's last lease answer), then per fetch of this
+-- owner that has ended: digest, token, origin, latency ms (-1: it never ran), failed (0/1).
+-- Their host slots are freed first (the leases stay until their records are committed),
+-- and with autothrottle their latencies adapt the host's shared limit (even when the lease
+-- has ended meanwhile: a retried request is released before this call). Returns
+-- {{token1, entry1, ...}, counters, ms until a host is ready (-1: none), ms until the next
+-- lease expires (-1: none), now, {origin, ms its pause still lasts, ...} for pauses set
+-- since `since`}.
 redis.register_function('ts_lease', function(keys, args)
   local P = keys[1]
   local per_host, gate, owner = tonumber(args[1]), args[2], args[3]
   local max_n, lease_ms, delay_ms = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
+  local since = tonumber(args[7])
   local now = now_ms()
   local freed = {}
-  for i = 7, #args, 2 do
-    local digest, token = args[i], args[i + 1]
+  local auto = string.sub(gate, 2, 2) == 'a'
+  for i = 8, #args, 5 do
+    local digest, token, origin = args[i], args[i + 1], args[i + 2]
     local value = redis.call('HGET', P .. 'lease', digest)
     if value and string.sub(value, 1, #token + 1) == token .. '\t' then
-      local _, origin, slot, entry = parse_lease(value)
+      local _, _, slot, entry = parse_lease(value)
       if slot == '1' then
         free_slot(P, origin)
         redis.call('HSET', P .. 'lease', digest, token .. '\t' .. origin .. '\t0\t' .. entry)
-        freed[origin] = true
       end
     end
+    local latency = tonumber(args[i + 3])
+    if auto and latency >= 0 then
+      adapt(P .. 'h:' .. origin, per_host, latency, args[i + 4] == '1')
+    end
+    freed[origin] = true
   end
   for origin in pairs(freed) do
     reschedule(P, origin, per_host, gate)
+  end
+  local paused = {}
+  if since > 0 then
+    redis.call('ZREMRANGEBYSCORE', P .. 'pz', '-inf', now - 600000)
+    for _, origin in ipairs(redis.call('ZRANGEBYSCORE', P .. 'pz', '(' .. since, '+inf', 'LIMIT', 0, 1000)) do
+      local left = (tonumber(redis.call('HGET', P .. 'h:' .. origin, 'pause')) or 0) - now
+      if left > 0 then
+        paused[#paused + 1] = origin
+        paused[#paused + 1] = left
+      end
+    end
   end
   reap(P, now, per_host, gate)
   redis.call('ZADD', P .. 'procs', now, owner)
@@ -346,7 +405,7 @@ redis.register_function('ts_lease', function(keys, args)
   if lease[2] then
     expires = math.max(0, tonumber(lease[2]) - now)
   end
-  return { out, counters(P), wait, expires }
+  return { out, counters(P), wait, expires, now, paused }
 end)
 
 -- Extend this owner's leases. ARGV: owner, lease_ms, then digest, token pairs.
@@ -428,11 +487,7 @@ redis.register_function('ts_release', function(keys, args)
       redis.call('LPUSH', P .. 'q:' .. origin, entry)
       redis.call('HINCRBY', P .. 'meta', 'queued', 1)
       if pause > 0 then
-        local hk = P .. 'h:' .. origin
-        local until_ms = now + pause
-        if until_ms > (tonumber(redis.call('HGET', hk, 'pause')) or 0) then
-          redis.call('HSET', hk, 'pause', until_ms)
-        end
+        pause_host(P, origin, now, pause)
       end
       touched[origin] = true
     end
@@ -458,32 +513,39 @@ redis.register_function('ts_host', function(keys, args)
   end
   local pause = tonumber(args[6])
   if pause > 0 then
-    local until_ms = now_ms() + pause
-    if until_ms > (tonumber(redis.call('HGET', hk, 'pause')) or 0) then
-      redis.call('HSET', hk, 'pause', until_ms)
-    end
+    pause_host(P, origin, now_ms(), pause)
   end
   reschedule(P, origin, per_host, gate)
   return 1
 end)
 
--- Requests to these hosts start now: no other starts before the delay has passed since now
--- (a request that waited between its lease and its start pushes the host's next start back).
--- ARGV: per_host, gate, delay_ms, then origins.
+-- A request to this origin is about to be sent: it may start if the host is not paused and
+-- the previous start's delay has passed (whichever process made it). Then the next start
+-- may come no sooner than max(delay_ms, Crawl-delay) * factor from now (factor: the jitter
+-- the caller drew, one draw per start, so the fleet's starts are spaced exactly as one
+-- process's would be). ARGV: per_host, gate, delay_ms, factor, origin.
+-- Returns 0 (start now) or the ms to wait before asking again.
 redis.register_function('ts_start', function(keys, args)
   local P = keys[1]
-  local per_host, gate, delay_ms = tonumber(args[1]), args[2], tonumber(args[3])
+  local per_host, gate, delay_ms, factor = tonumber(args[1]), args[2], tonumber(args[3]), tonumber(args[4])
+  local origin = args[5]
+  local hk = P .. 'h:' .. origin
   local now = now_ms()
-  for i = 4, #args do
-    local origin = args[i]
-    local hk = P .. 'h:' .. origin
-    local delay = math.max(delay_ms, tonumber(redis.call('HGET', hk, 'cdelay')) or 0)
-    if delay > 0 and now + delay > (tonumber(redis.call('HGET', hk, 'next')) or 0) then
-      redis.call('HSET', hk, 'next', now + delay)
+  local h = redis.call('HMGET', hk, 'start', 'pause', 'cdelay', 'next')
+  local at = math.max(tonumber(h[1]) or 0, tonumber(h[2]) or 0)
+  if at > now then
+    return at - now
+  end
+  local delay = math.max(delay_ms, tonumber(h[3]) or 0) * factor
+  if delay > 0 then
+    local start = math.floor(now + delay)
+    redis.call('HSET', hk, 'start', start)
+    if start > (tonumber(h[4]) or 0) then
+      redis.call('HSET', hk, 'next', start)
       if redis.call('ZSCORE', P .. 'ready', origin) then
         reschedule(P, origin, per_host, gate)
       end
     end
   end
-  return 1
+  return 0
 end)
