@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,98 @@ async def test_window_spills_to_disk_and_keeps_order(tmp_path: Path) -> None:
             if len(got) == 50:  # links found meanwhile wait behind the spilled ones
                 await frontier.add(urls("/new"), depth=1, referrer=None)
     assert got == urls(*paths, "/new")
+
+
+def _tree_links(url: str, pages: int) -> list[str]:
+    """Page i of a tree of ``pages`` pages over three hosts links to its children 3i+1..3i+3,
+    to page 0 and to its parent: most links are seen already."""
+    page = int(url.rsplit("/", 1)[1])
+    family = [*range(3 * page + 1, min(3 * page + 4, pages)), 0, page // 2]
+    return [f"http://h{child % 3}.test/{child}" for child in family]
+
+
+async def _crawl_through_window(
+    path: Path,
+    rng: random.Random,
+    monkeypatch: pytest.MonkeyPatch,
+    done: list[str],
+    *,
+    pages: int,
+    stop_after: int | None = None,
+) -> None:
+    """Eight workers crawl the tree through a frontier whose window holds 4 requests, with
+    two slots a host (so every host in the window is often waiting, and reads of more
+    windows are asked for), each read slowed down in its thread (so links are added and
+    hosts freed while it runs) and a few requests released to retry. ``stop_after``:
+    cancel the workers once that many pages are done, wherever they are."""
+    write = SqliteFrontier._write
+
+    def slow_write(self: SqliteFrontier, *args: Any) -> Any:
+        time.sleep(rng.random() * 0.002)
+        return write(self, *args)
+
+    monkeypatch.setattr(SqliteFrontier, "_write", slow_write)
+    limiter = HostLimiter(CrawlConfig(per_host=2, robots=False))
+    async with open_sqlite_frontier(path, settings={}, window=4) as frontier:
+        if frontier.resume.is_new:
+            await frontier.add(["http://h0.test/0"], depth=0, referrer=None)
+        async with trio.open_nursery() as nursery:
+
+            async def worker() -> None:
+                while (request := await frontier.get(limiter)) is not None:
+                    for _ in range(rng.randrange(3)):
+                        await trio.lowlevel.checkpoint()
+                    origin = request.url.rsplit("/", 1)[0]
+                    if request.attempts == 0 and rng.random() < 0.05:
+                        await frontier.release([request._replace(attempts=1)])
+                    else:
+                        links = _tree_links(request.url, pages)
+                        await frontier.add(links, depth=request.depth + 1, referrer=request.url)
+                        with trio.CancelScope(shield=True):  # the record is "written"
+                            await frontier.done([request])
+                        done.append(request.url)
+                        if len(done) == stop_after:
+                            nursery.cancel_scope.cancel()
+                    limiter.finish(origin, latency=None, failed=False)
+
+            for _ in range(8):
+                nursery.start_soon(worker)
+
+
+async def test_reading_ahead_through_a_tiny_window_hands_out_each_url_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue is read back from the disk in the background while workers add links, free
+    hosts and retry: every URL is handed out and done exactly once, and the crawl ends by
+    itself. A lost wake-up would hang: fail_after turns that into a failure."""
+    pages = 300
+    expected = sorted(f"http://h{page % 3}.test/{page}" for page in range(pages))
+    for seed in range(12):
+        done: list[str] = []
+        with trio.fail_after(20):
+            await _crawl_through_window(
+                tmp_path / f"{seed}.db", random.Random(seed), monkeypatch, done, pages=pages
+            )
+        assert sorted(done) == expected, f"seed {seed}"
+
+
+async def test_stopping_while_reading_ahead_then_resuming_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers cancelled at random moments (reads in flight, links being added), then the
+    crawl resumed from the state: each URL done once over both runs."""
+    pages = 300
+    expected = sorted(f"http://h{page % 3}.test/{page}" for page in range(pages))
+    for seed in range(6):
+        rng = random.Random(seed)
+        done: list[str] = []
+        path = tmp_path / f"{seed}.db"
+        with trio.fail_after(20):
+            stop = rng.randrange(20, pages - 20)
+            await _crawl_through_window(path, rng, monkeypatch, done, pages=pages, stop_after=stop)
+            assert len(done) >= stop
+            await _crawl_through_window(path, rng, monkeypatch, done, pages=pages)
+        assert sorted(done) == expected, f"seed {seed}"
 
 
 async def test_commits_happen_while_the_crawl_runs(

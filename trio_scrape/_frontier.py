@@ -185,7 +185,9 @@ class MemoryFrontier:
         self._changed = trio.Event()
         self._limiter: HostLimiter | None = None
         # A subclass that keeps only a window of its queue in memory sets _spilled while
-        # more is waiting elsewhere; get() then calls _refill() below _low_water.
+        # more is waiting elsewhere; get() then calls _read_ahead() below _low_water, and
+        # never ends the crawl while it is set. _read_ahead() must not wait: whatever reads
+        # the queue back wakes get() (_wake) once it has, whether it found any or not.
         self._spilled = False
         self._low_water = 0
 
@@ -327,8 +329,7 @@ class MemoryFrontier:
             hosts.subscribe(self._host_freed)
         while True:
             if self._spilled and self._queued < self._low_water:
-                await self._refill()
-                continue
+                self._read_ahead()
             now = trio.current_time()
             timed = self._timed
             while timed and timed[0][0] <= now:
@@ -363,21 +364,24 @@ class MemoryFrontier:
                 self._leased += 1
                 hosts.start(origin)
                 return self._on_lease(request)
-            if self._queued == 0 and self._leased == 0:
+            if self._spilled:
+                # Every host in memory is waiting (or nothing is in memory): bring in the
+                # work of other hosts, and wait for it like for any other change.
+                self._read_ahead(more=True)
+                if not self._spilled:
+                    continue  # read back at once: nothing outside memory any more
+            elif self._queued == 0 and self._leased == 0:
                 if not self._pending_revisits:
                     return None
                 self._queue_revisits()
                 continue
-            if self._spilled and await self._refill(more=True):
-                continue  # every host in memory is waiting: bring in other hosts' work
             with trio.move_on_at(timed[0][0] if timed else math.inf):
                 await self._changed.wait()
 
-    async def _refill(self, *, more: bool = False) -> bool:
-        """Bring queued requests kept outside memory into the window; return whether any
-        came (``more``: every host in the window is waiting, so load past the usual size)."""
+    def _read_ahead(self, *, more: bool = False) -> None:
+        """Have queued requests kept outside memory brought into the window, without waiting
+        (``more``: every host in the window is waiting, so load past the usual size)."""
         self._spilled = False
-        return False
 
     def _on_lease(self, request: CrawlRequest) -> CrawlRequest:
         """Called for each request ``get`` hands out; returns it at its shortest known depth."""

@@ -32,9 +32,11 @@ end of ``links`` (a ``seq`` primary key, no other index): one row per URL keyed 
 cost a random B-tree insert each, 30 s of writing per million URLs, against 0.4 s this way.
 Per-URL rows exist only for URLs handed out (``marks``), written at the pace of fetches, near
 the end of their table. Changes pile up in memory and one background task commits them every
-25 ms in a single transaction, in one worker thread (``trio.to_thread``, one at a time). Only
-a window of the queue (10,000 requests) is in memory; the rest is read back in ``seq`` order
-as the window drains, skipping URLs marked done. The seen-set in memory is
+25 ms in a single transaction, in one worker thread (``trio.to_thread``, one at a time);
+a crawl waits for a commit only with 100,000 changes pending. Only a window of the queue
+(10,000 requests) is in memory; the rest is read back in ``seq`` order as the window drains,
+skipping URLs marked done, by another background task: ``get()`` only asks for a read and
+hands out what the window holds meanwhile, so the dispatcher never waits for the disk. The seen-set in memory is
 :class:`_DigestSet`, a compact hash table from each URL's digest to its ``seq`` and depth
 (33-67 bytes a URL), so checking a link never touches the disk; a resumed crawl rebuilds it
 from the ``digests`` column (about 0.7 s of CPU per million URLs) and the marks.
@@ -71,8 +73,14 @@ _LINKS, _SITEMAPS, _SEEN_ONLY = 0, 1, 2  # links.kind
 # URLs. A state of another version is refused, not misread.
 _SCHEMA = "5"
 _COMMIT_INTERVAL = 0.025  # seconds between commits: about the most work a kill makes us redo
-_MAX_PENDING = 20_000  # changes held in memory before a writer waits for a commit
+# Changes held in memory before a writer waits for a commit (URLs count one each: ~100
+# bytes). A crawl that finds 1,000 links a page finds 400,000 URLs a second on loopback:
+# this is 1/4 s of that, so a commit slowed down by a busy event loop does not stop it.
+_MAX_PENDING = 100_000
 _CLOSE_TIMEOUT = 30.0
+# The window grows up to this many times its size while every host in it is waiting (a
+# slow host's URLs filling it must not hold back the other hosts' on disk).
+_MOST_WINDOWS = 5
 
 _SCHEMA_SQL = (
     "CREATE TABLE IF NOT EXISTS links (seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL,"
@@ -312,6 +320,8 @@ class SqliteFrontier(MemoryFrontier):
         self._lock = trio.Lock()
         self._window = window
         self._low_water = window // 2
+        self._read_asked = trio.Event()  # set when read_forever should look again
+        self._starving = False  # get() found every host in the window waiting
         self._seen_digests = _DigestSet()  # the seen-set, and where each URL's row is
         self._groups: list[_Group] = []
         self._grouped = 0  # URLs in self._groups
@@ -478,24 +488,54 @@ class SqliteFrontier(MemoryFrontier):
 
     # ---------------------------------------------------------------------- the window
 
-    async def _refill(self, *, more: bool = False) -> bool:
-        room = self._window * (5 if more else 1) - self._queued
-        if not self._spilled or room <= 0:
+    def _read_ahead(self, *, more: bool = False) -> None:
+        if more:
+            self._starving = True
+        if self._read_due() and not self._read_asked.is_set():
+            self._read_asked.set()
+
+    def _read_due(self) -> bool:
+        """Whether :meth:`read_forever` should read now: the window has drained below half,
+        or every host in it is waiting and it has room for a whole window more."""
+        if not self._spilled:
             return False
-        requests, self._loaded_seq = await self._commit(load=room)
-        for request in requests:
-            self._enqueue(request)
-        self._on_disk -= len(requests)
-        if not requests or self._on_disk <= 0:
-            # Everything queued is in the window now, unless links were added while we
-            # read: they are in the next batch, still counted in _on_disk, so the window
-            # stays spilled (dropping them here ended a crawl early, now and then).
-            self._spilled = self._on_disk > 0 and (bool(requests) or self._grouped > 0)
-            if not self._spilled:
-                self._on_disk = 0
-        if requests:
-            self._wake()
-        return bool(requests)
+        if self._queued < self._low_water:
+            return True
+        return self._starving and self._queued <= self._window * (_MOST_WINDOWS - 1)
+
+    async def read_forever(self) -> None:
+        """Bring queued requests back from the disk into the window whenever
+        :meth:`_read_ahead` finds it due, one read at a time, so that ``get()`` never waits
+        for the disk: it waits for :meth:`_wake`, which every read ends with, whether it
+        found requests or not.
+
+        Raises:
+            StateError: the database could not be written or read.
+        """
+        while True:
+            # No checkpoint between this check and the wait: whatever makes a read due
+            # later (get() draining the window, links spilled) sets the new event.
+            if not self._read_due():
+                self._read_asked = trio.Event()
+                await self._read_asked.wait()
+                continue
+            room = self._window * (_MOST_WINDOWS if self._starving else 1) - self._queued
+            self._starving = False
+            # Reads only while spilled, and only this task reads or clears _spilled, so
+            # add() never moves _loaded_seq meanwhile (it does only while not spilled).
+            requests, self._loaded_seq = await self._commit(load=room)
+            # No checkpoint from here to _wake(): a cancellation cannot drop what was read.
+            for request in requests:
+                self._enqueue(request)
+            self._on_disk -= len(requests)
+            if not requests or self._on_disk <= 0:
+                # Everything queued is in the window now, unless links were added while we
+                # read: they are in the next read, still counted in _on_disk, so the window
+                # stays spilled (dropping them here ended a crawl early, now and then).
+                self._spilled = self._on_disk > 0 and (bool(requests) or self._grouped > 0)
+                if not self._spilled:
+                    self._on_disk = 0
+            self._wake()  # get() may wait for this read, found or not: it re-checks
 
     # ------------------------------------------------------------------------- commits
 
@@ -525,7 +565,8 @@ class SqliteFrontier(MemoryFrontier):
             # waiting on an event nobody sets any more.
             self._dirty = trio.Event()
             await self._commit()
-            await trio.sleep(_COMMIT_INTERVAL)
+            if self._backlog() < _MAX_PENDING // 8:  # else catch up at once
+                await trio.sleep(_COMMIT_INTERVAL)
 
     async def _commit(self, *, load: int = 0) -> tuple[list[CrawlRequest], int]:
         """Write every pending change in one transaction, then read up to ``load`` queued
@@ -912,6 +953,7 @@ async def open_sqlite_frontier(
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(frontier.commit_forever)
+            nursery.start_soon(frontier.read_forever)
             yield frontier
             nursery.cancel_scope.cancel()
     finally:
