@@ -36,10 +36,11 @@ the end of their table. Changes pile up in memory and one background task commit
 a crawl waits for a commit only with 100,000 changes pending. Only a window of the queue
 (10,000 requests) is in memory; the rest is read back in ``seq`` order as the window drains,
 skipping URLs marked done, by another background task: ``get()`` only asks for a read and
-hands out what the window holds meanwhile, so the dispatcher never waits for the disk. The seen-set in memory is
-:class:`_DigestSet`, a compact hash table from each URL's digest to its ``seq`` and depth
-(33-67 bytes a URL), so checking a link never touches the disk; a resumed crawl rebuilds it
-from the ``digests`` column (about 0.7 s of CPU per million URLs) and the marks.
+hands out what the window holds meanwhile, so the dispatcher never waits for the disk. The
+seen-set in memory is :class:`_DigestSet`, a compact hash table from each URL's digest to its
+``seq`` and depth (33-67 bytes a URL), so checking a link never touches the disk; a resumed
+crawl rebuilds it from the ``digests`` column (about 0.7 s of CPU per million URLs) and the
+marks.
 """
 
 from __future__ import annotations
