@@ -1,29 +1,43 @@
 """Latency-bound benchmark: many slow hosts, where waiting, not CPU, is the limit.
 
 A server process listens on 127.0.0.2, 127.0.0.3, ... (every 127/8 address is loopback), each
-host a small site of PAGES pages that answers every request after LATENCY seconds. trio-scrape
-crawls all hosts from their index pages with ``--per-host``; the best it can do is
+host a site of PAGES pages that answers every request after LATENCY seconds. trio-scrape
+crawls all hosts at once (every host's index page is a seed) with ``--per-host``; the best it
+can do is
 
     bound = min(workers, hosts x per_host) / latency   pages per second
 
-Each scenario is sized to last about DURATION seconds at the bound, so the steady state can be
-measured: the script prints pages/s over the whole crawl and in the steady state (the middle
-90% of the pages, by their ``fetched_at``), the share of the crawl spent ramping up and down,
-CPU per page of the crawler and of the server (so one can see the server is not the limit).
+Each scenario is sized to last about DURATION seconds at the bound. Every figure is taken from
+the server's log of each request (arrival, answer sent: what the hosts see):
 
-    python bench/latency.py                 # 256 workers over 64 hosts, 1,024 over 250
+* run: from the first request's arrival to the last answer;
+* steady pages/s: answers per second over the middle 90% of them (by time sent);
+* ramp: the time, at the start and at the end, during which the requests in flight at the
+  server are below 90% of their steady-state mean (before the first time they reach it, after
+  the last time), as a share of the run. It cannot be under one latency at the start: the
+  seeds' links are known only once their answers are in;
+* slot refill: per host, from an answer sent (a slot freed) to the arrival of the next request
+  to that host; in the steady state, p50 and p99: the dispatcher's latency plus the network;
+* CPU: user + system of the crawl (all its processes) and of the server, as a share of one
+  core over the crawl's wall time, and the crawl's per page; the 1-minute load average of the
+  machine before and after (other work on it takes cores from both).
+
+    python bench/latency.py                 # 256 workers over 64 hosts, 1,024 over 250; 1, auto
     python bench/latency.py --scenarios 256:64:0.25 --processes 1
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
-from datetime import datetime
+import time
 from pathlib import Path
 
 import trio
@@ -33,9 +47,16 @@ sys.path.insert(0, str(HERE))
 import run  # noqa: E402
 
 PORT = 8092
+STEADY = 0.9  # the share of answers in the steady state (the middle ones)
+REACHED = 0.9  # in flight at this share of the steady mean: ramped up (not yet down)
+
+# (host, connection, request arrived, answer sent), in time.monotonic() seconds
+Entry = tuple[int, int, float, float]
 
 
 def page(host: int, i: int, pages: int, hosts: list[int]) -> bytes:
+    """Page ``i`` of a host: three links to its own pages 3i+1..3i+3 (a tree: the queue of
+    every host grows from its index page) and one to the next host's page ``i``."""
     links = [f"/p{(i * 3 + k) % pages}" for k in (1, 2, 3)]
     links.append(f"http://127.0.0.{hosts[(hosts.index(host) + 1) % len(hosts)]}:{PORT}/p{i}")
     anchors = "".join(f'<a href="{href}">link</a> ' for href in links)
@@ -43,8 +64,13 @@ def page(host: int, i: int, pages: int, hosts: list[int]) -> bytes:
     return f"<!doctype html><html><body>{body}</body></html>".encode()
 
 
-async def serve(hosts: list[int], pages: int, latency: float) -> None:
+async def serve(hosts: list[int], pages: int, latency: float) -> list[Entry]:
+    """Serve every host until SIGTERM; return the log of requests."""
+    log: list[Entry] = []
+    connections = itertools.count()
+
     async def handle(stream: trio.SocketStream, host: int) -> None:
+        connection = next(connections)
         buffer = b""
         try:
             while True:
@@ -53,6 +79,7 @@ async def serve(hosts: list[int], pages: int, latency: float) -> None:
                     if not data:
                         return
                     buffer += data
+                arrived = time.monotonic()
                 head, buffer = buffer.split(b"\r\n\r\n", 1)
                 path = head.split(b" ", 2)[1].decode()
                 await trio.sleep(latency)
@@ -66,14 +93,20 @@ async def serve(hosts: list[int], pages: int, latency: float) -> None:
                     b"HTTP/1.1 " + status + b"\r\nContent-Type: text/html; charset=utf-8\r\n"
                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
                 )
+                log.append((host, connection, arrived, time.monotonic()))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
 
-    async with trio.open_nursery() as nursery:
-        for host in hosts:
-            listeners = await trio.open_tcp_listeners(PORT, host=f"127.0.0.{host}")
-            nursery.start_soon(trio.serve_listeners, lambda s, h=host: handle(s, h), listeners)
-        print("ready", flush=True)
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            for host in hosts:
+                listeners = await trio.open_tcp_listeners(PORT, host=f"127.0.0.{host}")
+                nursery.start_soon(trio.serve_listeners, lambda s, h=host: handle(s, h), listeners)
+            print("ready", flush=True)
+            async for _ in signals:
+                break
+            nursery.cancel_scope.cancel()
+    return log
 
 
 def cpu_seconds(pid: int) -> float:
@@ -83,8 +116,54 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def seconds(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+def in_flight_curve(log: list[Entry]) -> list[tuple[float, int]]:
+    """(time, requests in flight at the server from then on), at every arrival and answer."""
+    events = sorted([(e[2], 1) for e in log] + [(e[3], -1) for e in log])
+    curve, count = [], 0
+    for when, change in events:
+        count += change
+        curve.append((when, count))
+    return curve
+
+
+def mean_in_flight(log: list[Entry], start: float, end: float) -> float:
+    return sum(max(0.0, min(e[3], end) - max(e[2], start)) for e in log) / (end - start)
+
+
+def ramp(curve: list[tuple[float, int]], level: float) -> tuple[float, float]:
+    """Seconds before the requests in flight first reach ``level``, and after they last are
+    at or above it."""
+    reached = [when for when, count in curve if count >= level]
+    if not reached:
+        return curve[-1][0] - curve[0][0], 0.0
+    # The curve holds its count until the next event: "last at the level" ends there.
+    last = next(i for i in range(len(curve) - 1, -1, -1) if curve[i][1] >= level)
+    down_from = curve[min(last + 1, len(curve) - 1)][0]
+    return reached[0] - curve[0][0], curve[-1][0] - down_from
+
+
+def slot_refills(log: list[Entry], per_host: int, start: float, end: float) -> list[float]:
+    """Seconds from a host's slot freeing (an answer sent between ``start`` and ``end``) to
+    the next request to that host arriving; each arrival takes the slot freed longest ago."""
+    by_host: dict[int, list[tuple[float, int]]] = collections.defaultdict(list)
+    for host, _, arrived, sent in log:
+        by_host[host] += [(arrived, 1), (sent, 0)]
+    gaps = []
+    for events in by_host.values():
+        events.sort()
+        free: collections.deque[float | None] = collections.deque([None] * per_host)
+        for when, kind in events:
+            if kind == 0:
+                free.append(when)
+            elif free:
+                freed = free.popleft()
+                if freed is not None and start <= freed <= end:
+                    gaps.append(when - freed)
+    return sorted(gaps)
+
+
+def quantile(values: list[float], fraction: float) -> float:
+    return values[int(fraction * (len(values) - 1))] if values else float("nan")
 
 
 def scenario(
@@ -92,17 +171,11 @@ def scenario(
 ) -> str:
     pages = max(10, round(min(workers, hosts * per_host) / latency * duration / hosts))
     host_ids = list(range(2, 2 + hosts))
-    serve_args = [
-        "--serve",
-        "--hosts",
-        str(hosts),
-        "--pages",
-        str(pages),
-        "--latency",
-        str(latency),
-    ]
+    directory = Path(tempfile.mkdtemp(prefix="trio-scrape-latency-"))
+    trace, out = directory / "trace.json", directory / "out.jsonl"
+    serve_args = ["--hosts", str(hosts), "--pages", str(pages), "--latency", str(latency)]
     server = subprocess.Popen(
-        [sys.executable, __file__, *serve_args],
+        [sys.executable, __file__, "--serve", "--trace", str(trace), *serve_args],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -110,33 +183,46 @@ def scenario(
         assert server.stdout is not None
         if server.stdout.readline().strip() != "ready":
             raise SystemExit("the latency server did not start")
-        out = Path(tempfile.mkdtemp()) / "out.jsonl"
         seeds = [f"http://127.0.0.{h}:{PORT}/" for h in host_ids]
         command = [sys.executable, "-m", "trio_scrape", "run", *seeds, "--depth", "100000"]
         command += ["--workers", str(workers), "--per-host", str(per_host), "--no-robots"]
         command += ["--processes", processes, "--timeout", str(max(10, latency * 5))]
         command += ["-q", "-o", str(out)]
+        load_before = os.getloadavg()[0]
         server_before = cpu_seconds(server.pid)
         wall, cpu, rss, code = run.measure(command)
         server_cpu = cpu_seconds(server.pid) - server_before
-        records = [json.loads(line) for line in out.read_text().splitlines()]
-        os.unlink(out)
+        load_after = os.getloadavg()[0]
+        with out.open() as file:
+            records = [json.loads(line) for line in file]
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    log: list[Entry] = json.loads(trace.read_text())
+    out.unlink()
+    trace.unlink()
+    directory.rmdir()
+
     ok = sum(r["ok"] for r in records)
-    times = sorted(seconds(r["fetched_at"]) for r in records)
-    low, high = times[len(times) // 20], times[len(times) * 19 // 20]
-    steady = (len(times) * 0.9) / (high - low) if high > low else 0.0
-    span = times[-1] - times[0]
-    ramp = ((low - times[0]) + (times[-1] - high)) / span if span else 1.0
     bound = min(workers, hosts * per_host) / latency
-    rate = len(records) / wall
+    sent = sorted(e[3] for e in log)
+    first, last = min(e[2] for e in log), sent[-1]
+    run_length = last - first
+    tail = round(len(sent) * (1 - STEADY) / 2)
+    start, end = sent[tail], sent[-1 - tail]
+    steady = (len(sent) - 2 * tail - 1) / (end - start)
+    up, down = ramp(in_flight_curve(log), REACHED * mean_in_flight(log, start, end))
+    gaps = slot_refills(log, per_host, start, end)
+    connections = len({e[1] for e in log})
     return (
-        f"| {workers} | {hosts} x {per_host}, {latency * 1000:.0f} ms | {bound:,.0f} | "
-        f"{len(records):,} ({ok:,} ok) | {wall:.1f} | {rate:,.0f} ({rate / bound * 100:.0f}%) | "
-        f"{steady:,.0f} ({steady / bound * 100:.0f}%) | {ramp * 100:.0f}% | "
-        f"{cpu / len(records) * 1000:.2f} | {server_cpu / wall * 100:.0f}% | {rss:.0f} | {code} |"
+        f"| {workers} | {hosts} x {per_host}, {latency * 1000:.0f} ms | {processes} | "
+        f"{bound:,.0f} | {len(records):,} ({ok:,} ok) | {run_length:.1f} | "
+        f"{len(log) / run_length:,.0f} ({len(log) / run_length / bound:.0%}) | "
+        f"{steady:,.0f} ({steady / bound:.0%}) | "
+        f"{(up + down) / run_length:.1%} ({up:.1f} + {down:.1f} s) | "
+        f"{quantile(gaps, 0.5) * 1000:.1f} / {quantile(gaps, 0.99) * 1000:.0f} | "
+        f"{connections:,} | {cpu / wall:.0%} ({cpu / len(records) * 1000:.2f}) | "
+        f"{server_cpu / wall:.0%} | {rss:.0f} | {load_before:.1f} / {load_after:.1f} | {code} |"
     )
 
 
@@ -148,32 +234,45 @@ def main() -> None:
         help="WORKERS:HOSTS:LATENCY, comma-separated",
     )
     parser.add_argument("--per-host", type=int, default=4)
-    parser.add_argument("--duration", type=float, default=40, help="seconds at the bound")
-    parser.add_argument("--processes", default="auto", help="trio-scrape's --processes")
+    parser.add_argument("--duration", type=float, default=60, help="seconds at the bound")
+    parser.add_argument(
+        "--processes", default="1,auto", help="trio-scrape's --processes, comma-separated"
+    )
     parser.add_argument("--hosts", type=int, default=49, help=argparse.SUPPRESS)
     parser.add_argument("--pages", type=int, default=40, help=argparse.SUPPRESS)
     parser.add_argument("--latency", type=float, default=0.1, help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--trace", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        trio.run(serve, list(range(2, 2 + args.hosts)), args.pages, args.latency)
+        hosts = list(range(2, 2 + args.hosts))
+        log = trio.run(serve, hosts, args.pages, args.latency)
+        Path(args.trace).write_text(json.dumps(log))
         return
     print(
-        f"--per-host {args.per_host}, --processes {args.processes}, each scenario sized for "
-        f"{args.duration:g} s at its bound; steady state = the middle 90% of pages\n"
+        f"--per-host {args.per_host}, each scenario sized for {args.duration:g} s at its bound, "
+        f"{os.cpu_count()} CPUs; figures from the server's log: steady state = the middle "
+        f"{STEADY:.0%} of the answers; ramp = time below {REACHED:.0%} of the steady requests "
+        "in flight, at the start + at the end; slot refill = answer sent -> next request to "
+        "that host, steady state; CPU = share of one core over the crawl (ms per page)\n"
     )
     print(
-        "| workers | hosts x per-host, latency | bound pages/s | pages | wall s | pages/s "
-        "(of bound) | steady pages/s (of bound) | ramp | CPU ms/page | server CPU | "
-        "peak RSS MB | exit |"
+        "| workers | hosts x per-host, latency | processes | bound pages/s | pages | run s | "
+        "pages/s over the run (of bound) | steady pages/s (of bound) | ramp share (up + down) "
+        "| slot refill ms p50 / p99 | connections | crawler CPU (ms/page) | server CPU | "
+        "peak RSS MB | load before / after | exit |"
     )
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for spec in args.scenarios.split(","):
-        workers, hosts, latency = spec.split(":")
-        line = scenario(
-            int(workers), int(hosts), float(latency), args.per_host, args.duration, args.processes
-        )
-        print(line, flush=True)
+    print(
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: | ---: | ---: |"
+    )
+    for processes in args.processes.split(","):
+        for spec in args.scenarios.split(","):
+            workers, hosts, latency = spec.split(":")
+            line = scenario(
+                int(workers), int(hosts), float(latency), args.per_host, args.duration, processes
+            )
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,13 @@ One nursery owns every task of a crawl::
                 |                                              + apply          |
                 +------ done() once the record is written -------------- sink task -> Sink
 
+A worker whose page has ended (so its host's slot is free) takes the next request itself
+when the frontier can hand one out without waiting (``get_nowait``), and only otherwise waits
+on the jobs channel: a freed slot then becomes the next request in the same scheduler pass,
+instead of two passes later (the dispatcher's, then the woken worker's), which on a busy loop
+is after every other page that ended in the same pass. The dispatcher keeps deciding when
+dispatching ends, and hands out whatever no worker took (seeds, new hosts, delays that end).
+
 The ``Crawler`` is the orchestrator: it owns everything shared (frontier, host limiter,
 robots.txt, ``max_pages``, statistics, the sink, the state). A worker takes a request, checks
 robots.txt, hands one attempt to the :class:`~trio_scrape._pipeline.PagePipeline` (fetch,
@@ -71,6 +78,8 @@ _LAST_RECORD_TIMEOUT = 5.0
 # How long a record may wait for others to be written with it (one write per batch).
 _FLUSH_DELAY = 0.02
 _LATENCY_SAMPLES = 10_000
+# Pages a worker may take straight from the frontier before it waits on the jobs channel again.
+_DIRECT_TAKES = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -524,67 +533,119 @@ class Crawler:
         records: trio.MemorySendChannel[tuple[CrawlRequest, Page]],
     ) -> None:
         async with jobs, records:
-            async for request in jobs:
-                if self._stopping:
-                    # Dispatched but not started: it goes back, it is not "scheduled".
-                    self._hosts.finish(
-                        origin_of(request.url), latency=None, failed=False, url=request.url
-                    )
+            request: CrawlRequest | None = None
+            direct = 0
+            while True:
+                if request is None:
+                    direct = 0
+                    try:
+                        request = await jobs.receive()
+                    except trio.EndOfChannel:
+                        return
+                attempted = await self._page(request, records)
+                request = None
+                # A page that went to the network checkpointed; a run of pages that may not
+                # have (robots.txt refusals, blocked addresses) goes back to the channel,
+                # which does, so one worker never holds the scheduler.
+                if attempted and direct < _DIRECT_TAKES:
+                    request = self._next_request(jobs)
+                    direct += 1
+
+    def _next_request(self, jobs: trio.MemoryReceiveChannel[CrawlRequest]) -> CrawlRequest | None:
+        """The next request for a worker whose page has just ended, without waiting: one the
+        dispatcher has queued, else one taken from the frontier right away.
+
+        A page's end usually frees its host's slot; taking the next request here writes it
+        in the same scheduler pass instead of two passes later (the dispatcher, then a worker
+        woken by the channel). Under load a pass runs every ready task, so those two passes
+        could hold a freed slot for as long as the whole batch of pages that ended with it.
+        """
+        try:
+            return jobs.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            pass
+        get_nowait = getattr(self._frontier, "get_nowait", None)
+        scope = self._dispatch_scope
+        if (
+            get_nowait is None
+            or self._stopping
+            or scope is None
+            or scope.cancel_called
+            or trio.current_time() >= scope.deadline
+        ):
+            return None  # the dispatcher alone decides when dispatching ends
+        try:
+            request: CrawlRequest = get_nowait(self._hosts)
+        except trio.WouldBlock:
+            return None
+        return request
+
+    async def _page(
+        self,
+        request: CrawlRequest,
+        records: trio.MemorySendChannel[tuple[CrawlRequest, Page]],
+    ) -> bool:
+        """A request from start to record; returns whether it was attempted (it went to the
+        pipeline, and so most likely to the network)."""
+        if self._stopping:
+            # Dispatched but not started: it goes back, it is not "scheduled".
+            self._hosts.finish(origin_of(request.url), latency=None, failed=False, url=request.url)
+            await self._frontier.release([request])
+            return False
+        page = None
+        attempted = False
+        if request.depth >= self._config.depth:
+            self._cut = True
+        elif request.revisit and not self._cut:
+            # Nothing was cut: the page's links were all followed already.
+            self._hosts.finish(origin_of(request.url), latency=None, failed=False, url=request.url)
+            await self._frontier.done([request])
+            return False
+        try:
+            if (
+                self._robots is not None
+                and self._config.robots
+                and not await self._robots.allowed(request.url)
+            ):
+                self._hosts.finish(
+                    origin_of(request.url), latency=None, failed=False, url=request.url
+                )
+                page = failed_page(request, PageError("robots", "disallowed by robots.txt"))
+            else:
+                starting = getattr(self._frontier, "starting", None)
+                if starting is not None:  # a shared frontier times the host's delay
+                    await starting(request)
+                attempted = True
+                page = await self._attempt(request)
+            if page is not None and request.revisit:  # its links are queued
+                self._revisits += 1
+                await self._frontier.done([request])
+            elif page is not None:
+                if not self._keep_bodies:  # a lexbor tree is far larger than its page
+                    page.html = None
+                    page.text = None
+                    page.content = b""
+                try:  # no scheduler round trip when the sink has room
+                    records.send_nowait((request, page))
+                except trio.WouldBlock:
+                    await records.send((request, page))
+        except trio.Cancelled:
+            if request.revisit or (page is None and self._resumable):
+                # A resumable crawl does this page again next time instead.
+                with trio.CancelScope(shield=True):
                     await self._frontier.release([request])
-                    continue
-                page = None
-                if request.depth >= self._config.depth:
-                    self._cut = True
-                elif request.revisit and not self._cut:
-                    # Nothing was cut: the page's links were all followed already.
-                    self._hosts.finish(
-                        origin_of(request.url), latency=None, failed=False, url=request.url
-                    )
-                    await self._frontier.done([request])
-                    continue
+                raise
+            if page is None:
+                page = failed_page(
+                    request, PageError("cancelled", "the crawl stopped before this page")
+                )
+            with trio.CancelScope(shield=True), trio.move_on_after(_LAST_RECORD_TIMEOUT):
                 try:
-                    if (
-                        self._robots is not None
-                        and self._config.robots
-                        and not await self._robots.allowed(request.url)
-                    ):
-                        self._hosts.finish(
-                            origin_of(request.url), latency=None, failed=False, url=request.url
-                        )
-                        page = failed_page(request, PageError("robots", "disallowed by robots.txt"))
-                    else:
-                        starting = getattr(self._frontier, "starting", None)
-                        if starting is not None:  # a shared frontier times the host's delay
-                            await starting(request)
-                        page = await self._attempt(request)
-                    if page is not None and request.revisit:  # its links are queued
-                        self._revisits += 1
-                        await self._frontier.done([request])
-                    elif page is not None:
-                        if not self._keep_bodies:  # a lexbor tree is far larger than its page
-                            page.html = None
-                            page.text = None
-                            page.content = b""
-                        try:  # no scheduler round trip when the sink has room
-                            records.send_nowait((request, page))
-                        except trio.WouldBlock:
-                            await records.send((request, page))
-                except trio.Cancelled:
-                    if request.revisit or (page is None and self._resumable):
-                        # A resumable crawl does this page again next time instead.
-                        with trio.CancelScope(shield=True):
-                            await self._frontier.release([request])
-                        raise
-                    if page is None:
-                        page = failed_page(
-                            request, PageError("cancelled", "the crawl stopped before this page")
-                        )
-                    with trio.CancelScope(shield=True), trio.move_on_after(_LAST_RECORD_TIMEOUT):
-                        try:
-                            await records.send((request, page))
-                        except (trio.BrokenResourceError, trio.ClosedResourceError):
-                            pass
-                    raise
+                    await records.send((request, page))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+            raise
+        return attempted
 
     async def _write_records(
         self, records: trio.MemoryReceiveChannel[tuple[CrawlRequest, Page]]

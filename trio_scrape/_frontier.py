@@ -324,46 +324,13 @@ class MemoryFrontier:
             self._seen.setdefault(hash(url_key(url)), depth << 1 | 1)
 
     async def get(self, hosts: HostLimiter) -> CrawlRequest | None:
-        if self._limiter is not hosts:
-            self._limiter = hosts
-            hosts.subscribe(self._host_freed)
+        self._subscribe(hosts)
         while True:
             if self._spilled and self._queued < self._low_water:
                 self._read_ahead()
-            now = trio.current_time()
-            timed = self._timed
-            while timed and timed[0][0] <= now:
-                self._ready.append(heapq.heappop(timed)[2])
-            while self._ready:
-                origin = self._ready.popleft()
-                queue = self._queues.get(origin)
-                if not queue:
-                    self._queues.pop(origin, None)
-                    self._tracked.discard(origin)
-                    continue
-                ready_at = hosts.ready_at(origin)
-                if ready_at == math.inf:
-                    self._blocked.add(origin)
-                    continue
-                if ready_at > now:
-                    heapq.heappush(timed, (ready_at, next(self._order), origin))
-                    continue
-                entry = queue[0]
-                if type(entry) is _Batch:
-                    request = entry.take()
-                    if entry.exhausted():
-                        queue.popleft()
-                else:
-                    request = queue.popleft()  # type: ignore[assignment]
-                self._queued -= 1
-                if queue:
-                    self._ready.append(origin)
-                else:
-                    del self._queues[origin]
-                    self._tracked.discard(origin)
-                self._leased += 1
-                hosts.start(origin)
-                return self._on_lease(request)
+            request = self._take_ready(hosts)
+            if request is not None:
+                return request
             if self._spilled:
                 # Every host in memory is waiting (or nothing is in memory): bring in the
                 # work of other hosts, and wait for it like for any other change.
@@ -375,8 +342,73 @@ class MemoryFrontier:
                     return None
                 self._queue_revisits()
                 continue
+            timed = self._timed
             with trio.move_on_at(timed[0][0] if timed else math.inf):
                 await self._changed.wait()
+
+    def get_nowait(self, hosts: HostLimiter) -> CrawlRequest:
+        """Lease the next request whose host is ready, as :meth:`get` would, without waiting
+        (for a worker whose page just ended: its freed slot becomes the next request at once,
+        not after a pass through the dispatcher).
+
+        Raises:
+            trio.WouldBlock: no queued request's host is ready now (or the queue is empty);
+                :meth:`get` waits for one, and says when the crawl is exhausted.
+        """
+        self._subscribe(hosts)
+        if self._spilled and self._queued < self._low_water:
+            self._read_ahead()
+        request = self._take_ready(hosts)
+        if request is None:
+            raise trio.WouldBlock
+        if self._ready:  # get() must not sleep while a host may be ready: idle workers wait
+            self._wake()
+        return request
+
+    def _subscribe(self, hosts: HostLimiter) -> None:
+        if self._limiter is not hosts:
+            self._limiter = hosts
+            hosts.subscribe(self._host_freed)
+
+    def _take_ready(self, hosts: HostLimiter) -> CrawlRequest | None:
+        """Lease the first queued request, round-robin over hosts, whose host is ready now,
+        and ``hosts.start`` it; None if there is none. Hosts that are not ready move to the
+        heap (ready later) or the blocked set (full), so each call is O(log hosts)."""
+        now = trio.current_time()
+        timed = self._timed
+        while timed and timed[0][0] <= now:
+            self._ready.append(heapq.heappop(timed)[2])
+        while self._ready:
+            origin = self._ready.popleft()
+            queue = self._queues.get(origin)
+            if not queue:
+                self._queues.pop(origin, None)
+                self._tracked.discard(origin)
+                continue
+            ready_at = hosts.ready_at(origin)
+            if ready_at == math.inf:
+                self._blocked.add(origin)
+                continue
+            if ready_at > now:
+                heapq.heappush(timed, (ready_at, next(self._order), origin))
+                continue
+            entry = queue[0]
+            if type(entry) is _Batch:
+                request = entry.take()
+                if entry.exhausted():
+                    queue.popleft()
+            else:
+                request = queue.popleft()  # type: ignore[assignment]
+            self._queued -= 1
+            if queue:
+                self._ready.append(origin)
+            else:
+                del self._queues[origin]
+                self._tracked.discard(origin)
+            self._leased += 1
+            hosts.start(origin)
+            return self._on_lease(request)
+        return None
 
     def _read_ahead(self, *, more: bool = False) -> None:
         """Have queued requests kept outside memory brought into the window, without waiting
