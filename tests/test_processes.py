@@ -7,6 +7,7 @@ import dataclasses
 import math
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -226,11 +227,11 @@ def test_every_outcome_field_crosses_the_wire() -> None:
             setattr(outcome, field.name, new)
     data = encode_outcome(3, outcome, bodies=True)
 
-    class Once:
-        async def receive_some(self, max_bytes: int | None = None) -> bytes:
-            return data
-
-    [message] = trio.run(FrameReader(Once()).receive)  # type: ignore[arg-type]
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setblocking(False)
+        theirs.sendall(data)
+        [message] = trio.run(FrameReader(ours).receive)
     job_id, back = decode_outcome(message)
     assert job_id == 3 and back.page is not None
     assert back.page.to_record(links=True) == page.to_record(links=True)

@@ -81,11 +81,12 @@ class _Worker:
     """One worker process, its stream, and the attempts it is running."""
 
     def __init__(
-        self, number: int, popen: subprocess.Popen[bytes], stream: trio.SocketStream, buffer: int
+        self, number: int, popen: subprocess.Popen[bytes], sock: socket.socket, buffer: int
     ) -> None:
         self.number = number
         self.popen = popen
-        self.stream = stream
+        self.socket = sock  # read by a FrameReader, written through the stream
+        self.stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
         self.outbox, self.outbox_recv = trio.open_memory_channel[bytes](buffer)
         self.pending: dict[int, _Slot] = {}
         self.alive = True
@@ -237,8 +238,7 @@ class ProcessPipeline:
             raise
         finally:
             theirs.close()
-        stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
-        worker = _Worker(number, popen, stream, max(1, self._config.workers))
+        worker = _Worker(number, popen, ours, max(1, self._config.workers))
         worker.outbox.send_nowait(frame(self._setup))
         self._workers.append(worker)
         self._nursery.start_soon(self._write, worker)
@@ -267,7 +267,7 @@ class ProcessPipeline:
             pass  # the process is gone: _read finds out and says so
 
     async def _read(self, worker: _Worker) -> None:
-        reader = FrameReader(worker.stream)
+        reader = FrameReader(worker.socket)
         pending = worker.pending
         try:
             while True:
