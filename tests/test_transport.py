@@ -164,3 +164,50 @@ async def test_request_bodies_are_sent(site: Site, client: httpx.AsyncClient) ->
     site.add_raw("/echo", echo)
     response = await client.post(site.url("/echo"), content=b"x" * 100_000)
     assert response.content == b"ok" and received == [b"x" * 100_000]
+
+
+# The fetcher's plain way (no httpx.Request for URLs httpx would send as written) must put on
+# the wire exactly what the httpx way does.
+_PLAIN_HEADERS = httpx.Headers({"Accept": "*/*", "User-Agent": "t/1", "X-Key": "v"})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/",
+        "http://example.test/a/b.html?x=1&y=%C3%A9",
+        "https://example.test/p;q=1/(x)!$'*+,=:@~-._/?a=/?b",
+        "http://h.test:65535/%2F",
+    ],
+)
+async def test_plain_urls_go_out_as_httpx_writes_them(url: str) -> None:
+    from trio_scrape._fetch import plain_request, plain_url
+    from trio_scrape._transport import _serialise, serialise_head
+
+    plain = plain_url(url)
+    assert plain is not None
+    assert str(httpx.URL(url)) == url  # the record's final_url is the same either way
+    expected = await _serialise(httpx.Request("GET", url, headers=_PLAIN_HEADERS))
+    assert plain_request(plain, serialise_head(_PLAIN_HEADERS.raw)) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h.test:80/",  # httpx leaves the default port out
+        "https://h.test:443/",
+        "http://h.test:080/",
+        "http://H.test/",
+        "http://[::1]:8080/",
+        "http://h.test/a b",
+        "http://h.test/%zz",
+        "http://h.test/a#f",
+        "http://h.test/{x}",
+        "ftp://h.test/",
+        "http://h.test",
+    ],
+)
+def test_other_urls_go_through_httpx(url: str) -> None:
+    from trio_scrape._fetch import plain_url
+
+    assert plain_url(url) is None

@@ -16,6 +16,7 @@ import email.utils
 import importlib.util
 import os
 import random
+import re
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -28,7 +29,7 @@ from ._addresses import AddressGuard, BlockedAddress, exempt_origins, origin_tex
 from ._config import CrawlConfig
 from ._exceptions import ConfigError
 from ._page import ErrorKind
-from ._transport import CrawlTransport
+from ._transport import CrawlTransport, serialise_head
 from ._urls import host_of, resolve_links
 
 __all__ = [
@@ -55,6 +56,13 @@ _DEFAULT_HEADERS = {
         + (["zstd"] if importlib.util.find_spec("zstandard") else [])
     ),
 }  # (no "Connection: keep-alive": it is HTTP/1.1's default)
+# A URL httpx would send exactly as written (checked in the tests): lower-case ASCII host, no
+# default port, a path and query of characters it leaves alone. Those take the fetcher's way
+# around httpx.Request / httpx.Response; any other URL goes through them.
+_PLAIN_URL = re.compile(
+    r"(https?)://([a-z0-9.\-]+)(?::([0-9]{1,5}))?"
+    r"(/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*)"
+)
 _RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset(
     {"timeout", "connect", "network", "protocol", "browser"}
 )
@@ -151,12 +159,33 @@ class HttpxFetcher:
         self._cookies = httpx.Cookies()
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
+        # The plain way (see _PLAIN_URL): only over the crawler's own transport, and only
+        # with headers it need not touch per request (a Host of the user's own, or
+        # credentials that a redirect to another origin must drop, go through httpx).
+        self._plain: CrawlTransport | None = None
+        if isinstance(transport, CrawlTransport) and not any(
+            name in self._seed_headers for name in ("host", "authorization")
+        ):
+            self._plain = transport
+        self._heads = {
+            id(self._headers): serialise_head(self._headers.raw),
+            id(self._seed_headers): serialise_head(self._seed_headers.raw),
+        }
 
     async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
         origin: tuple[str, str, int | None] | None = None
         extra = headers
         for _ in range(self._max_redirects + 1):
             sent = self._seed_headers if host_of(url) in self._seed_hosts else self._headers
+            plain = None
+            if self._plain is not None and not extra and not self._cookies.jar:
+                plain = plain_url(url)
+            if plain is not None:
+                answer = await self._fetch_plain(url, plain, sent)
+                if isinstance(answer, Response):
+                    return answer
+                url = answer  # a redirect
+                continue
             if extra:  # the first request only: validators belong to the URL asked for
                 sent = httpx.Headers({**sent, **extra})
                 extra = None
@@ -184,7 +213,7 @@ class HttpxFetcher:
                     self._cookies.extract_cookies(response)
                 location = fields.get("location")
                 if response.status_code in _REDIRECT_STATUSES and location:
-                    url = _redirect_target(response.url, location)
+                    url = _redirect_target(str(response.url), location)
                     continue
                 content = await self._read_capped(response, fields)
                 return Response(
@@ -194,14 +223,61 @@ class HttpxFetcher:
                 await response.aclose()
         raise FetchError("too_many_redirects", f"more than {self._max_redirects} redirects")
 
+    async def _fetch_plain(
+        self, url: str, plain: tuple[str, str, int, str | None, str], sent: httpx.Headers
+    ) -> Response | str:
+        """One request for a plain URL (see :func:`plain_url`) over the crawler's transport:
+        its response, or the URL a redirect points to."""
+        assert self._plain is not None
+        scheme, host, port, _, _ = plain
+        if self._guard is not None:
+            await self._check_origin(scheme, host, port)
+        data = plain_request(plain, self._heads[id(sent)])
+        try:
+            status, raw, body = await self._plain.get((scheme, host, port), data)
+        except httpx.HTTPError as exc:
+            raise _classify(exc) from exc
+        try:
+            fields: dict[str, str] = {}
+            for name, value in raw:
+                key = name.decode("latin-1").lower()
+                text = value.decode("latin-1")
+                fields[key] = f"{fields[key]}, {text}" if key in fields else text
+            headers = httpx.Headers(raw)
+            if "set-cookie" in fields:
+                request = httpx.Request("GET", url)
+                self._cookies.extract_cookies(
+                    httpx.Response(status, headers=headers, request=request)
+                )
+            location = fields.get("location")
+            if status in _REDIRECT_STATUSES and location:
+                return _redirect_target(url, location)
+            cap = self._max_bytes
+            declared = fields.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise FetchError("too_large", f"Content-Length {declared} is over max_bytes={cap}")
+            try:
+                content = await _read_up_to(body, cap)
+            except httpx.HTTPError as exc:
+                raise _classify(exc) from exc
+            codings = fields.get("content-encoding")
+            if codings:
+                content = decode_content(content, codings, cap)
+            return Response(url, status, headers, content, fields)
+        finally:
+            await body.aclose()
+
     async def _check_address(self, url: httpx.URL) -> None:
+        await self._check_origin(url.scheme, url.host, url.port)
+
+    async def _check_origin(self, scheme: str, host: str, port: int | None) -> None:
         assert self._guard is not None
         try:
-            addresses = await resolve(url.host, url.port or (443 if url.scheme == "https" else 80))
+            addresses = await resolve(host, port or (443 if scheme == "https" else 80))
         except OSError as exc:
-            raise FetchError("connect", f"cannot resolve {url.host}: {exc}") from exc
+            raise FetchError("connect", f"cannot resolve {host}: {exc}") from exc
         try:
-            self._guard.check(origin_text(url.scheme, url.host, url.port), addresses)
+            self._guard.check(origin_text(scheme, host, port), addresses)
         except BlockedAddress as exc:
             raise FetchError("blocked_address", str(exc)) from exc
 
@@ -222,6 +298,40 @@ class HttpxFetcher:
             raise _classify(exc) from exc
         codings = fields.get("content-encoding")
         return decode_content(body, codings, cap) if codings else body
+
+
+def plain_url(url: str) -> tuple[str, str, int, str | None, str] | None:
+    """``(scheme, host, port, port as written, path and query)`` of a URL that httpx would
+    send exactly as written (see ``_PLAIN_URL``); None for any other URL."""
+    match = _PLAIN_URL.fullmatch(url)
+    if match is None:
+        return None
+    scheme, host, port_text, target = match.groups()
+    default = 443 if scheme == "https" else 80
+    if port_text is None:
+        return scheme, host, default, None, target
+    port = int(port_text)
+    if port == default or not 0 < port < 65536 or port_text != str(port):
+        return None  # httpx would write it otherwise
+    return scheme, host, port, port_text, target
+
+
+def plain_request(plain: tuple[str, str, int, str | None, str], head: bytes) -> bytes:
+    """The GET request for a :func:`plain_url` as httpx would write it: the request line,
+    ``Host`` first, then ``head`` (from ``serialise_head``)."""
+    _, host, _, port_text, target = plain
+    netloc = host if port_text is None else f"{host}:{port_text}"
+    return b"".join(
+        (
+            b"GET ",
+            target.encode("ascii"),
+            b" HTTP/1.1\r\nHost: ",
+            netloc.encode("ascii"),
+            b"\r\n",
+            head,
+            b"\r\n",
+        )
+    )
 
 
 def decode_content(body: bytes, codings: str, cap: int) -> bytes:
@@ -303,10 +413,10 @@ async def _read_up_to(body: AsyncIterable[bytes], cap: int) -> bytes:
     return b"".join(chunks)
 
 
-def _redirect_target(base: httpx.URL, location: str) -> str:
+def _redirect_target(base: str, location: str) -> str:
     """The URL a browser requests for a redirect's ``Location``: resolved against the URL
     that answered, by the URL standard (ada-url), fragment removed."""
-    links, invalid = resolve_links(str(base), [location])
+    links, invalid = resolve_links(base, [location])
     if invalid:
         raise FetchError("invalid_url", f"bad redirect Location {location!r}")
     if not links:

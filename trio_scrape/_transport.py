@@ -33,7 +33,7 @@ import trio
 
 from ._addresses import AddressGuard, Resolver, origin_text, resolve
 
-__all__ = ["SEND_AT", "CrawlTransport"]
+__all__ = ["SEND_AT", "CrawlTransport", "serialise_head"]
 
 #: The ``time.monotonic()`` before which the current task's next request must not be written
 #: (0: at once). A worker process sets it for a request to a host with a delay, so the gaps
@@ -149,14 +149,13 @@ class _Connection:
             return bytes(await self.stream.receive_some(_READ_SIZE))
         raise httpx.ReadTimeout(f"no data from the server for {timeout:g}s")
 
-    async def send_request(self, request: httpx.Request, timeouts: dict[str, Any]) -> _Message:
-        """Send ``request`` and read up to the final response's head.
+    async def send_request(self, data: bytes, method: str, timeouts: dict[str, Any]) -> _Message:
+        """Send a serialised request and read up to the final response's head.
 
         Raises:
             _StaleConnection: the connection broke before any response byte arrived.
             httpx.TransportError subclasses for everything else.
         """
-        data = await _serialise(request)
         send_at = SEND_AT.get()
         if send_at:  # after connecting: the time a connection takes is not in the gap
             SEND_AT.set(0.0)
@@ -195,10 +194,25 @@ class _Connection:
                 raise httpx.RemoteProtocolError(
                     f"response head of over {self.max_header_bytes} bytes"
                 )
-        if request.method == "HEAD":
+        if method == "HEAD":
             message.complete = True
             self.reusable = False  # llhttp expects the body a Content-Length announced
         return message
+
+
+def serialise_head(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """Header fields as they go on the wire after the request line, checked as
+    :func:`_serialise` checks them (no blank line after them).
+
+    Raises:
+        httpx.LocalProtocolError: a header name or value that cannot be sent.
+    """
+    parts: list[bytes] = []
+    for name, value in headers:
+        if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
+            raise httpx.LocalProtocolError(f"illegal header {name!r}: {value!r}")
+        parts += (name, b": ", value, b"\r\n")
+    return b"".join(parts)
 
 
 async def _serialise(request: httpx.Request) -> bytes:
@@ -348,14 +362,47 @@ class CrawlTransport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol("the URL has no host")
         origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
+        data = await _serialise(request)
+        head, body = await self._exchange(origin, data, request.method, timeouts)
+        version = head.parser.get_http_version().encode("ascii")
+        return httpx.Response(
+            head.status,
+            headers=head.headers,
+            stream=body,
+            extensions={
+                "http_version": b"HTTP/" + version,
+                "reason_phrase": httpx.codes.get_reason_phrase(head.status).encode("ascii"),
+            },
+        )
+
+    async def get(
+        self, origin: Origin, data: bytes
+    ) -> tuple[int, list[tuple[bytes, bytes]], _Body]:
+        """A GET request already serialised (request line and head, as :func:`_serialise`
+        would write it): its status, header fields and body stream (to iterate, then close).
+        The fetcher's way for plain URLs: no ``httpx.Request`` or ``httpx.Response`` to build
+        (their URL parsing and header handling were a twentieth of a page's CPU). No timeouts:
+        the caller's page deadline bounds it.
+
+        Raises:
+            httpx.TransportError subclasses, as :meth:`handle_async_request`.
+        """
+        head, body = await self._exchange(origin, data, "GET", {})
+        return head.status, head.headers, body
+
+    async def _exchange(
+        self, origin: Origin, data: bytes, method: str, timeouts: dict[str, Any]
+    ) -> tuple[_Message, _Body]:
+        """Send ``data`` on an idle connection to ``origin`` (once more on a fresh one if that
+        connection turns out closed, for an idempotent method) or a new one; read the head."""
         conn = await self._take_idle(origin)
         if conn is not None:
             try:
-                head = await conn.send_request(request, timeouts)
+                head = await conn.send_request(data, method, timeouts)
             except _StaleConnection:
                 await conn.close()
                 conn = None
-                if request.method not in _IDEMPOTENT:
+                if method not in _IDEMPOTENT:
                     raise httpx.RemoteProtocolError(
                         "the server closed an idle connection"
                     ) from None
@@ -365,7 +412,7 @@ class CrawlTransport(httpx.AsyncBaseTransport):
         if conn is None:
             conn = await self._connect(origin, timeouts.get("connect"))
             try:
-                head = await conn.send_request(request, timeouts)
+                head = await conn.send_request(data, method, timeouts)
             except _StaleConnection as exc:
                 await conn.close()
                 cause = exc.__cause__
@@ -377,22 +424,14 @@ class CrawlTransport(httpx.AsyncBaseTransport):
             except BaseException:
                 await conn.close()
                 raise
-        version = head.parser.get_http_version().encode("ascii")
-        return httpx.Response(
-            head.status,
-            headers=head.headers,
-            stream=_Body(
-                self,
-                conn,
-                origin,
-                timeouts.get("read"),
-                close_delimited=head.delimited_by_close(request.method),
-            ),
-            extensions={
-                "http_version": b"HTTP/" + version,
-                "reason_phrase": httpx.codes.get_reason_phrase(head.status).encode("ascii"),
-            },
+        body = _Body(
+            self,
+            conn,
+            origin,
+            timeouts.get("read"),
+            close_delimited=head.delimited_by_close(method),
         )
+        return head, body
 
     async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
         scheme, host, port = origin
