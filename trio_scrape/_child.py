@@ -30,7 +30,7 @@ from ._config import HOOKS, CrawlConfig
 from ._fetch import Fetcher, open_fetcher
 from ._pipeline import PagePipeline
 from ._transport import SEND_AT
-from ._wire import CANCEL, READY, FrameReader, decode_job, encode_outcome, frame
+from ._wire import CANCEL, READY, FrameReader, decode_job, encode_outcome, frame, send_all
 
 __all__ = ["main"]
 
@@ -108,7 +108,7 @@ async def _serve(fd: int) -> None:
                         parts.append(outbox_recv.receive_nowait())
                     except trio.WouldBlock:
                         break
-                await stream.send_all(b"".join(parts))
+                await send_all(stream, b"".join(parts))
 
         outbox_send.send_nowait(frame(READY))
         async with trio.open_nursery() as nursery:

@@ -42,7 +42,7 @@ from ._config import HOOKS, CrawlConfig, hook_reference
 from ._exceptions import WorkerError
 from ._page import CrawlRequest
 from ._pipeline import AttemptLost, Outcome
-from ._wire import CANCEL, READY, FrameReader, decode_outcome, encode_job, frame
+from ._wire import CANCEL, READY, FrameReader, decode_outcome, encode_job, frame, send_all
 
 __all__ = ["ProcessPipeline", "open_process_pipeline"]
 
@@ -262,7 +262,7 @@ class ProcessPipeline:
                         parts.append(outbox.receive_nowait())
                     except trio.WouldBlock:
                         break
-                await worker.stream.send_all(b"".join(parts))
+                await send_all(worker.stream, b"".join(parts))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the process is gone: _read finds out and says so
 
