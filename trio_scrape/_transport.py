@@ -131,12 +131,12 @@ class _Message:
 
 
 class _Connection:
-    __slots__ = ("fd", "idle_since", "max_header_bytes", "message", "reusable", "stream")
+    __slots__ = ("idle_since", "max_header_bytes", "message", "plain", "reusable", "stream")
 
     def __init__(self, stream: trio.abc.Stream, max_header_bytes: int) -> None:
         self.stream = stream
-        # A plain TCP connection's descriptor, written directly (see send_all); -1 for TLS.
-        self.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        # A plain TCP connection is written directly (see send_all); TLS through its stream.
+        self.plain = stream if isinstance(stream, trio.SocketStream) else None
         self.max_header_bytes = max_header_bytes
         self.idle_since = 0.0
         self.message: _Message | None = None
@@ -155,12 +155,15 @@ class _Connection:
             trio.Cancelled: the enclosing scope was cancelled (checked before writing).
             OSError, trio.BrokenResourceError: the connection broke.
         """
-        if self.fd < 0:
+        if self.plain is None:
             await self.stream.send_all(data)
             return
         await trio.lowlevel.checkpoint_if_cancelled()
+        fd = self.plain.socket.fileno()
+        if fd < 0:
+            raise trio.ClosedResourceError("the connection was closed")
         try:
-            sent = os.write(self.fd, data)
+            sent = os.write(fd, data)
         except BlockingIOError:
             sent = 0
         if sent < len(data):
