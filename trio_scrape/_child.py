@@ -15,7 +15,6 @@ the crawler decides what happens to its pages) and dies with the crawler (Linux:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import importlib
 import os
 import signal
@@ -140,7 +139,10 @@ def _die_with_parent() -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The C library the interpreter already has loaded: ctypes.util.find_library would
+        # fork this process to run ldconfig (a second copy of it in memory for a moment,
+        # which peaked the crawl's memory at +35 MB, and time spent at every start).
+        libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
