@@ -69,33 +69,40 @@ def main() -> None:
             memory = [*timed, "-o", str(work / "a.jsonl")]
             with_state = [*timed, "-o", str(work / "b.jsonl"), "--state", state]
             urls = options.hubs * options.fanout + options.hubs + 1
-            print(f"{urls:,} URLs, --depth 2, {options.deadline:g} s crawls; machine shared")
+            print(f"{urls:,} URLs, --depth 2, {options.deadline:g} s crawls")
             print(
-                f"{'crawl':<18} {'pages':>8} {'pages/s':>8} {'CPU s':>6} {'peak RSS MB':>11}"
-                f" {'first fetch s':>13}"
+                f"{'crawl':<18} {'pages':>8} {'pages/s':>8} {'CPU s':>6} {'CPU us/page':>11}"
+                f" {'peak RSS MB':>11} {'first fetch s':>13} {'load':>5}"
             )
 
-            def measure(name: str, args: list[str], output: str) -> int:
+            def measure(name: str, args: list[str], output: str) -> tuple[int, float]:
                 started, wall, cpu, rss, stderr = crawl(args)
                 pages = pages_of(stderr)
                 first = first_fetch_after(work / output, started)
+                per_page = cpu / max(1, pages) * 1e6
                 print(
-                    f"{name:<18} {pages:>8,} {pages / wall:>8,.0f} {cpu:>6.1f} {rss:>11.0f}"
-                    f" {first:>13.2f}"
+                    f"{name:<18} {pages:>8,} {pages / wall:>8,.0f} {cpu:>6.1f} {per_page:>11.0f}"
+                    f" {rss:>11.0f} {first:>13.2f} {os.getloadavg()[0]:>5.1f}"
                 )
-                return pages
+                return pages, per_page
 
-            ratios = []
+            ratios, costs = [], []
             for _ in range(options.pairs):
-                in_memory = measure("in memory", memory, "a.jsonl")
-                stateful = measure("--state", [*with_state, "--state-reset"], "b.jsonl")
+                in_memory, memory_cost = measure("in memory", memory, "a.jsonl")
+                stateful, state_cost = measure("--state", [*with_state, "--state-reset"], "b.jsonl")
                 ratios.append(stateful / max(1, in_memory))
+                costs.append(state_cost / memory_cost)
             size = os.path.getsize(state)
             measure(f"--state, resumed ({size / 1e6:,.0f} MB)", with_state, "b.jsonl")
             print(
                 "--state / in memory, pages in the same time: "
                 + ", ".join(f"{ratio:.0%}" for ratio in ratios)
-                + f" (median {statistics.median(ratios):.0%})"
+                + f" (median {statistics.median(ratios):.0%}); CPU per page: "
+                + ", ".join(f"{cost:.2f}x" for cost in costs)
+            )
+            print(
+                "load: the 1-minute load average as each crawl ended "
+                f"({os.cpu_count()} CPUs); pages/s follow it, CPU per page much less"
             )
         finally:
             server.terminate()

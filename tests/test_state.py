@@ -332,6 +332,19 @@ def test_digest_set_matches_a_dict_across_growth() -> None:
     assert [(url, known) for url, _, known in shorter] == [("http://x.test/5", 99)]
 
 
+def test_digest_set_digests_urls_as_url_digest_does() -> None:
+    # add_unseen inlines url_digest: escapes, queries and lone surrogates included.
+    links = [
+        "http://x.test/a%7e?b=1&a=2",
+        "http://x.test/?q",
+        "http://x.test/caf\u00e9",
+        "http://x.test/\ud800",
+        "http://x.test/plain",
+    ]
+    _, new_digests, _ = _DigestSet().add_unseen(links, None, 1, 0)
+    assert list(new_digests) == [url_digest(url) for url in links]
+
+
 def test_url_digest_is_stable_and_signed() -> None:
     # Persisted digests must not change between runs or Python versions.
     assert url_digest("http://x.test/") == url_digest("http://x.test/")
