@@ -148,12 +148,30 @@ def _die_with_parent() -> None:
         pass
 
 
+def _keep_freed_memory() -> None:
+    """Have glibc keep freed memory for the next page rather than hand it back to the system
+    at once. A worker process's heap rose and fell with every page (a parse tree, a body):
+    glibc's adaptive thresholds then returned the top of the heap after each one and took it
+    back for the next, three ``brk`` calls a page and the page faults to refill it (16% of a
+    crawl's CPU with two worker processes, measured). Fixed thresholds: blocks under 1 MiB
+    come from the heap, and up to 16 MiB of free space is kept at its top."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    mallopt(-1, 16 * 2**20)  # M_TRIM_THRESHOLD
+    mallopt(-3, 2**20)  # M_MMAP_THRESHOLD
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
     if os.getppid() != int(sys.argv[2]):  # the crawler died before the line above
         return
+    _keep_freed_memory()
     try:
         trio.run(_serve, int(sys.argv[1]))
     except* (trio.BrokenResourceError, EOFError):
