@@ -14,6 +14,7 @@ the crawler decides what happens to its pages) and dies with the crawler (Linux:
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import importlib
 import os
@@ -66,13 +67,53 @@ async def _serve(fd: int) -> None:
             )
         pipeline = PagePipeline(config, page_fetcher, sitemap_fetcher=fetcher)
         outbox_send, outbox_recv = trio.open_memory_channel[bytes](config.workers)
-        jobs_send, jobs_recv = trio.open_memory_channel[tuple[Any, ...]](config.workers)
         running: dict[int, trio.CancelScope] = {}
         queued: set[int] = set()
         dropped: set[int] = set()
+        # Jobs read but not yet taken: no more than one read brings (the reading task is
+        # one with nothing to do, so a job is read only when a task can take it).
+        jobs: collections.deque[tuple[Any, ...]] = collections.deque()
+        job_ready = trio.lowlevel.ParkingLot()
+        reading = False
+        done = False
+
+        def receive(messages: list[Any]) -> None:
+            for message in messages:
+                job_id = message[1]
+                if message[0] == CANCEL:
+                    if job_id in running:
+                        running[job_id].cancel()
+                    elif job_id in queued:
+                        dropped.add(job_id)
+                    continue
+                queued.add(job_id)
+                jobs.append(message)
+
+        async def next_job() -> tuple[Any, ...] | None:
+            """The next job (None: the crawler closed the stream). A task with nothing to
+            do reads the stream itself, one at a time: the job it reads starts in the same
+            step, with no hand-over to another task and one loop iteration less per page."""
+            nonlocal reading, done
+            while not done:
+                if jobs:
+                    return jobs.popleft()
+                if reading:
+                    await job_ready.park()
+                    continue
+                reading = True
+                try:
+                    receive(await reader.receive())
+                except (EOFError, trio.BrokenResourceError):
+                    done = True  # the crawler is done with us (or gone)
+                    nursery.cancel_scope.cancel()
+                finally:
+                    reading = False
+                    # Those waiting take the other jobs, and one more reads next.
+                    job_ready.unpark(count=len(jobs) + 1)
+            return None
 
         async def work() -> None:
-            async for message in jobs_recv:
+            while (message := await next_job()) is not None:
                 job_id, send_at, request = decode_job(message)
                 queued.discard(job_id)
                 if job_id in dropped:
@@ -110,29 +151,13 @@ async def _serve(fd: int) -> None:
                 await send_all(stream, b"".join(parts))
 
         outbox_send.send_nowait(frame(READY))
+        receive(early)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(write)
-            for _ in range(config.workers):
+            # One task more than the crawler ever has pages in flight: there is always one
+            # free to read, so a cancel or the end of the stream is seen at once.
+            for _ in range(config.workers + 1):
                 nursery.start_soon(work)
-            try:
-                while True:
-                    messages, early = early or await reader.receive(), []
-                    for message in messages:
-                        job_id = message[1]
-                        if message[0] == CANCEL:
-                            if job_id in running:
-                                running[job_id].cancel()
-                            elif job_id in queued:
-                                dropped.add(job_id)
-                            continue
-                        queued.add(job_id)
-                        try:
-                            jobs_send.send_nowait(message)
-                        except trio.WouldBlock:
-                            await jobs_send.send(message)
-            except (EOFError, trio.BrokenResourceError):
-                pass  # the crawler is done with us (or gone)
-            nursery.cancel_scope.cancel()
 
 
 def _die_with_parent() -> None:
