@@ -1,11 +1,13 @@
-"""Recrawls (``--recrawl``): rounds over a finished ``--state`` crawl that ask for each known
-page only if it changed, against loopback servers with and without working validators."""
+"""Recrawls (``--recrawl``): rounds over a finished crawl that ask for each known page only if
+it changed, against loopback servers with and without working validators; each case runs
+with the crawl kept in a ``--state`` file and in Redis (``--frontier``), where it applies."""
 
 from __future__ import annotations
 
 import json
 import random
 import subprocess
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -67,10 +69,42 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+class Store:
+    """Where a test's crawls keep what they know, by name: a ``--state`` file, or a crawl in
+    the test session's Redis (``--frontier``, its own crawl id)."""
+
+    def __init__(self, kind: str, tmp_path: Path, redis_url: str | None) -> None:
+        self.kind = kind
+        self._tmp_path = tmp_path
+        self._redis_url = redis_url
+        self._ids: dict[str, str] = {}
+
+    def config(self, name: str = "state") -> dict[str, Any]:
+        if self._redis_url is None:
+            return {"state": self._tmp_path / f"{name}.db"}
+        crawl_id = self._ids.setdefault(name, f"r-{name}-{uuid.uuid4().hex[:10]}")
+        return {"frontier": self._redis_url, "crawl_id": crawl_id}
+
+    def args(self, name: str = "state") -> list[str]:
+        if self._redis_url is None:
+            return ["--state", str(self._tmp_path / f"{name}.db")]
+        # Short leases: a killed process's pages and output file come back within 2 s.
+        config = self.config(name)
+        return ["--frontier", config["frontier"], "--crawl-id", config["crawl_id"], "--lease", "2"]
+
+
+@pytest.fixture(params=["state", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    return Store(request.param, tmp_path, redis_url)
+
+
 async def crawl(
-    site: Site, state: Path, out: Path, *, recrawl: bool, processes: int = 1
+    site: Site, store: Store, out: Path, *, recrawl: bool, processes: int = 1, name: str = "state"
 ) -> CrawlStatistics:
-    config = CrawlConfig(depth=10, state=state, recrawl=recrawl, robots=False, processes=processes)
+    config = CrawlConfig(
+        depth=10, recrawl=recrawl, robots=False, processes=processes, **store.config(name)
+    )
     sink = open_file_sink(str(out), "jsonl")
     return await Crawler([site.url("/p0")], config, sink=sink).run()
 
@@ -81,11 +115,11 @@ def changes(records: list[dict[str, Any]]) -> Counter[str]:
 
 @pytest.mark.parametrize("processes", [1, 2])
 async def test_a_recrawl_asks_for_what_changed_and_goes_on_below_unchanged_pages(
-    site: Site, tmp_path: Path, processes: int
+    site: Site, tmp_path: Path, processes: int, store: Store
 ) -> None:
     pages = Versioned(site)
-    state, out = tmp_path / "state.db", tmp_path / "out.jsonl"
-    first = await crawl(site, state, out, recrawl=False, processes=processes)
+    out = tmp_path / "out.jsonl"
+    first = await crawl(site, store, out, recrawl=False, processes=processes)
     assert first.pages == PAGES and not any("if-none-match" in r.headers for r in site.log)
     first_digests = {r["url"]: r["data"]["sha256"] for r in read_records(out)}
 
@@ -96,7 +130,7 @@ async def test_a_recrawl_asks_for_what_changed_and_goes_on_below_unchanged_pages
     pages.extra_links[40] = ["/new"]
     site.add("/new", Reply(body=html_page("new")))
     site.log.clear()
-    stats = await crawl(site, state, out, recrawl=True, processes=processes)
+    stats = await crawl(site, store, out, recrawl=True, processes=processes)
 
     asked = [r for r in site.log if r.path != "/new"]
     assert len(asked) == PAGES and all("if-none-match" in r.headers for r in asked)
@@ -128,7 +162,7 @@ async def test_a_recrawl_asks_for_what_changed_and_goes_on_below_unchanged_pages
     pages.version[40] = 3
     site.add("/p49", Reply(status=410))
     site.log.clear()
-    stats = await crawl(site, state, out, recrawl=True, processes=processes)
+    stats = await crawl(site, store, out, recrawl=True, processes=processes)
     records = read_records(out)
     assert len(records) == PAGES and "/new" not in site.paths()
     by_url = {r["url"][len(site.base) :]: r for r in records}
@@ -138,14 +172,16 @@ async def test_a_recrawl_asks_for_what_changed_and_goes_on_below_unchanged_pages
     assert (stats.unchanged, stats.gone, stats.unlinked) == (48, 1, 1)
 
 
-async def test_without_working_validators_the_digest_decides(site: Site, tmp_path: Path) -> None:
+async def test_without_working_validators_the_digest_decides(
+    site: Site, tmp_path: Path, store: Store
+) -> None:
     for validators in ("none", "wrong"):
         pages = Versioned(site, validators)
-        state, out = tmp_path / f"{validators}.db", tmp_path / f"{validators}.jsonl"
-        await crawl(site, state, out, recrawl=False)
+        out = tmp_path / f"{validators}.jsonl"
+        await crawl(site, store, out, recrawl=False, name=validators)
         pages.version[7] = 2
         site.log.clear()
-        stats = await crawl(site, state, out, recrawl=True)
+        stats = await crawl(site, store, out, recrawl=True, name=validators)
         records = read_records(out)
         assert len(records) == PAGES and all(r["status"] == 200 for r in records)
         assert changes(records) == Counter({"unchanged": 49, "changed": 1}), validators
@@ -156,11 +192,11 @@ async def test_without_working_validators_the_digest_decides(site: Site, tmp_pat
 
 
 async def test_a_finished_crawl_without_recrawl_says_how_to_recrawl(
-    site: Site, tmp_path: Path
+    site: Site, tmp_path: Path, store: Store
 ) -> None:
     Versioned(site)
     args = ["run", site.url("/p0"), "--depth", "10", "-o", str(tmp_path / "o.jsonl")]
-    args += ["--state", str(tmp_path / "s.db"), "--no-robots"]
+    args += [*store.args(), "--no-robots"]
     assert (await cli(*args)).returncode == 0
     again = await cli(*args)
     assert again.returncode == 0 and b"add --recrawl" in again.stderr
@@ -174,7 +210,7 @@ async def test_a_finished_crawl_without_recrawl_says_how_to_recrawl(
 
 
 async def test_sigkill_during_a_recrawl_round_then_the_same_command(
-    site: Site, tmp_path: Path
+    site: Site, tmp_path: Path, store: Store
 ) -> None:
     pages = 3000
     version = dict.fromkeys(range(pages), 1)
@@ -187,10 +223,10 @@ async def test_sigkill_during_a_recrawl_round_then_the_same_command(
         return Reply(body=html_page(f"q{i} v{version[i]}", links), headers={"ETag": f'"{i}"'})
 
     site.fallback = page
-    out, state = tmp_path / "out.jsonl", tmp_path / "state.db"
+    out = tmp_path / "out.jsonl"
     command = [
         *CLI, "run", site.url("/q0"), "--depth", "5000", "-o", str(out),
-        "--state", str(state), "--workers", "8", "-q", "--recrawl",
+        *store.args(), "--workers", "8", "-q", "--recrawl",
     ]  # fmt: skip
     with trio.fail_after(120):
         first = await trio.run_process(command, capture_stderr=True, check=False)
@@ -212,7 +248,9 @@ async def test_sigkill_during_a_recrawl_round_then_the_same_command(
         result = await trio.run_process(command, capture_stderr=True, check=False)
     assert kills == 2, "the round was too quick to be killed: make the site bigger"
     assert result.returncode == 0, result.stderr
-    assert b"resuming the crawl" in result.stderr
+    assert (
+        b"resuming the crawl" if store.kind == "state" else b"joining the crawl"
+    ) in result.stderr
     records = read_records(out)
     counts = Counter(r["url"] for r in records)
     assert sorted(counts) == sorted(site.url(f"/q{i}") for i in range(pages))

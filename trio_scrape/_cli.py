@@ -422,8 +422,8 @@ def run(
         bool,
         typer.Option(
             "--recrawl",
-            help="Crawl a finished --state again, fetching only what changed "
-            "(conditional requests); an unfinished round resumes.",
+            help="Crawl a finished --state (or --frontier crawl) again, fetching only what "
+            "changed (conditional requests); an unfinished round resumes.",
             rich_help_panel=_STATE,
         ),
     ] = False,
@@ -507,8 +507,8 @@ def run(
     seeds = [*(urls or []), *(_read_seeds(seeds_file) if seeds_file else [])]
     if state_reset and state is None:
         raise UsageError("--state-reset: needs --state")
-    if recrawl and state is None:
-        raise UsageError("--recrawl: needs --state (the crawl to look at again)")
+    if recrawl and state is None and frontier is None:
+        raise UsageError("--recrawl: needs --state or --frontier (the crawl to look at again)")
     if not seeds and not sitemap:
         raise UsageError("no seed URLs: give URLs, --seeds-file or --sitemap")
     for flag, urls_given in (("", seeds), ("--sitemap: ", sitemap or [])):

@@ -153,7 +153,8 @@ class CrawlConfig:
             with other scope or output settings.
         recrawl: when the crawl in ``state`` has finished, start a new round of it from the
             seeds, asking the server for each page it knows only if it changed (its stored
-            ``ETag`` / ``Last-Modified``); an unfinished round is resumed. Needs ``state``.
+            ``ETag`` / ``Last-Modified``); an unfinished round is resumed. Needs ``state``
+            or ``frontier`` (then the round is the whole fleet's).
         frontier: ``redis://HOST:PORT/DB`` of a Redis (7.0 or later) holding the frontier
             shared by every process of one crawl, on any number of machines (None: this
             process alone). Not with ``state``.
@@ -270,8 +271,8 @@ class CrawlConfig:
             raise ConfigError("selectors", f"two selectors share a name: {names}")
         if self.frontier is not None and self.state is not None:
             raise ConfigError("frontier", "cannot be used with state (one or the other)")
-        if self.recrawl and self.state is None:
-            raise ConfigError("recrawl", "needs state (the pages to look at again)")
+        if self.recrawl and self.state is None and self.frontier is None:
+            raise ConfigError("recrawl", "needs state or frontier (the pages to look at again)")
         if self.crawl_id is not None and self.frontier is None:
             raise ConfigError("crawl_id", "needs frontier")
         if self.render and (self.render_auto or self.render_if is not None):

@@ -393,8 +393,9 @@ class Crawler:
                         task_status.started()
                         return
                     self._frontier = fleet
-                if self._fleet_pages:
-                    # Another process may have handed out a page at the depth limit.
+                if self._fleet_pages and not hasattr(self._frontier, "cut"):
+                    # Another process may have handed out a page at the depth limit (a
+                    # frontier that knows says so in its `cut`).
                     self._cut = True
                 attach_sink = getattr(self._frontier, "attach_sink", None)
                 if attach_sink is not None:  # records go out only once committed
@@ -596,7 +597,7 @@ class Crawler:
         attempted = False
         if request.depth >= self._config.depth:
             self._cut = True
-        elif request.revisit and not self._cut:
+        elif request.revisit and not (self._cut or getattr(self._frontier, "cut", False)):
             # Nothing was cut: the page's links were all followed already.
             self._hosts.finish(origin_of(request.url), latency=None, failed=False, url=request.url)
             await self._frontier.done([request])

@@ -173,7 +173,7 @@ class PagePipeline:
                 else:
                     page = self._new_page(request, response)
                     await self._process(page, request, outcome)
-                    if config.state is not None and not request.sitemap:
+                    if (config.state or config.frontier) is not None and not request.sitemap:
                         self._remember(page, request, response, outcome)
 
         if outcome.latency is None:  # the deadline passed before the fetch ended

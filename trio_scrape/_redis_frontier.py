@@ -48,7 +48,7 @@ from coredis.retry import NoRetryPolicy
 from ._config import CrawlConfig, check_crawl_id, parse_redis_url
 from ._exceptions import FrontierError
 from ._frontier import FrontierStatistics, url_digest
-from ._page import CrawlRequest, Page, PageError
+from ._page import CrawlRequest, Page, PageError, PageMemo
 from ._politeness import HostLimiter, origin_of
 from ._sinks import Sink, _json
 
@@ -173,6 +173,13 @@ class RedisFrontier:
         self._writer_state = ""
         self._rng = random.Random()
         self.joined = JoinInfo(True, 0, 0, 0)
+        self._max_depth = str(config.depth)
+        #: Whether any process has handed out a page at the depth limit (its links not
+        #: followed), as of this process's last lease; until then revisits find nothing new.
+        self.cut = False
+        self.round = 1  #: the crawl's round (--recrawl starts the next one)
+        self.known = 0  #: pages known from earlier rounds, when this round began
+        self._memos: dict[str, bytes] = {}  # url -> its PageMemo (JSON), sent with its done
 
     # ---------------------------------------------------------------------- Redis calls
 
@@ -275,17 +282,22 @@ class RedisFrontier:
             if delay_ms and self._jitter:
                 delay_ms *= 1 + self._rng.uniform(-self._jitter, self._jitter)
             args = [self._per_host, self._gate, self.owner, self._batch, self._lease_ms]
-            args += [str(round(delay_ms)), self._since]
+            args += [str(round(delay_ms)), self._since, self._max_depth]
             to_free, self._to_free = self._to_free, []
             for ended in to_free:
                 args += ended
             answer = await self._call("ts_lease", args, shield=True)
-            leases, counts, wait_ms, expires_ms, server_now, paused = answer
+            leases, counts, wait_ms, expires_ms, server_now, paused, cut = answer
+            self.cut = self.cut or _int(cut) == 1
             self._note(counts)
             self._since = str(int(server_now))
             self._heard_pauses(paused)
-            for i in range(0, len(leases), 2):
+            for i in range(0, len(leases), 3):
                 digest, request = _decode_request(_text(leases[i + 1]))
+                if leases[i + 2]:  # a recrawl: what the last round stored of the page
+                    status, etag, modified, sha256, links = orjson.loads(leases[i + 2])
+                    memo = PageMemo(status, etag, modified, sha256, tuple(links))
+                    request = request._replace(memo=memo)
                 self._held[request.url] = (digest, _text(leases[i]))
                 self._prefetched.append(request)
             if self._prefetched:
@@ -322,10 +334,12 @@ class RedisFrontier:
             pages = [None if r.revisit else next(remaining) for r in requests]
         args: list[str | bytes] = [self._per_host, self._gate, self.writer, self._writer_state]
         self._writer_state = ""
-        for (digest, token), page in zip(leases, pages, strict=True):
+        for request, (digest, token), page in zip(requests, leases, pages, strict=True):
             failed = "1" if page is not None and page.error is not None else "0"
             record = self._sink.encode(page) if self._sink is not None and page else b""
-            args += [digest, token, failed, record]
+            memo = self._memos.pop(request.url, b"")
+            change = page.data.get("change") if page is not None else None
+            args += [digest, token, failed, record, memo, change if isinstance(change, str) else ""]
         ids, counts = await self._call("ts_done", args, shield=True)
         self._note(counts)
         refused = [r.url for r, entry in zip(requests, ids, strict=True) if not _text(entry)]
@@ -353,6 +367,8 @@ class RedisFrontier:
         prefetched = list(self._prefetched)
         self._prefetched.clear()
         leases = self._take([*requests, *prefetched])
+        for request in requests:
+            self._memos.pop(request.url, None)
         if not leases:
             return
         now = trio.current_time()
@@ -367,6 +383,40 @@ class RedisFrontier:
             args += [digest, token, entry, str(pause_ms)]
         self._note(await self._call("ts_release", args, shield=True))
         self._wake()
+
+    # ------------------------------------------------------------------------ recrawls
+
+    def remember(self, request: CrawlRequest, memo: PageMemo) -> None:
+        """Keep what a recrawl needs of a leased page: stored in Redis (the crawl's
+        ``pages`` hash, by URL digest) by the call that completes its lease."""
+        row = [memo.status, memo.etag, memo.last_modified, memo.digest, list(memo.links)]
+        self._memos[request.url] = orjson.dumps(row)
+
+    async def start_round(self) -> bool:
+        """Begin the next round of the finished crawl (queue, seen-set, records and output
+        lengths start empty; pages' memos stay), unless another process just did: then join
+        that round. Returns whether this call began it.
+
+        Raises:
+            FrontierError: Redis failed.
+        """
+        round_, known, started = await self._call("ts_round", [str(self.round)], shield=True)
+        self.round, self.known = int(round_), int(known)
+        counts = await self._client.hmget(
+            self._prefix + "meta", ["queued", "leased", "seen", "done"]
+        )
+        self._note(counts)
+        return bool(int(started))
+
+    async def count_unlinked(self) -> int:
+        """How many pages known from earlier rounds this round has not reached (asked once
+        the round is complete: every process has ended its leases).
+
+        Raises:
+            FrontierError: Redis failed.
+        """
+        round_, known, reached, *_ = await self._call("ts_round_counts", [], shield=False)
+        return max(0, int(known) - int(reached)) if int(round_) > 1 else 0
 
     def _take(self, requests: Sequence[CrawlRequest]) -> list[tuple[str, str]]:
         missing = [r.url for r in requests if r.url not in self._held]
@@ -593,9 +643,17 @@ class RedisFrontier:
             self._writer_state = f"{offset}\t{last_id}"
 
     async def save_writer_state(self) -> None:
-        if self.writer and self._writer_state:
-            await self._client.hset(self._prefix + "w", {self.writer: self._writer_state})
-            self._writer_state = ""
+        """Store how far this process's output file is written, and give up its lock (the
+        next process writing that file, e.g. the next round's, need not wait for it to
+        expire).
+
+        Raises:
+            FrontierError: Redis failed.
+        """
+        if not self.writer:
+            return
+        state, self._writer_state = self._writer_state, ""
+        await self._call("ts_writer_done", [self.writer, self.owner, state], shield=True)
 
 
 class _CommittingSink:
@@ -787,11 +845,13 @@ async def open_redis_frontier(
                 is_new = bool(await client.hsetnx(meta, "settings", text))
                 stored = json.loads(_text(await client.hget(meta, "settings")))
                 counts = await client.hmget(meta, ["queued", "leased", "seen", "done"])
+                round_, known = await client.hmget(meta, ["round", "known"])
         except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
             raise FrontierError(f"Redis failed: {_describe(exc)}") from None
         if stored != wanted:
             raise FrontierError(_settings_changed(crawl_id, stored, wanted), usage=True)
         frontier._note(counts)
+        frontier.round, frontier.known = _int(round_) or 1, _int(known)
         stats = frontier.statistics()
         frontier.joined = JoinInfo(is_new, frontier.done_total, stats.queued, stats.leased)
         try:

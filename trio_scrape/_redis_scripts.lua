@@ -28,7 +28,16 @@ KEYS[1] is the crawl's key prefix P ("trio-scrape:<crawl id>:"); every key below
   P exp            zset: digest -> lease expiry
   P rec            stream: one entry per committed record (fields w = writer, r = record)
   P w              hash: writer -> "<offset>\t<last stream id>" (what the writer's file holds)
+  P wl:<writer>    string: the owner writing that file now (expires; dropped on exit)
   P procs          zset: process -> last time it was seen
+  P pages          hash: url digest -> "<round>\t<memo>": what a recrawl needs of each page
+                   fetched (a PageMemo as JSON: [status, etag, last_modified, sha256, links]),
+                   and the round that stored it; P prev: digest -> the memo of an earlier
+                   round, for a page stored again in this round (a page done again after
+                   a kill is compared with the last round, not with itself)
+
+Rounds (--recrawl): meta has round (absent: 1), known (pages stored before this round) and
+reached (those stored again in it); c:<change> count the round's records by data.change.
 
 Politeness arguments come with each call, from the calling process's settings: per_host, and
 gate, two flags: its first character "1" while robots.txt gates a new host to one request at
@@ -111,7 +120,8 @@ local function rebuild(entry, depth, referrer, revisit)
   return string.sub(entry, 1, tab) .. cjson.encode(fields)
 end
 
--- Mark a URL handed out, at its smallest known depth; return the entry to hand out.
+-- Mark a URL handed out, at its smallest known depth; return the entry to hand out and
+-- that depth.
 local function hand_out(P, digest, entry)
   local key, field = seen_key(P, digest)
   local better = redis.call('HGET', P .. 'better', digest)
@@ -131,7 +141,7 @@ local function hand_out(P, digest, entry)
     depth = math.floor(known / 2)
   end
   redis.call('HSET', key, field, depth * 2 + 1)
-  return entry
+  return entry, depth
 end
 
 -- Queue the pending revisits of the smallest depth (the crawl has run dry).
@@ -161,6 +171,33 @@ local function queue_revisits(P, per_host, gate)
   for origin in pairs(touched) do
     reschedule(P, origin, per_host, gate)
   end
+end
+
+-- What the last round stored of a page (its memo as JSON), or "" if it is new.
+local function memo_of(P, digest, round)
+  local stored = redis.call('HGET', P .. 'pages', digest)
+  if not stored then
+    return ''
+  end
+  local tab = string.find(stored, '\t', 1, true)
+  if tonumber(string.sub(stored, 1, tab - 1)) < round then
+    return string.sub(stored, tab + 1)
+  end
+  return redis.call('HGET', P .. 'prev', digest) or ''
+end
+
+-- Store a page's memo for the next round, keeping the last round's while this one runs.
+local function remember(P, digest, memo)
+  local round = tonumber(redis.call('HGET', P .. 'meta', 'round')) or 1
+  local stored = redis.call('HGET', P .. 'pages', digest)
+  if stored then
+    local tab = string.find(stored, '\t', 1, true)
+    if tonumber(string.sub(stored, 1, tab - 1)) < round then
+      redis.call('HSET', P .. 'prev', digest, string.sub(stored, tab + 1))
+      redis.call('HINCRBY', P .. 'meta', 'reached', 1)
+    end
+  end
+  redis.call('HSET', P .. 'pages', digest, round .. '\t' .. memo)
 end
 
 local function counters(P)
@@ -306,23 +343,24 @@ redis.register_function('ts_seen', function(keys, args)
 end)
 
 -- Lease up to max_n requests from ready hosts. ARGV: per_host, gate, owner, max_n, lease_ms,
--- delay_ms, since (server ms of the caller's last lease answer), then per fetch of this
+-- delay_ms, since (server ms of the caller's last lease answer), max_depth (a request
+-- handed out at that depth is a cut: its links are not followed), then per fetch of this
 -- owner that has ended: digest, token, origin, latency ms (-1: it never ran), failed (0/1).
 -- Their host slots are freed first (the leases stay until their records are committed),
 -- and with autothrottle their latencies adapt the host's shared limit (even when the lease
 -- has ended meanwhile: a retried request is released before this call). Returns
--- {{token1, entry1, ...}, counters, ms until a host is ready (-1: none), ms until the next
+-- {{token1, entry1, memo1 ("": none), ...}, counters, ms until a host is ready (-1: none), ms until the next
 -- lease expires (-1: none), now, {origin, ms its pause still lasts, ...} for pauses set
--- since `since`}.
+-- since `since`, 1 once any request was handed out at max_depth}.
 redis.register_function('ts_lease', function(keys, args)
   local P = keys[1]
   local per_host, gate, owner = tonumber(args[1]), args[2], args[3]
   local max_n, lease_ms, delay_ms = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
-  local since = tonumber(args[7])
+  local since, max_depth = tonumber(args[7]), tonumber(args[8])
   local now = now_ms()
   local freed = {}
   local auto = string.sub(gate, 2, 2) == 'a'
-  for i = 8, #args, 5 do
+  for i = 9, #args, 5 do
     local digest, token, origin = args[i], args[i + 1], args[i + 2]
     local value = redis.call('HGET', P .. 'lease', digest)
     if value and string.sub(value, 1, #token + 1) == token .. '\t' then
@@ -360,6 +398,7 @@ redis.register_function('ts_lease', function(keys, args)
   end
   local out = {}
   local taken = 0
+  local round = tonumber(redis.call('HGET', P .. 'meta', 'round')) or 1
   local origins = redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', now, 'LIMIT', 0, max_n)
   for _, origin in ipairs(origins) do
     if taken >= max_n then
@@ -376,7 +415,11 @@ redis.register_function('ts_lease', function(keys, args)
         break
       end
       local digest = string.sub(entry, 1, string.find(entry, '\t', 1, true) - 1)
-      entry = hand_out(P, digest, entry)
+      local depth
+      entry, depth = hand_out(P, digest, entry)
+      if depth >= max_depth then
+        redis.call('HSET', P .. 'meta', 'cut', 1)
+      end
       local token = owner .. ':' .. redis.call('HINCRBY', P .. 'meta', 'tokens', 1)
       redis.call('HSET', P .. 'lease', digest, token .. '\t' .. origin .. '\t1\t' .. entry)
       redis.call('ZADD', P .. 'exp', now + lease_ms, digest)
@@ -384,6 +427,7 @@ redis.register_function('ts_lease', function(keys, args)
       taken = taken + 1
       out[#out + 1] = token
       out[#out + 1] = entry
+      out[#out + 1] = round > 1 and memo_of(P, digest, round) or ''
       if delay > 0 then
         redis.call('HSET', hk, 'next', now + delay)
         break
@@ -405,7 +449,8 @@ redis.register_function('ts_lease', function(keys, args)
   if lease[2] then
     expires = math.max(0, tonumber(lease[2]) - now)
   end
-  return { out, counters(P), wait, expires, now, paused }
+  local cut = redis.call('HGET', P .. 'meta', 'cut') or 0
+  return { out, counters(P), wait, expires, now, paused, cut }
 end)
 
 -- Extend this owner's leases. ARGV: owner, lease_ms, then digest, token pairs.
@@ -429,15 +474,17 @@ end)
 
 -- Complete leases, each with its record, refused for a stale or foreign token.
 -- ARGV: per_host, gate, writer, writer state ("" to keep), then per request: digest, token,
--- failed (0/1), record ("": none). Returns {{stream id or "" if refused, ...}, counters}.
+-- failed (0/1), record ("": none), memo ("": none; stored for the next round), the record's
+-- data.change ("": none). Returns {{stream id or "" if refused, ...}, counters}.
 redis.register_function('ts_done', function(keys, args)
   local P = keys[1]
   local per_host, gate, writer, wstate = tonumber(args[1]), args[2], args[3], args[4]
   local meta = P .. 'meta'
   local out = {}
   local touched = {}
-  for i = 5, #args, 4 do
+  for i = 5, #args, 6 do
     local digest, token, failed, record = args[i], args[i + 1], args[i + 2], args[i + 3]
+    local memo, change = args[i + 4], args[i + 5]
     local value = redis.call('HGET', P .. 'lease', digest)
     if value and string.sub(value, 1, #token + 1) == token .. '\t' then
       local origin = end_lease(P, digest, value)
@@ -445,6 +492,12 @@ redis.register_function('ts_done', function(keys, args)
       redis.call('HINCRBY', meta, 'done', 1)
       if failed == '1' then
         redis.call('HINCRBY', meta, 'errors', 1)
+      end
+      if memo ~= '' then
+        remember(P, digest, memo)
+      end
+      if change ~= '' then
+        redis.call('HINCRBY', meta, 'c:' .. change, 1)
       end
       if record ~= '' then
         out[#out + 1] = redis.call('XADD', P .. 'rec', '*', 'w', writer, 'r', record)
@@ -548,4 +601,72 @@ redis.register_function('ts_start', function(keys, args)
     end
   end
   return 0
+end)
+
+-- Start the next round of a finished crawl (--recrawl). ARGV: the round the caller found
+-- finished. If that round is still the current one and it has finished, everything of it
+-- goes (queue, seen-set, leases, records, output files' lengths, robots.txt texts, pauses)
+-- but the pages' memos and the settings; the seeds are added again by the callers. Returns
+-- {the current round, pages known from earlier rounds, started (1: by this call)}.
+redis.register_function('ts_round', function(keys, args)
+  local P = keys[1]
+  local meta = P .. 'meta'
+  local round = tonumber(redis.call('HGET', meta, 'round')) or 1
+  local c = redis.call('HMGET', meta, 'queued', 'leased', 'done')
+  local finished = (tonumber(c[1]) or 0) == 0 and (tonumber(c[2]) or 0) == 0
+    and (tonumber(c[3]) or 0) > 0
+  if round ~= tonumber(args[1]) or not finished then
+    return { round, tonumber(redis.call('HGET', meta, 'known')) or 0, 0 }
+  end
+  local batch = {}
+  for bucket = 0, 65535 do
+    batch[#batch + 1] = P .. 's:' .. string.format('%04x', bucket)
+    if #batch == 1024 then
+      redis.call('UNLINK', unpack(batch))
+      batch = {}
+    end
+  end
+  for _, name in ipairs({ 'better', 'rv', 'rvd', 'ready', 'lease', 'exp', 'rec', 'w', 'robots',
+                          'pz', 'prev' }) do
+    redis.call('UNLINK', P .. name)
+  end
+  local fields = { 'queued', 'leased', 'seen', 'done', 'errors', 'scheduled', 'refused', 'reaped',
+                   'reached', 'cut', 'c:new', 'c:changed', 'c:unchanged', 'c:gone' }
+  for _, field in ipairs(fields) do
+    redis.call('HSET', meta, field, 0)
+  end
+  local known = redis.call('HLEN', P .. 'pages')
+  redis.call('HSET', meta, 'round', round + 1, 'known', known)
+  return { round + 1, known, 1 }
+end)
+
+-- The round's counts: {round, pages known from earlier rounds, of which reached in this
+-- round, records by change: new, changed, unchanged, gone}.
+redis.register_function {
+  function_name = 'ts_round_counts',
+  flags = { 'no-writes' },
+  callback = function(keys, args)
+    local P = keys[1]
+    local v = redis.call('HMGET', P .. 'meta', 'round', 'known', 'reached', 'c:new', 'c:changed',
+                         'c:unchanged', 'c:gone')
+    local out = { tonumber(v[1]) or 1 }
+    for i = 2, #v do
+      out[i] = tonumber(v[i]) or 0
+    end
+    return out
+  end,
+}
+
+-- A process stops writing its output file. ARGV: writer, owner, writer state ("" to keep):
+-- the state is stored and the file's lock dropped if this owner holds it.
+redis.register_function('ts_writer_done', function(keys, args)
+  local P = keys[1]
+  local writer, owner, wstate = args[1], args[2], args[3]
+  if wstate ~= '' then
+    redis.call('HSET', P .. 'w', writer, wstate)
+  end
+  if redis.call('GET', P .. 'wl:' .. writer) == owner then
+    redis.call('DEL', P .. 'wl:' .. writer)
+  end
+  return 1
 end)

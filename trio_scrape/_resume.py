@@ -105,10 +105,20 @@ async def open_fleet(
         )
     )
     joined = frontier.joined
+    if joined.finished and config.recrawl:
+        began = await frontier.start_round()
+        logger.warning(
+            "recrawling the crawl %s (round %d%s): %d pages known, asked for only if they changed",
+            frontier.crawl_id,
+            frontier.round,
+            "" if began else ", begun by another process",
+            frontier.known,
+        )
+        return frontier
     if joined.finished:
         logger.warning(
-            "nothing to do: the crawl %s has finished (%d pages); "
-            "`trio-scrape export` writes its records",
+            "nothing to do: the crawl %s has finished (%d pages); add --recrawl to fetch "
+            "what changed (`trio-scrape export` writes its records)",
             frontier.crawl_id,
             joined.done,
         )
