@@ -3,10 +3,13 @@
 Starts a throwaway redis-server on 127.0.0.1 (no persistence), adds URLs to a Redis frontier
 in pages of 100 links (as a crawl would), and prints ``INFO memory``'s ``used_memory`` per
 URL: with every URL queued, then with every URL handed out and completed (no records: the
-seen-set and the per-host state alone), and ``MEMORY USAGE`` of one seen-set bucket.
+seen-set and the per-host state alone), and ``MEMORY USAGE`` of one seen-set bucket. Each
+completed page also stores its recrawl memo (``PageMemo``: status, ETag, Last-Modified,
+SHA-256 and ``--memo-links`` links of about 60 characters), as every crawl with a Redis
+frontier does; their share (the ``pages`` hash) is printed apart.
 
     python bench/redis_memory.py                 # 1,000,000 URLs on 1,000 hosts
-    python bench/redis_memory.py --urls 200000
+    python bench/redis_memory.py --urls 200000 --memo-links 0
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from trio_scrape import CrawlConfig
+from trio_scrape._page import PageMemo
 from trio_scrape._politeness import HostLimiter
 from trio_scrape._redis_frontier import open_redis_frontier
 
@@ -38,7 +42,7 @@ async def used_memory(client: object) -> int:
     return int(info["used_memory"])
 
 
-async def measure(url: str, urls: int, hosts: int) -> None:
+async def measure(url: str, urls: int, hosts: int, memo_links: int) -> None:
     config = CrawlConfig(per_host=10_000, robots=False, workers=64)
     limiter = HostLimiter(config)
     async with open_redis_frontier(url, config, settings={}, crawl_id="memory") as frontier:
@@ -66,6 +70,9 @@ async def measure(url: str, urls: int, hosts: int) -> None:
                 if request is None:
                     break
                 batch.append(request)
+                links = tuple(f"{request.url[:-5]}/link-{i}.html" for i in range(memo_links))
+                etag, modified = '"5f3a-1a2b3c4d"', "Sun, 29 Nov 2026 10:00:00 GMT"
+                frontier.remember(request, PageMemo(200, etag, modified, "ab" * 32, links))
                 if frontier.statistics().queued == 0:
                     break  # get() would wait for these leases to end
             if not batch:
@@ -75,13 +82,17 @@ async def measure(url: str, urls: int, hosts: int) -> None:
         took = time.perf_counter() - started
         after = await used_memory(client) - base
         print(f"{done:,} leased and completed in {took:.1f}s ({done / took:,.0f}/s)")
-        print(f"seen-set and host state after the crawl: {after / urls:.1f} bytes/URL")
+        memos = await client.memory_usage(frontier._prefix + "pages", samples=0) or 0
+        print(f"after the crawl: {after / urls:.1f} bytes/URL in all")
+        print(f"  recrawl memos with {memo_links} links each: {memos / urls:.1f} bytes/URL")
+        print(f"  seen-set and host state: {(after - memos) / urls:.1f} bytes/URL")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--urls", type=int, default=1_000_000)
     parser.add_argument("--hosts", type=int, default=1_000)
+    parser.add_argument("--memo-links", type=int, default=10)
     args = parser.parse_args()
     port = free_port()
     with tempfile.TemporaryDirectory() as directory:
@@ -98,7 +109,7 @@ def main() -> None:
                     break
                 except OSError:
                     time.sleep(0.05)
-            trio.run(measure, f"redis://127.0.0.1:{port}/0", args.urls, args.hosts)
+            trio.run(measure, f"redis://127.0.0.1:{port}/0", args.urls, args.hosts, args.memo_links)
         finally:
             server.terminate()
             server.wait()

@@ -205,6 +205,12 @@ async def test_a_finished_crawl_without_recrawl_says_how_to_recrawl(
     lines = recrawl.stderr.decode().splitlines()
     assert "recrawling" in lines[0] and "round 2" in lines[0]
     assert "recrawl: 0 changed, 50 unchanged, 0 new, 0 gone, 0 no longer linked" in lines[-1]
+    if store.kind == "redis":  # the fleet's counts for the round
+        status = await cli("status", *store.args()[:4], "--json")
+        report = json.loads(status.stdout)
+        assert (report["round"], report["done"], report["records"]) == (2, 50, 50)
+        counts = {"new": 0, "changed": 0, "unchanged": 50, "gone": 0, "unlinked": 0}
+        assert report["changes"] == counts
     alone = await cli("run", site.url("/p0"), "--recrawl")
     assert alone.returncode == 2 and b"--recrawl: needs --state" in alone.stderr
 

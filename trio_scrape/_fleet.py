@@ -57,13 +57,16 @@ async def status(url: str, crawl_id: str | None, *, as_json: bool) -> str:
         return json.dumps(report.to_json(), sort_keys=True)
     state = "finished" if report.queued == 0 and report.leased == 0 else "running"
     lines = [
-        f"crawl {report.crawl_id}: {state}",
+        f"crawl {report.crawl_id}: {state}"
+        + (f" (round {report.round})" if report.round > 1 else ""),
         f"  queued {report.queued}, leased {report.leased}, done {report.done} "
         f"({report.errors} with errors), seen {report.seen}, records {report.records}",
         f"  expired leases requeued {report.reaped}, late completions refused {report.refused}",
         f"  processes seen in the last minute: {len(report.processes)}",
     ]
     lines += [f"    {name} ({age:.1f}s ago)" for name, age in sorted(report.processes.items())]
+    if report.changes:
+        lines.append("  recrawl: " + ", ".join(f"{n} {k}" for k, n in report.changes.items()))
     if report.hosts:
         lines.append("  hosts (queued, in flight):")
         lines += [f"    {origin} {q} {n}" for origin, (q, n) in report.hosts.items()]

@@ -897,6 +897,10 @@ class FleetStatus:
     records: int
     hosts: Mapping[str, tuple[int, int]]  # origin -> (queued, in flight)
     processes: Mapping[str, float]  # process -> seconds since last seen
+    round: int = 1  # the recrawl round (1: the first crawl)
+    #: the round's records by data.change (new, changed, unchanged, gone) and, once it is
+    #: complete, pages of earlier rounds it did not reach ("unlinked")
+    changes: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -911,6 +915,8 @@ class FleetStatus:
             "records": self.records,
             "hosts": {o: {"queued": q, "in_flight": n} for o, (q, n) in self.hosts.items()},
             "processes": {p: round(age, 3) for p, age in self.processes.items()},
+            "round": self.round,
+            "changes": dict(self.changes),
         }
 
 
@@ -948,6 +954,28 @@ async def fleet_status(
     processes = {_text(p): max(0.0, (now - float(score)) / 1000) for p, score in procs}
     records = await client.xlen(prefix + "rec")
     queued, leased, done, errors, seen, refused, reaped = values
+    kinds = ["new", "changed", "unchanged", "gone"]
+    round_, known, reached, *counts = (
+        _int(v)
+        for v in await client.hmget(
+            prefix + "meta", ["round", "known", "reached", *(f"c:{k}" for k in kinds)]
+        )
+    )
+    changes = dict(zip(kinds, counts, strict=True)) if round_ > 1 else {}
+    if changes and queued == 0 and leased == 0:
+        changes["unlinked"] = max(0, known - reached)
     return FleetStatus(
-        crawl_id, queued, leased, done, errors, seen, refused, reaped, records, busiest, processes
+        crawl_id,
+        queued,
+        leased,
+        done,
+        errors,
+        seen,
+        refused,
+        reaped,
+        records,
+        busiest,
+        processes,
+        round_ or 1,
+        changes,
     )
