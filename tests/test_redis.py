@@ -217,6 +217,74 @@ async def test_three_processes_one_killed_and_restarted_one_killed_for_good(
     assert watched.most_per_path == 1  # no URL was ever requested twice at once
 
 
+async def test_a_recrawl_round_shared_by_three_processes_survives_sigkill(
+    watched: WatchedSite, redis_url: str, tmp_path: Path
+) -> None:
+    # A finished crawl, 30 pages changed, then a round of --recrawl by three processes: two
+    # are SIGKILLed half-way, one of them restarted with its command. The round's export
+    # holds every page once, and the pages redone after the kills are still compared with
+    # the last round (not with their own first fetch in this round).
+    pages = 1000
+    version = dict.fromkeys(range(pages), 1)
+
+    def page(path: str) -> Reply | None:
+        if not path.startswith("/p") or not path[2:].isdigit() or int(path[2:]) >= pages:
+            return None
+        i = int(path[2:])
+        children = [f"/p{j}" for j in range(4 * i + 1, min(4 * i + 5, pages))]
+        return Reply(body=html_page(f"Page {i} v{version[i]}", children))
+
+    watched.fallback = page
+    name = crawl_name()
+
+    def command(i: int) -> list[str]:
+        return [
+            *CLI, "run", watched.url("/p0"), "--depth", "100", "--no-robots", "-q", "--recrawl",
+            "--frontier", redis_url, "--crawl-id", name, "--lease", "4", "--workers", "4",
+            "-o", str(tmp_path / f"out{i}.jsonl"),
+        ]  # fmt: skip
+
+    with trio.fail_after(150):
+        first = await trio.run_process(command(0), capture_stderr=True, check=False)
+        assert first.returncode == 0, first.stderr
+        changed = {f"/p{i}" for i in range(7, pages, 50)}
+        for path in changed:
+            version[int(path[2:])] = 2
+        watched.log.clear()
+        processes = [
+            await trio.lowlevel.open_process(command(i), stderr=subprocess.DEVNULL)
+            for i in range(3)
+        ]
+        while len(watched.log) < pages // 2 and processes[2].poll() is None:
+            with trio.move_on_after(1):
+                await watched.hit_event.wait()
+        for process in processes[:2]:
+            process.kill()
+            await process.wait()
+        assert processes[2].poll() is None, "the round was too quick to be killed half-way"
+        restarted = await trio.run_process(command(0), capture_stderr=True, check=False)
+        await processes[2].wait()
+    assert restarted.returncode == 0 and b"joining the crawl" in restarted.stderr
+    assert processes[2].returncode == 0
+    exported = tmp_path / "round2.jsonl"
+    result = await cli("export", "--frontier", redis_url, "--crawl-id", name, "-o", str(exported))
+    assert result.returncode == 0, result.stderr
+    records = lines(exported)
+    counts = Counter(r["url"] for r in records)
+    assert sorted(counts) == sorted(watched.url(f"/p{i}") for i in range(pages))
+    assert max(counts.values()) == 1
+    assert {r["url"][len(watched.base) :] for r in records if r["data"]["change"] == "changed"} == (
+        changed
+    )
+    assert Counter(r["data"]["change"] for r in records)["unchanged"] == pages - len(changed)
+    status = json.loads(
+        (await cli("status", "--frontier", redis_url, "--crawl-id", name, "--json")).stdout
+    )
+    assert status["round"] == 2 and status["changes"]["unlinked"] == 0
+    assert status["changes"]["changed"] == len(changed) and status["changes"]["new"] == 0
+    assert watched.most_per_path == 1
+
+
 async def test_a_process_started_after_the_crawl_ended_exits_at_once(
     site: Site, redis_url: str, tmp_path: Path
 ) -> None:

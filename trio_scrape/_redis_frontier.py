@@ -74,6 +74,7 @@ _POLL_MAX = 0.25
 _POLL_MAX_QUEUED = 0.02
 _STATUS_MAX_HOSTS = 10_000  # hosts `status` looks at (their queues and slots)
 _CALL_TIMEOUT = 10.0  # seconds a Redis call may take before the frontier gives up
+_KNOWN_MAX = 100_000  # digests whose depth this process remembers (about 10 MB at most)
 
 
 def crawl_id_for(settings: Mapping[str, Any]) -> str:
@@ -180,6 +181,11 @@ class RedisFrontier:
         self.round = 1  #: the crawl's round (--recrawl starts the next one)
         self.known = 0  #: pages known from earlier rounds, when this round began
         self._memos: dict[str, bytes] = {}  # url -> its PageMemo (JSON), sent with its done
+        # Digests this process knows to be in the seen-set, with a depth they are known at
+        # (or nearer: depths only decrease): a link found again at that depth or deeper
+        # changes nothing, so it need not be asked about. Most of a page's links are ones
+        # the process has met already (menus, neighbours).
+        self._known: dict[str, int] = {}
 
     # ---------------------------------------------------------------------- Redis calls
 
@@ -233,6 +239,10 @@ class RedisFrontier:
             "0" if referrer is None else "1",
             "1" if revisit else "0",
         ]
+        known_here = self._known
+        if len(known_here) > _KNOWN_MAX:
+            known_here.clear()
+        items = [(url, d) for url, d in items if known_here.get(d, depth + 1) > depth]
         for start in range(0, len(items), _ADD_CHUNK):
             chunk = items[start : start + _ADD_CHUNK]
             if keep is not None or len(chunk) > 1:
@@ -242,11 +252,14 @@ class RedisFrontier:
                 # URL another process adds between the two calls is still added once (the
                 # add re-checks).
                 depths = await self._call("ts_depths", [d for _, d in chunk], shield=False)
-                chunk = [
-                    (url, digest)
-                    for (url, digest), known in zip(chunk, depths, strict=True)
-                    if (int(known) < 0 and (keep is None or keep(url))) or int(known) > depth
-                ]
+                wanted = []
+                for (url, digest), value in zip(chunk, depths, strict=True):
+                    known = int(value)
+                    if known >= 0:
+                        known_here[digest] = known
+                    if (known < 0 and (keep is None or keep(url))) or known > depth:
+                        wanted.append((url, digest))
+                chunk = wanted
             if not chunk:
                 continue
             args = list(head)
@@ -254,9 +267,12 @@ class RedisFrontier:
                 lastmod = lastmods.get(url) if lastmods else None
                 request = CrawlRequest(url, depth, referrer, 0, None, sitemap, lastmod)
                 args += [digest, origin_of(url), _encode_request(digest, request)]
-            count, _limited, counts = await self._call("ts_add", args, shield=True)
+            count, limited, counts = await self._call("ts_add", args, shield=True)
             self._note(counts)
             added += int(count)
+            if not int(limited):  # each is in the seen-set now, at this depth or nearer
+                for _, digest in chunk:
+                    known_here[digest] = min(depth, known_here.get(digest, depth))
         if added:
             self._wake()
         return added
@@ -401,6 +417,7 @@ class RedisFrontier:
             FrontierError: Redis failed.
         """
         round_, known, started = await self._call("ts_round", [str(self.round)], shield=True)
+        self._known.clear()  # the seen-set starts empty
         self.round, self.known = int(round_), int(known)
         counts = await self._client.hmget(
             self._prefix + "meta", ["queued", "leased", "seen", "done"]
