@@ -484,8 +484,11 @@ async def test_robots_txt_is_fetched_once_for_the_fleet(
 # ---------------------------------------------------------------------- Redis itself
 
 
-# coredis 6.9 leaves a connection's anyio memory streams unclosed when the server dies under
-# it (garbage-collected, with a ResourceWarning): only that warning is ignored, here.
+# coredis 6.9 makes three anyio memory-stream pairs in each connection's __init__ and closes
+# them only in run(), once its socket is connected: the attempt to reconnect to the dead
+# server leaves them to the garbage collector, which warns (ResourceWarning). No socket or
+# task is left behind (tests/test_redis.py's other Redis-down tests see none); only that
+# warning is ignored, here.
 @pytest.mark.filterwarnings(
     "ignore:Exception ignored in.*MemoryObject:pytest.PytestUnraisableExceptionWarning"
 )
