@@ -7,20 +7,25 @@ can do is
 
     bound = min(workers, hosts x per_host) / latency   pages per second
 
-Each scenario is sized to last about DURATION seconds at the bound. Every figure is taken from
-the server's log of each request (arrival, answer sent: what the hosts see):
+Each scenario is sized to last max(DURATION, LATENCIES x LATENCY) seconds at the bound (by
+default max(60 s, 100 latencies)): the ramp lasts a latency or two at each end (below), so a
+hundred latencies keep it to a few percent of the run. Every figure is taken from the server's
+log of each request (arrival, answer sent: what the hosts see):
 
 * run: from the first request's arrival to the last answer;
 * steady pages/s: answers per second over the middle 90% of them (by time sent);
 * ramp: the time, at the start and at the end, during which the requests in flight at the
-  server are below 90% of their steady-state mean (before the first time they reach it, after
-  the last time), as a share of the run. It cannot be under one latency at the start: the
-  seeds' links are known only once their answers are in;
+  server, averaged over each latency, are below 90% of their steady-state mean (before the
+  first latency that reaches it, after the last one), as a share of the run. It cannot be much
+  under one latency at each end: the seeds' links are known only once their answers are in,
+  and the last requests sent take a latency to be answered;
 * slot refill: per host, from an answer sent (a slot freed) to the arrival of the next request
   to that host; in the steady state, p50 and p99: the dispatcher's latency plus the network;
 * CPU: user + system of the crawl (all its processes) and of the server, as a share of one
-  core over the crawl's wall time, and the crawl's per page; the 1-minute load average of the
-  machine before and after (other work on it takes cores from both).
+  core over the crawl's wall time, and the crawl's per page; the server's lag (how much later
+  than LATENCY after a request's arrival its answer was sent: the server keeping up or not);
+  the 1-minute load average of the machine before and after (other work on it takes cores
+  from both).
 
     python bench/latency.py                 # 256 workers over 64 hosts, 1,024 over 250; 1, auto
     python bench/latency.py --scenarios 256:64:0.25 --processes 1
@@ -130,16 +135,29 @@ def mean_in_flight(log: list[Entry], start: float, end: float) -> float:
     return sum(max(0.0, min(e[3], end) - max(e[2], start)) for e in log) / (end - start)
 
 
-def ramp(curve: list[tuple[float, int]], level: float) -> tuple[float, float]:
-    """Seconds before the requests in flight first reach ``level``, and after they last are
-    at or above it."""
-    reached = [when for when, count in curve if count >= level]
+def in_flight_by_latency(curve: list[tuple[float, int]], width: float) -> list[float]:
+    """The mean of the requests in flight over each ``width`` seconds from the first request
+    (one latency: the answers of a crawl at its bound come in waves one latency apart)."""
+    means, area, edge = [], 0.0, curve[0][0] + width
+    for (t0, count), (t1, _) in itertools.pairwise(curve):
+        while t1 >= edge:
+            area += count * (edge - t0)
+            means.append(area / width)
+            area, t0, edge = 0.0, edge, edge + width
+        area += count * (t1 - t0)
+    means.append(area / width)  # the last, partial one
+    return means
+
+
+def ramp(curve: list[tuple[float, int]], level: float, width: float) -> tuple[float, float]:
+    """Seconds from the first request to the first ``width`` in which the mean requests in
+    flight reach ``level``, and from the end of the last such ``width`` to the last answer."""
+    means = in_flight_by_latency(curve, width)
+    reached = [i for i, mean in enumerate(means) if mean >= level]
+    span = curve[-1][0] - curve[0][0]
     if not reached:
-        return curve[-1][0] - curve[0][0], 0.0
-    # The curve holds its count until the next event: "last at the level" ends there.
-    last = next(i for i in range(len(curve) - 1, -1, -1) if curve[i][1] >= level)
-    down_from = curve[min(last + 1, len(curve) - 1)][0]
-    return reached[0] - curve[0][0], curve[-1][0] - down_from
+        return span, 0.0
+    return reached[0] * width, max(0.0, span - (reached[-1] + 1) * width)
 
 
 def slot_refills(log: list[Entry], per_host: int, start: float, end: float) -> list[float]:
@@ -167,7 +185,12 @@ def quantile(values: list[float], fraction: float) -> float:
 
 
 def scenario(
-    workers: int, hosts: int, latency: float, per_host: int, duration: float, processes: str
+    workers: int,
+    hosts: int,
+    latency: float,
+    per_host: int,
+    duration: float,
+    processes: str,
 ) -> str:
     pages = max(10, round(min(workers, hosts * per_host) / latency * duration / hosts))
     host_ids = list(range(2, 2 + hosts))
@@ -211,9 +234,10 @@ def scenario(
     tail = round(len(sent) * (1 - STEADY) / 2)
     start, end = sent[tail], sent[-1 - tail]
     steady = (len(sent) - 2 * tail - 1) / (end - start)
-    up, down = ramp(in_flight_curve(log), REACHED * mean_in_flight(log, start, end))
+    up, down = ramp(in_flight_curve(log), REACHED * mean_in_flight(log, start, end), latency)
     gaps = slot_refills(log, per_host, start, end)
     connections = len({e[1] for e in log})
+    lag = sorted(e[3] - e[2] - latency for e in log)  # the server's own delay past LATENCY
     return (
         f"| {workers} | {hosts} x {per_host}, {latency * 1000:.0f} ms | {processes} | "
         f"{bound:,.0f} | {len(records):,} ({ok:,} ok) | {run_length:.1f} | "
@@ -222,7 +246,9 @@ def scenario(
         f"{(up + down) / run_length:.1%} ({up:.1f} + {down:.1f} s) | "
         f"{quantile(gaps, 0.5) * 1000:.1f} / {quantile(gaps, 0.99) * 1000:.0f} | "
         f"{connections:,} | {cpu / wall:.0%} ({cpu / len(records) * 1000:.2f}) | "
-        f"{server_cpu / wall:.0%} | {rss:.0f} | {load_before:.1f} / {load_after:.1f} | {code} |"
+        f"{server_cpu / wall:.0%} ({quantile(lag, 0.5) * 1000:.1f} / "
+        f"{quantile(lag, 0.99) * 1000:.0f}) | {rss:.0f} | {load_before:.1f} / {load_after:.1f} | "
+        f"{code} |"
     )
 
 
@@ -235,6 +261,9 @@ def main() -> None:
     )
     parser.add_argument("--per-host", type=int, default=4)
     parser.add_argument("--duration", type=float, default=60, help="seconds at the bound")
+    parser.add_argument(
+        "--latencies", type=int, default=100, help="latencies at the bound, at least"
+    )
     parser.add_argument(
         "--processes", default="1,auto", help="trio-scrape's --processes, comma-separated"
     )
@@ -250,16 +279,19 @@ def main() -> None:
         Path(args.trace).write_text(json.dumps(log))
         return
     print(
-        f"--per-host {args.per_host}, each scenario sized for {args.duration:g} s at its bound, "
+        f"--per-host {args.per_host}, each scenario sized for max({args.duration:g} s, "
+        f"{args.latencies} latencies) at its bound, "
         f"{os.cpu_count()} CPUs; figures from the server's log: steady state = the middle "
         f"{STEADY:.0%} of the answers; ramp = time below {REACHED:.0%} of the steady requests "
         "in flight, at the start + at the end; slot refill = answer sent -> next request to "
-        "that host, steady state; CPU = share of one core over the crawl (ms per page)\n"
+        "that host, steady state; CPU = share of one core over the crawl (ms per page); server "
+        "lag = answer sent - arrival - latency\n"
     )
     print(
         "| workers | hosts x per-host, latency | processes | bound pages/s | pages | run s | "
         "pages/s over the run (of bound) | steady pages/s (of bound) | ramp share (up + down) "
-        "| slot refill ms p50 / p99 | connections | crawler CPU (ms/page) | server CPU | "
+        "| slot refill ms p50 / p99 | connections | crawler CPU (ms/page) | server CPU (lag ms "
+        "p50 / p99) | "
         "peak RSS MB | load before / after | exit |"
     )
     print(
@@ -270,7 +302,12 @@ def main() -> None:
         for spec in args.scenarios.split(","):
             workers, hosts, latency = spec.split(":")
             line = scenario(
-                int(workers), int(hosts), float(latency), args.per_host, args.duration, processes
+                int(workers),
+                int(hosts),
+                float(latency),
+                args.per_host,
+                max(args.duration, args.latencies * float(latency)),
+                processes,
             )
             print(line, flush=True)
 
