@@ -239,3 +239,34 @@ def test_every_outcome_field_crosses_the_wire() -> None:
     for field in dataclasses.fields(Outcome):
         if field.name != "page":
             assert getattr(back, field.name) == getattr(outcome, field.name), field.name
+
+
+@pytest.mark.parametrize("processes", ["auto", 2])
+async def test_auto_holds_each_worker_process_to_a_cpu_of_its_own(
+    site: Site, processes: int | str
+) -> None:
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        pytest.skip("needs 2 CPUs for 2 worker processes under auto")
+
+    async def slow(request: Request) -> Reply:
+        await trio.sleep(0.05)
+        i = int(request.path[1:] or 0)
+        return Reply(body=html_page(f"P{i}", [f"/{i + 1}"]))
+
+    site.fallback = None
+    for i in range(20):
+        site.add(f"/{i}", slow)
+    affinities: list[set[int]] = []
+    config = CrawlConfig(depth=1000, processes=processes, workers=2)  # type: ignore[arg-type]
+    with trio.fail_after(30):
+        async with trio_scrape.open_crawl([site.url("/0")], config) as pages:
+            async for page in pages:
+                if page.title == "P3":
+                    affinities = [os.sched_getaffinity(pid) for pid in worker_pids()]
+    assert len(affinities) == 2
+    if processes == "auto":  # one CPU each, different ones, from those allowed
+        assert all(len(a) == 1 and a <= cpus for a in affinities)
+        assert affinities[0] != affinities[1]
+    else:
+        assert affinities == [cpus, cpus]
