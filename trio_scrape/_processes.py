@@ -132,10 +132,15 @@ class ProcessPipeline:
         self._ids = itertools.count()
         self._restart_budget = RESTARTS_PER_PROCESS * config.process_count
         # With "auto" (one worker process per CPU), each is held to its own CPU: measured,
-        # 11% less CPU per page and a third more pages/s on 2 cores (a process moved between
-        # cores finds its caches cold); an explicit count is left to the scheduler.
+        # 6-11% less CPU per page on 2 cores (a process moved between cores finds its caches
+        # cold). An explicit count is left to the scheduler, and so is a rendering crawl
+        # (a browser started by a worker process would inherit its single CPU).
         self._cpus: list[int] = []
-        if config.processes == "auto" and hasattr(os, "sched_setaffinity"):
+        if (
+            config.processes == "auto"
+            and config.rendering == "off"
+            and hasattr(os, "sched_setaffinity")
+        ):
             cpus = sorted(os.sched_getaffinity(0))
             if config.process_count <= len(cpus):
                 self._cpus = cpus
