@@ -150,6 +150,45 @@ async def test_renewed_leases_do_not_expire(redis_url: str) -> None:
         assert held.refused == 0
 
 
+async def test_starts_to_a_paced_host_are_spaced_fleet_wide_with_jitter(redis_url: str) -> None:
+    # Two processes' workers start requests to one host, each some time after its lease:
+    # Redis lets each start go only once the previous one's delay, times its own jitter
+    # draw, has passed.
+    config = CrawlConfig(per_host=8, robots=False, delay=0.05, delay_jitter=0.5)
+    name = crawl_name()
+    admitted: list[tuple[float, int]] = []
+    async with (
+        open_redis_frontier(redis_url, config, settings={}, crawl_id=name) as one,
+        open_redis_frontier(redis_url, config, settings={}, crawl_id=name) as two,
+    ):
+        await one.add([f"http://x.test/{i}" for i in range(32)], depth=0, referrer=None)
+
+        async def worker(frontier: Any, who: int, index: int) -> None:
+            hosts = HostLimiter(config)
+            for k in range(8):
+                request = await frontier.get(hosts)
+                assert request is not None
+                # Leased, then waiting for a moment (as for a free worker): the lease's own
+                # pacing no longer spaces the starts, the start check must.
+                await trio.sleep(0.03 * ((7 * k + 3 * index) % 5))
+                await frontier.starting(request)
+                admitted.append((trio.current_time(), who))
+                await frontier.done([request])
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                for index, frontier in enumerate((one, two, one, two)):
+                    nursery.start_soon(worker, frontier, index % 2, index)
+    times = sorted(t for t, _ in admitted)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert len(times) == 32 and {who for _, who in admitted} == {0, 1}
+    # Each gap is at least delay x (1 - jitter) = 25 ms as Redis timed it; seen here, after
+    # the answer came back, a gap can look up to 10 ms shorter on a loaded machine (without
+    # the check, starts come a millisecond apart). The draws vary: the gaps are not all equal.
+    assert min(gaps) >= 0.015, sorted(gaps)[:3]
+    assert max(gaps) - min(gaps) > 0.005
+
+
 # ---------------------------------------------------------------------- whole crawls
 
 
