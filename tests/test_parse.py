@@ -65,3 +65,29 @@ def test_parse_html() -> None:
     assert parsed.hrefs == ["x", "/map"]
     assert parse_html("<p>no title", want_links=False).title is None
     assert parse_html("<a href=x>", want_links=False).hrefs == []
+
+
+def test_parse_html_keeps_document_order_and_first_elements() -> None:
+    # Links of several kinds come in document order, whichever way they are found; the
+    # first <title>, <base href> and canonical link win (a title inside <svg> comes first
+    # in the document, as in CSS matching).
+    page = (
+        "<html><head><link rel=stylesheet href=s.css><link rel='Canonical' href=' /c '>"
+        "<link rel=canonical href=/c2><meta content=x><meta name=ROBOTS content='NoFollow'>"
+        "<meta http-equiv=Refresh content='5; url=/next'><base><base href='/b/'></head>"
+        "<body><svg><title>in svg</title></svg><title>second</title>"
+        "<a href=1>1</a><iframe src=f></iframe><a href=2 rel=nofollow>2</a><area href=m>"
+        "<frame src=g><a href=3>3</a></body></html>"
+    )
+    parsed = parse_html(page, want_links=True)
+    assert parsed.title == "in svg"
+    assert parsed.base == "/b/"
+    assert parsed.canonical == "/c"
+    assert parsed.robots == {"nofollow"}
+    assert parsed.refresh == (5.0, "/next")
+    assert parsed.hrefs == ["1", "f", "2", "m", "3"]
+    assert parse_html(page, want_links=True, frames=False).hrefs == ["1", "2", "m", "3"]
+    no_frames = parse_html(page, want_links=True, frames=False, skip_rel_nofollow=True)
+    assert no_frames.hrefs == ["1", "m", "3"]
+    only_a = parse_html("<a href=1></a><p><a>x</a><a href=''></a><a href=2>", want_links=True)
+    assert only_a.hrefs == ["1", "2"]
