@@ -404,9 +404,12 @@ async def test_per_host_and_delay_hold_across_three_processes(
     assert site.most == 2  # never more than --per-host at once, whichever process sent them
     starts = sorted(r.at for r in site.log)
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    # Arrival times as the server stamps them, after reading and parsing each request on a
-    # shared machine: 5% of slack, as in test_politeness's delay test.
-    assert min(gaps) >= 0.05 * 0.95, sorted(gaps)[:5]
+    # Arrival times as the server stamps them. Redis spaces the starts exactly (see
+    # test_starts_to_a_paced_host_are_spaced_fleet_wide_with_jitter); a request then still has
+    # to get from its process to the server, and on a loaded 2-core machine one of them can
+    # lag the other by 10-20 ms (seen once in 7 runs with 5% of slack). Without fleet-wide
+    # spacing, three processes' starts come a few ms apart: 20% of slack still tells.
+    assert min(gaps) >= 0.05 * 0.8, sorted(gaps)[:5]
 
 
 @pytest.mark.parametrize("delay", ["0", "0.01"])
