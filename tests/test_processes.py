@@ -270,3 +270,24 @@ async def test_auto_holds_each_worker_process_to_a_cpu_of_its_own(
         assert affinities[0] != affinities[1]
     else:
         assert affinities == [cpus, cpus]
+
+
+async def test_the_writer_ends_quietly_when_the_outbox_closes_behind_a_job() -> None:
+    """A job handed straight to the waiting writer, then the outbox closed (the process was
+    found dead) before the writer runs: it writes the job and ends, raising nothing (it used
+    to raise EndOfChannel into the crawl)."""
+    from trio_scrape._processes import ProcessPipeline, _Worker
+
+    ours, theirs = socket.socketpair()
+    with theirs:
+        async with trio.open_nursery() as nursery:
+            pipeline = ProcessPipeline(
+                CrawlConfig(processes=2), nursery, seed_hosts=(), seed_origins=(), bodies=False
+            )
+            worker = _Worker(0, None, ours, 4)  # type: ignore[arg-type]  # no process here
+            nursery.start_soon(pipeline._write, worker)
+            await trio.testing.wait_all_tasks_blocked()  # the writer waits on the outbox
+            worker.outbox.send_nowait(b"job")  # handed to the waiting writer ...
+            worker.outbox.close()  # ... and closed before it runs
+        assert theirs.recv(16) == b"job"
+        worker.socket.close()

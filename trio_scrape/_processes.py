@@ -278,7 +278,9 @@ class ProcessPipeline:
                 while True:  # everything ready goes out in one write
                     try:
                         parts.append(outbox.receive_nowait())
-                    except trio.WouldBlock:
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        # EndOfChannel: _lost closed the outbox after handing us `data`
+                        # and before this task ran; the loop above ends next.
                         break
                 await send_all(worker.stream, b"".join(parts))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
