@@ -240,7 +240,9 @@ async def test_trickling_body_hits_the_page_deadline(site: Site, processes: int)
     pages, _ = await run_crawl([site.url("/trickle")], timeout=1.5, retries=0, processes=processes)
     page = pages[site.url("/trickle")]
     assert page.error is not None and page.error.kind == "timeout"
-    assert 1.4 < page.elapsed < 3 and trio.current_time() - start < 5
+    # The page's own clock stops at the deadline; the crawl's (which also starts worker
+    # processes, slow on a loaded machine) only has to end long before the 1,000 s trickle.
+    assert 1.4 < page.elapsed < 3 and trio.current_time() - start < 30
 
 
 @both
