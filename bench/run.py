@@ -9,7 +9,9 @@ peak RSS of all the crawler's processes together (sampled every 20 ms), pages fe
 against the site: each page once, with its title) and each crawler's speed relative to
 trio-scrape with ``--processes auto``. Peers whose packages are missing are skipped with a note.
 
-trio-scrape runs twice: with ``--processes auto`` and in one process. The Node peer (global
+trio-scrape runs three ways: with ``--processes auto`` (in one process on 2 CPUs or fewer), in
+one process, and with 2 worker processes (the worker-process path, whatever ``auto`` means
+here). The Node peer (global
 fetch + p-limit + regular expressions, bench/peers/node) needs ``node`` and ``npm``: its one
 dependency is installed once into a directory under the system's temp dir, never the repo.
 
@@ -108,6 +110,7 @@ def crawler_commands(
     return {
         "trio-scrape": ([*ours, "--processes", "auto"], importable("trio_scrape")),
         "trio-scrape (1 process)": ([*ours, "--processes", "1"], importable("trio_scrape")),
+        "trio-scrape (2 processes)": ([*ours, "--processes", "2"], importable("trio_scrape")),
         "node (fetch + p-limit + regex)": (
             ["node", node or "missing", start, "-c", str(c), "-o", out],
             lambda: node is not None,
@@ -261,8 +264,8 @@ def main() -> None:
     parser.add_argument(
         "--crawlers",
         default=(
-            "trio-scrape,trio-scrape (1 process),node (fetch + p-limit + regex),"
-            "aiohttp+selectolax,trio-httpx (naive),scrapy"
+            "trio-scrape,trio-scrape (1 process),trio-scrape (2 processes),"
+            "node (fetch + p-limit + regex),aiohttp+selectolax,trio-httpx (naive),scrapy"
         ),
     )
     parser.add_argument(

@@ -107,7 +107,8 @@ class CrawlConfig:
             in all processes together.
         processes: run the page pipeline (fetch, parse, selectors, hooks, link resolution) in
             this many worker processes, each with its own Trio loop; ``1`` (the default) runs
-            it in the crawler's process; ``"auto"``: one per CPU this process may use. The
+            it in the crawler's process; ``"auto"``: one per CPU this process may use (1 on
+            2 CPUs or fewer). The
             frontier, politeness, robots.txt, ``max_pages``, the sink and the state stay in
             the crawler's process. With more than one, ``extract`` and ``follow`` must be
             importable by module path (module-level functions).
@@ -291,9 +292,14 @@ class CrawlConfig:
     @property
     def process_count(self) -> int:
         """Worker processes to run: ``processes``, with ``"auto"`` resolved to the CPUs this
-        process may use (at most ``workers``: a process with no page to work on is wasted)."""
+        process may use (at most ``workers``: a process with no page to work on is wasted),
+        or to 1 (the crawler's own process) on 2 CPUs or fewer, where one process was faster
+        than worker processes in every measurement (README, Performance)."""
         if self.processes == "auto":
-            return max(1, min(usable_cpus(), self.workers, MAX_PROCESSES))
+            cpus = usable_cpus()
+            if cpus <= 2:
+                return 1
+            return max(1, min(cpus, self.workers, MAX_PROCESSES))
         return self.processes
 
     @property
