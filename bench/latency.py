@@ -27,7 +27,8 @@ log of each request (arrival, answer sent: what the hosts see):
   the 1-minute load average of the machine before and after (other work on it takes cores
   from both).
 
-    python bench/latency.py                 # 256 workers over 64 hosts, 1,024 over 250; 1, auto
+    python bench/latency.py                 # 256 workers over 64 hosts, 1,024 over 250; 1, 2
+    python bench/latency.py --processes auto  # auto is 1 process on 2 CPUs or fewer
     python bench/latency.py --scenarios 256:64:0.25 --processes 1
 """
 
@@ -265,7 +266,7 @@ def main() -> None:
         "--latencies", type=int, default=100, help="latencies at the bound, at least"
     )
     parser.add_argument(
-        "--processes", default="1,auto", help="trio-scrape's --processes, comma-separated"
+        "--processes", default="1,2", help="trio-scrape's --processes, comma-separated"
     )
     parser.add_argument("--hosts", type=int, default=49, help=argparse.SUPPRESS)
     parser.add_argument("--pages", type=int, default=40, help=argparse.SUPPRESS)
