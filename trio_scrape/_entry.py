@@ -8,10 +8,24 @@ line, as a Ctrl-C during the crawl gives, instead of a traceback.
 
 from __future__ import annotations
 
+# SIGINT is held back from the first line: what this module imports takes milliseconds (more
+# on a loaded machine), and a Ctrl-C in them would end the process with a traceback. The C
+# module costs nothing to import; main() lifts the mask once the CLI is imported.
+try:
+    import _signal  # type: ignore[import-not-found]  # the C module behind signal; no stub
+
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGINT})
+    _BLOCKED_AT_IMPORT = True
+except (ImportError, AttributeError, OSError):  # no POSIX signal masks (Windows)
+    _BLOCKED_AT_IMPORT = False
+
 import os
 import signal
 import sys
-from typing import NoReturn
+
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds (see __init__)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def main() -> None:
@@ -20,7 +34,7 @@ def main() -> None:
     # extension module's initialisation or the import machinery could end the process by the
     # signal (exit -2) instead of reaching the handler below. One that came meanwhile is
     # delivered when the mask is lifted, inside the try.
-    blocked = _block_sigint()
+    blocked = _BLOCKED_AT_IMPORT or _block_sigint()
     try:
         from ._cli import main as cli_main
 
