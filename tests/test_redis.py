@@ -91,6 +91,21 @@ async def committed(redis_url: str, crawl_id: str) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- leases
 
 
+async def run_three(command: list[str], tmp_path: Path) -> list[list[dict[str, Any]]]:
+    """Run the CLI ``command`` as three processes at once, each writing its own
+    ``out{i}.jsonl`` in ``tmp_path``; check each exits 0 and return what each wrote."""
+    results: list[Any] = []
+
+    async def one(i: int) -> None:
+        results.append(await cli(*command, "-o", str(tmp_path / f"out{i}.jsonl")))
+
+    async with trio.open_nursery() as processes:
+        for i in range(3):
+            processes.start_soon(one, i)
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    return [lines(tmp_path / f"out{i}.jsonl") for i in range(3)]
+
+
 async def test_a_late_completion_from_an_expired_lease_is_refused(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -388,16 +403,7 @@ async def test_per_host_and_delay_hold_across_three_processes(
         "run", site.url("/p0"), "--depth", "10", "--no-robots", "-q", "--frontier", redis_url,
         "--crawl-id", name, "--per-host", "2", "--delay", "0.05",
     ]  # fmt: skip
-    results: list[Any] = []
-
-    async def one(i: int) -> None:
-        results.append(await cli(*command, "-o", str(tmp_path / f"out{i}.jsonl")))
-
-    async with trio.open_nursery() as processes:
-        for i in range(3):
-            processes.start_soon(one, i)
-    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
-    written = [lines(tmp_path / f"out{i}.jsonl") for i in range(3)]
+    written = await run_three(command, tmp_path)
     assert sorted(r["url"] for w in written for r in w) == sorted(
         site.url(f"/p{i}") for i in range(40)
     )
@@ -438,16 +444,7 @@ async def test_a_retry_after_pause_holds_for_every_process(
         "run", site.url("/p0"), "--depth", "10", "--no-robots", "-q", "--frontier", redis_url,
         "--crawl-id", crawl_name(), "--per-host", "3", "--workers", "4", "--delay", delay,
     ]  # fmt: skip
-    results: list[Any] = []
-
-    async def one(i: int) -> None:
-        results.append(await cli(*command, "-o", str(tmp_path / f"out{i}.jsonl")))
-
-    async with trio.open_nursery() as processes:
-        for i in range(3):
-            processes.start_soon(one, i)
-    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
-    records = [r for i in range(3) for r in lines(tmp_path / f"out{i}.jsonl")]
+    records = [r for w in await run_three(command, tmp_path) for r in w]
     assert sorted(r["url"] for r in records) == sorted(site.url(f"/p{i}") for i in range(80))
     assert [r["status"] for r in records if r["url"].endswith("/p3")] == [200]
     (start,) = refused
@@ -483,16 +480,7 @@ async def test_autothrottle_adapts_one_limit_for_the_fleet(
         "run", site.url("/p0"), "--depth", "10", "--no-robots", "-q", "--frontier", redis_url,
         "--crawl-id", name, "--per-host", "8", "--workers", "4", "--autothrottle",
     ]  # fmt: skip
-    results: list[Any] = []
-
-    async def one(i: int) -> None:
-        results.append(await cli(*command, "-o", str(tmp_path / f"out{i}.jsonl")))
-
-    async with trio.open_nursery() as processes:
-        for i in range(3):
-            processes.start_soon(one, i)
-    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
-    records = [r for i in range(3) for r in lines(tmp_path / f"out{i}.jsonl")]
+    records = [r for w in await run_three(command, tmp_path) for r in w]
     assert sorted(r["url"] for r in records) == sorted(site.url(f"/p{i}") for i in range(60))
     # Each process adapting alone would let the fleet reach 3 x its own limit (and Redis
     # alone would allow --per-host 8): one shared limit keeps the server's load low.
