@@ -31,8 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import sitegen  # noqa: E402
-from run import PORT, start_server  # noqa: E402
+from run import PORT, prepare_site, start_server  # noqa: E402
 
 CLI = [sys.executable, "-m", "trio_scrape"]
 
@@ -119,12 +118,8 @@ def main() -> None:
         "--site", type=Path, default=Path(tempfile.gettempdir()) / "trio-scrape-bench"
     )
     args = parser.parse_args()
-    paths = args.site / "paths.txt"
-    if not paths.exists() or len(paths.read_text().split()) != args.pages:
-        shutil.rmtree(args.site, ignore_errors=True)
-        sitegen.generate(args.site, args.pages)
+    expected = prepare_site(args.site, args.pages, PORT)
     base = f"http://127.0.0.1:{PORT}"
-    expected = {base + p for p in paths.read_text().split()}
     workdir = Path(tempfile.mkdtemp(prefix="trio-scrape-fleet-"))
     server = start_server(args.site / "www", workdir)
     port = free_port()

@@ -255,6 +255,16 @@ def verify(out: str, expected: set[str]) -> str:
     )
 
 
+def prepare_site(site: Path, pages: int, port: int) -> set[str]:
+    """Generate the benchmark site of ``pages`` pages in ``site`` (unless it is there
+    already) and return the URLs of its pages as served on 127.0.0.1:``port``."""
+    paths = site / "paths.txt"
+    if not paths.exists() or len(paths.read_text().split()) != pages:
+        shutil.rmtree(site, ignore_errors=True)
+        sitegen.generate(site, pages)
+    return {f"http://127.0.0.1:{port}{path}" for path in paths.read_text().split()}
+
+
 def main() -> None:
     global PORT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -275,12 +285,8 @@ def main() -> None:
     args = parser.parse_args()
     PORT = args.port
 
-    paths = args.site / "paths.txt"
-    if not paths.exists() or len(paths.read_text().split()) != args.pages:
-        shutil.rmtree(args.site, ignore_errors=True)
-        sitegen.generate(args.site, args.pages)
+    expected = prepare_site(args.site, args.pages, PORT)
     base = f"http://127.0.0.1:{PORT}"
-    expected = {base + p for p in paths.read_text().split()}
     workdir = Path(tempfile.mkdtemp(prefix="trio-scrape-bench-"))
     server = start_server(args.site / "www", workdir)
     results: dict[str, list[tuple[float, float, float, int]]] = {}

@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import socket
 import ssl
+import subprocess
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import trio
+import trio.lowlevel
 
 __all__ = ["Reply", "Request", "Site", "html_page"]
 
@@ -172,6 +174,19 @@ class Site:
 
     def paths(self) -> list[str]:
         return [r.path for r in self.log]
+
+    async def kill_at(self, command: Sequence[str], requests: int) -> bool:
+        """Run ``command`` and SIGKILL it once this site has logged ``requests`` requests;
+        return whether it was killed (False: it ended by itself first)."""
+        process = await trio.lowlevel.open_process(list(command), stderr=subprocess.DEVNULL)
+        while len(self.log) < requests and process.poll() is None:
+            with trio.move_on_after(1):  # also notice a process that ended by itself
+                await self.hit_event.wait()
+        killed = process.poll() is None
+        if killed:
+            process.kill()
+        await process.wait()
+        return killed
 
 
 async def reset_connection(request: Request) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -243,14 +242,7 @@ async def test_sigkill_during_a_recrawl_round_then_the_same_command(
         kills = 0
         for target in (600, 1400):
             site.log.clear()
-            process = await trio.lowlevel.open_process(command, stderr=subprocess.DEVNULL)
-            while len(site.log) < target and process.poll() is None:
-                with trio.move_on_after(1):  # also notice a process that ended by itself
-                    await site.hit_event.wait()
-            if process.poll() is None:
-                process.kill()
-                kills += 1
-            await process.wait()
+            kills += await site.kill_at(command, target)
         result = await trio.run_process(command, capture_stderr=True, check=False)
     assert kills == 2, "the round was too quick to be killed: make the site bigger"
     assert result.returncode == 0, result.stderr

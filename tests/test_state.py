@@ -462,15 +462,7 @@ async def test_sigkill_at_random_moments_loses_nothing_and_writes_nothing_twice(
             # of work (~300 pages at full speed, more just after a resume). A page is fetched
             # a third time only if the next kill lands before its redo is committed, so the
             # kills here are further apart than that: 800-1,600 requests (0.3-0.6 s).
-            target = len(site.log) + rng.randint(800, 1600)
-            process = await trio.lowlevel.open_process(command, stderr=subprocess.DEVNULL)
-            while len(site.log) < target and process.poll() is None:
-                with trio.move_on_after(1):  # also notice a process that ended by itself
-                    await site.hit_event.wait()
-            if process.poll() is None:
-                process.kill()
-                kills += 1
-            await process.wait()
+            kills += await site.kill_at(command, len(site.log) + rng.randint(800, 1600))
         result = await trio.run_process(command, capture_stderr=True, check=False)
     assert kills >= 3, "the crawl was too quick to be killed: make the site bigger"
     assert result.returncode == 0, result.stderr
