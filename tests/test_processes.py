@@ -3,6 +3,7 @@ process, hooks by module path, a worker process killed mid-crawl, none left behi
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import os
@@ -295,3 +296,66 @@ async def test_the_writer_ends_quietly_when_the_outbox_closes_behind_a_job() -> 
             worker.outbox.close()  # ... and closed before it runs
         assert theirs.recv(16) == b"job"
         worker.socket.close()
+
+
+def test_the_router_gives_hosts_even_homes_and_sends_past_a_busy_one() -> None:
+    from trio_scrape._processes import HostRouter
+
+    router = HostRouter(3, max_hosts=4)
+    numbers = [0, 1, 2]
+    # New hosts go to the process home to the fewest (ties: the lowest number) and stay.
+    assert [router.choose(h, numbers, [0, 0, 0]) for h in "abcd"] == [0, 1, 2, 0]
+    assert [router.home(h) for h in "abcd"] == [0, 1, 2, 0]
+    assert router.choose("b", numbers, [5, 0, 0]) == 1  # a busier process elsewhere: no matter
+    # Busy: at ceil(1.25 x (in flight + 1) / processes); then the least busy instead.
+    assert router.choose("a", numbers, [3, 3, 3]) == 0  # cap ceil(12.5 / 3) = 5
+    assert router.choose("a", numbers, [5, 4, 3]) == 0  # cap ceil(16.25 / 3) = 6 > 5
+    assert router.choose("a", numbers, [6, 4, 3]) == 2  # cap ceil(17.5 / 3) = 6: busy
+    assert router.choose("b", [0, 2], [0, 0]) == 0  # its home is not ready: the least busy
+    # The homes of the hosts used last are kept; one forgotten gets a home anew, evenly.
+    assert router.home("e") == 1  # a fifth host; "c" (process 2), used longest ago, goes
+    assert router._hosted == [2, 2, 0] and "c" not in router._homes
+    assert router.home("c") == 2  # a home anew, where there are fewest; "d" (0) goes
+    assert router._hosted == [1, 2, 1] and list(router._homes) == ["a", "b", "e", "c"]
+
+
+async def test_each_host_is_fetched_by_its_own_worker_process(nursery: trio.Nursery) -> None:
+    """With worker processes, a host's pages go to its home process, so it sees the
+    connections of one process (here one, at one request in flight), not of all of them;
+    and the hosts are spread over the processes."""
+    sites: list[Site] = [await nursery.start(Site().serve) for _ in range(4)]
+    for site in sites:
+        paths = [f"/p{i}" for i in range(12)]
+        site.add("/", Reply(body=html_page("Home", paths)))
+        for path in paths:
+            site.add(path, Reply(body=html_page(path, ["/"], body=f"<h1>{path}</h1>")))
+    pages, stats = await crawl(
+        [site.url("/") for site in sites],
+        depth=1,
+        processes=2,
+        per_host=1,
+        extract=extract_heading,
+    )
+    assert len(pages) == 4 * 13 and stats.processes == 2
+    pids = [{p.data["pid"] for u, p in pages.items() if u.startswith(s.base + "/")} for s in sites]
+    assert all(len(found) == 1 for found in pids), pids
+    assert sorted(collections.Counter(found.pop() for found in pids).values()) == [2, 2]
+    assert [len({id(r.stream) for r in site.log}) for site in sites] == [1, 1, 1, 1]
+
+
+async def test_a_busy_home_sends_a_hosts_pages_to_another_worker_process(site: Site) -> None:
+    """One host with many pages at once keeps every worker process busy (its home takes a
+    quarter over the even share, the rest goes elsewhere)."""
+
+    async def page(request: Request) -> Reply:
+        await trio.sleep(0.02)  # the server's latency: the attempts overlap
+        return Reply(body=html_page(request.path, body=f"<h1>{request.path}</h1>"))
+
+    site.add("/", Reply(body=html_page("Home", [f"/p{i}" for i in range(24)])))
+    for i in range(24):
+        site.add(f"/p{i}", page)
+    pages, _ = await crawl(
+        [site.url("/")], depth=1, processes=2, per_host=8, extract=extract_heading
+    )
+    assert len(pages) == 25
+    assert len({p.data["pid"] for p in pages.values()} - {os.getpid()}) == 2

@@ -2,11 +2,12 @@
 
 :class:`ProcessPipeline` is a :class:`~trio_scrape._pipeline.Pipeline` like the in-process
 :class:`~trio_scrape._pipeline.PagePipeline`, so the crawler's worker tasks do not know which
-one they use. Each attempt goes, as a job, to the worker process with the fewest attempts in
-flight (``_child.py``: its own Trio loop and pool of worker tasks running a ``PagePipeline``);
-the crawler's worker task waits for the outcome, then applies it to the crawl's shared state
-exactly as in one process. So the frontier, politeness, robots.txt, ``max_pages``, the sink
-and the state stay in the crawler's process, and nothing else changes for them.
+one they use. Each attempt goes, as a job, to its host's worker process (``_child.py``: its
+own Trio loop and pool of worker tasks running a ``PagePipeline``; :class:`HostRouter` says
+which); the crawler's worker task waits for the outcome, then applies it to the crawl's
+shared state exactly as in one process. So the frontier, politeness, robots.txt,
+``max_pages``, the sink and the state stay in the crawler's process, and nothing else
+changes for them.
 
 Back-pressure: the crawler's worker tasks bound the attempts in flight (``workers``); each
 process's outbox is a memory channel of ``workers`` frames, its socket's buffer is the
@@ -22,6 +23,7 @@ with :class:`~trio_scrape.WorkerError`.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import itertools
@@ -32,7 +34,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import outcome as result
@@ -42,9 +44,10 @@ from ._config import HOOKS, CrawlConfig, hook_reference
 from ._exceptions import WorkerError
 from ._page import CrawlRequest
 from ._pipeline import AttemptLost, Outcome
+from ._politeness import origin_of
 from ._wire import CANCEL, READY, FrameReader, decode_outcome, encode_job, frame, send_all
 
-__all__ = ["ProcessPipeline", "open_process_pipeline"]
+__all__ = ["HostRouter", "ProcessPipeline", "open_process_pipeline"]
 
 logger = logging.getLogger("trio_scrape")
 
@@ -75,6 +78,62 @@ class _Slot:
             trio.lowlevel.reschedule(self.task, value)
         else:
             self.result = value
+
+
+class HostRouter:
+    """Which worker process an attempt goes to: its host's own (its *home*), unless that one
+    is busy.
+
+    Each worker process keeps its own keep-alive connections. Sent to whichever process was
+    least busy, a host's requests spread over all of them, and each opened connections of
+    its own to it (bench/latency.py, 1,024 workers over 250 hosts x 4: 2,723 connections for
+    1,000 host slots). So a host (an origin) gets a home the first time it is seen: the
+    process that is home to the fewest hosts (ties: the lowest number), which spreads hosts
+    evenly whatever their names.
+
+    *Busy* is bounded-load consistent hashing's rule (Mirrokni, Thorup and Zadimoghaddam,
+    "Consistent Hashing with Bounded Loads", 2018): an attempt goes home unless the home
+    already runs ``ceil(1.25 x (attempts in flight + 1) / processes)`` attempts, a quarter
+    over the even share; then it goes to the least busy process. Many hosts stay at home
+    (their loads even out), while one host with many pages (the 10,000-page benchmark site
+    is one host) still keeps every process busy.
+
+    Homes are kept for the ``max_hosts`` origins used last; a host forgotten gets a home
+    anew when it comes back.
+    """
+
+    def __init__(self, processes: int, *, max_hosts: int = 10_000) -> None:
+        self._homes: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._hosted = [0] * processes  # homes given to each process (by number)
+        self._max_hosts = max_hosts
+
+    def home(self, origin: str) -> int:
+        """The number of ``origin``'s home process (given now if it has none)."""
+        homes = self._homes
+        number = homes.get(origin)
+        if number is not None:
+            homes.move_to_end(origin)
+            return number
+        hosted = self._hosted
+        number = hosted.index(min(hosted))
+        hosted[number] += 1
+        homes[origin] = number
+        if len(homes) > self._max_hosts:
+            _, forgotten = homes.popitem(last=False)
+            hosted[forgotten] -= 1
+        return number
+
+    def choose(self, origin: str, numbers: Sequence[int], loads: Sequence[int]) -> int:
+        """The index, in ``numbers`` (the ready processes) and ``loads`` (their attempts in
+        flight), of the process to run an attempt at a page of ``origin``."""
+        home = self.home(origin)
+        cap = -(-5 * (sum(loads) + 1) // (4 * len(loads)))  # ceil(1.25 x (total + 1) / n)
+        for index, number in enumerate(numbers):
+            if number == home:
+                if loads[index] < cap:
+                    return index
+                break  # busy (or, if absent, restarting): the least busy instead
+        return loads.index(min(loads))
 
 
 class _Worker:
@@ -129,6 +188,7 @@ class ProcessPipeline:
             "bodies": bodies,
         }
         self._workers: list[_Worker] = []
+        self._router = HostRouter(config.process_count)
         self._ids = itertools.count()
         self._restart_budget = RESTARTS_PER_PROCESS * config.process_count
         # With "auto" (one worker process per CPU), each is held to its own CPU: measured,
@@ -157,15 +217,16 @@ class ProcessPipeline:
     # ------------------------------------------------------------------------- attempts
 
     async def attempt(self, request: CrawlRequest, *, paced: bool = False) -> Outcome:
-        """One attempt at ``request`` in the least busy worker process; with ``paced``,
-        the process starts it :data:`PACED_LATENCY` after this call, not sooner.
+        """One attempt at ``request`` in its host's worker process (:class:`HostRouter`);
+        with ``paced``, the process starts it :data:`PACED_LATENCY` after this call, not
+        sooner.
 
         Raises:
             AttemptLost: the process died before it answered.
             WorkerError: worker processes died more often than they may be replaced.
         """
         send_at = time.monotonic() + PACED_LATENCY if paced else 0.0
-        worker = await self._choose()
+        worker = await self._choose(origin_of(request.url))
         job_id = next(self._ids)
         first_try = request.first_try
         waited = 0.0 if first_try is None else trio.current_time() - first_try
@@ -194,17 +255,20 @@ class ProcessPipeline:
         value: Outcome = await trio.lowlevel.wait_task_rescheduled(abort)
         return value
 
-    async def _choose(self) -> _Worker:
-        """The ready worker process with the fewest attempts in flight. Jobs wait for a
-        process that is ready, not in one that is still starting: a host's delay is counted
-        from dispatch, and a job held up in a starting process would reach the server late
-        and shorten the next gap as the server sees it."""
+    async def _choose(self, origin: str) -> _Worker:
+        """The ready worker process to run an attempt at ``origin`` (:class:`HostRouter`).
+        Jobs wait for a process that is ready, not in one that is still starting: a host's
+        delay is counted from dispatch, and a job held up in a starting process would reach
+        the server late and shorten the next gap as the server sees it."""
         while True:
             if self._broken is not None:
                 raise self._broken
             ready = [w for w in self._workers if w.ready]
+            if len(ready) > 1:
+                loads = [len(w.pending) for w in ready]
+                return ready[self._router.choose(origin, [w.number for w in ready], loads)]
             if ready:
-                return min(ready, key=lambda w: len(w.pending))
+                return ready[0]
             await self._changed.wait()  # one is starting (or restarting)
 
     async def wait_ready(self) -> None:
