@@ -172,7 +172,7 @@ class PagePipeline:
                     self._unchanged(page, request, memo, response, outcome)
                 else:
                     page = self._new_page(request, response)
-                    await self._process(page, request, outcome)
+                    await self._process(page, request, outcome, response.fields)
                     if (config.state or config.frontier) is not None and not request.sitemap:
                         self._remember(page, request, response, outcome)
 
@@ -252,9 +252,11 @@ class PagePipeline:
             page.error = PageError("http_status", f"HTTP {status} {reason}".rstrip())
         return page
 
-    async def _process(self, page: Page, request: CrawlRequest, outcome: Outcome) -> None:
+    async def _process(
+        self, page: Page, request: CrawlRequest, outcome: Outcome, fields: Mapping[str, str]
+    ) -> None:
         """Parse the page and run the hooks; put the links to follow (or a
-        sitemap's entries) in ``outcome``."""
+        sitemap's entries) in ``outcome``. ``fields``: the response's headers by name."""
         config = self._config
         if request.sitemap:
             if page.ok:
@@ -264,7 +266,8 @@ class PagePipeline:
         base = page.final_url or page.url  # the document's base URL; <base href> below
         html = is_html(page.content_type, page.content)
         robots: set[str] = set()
-        if page.headers is not None and "x-robots-tag" in page.headers:
+        # Asked of the dict: `in` on httpx.Headers first decodes every header (~2 us a page).
+        if "x-robots-tag" in fields and page.headers is not None:
             robots = x_robots_directives(page.headers.get_list("x-robots-tag"))
         if html or _is_textual(page.content_type):
             page.text, page.encoding = decode_body(page.content, page.content_type)
