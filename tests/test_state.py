@@ -12,16 +12,20 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from xxhash import xxh3_64_intdigest
 
 from trio_scrape import CrawlConfig, Crawler, StateError, open_file_sink
-from trio_scrape._frontier import url_digest
+from trio_scrape._digests import DigestSet
+from trio_scrape._page import PageMemo
 from trio_scrape._politeness import HostLimiter
-from trio_scrape._state import SqliteFrontier, _DigestSet, open_sqlite_frontier
+from trio_scrape._state import SqliteFrontier, open_sqlite_frontier
+from trio_scrape._urls import url_key
 
 from .site import Reply, Request, Site, html_page
 from .test_cli import CLI, cli
@@ -250,7 +254,7 @@ async def test_commits_happen_while_the_crawl_runs(
             lambda: frontier._db.execute(
                 "SELECT state FROM marks JOIN links ON marks.seq = links.seq"
                 " WHERE links.digests = ?",
-                (url_digest(request.url).to_bytes(8, "little", signed=True),),
+                (frontier._seen_digests.digest(request.url).to_bytes(8, "little"),),
             ).fetchone(),
             limiter=frontier._thread,
         )
@@ -286,12 +290,12 @@ async def test_depths_and_pending_revisits_survive_reopening(tmp_path: Path) -> 
         assert frontier.resume.finished
 
 
-@pytest.mark.parametrize("schema", ["2", "3", "4"])
+@pytest.mark.parametrize("schema", ["2", "3", "4", "5"])
 async def test_a_state_of_an_older_schema_is_refused(tmp_path: Path, schema: str) -> None:
     """Schemas 2 and 3 stored w3lib-canonical URLs (3 added revisits); schema 4 stores browser
     URLs keyed by their canonical key (#11), one row per URL; 5 one row per page's new links
-    (#18): an older state would be misread, so it is refused (tests/test_urls.py checks the
-    CLI's one line)."""
+    (#18), with BLAKE2b digests; 6 seeded XXH3 digests: an older state would be misread, so it
+    is refused (tests/test_urls.py checks the CLI's one line)."""
     path = tmp_path / "state.db"
     async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
         await frontier.add(urls("/a"), depth=1, referrer=None)
@@ -299,41 +303,111 @@ async def test_a_state_of_an_older_schema_is_refused(tmp_path: Path, schema: str
     db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (schema,))
     db.commit()
     db.close()
-    with pytest.raises(StateError, match=f"state schema {schema}, this version uses 5"):
+    with pytest.raises(StateError, match=f"state schema {schema}, this version uses 6"):
         async with open_sqlite_frontier(path, settings=SETTINGS):
             pass
 
 
-def test_digest_set_matches_a_dict_across_growth() -> None:
+def add_as_a_dict_does(
+    reference: dict[int, tuple[int, int]],
+    digest_of: Callable[[str], int],
+    urls: list[str],
+    keep: Callable[[str], bool] | None,
+    first: int,
+    value: int,
+) -> tuple[list[str], list[int], list[tuple[str, int, int]]]:
+    """What DigestSet.add_unseen must do, written with a dict of digest -> (seq, value)."""
+    new: list[str] = []
+    digests: list[int] = []
+    shorter: list[tuple[str, int, int]] = []
+    for url in urls:
+        digest = digest_of(url)
+        known = reference.get(digest)
+        if known is None:
+            if keep is not None and not keep(url):
+                continue
+            reference[digest] = (first + len(new), value)
+            new.append(url)
+            digests.append(digest)
+        elif known[1] >> 1 > value >> 1:
+            shorter.append((url, digest, known[1]))
+    return new, digests, shorter
+
+
+def test_digest_set_adds_as_a_dict_does_across_growth() -> None:
+    """Random batches of links (repeats within a batch and across batches, escapes and
+    queries), a keep() that refuses some, depths up and down (some beyond 24 bits): each
+    add_unseen answers as a dict would, and asks keep() the same questions in order."""
     rng = random.Random(7)
-    digests = _DigestSet()
-    reference: dict[int, tuple[int, int]] = {}  # digest -> (seq, depth value)
+    seen = DigestSet(rng.getrandbits(64))
+    reference: dict[int, tuple[int, int]] = {}
+    asked: list[str] = []
+    expected_asked: list[str] = []
     seq = 1
-    for start in range(0, 40_000, 1000):  # links to 1,500 pages, a third of them seen before
-        links = [f"http://x.test/{i}" for i in range(start - 500, start + 1000)]
-        new, new_digests, shorter = digests.add_unseen(links, None, seq, 6)
-        assert new == links[500:] if start else links
-        assert list(new_digests) == [url_digest(url) for url in new]
-        assert shorter == []  # seen at the same depth
-        reference.update((d, (seq + i, 6)) for i, d in enumerate(new_digests))
+    for batch in range(300):
+        links = [
+            f"http://x.test/{rng.randrange(40_000)}" + rng.choice(["", "?b=1&a=2", "%7e"])
+            for _ in range(rng.randrange(1, 400))
+        ]
+        value = rng.choice([2, 3, 6, 7, 40, 41, 2**24 - 2, 2**24 - 1, 2**24, 2**31 + 1])
+
+        def keep(url: str) -> bool:
+            asked.append(url)
+            return hash(url) % 5 != 0
+
+        def keep_expected(url: str) -> bool:
+            expected_asked.append(url)
+            return hash(url) % 5 != 0
+
+        with_keep = batch % 3 == 0
+        new, digests, shorter = seen.add_unseen(links, keep if with_keep else None, seq, value)
+        want = add_as_a_dict_does(
+            reference, seen.digest, links, keep_expected if with_keep else None, seq, value
+        )
+        assert (new, list(digests), shorter) == want
+        assert asked == expected_asked
         seq += len(new)
-    loaded = array.array("q", [rng.getrandbits(64) - 2**63 for _ in range(20_000)] + [0])
-    digests.load(loaded, seq, 3)  # 0 marks empty slots: it is kept aside
-    reference.update((d, (seq + i, 3)) for i, d in enumerate(loaded))
-    assert len(digests) == len(reference) == 60_501
-    assert all((digests.seq(d), digests.get(d)) == v for d, v in reference.items())
-    for digest in list(reference)[::7]:  # updates
-        digests[digest] = 99
-        reference[digest] = (reference[digest][0], 99)
-    assert all((digests.seq(d), digests.get(d)) == v for d, v in reference.items())
-    assert not any(rng.getrandbits(64) - 2**63 in digests for _ in range(10_000))
-    digests[url_digest("http://x.test/5")] = 99  # depth 49, handed out
-    _, _, shorter = digests.add_unseen(["http://x.test/5", "http://x.test/-1"], None, seq, 12)
-    assert [(url, known) for url, _, known in shorter] == [("http://x.test/5", 99)]
+    assert len(seen) == len(reference) > 20_000
+    assert all((seen.seq(d), seen.get(d)) == v for d, v in reference.items())
+    for digest in list(reference)[::7]:  # updates, into and out of the values kept aside
+        value = rng.choice([5, 2**24 - 1, 2**40])
+        seen[digest] = value
+        reference[digest] = (reference[digest][0], value)
+    assert all((seen.seq(d), seen.get(d)) == v for d, v in reference.items())
+    assert not any(rng.getrandbits(64) in seen for _ in range(10_000))
+    with pytest.raises(KeyError):
+        seen[rng.getrandbits(64)] = 3
 
 
-def test_digest_set_digests_urls_as_url_digest_does() -> None:
-    # add_unseen inlines url_digest: escapes, queries and lone surrogates included.
+def test_digest_set_keeps_the_digests_a_table_marks_specially(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """0 and 1 are the empty and deleted keys of a preshed table, and 2**64 - 1 the largest:
+    URLs with those digests are kept like any other, when added and when loaded."""
+    special = {"http://x.test/zero": 0, "http://x.test/one": 1, "http://x.test/max": 2**64 - 1}
+    real = xxh3_64_intdigest
+    monkeypatch.setattr(
+        "trio_scrape._digests.xxh3_64_intdigest",
+        lambda data, seed: special.get(data.decode(), real(data, seed)),
+    )
+    seen = DigestSet(5)
+    links = [*special, "http://x.test/other", *special]
+    new, digests, shorter = seen.add_unseen(links, None, 10, 7)
+    assert new == links[:4] and list(digests[:3]) == [0, 1, 2**64 - 1] and shorter == []
+    assert [seen.seq(d) for d in digests] == [10, 11, 12, 13]
+    new, _, shorter = seen.add_unseen(list(special), None, 20, 2)
+    assert new == [] and [known for _, _, known in shorter] == [7, 7, 7]
+    seen[0] = 3
+    assert (seen.get(0), seen.seq(0), seen.get(1)) == (3, 10, 7)
+    loaded = DigestSet(5)
+    loaded.load(array.array("Q", [0, 1, 2**64 - 1, 2**63]), 1, 2**30)
+    assert [loaded.get(d) for d in (0, 1, 2**64 - 1, 2**63)] == [2**30] * 4
+    assert [loaded.seq(d) for d in (0, 1, 2**64 - 1, 2**63)] == [1, 2, 3, 4]
+    assert (len(loaded), 2 in loaded) == (4, False)
+
+
+def test_digest_set_digests_url_keys_with_its_seed() -> None:
+    # add_unseen inlines digest(): escapes, queries and lone surrogates included.
     links = [
         "http://x.test/a%7e?b=1&a=2",
         "http://x.test/?q",
@@ -341,15 +415,40 @@ def test_digest_set_digests_urls_as_url_digest_does() -> None:
         "http://x.test/\ud800",
         "http://x.test/plain",
     ]
-    _, new_digests, _ = _DigestSet().add_unseen(links, None, 1, 0)
-    assert list(new_digests) == [url_digest(url) for url in links]
+    seen = DigestSet(12345)
+    _, new_digests, _ = seen.add_unseen(links, None, 1, 0)
+    assert list(new_digests) == [seen.digest(url) for url in links]
+    assert list(new_digests) == [
+        xxh3_64_intdigest(url_key(url).encode("utf-8", "surrogatepass"), 12345) for url in links
+    ]
+    assert seen.digest("http://x.test/a~?a=2&b=1") == new_digests[0]  # one page, two spellings
+    # Persisted digests must not change between runs or library versions; the seed is the
+    # state's own, so another state's digests differ.
+    assert DigestSet(0).digest("http://x.test/a") == 777035700706786099
+    assert DigestSet(1).digest("http://x.test/a") != DigestSet(0).digest("http://x.test/a")
 
 
-def test_url_digest_is_stable_and_signed() -> None:
-    # Persisted digests must not change between runs or Python versions.
-    assert url_digest("http://x.test/") == url_digest("http://x.test/")
-    assert -(2**63) <= url_digest("http://x.test/a") < 2**63
-    assert url_digest("http://x.test/a") == -4380857534323437552  # pinned: a change breaks resumes
+async def test_a_state_keeps_its_digest_seed_and_a_reset_draws_a_new_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        seed = frontier._seen_digests.seed
+        assert await frontier.add(urls("/a", "/b"), depth=1, referrer=None) == 2
+        request = await frontier.get(hosts())
+        assert request is not None
+        frontier.remember(request, PageMemo(200, None, None, "x", ()))
+        await frontier.done([request])
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        assert frontier._seen_digests.seed == seed
+        assert await frontier.add(urls("/a", "/b", "/c"), depth=1, referrer=None) == 1
+        (pages,) = frontier._db.execute("SELECT count(*) FROM pages").fetchone()
+        assert pages == 1
+    async with open_sqlite_frontier(path, settings=SETTINGS, reset=True) as frontier:
+        assert frontier._seen_digests.seed != seed
+        # Memos are keyed by digests of the old seed: a reset drops them with the rest.
+        assert frontier._db.execute("SELECT count(*) FROM pages").fetchone() == (0,)
+        assert await frontier.add(urls("/a"), depth=1, referrer=None) == 1
 
 
 async def test_resume_continues_the_same_queue_from_the_disk(tmp_path: Path) -> None:

@@ -9,17 +9,20 @@ in the order it was found (which is also the order of the queue), and two tables
           kind,                     -- 0 links to crawl, 1 sitemaps to read, 2 seen only
           depth, referrer,          -- shared by the group: one page's new links, the seeds,
           urls, digests,            -- or a sitemap's entries; a JSON list; 8 bytes each
+                                    -- (DigestSet.digest, unsigned little-endian)
           lastmods, count)          -- a sitemap's <lastmod> for each (JSON) or NULL; how many
     marks(seq INTEGER PRIMARY KEY,  -- a URL handed out (no row: queued, never handed out)
           state, attempts,          -- 0 queued again, 1 leased, 2 done, 3 seen only
           depth, referrer,          -- a smaller depth found while it was queued, or NULL
           revisit)                  -- the depth of a pending revisit (see Frontier.add)
-    pages(digest INTEGER PRIMARY KEY,  -- what a recrawl needs of a page fetched, by URL:
+    pages(digest INTEGER PRIMARY KEY,  -- what a recrawl needs of a page fetched, by URL
+                                       -- (its digest as a signed integer):
           round, memo,              -- the round it was last fetched in; a PageMemo as JSON
           previous)                 -- the memo of an earlier round, while ``round`` is the
                                     -- current one (a page fetched again after a kill is
                                     -- compared with the last round, not with itself)
-    meta(key PRIMARY KEY, value)    -- 'settings' (JSON), 'output_offset', 'schema', 'round'
+    meta(key PRIMARY KEY, value)    -- 'settings' (JSON), 'output_offset', 'schema', 'round',
+                                    -- 'digest_seed' (the seed of every digest above)
 
 Why it is exactly-once: a page is marked done in the same transaction as the length of the
 output file once its record is in it, and a page's links are written no later than its done
@@ -37,20 +40,20 @@ a crawl waits for a commit only with 100,000 changes pending. Only a window of t
 (10,000 requests) is in memory; the rest is read back in ``seq`` order as the window drains,
 skipping URLs marked done, by another background task: ``get()`` only asks for a read and
 hands out what the window holds meanwhile, so the dispatcher never waits for the disk. The
-seen-set in memory is :class:`_DigestSet`, a compact hash table from each URL's digest to its
-``seq`` and depth (33-67 bytes a URL), so checking a link never touches the disk; a resumed
-crawl rebuilds it from the ``digests`` column (about 0.7 s of CPU per million URLs) and the
-marks.
+seen-set in memory is a :class:`~trio_scrape._digests.DigestSet`, C hash tables from each
+URL's digest to its ``seq`` and depth (27-53 bytes a URL), so checking a link never touches
+the disk; a resumed crawl rebuilds it from the ``digests`` column (about 0.2 s of CPU per
+million URLs) and the marks.
 """
 
 from __future__ import annotations
 
 import array
 import dataclasses
-import hashlib
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -60,18 +63,11 @@ from typing import Any
 import orjson
 import trio
 
+from ._digests import DigestSet
 from ._exceptions import StateError
-from ._frontier import (
-    FrontierStatistics,
-    MemoryFrontier,
-    _Batch,
-    _Entry,
-    _lease_depth,
-    url_digest,
-)
+from ._frontier import FrontierStatistics, MemoryFrontier, _Batch, _Entry, _lease_depth
 from ._page import CrawlRequest, PageMemo
 from ._politeness import origin_of
-from ._urls import url_key
 
 __all__ = ["ResumeInfo", "SqliteFrontier", "open_sqlite_frontier"]
 
@@ -79,10 +75,11 @@ logger = logging.getLogger("trio_scrape")
 
 _QUEUED, _LEASED, _DONE, _SEEN = 0, 1, 2, 3  # marks.state (3: a seen-only URL's revisit)
 _LINKS, _SITEMAPS, _SEEN_ONLY = 0, 1, 2  # links.kind
-# 5: links stored one row per page and per-URL marks (#18). 4: browser URLs keyed by the
+# 6: digests are seeded XXH3-64 (DigestSet.digest), no longer BLAKE2b (#18). 5: links stored
+# one row per page and per-URL marks (#18). 4: browser URLs keyed by the
 # digest of their canonical key (#11); 3 added urls.revisit; 2 and 3 stored w3lib-canonical
 # URLs. A state of another version is refused, not misread.
-_SCHEMA = "5"
+_SCHEMA = "6"
 _COMMIT_INTERVAL = 0.025  # seconds between commits: about the most work a kill makes us redo
 # Changes held in memory before a writer waits for a commit (URLs count one each: ~100
 # bytes). A crawl that finds 1,000 links a page finds 400,000 URLs a second on loopback:
@@ -153,176 +150,6 @@ class ResumeInfo:
         return self.scheduled > 0 and self.queued == 0
 
 
-class _DigestSet:
-    """A compact map from each URL's signed 64-bit digest to the ``seq`` of its row and to
-    ``depth << 1 | handed_out`` (what :class:`~trio_scrape._frontier.MemoryFrontier` keeps
-    per URL: see ``_SeenDepths``). 256 hash tables with linear probing, picked by a digest's
-    top byte, each three arrays (digests, seqs, depths) kept between 30% and 60% full: about
-    33-67 bytes a URL, against ~150 for a ``dict``; and since a table holds 1/256 of the
-    digests, growing one rehashes only that table (a few ms at 1,000,000 URLs), never the
-    whole set at once. Digests are uniformly distributed, so a digest's low bits are its
-    slot. Zero marks an empty slot: the digest 0 itself is kept aside.
-    """
-
-    __slots__ = ("_counts", "_depths", "_digests", "_len", "_seqs", "_zero")
-
-    def __init__(self) -> None:
-        self._digests = [array.array("q", bytes(8 * 64)) for _ in range(256)]
-        self._seqs = [array.array("q", bytes(8 * 64)) for _ in range(256)]
-        self._depths = [array.array("i", bytes(4 * 64)) for _ in range(256)]
-        self._counts = [0] * 256
-        self._len = 0
-        self._zero: tuple[int, int] | None = None  # (seq, depth) of the digest 0
-
-    def _find(self, digest: int) -> tuple[int, int]:
-        """(table, slot) of a nonzero digest, or (table, -1)."""
-        table = (digest >> 56) & 255
-        digests = self._digests[table]
-        mask = len(digests) - 1
-        slot = digest & mask
-        while found := digests[slot]:
-            if found == digest:
-                return table, slot
-            slot = (slot + 1) & mask
-        return table, -1
-
-    def get(self, digest: int, /) -> int | None:
-        """The ``depth << 1 | handed_out`` of ``digest``, or ``None`` if it is not in the set."""
-        if not digest:
-            return None if self._zero is None else self._zero[1]
-        table, slot = self._find(digest)
-        return None if slot < 0 else self._depths[table][slot]
-
-    def __setitem__(self, digest: int, value: int, /) -> None:
-        """Set the ``depth << 1 | handed_out`` of a digest in the set.
-
-        Raises:
-            KeyError: the digest is not in the set.
-        """
-        if not digest and self._zero is not None:
-            self._zero = (self._zero[0], value)
-            return
-        table, slot = self._find(digest) if digest else (0, -1)
-        if slot < 0:
-            raise KeyError(digest)
-        self._depths[table][slot] = value
-
-    def seq(self, digest: int) -> int | None:
-        """The seq of ``digest``'s row, or ``None`` if it is not in the set."""
-        if not digest:
-            return None if self._zero is None else self._zero[0]
-        table, slot = self._find(digest)
-        return None if slot < 0 else self._seqs[table][slot]
-
-    def __contains__(self, digest: int) -> bool:
-        return self.seq(digest) is not None
-
-    def __len__(self) -> int:
-        return self._len
-
-    def add_unseen(
-        self, urls: Iterable[str], keep: Callable[[str], bool] | None, first: int, depth: int
-    ) -> tuple[list[str], array.array[int], list[tuple[str, int, int]]]:
-        """Add the URLs whose :func:`url_digest` is not in the set yet (and that ``keep``, if
-        given, accepts: it is asked only about those), with seqs from ``first`` in order and
-        the value ``depth``. Return them, their digests, and ``(url, digest, value)`` of the
-        URLs seen before with a larger depth than ``depth >> 1``.
-
-        This is the per-link hot path of a crawl, so the probing is inlined here.
-        """
-        new: list[str] = []
-        new_digests = array.array("q")
-        shorter: list[tuple[str, int, int]] = []
-        tables, seqs, depths, counts = self._digests, self._seqs, self._depths, self._counts
-        blake2b, from_bytes = hashlib.blake2b, int.from_bytes
-        for url in urls:
-            # url_digest(url), inlined (with url_key's own shortcut): ~20% of this loop
-            key = url if "%" not in url and "?" not in url else url_key(url)
-            digest = from_bytes(
-                blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-                "little",
-                signed=True,
-            )
-            if not digest:  # about once in 2**64 URLs
-                known = self.get(0)
-                if known is None and (keep is None or keep(url)):
-                    self._zero = (first + len(new), depth)
-                    new.append(url)
-                    new_digests.append(digest)
-                elif known is not None and known >> 1 > depth >> 1:
-                    shorter.append((url, digest, known))
-                continue
-            table = (digest >> 56) & 255
-            digests = tables[table]
-            mask = len(digests) - 1
-            slot = digest & mask
-            while found := digests[slot]:
-                if found == digest:
-                    known = depths[table][slot]
-                    if known >> 1 > depth >> 1:
-                        shorter.append((url, digest, known))
-                    break
-                slot = (slot + 1) & mask
-            else:  # an empty slot: never seen
-                if keep is not None and not keep(url):
-                    continue
-                digests[slot] = digest
-                seqs[table][slot] = first + len(new)
-                depths[table][slot] = depth
-                new.append(url)
-                new_digests.append(digest)
-                count = counts[table] = counts[table] + 1
-                if count * 5 > len(digests) * 3:
-                    self._grow(table)
-        self._len += len(new)
-        return new, new_digests, shorter
-
-    def reserve(self, count: int) -> None:
-        """Make room for ``count`` more digests (spread evenly), so that adding them grows
-        no table."""
-        for table, size in enumerate(self._counts):
-            while len(self._digests[table]) * 3 < (size + count // 256 + 64) * 5:
-                self._grow(table)
-
-    def load(self, digests: array.array[int], first: int, depth: int) -> None:
-        """Add digests known to be new, with seqs from ``first`` and the value ``depth``
-        (reading a state back)."""
-        tables, seqs, depths, counts = self._digests, self._seqs, self._depths, self._counts
-        self._len += len(digests)
-        for seq, digest in enumerate(digests, first):
-            if not digest:
-                self._zero = (seq, depth)
-                continue
-            table = (digest >> 56) & 255
-            table_digests = tables[table]
-            mask = len(table_digests) - 1
-            slot = digest & mask
-            while table_digests[slot]:
-                slot = (slot + 1) & mask
-            table_digests[slot] = digest
-            seqs[table][slot] = seq
-            depths[table][slot] = depth
-            count = counts[table] = counts[table] + 1
-            if count * 5 > len(table_digests) * 3:
-                self._grow(table)
-
-    def _grow(self, table: int) -> None:
-        size = len(self._digests[table]) * 2
-        digests, seqs = array.array("q", bytes(8 * size)), array.array("q", bytes(8 * size))
-        depths = array.array("i", bytes(4 * size))
-        mask = size - 1
-        old = zip(self._digests[table], self._seqs[table], self._depths[table], strict=True)
-        for digest, seq, depth in old:
-            if digest:
-                slot = digest & mask
-                while digests[slot]:
-                    slot = (slot + 1) & mask
-                digests[slot] = digest
-                seqs[slot] = seq
-                depths[slot] = depth
-        self._digests[table], self._seqs[table], self._depths[table] = digests, seqs, depths
-
-
 class SqliteFrontier(MemoryFrontier):
     """A :class:`~trio_scrape.Frontier` kept in an SQLite database, for crawls that must
     survive being killed. Open it with :func:`open_sqlite_frontier`.
@@ -340,7 +167,8 @@ class SqliteFrontier(MemoryFrontier):
         self._low_water = window // 2
         self._read_asked = trio.Event()  # set when read_forever should look again
         self._starving = False  # get() found every host in the window waiting
-        self._seen_digests = _DigestSet()  # the seen-set, and where each URL's row is
+        # The seen-set, and where each URL's row is (its seed is the state's: see _load).
+        self._seen_digests = DigestSet(0)
         self._groups: list[_Group] = []
         self._grouped = 0  # URLs in self._groups
         self._marks: list[tuple[int, int, int]] = []  # (seq, state, attempts), in order
@@ -423,7 +251,7 @@ class SqliteFrontier(MemoryFrontier):
         self._changed_pending()
         return 0
 
-    def _seen_depths(self) -> _DigestSet:
+    def _seen_depths(self) -> DigestSet:
         return self._seen_digests
 
     async def mark_seen(self, urls: Iterable[str], *, depth: int = 0) -> None:
@@ -436,7 +264,7 @@ class SqliteFrontier(MemoryFrontier):
             self._changed_pending()
 
     def _on_lease(self, request: CrawlRequest) -> CrawlRequest:
-        digest = url_digest(request.url)
+        digest = self._seen_digests.digest(request.url)
         seq = self._seen_digests.seq(digest)
         assert seq is not None
         self._leased_seqs[request.url] = seq
@@ -473,7 +301,8 @@ class SqliteFrontier(MemoryFrontier):
         """Keep what a recrawl needs of a leased page (committed no later than its done
         mark), for the next round."""
         row = [memo.status, memo.etag, memo.last_modified, memo.digest, list(memo.links)]
-        self._memos.append((url_digest(request.url), self._round, row))
+        digest = self._seen_digests.digest(request.url)
+        self._memos.append((_signed(digest), self._round, row))
         self._changed_pending()
 
     async def start_round(self) -> None:
@@ -680,7 +509,7 @@ class SqliteFrontier(MemoryFrontier):
                 db.execute("ROLLBACK")
             raise StateError(f"cannot write the crawl state: {exc}") from exc
         self._round += 1
-        self._seen_digests = _DigestSet()
+        self._seen_digests = DigestSet(self._seen_digests.seed)
         self._loaded_seq = self._next_seq - 1
         self._on_disk = 0
         self._spilled = False
@@ -695,7 +524,7 @@ class SqliteFrontier(MemoryFrontier):
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         if reset:
-            for table in ("urls", "links", "marks", "meta"):
+            for table in ("urls", "links", "marks", "pages", "meta"):
                 db.execute(f"DROP TABLE IF EXISTS {table}")
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
@@ -715,9 +544,11 @@ class SqliteFrontier(MemoryFrontier):
                 db.execute("ROLLBACK")
                 raise StateError(_settings_changed(stored, wanted))
         else:
+            # A random seed: a site cannot craft a link whose digest is another page's.
+            meta["digest_seed"] = str(secrets.randbits(64))
             db.execute(
-                "INSERT INTO meta VALUES ('settings', ?), ('schema', ?)",
-                (json.dumps(wanted, sort_keys=True), _SCHEMA),
+                "INSERT INTO meta VALUES ('settings', ?), ('schema', ?), ('digest_seed', ?)",
+                (json.dumps(wanted, sort_keys=True), _SCHEMA, meta["digest_seed"]),
             )
         requeued = db.execute("UPDATE marks SET state = 0 WHERE state = 1").rowcount
         # A page not done yet is fetched at its smallest depth anyway: no revisit needed.
@@ -727,8 +558,7 @@ class SqliteFrontier(MemoryFrontier):
         )
         db.execute("COMMIT")
         (total,) = db.execute("SELECT coalesce(sum(count), 0) FROM links").fetchone()
-        seen = self._seen_digests
-        seen.reserve(total)
+        seen = self._seen_digests = DigestSet(int(meta["digest_seed"]), expected=total)
         scheduled = done = 0
         deepest = -1
         marks = db.execute(
@@ -737,7 +567,7 @@ class SqliteFrontier(MemoryFrontier):
         next_mark = 0
         groups = db.execute("SELECT seq, kind, depth, referrer, digests, urls FROM links")
         for first, kind, depth, referrer, blob, urls_json in groups:
-            digests = _unpack_digests(blob)
+            digests = _unpack_digests(blob, "Q")
             seen_only = kind == _SEEN_ONLY
             seen.load(digests, first, depth << 1 | seen_only)
             self._next_seq = first + len(digests)
@@ -806,7 +636,7 @@ class _Changes:
 def _group_row(group: _Group) -> tuple[Any, ...]:
     first, kind, depth, referrer, urls, digests, lastmods = group
     if sys.byteorder != "little":
-        digests = array.array("q", digests)
+        digests = array.array("Q", digests)
         digests.byteswap()
     return (
         first,
@@ -820,8 +650,10 @@ def _group_row(group: _Group) -> tuple[Any, ...]:
     )
 
 
-def _unpack_digests(blob: bytes) -> array.array[int]:
-    digests = array.array("q")
+def _unpack_digests(blob: bytes, typecode: str = "q") -> array.array[int]:
+    """A ``digests`` column's digests: as stored (``"Q"``, unsigned), or signed (``"q"``,
+    as ``pages`` keys them)."""
+    digests = array.array(typecode)
     digests.frombytes(blob)
     if sys.byteorder != "little":
         digests.byteswap()
@@ -957,6 +789,11 @@ def _memos(db: sqlite3.Connection, digests: array.array[int], round_: int) -> di
         status, etag, last_modified, sha256, links = orjson.loads(memo)
         remembered[digest] = PageMemo(status, etag, last_modified, sha256, tuple(links))
     return remembered
+
+
+def _signed(digest: int) -> int:
+    """An unsigned 64-bit digest as the signed integer SQLite stores."""
+    return digest - (digest >> 63 << 64)
 
 
 def _json_text(values: list[Any]) -> str:
