@@ -442,12 +442,12 @@ async def test_a_state_keeps_its_digest_seed_and_a_reset_draws_a_new_one(
     async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
         assert frontier._seen_digests.seed == seed
         assert await frontier.add(urls("/a", "/b", "/c"), depth=1, referrer=None) == 1
-        (pages,) = frontier._db.execute("SELECT count(*) FROM pages").fetchone()
-        assert pages == 1
+        assert frontier._db.execute("SELECT count(*) FROM memo_log").fetchone() == (1,)
     async with open_sqlite_frontier(path, settings=SETTINGS, reset=True) as frontier:
         assert frontier._seen_digests.seed != seed
         # Memos are keyed by digests of the old seed: a reset drops them with the rest.
-        assert frontier._db.execute("SELECT count(*) FROM pages").fetchone() == (0,)
+        memos = "SELECT (SELECT count(*) FROM pages) + (SELECT count(*) FROM memo_log)"
+        assert frontier._db.execute(memos).fetchone() == (0,)
         assert await frontier.add(urls("/a"), depth=1, referrer=None) == 1
 
 
@@ -762,3 +762,51 @@ async def test_library_resume_keeps_a_channel_sink_at_least_once(
     again = await Crawler([site.url("/p0")], config, sink=send).run()
     assert again.pages == 0 and again.stop_reason == "finished"
     assert [page async for page in receive] == []
+
+
+async def test_memos_of_a_round_are_what_the_next_round_compares_with(tmp_path: Path) -> None:
+    """A round's memos are appended, and merged into what the next round is handed when it
+    begins: the last memo of a page fetched twice counts, and a page fetched again in a round
+    that is stopped keeps being compared with the round before, not with itself."""
+    path = tmp_path / "state.db"
+    limiter = hosts()
+
+    def memo(sha: str) -> PageMemo:
+        return PageMemo(200, f'"{sha}"', None, sha, ("http://x.test/b",))
+
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        await frontier.add(urls("/a", "/b", "/c"), depth=0, referrer=None)
+        got = [await frontier.get(limiter) for _ in range(3)]
+        a, b, c = sorted((r for r in got if r), key=lambda r: r.url)
+        frontier.remember(a, memo("a0"))  # a first attempt, then the one that counts
+        frontier.remember(a, memo("a1"))
+        frontier.remember(b, memo("b1"))
+        frontier.remember(c, memo("c1"))
+        await frontier.done([a, b, c])
+    for stopped_after in (1, 2):  # round 2, stopped after a and b are fetched; resumed
+        async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+            if frontier.resume.finished:
+                await frontier.start_round()
+                await frontier.add(urls("/a", "/b"), depth=0, referrer=None)
+            assert (frontier.resume.round, frontier.resume.known) == (2, 3)
+            request = await frontier.get(limiter)
+            assert request is not None and request.memo is not None
+            assert request.memo.digest == {"a": "a1", "b": "b1"}[request.url[-1]]
+            frontier.remember(request, memo(request.url[-1] + "2"))
+            if stopped_after == 1:
+                await frontier.release([request])  # its new memo stays in this round
+                continue
+            await frontier.done([request])
+            other = await frontier.get(limiter)
+            assert other is not None and other.memo is not None
+            assert other.memo.digest == {"a": "a1", "b": "b1"}[other.url[-1]]
+            frontier.remember(other, memo(other.url[-1] + "2"))
+            await frontier.done([other])
+            assert await frontier.get(limiter) is None
+            assert await frontier.count_unlinked() == 1  # c: no longer linked
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        await frontier.start_round()
+        await frontier.add(urls("/a", "/c"), depth=0, referrer=None)
+        got = [await frontier.get(limiter) for _ in range(2)]
+        # a and b as round 2 left them, c as round 1 did.
+        assert sorted(str(r.memo.digest) for r in got if r and r.memo) == ["a2", "c1"]

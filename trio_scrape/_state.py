@@ -15,12 +15,13 @@ in the order it was found (which is also the order of the queue), and two tables
           state, attempts,          -- 0 queued again, 1 leased, 2 done, 3 seen only
           depth, referrer,          -- a smaller depth found while it was queued, or NULL
           revisit)                  -- the depth of a pending revisit (see Frontier.add)
-    pages(digest INTEGER PRIMARY KEY,  -- what a recrawl needs of a page fetched, by URL
-                                       -- (its digest as a signed integer):
-          round, memo,              -- the round it was last fetched in; a PageMemo as JSON
-          previous)                 -- the memo of an earlier round, while ``round`` is the
-                                    -- current one (a page fetched again after a kill is
-                                    -- compared with the last round, not with itself)
+    memo_log(id INTEGER PRIMARY KEY,   -- what a recrawl needs of each page fetched in this
+             digest, memo)             -- round, appended: its URL's digest (signed), a
+                                       -- PageMemo as JSON (a page fetched again after a
+                                       -- kill has two: the last one counts)
+    pages(digest INTEGER PRIMARY KEY,  -- what earlier rounds remember, by digest: memo_log
+          memo)                        -- merged in as a round begins (so a page fetched
+                                       -- again is compared with the last round, not itself)
     meta(key PRIMARY KEY, value)    -- 'settings' (JSON), 'output_offset', 'schema', 'round',
                                     -- 'digest_seed' (the seed of every digest above)
 
@@ -96,14 +97,21 @@ _SCHEMA_SQL = (
     " lastmods TEXT, count INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS marks (seq INTEGER PRIMARY KEY, state INTEGER NOT NULL,"
     " attempts INTEGER NOT NULL, depth INTEGER, referrer TEXT, revisit INTEGER)",
-    "CREATE TABLE IF NOT EXISTS pages (digest INTEGER PRIMARY KEY, round INTEGER NOT NULL,"
-    " memo TEXT NOT NULL, previous TEXT)",
+    "CREATE TABLE IF NOT EXISTS pages (digest INTEGER PRIMARY KEY, memo TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS memo_log (id INTEGER PRIMARY KEY, digest INTEGER NOT NULL,"
+    " memo TEXT NOT NULL)",
 )
+# This round's memos are appended (a random-keyed upsert per page cost the commit thread
+# more than everything else it writes), and merged into pages when the next round begins.
 _REMEMBER = (
-    "INSERT INTO pages (digest, round, memo) SELECT json_extract(value, '$[0]'),"
-    " json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?) WHERE 1"
-    " ON CONFLICT (digest) DO UPDATE SET previous = CASE WHEN round < excluded.round"
-    " THEN memo ELSE previous END, memo = excluded.memo, round = excluded.round"
+    "INSERT INTO memo_log (digest, memo) SELECT json_extract(value, '$[0]'),"
+    " json_extract(value, '$[1]') FROM json_each(?)"
+)
+# The last memo of each page (a page fetched again after a kill has two), in digest order.
+_MERGE_MEMOS = (
+    "INSERT INTO pages (digest, memo) SELECT digest, memo FROM memo_log WHERE id IN"
+    " (SELECT max(id) FROM memo_log GROUP BY digest) ORDER BY digest"
+    " ON CONFLICT (digest) DO UPDATE SET memo = excluded.memo"
 )
 # Leases, releases and done marks, in the order they happened: the last one of a URL wins.
 _MARK = (
@@ -176,7 +184,7 @@ class SqliteFrontier(MemoryFrontier):
         self._revisits: list[tuple[int, int, bool]] = []  # (seq, depth, asked for)
         self._revisited: list[tuple[int, int]] = []  # (seq, depth)
         self._leased_seqs: dict[str, int] = {}
-        self._memos: list[tuple[int, int, list[Any]]] = []  # (digest, round, memo)
+        self._memos: list[tuple[int, list[Any]]] = []  # (signed digest, memo)
         self._round = 1
         self._output_offset: int | None = None
         self._committed_offset: int | None = None
@@ -302,7 +310,7 @@ class SqliteFrontier(MemoryFrontier):
         mark), for the next round."""
         row = [memo.status, memo.etag, memo.last_modified, memo.digest, list(memo.links)]
         digest = self._seen_digests.digest(request.url)
-        self._memos.append((_signed(digest), self._round, row))
+        self._memos.append((_signed(digest), row))
         self._changed_pending()
 
     async def start_round(self) -> None:
@@ -320,7 +328,7 @@ class SqliteFrontier(MemoryFrontier):
         async with self._lock:
             (count,) = await trio.to_thread.run_sync(
                 lambda: self._db.execute(
-                    "SELECT count(*) FROM pages WHERE round < ?", (self._round,)
+                    "SELECT count(*) FROM pages WHERE digest NOT IN (SELECT digest FROM memo_log)"
                 ).fetchone(),
                 limiter=self._thread,
             )
@@ -492,12 +500,14 @@ class SqliteFrontier(MemoryFrontier):
             raise StateError(f"cannot write the crawl state: {exc}") from exc
         if not load:
             return [], loaded_seq
-        return _read_queue(db, loaded_seq, load, memos=self._round if self._round > 1 else 0)
+        return _read_queue(db, loaded_seq, load, memos=self._round > 1)
 
     def _new_round(self) -> None:
         db = self._db
         try:
             db.execute("BEGIN")
+            db.execute(_MERGE_MEMOS)
+            db.execute("DELETE FROM memo_log")
             db.execute("DELETE FROM links")
             db.execute("DELETE FROM marks")
             db.execute("DELETE FROM meta WHERE key = 'output_offset'")
@@ -524,7 +534,7 @@ class SqliteFrontier(MemoryFrontier):
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         if reset:
-            for table in ("urls", "links", "marks", "pages", "meta"):
+            for table in ("urls", "links", "marks", "pages", "memo_log", "meta"):
                 db.execute(f"DROP TABLE IF EXISTS {table}")
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
@@ -599,9 +609,7 @@ class SqliteFrontier(MemoryFrontier):
                     )
         offset = meta.get("output_offset")
         self._round = int(meta.get("round", "1"))
-        (known,) = db.execute(
-            "SELECT count(*) FROM pages WHERE round < ?", (self._round,)
-        ).fetchone()
+        (known,) = db.execute("SELECT count(*) FROM pages").fetchone()
         self.resume = ResumeInfo(
             scheduled=scheduled,
             done=done,
@@ -630,7 +638,7 @@ class _Changes:
     revisits: list[tuple[int, int, bool]]
     revisited: list[tuple[int, int]]
     output_offset: int | None
-    memos: list[tuple[int, int, list[Any]]]
+    memos: list[tuple[int, list[Any]]]
 
 
 def _group_row(group: _Group) -> tuple[Any, ...]:
@@ -665,11 +673,11 @@ _Read = tuple[str, _Entry, int]
 
 
 def _read_queue(
-    db: sqlite3.Connection, after: int, limit: int, *, memos: int = 0
+    db: sqlite3.Connection, after: int, limit: int, *, memos: bool = False
 ) -> tuple[list[_Read], int]:
     """Up to ``limit`` queued requests with a seq above ``after``, in seq order (at the
-    smaller depth a mark gives; ``memos``: the round, whose requests carry what earlier
-    rounds remember of their pages), and the seq read up to (done URLs skipped included).
+    smaller depth a mark gives; ``memos``: with what earlier rounds remember of their pages,
+    in a recrawl), and the seq read up to (done URLs skipped included).
 
     A run of a group's URLs that nothing sets apart (no mark, memo or lastmod, not sitemaps)
     comes as one :class:`_Batch` per host, as :class:`MemoryFrontier` queues a page's links:
@@ -697,7 +705,7 @@ def _read_queue(
             )
         }
         digests = _unpack_digests(blob) if memos else None
-        remembered = _memos(db, digests, memos) if digests is not None else {}
+        remembered = _memos(db, digests) if digests is not None else {}
         urls: list[str] = orjson.loads(urls_json)
         lastmods = orjson.loads(lastmods_json) if lastmods_json else None
         sitemap = kind == _SITEMAPS
@@ -776,16 +784,13 @@ def _one_origin(urls: list[str]) -> str | None:
     return None
 
 
-def _memos(db: sqlite3.Connection, digests: array.array[int], round_: int) -> dict[int, PageMemo]:
-    """What rounds before ``round_`` remember of the pages with these digests."""
+def _memos(db: sqlite3.Connection, digests: array.array[int]) -> dict[int, PageMemo]:
+    """What earlier rounds remember of the pages with these (signed) digests."""
     remembered = {}
     for digest, memo in db.execute(
-        "SELECT digest, CASE WHEN round < ?1 THEN memo ELSE previous END FROM pages"
-        " WHERE digest IN (SELECT value FROM json_each(?2))",
-        (round_, orjson.dumps(digests.tolist()).decode()),
+        "SELECT digest, memo FROM pages WHERE digest IN (SELECT value FROM json_each(?))",
+        (orjson.dumps(digests.tolist()).decode(),),
     ):
-        if memo is None:  # first fetched in this round
-            continue
         status, etag, last_modified, sha256, links = orjson.loads(memo)
         remembered[digest] = PageMemo(status, etag, last_modified, sha256, tuple(links))
     return remembered
