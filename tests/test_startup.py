@@ -58,3 +58,66 @@ async def test_sigint_during_start_up_exits_130_without_a_traceback(
     assert code == 130, stderr
     assert b"Traceback" not in stderr and b"KeyboardInterrupt" not in stderr, stderr
     assert len(stderr.decode().splitlines()) <= 2, stderr
+
+
+# Imported only by what needs them (README, Performance: start-up): a plain crawl's start
+# does without them, and a change that brings one back costs every crawl its import.
+NOT_ON_THE_PLAIN_PATH = {
+    "pydantic": "typer's option converters (trio_scrape._cli_coercion decides plain values)",
+    "typer._adapters": "typer's pydantic converters",
+    "tomllib": "only with --config or a pyproject.toml",
+    "rich": "only for a terminal's progress and summary",
+    "hishel": "only with --cache",
+    "coredis": "only with --frontier",
+    "socksio": "only with a socks:// --proxy",
+    "h2": "only with --http2",
+    "trio_scrape._render": "only with --render / --render-auto",
+    "trio_scrape._state": "only with --state",
+}
+
+_REPORT_MODULES = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)) + "
+    "'\\n'))\n"
+    "sys.argv[0] = 'trio-scrape'\n"
+    "from trio_scrape._entry import main\n"
+    "main()\n"
+)
+
+
+def _modules(stderr: bytes) -> set[str]:
+    [line] = [line for line in stderr.decode().splitlines() if line.startswith("MODULES ")]
+    return set(line.split()[1:])
+
+
+async def test_a_plain_crawl_does_not_import_what_only_options_need(
+    site: Site, tmp_path: Path
+) -> None:
+    for path in ("/", "/a"):
+        site.add(path, Reply(body=b'<title>t</title><a href="/a">a</a>'))
+    result = await trio.run_process(
+        [CLI[0], "-c", _REPORT_MODULES, "run", site.url("/"), "--depth", "1", "-o", "out.jsonl"],
+        cwd=tmp_path,  # no pyproject.toml there
+        capture_stdout=True,
+        capture_stderr=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2
+    modules = _modules(result.stderr)
+    assert "trio_scrape._crawler" in modules  # it did crawl, in this process
+    imported = {name: why for name, why in NOT_ON_THE_PLAIN_PATH.items() if name in modules}
+    assert not imported, imported
+
+
+async def test_a_worker_process_imports_no_cli(tmp_path: Path) -> None:
+    """A worker process (``python -m trio_scrape._child``) needs the page pipeline only."""
+    code = (
+        "import sys\nimport trio_scrape._child\nsys.stdout.write(' '.join(sorted(sys.modules)))\n"
+    )
+    result = await trio.run_process(
+        [CLI[0], "-c", code], cwd=tmp_path, capture_stdout=True, capture_stderr=True
+    )
+    modules = set(result.stdout.decode().split())
+    assert "trio_scrape._pipeline" in modules
+    unwanted = {*NOT_ON_THE_PLAIN_PATH, "typer", "trio_scrape._cli", "protego"} & modules
+    assert not unwanted, unwanted

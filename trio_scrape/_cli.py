@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import sys
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
@@ -25,6 +24,7 @@ from typing import Annotated, Any, Literal, NoReturn
 import trio
 import typer
 
+from ._cli_coercion import FastCommand, FastGroup
 from ._config import DEFAULT_USER_AGENT, LIMITS, CrawlConfig
 from ._crawler import Crawler, CrawlStatistics, raise_single
 from ._exceptions import ConfigError, FrontierError, OutputError, StateError
@@ -58,6 +58,7 @@ class Format(enum.StrEnum):
 
 app = typer.Typer(
     name=PROG,
+    cls=FastGroup,  # option values converted without pydantic where plain (_cli_coercion)
     rich_markup_mode="rich",
     add_completion=False,
     no_args_is_help=True,
@@ -100,6 +101,7 @@ def _root(
 
 
 @app.command(
+    cls=FastCommand,
     epilog=(
         "[bold]Examples[/]\n\n"
         "trio-scrape run https://example.org/ --depth 2 -o pages.jsonl\n\n"
@@ -602,7 +604,7 @@ def run(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=FastCommand)
 def demo(
     output: Annotated[
         str, typer.Option("-o", "--output", help="Record file (- = stdout; .csv for CSV).")
@@ -722,7 +724,7 @@ _CrawlId = Annotated[
 ]
 
 
-@app.command()
+@app.command(cls=FastCommand)
 def status(
     frontier: _FrontierUrl,
     crawl_id: _CrawlId = None,
@@ -732,7 +734,7 @@ def status(
     print(trio.run(_fleet_call, "status", frontier, crawl_id, json_output))
 
 
-@app.command()
+@app.command(cls=FastCommand)
 def export(
     frontier: _FrontierUrl,
     crawl_id: _CrawlId = None,
@@ -1065,6 +1067,8 @@ def _read_toml(path: Path, label: str) -> dict[str, Any]:
         raise UsageError(f"{label}: not a file name: {name}") from None
     if len(data) > _MAX_CONFIG_BYTES:  # not a configuration (or /dev/zero)
         raise UsageError(f"{label}: {name} is larger than {_MAX_CONFIG_BYTES:,} bytes")
+    import tomllib  # only when there is a file to read (4 ms of a start otherwise)
+
     try:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:  # TOML is UTF-8 (a UTF-16 file, say, is not)
