@@ -113,11 +113,17 @@ _MERGE_MEMOS = (
     " (SELECT max(id) FROM memo_log GROUP BY digest) ORDER BY digest"
     " ON CONFLICT (digest) DO UPDATE SET memo = excluded.memo"
 )
-# Leases, releases and done marks, in the order they happened: the last one of a URL wins.
+# Releases and done marks, in the order they happened: the last one of a URL wins.
 _MARK = (
     "INSERT INTO marks (seq, state, attempts) SELECT json_extract(value, '$[0]'),"
     " json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?) WHERE 1"
     " ON CONFLICT (seq) DO UPDATE SET state = excluded.state, attempts = excluded.attempts"
+)
+# Leases still held at a commit, as {"seq": attempts}.
+_LEASE = (
+    "INSERT INTO marks (seq, state, attempts) SELECT CAST(key AS INTEGER), 1, value"
+    " FROM json_each(?) WHERE 1 ON CONFLICT (seq) DO UPDATE SET state = 1,"
+    " attempts = excluded.attempts"
 )
 # A queued URL found at a smaller depth: it is handed out at that depth and referrer.
 _SHORTER = (
@@ -180,11 +186,16 @@ class SqliteFrontier(MemoryFrontier):
         self._groups: list[_Group] = []
         self._grouped = 0  # URLs in self._groups
         self._marks: list[tuple[int, int, int]] = []  # (seq, state, attempts), in order
+        # seq -> attempts of the leases taken since the last commit: one that ends before the
+        # next commit (most pages, on a fast site) is never written, only its end is. Each
+        # is the newest event of its seq (release and done remove it), so the commit writes
+        # them after _marks.
+        self._leases: dict[int, int] = {}
         self._shorter: list[tuple[int, int, str | None]] = []  # (seq, depth, referrer)
         self._revisits: list[tuple[int, int, bool]] = []  # (seq, depth, asked for)
         self._revisited: list[tuple[int, int]] = []  # (seq, depth)
-        self._leased_seqs: dict[str, int] = {}
-        self._memos: list[tuple[int, list[Any]]] = []  # (signed digest, memo)
+        self._leased_seqs: dict[str, tuple[int, int]] = {}  # URL -> (seq, digest)
+        self._memos: list[tuple[int, tuple[Any, ...]]] = []  # (signed digest, memo)
         self._round = 1
         self._output_offset: int | None = None
         self._committed_offset: int | None = None
@@ -275,17 +286,18 @@ class SqliteFrontier(MemoryFrontier):
         digest = self._seen_digests.digest(request.url)
         seq = self._seen_digests.seq(digest)
         assert seq is not None
-        self._leased_seqs[request.url] = seq
+        self._leased_seqs[request.url] = (seq, digest)
         if not request.revisit:  # a revisit's page is done already: its mark stays
-            self._marks.append((seq, _LEASED, request.attempts))
+            self._leases[seq] = request.attempts
             self._changed_pending()
         return _lease_depth(self._seen_digests, self._improved, digest, request)
 
     async def release(self, requests: Sequence[CrawlRequest]) -> None:
         await super().release(requests)
         for r in requests:
-            seq = self._leased_seqs.pop(r.url)
+            seq, _ = self._leased_seqs.pop(r.url)
             if not r.revisit:
+                self._leases.pop(seq, None)
                 self._marks.append((seq, _QUEUED, r.attempts))
         self._changed_pending()
         await self._wait_if_backlogged()
@@ -294,11 +306,13 @@ class SqliteFrontier(MemoryFrontier):
         self, requests: Sequence[CrawlRequest], *, output_offset: int | None = None
     ) -> None:
         await super().done(requests)
+        leases = self._leases
         for r in requests:
-            seq = self._leased_seqs.pop(r.url)
+            seq, _ = self._leased_seqs.pop(r.url)
             if r.revisit:
                 self._revisited.append((seq, r.depth))
             else:
+                leases.pop(seq, None)
                 self._marks.append((seq, _DONE, r.attempts))
         if output_offset is not None:
             self._output_offset = output_offset
@@ -308,8 +322,9 @@ class SqliteFrontier(MemoryFrontier):
     def remember(self, request: CrawlRequest, memo: PageMemo) -> None:
         """Keep what a recrawl needs of a leased page (committed no later than its done
         mark), for the next round."""
-        row = [memo.status, memo.etag, memo.last_modified, memo.digest, list(memo.links)]
-        digest = self._seen_digests.digest(request.url)
+        row = (memo.status, memo.etag, memo.last_modified, memo.digest, memo.links)
+        leased = self._leased_seqs.get(request.url)
+        digest = leased[1] if leased else self._seen_digests.digest(request.url)
         self._memos.append((_signed(digest), row))
         self._changed_pending()
 
@@ -404,6 +419,7 @@ class SqliteFrontier(MemoryFrontier):
         return (
             self._grouped
             + len(self._marks)
+            + len(self._leases)
             + len(self._shorter)
             + len(self._revisits)
             + len(self._revisited)
@@ -437,6 +453,7 @@ class SqliteFrontier(MemoryFrontier):
             changes = _Changes(
                 self._groups,
                 self._marks,
+                self._leases,
                 self._shorter,
                 self._revisits,
                 self._revisited,
@@ -447,6 +464,7 @@ class SqliteFrontier(MemoryFrontier):
             if not (load or self._backlog() or self._output_offset != self._committed_offset):
                 return [], loaded_seq
             self._groups, self._marks, self._grouped = [], [], 0
+            self._leases = {}
             self._shorter, self._revisits, self._revisited, self._memos = [], [], [], []
             self._committed_offset = self._output_offset
             # Shielded: once taken, the changes exist nowhere else. (Even an idle limiter is
@@ -478,6 +496,9 @@ class SqliteFrontier(MemoryFrontier):
                 db.execute(_REMEMBER, (_json_text(changes.memos),))
             if changes.marks:
                 db.execute(_MARK, (orjson.dumps(changes.marks).decode(),))
+            if changes.leases:  # after the marks: each lease is newer than its seq's marks
+                leases = orjson.dumps(changes.leases, option=orjson.OPT_NON_STR_KEYS)
+                db.execute(_LEASE, (leases.decode(),))
             # Rare: URLs found again at a smaller depth (exact --depth), and revisits.
             if changes.shorter:
                 db.executemany(_SHORTER, changes.shorter)
@@ -634,11 +655,12 @@ class _Changes:
 
     groups: list[_Group]
     marks: list[tuple[int, int, int]]
+    leases: dict[int, int]  # seq -> attempts, each newer than any mark of its seq
     shorter: list[tuple[int, int, str | None]]
     revisits: list[tuple[int, int, bool]]
     revisited: list[tuple[int, int]]
     output_offset: int | None
-    memos: list[tuple[int, list[Any]]]
+    memos: list[tuple[int, tuple[Any, ...]]]
 
 
 def _group_row(group: _Group) -> tuple[Any, ...]:
