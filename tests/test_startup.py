@@ -74,6 +74,7 @@ NOT_ON_THE_PLAIN_PATH = {
     "h2": "only with --http2",
     "trio_scrape._render": "only with --render / --render-auto",
     "trio_scrape._state": "only with --state",
+    "xml.etree.ElementTree": "only for sitemaps",
 }
 
 _REPORT_MODULES = (

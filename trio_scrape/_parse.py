@@ -11,7 +11,6 @@ import codecs
 import dataclasses
 import re
 import zlib
-from xml.etree import ElementTree
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
@@ -344,6 +343,8 @@ def parse_sitemap(content: bytes, *, max_bytes: int) -> Sitemap:
             raise ValueError(f"gzip sitemap decompresses past max_bytes={max_bytes}")
         if not decompressor.eof:
             raise ValueError("corrupt gzip sitemap: the stream is cut short")
+    from xml.etree import ElementTree  # only for sitemaps: not imported at every start
+
     try:
         root = ElementTree.fromstring(content)
     except ElementTree.ParseError as exc:
