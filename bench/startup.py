@@ -11,7 +11,8 @@ directory, so no pyproject.toml is read):
 
 To compare code trees, give each as ``--tree NAME=DIR`` (DIR holds a ``trio_scrape`` package
 and is put first on PYTHONPATH): they take turns, the order alternating each round, and the
-medians are printed side by side. The machine should be quiet; on a shared one only the ratios
+medians are printed side by side. Bytecode is cached for every tree, as an installed package
+has it. The machine should be quiet; on a shared one only the ratios
 within one call mean anything. Loopback only.
 
     python bench/startup.py --runs 10
@@ -99,7 +100,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="trio-scrape-startup-") as cwd:
         for round_ in range(args.runs + 1):
             for name, tree in trees if round_ % 2 else trees[::-1]:
-                env = dict(os.environ)
+                # Bytecode cached (in the temp dir, filled by the warm-up round) as an installed
+                # package has it, even where PYTHONDONTWRITEBYTECODE is set (see bench/run.py).
+                env = dict(os.environ, PYTHONPYCACHEPREFIX=os.path.join(cwd, "pycache"))
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
                 if tree:
                     env["PYTHONPATH"] = os.pathsep.join(
                         [tree, *filter(None, [os.environ.get("PYTHONPATH")])]
