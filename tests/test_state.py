@@ -810,3 +810,46 @@ async def test_memos_of_a_round_are_what_the_next_round_compares_with(tmp_path: 
         got = [await frontier.get(limiter) for _ in range(2)]
         # a and b as round 2 left them, c as round 1 did.
         assert sorted(str(r.memo.digest) for r in got if r and r.memo) == ["a2", "c1"]
+
+
+async def test_a_lease_is_written_only_if_still_held_at_a_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lease that ends before the next commit leaves only its end in ``marks``; one held
+    across a commit is written (and counted as in flight on resume), then replaced by its
+    end; a release after a written lease puts the URL back with its attempts."""
+    path = tmp_path / "state.db"
+    limiter = hosts()
+    written: list[tuple[list[tuple[int, int, int]], dict[int, int]]] = []
+    write = SqliteFrontier._write
+
+    def watched_write(self: SqliteFrontier, *args: Any) -> Any:
+        if args[0].marks or args[0].leases:
+            written.append((list(args[0].marks), dict(args[0].leases)))
+        return write(self, *args)
+
+    monkeypatch.setattr(SqliteFrontier, "_write", watched_write)
+
+    def marks(frontier: SqliteFrontier) -> list[tuple[int, int, int]]:
+        rows = frontier._db.execute("SELECT seq, state, attempts FROM marks ORDER BY seq")
+        return [tuple(row) for row in rows.fetchall()]
+
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        await frontier.add(urls("/a", "/b", "/c"), depth=0, referrer=None)
+        a, b, c = [await frontier.get(limiter) for _ in range(3)]
+        assert a and b and c
+        await frontier.done([a])  # within the same commit as its lease
+        await frontier._commit()
+        assert written == [([(1, 2, 0)], {2: 0, 3: 0})]  # a's lease was never written
+        assert marks(frontier) == [(1, 2, 0), (2, 1, 0), (3, 1, 0)]
+        await frontier.done([b])
+        await frontier.release([c._replace(attempts=1)])
+        await frontier._commit()
+        assert marks(frontier) == [(1, 2, 0), (2, 2, 0), (3, 0, 1)]
+        c = await frontier.get(limiter)
+        assert c is not None and c.attempts == 1
+        # c stays leased: the run "dies" with it in flight.
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        assert (frontier.resume.done, frontier.resume.requeued) == (2, 1)
+        c = await frontier.get(limiter)
+        assert c is not None and (c.url, c.attempts) == ("http://x.test/c", 1)
