@@ -55,7 +55,8 @@ class Frontier(Protocol):
 
         URLs are browser URLs (:func:`~trio_scrape._urls.browser_url`), queued as given;
         "seen before" compares their canonical keys (:func:`~trio_scrape._urls.url_key`),
-        through :func:`url_digest` or, in memory, ``hash(url_key(url))``, never the text.
+        through a stable 64-bit digest (:func:`url_digest` for Redis, a seeded XXH3 for
+        ``--state``) or, in memory, ``hash(url_key(url))``, never the text.
 
         The URLs of one call share a depth and referrer: they are one page's links, the
         seeds, or a sitemap's entries. A URL that ``keep`` refuses is not marked seen.
@@ -160,7 +161,8 @@ class MemoryFrontier:
     dict's share)
     instead of ~150 for typical URL strings, and the hash is already cached on the string. The
     chance of any false "seen" among a million URLs is about 3e-8. A frontier that persists
-    its seen-set uses the stable :func:`url_digest` instead. A page's links to one host are
+    its seen-set uses a stable digest instead (:func:`url_digest` for Redis,
+    ``_digests.DigestSet.digest`` for ``--state``). A page's links to one host are
     queued together as one newline-joined string (:class:`_Batch`): about 60 bytes per queued
     URL instead of ~200.
     """
