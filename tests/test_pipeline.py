@@ -78,3 +78,20 @@ async def test_a_sitemap_gives_its_entries_and_counts_the_unusable() -> None:
     assert outcome.sitemap.lastmods == {"http://site.test/s1": "2026-01-02"}
     assert outcome.invalid_links == 1
     assert outcome.links == []
+
+
+async def test_a_paced_attempt_has_its_request_written_at_once() -> None:
+    from trio_scrape._transport import PACED
+
+    asked: list[bool] = []
+
+    def recording(request: httpx.Request) -> httpx.Response:
+        asked.append(PACED.get())  # what the transport would see when writing it
+        return handler(request)
+
+    config = CrawlConfig()
+    async with open_fetcher(config, transport=httpx.MockTransport(recording)) as fetcher:
+        pipeline = PagePipeline(config, fetcher)
+        for paced in (True, False, True):
+            await pipeline.attempt(CrawlRequest("http://site.test/"), paced=paced)
+    assert asked == [True, False, True]

@@ -211,3 +211,54 @@ def test_other_urls_go_through_httpx(url: str) -> None:
     from trio_scrape._fetch import plain_url
 
     assert plain_url(url) is None
+
+
+@pytest.mark.parametrize("paced", [False, True])
+async def test_a_request_waits_for_the_next_pass_unless_paced(paced: bool) -> None:
+    """A request is written in the scheduler's pass after the one that sends it (the pass's
+    requests go out together); a paced host's is written at once, so its gaps are as
+    scheduled. A probe task looks once a pass for a request sent but not yet written."""
+    import socket
+
+    from trio_scrape._transport import PACED, _Connection
+
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    conn = _Connection(trio.SocketStream(trio.socket.from_stdlib_socket(ours)), 64 * 1024)
+    request = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    sending = False
+    done = False
+    caught_unwritten = 0
+
+    def written() -> bool:
+        try:
+            return theirs.recv(1024, socket.MSG_PEEK) != b""
+        except BlockingIOError:
+            return False
+
+    async def probe() -> None:
+        nonlocal caught_unwritten
+        while not done:
+            caught_unwritten += sending and not written()
+            await trio.lowlevel.checkpoint()
+
+    with theirs:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(probe)
+            PACED.set(paced)
+            # Unpaced, the probe sees each request unwritten with probability 3/4: it runs
+            # after the send in that pass, or before the write in the next (trio runs a
+            # pass in order or reversed, at random).
+            for _ in range(30):
+                theirs.send(b"HTTP/1.1 204 No Content\r\n\r\n")  # read once it is sent
+                sending = True
+                message = await conn.send_request(request, "GET", {})
+                sending = False
+                assert message.status == 204 and theirs.recv(1024) == request
+                await trio.lowlevel.checkpoint()
+            done = True
+        await conn.close()
+    if paced:
+        assert caught_unwritten == 0
+    else:
+        assert caught_unwritten > 0  # missed by chance: (1/4) ** 30 < 1e-18

@@ -46,6 +46,7 @@ from ._parse import (
     parse_sitemap,
     x_robots_directives,
 )
+from ._transport import PACED
 from ._urls import MAX_LINKS_PER_PAGE, LinkResolver, browser_url, document_base
 from ._validate import shorten
 
@@ -138,14 +139,15 @@ class PagePipeline:
         self._rng = rng if rng is not None else random.Random()
 
     async def attempt(self, request: CrawlRequest, *, paced: bool = False) -> Outcome:
-        """One attempt at ``request`` under the page deadline (``paced`` changes nothing
-        here: the request goes out at once).
+        """One attempt at ``request`` under the page deadline (``paced``: its request is
+        written as soon as the connection is ready, with no pass through the scheduler).
 
         ``request.first_try`` (trio time of this process; None: now) is when the first
         attempt began: a record's ``elapsed`` counts from it. Page failures are outcomes,
         never exceptions; cancellation propagates (the caller owns the request then).
         """
         config = self._config
+        PACED.set(paced)  # a paced host's request is written at once (see _transport.PACED)
         started = trio.current_time()
         first_try = started if request.first_try is None else request.first_try
         attempt = request.attempts + 1

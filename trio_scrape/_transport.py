@@ -34,12 +34,16 @@ import trio
 
 from ._addresses import AddressGuard, Resolver, origin_text, resolve
 
-__all__ = ["SEND_AT", "CrawlTransport", "serialise_head"]
+__all__ = ["PACED", "SEND_AT", "CrawlTransport", "serialise_head"]
 
 #: The ``time.monotonic()`` before which the current task's next request must not be written
 #: (0: at once). A worker process sets it for a request to a host with a delay, so the gaps
 #: the server sees are the ones the crawler scheduled; it is cleared once the request is sent.
 SEND_AT: contextvars.ContextVar[float] = contextvars.ContextVar("send_at", default=0.0)
+#: Whether the current task's requests go to a host paced by a delay: each is written at once
+#: (no pass through the scheduler first, see ``_Connection.send_all``), so the gaps the server
+#: sees are the ones scheduled. A request with a ``SEND_AT`` is written at once too.
+PACED: contextvars.ContextVar[bool] = contextvars.ContextVar("paced", default=False)
 
 _READ_SIZE = 64 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -145,11 +149,19 @@ class _Connection:
     async def close(self) -> None:
         await trio.aclose_forcefully(self.stream)
 
-    async def send_all(self, data: bytes) -> None:
+    async def send_all(self, data: bytes, *, at_once: bool = False) -> None:
         """``stream.send_all``, but a request that fits in the socket's buffer (all of them,
-        in practice) is written at once with no trip through the scheduler: trio's send
-        yields after writing, a loop iteration per request that cost more than the write.
-        The caller's next step waits for the answer anyway, which lets other tasks run.
+        in practice) is written with one ``os.write`` and no trip through the scheduler
+        after it (trio's send yields after writing; the caller's next step waits for the
+        answer anyway, which lets other tasks run).
+
+        The write waits for the scheduler's next pass (one yield before it, unless
+        ``at_once``): the requests of the workers that finished a page in one pass then go
+        out together, at the start or end of the next pass, instead of one between each
+        two pages' parsing. Measured on the benchmark crawl, 5-8% less CPU per page and
+        3-5% less wall time (README, Performance): on this VM every write that wakes the
+        idle server costs a cross-CPU wake-up, and writes in a row share them. ``at_once``
+        is for paced hosts, whose requests must reach the wire when scheduled.
 
         Raises:
             trio.Cancelled: the enclosing scope was cancelled (checked before writing).
@@ -158,7 +170,10 @@ class _Connection:
         if self.plain is None:
             await self.stream.send_all(data)
             return
-        await trio.lowlevel.checkpoint_if_cancelled()
+        if at_once:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        else:
+            await trio.lowlevel.checkpoint()
         fd = self.plain.socket.fileno()
         if fd < 0:
             raise trio.ClosedResourceError("the connection was closed")
@@ -184,16 +199,18 @@ class _Connection:
             httpx.TransportError subclasses for everything else.
         """
         send_at = SEND_AT.get()
+        at_once = PACED.get()
         if send_at:  # after connecting: the time a connection takes is not in the gap
             SEND_AT.set(0.0)
             await trio.sleep(max(0.0, send_at - time.monotonic()))
+            at_once = True
         write_timeout = timeouts.get("write")
         try:
             if write_timeout is None:
-                await self.send_all(data)
+                await self.send_all(data, at_once=at_once)
             else:
                 with trio.move_on_after(write_timeout):
-                    await self.send_all(data)
+                    await self.send_all(data, at_once=at_once)
                     write_timeout = None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise _StaleConnection from exc
