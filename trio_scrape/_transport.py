@@ -184,12 +184,44 @@ class _Connection:
         if sent < len(data):
             await self.stream.send_all(memoryview(data)[sent:])
 
-    async def receive(self, timeout: float | None) -> bytes:
+    async def receive(self, timeout: float | None, *, wait_first: bool = False) -> bytes:
+        """The next bytes from the server (``b""``: it closed the connection).
+
+        A plain TCP connection is read directly, with no pass through the scheduler when
+        data is there (trio's ``receive_some`` yields after every read; the crawl's worker
+        yields before each request it writes, see :meth:`send_all`). ``wait_first``: just
+        after a request was written, when its answer cannot be there yet, wait for it before
+        reading (a read that would fail costs a system call).
+
+        Raises:
+            httpx.ReadTimeout: nothing came for ``timeout`` seconds.
+            trio.Cancelled: the enclosing scope was cancelled (checked before reading).
+            OSError, trio.BrokenResourceError: the connection broke.
+            trio.ClosedResourceError: the connection was closed.
+        """
         if timeout is None:
-            return bytes(await self.stream.receive_some(_READ_SIZE))
+            return await self._receive(wait_first)
         with trio.move_on_after(timeout):
-            return bytes(await self.stream.receive_some(_READ_SIZE))
+            return await self._receive(wait_first)
         raise httpx.ReadTimeout(f"no data from the server for {timeout:g}s")
+
+    async def _receive(self, wait_first: bool) -> bytes:
+        plain = self.plain
+        if plain is None:
+            return bytes(await self.stream.receive_some(_READ_SIZE))
+        sock = plain.socket
+        if wait_first:
+            await trio.lowlevel.wait_readable(sock)
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            fd = sock.fileno()
+            if fd < 0:
+                raise trio.ClosedResourceError("the connection was closed")
+            try:
+                return os.read(fd, _READ_SIZE)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(sock)
 
     async def send_request(self, data: bytes, method: str, timeouts: dict[str, Any]) -> _Message:
         """Send a serialised request and read up to the final response's head.
@@ -222,7 +254,7 @@ class _Connection:
         read_timeout = timeouts.get("read")
         while not message.headers_done:
             try:
-                chunk = await self.receive(read_timeout)
+                chunk = await self.receive(read_timeout, wait_first=not received)
             except (trio.BrokenResourceError, OSError) as exc:
                 if not received:
                     raise _StaleConnection from exc
