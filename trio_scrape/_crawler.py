@@ -46,7 +46,7 @@ import dataclasses
 import logging
 import math
 import random
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
@@ -57,7 +57,7 @@ from ._config import CrawlConfig
 from ._exceptions import ConfigError
 from ._fetch import Fetcher, open_fetcher
 from ._frontier import Frontier, MemoryFrontier
-from ._page import CrawlRequest, Page, PageError
+from ._page import CrawlRequest, Page, PageError, PageMemo
 from ._pipeline import AttemptLost, Outcome, PagePipeline, Pipeline, browser_urls, failed_page
 from ._politeness import HostLimiter, HostStatistics, RobotsCache, origin_of
 from ._sinks import Sink
@@ -201,6 +201,11 @@ class Crawler:
                 "processes", "a custom transport runs only in one process: use processes=1"
             )
         self._robots: RobotsCache | None = None
+        # The frontier's optional methods, looked up once it is known (in run): a getattr
+        # that misses costs an AttributeError, and these were asked for every page.
+        self._get_nowait: Callable[[HostLimiter], CrawlRequest] | None = None
+        self._starting: Callable[[CrawlRequest], Awaitable[None]] | None = None
+        self._remember: Callable[[CrawlRequest, PageMemo], None] | None = None
 
         self._ran = False
         self._stopping = False
@@ -400,6 +405,9 @@ class Crawler:
                 attach_sink = getattr(self._frontier, "attach_sink", None)
                 if attach_sink is not None:  # records go out only once committed
                     self._sink = await attach_sink(self._sink, links=config.links)
+                self._get_nowait = getattr(self._frontier, "get_nowait", None)
+                self._starting = getattr(self._frontier, "starting", None)
+                self._remember = getattr(self._frontier, "remember", None)
                 starts = self._seeds + self._sitemaps
                 seed_hosts = {host_of(url) for url in starts}
                 seed_origins = {origin_of(url) for url in starts}
@@ -565,15 +573,10 @@ class Crawler:
             return jobs.receive_nowait()
         except (trio.WouldBlock, trio.EndOfChannel):
             pass
-        get_nowait = getattr(self._frontier, "get_nowait", None)
+        get_nowait = self._get_nowait
         scope = self._dispatch_scope
-        if (
-            get_nowait is None
-            or self._stopping
-            or scope is None
-            or scope.cancel_called
-            or trio.current_time() >= scope.deadline
-        ):
+        # (cancel_called is true once the crawl's deadline has passed, too)
+        if get_nowait is None or self._stopping or scope is None or scope.cancel_called:
             return None  # the dispatcher alone decides when dispatching ends
         try:
             request: CrawlRequest = get_nowait(self._hosts)
@@ -613,7 +616,7 @@ class Crawler:
                 )
                 page = failed_page(request, PageError("robots", "disallowed by robots.txt"))
             else:
-                starting = getattr(self._frontier, "starting", None)
+                starting = self._starting
                 if starting is not None:  # a shared frontier times the host's delay
                     await starting(request)
                 attempted = True
@@ -815,7 +818,7 @@ class Crawler:
         if outcome.seen is not None:
             await self._frontier.mark_seen([outcome.seen], depth=request.depth)
         memo = outcome.memo if outcome.memo is not None else request.memo
-        remember = getattr(self._frontier, "remember", None)
+        remember = self._remember
         if memo is not None and remember is not None and not request.revisit:
             remember(request, memo)  # before its done mark; a failure keeps the last memo
         return page

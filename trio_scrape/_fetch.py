@@ -157,6 +157,9 @@ class HttpxFetcher:
         self._seed_hosts = frozenset(h.lower() for h in seed_hosts)
         self._guard = guard
         self._cookies = httpx.Cookies()
+        # Whether a server ever set a cookie: asking the jar (`not jar`) counts its cookies
+        # with a generator, for every request.
+        self._cookies_set = False
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
         # The plain way (see _PLAIN_URL): only over the crawler's own transport, and only
@@ -178,7 +181,11 @@ class HttpxFetcher:
         for _ in range(self._max_redirects + 1):
             sent = self._seed_headers if host_of(url) in self._seed_hosts else self._headers
             plain = None
-            if self._plain is not None and not extra and not self._cookies.jar:
+            if (
+                self._plain is not None
+                and not extra
+                and not (self._cookies_set and self._cookies.jar)
+            ):
                 plain = plain_url(url)
             if plain is not None:
                 answer = await self._fetch_plain(url, plain, sent)
@@ -211,6 +218,7 @@ class HttpxFetcher:
                 fields = header_fields(response.headers)
                 if "set-cookie" in fields:
                     self._cookies.extract_cookies(response)
+                    self._cookies_set = True
                 location = fields.get("location")
                 if response.status_code in _REDIRECT_STATUSES and location:
                     url = _redirect_target(str(response.url), location)
@@ -249,6 +257,7 @@ class HttpxFetcher:
                 self._cookies.extract_cookies(
                     httpx.Response(status, headers=headers, request=request)
                 )
+                self._cookies_set = True
             location = fields.get("location")
             if status in _REDIRECT_STATUSES and location:
                 return _redirect_target(url, location)

@@ -185,6 +185,7 @@ class MemoryFrontier:
         self._pending_revisits: dict[int, CrawlRequest] = {}
         self._leased = 0
         self._changed = trio.Event()
+        self._waiting = 0  # tasks in get() waiting for _changed
         self._limiter: HostLimiter | None = None
         # A subclass that keeps only a window of its queue in memory sets _spilled while
         # more is waiting elsewhere; get() then calls _read_ahead() below _low_water, and
@@ -194,8 +195,9 @@ class MemoryFrontier:
         self._low_water = 0
 
     def _wake(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
+        if self._waiting:  # else no one to wake: get() looks before it waits
+            self._changed.set()
+            self._changed = trio.Event()
 
     def _enqueue(self, request: CrawlRequest, *, front: bool = False) -> None:
         self._enqueue_entry(origin_of(request.url), request, 1, front=front)
@@ -227,14 +229,17 @@ class MemoryFrontier:
         if sitemap or lastmods:
             return self._add_each(urls, depth, referrer, keep, sitemap, lastmods or {}, revisit)
         seen = self._seen
+        seen_at = seen.get
         queued = depth << 1
+        deeper = queued | 1  # known >> 1 > depth  <=>  known > deeper
         by_origin: dict[str, list[str]] = {}
         added = 0
         for url in urls:
-            digest = hash(url_key(url))
-            known = seen.get(digest)
+            # (url_key's own shortcut, inlined: most of a page's links are seen already)
+            digest = hash(url if "%" not in url and "?" not in url else url_key(url))
+            known = seen_at(digest)
             if known is not None:
-                if known >> 1 > depth:
+                if known > deeper:
                     added += self._improve(digest, url, known, depth, referrer, revisit)
                 continue
             if keep is not None and not keep(url):
@@ -345,8 +350,15 @@ class MemoryFrontier:
                 self._queue_revisits()
                 continue
             timed = self._timed
-            with trio.move_on_at(timed[0][0] if timed else math.inf):
-                await self._changed.wait()
+            self._waiting += 1
+            try:
+                if timed:
+                    with trio.move_on_at(timed[0][0]):
+                        await self._changed.wait()
+                else:
+                    await self._changed.wait()
+            finally:
+                self._waiting -= 1
 
     def get_nowait(self, hosts: HostLimiter) -> CrawlRequest:
         """Lease the next request whose host is ready, as :meth:`get` would, without waiting

@@ -155,11 +155,11 @@ class HostLimiter:
         host = self._host(origin)
         host.active += 1
         host.requests += 1
-        host.last_start = trio.current_time()
+        host.last_start = now = trio.current_time()
         delay = max(self._delay, host.crawl_delay)
         if delay > 0 and self._jitter > 0:
             delay *= 1 + self._rng.uniform(-self._jitter, self._jitter)
-        host.next_start = trio.current_time() + delay
+        host.next_start = now + delay
 
     def finish(
         self, origin: str, *, latency: float | None, failed: bool, url: str | None = None

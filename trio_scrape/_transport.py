@@ -337,13 +337,13 @@ class _Body(httpx.AsyncByteStream):
         conn: _Connection,
         origin: Origin,
         timeout: float | None,
-        close_delimited: bool,
+        method: str,
     ) -> None:
         self._transport = transport
         self._conn: _Connection | None = conn
         self._origin = origin
         self._timeout = timeout
-        self._close_delimited = close_delimited
+        self._method = method  # whether the body ends at the close is asked only then
 
     def __aiter__(self) -> _Body:
         return self
@@ -372,7 +372,7 @@ class _Body(httpx.AsyncByteStream):
                 await self.aclose()
                 raise
             if not chunk:
-                if self._close_delimited:
+                if message.delimited_by_close(self._method):
                     message.complete = True
                     conn.reusable = False
                     continue
@@ -500,13 +500,7 @@ class CrawlTransport(httpx.AsyncBaseTransport):
             except BaseException:
                 await conn.close()
                 raise
-        body = _Body(
-            self,
-            conn,
-            origin,
-            timeouts.get("read"),
-            close_delimited=head.delimited_by_close(method),
-        )
+        body = _Body(self, conn, origin, timeouts.get("read"), method)
         return head, body
 
     async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
