@@ -10,6 +10,7 @@ import pytest
 import trio
 import trustme
 
+from trio_scrape import CrawlConfig
 from trio_scrape._transport import CrawlTransport
 
 from .site import Reply, Request, Site, html_page
@@ -213,18 +214,20 @@ def test_other_urls_go_through_httpx(url: str) -> None:
     assert plain_url(url) is None
 
 
-@pytest.mark.parametrize("paced", [False, True])
-async def test_a_request_waits_for_the_next_pass_unless_paced(paced: bool) -> None:
+@pytest.mark.parametrize(("paced", "at_once"), [(False, False), (True, False), (False, True)])
+async def test_a_request_waits_for_the_next_pass_unless_paced(paced: bool, at_once: bool) -> None:
     """A request is written in the scheduler's pass after the one that sends it (the pass's
     requests go out together); a paced host's is written at once, so its gaps are as
-    scheduled. A probe task looks once a pass for a request sent but not yet written."""
+    scheduled, and so is every request of a worker process's transport (``at_once``). A
+    probe task looks once a pass for a request sent but not yet written."""
     import socket
 
     from trio_scrape._transport import PACED, _Connection
 
     ours, theirs = socket.socketpair()
     theirs.setblocking(False)
-    conn = _Connection(trio.SocketStream(trio.socket.from_stdlib_socket(ours)), 64 * 1024)
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+    conn = _Connection(stream, 64 * 1024, at_once=at_once)
     request = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
     sending = False
     done = False
@@ -258,7 +261,28 @@ async def test_a_request_waits_for_the_next_pass_unless_paced(paced: bool) -> No
                 await trio.lowlevel.checkpoint()
             done = True
         await conn.close()
-    if paced:
+    if paced or at_once:
         assert caught_unwritten == 0
     else:
         assert caught_unwritten > 0  # missed by chance: (1/4) ** 30 < 1e-18
+
+
+async def test_a_worker_process_transport_writes_at_once(site: Site) -> None:
+    from trio_scrape._fetch import open_fetcher
+    from trio_scrape._transport import _Connection
+
+    site.add("/", Reply(body=html_page("Home")))
+    made: list[_Connection] = []
+    real_init = _Connection.__init__
+
+    def recording(self: _Connection, *args: object, **options: bool) -> None:
+        real_init(self, *args, **options)  # type: ignore[arg-type]
+        made.append(self)
+
+    config = CrawlConfig(allow_private=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_Connection, "__init__", recording)
+        for at_once in (False, True):
+            async with open_fetcher(config, write_at_once=at_once) as fetcher:
+                assert (await fetcher.fetch(site.url("/"))).status == 200
+    assert [conn.at_once for conn in made] == [False, True]

@@ -64,7 +64,8 @@ async def _serve(fd: int) -> None:
     bodies: bool = setup["bodies"]
     seeds = {"seed_hosts": setup["seed_hosts"], "seed_origins": setup["seed_origins"]}
     async with AsyncExitStack() as stack:
-        fetcher = await stack.enter_async_context(open_fetcher(config, **seeds))
+        # Requests written at once: a worker process's pages wait on the hop (see _transport).
+        fetcher = await stack.enter_async_context(open_fetcher(config, **seeds, write_at_once=True))
         page_fetcher: Fetcher = fetcher
         if config.rendering != "off":  # each worker process renders with its own browser
             from ._render import open_page_fetcher

@@ -460,6 +460,7 @@ async def open_fetcher(
     transport: httpx.AsyncBaseTransport | None = None,
     seed_hosts: Iterable[str] = (),
     seed_origins: Iterable[str] = (),
+    write_at_once: bool = False,
 ) -> AsyncIterator[HttpxFetcher]:
     """Open the fetcher for ``config`` and close its connections on exit.
 
@@ -473,6 +474,7 @@ async def open_fetcher(
     Connections to origins other than ``seed_origins`` (``scheme://host[:port]``; each
     ``http://host`` with its ``https://host``) must go to public addresses unless
     ``allow_private`` (see :class:`AddressGuard`); ``headers`` go to ``seed_hosts`` only.
+    ``write_at_once``: see :class:`CrawlTransport` (worker processes set it).
 
     Raises:
         ConfigError: the cache directory cannot be created.
@@ -482,7 +484,9 @@ async def open_fetcher(
     precheck = False
     if transport is None:
         if config.proxy is None and not config.http2:
-            transport = CrawlTransport(max_idle_per_origin=config.workers, guard=guard)
+            transport = CrawlTransport(
+                max_idle_per_origin=config.workers, guard=guard, write_at_once=write_at_once
+            )
         else:
             # httpx's transport connects by name: check the addresses just before (with a
             # proxy, the proxy connects, and its network is not ours to guard).

@@ -135,10 +135,21 @@ class _Message:
 
 
 class _Connection:
-    __slots__ = ("idle_since", "max_header_bytes", "message", "plain", "reusable", "stream")
+    __slots__ = (
+        "at_once",
+        "idle_since",
+        "max_header_bytes",
+        "message",
+        "plain",
+        "reusable",
+        "stream",
+    )
 
-    def __init__(self, stream: trio.abc.Stream, max_header_bytes: int) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, max_header_bytes: int, *, at_once: bool = False
+    ) -> None:
         self.stream = stream
+        self.at_once = at_once  # every request written at once (see send_all)
         # A plain TCP connection is written directly (see send_all); TLS through its stream.
         self.plain = stream if isinstance(stream, trio.SocketStream) else None
         self.max_header_bytes = max_header_bytes
@@ -161,7 +172,11 @@ class _Connection:
         two pages' parsing. Measured on the benchmark crawl, 5-8% less CPU per page and
         3-5% less wall time (README, Performance): on this VM every write that wakes the
         idle server costs a cross-CPU wake-up, and writes in a row share them. ``at_once``
-        is for paced hosts, whose requests must reach the wire when scheduled.
+        is for paced hosts, whose requests must reach the wire when scheduled, and for
+        worker processes (``CrawlTransport(write_at_once=True)``): their pages wait on the
+        hop to the crawler's process, so a pass more before each request may cost them wall
+        time, where one process, busy parsing, loses none (with ``--processes 2`` on the
+        shared machine, two paired calls of three were 8-10% slower in wall time with it).
 
         Raises:
             trio.Cancelled: the enclosing scope was cancelled (checked before writing).
@@ -231,7 +246,7 @@ class _Connection:
             httpx.TransportError subclasses for everything else.
         """
         send_at = SEND_AT.get()
-        at_once = PACED.get()
+        at_once = self.at_once or PACED.get()
         if send_at:  # after connecting: the time a connection takes is not in the gap
             SEND_AT.set(0.0)
             await trio.sleep(max(0.0, send_at - time.monotonic()))
@@ -403,6 +418,8 @@ class CrawlTransport(httpx.AsyncBaseTransport):
         guard: where connections may go (checked on resolved addresses, just before
             connecting); None allows everything.
         resolver: ``resolver(host, port)`` -> addresses (default: the system's); tests stub it.
+        write_at_once: write every request as soon as it is ready, instead of in the
+            scheduler's next pass (see ``_Connection.send_all``); for worker processes.
 
     Honours the ``timeout`` request extension that httpx sets (connect, read, write).
     """
@@ -417,7 +434,9 @@ class CrawlTransport(httpx.AsyncBaseTransport):
         max_header_bytes: int = 64 * 1024,
         guard: AddressGuard | None = None,
         resolver: Resolver = resolve,
+        write_at_once: bool = False,
     ) -> None:
+        self._write_at_once = write_at_once
         self._guard = guard
         self._resolver = resolver
         self._idle: collections.OrderedDict[Origin, list[_Connection]] = collections.OrderedDict()
@@ -514,7 +533,7 @@ class CrawlTransport(httpx.AsyncBaseTransport):
                         stream, self._ssl(), server_hostname=host, https_compatible=True
                     )
                     await stream.do_handshake()
-                return _Connection(stream, self._max_header_bytes)
+                return _Connection(stream, self._max_header_bytes, at_once=self._write_at_once)
         except (OSError, trio.BrokenResourceError) as exc:
             if stream is not None:
                 await trio.aclose_forcefully(stream)
