@@ -13,8 +13,14 @@ the CLI's entry point runs (and catches a Ctrl-C) before the engine's imports.
 from __future__ import annotations
 
 import importlib
+import os
 
 from ._version import __version__ as __version__
+
+if os.environ.get("TRIO_SCRAPE_PURE_PYTHON") == "1":  # a compiled wheel run as plain Python
+    from ._pure import prefer_source
+
+    prefer_source()
 
 # Not typing.TYPE_CHECKING: importing typing (16 ms) is most of what this module would cost,
 # and a Ctrl-C during start-up is caught only once the entry point runs. mypy reads any

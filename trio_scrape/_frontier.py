@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 import trio
+from mypy_extensions import mypyc_attr
 
 from ._page import CrawlRequest
 from ._politeness import HostLimiter, origin_of
@@ -36,6 +37,11 @@ class FrontierStatistics:
     queued: int
     leased: int
     seen: int
+
+    def __reduce__(self) -> tuple[type[FrontierStatistics], tuple[int, int, int]]:
+        # Explicit: pickle's default sets the fields one by one, which a frozen dataclass
+        # compiled by mypyc (hatch_build.py) refuses.
+        return (FrontierStatistics, (self.queued, self.leased, self.seen))
 
 
 class Frontier(Protocol):
@@ -146,6 +152,8 @@ class _Batch:
 _Entry = CrawlRequest | _Batch
 
 
+# Compiled with mypyc in a wheel (hatch_build.py): the --state frontier and tests subclass it.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemoryFrontier:
     """An in-memory :class:`Frontier`: one FIFO queue per host, hosts served round-robin.
 

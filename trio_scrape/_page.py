@@ -101,6 +101,11 @@ class PageError:
     kind: ErrorKind
     message: str
 
+    def __reduce__(self) -> tuple[type[PageError], tuple[ErrorKind, str]]:
+        # Explicit, for worker processes and copy: pickle's default sets the fields one by
+        # one, which a frozen dataclass compiled by mypyc (hatch_build.py) refuses.
+        return (PageError, (self.kind, self.message))
+
     def to_dict(self) -> dict[str, str]:
         return {"kind": self.kind, "message": self.message}
 

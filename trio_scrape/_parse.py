@@ -284,6 +284,11 @@ class Selector:
         except SelectolaxError:
             raise ValueError(f"bad CSS selector {self.css!r} for {self.name!r}") from None
 
+    def __reduce__(self) -> tuple[type[Selector], tuple[str, str, str | None, bool]]:
+        # Explicit, for worker processes: pickle's default sets the fields one by one, which
+        # a frozen dataclass compiled by mypyc (hatch_build.py) refuses.
+        return (Selector, (self.name, self.css, self.attr, self.many))
+
     @classmethod
     def parse(cls, spec: str, *, many: bool = False) -> Selector:
         """``NAME=CSS``, ``NAME=CSS::text`` or ``NAME=CSS::attr(ATTRIBUTE)``."""

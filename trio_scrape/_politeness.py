@@ -62,6 +62,14 @@ class HostStatistics:
     delay: float  #: minimum seconds between request starts (delay or Crawl-delay)
     paused_until: float | None  #: trio clock time the host is paused until, if it is
 
+    def __reduce__(
+        self,
+    ) -> tuple[type[HostStatistics], tuple[int, int, int, int, float, float | None]]:
+        # Explicit: pickle's default sets the fields one by one, which a frozen dataclass
+        # compiled by mypyc (hatch_build.py) refuses.
+        fields = (self.requests, self.errors, self.in_flight, self.concurrency, self.delay)
+        return (HostStatistics, (*fields, self.paused_until))
+
 
 class _Host:
     __slots__ = (
