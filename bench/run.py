@@ -13,7 +13,9 @@ it), even where PYTHONDONTWRITEBYTECODE is set: see ``bytecode_env``.
 
 trio-scrape runs three ways: with ``--processes auto`` (in one process on 2 CPUs or fewer), in
 one process, and with 2 worker processes (the worker-process path, whatever ``auto`` means
-here). The Node peer (global
+here); and, when the installed build is compiled (a wheel: ``pip install .``, see
+hatch_build.py), a fourth: ``auto`` with the compiled modules set aside
+(``TRIO_SCRAPE_PURE_PYTHON=1``). The table's header says which build ran. The Node peer (global
 fetch + p-limit + regular expressions, bench/peers/node) needs ``node`` and ``npm``: its one
 dependency is installed once into a directory under the system's temp dir, never the repo.
 
@@ -113,6 +115,11 @@ def crawler_commands(
         "trio-scrape": ([*ours, "--processes", "auto"], importable("trio_scrape")),
         "trio-scrape (1 process)": ([*ours, "--processes", "1"], importable("trio_scrape")),
         "trio-scrape (2 processes)": ([*ours, "--processes", "2"], importable("trio_scrape")),
+        # The same install with its mypyc-compiled modules set aside (trio_scrape/_pure.py).
+        "trio-scrape (plain Python)": (
+            ["env", "TRIO_SCRAPE_PURE_PYTHON=1", *ours, "--processes", "auto"],
+            lambda: trio_scrape_build() == "compiled",
+        ),
         "node (fetch + p-limit + regex)": (
             ["node", node or "missing", start, "-c", str(c), "-o", out],
             lambda: node is not None,
@@ -130,6 +137,15 @@ def crawler_commands(
             importable("scrapy"),
         ),
     }
+
+
+def trio_scrape_build() -> str:
+    """How the installed trio-scrape was built: "compiled" (a wheel, its per-page modules
+    compiled by mypyc: hatch_build.py), "plain Python" (an editable install) or "missing"."""
+    spec = importlib.util.find_spec("trio_scrape._urls")
+    if spec is None or spec.origin is None:
+        return "missing"
+    return "plain Python" if spec.origin.endswith(".py") else "compiled"
 
 
 def start_server(root: Path, workdir: Path, extra: str = "") -> subprocess.Popen[bytes]:
@@ -294,7 +310,8 @@ def main() -> None:
         "--crawlers",
         default=(
             "trio-scrape,trio-scrape (1 process),trio-scrape (2 processes),"
-            "node (fetch + p-limit + regex),aiohttp+selectolax,trio-httpx (naive),scrapy"
+            "trio-scrape (plain Python),node (fetch + p-limit + regex),aiohttp+selectolax,"
+            "trio-httpx (naive),scrapy"
         ),
     )
     parser.add_argument(
@@ -316,7 +333,7 @@ def main() -> None:
         names = []
         for name in [n.strip() for n in args.crawlers.split(",")]:
             if not commands[name][1]():
-                print(f"skipping {name}: not installed here", file=sys.stderr)
+                print(f"skipping {name}: not available here", file=sys.stderr)
                 continue
             names.append(name)
             results[name] = []
@@ -344,7 +361,8 @@ def main() -> None:
     ours = next((r[1] for r in rows if r[0] == "trio-scrape"), None)
     print(
         f"\n{args.pages} pages, concurrency {args.concurrency}, median of {args.runs} paired "
-        f"runs after a warm-up round, {os.cpu_count()} CPUs\n"
+        f"runs after a warm-up round, {os.cpu_count()} CPUs; trio-scrape: "
+        f"{trio_scrape_build()} build\n"
     )
     print(
         "| crawler | pages/s | wall s min-max | CPU ms/page | peak RSS MB (all processes) | "
