@@ -32,6 +32,7 @@ COMPILED = (
     "trio_scrape/_frontier.py",
     "trio_scrape/_politeness.py",
     "trio_scrape/_page.py",
+    "trio_scrape/_headers.py",
 )
 
 

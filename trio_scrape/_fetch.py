@@ -28,6 +28,7 @@ import httpx
 from ._addresses import AddressGuard, BlockedAddress, exempt_origins, origin_text, resolve
 from ._config import CrawlConfig
 from ._exceptions import ConfigError
+from ._headers import header_dict, headers_from_raw
 from ._page import ErrorKind
 from ._transport import CrawlTransport, serialise_head
 from ._urls import host_of, resolve_links
@@ -106,12 +107,7 @@ class Response:
 
 def header_fields(headers: httpx.Headers) -> dict[str, str]:
     """Headers as a dict by lower-case name; repeated headers joined with ", "."""
-    fields: dict[str, str] = {}
-    for name, value in headers.raw:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        fields[key] = f"{fields[key]}, {text}" if key in fields else text
-    return fields
+    return header_dict(headers.raw)
 
 
 class Fetcher(Protocol):
@@ -246,12 +242,8 @@ class HttpxFetcher:
         except httpx.HTTPError as exc:
             raise _classify(exc) from exc
         try:
-            fields: dict[str, str] = {}
-            for name, value in raw:
-                key = name.decode("latin-1").lower()
-                text = value.decode("latin-1")
-                fields[key] = f"{fields[key]}, {text}" if key in fields else text
-            headers = httpx.Headers(raw)
+            fields = header_dict(raw)
+            headers = headers_from_raw(raw)
             if "set-cookie" in fields:
                 request = httpx.Request("GET", url)
                 self._cookies.extract_cookies(

@@ -19,9 +19,9 @@ import socket
 import struct
 from typing import Any
 
-import httpx
 import trio
 
+from ._headers import headers_from_raw
 from ._page import CrawlRequest, Page, PageError
 from ._pipeline import Outcome, SitemapEntries
 
@@ -212,7 +212,7 @@ def _page_of(fields: tuple[Any, ...]) -> Page:
     if len(fields) > 14:
         page.content, page.encoding, headers = fields[14:]
         if headers is not None:
-            page.headers = httpx.Headers(headers)
+            page.headers = headers_from_raw(headers)
         if page.encoding is not None:
             try:
                 page.text = page.content.decode(page.encoding, errors="replace")
