@@ -158,3 +158,38 @@ async def test_no_request_is_taken_after_the_crawl_deadline(
     assert [round(t - start, 3) for t in asked] == [0, 0.3, 0.6, 0.9]
     assert stats.stop_reason == "deadline"
     assert len([page async for page in receive]) == 4
+
+
+class FlushTimes:
+    """A sink that batches (it has flush()) and notes when each flush came."""
+
+    def __init__(self) -> None:
+        self.pages: list[Page] = []
+        self.flushes: list[tuple[float, int]] = []
+
+    async def send(self, page: Page) -> None:
+        self.pages.append(page)
+
+    async def flush(self) -> None:
+        self.flushes.append((trio.current_time(), len(self.pages)))
+
+
+async def test_the_last_records_are_flushed_without_waiting_for_more(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Records wait up to the flush delay for others to be written with them, but not when
+    no page is being attempted any more: the crawl's end does not wait the delay out."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = html_page(request.url.path)
+        return httpx.Response(200, content=page, headers={"content-type": "text/html"})
+
+    sink = FlushTimes()
+    seeds = [f"http://a.test/p{i}" for i in range(5)]
+    config = CrawlConfig(workers=2, robots=False, links=False)
+    start = trio.current_time()
+    crawler = Crawler(seeds, config, sink=sink, transport=httpx.MockTransport(handler))
+    await crawler.run()
+    assert len(sink.pages) == 5
+    assert sink.flushes and sink.flushes[-1][1] == 5
+    assert trio.current_time() - start < 0.02  # the flush delay (_FLUSH_DELAY) was not waited

@@ -184,6 +184,7 @@ class Crawler:
         # With a state, records are committed as soon as they can be: what a kill makes the
         # next run redo is what was written since the last commit.
         self._flush_delay = 0.0 if self._own_state else _FLUSH_DELAY
+        self._attempting = 0  # pages between dispatch and their record (or retry)
         self._frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self._transport = transport
         self._pipeline: Pipeline | None = None
@@ -606,21 +607,25 @@ class Crawler:
             await self._frontier.done([request])
             return False
         try:
-            if (
-                self._robots is not None
-                and self._config.robots
-                and not await self._robots.allowed(request.url)
-            ):
-                self._hosts.finish(
-                    origin_of(request.url), latency=None, failed=False, url=request.url
-                )
-                page = failed_page(request, PageError("robots", "disallowed by robots.txt"))
-            else:
-                starting = self._starting
-                if starting is not None:  # a shared frontier times the host's delay
-                    await starting(request)
-                attempted = True
-                page = await self._attempt(request)
+            self._attempting += 1
+            try:
+                if (
+                    self._robots is not None
+                    and self._config.robots
+                    and not await self._robots.allowed(request.url)
+                ):
+                    self._hosts.finish(
+                        origin_of(request.url), latency=None, failed=False, url=request.url
+                    )
+                    page = failed_page(request, PageError("robots", "disallowed by robots.txt"))
+                else:
+                    starting = self._starting
+                    if starting is not None:  # a shared frontier times the host's delay
+                        await starting(request)
+                    attempted = True
+                    page = await self._attempt(request)
+            finally:
+                self._attempting -= 1  # before its record goes out: see _write_records
             if page is not None and request.revisit:  # its links are queued
                 self._revisits += 1
                 await self._frontier.done([request])
@@ -655,8 +660,9 @@ class Crawler:
         self, records: trio.MemoryReceiveChannel[tuple[CrawlRequest, Page]]
     ) -> None:
         """The sink task: hand pages to the sink in order, and flush once the channel is
-        momentarily empty and the oldest unflushed record has waited ``_FLUSH_DELAY`` (one
-        write per batch instead of one per page); only then end the pages' leases."""
+        momentarily empty and either the oldest unflushed record has waited ``_FLUSH_DELAY``
+        (one write per batch instead of one per page) or no page is being attempted; only then
+        end the pages' leases (the crawl's end waits for them)."""
         sink = self._sink
         flush = getattr(sink, "flush", None)
         start = getattr(sink, "start", None)
@@ -669,7 +675,11 @@ class Crawler:
                 try:
                     request, page = records.receive_nowait()
                 except trio.WouldBlock:
-                    if written and (flush is None or trio.current_time() >= due):
+                    # No record is coming soon when no page is being attempted (the last
+                    # page of a crawl, or of a burst): flush now instead of after the delay.
+                    if written and (
+                        flush is None or not self._attempting or trio.current_time() >= due
+                    ):
                         await self._hand_over(written, flush)
                         written = []
                         due = math.inf
