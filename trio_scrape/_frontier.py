@@ -243,7 +243,8 @@ class MemoryFrontier:
         by_origin: dict[str, list[str]] = {}
         added = 0
         for url in urls:
-            # (url_key's own shortcut, inlined: most of a page's links are seen already)
+            # (url_key's own shortcut, inlined: most of a page's links are seen already;
+            # test_url_key_leaves_a_url_without_escapes_or_query_as_it_is pins that they agree)
             digest = hash(url if "%" not in url and "?" not in url else url_key(url))
             known = seen_at(digest)
             if known is not None:
