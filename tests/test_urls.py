@@ -22,6 +22,7 @@ from trio_scrape._state import open_sqlite_frontier
 from trio_scrape._urls import (
     LinkResolver,
     UrlScope,
+    _is_normalised,
     browser_url,
     canonicalize,
     document_base,
@@ -372,6 +373,54 @@ def test_the_crawler_resolves_as_ada_does(base: str, href: str) -> None:
         links, invalid = resolver.resolve(base, [href])
         got = "invalid" if invalid else (links[0] if links else None)
         assert got == expected, (base, href)
+
+
+_HOST_PART = st.sampled_from(
+    ["a", "ex", "x9", "b-c", "xn--nxasmq6b", "0x7f", "127", "1", "0", "01", "255", "256", "Ab",
+     "a_b", "-a", "a-", "", "bücher", "09"]
+)  # fmt: skip
+_NORMALISED_CANDIDATE = st.builds(
+    lambda scheme, labels, port, path: f"{scheme}://{'.'.join(labels)}{port}{path}",
+    st.sampled_from(["http", "https", "HTTP", "ftp"]),
+    st.lists(_HOST_PART, min_size=1, max_size=5),
+    st.sampled_from(["", ":80", ":443", ":8080", ":080", ":65535", ":65536", ":0", ":"]),
+    st.lists(
+        st.sampled_from(
+            [
+                "a",
+                ".",
+                "..",
+                "",
+                "b.html",
+                "%7e",
+                "x:y",
+                "~!$&'()*+,;=@",
+                "q?x",
+                "#f",
+                " ",
+                "\\",
+                "é",
+                "A-Z_0",
+            ]
+        ),
+        max_size=5,
+    ).map(lambda segments: "/" + "/".join(segments)),
+)
+
+
+@settings(max_examples=examples(3000), deadline=None)
+@given(url=_NORMALISED_CANDIDATE)
+def test_a_base_taken_as_normalised_is_one_ada_leaves_unchanged(url: str) -> None:
+    # The link resolver skips parsing such a base (the page's own URL, nearly always).
+    if _is_normalised(url):
+        assert ada_url.URL(url).href == url
+
+
+def test_the_usual_bases_are_taken_as_normalised() -> None:
+    for url in ["http://127.0.0.1:8080/d000/p1.html", "https://www.example.com/", "http://a.b/c/"]:
+        assert _is_normalised(url), url
+    for url in ["http://127.1/", "http://ex.com:80/", "http://ex.com/a/../b", "http://ex.com"]:
+        assert not _is_normalised(url), url
 
 
 _PLAIN = st.lists(
