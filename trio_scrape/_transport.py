@@ -205,14 +205,17 @@ class _Connection:
         if sent < len(data):
             await self.stream.send_all(memoryview(data)[sent:])
 
-    async def receive(self, timeout: float | None, *, wait_first: bool = False) -> bytes:
+    async def receive(self, timeout: float | None, *, just_sent: bool = False) -> bytes:
         """The next bytes from the server (``b""``: it closed the connection).
 
         A plain TCP connection is read directly, with no pass through the scheduler when
         data is there (trio's ``receive_some`` yields after every read; the crawl's worker
-        yields before each request it writes, see :meth:`send_all`). ``wait_first``: just
-        after a request was written, when its answer cannot be there yet, wait for it before
-        reading (a read that would fail costs a system call).
+        yields before each request it writes, see :meth:`send_all`). ``just_sent``: a
+        request was just written, so its answer cannot be there yet; the read comes after one
+        pass of the scheduler (the other tasks' turns), by when it nearly always is: on the
+        benchmark crawl 92% of them found the answer there, and each saved registering the
+        socket with epoll and being woken through it (-4.6% CPU a page, 12 paired rounds).
+        Only a read that finds nothing waits for the socket to be readable.
 
         Raises:
             httpx.ReadTimeout: nothing came for ``timeout`` seconds.
@@ -221,18 +224,18 @@ class _Connection:
             trio.ClosedResourceError: the connection was closed.
         """
         if timeout is None:
-            return await self._receive(wait_first)
+            return await self._receive(just_sent)
         with trio.move_on_after(timeout):
-            return await self._receive(wait_first)
+            return await self._receive(just_sent)
         raise httpx.ReadTimeout(f"no data from the server for {timeout:g}s")
 
-    async def _receive(self, wait_first: bool) -> bytes:
+    async def _receive(self, just_sent: bool) -> bytes:
         plain = self.plain
         if plain is None:
             return bytes(await self.stream.receive_some(_READ_SIZE))
         sock = plain.socket
-        if wait_first:
-            await trio.lowlevel.wait_readable(sock)
+        if just_sent:
+            await trio.lowlevel.checkpoint()
         else:
             await trio.lowlevel.checkpoint_if_cancelled()
         while True:
@@ -275,7 +278,7 @@ class _Connection:
         read_timeout = timeouts.get("read")
         while not message.headers_done:
             try:
-                chunk = await self.receive(read_timeout, wait_first=not received)
+                chunk = await self.receive(read_timeout, just_sent=not received)
             except (trio.BrokenResourceError, OSError) as exc:
                 if not received:
                     raise _StaleConnection from exc
