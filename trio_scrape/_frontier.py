@@ -20,12 +20,12 @@ import heapq
 import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 from mypy_extensions import mypyc_attr
 
-from ._page import CrawlRequest
+from ._page import CrawlRequest, rebuilt_by_fields
 from ._politeness import HostLimiter, origin_of
 from ._urls import url_key
 
@@ -38,10 +38,8 @@ class FrontierStatistics:
     leased: int
     seen: int
 
-    def __reduce__(self) -> tuple[type[FrontierStatistics], tuple[int, int, int]]:
-        # Explicit: pickle's default sets the fields one by one, which a frozen dataclass
-        # compiled by mypyc (hatch_build.py) refuses.
-        return (FrontierStatistics, (self.queued, self.leased, self.seen))
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return rebuilt_by_fields(self)
 
 
 class Frontier(Protocol):

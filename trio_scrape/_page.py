@@ -94,6 +94,13 @@ class CrawlRequest(NamedTuple):
     memo: PageMemo | None = None
 
 
+def rebuilt_by_fields(value: Any) -> tuple[type[Any], tuple[Any, ...]]:
+    """``__reduce__`` for a frozen dataclass: rebuilt by calling its class with its fields.
+    Pickle's and copy's default sets the fields one by one, which a frozen dataclass
+    compiled by mypyc (hatch_build.py) refuses; worker processes pickle these values."""
+    return type(value), tuple(getattr(value, field.name) for field in dataclasses.fields(value))
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class PageError:
     """Why a page failed: ``kind`` is one of :data:`ErrorKind`, ``message`` is for humans."""
@@ -101,10 +108,8 @@ class PageError:
     kind: ErrorKind
     message: str
 
-    def __reduce__(self) -> tuple[type[PageError], tuple[ErrorKind, str]]:
-        # Explicit, for worker processes and copy: pickle's default sets the fields one by
-        # one, which a frozen dataclass compiled by mypyc (hatch_build.py) refuses.
-        return (PageError, (self.kind, self.message))
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return rebuilt_by_fields(self)
 
     def to_dict(self) -> dict[str, str]:
         return {"kind": self.kind, "message": self.message}

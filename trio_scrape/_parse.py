@@ -11,8 +11,11 @@ import codecs
 import dataclasses
 import re
 import zlib
+from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
+
+from ._page import rebuilt_by_fields
 
 __all__ = [
     "ParsedHtml",
@@ -284,10 +287,8 @@ class Selector:
         except SelectolaxError:
             raise ValueError(f"bad CSS selector {self.css!r} for {self.name!r}") from None
 
-    def __reduce__(self) -> tuple[type[Selector], tuple[str, str, str | None, bool]]:
-        # Explicit, for worker processes: pickle's default sets the fields one by one, which
-        # a frozen dataclass compiled by mypyc (hatch_build.py) refuses.
-        return (Selector, (self.name, self.css, self.attr, self.many))
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return rebuilt_by_fields(self)
 
     @classmethod
     def parse(cls, spec: str, *, many: bool = False) -> Selector:

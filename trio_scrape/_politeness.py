@@ -26,13 +26,14 @@ import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 from protego import Protego
 
 from ._config import CrawlConfig
 from ._fetch import Fetcher, FetchError, backoff_delay
+from ._page import rebuilt_by_fields
 
 logger = logging.getLogger("trio_scrape")
 
@@ -62,13 +63,8 @@ class HostStatistics:
     delay: float  #: minimum seconds between request starts (delay or Crawl-delay)
     paused_until: float | None  #: trio clock time the host is paused until, if it is
 
-    def __reduce__(
-        self,
-    ) -> tuple[type[HostStatistics], tuple[int, int, int, int, float, float | None]]:
-        # Explicit: pickle's default sets the fields one by one, which a frozen dataclass
-        # compiled by mypyc (hatch_build.py) refuses.
-        fields = (self.requests, self.errors, self.in_flight, self.concurrency, self.delay)
-        return (HostStatistics, (*fields, self.paused_until))
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return rebuilt_by_fields(self)
 
 
 class _Host:
