@@ -27,12 +27,12 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 #: parsing, the frontier, politeness, the record). The async engine gains nothing measurable
 #: compiled (trio's scheduler drives it), so it stays Python.
 COMPILED = (
-    "trio_scrape/_urls.py",
-    "trio_scrape/_parse.py",
-    "trio_scrape/_frontier.py",
-    "trio_scrape/_politeness.py",
-    "trio_scrape/_page.py",
-    "trio_scrape/_headers.py",
+    "trio_scrape/model/urls.py",
+    "trio_scrape/model/parse.py",
+    "trio_scrape/frontier/memory.py",
+    "trio_scrape/frontier/pacing.py",
+    "trio_scrape/model/page.py",
+    "trio_scrape/http/headers.py",
 )
 
 

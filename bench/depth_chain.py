@@ -19,7 +19,7 @@ from pathlib import Path
 import trio
 
 from trio_scrape import CrawlConfig, Crawler, Page
-from trio_scrape._demo import serve_directory
+from trio_scrape.cli.demo import serve_directory
 
 
 def write_chain(directory: Path, pages: int, fanout: int) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import trio
 
 from trio_scrape import CrawlConfig, Crawler, Page
-from trio_scrape._demo import serve_directory
+from trio_scrape.cli.demo import serve_directory
 
 
 async def crawl(seed: str, config: CrawlConfig) -> tuple[list[Page], float, int]:

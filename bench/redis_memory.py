@@ -26,9 +26,9 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from trio_scrape import CrawlConfig
-from trio_scrape._page import PageMemo
-from trio_scrape._politeness import HostLimiter
-from trio_scrape._redis_frontier import open_redis_frontier
+from trio_scrape.frontier.pacing import HostLimiter
+from trio_scrape.frontier.redis import open_redis_frontier
+from trio_scrape.model.page import PageMemo
 
 
 def free_port() -> int:

@@ -29,8 +29,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import sitegen  # noqa: E402
 
-from trio_scrape._parse import parse_html  # noqa: E402
-from trio_scrape._urls import LinkResolver, document_base, url_key  # noqa: E402
+from trio_scrape.model.parse import parse_html  # noqa: E402
+from trio_scrape.model.urls import LinkResolver, document_base, url_key  # noqa: E402
 
 ORIGIN = "http://127.0.0.1:8091"
 

@@ -142,7 +142,7 @@ def crawler_commands(
 def trio_scrape_build() -> str:
     """How the installed trio-scrape was built: "compiled" (a wheel, its per-page modules
     compiled by mypyc: hatch_build.py), "plain Python" (an editable install) or "missing"."""
-    spec = importlib.util.find_spec("trio_scrape._urls")
+    spec = importlib.util.find_spec("trio_scrape.model.urls")
     if spec is None or spec.origin is None:
         return "missing"
     return "plain Python" if spec.origin.endswith(".py") else "compiled"

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from trio_scrape import _cli
+from trio_scrape.cli import app as _cli
 
 __all__ = ["Outcome", "ThreadSite", "forget_module", "run_cli", "serve_in_thread", "strict_json"]
 

@@ -19,8 +19,9 @@ import trio
 import trio.lowlevel
 
 from trio_scrape import CrawlConfig
-from trio_scrape._politeness import HostLimiter, origin_of
-from trio_scrape._state import open_sqlite_frontier
+from trio_scrape.frontier.pacing import HostLimiter
+from trio_scrape.frontier.sqlite import open_sqlite_frontier
+from trio_scrape.model.urls import origin_of
 
 PAGES = 4000
 FANOUT = 5

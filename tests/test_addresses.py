@@ -7,14 +7,9 @@ import pytest
 import trio
 
 from trio_scrape import CrawlConfig, scrape
-from trio_scrape._addresses import (
-    AddressGuard,
-    BlockedAddress,
-    exempt_origins,
-    is_public,
-    origin_text,
-)
-from trio_scrape._transport import CrawlTransport
+from trio_scrape.http.addresses import AddressGuard, BlockedAddress, is_public
+from trio_scrape.http.transport import CrawlTransport
+from trio_scrape.model.urls import exempt_origins, origin_text
 
 from .site import Reply, Site, html_page
 

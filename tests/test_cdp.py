@@ -11,8 +11,8 @@ import trio
 import trio.testing
 
 from trio_scrape import ConfigError
-from trio_scrape._browser import browser_groups, find_browser, group_pids, open_browser
-from trio_scrape._cdp import BrowserClosed, CdpConnection, CdpError, EventOverflow
+from trio_scrape.render.browser import browser_groups, find_browser, group_pids, open_browser
+from trio_scrape.render.cdp import BrowserClosed, CdpConnection, CdpError, EventOverflow
 
 try:
     BROWSER: str | None = find_browser()

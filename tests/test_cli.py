@@ -15,7 +15,7 @@ import pytest
 import trio
 
 import trio_scrape
-from trio_scrape import _cli
+from trio_scrape.cli import app as _cli
 
 from .site import Reply, Request, Site, html_page
 

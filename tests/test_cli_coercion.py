@@ -17,8 +17,8 @@ import typer.main
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_scrape import _cli
-from trio_scrape._cli_coercion import _TYPER_INTERNALS, _install, installed
+from trio_scrape.cli import app as _cli
+from trio_scrape.cli.coercion import _TYPER_INTERNALS, _install, installed
 
 from .conftest import examples
 
@@ -26,7 +26,7 @@ from .conftest import examples
 # converters, ~45 ms more at each start): a new typer is no reason for a red suite, but the
 # skip says what to update.
 _NO_INTERNALS = (
-    f"typer {typer.__version__} lacks the internals trio_scrape._cli_coercion uses: its own "
+    f"typer {typer.__version__} lacks the internals trio_scrape.cli.coercion uses: its own "
     "converters run (start-up ~45 ms longer); update _cli_coercion for this typer"
 )
 if not _TYPER_INTERNALS:
@@ -127,7 +127,7 @@ def test_plain_values_are_converted_without_typers_converter(
     """What a command line gives (plain decimals, exact enum values, paths, lists) never
     reaches typer's pydantic converter; a value the fast way cannot read does."""
     built: list[Any] = []
-    import trio_scrape._cli_coercion as fast
+    import trio_scrape.cli.coercion as fast
 
     def counting(descriptor: Any) -> Any:
         built.append(descriptor.annotation)

@@ -24,8 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trio_scrape import ConfigError, CrawlConfig, Selector, _cli
-from trio_scrape._config import LIMITS
+from trio_scrape import ConfigError, CrawlConfig, Selector
+from trio_scrape.cli import app as _cli
+from trio_scrape.model.config import LIMITS
 
 from .clirun import ThreadSite, forget_module, run_cli, serve_in_thread, strict_json
 from .conftest import examples

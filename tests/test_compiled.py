@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from trio_scrape._frontier import FrontierStatistics
-from trio_scrape._page import Page, PageError
-from trio_scrape._parse import Selector
-from trio_scrape._politeness import HostStatistics
+from trio_scrape.frontier.memory import FrontierStatistics
+from trio_scrape.frontier.pacing import HostStatistics
+from trio_scrape.model.page import Page, PageError
+from trio_scrape.model.parse import Selector
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +89,7 @@ def test_a_record_with_an_error_pickles() -> None:
 def test_the_frontier_can_be_subclassed() -> None:
     """The --state frontier subclasses the memory frontier (mypyc allows it only when the
     class says so)."""
-    from trio_scrape._frontier import MemoryFrontier
+    from trio_scrape.frontier.memory import MemoryFrontier
 
     class Counting(MemoryFrontier):
         pass

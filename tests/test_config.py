@@ -111,7 +111,7 @@ def test_bad_values_give_one_line_naming_field_and_value(
 
 
 def test_the_bounds_themselves_are_accepted() -> None:
-    from trio_scrape._config import LIMITS
+    from trio_scrape.model.config import LIMITS
 
     low = {name: (r.low if not r.open_low else r.low + 0.001) for name, r in LIMITS.items()}
     high = {name: r.high for name, r in LIMITS.items()}
@@ -123,7 +123,7 @@ def test_the_bounds_themselves_are_accepted() -> None:
 
 def test_every_field_has_a_check() -> None:
     """A field added to CrawlConfig needs a line in _config._CHECKS (a number: in LIMITS)."""
-    from trio_scrape import _config
+    from trio_scrape.model import config as _config
 
     fields = [f.name for f in dataclasses.fields(CrawlConfig)]
     assert list(_config._CHECKS) == [
@@ -137,7 +137,7 @@ def test_readme_lists_every_limit() -> None:
     """README's table of limits gives each bounded option with the range LIMITS enforces."""
     from pathlib import Path
 
-    from trio_scrape._config import LIMITS
+    from trio_scrape.model.config import LIMITS
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     table = readme[readme.index("| option | lowest | highest |") :].split("\n\n")[0]

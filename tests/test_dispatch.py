@@ -19,8 +19,8 @@ import trio
 import trio.testing
 
 from trio_scrape import CrawlConfig, Crawler, CrawlRequest, MemoryFrontier, Page
-from trio_scrape._politeness import HostLimiter
-from trio_scrape._state import open_sqlite_frontier
+from trio_scrape.frontier.pacing import HostLimiter
+from trio_scrape.frontier.sqlite import open_sqlite_frontier
 
 from .site import Reply, Request, Site, html_page
 

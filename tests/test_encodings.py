@@ -12,7 +12,7 @@ import pytest
 import zstandard
 
 from trio_scrape import CrawlConfig, scrape
-from trio_scrape._fetch import FetchError, decode_content
+from trio_scrape.http.fetcher import FetchError, decode_content
 
 from .site import Reply, Site, html_page
 

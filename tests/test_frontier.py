@@ -12,9 +12,9 @@ import trio
 import trio.testing
 
 from trio_scrape import CrawlConfig, CrawlRequest, Frontier, MemoryFrontier
-from trio_scrape._politeness import HostLimiter
-from trio_scrape._redis_frontier import open_redis_frontier
-from trio_scrape._state import open_sqlite_frontier
+from trio_scrape.frontier.pacing import HostLimiter
+from trio_scrape.frontier.redis import open_redis_frontier
+from trio_scrape.frontier.sqlite import open_sqlite_frontier
 
 
 @asynccontextmanager

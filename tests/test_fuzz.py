@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trio_scrape import CrawlConfig, Selector, scrape
-from trio_scrape._parse import decode_body, is_html, parse_html, parse_sitemap
+from trio_scrape.model.parse import decode_body, is_html, parse_html, parse_sitemap
 
 from .conftest import examples
 

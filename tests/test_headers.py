@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_scrape._fetch import header_fields
-from trio_scrape._headers import _DIRECT, header_dict, headers_from_raw
+from trio_scrape.http.fetcher import header_fields
+from trio_scrape.http.headers import _DIRECT, header_dict, headers_from_raw
 
 _NAMES = st.sampled_from(
     [b"Content-Type", b"content-type", b"Set-Cookie", b"X-Robots-Tag", b"ETag"]

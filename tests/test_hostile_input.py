@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from trio_scrape import ConfigError, CrawlConfig, scrape
-from trio_scrape._config import MAX_BYTES, MAX_WORKERS
+from trio_scrape.model.config import MAX_BYTES, MAX_WORKERS
 
 from .clirun import Outcome, ThreadSite, forget_module, run_cli, serve_in_thread, strict_json
 
@@ -421,8 +421,8 @@ def test_follow_hook_returning_non_strings_gives_an_extract_record(
 def test_follow_hook_results_are_capped_like_a_pages_links() -> None:
     import itertools
 
-    from trio_scrape._pipeline import _chosen_links
-    from trio_scrape._urls import MAX_LINKS_PER_PAGE
+    from trio_scrape.engine.pipeline import _chosen_links
+    from trio_scrape.model.urls import MAX_LINKS_PER_PAGE
 
     endless = (f"/n{i}" for i in itertools.count())
     assert len(_chosen_links(endless)) == MAX_LINKS_PER_PAGE

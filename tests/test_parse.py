@@ -4,7 +4,7 @@ import codecs
 
 import pytest
 
-from trio_scrape._parse import decode_body, is_html, parse_html
+from trio_scrape.model.parse import decode_body, is_html, parse_html
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import httpx
 import trio
 
 from trio_scrape import CrawlConfig, CrawlRequest
-from trio_scrape._fetch import open_fetcher
-from trio_scrape._pipeline import Outcome, PagePipeline
+from trio_scrape.engine.pipeline import Outcome, PagePipeline
+from trio_scrape.http.fetcher import open_fetcher
 
 PAGE = b"<title>Home</title><a href='/a'>a</a><a href='b?y=2&x=1'>b</a><a href='mailto:x'>m</a>"
 SITEMAP = (
@@ -81,7 +81,7 @@ async def test_a_sitemap_gives_its_entries_and_counts_the_unusable() -> None:
 
 
 async def test_a_paced_attempt_has_its_request_written_at_once() -> None:
-    from trio_scrape._transport import PACED
+    from trio_scrape.http.transport import PACED
 
     asked: list[bool] = []
 

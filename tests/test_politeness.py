@@ -14,7 +14,7 @@ import trio
 import trio.testing
 
 from trio_scrape import CrawlConfig, Crawler, CrawlStatistics, Page, scrape
-from trio_scrape._politeness import HostLimiter
+from trio_scrape.frontier.pacing import HostLimiter
 
 from .site import Reply, Request, Site, html_page
 
@@ -272,11 +272,11 @@ def test_host_table_is_bounded() -> None:
 
 
 async def test_a_forgotten_host_relearns_its_robots_rules(site: Site) -> None:
-    from trio_scrape._politeness import RobotsCache
+    from trio_scrape.engine.robots import RobotsCache
 
     site.add("/robots.txt", Reply(body=b"User-agent: *\nCrawl-delay: 2\n", content_type=None))
     config = CrawlConfig()
-    from trio_scrape._fetch import open_fetcher
+    from trio_scrape.http.fetcher import open_fetcher
 
     async with open_fetcher(config, seed_hosts=[site.host], seed_origins=[site.base]) as fetcher:
         limiter = HostLimiter(config)

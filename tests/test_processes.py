@@ -47,7 +47,7 @@ def worker_pids() -> set[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == os.getpid() and b"trio_scrape._child" in cmdline:
+        if ppid == os.getpid() and b"trio_scrape.processes.child" in cmdline:
             found.add(int(entry.name))
     return found
 
@@ -216,8 +216,8 @@ async def test_cancelling_a_library_crawl_leaves_no_worker_process(site: Site) -
 
 
 def test_every_outcome_field_crosses_the_wire() -> None:
-    from trio_scrape._pipeline import Outcome, SitemapEntries
-    from trio_scrape._wire import FrameReader, decode_outcome, encode_outcome
+    from trio_scrape.engine.pipeline import Outcome, SitemapEntries
+    from trio_scrape.processes.wire import FrameReader, decode_outcome, encode_outcome
 
     page = Page("http://x.test/", depth=2, status=200, title="T", data={"k": [1]}, links=["a"])
     page.content, page.encoding = b"caf\xc3\xa9", "utf-8"
@@ -252,7 +252,7 @@ async def test_auto_holds_each_worker_process_to_a_cpu_of_its_own(
         pytest.skip("needs 2 CPUs for 2 worker processes")
     # auto means worker processes on more than 2 CPUs: this machine is taken for a larger one
     # (workers=2 keeps it to 2 worker processes, one per CPU it really has).
-    monkeypatch.setattr("trio_scrape._config.usable_cpus", lambda: 4)
+    monkeypatch.setattr("trio_scrape.model.config.usable_cpus", lambda: 4)
 
     async def slow(request: Request) -> Reply:
         await trio.sleep(0.05)
@@ -281,7 +281,7 @@ async def test_the_writer_ends_quietly_when_the_outbox_closes_behind_a_job() -> 
     """A job handed straight to the waiting writer, then the outbox closed (the process was
     found dead) before the writer runs: it writes the job and ends, raising nothing (it used
     to raise EndOfChannel into the crawl)."""
-    from trio_scrape._processes import ProcessPipeline, _Worker
+    from trio_scrape.processes.pool import ProcessPipeline, _Worker
 
     ours, theirs = socket.socketpair()
     with theirs:
@@ -299,7 +299,7 @@ async def test_the_writer_ends_quietly_when_the_outbox_closes_behind_a_job() -> 
 
 
 def test_the_router_gives_hosts_even_homes_and_sends_past_a_busy_one() -> None:
-    from trio_scrape._processes import HostRouter
+    from trio_scrape.processes.pool import HostRouter
 
     router = HostRouter(3, max_hosts=4)
     numbers = [0, 1, 2]

@@ -54,7 +54,7 @@ async def test_the_demo_server_serves_only_its_directory(tmp_path: Path) -> None
     import httpx
     import trio
 
-    from trio_scrape._demo import DEMO_ADDRESS, demo_site_dir, serve_directory
+    from trio_scrape.cli.demo import DEMO_ADDRESS, demo_site_dir, serve_directory
 
     root = demo_site_dir()
 

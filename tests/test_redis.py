@@ -16,9 +16,9 @@ import pytest
 import trio
 
 from trio_scrape import CrawlConfig, Crawler, open_file_sink
-from trio_scrape._exceptions import FrontierError
-from trio_scrape._politeness import HostLimiter
-from trio_scrape._redis_frontier import connect, open_redis_frontier, read_records
+from trio_scrape.errors import FrontierError
+from trio_scrape.frontier.pacing import HostLimiter
+from trio_scrape.frontier.redis import connect, open_redis_frontier, read_records
 
 from .redis_server import closed_port_url, start_redis, stop
 from .site import Reply, Request, Site, html_page

@@ -20,7 +20,7 @@ import trio
 
 import trio_scrape
 from trio_scrape import ConfigError, CrawlConfig, Crawler, Page, Selector
-from trio_scrape._browser import find_browser, group_pids
+from trio_scrape.render.browser import find_browser, group_pids
 
 from .site import Reply, Request, Site, closed_port, html_page
 
@@ -420,7 +420,7 @@ async def test_a_missing_browser_is_a_usage_error_naming_the_package(
     assert result.stderr.decode().count("\n") == 1, result.stderr
     assert "--browser" in result.stderr.decode() and "not an executable" in result.stderr.decode()
 
-    monkeypatch.setattr("trio_scrape._browser.LIB_DIRS", ())
+    monkeypatch.setattr("trio_scrape.render.browser.LIB_DIRS", ())
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError, match="apt-get install chromium-headless-shell"):
         trio_scrape.Crawler(["http://127.0.0.1:9/"], CrawlConfig(render=True))
@@ -444,7 +444,7 @@ async def test_render_if_predicate_decides_which_pages_are_rendered(site: Site) 
     assert sorted(url for url, _ in asked) == [site.url("/a"), site.url("/b")]
     assert stats.rendered == 1
 
-    from trio_scrape._progress import status_line
+    from trio_scrape.cli.progress import status_line
 
     line = status_line(stats)
     assert line.endswith("\nrendered 1 | tabs in use 0 | browser stopped")

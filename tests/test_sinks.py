@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from trio_scrape import OutputError, Page, PageError, open_file_sink
-from trio_scrape._page import RECORD_FIELDS
+from trio_scrape.model.page import RECORD_FIELDS
 
 
 def sample_pages() -> list[Page]:

@@ -7,7 +7,7 @@ import gzip
 import pytest
 
 from trio_scrape import CrawlConfig, scrape
-from trio_scrape._parse import SITEMAP_MAX_ENTRIES, parse_sitemap
+from trio_scrape.model.parse import SITEMAP_MAX_ENTRIES, parse_sitemap
 
 from .site import Reply, Site, html_page
 from .test_cli import cli, records

@@ -6,8 +6,8 @@ import struct
 
 import trio
 
-from trio_scrape._addresses import AddressGuard
-from trio_scrape._socks import GuardedSocksProxy
+from trio_scrape.http.addresses import AddressGuard
+from trio_scrape.render.socks import GuardedSocksProxy
 
 from .site import Reply, Site
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from trio_scrape._cli_coercion import _TYPER_INTERNALS
+from trio_scrape.cli.coercion import _TYPER_INTERNALS
 
 from .site import Reply, Request, Site
 from .test_cli import CLI
@@ -66,7 +66,7 @@ async def test_sigint_during_start_up_exits_130_without_a_traceback(
 # Imported only by what needs them (README, Performance: start-up): a plain crawl's start
 # does without them, and a change that brings one back costs every crawl its import.
 NOT_ON_THE_PLAIN_PATH = {
-    "pydantic": "typer's option converters (trio_scrape._cli_coercion decides plain values)",
+    "pydantic": "typer's option converters (trio_scrape.cli.coercion decides plain values)",
     "typer._adapters": "typer's pydantic converters",
     "tomllib": "only with --config or a pyproject.toml",
     "rich": "only for a terminal's progress and summary",
@@ -74,8 +74,8 @@ NOT_ON_THE_PLAIN_PATH = {
     "coredis": "only with --frontier",
     "socksio": "only with a socks:// --proxy",
     "h2": "only with --http2",
-    "trio_scrape._render": "only with --render / --render-auto",
-    "trio_scrape._state": "only with --state",
+    "trio_scrape.render.renderer": "only with --render / --render-auto",
+    "trio_scrape.frontier.sqlite": "only with --state",
     "xml.etree.ElementTree": "only for sitemaps",
 }
 
@@ -84,7 +84,7 @@ _REPORT_MODULES = (
     "atexit.register(lambda: sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)) + "
     "'\\n'))\n"
     "sys.argv[0] = 'trio-scrape'\n"
-    "from trio_scrape._entry import main\n"
+    "from trio_scrape.cli.entry import main\n"
     "main()\n"
 )
 
@@ -108,7 +108,7 @@ async def test_a_plain_crawl_does_not_import_what_only_options_need(
     assert result.returncode == 0, result.stderr
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2
     modules = _modules(result.stderr)
-    assert "trio_scrape._crawler" in modules  # it did crawl, in this process
+    assert "trio_scrape.engine.crawler" in modules  # it did crawl, in this process
     unwanted = dict(NOT_ON_THE_PLAIN_PATH)
     if not _TYPER_INTERNALS:  # another typer: its pydantic converters run (test_cli_coercion)
         del unwanted["pydantic"], unwanted["typer._adapters"]
@@ -117,16 +117,17 @@ async def test_a_plain_crawl_does_not_import_what_only_options_need(
 
 
 async def test_a_worker_process_imports_no_cli(tmp_path: Path) -> None:
-    """A worker process (``python -m trio_scrape._child``) needs the page pipeline only."""
+    """A worker process (``python -m trio_scrape.processes.child``) needs the page pipeline only."""
     code = (
-        "import sys\nimport trio_scrape._child\nsys.stdout.write(' '.join(sorted(sys.modules)))\n"
+        "import sys\nimport trio_scrape.processes.child\n"
+        "sys.stdout.write(' '.join(sorted(sys.modules)))\n"
     )
     result = await trio.run_process(
         [CLI[0], "-c", code], cwd=tmp_path, capture_stdout=True, capture_stderr=True
     )
     modules = set(result.stdout.decode().split())
-    assert "trio_scrape._pipeline" in modules
-    unwanted = {*NOT_ON_THE_PLAIN_PATH, "typer", "trio_scrape._cli", "protego"} & modules
+    assert "trio_scrape.engine.pipeline" in modules
+    unwanted = {*NOT_ON_THE_PLAIN_PATH, "typer", "trio_scrape.cli.app", "protego"} & modules
     assert not unwanted, unwanted
 
 

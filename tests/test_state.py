@@ -21,11 +21,11 @@ import trio
 from xxhash import xxh3_64_intdigest
 
 from trio_scrape import CrawlConfig, Crawler, StateError, open_file_sink
-from trio_scrape._digests import DigestSet
-from trio_scrape._page import PageMemo
-from trio_scrape._politeness import HostLimiter
-from trio_scrape._state import SqliteFrontier, open_sqlite_frontier
-from trio_scrape._urls import url_key
+from trio_scrape.frontier.digests import DigestSet
+from trio_scrape.frontier.pacing import HostLimiter
+from trio_scrape.frontier.sqlite import SqliteFrontier, open_sqlite_frontier
+from trio_scrape.model.page import PageMemo
+from trio_scrape.model.urls import url_key
 
 from .site import Reply, Request, Site, html_page
 from .test_cli import CLI, cli
@@ -387,7 +387,7 @@ def test_digest_set_keeps_the_digests_a_table_marks_specially(
     special = {"http://x.test/zero": 0, "http://x.test/one": 1, "http://x.test/max": 2**64 - 1}
     real = xxh3_64_intdigest
     monkeypatch.setattr(
-        "trio_scrape._digests.xxh3_64_intdigest",
+        "trio_scrape.frontier.digests.xxh3_64_intdigest",
         lambda data, seed: special.get(data.decode(), real(data, seed)),
     )
     seen = DigestSet(5)
@@ -724,7 +724,7 @@ async def test_stdout_output_with_state_resumes(site: Site, tmp_path: Path) -> N
 
 
 def test_cli_passes_state_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from trio_scrape import _cli
+    from trio_scrape.cli import app as _cli
 
     built: list[CrawlConfig] = []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trio_scrape import CrawlConfig, CrawlStatistics
-from trio_scrape._cli import _stop_text, _summary
+from trio_scrape.cli.app import _stop_text, _summary
 
 from .site import Reply, Site, html_page
 from .test_cli import cli

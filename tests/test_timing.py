@@ -19,7 +19,7 @@ import trio
 import trio.testing
 
 from trio_scrape import CrawlConfig, Crawler, CrawlStatistics, Page
-from trio_scrape._fetch import backoff_delay, parse_retry_after
+from trio_scrape.http.fetcher import backoff_delay, parse_retry_after
 
 Handler = Callable[[httpx.Request], Coroutine[Any, Any, httpx.Response]]
 

@@ -12,7 +12,7 @@ import trio
 import trustme
 
 from trio_scrape import CrawlConfig
-from trio_scrape._transport import CrawlTransport, _Message
+from trio_scrape.http.transport import CrawlTransport, _Message
 
 from .site import Reply, Request, Site, html_page
 
@@ -183,8 +183,8 @@ _PLAIN_HEADERS = httpx.Headers({"Accept": "*/*", "User-Agent": "t/1", "X-Key": "
     ],
 )
 async def test_plain_urls_go_out_as_httpx_writes_them(url: str) -> None:
-    from trio_scrape._fetch import plain_request, plain_url
-    from trio_scrape._transport import _serialise, serialise_head
+    from trio_scrape.http.fetcher import plain_request, plain_url
+    from trio_scrape.http.transport import _serialise, serialise_head
 
     plain = plain_url(url)
     assert plain is not None
@@ -210,7 +210,7 @@ async def test_plain_urls_go_out_as_httpx_writes_them(url: str) -> None:
     ],
 )
 def test_other_urls_go_through_httpx(url: str) -> None:
-    from trio_scrape._fetch import plain_url
+    from trio_scrape.http.fetcher import plain_url
 
     assert plain_url(url) is None
 
@@ -223,7 +223,7 @@ async def test_a_request_waits_for_the_next_pass_unless_paced(paced: bool, at_on
     probe task looks once a pass for a request sent but not yet written."""
     import socket
 
-    from trio_scrape._transport import PACED, _Connection
+    from trio_scrape.http.transport import PACED, _Connection
 
     ours, theirs = socket.socketpair()
     theirs.setblocking(False)
@@ -269,8 +269,8 @@ async def test_a_request_waits_for_the_next_pass_unless_paced(paced: bool, at_on
 
 
 async def test_a_worker_process_transport_writes_at_once(site: Site) -> None:
-    from trio_scrape._fetch import open_fetcher
-    from trio_scrape._transport import _Connection
+    from trio_scrape.http.fetcher import open_fetcher
+    from trio_scrape.http.transport import _Connection
 
     site.add("/", Reply(body=html_page("Home")))
     made: list[_Connection] = []

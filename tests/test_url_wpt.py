@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from trio_scrape._urls import LinkResolver, browser_url
+from trio_scrape.model.urls import LinkResolver, browser_url
 
 DATA = Path(__file__).parent / "data" / "urltestdata.json"
 

@@ -14,12 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_scrape import CrawlConfig, CrawlRequest, MemoryFrontier, Page, StateError, scrape
-from trio_scrape._fetch import open_fetcher
-from trio_scrape._frontier import url_digest
-from trio_scrape._parse import parse_html
-from trio_scrape._pipeline import PagePipeline
-from trio_scrape._state import open_sqlite_frontier
-from trio_scrape._urls import (
+from trio_scrape.engine.pipeline import PagePipeline
+from trio_scrape.frontier.memory import url_digest
+from trio_scrape.frontier.sqlite import open_sqlite_frontier
+from trio_scrape.http.fetcher import open_fetcher
+from trio_scrape.model.parse import parse_html
+from trio_scrape.model.urls import (
     LinkResolver,
     UrlScope,
     _is_normalised,

@@ -1,10 +1,11 @@
 """trio-scrape: a web crawler and scraper built on Trio's structured concurrency.
 
-Layers, from the outside in: the CLI (``trio_scrape._cli``) builds a :class:`CrawlConfig` and
-calls the library; :class:`Crawler` / :func:`open_crawl` / :func:`scrape` run the engine
-(``_crawler``), which moves :class:`CrawlRequest` s from a :class:`Frontier` through the
-fetcher (``_fetch``) and parser (``_parse``) into :class:`Page` records for a :class:`Sink`.
-Everything importable from here is public; the underscored modules are not.
+Layers, from the outside in: the CLI (``cli``) builds a :class:`CrawlConfig` and calls the
+library; :class:`Crawler` / :func:`open_crawl` / :func:`scrape` run the engine (``engine``),
+which moves :class:`CrawlRequest` s from a :class:`Frontier` (``frontier``) through the
+fetcher (``http``) and parser (``model.parse``) into :class:`Page` records for a
+:class:`Sink` (``output``). Everything importable from here is public; the subpackages are
+not (tests/test_layers.py keeps their layers apart).
 
 Names are imported when first used (PEP 562): ``import trio_scrape`` costs almost nothing, so
 the CLI's entry point runs (and catches a Ctrl-C) before the engine's imports.
@@ -29,34 +30,34 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ._config import DEFAULT_USER_AGENT as DEFAULT_USER_AGENT
-    from ._config import CrawlConfig as CrawlConfig
-    from ._config import ExtractHook as ExtractHook
-    from ._config import FollowHook as FollowHook
-    from ._crawler import Crawler as Crawler
-    from ._crawler import CrawlStatistics as CrawlStatistics
-    from ._crawler import StopReason as StopReason
-    from ._crawler import open_crawl as open_crawl
-    from ._crawler import scrape as scrape
-    from ._exceptions import ConfigError as ConfigError
-    from ._exceptions import OutputError as OutputError
-    from ._exceptions import StateError as StateError
-    from ._exceptions import TrioScrapeError as TrioScrapeError
-    from ._exceptions import WorkerError as WorkerError
-    from ._frontier import Frontier as Frontier
-    from ._frontier import FrontierStatistics as FrontierStatistics
-    from ._frontier import MemoryFrontier as MemoryFrontier
-    from ._page import CrawlRequest as CrawlRequest
-    from ._page import ErrorKind as ErrorKind
-    from ._page import Page as Page
-    from ._page import PageError as PageError
-    from ._parse import Selector as Selector
-    from ._sinks import CsvSink as CsvSink
-    from ._sinks import JsonlSink as JsonlSink
-    from ._sinks import Sink as Sink
-    from ._sinks import open_file_sink as open_file_sink
-    from ._urls import browser_url as browser_url
-    from ._urls import canonicalize as canonicalize
+    from .engine.crawler import Crawler as Crawler
+    from .engine.crawler import CrawlStatistics as CrawlStatistics
+    from .engine.crawler import StopReason as StopReason
+    from .engine.crawler import open_crawl as open_crawl
+    from .engine.crawler import scrape as scrape
+    from .errors import ConfigError as ConfigError
+    from .errors import OutputError as OutputError
+    from .errors import StateError as StateError
+    from .errors import TrioScrapeError as TrioScrapeError
+    from .errors import WorkerError as WorkerError
+    from .frontier.memory import Frontier as Frontier
+    from .frontier.memory import FrontierStatistics as FrontierStatistics
+    from .frontier.memory import MemoryFrontier as MemoryFrontier
+    from .model.config import DEFAULT_USER_AGENT as DEFAULT_USER_AGENT
+    from .model.config import CrawlConfig as CrawlConfig
+    from .model.config import ExtractHook as ExtractHook
+    from .model.config import FollowHook as FollowHook
+    from .model.page import CrawlRequest as CrawlRequest
+    from .model.page import ErrorKind as ErrorKind
+    from .model.page import Page as Page
+    from .model.page import PageError as PageError
+    from .model.parse import Selector as Selector
+    from .model.urls import browser_url as browser_url
+    from .model.urls import canonicalize as canonicalize
+    from .output.sinks import CsvSink as CsvSink
+    from .output.sinks import JsonlSink as JsonlSink
+    from .output.sinks import Sink as Sink
+    from .output.sinks import open_file_sink as open_file_sink
 
 __all__ = [
     "ConfigError",
@@ -91,34 +92,34 @@ __all__ = [
 ]
 
 _EXPORTS = {
-    "DEFAULT_USER_AGENT": "._config",
-    "CrawlConfig": "._config",
-    "ExtractHook": "._config",
-    "FollowHook": "._config",
-    "Crawler": "._crawler",
-    "CrawlStatistics": "._crawler",
-    "StopReason": "._crawler",
-    "open_crawl": "._crawler",
-    "scrape": "._crawler",
-    "ConfigError": "._exceptions",
-    "OutputError": "._exceptions",
-    "StateError": "._exceptions",
-    "TrioScrapeError": "._exceptions",
-    "WorkerError": "._exceptions",
-    "Frontier": "._frontier",
-    "FrontierStatistics": "._frontier",
-    "MemoryFrontier": "._frontier",
-    "CrawlRequest": "._page",
-    "ErrorKind": "._page",
-    "Page": "._page",
-    "PageError": "._page",
-    "Selector": "._parse",
-    "CsvSink": "._sinks",
-    "JsonlSink": "._sinks",
-    "Sink": "._sinks",
-    "open_file_sink": "._sinks",
-    "browser_url": "._urls",
-    "canonicalize": "._urls",
+    "DEFAULT_USER_AGENT": ".model.config",
+    "CrawlConfig": ".model.config",
+    "ExtractHook": ".model.config",
+    "FollowHook": ".model.config",
+    "Crawler": ".engine.crawler",
+    "CrawlStatistics": ".engine.crawler",
+    "StopReason": ".engine.crawler",
+    "open_crawl": ".engine.crawler",
+    "scrape": ".engine.crawler",
+    "ConfigError": ".errors",
+    "OutputError": ".errors",
+    "StateError": ".errors",
+    "TrioScrapeError": ".errors",
+    "WorkerError": ".errors",
+    "Frontier": ".frontier.memory",
+    "FrontierStatistics": ".frontier.memory",
+    "MemoryFrontier": ".frontier.memory",
+    "CrawlRequest": ".model.page",
+    "ErrorKind": ".model.page",
+    "Page": ".model.page",
+    "PageError": ".model.page",
+    "Selector": ".model.parse",
+    "CsvSink": ".output.sinks",
+    "JsonlSink": ".output.sinks",
+    "Sink": ".output.sinks",
+    "open_file_sink": ".output.sinks",
+    "browser_url": ".model.urls",
+    "canonicalize": ".model.urls",
 }
 
 
@@ -127,8 +128,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'trio_scrape' has no attribute {name!r}")
     value = getattr(importlib.import_module(module, __name__), name)
-    # Tracebacks and reprs say trio_scrape.Crawler, not trio_scrape._crawler.Crawler.
-    if getattr(value, "__module__", "").startswith("trio_scrape._"):
+    # Tracebacks and reprs say trio_scrape.Crawler, not trio_scrape.engine.crawler.Crawler.
+    if getattr(value, "__module__", "").startswith("trio_scrape."):
         try:
             value.__module__ = "trio_scrape"
         except (AttributeError, TypeError):

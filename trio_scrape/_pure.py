@@ -21,16 +21,16 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 class _SourceFirst:
-    """A meta path finder for ``trio_scrape.NAME``: ``NAME.py`` when there is one."""
+    """A meta path finder for ``trio_scrape.PACKAGE.NAME``: ``PACKAGE/NAME.py`` if there is one."""
 
     @classmethod
     def find_spec(
         cls, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        package, _, leaf = name.rpartition(".")
-        if package != "trio_scrape":
+        top, _, rest = name.partition(".")
+        if top != "trio_scrape" or not rest:
             return None
-        source = _PACKAGE_DIR / f"{leaf}.py"
+        source = _PACKAGE_DIR.joinpath(*rest.split(".")).with_suffix(".py")
         if not source.is_file():
             return None
         return importlib.util.spec_from_file_location(name, source)

@@ -1,0 +1,3 @@
+"""The command line: start-up, the Typer app, and the commands beside ``run``.
+
+Internal: the public API is what ``trio_scrape`` exports."""

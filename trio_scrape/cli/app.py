@@ -1,0 +1,1141 @@
+"""``trio-scrape``: parse options into a :class:`CrawlConfig`, then call the library.
+
+No crawl logic lives here. Exit codes: 0 the crawl finished (failed pages are records),
+1 a fatal runtime error (output not writable), 2 a usage error (one line on stderr, no
+traceback), 130 after SIGINT and 143 after SIGTERM (once in-flight pages had their grace
+and every record so far is written).
+"""
+
+# No `from __future__ import annotations` here: typer reads the commands' annotations at every
+# start, and as strings it would compile and evaluate each of them (~8 ms of a start).
+import contextlib
+import enum
+import functools
+import importlib
+import itertools
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal, NoReturn
+
+import trio
+import typer
+
+from .._version import __version__
+from ..engine.crawler import Crawler, CrawlStatistics, raise_single
+from ..errors import ConfigError, FrontierError, OutputError, StateError
+from ..model.config import DEFAULT_USER_AGENT, LIMITS, CrawlConfig
+from ..model.parse import Selector
+from ..model.urls import canonicalize
+from ..model.validate import number, shorten
+from ..output.sinks import OutputFormat, open_file_sink
+from .coercion import FastCommand, FastGroup
+
+__all__ = ["app", "main"]
+
+PROG = "trio-scrape"
+logger = logging.getLogger("trio_scrape")
+
+
+class UsageError(Exception):
+    """A bad option or argument: exit 2 with this one-line message."""
+
+
+class Scope(enum.StrEnum):
+    origin = "origin"
+    host = "host"
+    domain = "domain"
+    any = "any"
+
+
+class Format(enum.StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+app = typer.Typer(
+    name=PROG,
+    cls=FastGroup,  # option values converted without pydantic where plain (_cli_coercion)
+    rich_markup_mode="rich",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="A fast, correct web crawler built on Trio. Writes one record per page.",
+)
+
+_SCOPE = "Scope"
+_REACH = "Links followed (page level)"
+_ENGINE = "Concurrency and deadlines"
+_FETCH = "Fetching"
+_POLITE = "Politeness (per host)"
+_OUTPUT = "Output"
+_STATE = "Resumable crawls"
+_FLEET = "Crawling on several machines (Redis)"
+_EXTRACT = "Extraction"
+_PROCESSES = "Worker processes"
+_RENDER = "Rendering JavaScript (headless Chromium)"
+
+
+class RenderWaitChoice(enum.StrEnum):
+    quiet = "quiet"
+    networkidle = "networkidle"
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"{PROG} {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """A fast, correct web crawler built on Trio. Writes one record per page."""
+
+
+@app.command(
+    cls=FastCommand,
+    epilog=(
+        "[bold]Examples[/]\n\n"
+        "trio-scrape run https://example.org/ --depth 2 -o pages.jsonl\n\n"
+        "trio-scrape run https://example.org/ --depth 3 --select 'title=h1' "
+        "--select-all 'tags=a.tag' --cache .cache\n\n"
+        "trio-scrape run --sitemap https://example.org/sitemap.xml --format csv -o pages.csv\n\n"
+        "trio-scrape run https://example.org/ --depth 5 -o pages.jsonl --state crawl.db  "
+        "(run it again to resume)\n\n"
+        "trio-scrape run --config crawl.toml --max-pages 100"
+    ),
+)
+def run(
+    urls: Annotated[list[str] | None, typer.Argument(help="Seed URLs.", show_default=False)] = None,
+    seeds_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--seeds-file",
+            help="Read seed URLs from a file, one per line (- = stdin).",
+            rich_help_panel=_SCOPE,
+        ),
+    ] = None,
+    sitemap: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Read this sitemap (index, gzip) and crawl the pages it lists (repeatable).",
+            rich_help_panel=_SCOPE,
+        ),
+    ] = None,
+    sitemaps_from_robots: Annotated[
+        bool,
+        typer.Option(
+            "--sitemaps-from-robots",
+            help="Also read the sitemaps listed in the seeds' robots.txt.",
+            rich_help_panel=_SCOPE,
+        ),
+    ] = False,
+    depth: Annotated[
+        int, typer.Option(help="Link hops to follow from the seeds.", rich_help_panel=_SCOPE)
+    ] = 0,
+    no_frames: Annotated[
+        bool,
+        typer.Option(
+            "--no-frames",
+            help="Do not follow <iframe src> and <frame src>.",
+            rich_help_panel=_REACH,
+        ),
+    ] = False,
+    no_meta_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--no-meta-refresh",
+            help="Do not follow <meta http-equiv=refresh> targets.",
+            rich_help_panel=_REACH,
+        ),
+    ] = False,
+    ignore_page_robots: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-page-robots",
+            help="Follow the links of pages whose meta robots or X-Robots-Tag say nofollow.",
+            rich_help_panel=_REACH,
+        ),
+    ] = False,
+    skip_rel_nofollow: Annotated[
+        bool,
+        typer.Option(
+            "--skip-rel-nofollow",
+            help='Do not follow links marked rel="nofollow".',
+            rich_help_panel=_REACH,
+        ),
+    ] = False,
+    dedup_canonical: Annotated[
+        bool,
+        typer.Option(
+            "--dedup-canonical",
+            help="Treat <link rel=canonical> as the page's identity: no second crawl of it.",
+            rich_help_panel=_REACH,
+        ),
+    ] = False,
+    max_pages: Annotated[
+        int | None, typer.Option(help="Schedule at most this many URLs.", rich_help_panel=_SCOPE)
+    ] = None,
+    scope: Annotated[
+        Scope,
+        typer.Option(
+            help="Where links may lead: the seeds' origins (scheme, host, port), their hosts "
+            "(any port), their domains, or anywhere.",
+            rich_help_panel=_SCOPE,
+        ),
+    ] = Scope.host,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Also allow this host (glob, repeatable).", rich_help_panel=_SCOPE),
+    ] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only follow links matching this regex (repeatable).", rich_help_panel=_SCOPE
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Never follow links matching this regex (repeatable).", rich_help_panel=_SCOPE
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Concurrent worker tasks.", rich_help_panel=_ENGINE)
+    ] = 16,
+    processes: Annotated[
+        str,
+        typer.Option(
+            metavar="N|auto",
+            help="Run fetch, parse and hooks in N worker processes (auto: one per CPU); "
+            "1 keeps them in this process.",
+            rich_help_panel=_PROCESSES,
+        ),
+    ] = "1",
+    buffer: Annotated[
+        int | None,
+        typer.Option(
+            help="Job and record channel size \\[default: workers].", rich_help_panel=_ENGINE
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Page deadline in seconds, per attempt.", rich_help_panel=_ENGINE)
+    ] = 10.0,
+    deadline: Annotated[
+        float | None, typer.Option(help="Crawl deadline in seconds.", rich_help_panel=_ENGINE)
+    ] = None,
+    grace: Annotated[
+        float,
+        typer.Option(
+            help="Seconds in-flight pages get once the crawl stops.", rich_help_panel=_ENGINE
+        ),
+    ] = 5.0,
+    robots: Annotated[
+        bool,
+        typer.Option(
+            "--robots/--no-robots", help="Fetch and obey robots.txt.", rich_help_panel=_POLITE
+        ),
+    ] = True,
+    per_host: Annotated[
+        int, typer.Option(help="Requests in flight to one host at most.", rich_help_panel=_POLITE)
+    ] = 8,
+    delay: Annotated[
+        float,
+        typer.Option(help="Seconds between request starts to one host.", rich_help_panel=_POLITE),
+    ] = 0.0,
+    delay_jitter: Annotated[
+        float,
+        typer.Option(
+            help="Scale each delay by a random 1 +- this fraction.", rich_help_panel=_POLITE
+        ),
+    ] = 0.0,
+    autothrottle: Annotated[
+        bool,
+        typer.Option(
+            "--autothrottle",
+            help="Adapt per-host concurrency to the server.",
+            rich_help_panel=_POLITE,
+        ),
+    ] = False,
+    max_retry_after: Annotated[
+        float,
+        typer.Option(
+            help="Longest Retry-After honoured; a longer one fails the page.",
+            rich_help_panel=_POLITE,
+        ),
+    ] = 60.0,
+    retries: Annotated[int, typer.Option(help="Retries per page.", rich_help_panel=_FETCH)] = 2,
+    max_bytes: Annotated[
+        int, typer.Option(help="Cap on a decoded body.", rich_help_panel=_FETCH)
+    ] = 10 * 1024 * 1024,
+    max_redirects: Annotated[
+        int, typer.Option(help="Redirects to follow.", rich_help_panel=_FETCH)
+    ] = 10,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Extra request header 'Name: value' (repeatable).", rich_help_panel=_FETCH
+        ),
+    ] = None,
+    user_agent: Annotated[
+        str, typer.Option(help="User-Agent header.", rich_help_panel=_FETCH)
+    ] = DEFAULT_USER_AGENT,
+    http2: Annotated[
+        bool, typer.Option("--http2", help="Use HTTP/2 where offered.", rich_help_panel=_FETCH)
+    ] = False,
+    proxy: Annotated[str | None, typer.Option(help="Proxy URL.", rich_help_panel=_FETCH)] = None,
+    allow_private: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private",
+            help="Let links and redirects lead to loopback/private/link-local addresses.",
+            rich_help_panel=_FETCH,
+        ),
+    ] = False,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep 2xx responses in this directory and re-use them (for development).",
+            rich_help_panel=_FETCH,
+        ),
+    ] = None,
+    cache_ttl: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a cached response is re-used \\[default: forever].",
+            rich_help_panel=_FETCH,
+        ),
+    ] = None,
+    links: Annotated[
+        bool,
+        typer.Option(
+            "--links", help="Put each page's links in its record.", rich_help_panel=_OUTPUT
+        ),
+    ] = False,
+    select: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Put NAME=CSS's first match in data (CSS::text, CSS::attr(x); repeatable).",
+            rich_help_panel=_EXTRACT,
+        ),
+    ] = None,
+    select_all: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Put every match of NAME=CSS in data, as a list (repeatable).",
+            rich_help_panel=_EXTRACT,
+        ),
+    ] = None,
+    extract: Annotated[
+        str | None,
+        typer.Option(
+            help="Extract hook MODULE:FUNC (sync or async; returns a dict).",
+            rich_help_panel=_EXTRACT,
+        ),
+    ] = None,
+    follow: Annotated[
+        str | None,
+        typer.Option(
+            help="Follow hook MODULE:FUNC (returns the links to enqueue).",
+            rich_help_panel=_EXTRACT,
+        ),
+    ] = None,
+    render: Annotated[
+        bool,
+        typer.Option(
+            "--render", help="Render every page in headless Chromium.", rich_help_panel=_RENDER
+        ),
+    ] = False,
+    render_auto: Annotated[
+        bool,
+        typer.Option(
+            "--render-auto",
+            help="Fetch over HTTP; render only pages with scripts and almost no text or links.",
+            rich_help_panel=_RENDER,
+        ),
+    ] = False,
+    render_if: Annotated[
+        str | None,
+        typer.Option(
+            help="With --render-auto: MODULE:FUNC(url, body) -> bool decides instead.",
+            rich_help_panel=_RENDER,
+        ),
+    ] = None,
+    render_tabs: Annotated[
+        int, typer.Option(help="Tabs rendering at once.", rich_help_panel=_RENDER)
+    ] = 4,
+    render_tab_pages: Annotated[
+        int,
+        typer.Option(
+            help="Pages a tab renders before its browser context is replaced.",
+            rich_help_panel=_RENDER,
+        ),
+    ] = 50,
+    render_resources: Annotated[
+        bool,
+        typer.Option(
+            "--render-resources",
+            help="Also download images, media and fonts.",
+            rich_help_panel=_RENDER,
+        ),
+    ] = False,
+    render_wait: Annotated[
+        RenderWaitChoice,
+        typer.Option(
+            help="After load: DOM quiet for 150 ms, or network idle for 500 ms.",
+            rich_help_panel=_RENDER,
+        ),
+    ] = RenderWaitChoice.quiet,
+    render_wait_max: Annotated[
+        float,
+        typer.Option(help="Cap in seconds on that wait.", rich_help_panel=_RENDER),
+    ] = 3.0,
+    browser: Annotated[
+        str | None,
+        typer.Option(
+            help="Chromium executable \\[default: chromium-headless-shell, else chromium].",
+            rich_help_panel=_RENDER,
+        ),
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            help="SQLite file holding the crawl's state: the same command resumes it.",
+            rich_help_panel=_STATE,
+        ),
+    ] = None,
+    state_reset: Annotated[
+        bool,
+        typer.Option(
+            "--state-reset",
+            help="Empty the --state file and start over.",
+            rich_help_panel=_STATE,
+        ),
+    ] = False,
+    recrawl: Annotated[
+        bool,
+        typer.Option(
+            "--recrawl",
+            help="Crawl a finished --state (or --frontier crawl) again, fetching only what "
+            "changed (conditional requests); an unfinished round resumes.",
+            rich_help_panel=_STATE,
+        ),
+    ] = False,
+    frontier: Annotated[
+        str | None,
+        typer.Option(
+            help="Share the crawl through this Redis: redis://HOST:PORT/DB. Run the same "
+            "command on every machine (each with its own -o file).",
+            rich_help_panel=_FLEET,
+        ),
+    ] = None,
+    crawl_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of the shared crawl \\[default: derived from the seeds and scope].",
+            rich_help_panel=_FLEET,
+        ),
+    ] = None,
+    lease: Annotated[
+        float,
+        typer.Option(
+            help="Seconds before a silent process's pages go back to the queue.",
+            rich_help_panel=_FLEET,
+        ),
+    ] = 30.0,
+    output: Annotated[
+        str,
+        typer.Option("-o", "--output", help="Record file (- = stdout).", rich_help_panel=_OUTPUT),
+    ] = "-",
+    format: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            help="jsonl or csv \\[default: from the output's extension, else jsonl].",
+            rich_help_panel=_OUTPUT,
+        ),
+    ] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML file of options (same names); options given here win. "
+            "Default: \\[tool.trio-scrape] in ./pyproject.toml.",
+            rich_help_panel=_OUTPUT,
+        ),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Live progress on stderr \\[default: when stderr is a terminal].",
+            rich_help_panel=_OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    csv_safe: Annotated[
+        bool,
+        typer.Option(
+            "--csv-safe/--no-csv-safe",
+            help="Quote CSV cells a spreadsheet would run as formulas (=, +, -, @).",
+            rich_help_panel=_OUTPUT,
+        ),
+    ] = True,
+    quiet: Annotated[
+        bool,
+        typer.Option("-q", "--quiet", help="No summary, warnings only.", rich_help_panel=_OUTPUT),
+    ] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "-v",
+            "--verbose",
+            count=True,
+            help="More logging (-vv: every page).",
+            rich_help_panel=_OUTPUT,
+        ),
+    ] = 0,
+) -> None:
+    """Crawl from the seed URLs and write one record per page."""
+    _setup_logging(quiet=quiet, verbose=verbose)
+    seeds = [*(urls or []), *(_read_seeds(seeds_file) if seeds_file else [])]
+    if state_reset and state is None:
+        raise UsageError("--state-reset: needs --state")
+    if recrawl and state is None and frontier is None:
+        raise UsageError("--recrawl: needs --state or --frontier (the crawl to look at again)")
+    if not seeds and not sitemap:
+        raise UsageError("no seed URLs: give URLs, --seeds-file or --sitemap")
+    for flag, urls_given in (("", seeds), ("--sitemap: ", sitemap or [])):
+        for url in urls_given:
+            try:
+                canonicalize(url)
+            except ValueError:
+                raise UsageError(
+                    f"{flag}invalid URL {shorten(url, 200)}{_did_you_mean(url)}"
+                ) from None
+    try:
+        config = CrawlConfig(
+            depth=depth,
+            max_pages=max_pages,
+            scope=scope.value,
+            allow_hosts=tuple(allow_host or ()),
+            include=tuple(include or ()),
+            exclude=tuple(exclude or ()),
+            sitemaps=tuple(sitemap or ()),
+            sitemaps_from_robots=sitemaps_from_robots,
+            frames=not no_frames,
+            meta_refresh=not no_meta_refresh,
+            page_robots=not ignore_page_robots,
+            skip_rel_nofollow=skip_rel_nofollow,
+            dedup_canonical=dedup_canonical,
+            workers=workers,
+            processes=_processes(processes),
+            buffer=buffer,
+            timeout=timeout,
+            deadline=deadline,
+            grace=grace,
+            robots=robots,
+            per_host=per_host,
+            delay=delay,
+            delay_jitter=delay_jitter,
+            autothrottle=autothrottle,
+            max_retry_after=max_retry_after,
+            retries=retries,
+            max_bytes=max_bytes,
+            max_redirects=max_redirects,
+            headers=_parse_headers(header or []),
+            user_agent=user_agent,
+            http2=http2,
+            proxy=proxy,
+            allow_private=allow_private,
+            cache=cache,
+            cache_ttl=cache_ttl,
+            links=links,
+            selectors=_selectors(select or [], select_all or []),
+            extract=_load_hook(extract, "--extract") if extract else None,
+            follow=_load_hook(follow, "--follow") if follow else None,
+            render=render,
+            render_auto=render_auto or render_if is not None,
+            render_if=_load_hook(render_if, "--render-if") if render_if else None,
+            render_tabs=render_tabs,
+            render_tab_pages=render_tab_pages,
+            render_resources=render_resources,
+            render_wait=render_wait.value,
+            render_wait_max=render_wait_max,
+            browser=browser,
+            state=state,
+            state_reset=state_reset,
+            recrawl=recrawl,
+            frontier=frontier,
+            crawl_id=crawl_id,
+            lease=lease,
+        )
+    except ConfigError as exc:
+        raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
+    if "\0" in output:
+        raise UsageError(f"--output: not a file name: {shorten(output)}")
+    _warn_about_open_files(config.workers)
+    out_format: OutputFormat = (
+        format.value if format else ("csv" if output.lower().endswith(".csv") else "jsonl")
+    )
+    sink = open_file_sink(output, out_format, links=links, csv_safe=csv_safe)
+    terminal = sys.stderr.isatty()
+    # A live display only where someone watches it: never when piped, never with --quiet.
+    show = terminal and not quiet and progress is not False
+    try:
+        code, stats = trio.run(functools.partial(_crawl, seeds, config, sink, progress=show))
+    except StateError as exc:
+        raise UsageError(f"--state: {exc}") from None
+    except FrontierError as exc:
+        if exc.usage:
+            raise UsageError(f"--frontier: {exc}") from None
+        raise
+    except ConfigError as exc:  # found only once running: e.g. an uncreatable cache directory
+        raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
+    _report(stats, config, code, quiet=quiet)
+    raise typer.Exit(code)
+
+
+@app.command(cls=FastCommand)
+def demo(
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="Record file (- = stdout; .csv for CSV).")
+    ] = "-",
+    depth: Annotated[int, typer.Option(help="Link hops to follow from the home page.")] = 2,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No summary.")] = False,
+) -> None:
+    """Crawl the bundled demo site, served on a free 127.0.0.1 port for the crawl.
+
+    Needs no network, no second terminal and no free port of yours:
+    [bold]trio-scrape demo -o pages.jsonl[/bold] writes one record per page (8 pages).
+    """
+    from .demo import DEMO_ADDRESS, demo_site_dir, serve_directory
+
+    try:
+        root = demo_site_dir()
+        config = CrawlConfig(depth=depth)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    except ConfigError as exc:
+        raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
+    sink = open_file_sink(output, "csv" if output.lower().endswith(".csv") else "jsonl")
+    show = sys.stderr.isatty() and not quiet
+
+    async def serve_and_crawl() -> tuple[int, CrawlStatistics | None]:
+        async with trio.open_nursery() as nursery:
+            base = await nursery.start(
+                functools.partial(
+                    serve_directory, root, rewrite=lambda b: {DEMO_ADDRESS.encode(): b.encode()}
+                )
+            )
+            if not quiet:
+                print(f"{PROG}: serving the demo site ({root}) at {base}/", file=sys.stderr)
+            try:
+                return await _crawl([base + "/"], config, sink, progress=show)
+            finally:
+                nursery.cancel_scope.cancel()
+
+    code, stats = trio.run(serve_and_crawl)
+    _report(stats, config, code, quiet=quiet)
+    raise typer.Exit(code)
+
+
+def _report(stats: CrawlStatistics | None, config: CrawlConfig, code: int, *, quiet: bool) -> None:
+    """Print the end-of-crawl summary on stderr: a table at a terminal, else one line."""
+    # Nothing was queued: a --state crawl that had finished (it said so); no empty summary.
+    if stats is None or quiet or stats.seen == 0:
+        return
+    stopped = _stop_text(stats, config, code)
+    if sys.stderr.isatty():
+        from .progress import stderr_console, summary_table  # rich: only for a terminal
+
+        stderr_console().print(summary_table(stats, stopped=stopped))
+    else:
+        print(_summary(stats, stopped), file=sys.stderr)
+
+
+async def _crawl(
+    seeds: list[str], config: CrawlConfig, sink: Any, *, progress: bool = False
+) -> tuple[int, CrawlStatistics | None]:
+    """Run the crawl; the first SIGINT/SIGTERM stops it gracefully, a second one at once."""
+    crawler = Crawler(seeds, config, sink=sink)
+    try:
+        return await _crawl_until_signalled(crawler, progress=progress)
+    except BaseExceptionGroup as group:
+        raise_single(group)
+
+
+async def _crawl_until_signalled(
+    crawler: Crawler, *, progress: bool
+) -> tuple[int, CrawlStatistics | None]:
+    config = crawler.config
+    code = 0
+    stats: CrawlStatistics | None = None
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch_signals() -> None:
+                nonlocal code
+                async for signum in signals:
+                    if code:
+                        logger.warning("second signal: stopping now")
+                        nursery.cancel_scope.cancel()
+                        return
+                    code = 130 if signum == signal.SIGINT else 143
+                    logger.warning(
+                        "%s: stopping; pages in flight get %gs (again to quit now)",
+                        signal.Signals(signum).name,
+                        config.grace,
+                    )
+                    crawler.stop()
+
+            nursery.start_soon(watch_signals)
+            if progress:
+                from .progress import show_progress, stderr_console
+
+                nursery.start_soon(
+                    functools.partial(
+                        show_progress, crawler, stderr_console(), max_pages=config.max_pages
+                    )
+                )
+            try:
+                stats = await crawler.run()
+            finally:
+                nursery.cancel_scope.cancel()
+    if stats is None:
+        stats = crawler.statistics()
+    return code, stats
+
+
+_FrontierUrl = Annotated[
+    str, typer.Option("--frontier", help="The crawl's Redis: redis://HOST:PORT/DB.")
+]
+_CrawlId = Annotated[
+    str | None,
+    typer.Option(help="The crawl's name \\[default: the only crawl in that database]."),
+]
+
+
+@app.command(cls=FastCommand)
+def status(
+    frontier: _FrontierUrl,
+    crawl_id: _CrawlId = None,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Show a crawl shared through Redis: queue, leases, records, hosts and processes."""
+    print(trio.run(_fleet_call, "status", frontier, crawl_id, json_output))
+
+
+@app.command(cls=FastCommand)
+def export(
+    frontier: _FrontierUrl,
+    crawl_id: _CrawlId = None,
+    output: Annotated[str, typer.Option("-o", "--output", help="Record file (- = stdout).")] = "-",
+    format: Annotated[
+        Format | None,
+        typer.Option(help="jsonl or csv \\[default: from the output's extension, else jsonl]."),
+    ] = None,
+) -> None:
+    """Write every record a Redis-shared crawl committed, each exactly once."""
+    out_format: OutputFormat = (
+        format.value if format else ("csv" if output.lower().endswith(".csv") else "jsonl")
+    )
+    trio.run(_fleet_call, "export", frontier, crawl_id, output, out_format)
+
+
+async def _fleet_call(command: str, frontier: str, crawl_id: str | None, *args: Any) -> Any:
+    from ..model.config import check_crawl_id, parse_redis_url
+    from . import fleet as _fleet  # imports coredis: only for these commands
+
+    try:
+        parse_redis_url(frontier)
+    except ValueError as exc:
+        raise UsageError(f"--frontier: {exc}") from None
+    if crawl_id is not None:
+        try:
+            check_crawl_id(crawl_id)
+        except ValueError as exc:
+            raise UsageError(f"--crawl-id: {exc}") from None
+    try:
+        try:
+            if command == "status":
+                return await _fleet.status(frontier, crawl_id, as_json=args[0])
+            return await _fleet.export(frontier, crawl_id, *args)
+        except BaseExceptionGroup as group:  # from coredis's task group
+            raise_single(group)
+    except FrontierError as exc:
+        if exc.usage:
+            raise UsageError(str(exc)) from None
+        raise
+
+
+def _summary(stats: CrawlStatistics, stopped: str | None = None) -> str:
+    """The one-line summary for a non-terminal stderr (``stopped``: see :func:`_stop_text`)."""
+    errors = sum(stats.errors.values())
+    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(stats.errors.items()))
+    detail = f": {kinds}" if kinds else ""
+    text = (
+        f"{PROG}: {_plural(stats.pages, 'page')} ({stats.ok} ok,"
+        f" {_plural(errors, 'error')}{detail})"
+        f" in {stats.elapsed:.2f}s, {stats.pages_per_second:.1f} pages/s"
+    )
+    if stats.browser_peak_memory is not None:
+        text += (
+            f"; rendered {stats.rendered} in Chromium "
+            f"(peak {stats.browser_peak_memory / 1e6:.0f} MB)"
+        )
+    if recrawl := _recrawl_text(stats):
+        text += f"; {recrawl}"
+    if stats.worker_restarts:
+        text += f"; {stats.worker_restarts} worker processes died and were replaced"
+    if stopped:
+        text += f"; {stopped}"
+    return text
+
+
+def _recrawl_text(stats: CrawlStatistics) -> str | None:
+    """A recrawl round's changes, or None outside a recrawl."""
+    counts = (stats.changed, stats.unchanged, stats.new, stats.gone, stats.unlinked)
+    if not any(counts):
+        return None
+    changed, unchanged, new, gone, unlinked = counts
+    return (
+        f"recrawl: {changed:,} changed, {unchanged:,} unchanged, {new:,} new, {gone:,} gone,"
+        f" {unlinked:,} no longer linked"
+    )
+
+
+def _stop_text(stats: CrawlStatistics, config: CrawlConfig, code: int) -> str | None:
+    """What stopped a crawl that did not run out of URLs, and what it left: None when it
+    finished by itself."""
+    reason = stats.stop_reason
+    left = f"{_plural(stats.queued, 'URL')} left unvisited"
+    if reason == "max_pages":
+        refused = stats.refused_by_max_pages
+        text = f"stopped at --max-pages {config.max_pages}: {_plural(refused, 'more URL')} found"
+        text += " and not crawled"
+        return text + (f", {left}" if stats.queued else "")
+    if reason == "deadline":
+        return f"stopped by --deadline {config.deadline:g}s: {left}"
+    if reason == "stopped":
+        by = {130: "SIGINT", 143: "SIGTERM"}.get(code, "a stop request")
+        return f"stopped by {by}: {left}"
+    return None
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def _warn_about_open_files(workers: int) -> None:
+    """Say so when ``workers`` connections cannot all be open at once: past the process's
+    open-file limit, connections fail (``connect`` records) instead of waiting."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):  # not POSIX
+        return
+    if limit != resource.RLIM_INFINITY and workers > limit - 64:  # files, pipes, the state
+        logger.warning(
+            "--workers %d is near or over the open-file limit (%d): connections past it fail "
+            "as connect errors; raise it (ulimit -n) or use fewer workers",
+            workers,
+            limit,
+        )
+
+
+def _did_you_mean(url: str) -> str:
+    """`` (did you mean 'http://host:port/'?)`` for a URL given without its scheme."""
+    if "://" in url or not url or url.startswith(("/", ".")):
+        return ""
+    try:
+        canonicalize("http://" + url)
+    except ValueError:
+        return ""
+    return f" (did you mean {shorten('http://' + url, 200)}?)"
+
+
+def _setup_logging(*, quiet: bool, verbose: int) -> None:
+    level = (
+        logging.WARNING
+        if quiet or verbose == 0
+        else logging.INFO
+        if verbose == 1
+        else logging.DEBUG
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+# A seed line longer than this cannot be a URL (2,048 characters at most, once parsed): the
+# file is not a list of URLs (or is /dev/zero), and reading on would only fill memory.
+_MAX_SEED_LINE = 64 * 1024
+
+
+def _read_seeds(path: Path) -> list[str]:
+    name = shorten(str(path), 200)
+    seeds = []
+    try:
+        with contextlib.ExitStack() as stack:
+            stdin = str(path) == "-"
+            file = sys.stdin.buffer if stdin else stack.enter_context(path.open("rb"))
+            for number in itertools.count(1):
+                raw = file.readline(_MAX_SEED_LINE + 1)
+                if not raw:
+                    break
+                if len(raw) > _MAX_SEED_LINE:
+                    raise UsageError(
+                        f"--seeds-file: line {number} of {name} is longer than "
+                        f"{_MAX_SEED_LINE:,} bytes: not a URL"
+                    )
+                line = raw.decode("utf-8", errors="replace").strip()
+                if line and not line.startswith("#"):
+                    seeds.append(line)
+    except OSError as exc:
+        raise UsageError(f"--seeds-file: cannot read {name}: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL in the path
+        raise UsageError(f"--seeds-file: not a file name: {shorten(str(path))}") from None
+    return seeds
+
+
+def _selectors(first: list[str], every: list[str]) -> tuple[Selector, ...]:
+    selectors = []
+    for flag, specs, many in (("--select", first, False), ("--select-all", every, True)):
+        for spec in specs:
+            try:
+                selectors.append(Selector.parse(spec, many=many))
+            except ValueError as exc:
+                raise UsageError(f"{flag}: {exc}") from None
+    return tuple(selectors)
+
+
+def _parse_headers(values: list[str]) -> dict[str, str]:
+    headers = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header: expected 'Name: value', got {value!r}")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def _processes(value: str) -> int | Literal["auto"]:
+    text = value.strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"--processes: expected a number or auto, got {value!r}") from None
+
+
+# Set once a hook's module is imported: the process then ends with the interpreter's full
+# teardown, which the user's code may count on (see _entry._finish).
+hooks_loaded = False
+
+
+def _load_hook(spec: str, flag: str) -> Callable[..., Any]:
+    global hooks_loaded
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"{flag}: expected MODULE:FUNCTION, got {spec!r}")
+    if os.getcwd() not in sys.path:  # hooks usually live next to where the crawl is run
+        sys.path.insert(0, os.getcwd())
+    hooks_loaded = True
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise UsageError(f"{flag}: no module named {exc.name!r}") from None
+        raise UsageError(f"{flag}: importing {module_name!r} failed: {exc}") from None
+    except Exception as exc:
+        raise UsageError(f"{flag}: importing {module_name!r} failed: {exc!r}") from None
+    hook = module
+    for part in attr.split("."):
+        try:
+            hook = getattr(hook, part)
+        except AttributeError:
+            raise UsageError(f"{flag}: module {module_name!r} has no {attr!r}") from None
+    if not callable(hook):
+        raise UsageError(f"{flag}: {spec!r} is not callable")
+    return hook
+
+
+_FLAGS = {
+    "allow_hosts": "--allow-host",
+    "headers": "--header",
+    "seeds": "URL",
+    "sitemaps": "--sitemap",
+    "selectors": "--select",
+}
+
+
+def _flag(field: str) -> str:
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    # One line, whatever a message quotes (values are shown with repr, but not every
+    # library's message is): a line break is written as \n.
+    message = message.replace("\r", "\\r").replace("\n", "\\n")
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _config_defaults(args: list[str]) -> dict[str, Any]:
+    """Option defaults for ``run`` from ``--config FILE`` or ``[tool.trio-scrape]`` in
+    ./pyproject.toml; keys are option names (``max-pages`` or ``max_pages``)."""
+    if not args or args[0] != "run":
+        return {}
+    path: Path | None = None
+    for i, arg in enumerate(args):
+        if arg == "--config":
+            if i + 1 >= len(args):
+                return {}  # click reports the missing value
+            path = Path(args[i + 1])
+        elif arg.startswith("--config="):
+            path = Path(arg.partition("=")[2])
+    if path is not None:
+        table = _read_toml(path, "--config")
+        source = str(path)
+    else:
+        pyproject = Path("pyproject.toml")
+        if not pyproject.is_file():
+            return {}
+        try:
+            project = _read_toml(pyproject, "pyproject.toml")
+        except UsageError:
+            return {}  # a project file that is not ours to judge: crawl without it
+        tool = project.get("tool")
+        table = tool.get("trio-scrape", {}) if isinstance(tool, dict) else {}
+        source = "pyproject.toml [tool.trio-scrape]"
+    if not isinstance(table, dict):
+        raise UsageError(f"{source}: expected a table of options")
+    command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    params = {param.name: param for param in command.params if param.name != "config_file"}
+    aliases = {"seeds": "urls", "url": "urls"}
+    defaults: dict[str, Any] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        name = aliases.get(name, name)
+        if name not in params:
+            raise UsageError(f"{source}: unknown option {shorten(key)}")
+        defaults[name] = _file_value(f"{source}: {key}", value, params[name])
+    return defaults
+
+
+def _file_value(where: str, value: Any, param: Any) -> Any:
+    """A config file's value as the command line would give it: a number is parsed from its
+    text like a typed one (``workers = 1.5`` is refused, ``timeout = inf`` reaches the
+    CrawlConfig check), a single value for a repeatable option becomes a list of one."""
+    repeatable = bool(param.multiple) or param.nargs == -1
+    if isinstance(value, list) and not repeatable:
+        raise UsageError(f"{where}: expected one value, not a list")
+    items = value if isinstance(value, list) else [value]
+    converted: list[Any] = []
+    for item in items:
+        if isinstance(item, dict | list):
+            kind = "table" if isinstance(item, dict) else "list"
+            raise UsageError(
+                f"{where}: expected {'values' if repeatable else 'a value'}, not a {kind}"
+            )
+        if isinstance(item, bool):
+            converted.append(item if getattr(param, "is_flag", False) else str(item).lower())
+        elif isinstance(item, int):
+            converted.append(item if getattr(param, "count", False) else str(item))
+        else:  # str, float (repr: 'inf', 'nan', '1e+30'), TOML dates and times
+            converted.append(repr(item) if isinstance(item, float) else str(item))
+    return converted if repeatable else converted[0]
+
+
+_MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def _read_toml(path: Path, label: str) -> dict[str, Any]:
+    name = shorten(str(path), 200)
+    try:
+        with path.open("rb") as file:
+            data = file.read(_MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"{label}: cannot read {name}: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL in the path
+        raise UsageError(f"{label}: not a file name: {name}") from None
+    if len(data) > _MAX_CONFIG_BYTES:  # not a configuration (or /dev/zero)
+        raise UsageError(f"{label}: {name} is larger than {_MAX_CONFIG_BYTES:,} bytes")
+    import tomllib  # only when there is a file to read (4 ms of a start otherwise)
+
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:  # TOML is UTF-8 (a UTF-16 file, say, is not)
+        raise UsageError(f"{label}: {name} is not UTF-8 text") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise UsageError(f"{label}: {name} is nested too deeply") from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer too long to convert
+        raise UsageError(f"{label}: {name} is not valid TOML: {exc}") from None
+
+
+# pydantic's words (typer converts option values with it) -> what the option must be
+_MUST_BE = {"int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def _parse_error(exc: Exception, message: str) -> str:
+    """A typer/click error as one line; a value typer could not convert says what the option
+    must be and shows the value: ``--workers: must be an integer, not 'x'``."""
+    param = getattr(exc, "param", None)
+    errors = getattr(exc.__cause__, "errors", None)  # a pydantic ValidationError
+    if param is None or not callable(errors) or not param.opts:
+        return " ".join(message.split())
+    [first, *_] = errors() or [{}]
+    kind = str(first.get("type", ""))
+    choices = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if kind == "int_parsing_size" and param.name in LIMITS:  # more digits than pydantic reads
+        must = f"must be at most {number(LIMITS[param.name].high)}"
+    elif isinstance(choices, type) and issubclass(choices, enum.Enum):
+        must = f"must be one of {', '.join(str(c.value) for c in choices)}"
+    elif kind.partition("_")[0] in _MUST_BE:
+        must = f"must be {_MUST_BE[kind.partition('_')[0]]}"
+    else:
+        return f"{max(param.opts, key=len)}: {' '.join(str(first.get('msg', message)).split())}"
+    return f"{max(param.opts, key=len)}: {must}, not {shorten(first.get('input'))}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app and turn every error into an exit code and one line."""
+    args = argv if argv is not None else sys.argv[1:]
+    try:
+        defaults = _config_defaults(args)
+        code = app(
+            args,
+            prog_name=PROG,
+            standalone_mode=False,
+            default_map={"run": defaults} if defaults else None,
+        )
+    except UsageError as exc:
+        _fail(2, str(exc))
+    except OutputError as exc:
+        _fail(1, str(exc))
+    except FrontierError as exc:
+        _fail(3, str(exc))
+    except Exception as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click's Abort for a Ctrl-C
+            _fail(130, "interrupted")
+        # Typer/click parse errors (unknown option, bad number) carry exit_code and message.
+        format_message = getattr(exc, "format_message", None)
+        if format_message is None or not isinstance(getattr(exc, "exit_code", None), int):
+            raise
+        _fail(exc.exit_code, _parse_error(exc, format_message()))  # type: ignore[attr-defined]
+    except KeyboardInterrupt:  # a Ctrl-C before the crawl's own handler is installed
+        _fail(130, "interrupted")
+    sys.exit(code if isinstance(code, int) else 0)

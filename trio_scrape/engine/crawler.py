@@ -1,0 +1,1010 @@
+"""The crawl engine: seeds -> frontier -> dispatcher -> workers -> records -> sink.
+
+One nursery owns every task of a crawl::
+
+                   links found (non-blocking add, before the page is done)
+                +-------------------------------------------------------+
+                v                                                       |
+    seeds -> Frontier --get()--> dispatcher --jobs channel--> N workers -+-> records channel
+                ^                              (buffer)        pipeline      (buffer)
+                |                                              + apply          |
+                +------ done() once the record is written -------------- sink task -> Sink
+
+A worker whose page has ended (so its host's slot is free) takes the next request itself
+when the frontier can hand one out without waiting (``get_nowait``), and only otherwise waits
+on the jobs channel: a freed slot then becomes the next request in the same scheduler pass,
+instead of two passes later (the dispatcher's, then the woken worker's), which on a busy loop
+is after every other page that ended in the same pass. The dispatcher keeps deciding when
+dispatching ends, and hands out whatever no worker took (seeds, new hosts, delays that end).
+
+The ``Crawler`` is the orchestrator: it owns everything shared (frontier, host limiter,
+robots.txt, ``max_pages``, statistics, the sink, the state). A worker takes a request, checks
+robots.txt, hands one attempt to the :class:`~trio_scrape.engine.pipeline.PagePipeline` (fetch,
+parse, hooks, links: no shared state) and applies the :class:`~trio_scrape.engine.pipeline.Outcome`
+it returns: free the host's slot, queue the links, or send the request back for a retry.
+
+Why it cannot deadlock with bounded channels: the only blocking sends are dispatcher -> workers
+and workers -> sink, and the sink never waits on anyone upstream. Links go back into the
+frontier with a call that does not wait on the dispatcher, so a worker can always finish its
+page. Why it ends by itself: the frontier leases every request it hands out until the sink
+has written its record, and a worker adds its links before that; "queue empty and nothing
+leased" therefore means "no more work", and the frontier's ``get()`` returns ``None``.
+
+Deadlines nest like Go's ``context``: the crawl deadline (``deadline``) cancels the
+dispatcher; each attempt at a page runs under its own page deadline (``timeout``, covering
+request, body, parse and the extract hook, whose awaits inherit it); httpx's connect/read
+timeouts sit inside that. When the crawl is stopped (deadline, :meth:`Crawler.stop`, a
+signal in the CLI), pages in flight get ``grace`` seconds, then are cancelled and recorded
+with ``error.kind = "cancelled"``; the sink drains, the client closes, and ``run`` returns.
+"""
+
+from __future__ import annotations
+
+import array
+import collections
+import dataclasses
+import logging
+import math
+import random
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
+
+import httpx
+import trio
+
+from ..errors import ConfigError
+from ..frontier.memory import Frontier, MemoryFrontier
+from ..frontier.pacing import HostLimiter, HostStatistics
+from ..http.fetcher import Fetcher, open_fetcher
+from ..model.config import CrawlConfig
+from ..model.page import CrawlRequest, Page, PageError, PageMemo
+from ..model.urls import UrlScope, browser_url, host_of, origin_of, url_key
+from ..output.sinks import Sink
+from .pipeline import AttemptLost, Outcome, PagePipeline, Pipeline, browser_urls, failed_page
+from .robots import RobotsCache
+
+if TYPE_CHECKING:
+    from ..render.renderer import Renderer
+
+__all__ = ["CrawlStatistics", "Crawler", "StopReason", "open_crawl", "raise_single", "scrape"]
+
+logger = logging.getLogger("trio_scrape")
+
+#: Why a crawl ended: it ran out of URLs, hit ``max_pages``, its ``deadline``, or was stopped.
+StopReason = Literal["finished", "max_pages", "deadline", "stopped"]
+
+# How long a cancelled worker may still wait to hand its "cancelled" record to the sink.
+_LAST_RECORD_TIMEOUT = 5.0
+# How long a record may wait for others to be written with it (one write per batch).
+_FLUSH_DELAY = 0.02
+_LATENCY_SAMPLES = 10_000
+# Pages a worker may take straight from the frontier before it waits on the jobs channel again.
+_DIRECT_TAKES = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class CrawlStatistics:
+    """A snapshot of a crawl, from :meth:`Crawler.statistics`."""
+
+    pages: int  #: records written
+    ok: int  #: records with ``ok`` true
+    errors: Mapping[str, int]  #: records by ``error.kind``
+    status_codes: Mapping[int, int]  #: records by final HTTP status
+    bytes: int  #: decoded body bytes received
+    queued: int  #: URLs waiting in the frontier
+    in_flight: int  #: URLs handed to workers and not yet written
+    seen: int  #: distinct URLs ever queued
+    retries: int  #: extra attempts made
+    invalid_links: int  #: hrefs that do not parse as URLs (or are too long)
+    elapsed: float  #: seconds since the crawl started (until it ended, once it has)
+    stop_reason: StopReason | None  #: None while running
+    hosts: Mapping[str, HostStatistics] = dataclasses.field(default_factory=dict)
+    """per origin (``scheme://host[:port]``): requests, errors, in flight, concurrency, delay"""
+    latency_p50: float | None = None  #: median seconds per page (first try to record)
+    latency_p95: float | None = None  #: 95th percentile of the same
+    refused_by_max_pages: int = 0
+    """distinct URLs found (in scope, never seen) that ``max_pages`` kept from being crawled"""
+    revisits: int = 0
+    """pages fetched once more, without a record, for their links: found at a smaller depth
+    after they were handed out (see ``Frontier.add``)"""
+    changed: int = 0  #: a recrawl's records of pages whose content changed since the last round
+    unchanged: int = 0  #: ... of pages unchanged (``304 Not Modified``, or the same SHA-256)
+    new: int = 0  #: ... of pages the last round did not have
+    gone: int = 0  #: ... of pages the last round had that answer 404 or 410 now
+    unlinked: int = 0
+    """pages of earlier rounds that a finished recrawl round did not reach (no longer linked)"""
+    rendered: int = 0  #: pages rendered by the browser (``render`` / ``render_auto``)
+    tabs_in_use: int = 0  #: browser tabs rendering a page right now
+    browser_memory: int | None = None  #: the browser's total PSS in bytes (None: not running)
+    browser_peak_memory: int | None = None  #: the largest ``browser_memory`` sampled
+    processes: int = 1  #: processes running the page pipeline (1: the crawler's own)
+    worker_restarts: int = 0  #: worker processes replaced after they died
+
+    @property
+    def pages_per_second(self) -> float:
+        return self.pages / self.elapsed if self.elapsed > 0 else 0.0
+
+
+class Crawler:
+    """A crawl from ``seeds`` under ``config``, run with :meth:`run`.
+
+    Records go to ``sink`` (anything with ``async send(page)``: a file sink, or a
+    ``trio.MemorySendChannel[Page]``); :meth:`run` takes ownership of it and closes it (if it
+    has ``aclose``) when the crawl ends. ``frontier`` defaults to the SQLite state at
+    ``config.state`` when set, else a fresh in-memory one.
+    ``transport`` replaces httpx's network transport (tests use ``httpx.MockTransport``).
+
+    Run it inside your own nursery::
+
+        crawler = Crawler(["https://example.org/"], CrawlConfig(depth=2), sink=send_channel)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(crawler.run)   # returns once the seeds are queued
+            ...                                # other tasks; crawler.statistics() any time
+
+    Raises:
+        ConfigError: a seed is not an absolute http(s) URL (``field`` is ``"seeds"``).
+    """
+
+    def __init__(
+        self,
+        seeds: Iterable[str],
+        config: CrawlConfig | None = None,
+        *,
+        sink: Sink | None = None,
+        frontier: Frontier | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if isinstance(seeds, str):
+            seeds = [seeds]
+        self._config = config = config if config is not None else CrawlConfig()
+        # Seeds and sitemaps are requested as a browser would request them.
+        self._seeds = []
+        for seed in seeds:
+            try:
+                self._seeds.append(browser_url(seed))
+            except ValueError as exc:
+                raise ConfigError("seeds", str(exc)) from None
+        self._sitemaps = []
+        for sitemap in config.sitemaps:
+            try:
+                self._sitemaps.append(browser_url(sitemap))
+            except ValueError as exc:
+                raise ConfigError("sitemaps", str(exc)) from None
+        self._scope = UrlScope(config, self._seeds + self._sitemaps)
+        self._rng = random.Random()
+        self._hosts = HostLimiter(config, rng=self._rng)
+        self._sink = sink
+        self._keep_bodies = bool(getattr(sink, "wants_bodies", True))
+        self._own_state = frontier is None and config.state is not None
+        self._own_redis = frontier is None and config.frontier is not None
+        # A shared frontier counts max_pages for the whole fleet itself.
+        self._fleet_pages = self._own_redis or bool(getattr(frontier, "counts_max_pages", False))
+        # Pages cut off by a stop go back to the queue instead of becoming records.
+        self._resumable = self._own_state or self._own_redis
+        # With a state, records are committed as soon as they can be: what a kill makes the
+        # next run redo is what was written since the last commit.
+        self._flush_delay = 0.0 if self._own_state else _FLUSH_DELAY
+        self._attempting = 0  # pages between dispatch and their record (or retry)
+        self._frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
+        self._transport = transport
+        self._pipeline: Pipeline | None = None
+        self._renderer: Renderer | None = None
+        self._rendered = 0
+        self._children_browsers: tuple[int | None, int | None] = (None, None)
+        if config.rendering != "off":
+            # Imported only when used, as are the renderer and --state below: they cost
+            # start-up time to every crawl otherwise (see README, Start-up).
+            from ..render.browser import find_browser
+
+            find_browser(config.browser)  # a missing browser is a ConfigError, raised here
+        if transport is not None and config.process_count > 1:
+            raise ConfigError(
+                "processes", "a custom transport runs only in one process: use processes=1"
+            )
+        self._robots: RobotsCache | None = None
+        # The frontier's optional methods, looked up once it is known (in run): a getattr
+        # that misses costs an AttributeError, and these were asked for every page.
+        self._get_nowait: Callable[[HostLimiter], CrawlRequest] | None = None
+        self._starting: Callable[[CrawlRequest], Awaitable[None]] | None = None
+        self._remember: Callable[[CrawlRequest, PageMemo], None] | None = None
+
+        self._ran = False
+        self._stopping = False
+        self._stop_reason: StopReason | None = None
+        self._dispatch_scope: trio.CancelScope | None = None
+        self._workers_scope: trio.CancelScope | None = None
+        self._started_at: float | None = None
+        self._ended_at: float | None = None
+
+        self._pages = 0
+        self._ok = 0
+        self._errors: collections.Counter[str] = collections.Counter()
+        self._status_codes: collections.Counter[int] = collections.Counter()
+        self._bytes = 0
+        self._retries = 0
+        self._invalid_links = 0
+        self._revisits = 0
+        self._changes: collections.Counter[str] = collections.Counter()  # a recrawl's
+        self._unlinked = 0
+        self._refused: set[int] = set()  # hash() of URLs max_pages refused
+        self._canonical_keys: set[int] = set()  # dedup_canonical: hash(url_key) recorded
+        # Whether a page was handed out at the depth limit (its links not followed): until
+        # one was, every link reached was followed, and revisits would find nothing new.
+        self._cut = False
+        self._scheduled = 0
+        # Page latencies for percentiles: a uniform sample (reservoir) of at most 10,000.
+        self._latencies = array.array("d")
+
+    @property
+    def config(self) -> CrawlConfig:
+        return self._config
+
+    # ----------------------------------------------------------------------------- control
+
+    def stop(self, reason: StopReason = "stopped") -> None:
+        """Stop the crawl gracefully: dispatch no more pages, give those in flight ``grace``
+        seconds, write their records, and let :meth:`run` return. Idempotent; does not block;
+        may be called before or during :meth:`run`."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._stop_reason = reason
+        if self._dispatch_scope is not None:
+            self._dispatch_scope.cancel()
+        self._begin_grace()
+
+    def _begin_grace(self) -> None:
+        if self._workers_scope is not None:
+            grace_ends = trio.current_time() + self._config.grace
+            self._workers_scope.deadline = min(self._workers_scope.deadline, grace_ends)
+
+    def statistics(self) -> CrawlStatistics:
+        """A consistent snapshot of the crawl's counters; cheap, never blocks."""
+        frontier = self._frontier.statistics()
+        if self._started_at is None:
+            elapsed = 0.0
+        else:
+            end = self._ended_at if self._ended_at is not None else trio.current_time()
+            elapsed = end - self._started_at
+        p50, p95 = _percentiles(self._latencies, (0.5, 0.95))
+        return CrawlStatistics(
+            latency_p50=p50,
+            latency_p95=p95,
+            pages=self._pages,
+            ok=self._ok,
+            errors=dict(self._errors),
+            status_codes=dict(self._status_codes),
+            bytes=self._bytes,
+            queued=frontier.queued,
+            in_flight=frontier.leased,
+            seen=frontier.seen,
+            retries=self._retries,
+            invalid_links=self._invalid_links,
+            elapsed=elapsed,
+            stop_reason=self._stop_reason if self._ended_at is not None else None,
+            hosts=self._hosts.statistics(),
+            revisits=self._revisits,
+            refused_by_max_pages=len(self._refused),
+            changed=self._changes["changed"],
+            unchanged=self._changes["unchanged"],
+            new=self._changes["new"],
+            gone=self._changes["gone"],
+            unlinked=self._unlinked,
+            **self._render_statistics(),
+            processes=self._config.process_count,
+            worker_restarts=getattr(self._pipeline, "restarts", 0),
+        )
+
+    def _render_statistics(self) -> dict[str, Any]:
+        if self._renderer is not None:
+            stats = self._renderer.statistics
+            return {
+                "rendered": stats.rendered,
+                "tabs_in_use": stats.tabs_in_use,
+                "browser_memory": stats.browser_memory,
+                "browser_peak_memory": stats.browser_peak_memory,
+            }
+        if self._config.rendering == "off":
+            return {}
+        # Worker processes render with browsers of their own: pages rendered are counted
+        # from the records, memory sampled from /proc (tabs in use are not reported).
+        return {
+            "rendered": self._rendered,
+            "browser_memory": self._children_browsers[0],
+            "browser_peak_memory": self._children_browsers[1],
+        }
+
+    async def _sample_children_browsers(self, scope: trio.CancelScope) -> None:
+        """Every second until ``scope`` is cancelled, the total PSS of the browsers that the
+        worker processes started."""
+        from ..processes.pool import ProcessPipeline
+        from ..render.browser import browser_groups, group_memory
+
+        pipeline = self._pipeline
+        if not isinstance(pipeline, ProcessPipeline):
+            return
+
+        def measure(parents: list[int]) -> int | None:
+            groups = browser_groups(parents)
+            return sum(group_memory(pgid) for pgid in groups) if groups else None
+
+        with scope:
+            while True:
+                memory = await trio.to_thread.run_sync(measure, list(pipeline.pids))
+                if memory is not None:
+                    peak = max(memory, self._children_browsers[1] or 0)
+                    self._children_browsers = (memory, peak)
+                await trio.sleep(1.0)
+
+    # ------------------------------------------------------------------------------- run
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> CrawlStatistics:
+        """Crawl until the frontier is exhausted, ``max_pages`` are dispatched, the crawl
+        deadline passes or :meth:`stop` is called; then return the final statistics.
+
+        Works with ``await nursery.start(crawler.run)``, which returns once the seeds are
+        queued. Cancelling the enclosing scope stops everything at once: no task is left
+        behind and the HTTP client is closed. Page failures never raise: they are records.
+
+        With ``config.state``, the crawl resumes from the state (a finished one does nothing
+        and logs so), and pages cut off by a stop go back to the queue instead of becoming
+        ``cancelled`` records.
+
+        Raises:
+            OutputError: the sink could not write records.
+            StateError: the state cannot be opened, belongs to a crawl with other settings,
+                or could not be written.
+            RuntimeError: the crawler was already run (a Crawler runs once).
+        """
+        if self._ran:
+            raise RuntimeError("this Crawler has already run; make a new one")
+        self._ran = True
+        try:
+            await self._run(task_status)
+        except BaseExceptionGroup as group:
+            raise_single(group)
+        return self.statistics()
+
+    async def _run(self, task_status: trio.TaskStatus[None]) -> None:
+        config = self._config
+        self._started_at = trio.current_time()
+        job_send, job_recv = trio.open_memory_channel[CrawlRequest](config.channel_buffer)
+        record_send, record_recv = trio.open_memory_channel[tuple[CrawlRequest, Page]](
+            config.channel_buffer
+        )
+        try:
+            async with AsyncExitStack() as stack:
+                await stack.enter_async_context(_closing(self._sink))
+                if self._own_state:
+                    from ..frontier.open import open_state
+
+                    state = await open_state(
+                        stack, config, seeds=self._seeds, sitemaps=self._sitemaps, sink=self._sink
+                    )
+                    if state is None:  # that crawl has finished
+                        task_status.started()
+                        return
+                    self._frontier = state
+                    self._scheduled = state.resume.scheduled
+                    self._cut = state.resume.deepest >= config.depth
+                if self._own_redis:
+                    from ..frontier.open import open_fleet
+
+                    fleet = await open_fleet(
+                        stack, config, seeds=self._seeds, sitemaps=self._sitemaps, sink=self._sink
+                    )
+                    if fleet is None:  # that crawl has finished
+                        task_status.started()
+                        return
+                    self._frontier = fleet
+                if self._fleet_pages and not hasattr(self._frontier, "cut"):
+                    # Another process may have handed out a page at the depth limit (a
+                    # frontier that knows says so in its `cut`).
+                    self._cut = True
+                attach_sink = getattr(self._frontier, "attach_sink", None)
+                if attach_sink is not None:  # records go out only once committed
+                    self._sink = await attach_sink(self._sink, links=config.links)
+                self._get_nowait = getattr(self._frontier, "get_nowait", None)
+                self._starting = getattr(self._frontier, "starting", None)
+                self._remember = getattr(self._frontier, "remember", None)
+                starts = self._seeds + self._sitemaps
+                seed_hosts = {host_of(url) for url in starts}
+                seed_origins = {origin_of(url) for url in starts}
+                fetcher = await stack.enter_async_context(
+                    open_fetcher(
+                        config,
+                        transport=self._transport,
+                        seed_hosts=seed_hosts,
+                        seed_origins=seed_origins,
+                    )
+                )
+                page_fetcher: Fetcher = fetcher
+                if config.process_count > 1:  # each worker process opens its own fetchers
+                    from ..processes.pool import open_process_pipeline
+
+                    self._pipeline = await stack.enter_async_context(
+                        open_process_pipeline(
+                            config,
+                            seed_hosts=seed_hosts,
+                            seed_origins=seed_origins,
+                            bodies=self._keep_bodies,
+                        )
+                    )
+                elif config.rendering != "off":
+                    from ..render.renderer import open_page_fetcher
+
+                    page_fetcher, self._renderer = await stack.enter_async_context(
+                        open_page_fetcher(
+                            config, fetcher, seed_hosts=seed_hosts, seed_origins=seed_origins
+                        )
+                    )
+                if self._pipeline is None:
+                    self._pipeline = PagePipeline(
+                        config, page_fetcher, sitemap_fetcher=fetcher, rng=self._rng
+                    )
+                nursery = await stack.enter_async_context(trio.open_nursery())
+                if config.robots or config.sitemaps_from_robots:
+                    self._robots = RobotsCache(
+                        fetcher,
+                        self._hosts,
+                        config,
+                        rng=self._rng,
+                        shared=getattr(self._frontier, "shared_robots", None),
+                    )
+                nursery.start_soon(self._write_records, record_recv)
+                sampler = trio.CancelScope()
+                if config.process_count > 1 and config.rendering != "off":
+                    nursery.start_soon(self._sample_children_browsers, sampler)
+                async with record_send, trio.open_nursery() as workers:
+                    self._workers_scope = workers.cancel_scope
+
+                    def add_worker() -> None:
+                        workers.start_soon(self._work, job_recv.clone(), record_send.clone())
+
+                    await self._frontier.add(
+                        self._seeds, depth=0, referrer=None, keep=self._within_max_pages
+                    )
+                    await self._add_sitemaps(self._sitemaps, depth=0, referrer=None)
+                    if config.sitemaps_from_robots:
+                        await self._add_robots_sitemaps()
+                    task_status.started()
+                    with job_recv:
+                        await self._dispatch(job_send, add_worker)
+                sampler.cancel()
+                count_unlinked = getattr(self._frontier, "count_unlinked", None)
+                if config.recrawl and self._stop_reason is None and count_unlinked is not None:
+                    self._unlinked = await count_unlinked()  # the round is complete
+        finally:
+            self._ended_at = trio.current_time()
+            if self._stop_reason is None:
+                self._stop_reason = "finished"
+
+    def _worker_count(self) -> int:
+        config = self._config
+        if config.rendering == "always":
+            # Each page needs a tab: more workers would only wait for one, and that wait
+            # would count against their page deadline. (Worker processes get jobs least
+            # busy first, so each gets at most its own tabs' worth.)
+            return min(config.workers, config.render_tabs * config.process_count)
+        return config.workers
+
+    async def _dispatch(
+        self, jobs: trio.MemorySendChannel[CrawlRequest], add_worker: Callable[[], None]
+    ) -> None:
+        """Move requests from the frontier to the workers until there are none left or the
+        crawl is stopped (by its deadline or :meth:`stop`).
+
+        Workers start as jobs come (``add_worker``), up to :meth:`_worker_count`: one more
+        whenever no worker waits for the next job. So memory follows the pages in flight, not
+        the option: ``workers=10_000`` on a ten-page site starts at most ten.
+        """
+        config = self._config
+        workers, most = 0, self._worker_count()
+        async with jobs:
+            with trio.CancelScope() as scope:
+                self._dispatch_scope = scope
+                if self._stopping:
+                    scope.cancel()
+                if config.deadline is not None:
+                    # From the first dispatch: start-up (opening the state, starting worker
+                    # processes, reading robots.txt sitemaps) does not eat the crawl's time.
+                    scope.deadline = trio.current_time() + config.deadline
+                while True:
+                    request = await self._frontier.get(self._hosts)
+                    if request is None:
+                        return
+                    if workers < most and not jobs.statistics().tasks_waiting_receive:
+                        add_worker()
+                        workers += 1
+                    try:
+                        # send() would yield to the scheduler even with room in the channel:
+                        # only wait when it is full (a full channel is where we checkpoint).
+                        try:
+                            jobs.send_nowait(request)
+                        except trio.WouldBlock:
+                            await jobs.send(request)
+                    except BaseException:
+                        self._hosts.finish(
+                            origin_of(request.url), latency=None, failed=False, url=request.url
+                        )
+                        with trio.CancelScope(shield=True):
+                            await self._frontier.release([request])
+                        raise
+            self._dispatch_scope = None
+            if scope.cancelled_caught and not self._stopping:
+                self.stop("deadline")
+                logger.info("crawl deadline of %gs reached; stopping", config.deadline)
+
+    async def _work(
+        self,
+        jobs: trio.MemoryReceiveChannel[CrawlRequest],
+        records: trio.MemorySendChannel[tuple[CrawlRequest, Page]],
+    ) -> None:
+        async with jobs, records:
+            request: CrawlRequest | None = None
+            direct = 0
+            while True:
+                if request is None:
+                    direct = 0
+                    try:
+                        request = await jobs.receive()
+                    except trio.EndOfChannel:
+                        return
+                attempted = await self._page(request, records)
+                request = None
+                # A page that went to the network checkpointed; a run of pages that may not
+                # have (robots.txt refusals, blocked addresses) goes back to the channel,
+                # which does, so one worker never holds the scheduler.
+                if attempted and direct < _DIRECT_TAKES:
+                    request = self._next_request(jobs)
+                    direct += 1
+
+    def _next_request(self, jobs: trio.MemoryReceiveChannel[CrawlRequest]) -> CrawlRequest | None:
+        """The next request for a worker whose page has just ended, without waiting: one the
+        dispatcher has queued, else one taken from the frontier right away.
+
+        A page's end usually frees its host's slot; taking the next request here writes it
+        in the same scheduler pass instead of two passes later (the dispatcher, then a worker
+        woken by the channel). Under load a pass runs every ready task, so those two passes
+        could hold a freed slot for as long as the whole batch of pages that ended with it.
+        """
+        try:
+            return jobs.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            pass
+        get_nowait = self._get_nowait
+        scope = self._dispatch_scope
+        # (cancel_called is true once the crawl's deadline has passed, too)
+        if get_nowait is None or self._stopping or scope is None or scope.cancel_called:
+            return None  # the dispatcher alone decides when dispatching ends
+        try:
+            request: CrawlRequest = get_nowait(self._hosts)
+        except trio.WouldBlock:
+            return None
+        return request
+
+    async def _page(
+        self,
+        request: CrawlRequest,
+        records: trio.MemorySendChannel[tuple[CrawlRequest, Page]],
+    ) -> bool:
+        """A request from start to record; returns whether it was attempted (it went to the
+        pipeline, and so most likely to the network)."""
+        if self._stopping:
+            # Dispatched but not started: it goes back, it is not "scheduled".
+            self._hosts.finish(origin_of(request.url), latency=None, failed=False, url=request.url)
+            await self._frontier.release([request])
+            return False
+        page = None
+        attempted = False
+        if request.depth >= self._config.depth:
+            self._cut = True
+        elif request.revisit and not (self._cut or getattr(self._frontier, "cut", False)):
+            # Nothing was cut: the page's links were all followed already.
+            self._hosts.finish(origin_of(request.url), latency=None, failed=False, url=request.url)
+            await self._frontier.done([request])
+            return False
+        try:
+            self._attempting += 1
+            try:
+                if (
+                    self._robots is not None
+                    and self._config.robots
+                    and not await self._robots.allowed(request.url)
+                ):
+                    self._hosts.finish(
+                        origin_of(request.url), latency=None, failed=False, url=request.url
+                    )
+                    page = failed_page(request, PageError("robots", "disallowed by robots.txt"))
+                else:
+                    starting = self._starting
+                    if starting is not None:  # a shared frontier times the host's delay
+                        await starting(request)
+                    attempted = True
+                    page = await self._attempt(request)
+            finally:
+                self._attempting -= 1  # before its record goes out: see _write_records
+            if page is not None and request.revisit:  # its links are queued
+                self._revisits += 1
+                await self._frontier.done([request])
+            elif page is not None:
+                if not self._keep_bodies:  # a lexbor tree is far larger than its page
+                    page.html = None
+                    page.text = None
+                    page.content = b""
+                try:  # no scheduler round trip when the sink has room
+                    records.send_nowait((request, page))
+                except trio.WouldBlock:
+                    await records.send((request, page))
+        except trio.Cancelled:
+            if request.revisit or (page is None and self._resumable):
+                # A resumable crawl does this page again next time instead.
+                with trio.CancelScope(shield=True):
+                    await self._frontier.release([request])
+                raise
+            if page is None:
+                page = failed_page(
+                    request, PageError("cancelled", "the crawl stopped before this page")
+                )
+            with trio.CancelScope(shield=True), trio.move_on_after(_LAST_RECORD_TIMEOUT):
+                try:
+                    await records.send((request, page))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+            raise
+        return attempted
+
+    async def _write_records(
+        self, records: trio.MemoryReceiveChannel[tuple[CrawlRequest, Page]]
+    ) -> None:
+        """The sink task: hand pages to the sink in order, and flush once the channel is
+        momentarily empty and either the oldest unflushed record has waited ``_FLUSH_DELAY``
+        (one write per batch instead of one per page) or no page is being attempted; only then
+        end the pages' leases (the crawl's end waits for them)."""
+        sink = self._sink
+        flush = getattr(sink, "flush", None)
+        start = getattr(sink, "start", None)
+        if start is not None:
+            start()  # a no-op if the state already started it where it left off
+        written: list[CrawlRequest] = []
+        due = math.inf  # when the oldest record not yet flushed is to be written at the latest
+        async with records:
+            while True:
+                try:
+                    request, page = records.receive_nowait()
+                except trio.WouldBlock:
+                    # No record is coming soon when no page is being attempted (the last
+                    # page of a crawl, or of a burst): flush now instead of after the delay.
+                    if written and (
+                        flush is None or not self._attempting or trio.current_time() >= due
+                    ):
+                        await self._hand_over(written, flush)
+                        written = []
+                        due = math.inf
+                    received = None
+                    with trio.move_on_at(due):
+                        try:
+                            received = await records.receive()
+                        except trio.EndOfChannel:
+                            break
+                    if received is None:
+                        continue  # flush is due
+                    request, page = received
+                except trio.EndOfChannel:
+                    break
+                if not written:
+                    due = trio.current_time() + self._flush_delay
+                self._count(page)
+                if sink is not None:
+                    await sink.send(page)
+                written.append(request)
+            if written:
+                await self._hand_over(written, flush)
+
+    async def _hand_over(self, written: list[CrawlRequest], flush: Any) -> None:
+        if flush is not None:
+            await flush()
+        await self._frontier.done(written, output_offset=self._output_offset())
+
+    def _output_offset(self) -> int | None:
+        offset = getattr(self._sink, "offset", None)
+        return offset if isinstance(offset, int) else None
+
+    def _count(self, page: Page) -> None:
+        self._pages += 1
+        if self._renderer is None and page.data.get("rendered") is True:
+            self._rendered += 1  # rendered in a worker process
+        if len(self._latencies) < _LATENCY_SAMPLES:
+            self._latencies.append(page.elapsed)
+        else:
+            slot = self._rng.randrange(self._pages)
+            if slot < _LATENCY_SAMPLES:
+                self._latencies[slot] = page.elapsed
+        self._bytes += page.bytes
+        if page.status is not None:
+            self._status_codes[page.status] += 1
+        change = page.data.get("change")
+        if change is not None:
+            self._changes[change] += 1
+        if page.error is not None:
+            self._errors[page.error.kind] += 1
+        elif page.ok:
+            self._ok += 1
+        if logger.isEnabledFor(logging.DEBUG):
+            outcome = page.error.kind if page.error else page.status
+            logger.debug("%s %s (%.3fs)", outcome, page.url, page.elapsed)
+
+    # ---------------------------------------------------------------------------- a page
+
+    async def _attempt(self, request: CrawlRequest) -> Page | None:
+        """One attempt at a page through the pipeline, applied to the crawl's shared state.
+        Returns its Page, or None when the request went back to the frontier to be retried
+        (its host paused meanwhile: no worker waits for it)."""
+        assert self._pipeline is not None
+        origin = origin_of(request.url)
+        started = trio.current_time()
+        if request.first_try is None:
+            request = request._replace(first_try=started)
+        try:
+            outcome = await self._pipeline.attempt(request, paced=self._hosts.paced(origin))
+        except AttemptLost as exc:
+            self._hosts.finish(origin, latency=None, failed=False)
+            return await self._lost(request, exc)
+        except BaseException:
+            # Exactly one finish() per dispatched request, whatever happened (cancellation).
+            elapsed = trio.current_time() - started
+            self._hosts.finish(origin, latency=elapsed, failed=True, url=request.url)
+            raise
+        self._hosts.finish(origin, latency=outcome.latency, failed=outcome.failed, url=request.url)
+        return await self._apply(request, outcome)
+
+    async def _apply(self, request: CrawlRequest, outcome: Outcome) -> Page | None:
+        """Apply an attempt's outcome: queue its links and sitemap entries, mark a redirect's
+        target seen, or send the request back for a retry with its host paused."""
+        self._invalid_links += outcome.invalid_links
+        page = outcome.page
+        if page is None:
+            self._retries += 1
+            origin = origin_of(request.url)
+            logger.info(
+                "retrying %s in %.2fs (attempt %d failed: %s); pausing %s",
+                request.url,
+                outcome.retry_after,
+                request.attempts + 1,
+                outcome.retry_reason,
+                origin,
+            )
+            # The whole host waits (a 429/503 or a failing connection concerns all its
+            # pages); the request goes back to the front of its host's queue.
+            self._hosts.pause(origin, outcome.retry_after)
+            await self._frontier.release([request._replace(attempts=request.attempts + 1)])
+            return None
+        if outcome.sitemap is not None:
+            entries = outcome.sitemap
+            out_of_scope: collections.Counter[str] = collections.Counter()
+
+            def keep(url: str) -> bool:
+                if not self._scope.allows(url):
+                    out_of_scope[host_of(url)] += 1
+                    return False
+                return self._within_max_pages(url)
+
+            await self._frontier.add(
+                entries.pages,
+                depth=request.depth,
+                referrer=request.url,
+                keep=keep,
+                lastmods=entries.lastmods,
+                revisit=request.depth < self._config.depth,
+            )
+            if out_of_scope:
+                _warn_out_of_scope(request.url, len(entries.pages), out_of_scope)
+                if isinstance(page.data.get("sitemap"), dict):
+                    page.data["sitemap"]["out_of_scope"] = out_of_scope.total()
+            await self._add_sitemaps(entries.sitemaps, depth=request.depth, referrer=request.url)
+        if self._config.dedup_canonical and page.ok:
+            await self._dedup_canonical(request, page, outcome)
+        if outcome.refresh is not None:
+            # A meta refresh with no delay is a redirect: no hop spent, even at the limit.
+            await self._frontier.add(
+                [outcome.refresh],
+                depth=request.depth,
+                referrer=request.url,
+                keep=self._schedules,
+                revisit=request.depth < self._config.depth,
+            )
+        if outcome.links:
+            # A link already handed out at a larger depth gets a revisit when its own links
+            # would now be followed: that keeps --depth exact (see Frontier.add).
+            await self._frontier.add(
+                outcome.links,
+                depth=outcome.links_depth,
+                referrer=request.url,
+                keep=self._schedules,
+                revisit=outcome.links_depth < self._config.depth,
+            )
+        if outcome.seen is not None:
+            await self._frontier.mark_seen([outcome.seen], depth=request.depth)
+        memo = outcome.memo if outcome.memo is not None else request.memo
+        remember = self._remember
+        if memo is not None and remember is not None and not request.revisit:
+            remember(request, memo)  # before its done mark; a failure keeps the last memo
+        return page
+
+    async def _dedup_canonical(self, request: CrawlRequest, page: Page, outcome: Outcome) -> None:
+        """With ``dedup_canonical``: a page's canonical URL counts as crawled; a page whose
+        canonical URL was crawled already (or declared by a page before) is a duplicate:
+        ``data.duplicate_of`` says of what, and its links are not followed."""
+        canonical = outcome.canonical
+        own = hash(url_key(request.url))
+        if canonical is not None:
+            key = hash(url_key(canonical))
+            if key != own:
+                if key in self._canonical_keys:
+                    page.data["duplicate_of"] = canonical
+                    outcome.links = []
+                else:
+                    self._canonical_keys.add(key)
+                    await self._frontier.mark_seen([canonical], depth=request.depth)
+        self._canonical_keys.add(own)
+
+    async def _lost(self, request: CrawlRequest, exc: AttemptLost) -> Page | None:
+        """The worker process running an attempt died: the attempt counts (a page that kills
+        its process every time must not kill them all), and the request goes back."""
+        attempts = request.attempts + 1
+        if attempts > self._config.retries:
+            elapsed = trio.current_time() - (request.first_try or trio.current_time())
+            return failed_page(request, PageError("crashed", str(exc)), elapsed=elapsed)
+        self._retries += 1
+        await self._frontier.release([request._replace(attempts=attempts)])
+        return None
+
+    async def _add_sitemaps(self, urls: list[str], *, depth: int, referrer: str | None) -> None:
+        if urls:  # sitemaps may be on any host: the pages they list are scope-checked
+            await self._frontier.add(
+                urls, depth=depth, referrer=referrer, keep=self._within_max_pages, sitemap=True
+            )
+
+    async def _add_robots_sitemaps(self) -> None:
+        assert self._robots is not None
+        found: list[str] = []
+        for origin in dict.fromkeys(origin_of(seed) for seed in self._seeds):
+            urls, invalid = browser_urls(await self._robots.sitemaps(origin))
+            self._invalid_links += invalid
+            found += urls
+        await self._add_sitemaps(found, depth=0, referrer=None)
+
+    def _schedules(self, url: str) -> bool:
+        """Whether a never-seen link is scheduled: in scope, and within ``max_pages``."""
+        return self._scope.allows(url) and self._within_max_pages(url)
+
+    def _within_max_pages(self, url: str) -> bool:
+        # max_pages limits the URLs scheduled, not dispatches: so a page's retries and its
+        # record are never cut off, and the crawl ends by itself once those pages are done.
+        limit = self._config.max_pages
+        if limit is None or self._fleet_pages:
+            return True
+        if self._scheduled >= limit:
+            if self._stop_reason is None:
+                self._stop_reason = "max_pages"
+            self._refused.add(hash(url))
+            return False
+        self._scheduled += 1
+        return True
+
+
+def _warn_out_of_scope(sitemap: str, listed: int, hosts: collections.Counter[str]) -> None:
+    """Say that a sitemap's pages were left out by the scope: a staging copy whose sitemap
+    names the production host would otherwise crawl nothing and say nothing."""
+    shown = ", ".join(f"{host} ({count:,})" for host, count in hosts.most_common(5))
+    more = f" and {len(hosts) - 5:,} more hosts" if len(hosts) > 5 else ""
+    logger.warning(
+        "sitemap %s: %s of its %s pages are out of scope and not crawled: %s%s "
+        "(--scope, --allow-host, --include and --exclude decide the scope)",
+        sitemap,
+        f"{hosts.total():,}",
+        f"{listed:,}",
+        shown,
+        more,
+    )
+
+
+def _percentiles(
+    samples: array.array[float], fractions: tuple[float, float]
+) -> tuple[float | None, float | None]:
+    if not samples:
+        return None, None
+    ordered = sorted(samples)
+    last = len(ordered) - 1
+    low, high = (ordered[min(last, int(f * len(ordered)))] for f in fractions)
+    return low, high
+
+
+def raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
+    """Re-raise the one real exception inside nested nursery groups, so callers see an
+    ``OutputError`` (or a hook's bug) rather than an ExceptionGroup; a group holding several
+    distinct exceptions is re-raised as is."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    real = [e for e in leaves if not isinstance(e, trio.Cancelled)]
+    if len(real) == 1:
+        raise real[0] from None
+    if not real and leaves:
+        raise leaves[0] from None
+    raise group
+
+
+class _closing(AbstractAsyncContextManager[None]):
+    """Close a sink (if it can be closed) when the crawl ends, however it ends."""
+
+    def __init__(self, sink: Sink | None) -> None:
+        self._sink = sink
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        aclose = getattr(self._sink, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def open_crawl(
+    seeds: Iterable[str],
+    config: CrawlConfig | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AbstractAsyncContextManager[trio.abc.ReceiveChannel[Page]]:
+    """Crawl in the background and receive pages as they finish::
+
+        async with trio_scrape.open_crawl(["https://example.org/"], config) as pages:
+            async for page in pages:
+                print(page.url, page.title)
+
+    Leaving the ``async with`` block early cancels the crawl; nothing is left running.
+
+    Raises:
+        ConfigError: a seed is invalid (raised here, before anything runs).
+        OutputError: never for this form (there is no file sink); other errors escaping
+            the crawl are bugs, or exceptions from your own code in the block.
+    """
+    crawler = Crawler(seeds, config, transport=transport)
+    return _pages_of(crawler)
+
+
+@trio.as_safe_channel
+async def _pages_of(crawler: Crawler) -> AsyncGenerator[Page, None]:
+    send, receive = trio.open_memory_channel[Page](0)
+    crawler._sink = send
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(crawler.run)
+        async with receive:
+            async for page in receive:
+                yield page
+
+
+async def scrape(
+    urls: Iterable[str],
+    config: CrawlConfig | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> list[Page]:
+    """Crawl ``urls`` (and, with ``config.depth``, their links) and return every page.
+
+    The pages keep their bodies (``content``, ``text``, ``html``): for large crawls iterate
+    :func:`open_crawl` instead.
+
+    Raises:
+        ConfigError: a seed is invalid.
+    """
+    async with open_crawl(urls, config, transport=transport) as pages:
+        return [page async for page in pages]

@@ -1,0 +1,493 @@
+"""The frontier: the seen-set and the queue of URLs still to fetch, with leases.
+
+The engine talks to a frontier only through the :class:`Frontier` protocol, so a crawl's
+state can live in memory (here), in SQLite for resumable crawls, or in Redis to share one
+crawl between machines.
+
+Leases are what let the crawl end by itself, with no polling: a request handed out by
+:meth:`~Frontier.get` stays leased until :meth:`~Frontier.done` (its record is written) or
+:meth:`~Frontier.release` (given back unprocessed). A worker adds the links it found *before*
+its request is done, so "queue empty and nothing leased" can only mean there is no more work,
+and that is when ``get()`` returns ``None``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import heapq
+import itertools
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+import trio
+from mypy_extensions import mypyc_attr
+
+from ..model.page import CrawlRequest, rebuilt_by_fields
+from ..model.urls import origin_of, url_key
+from .pacing import HostLimiter
+
+__all__ = ["Frontier", "FrontierStatistics", "MemoryFrontier", "url_digest"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontierStatistics:
+    queued: int
+    leased: int
+    seen: int
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return rebuilt_by_fields(self)
+
+
+class Frontier(Protocol):
+    async def add(
+        self,
+        urls: Iterable[str],
+        *,
+        depth: int,
+        referrer: str | None,
+        keep: Callable[[str], bool] | None = None,
+        sitemap: bool = False,
+        lastmods: Mapping[str, str] | None = None,
+        revisit: bool = False,
+    ) -> int:
+        """Queue each URL never seen before (and for which ``keep``, if given, is true:
+        ``keep`` is asked only about unseen URLs); return how many requests were queued.
+
+        URLs are browser URLs (:func:`~trio_scrape.model.urls.browser_url`), queued as given;
+        "seen before" compares their canonical keys (:func:`~trio_scrape.model.urls.url_key`),
+        through a stable 64-bit digest (:func:`url_digest` for Redis, a seeded XXH3 for
+        ``--state``) or, in memory, ``hash(url_key(url))``, never the text.
+
+        The URLs of one call share a depth and referrer: they are one page's links, the
+        seeds, or a sitemap's entries. A URL that ``keep`` refuses is not marked seen.
+        ``sitemap``: these URLs are sitemaps; ``lastmods``: a sitemap's ``<lastmod>`` by URL.
+
+        A URL's depth is the shortest known: a URL seen before at a larger depth takes this
+        ``depth`` and ``referrer``. Still queued, it is handed out at the new depth. Already
+        handed out (leased, done, or marked seen), it gets a pending revisit when ``revisit``
+        is true (otherwise only its known depth changes): a request with
+        ``CrawlRequest.revisit`` set, so that its links can be followed from the new depth.
+        Pending revisits are queued only once the queue is empty and nothing is leased, those
+        of the smallest depth first and one depth at a time, so that a URL is revisited at
+        most once more however many shorter paths turn up meanwhile.
+        """
+        ...
+
+    async def mark_seen(self, urls: Iterable[str], *, depth: int = 0) -> None:
+        """Record URLs as handed out at ``depth`` without queueing them (a redirect's final
+        URL, crawled as the page that redirected to it). URLs already seen are unchanged."""
+        ...
+
+    async def get(self, hosts: HostLimiter) -> CrawlRequest | None:
+        """Lease the next request whose host ``hosts`` says is ready, and ``hosts.start`` it.
+
+        Blocks while no queued request's host is ready, or the queue is empty but requests are
+        leased (they may add links). Returns ``None`` once the queue is empty and nothing is
+        leased: the crawl is exhausted. Never holds back a ready host for one that is not.
+        """
+        ...
+
+    async def done(
+        self, requests: Sequence[CrawlRequest], *, output_offset: int | None = None
+    ) -> None:
+        """End the leases of requests whose records are written.
+
+        ``output_offset`` is the length of the output file once these records are in it; a
+        persistent frontier stores it in the same transaction as the done marks, so a resumed
+        crawl can cut the file back to exactly the records it knows are done.
+        """
+        ...
+
+    async def release(self, requests: Sequence[CrawlRequest]) -> None:
+        """Give leased requests back (unstarted, or to retry; a request may come back with
+        more ``attempts``): they go to the front of their host's queue."""
+        ...
+
+    def statistics(self) -> FrontierStatistics: ...
+
+
+def url_digest(url: str) -> int:
+    """A stable, signed 64-bit digest of a URL's canonical key (:func:`url_key`), for
+    frontiers that persist or share their seen-set (it fits an SQLite INTEGER): two URLs
+    have one digest when they are spellings of one page. ``url`` is a browser URL, as
+    frontiers are given. Any false "seen" among a million URLs: about 3e-8."""
+    return int.from_bytes(
+        hashlib.blake2b(url_key(url).encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+        "little",
+        signed=True,
+    )
+
+
+class _Batch:
+    """Links of one page to one host, queued as one string: a queued URL costs its length
+    plus a byte, instead of ~200 bytes as a string plus a CrawlRequest and a deque slot."""
+
+    __slots__ = ("depth", "position", "referrer", "text")
+
+    def __init__(self, urls: list[str], depth: int, referrer: str | None) -> None:
+        self.text = "\n".join(urls)
+        self.position = 0
+        self.depth = depth
+        self.referrer = referrer
+
+    def take(self) -> CrawlRequest:
+        text = self.text
+        start = self.position
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        self.position = end + 1
+        return CrawlRequest(text[start:end], self.depth, self.referrer)
+
+    def exhausted(self) -> bool:
+        return self.position > len(self.text)
+
+
+_Entry = CrawlRequest | _Batch
+
+
+# Compiled with mypyc in a wheel (hatch_build.py): the --state frontier and tests subclass it.
+@mypyc_attr(allow_interpreted_subclasses=True)
+class MemoryFrontier:
+    """An in-memory :class:`Frontier`: one FIFO queue per host, hosts served round-robin.
+
+    ``get`` hands out only requests whose host the :class:`HostLimiter` says is ready, so a
+    slow or paused host never holds back the others. Hosts with queued work are kept in one of
+    three places: a round-robin deque (maybe ready), a heap by the time they become ready
+    (delay, pause), or a set of hosts at their concurrency limit, which the limiter empties as
+    their requests finish. Each dispatch is O(log hosts), never a scan of every host.
+
+    The seen-set maps Python's 64-bit ``hash()`` of each URL's canonical key (SipHash,
+    salted per process), not the string, to the URL's shortest known depth and whether it
+    was handed out (:func:`_lease_depth`): about 70 bytes per URL (a 32-byte int plus the
+    dict's share)
+    instead of ~150 for typical URL strings, and the hash is already cached on the string. The
+    chance of any false "seen" among a million URLs is about 3e-8. A frontier that persists
+    its seen-set uses a stable digest instead (:func:`url_digest` for Redis,
+    ``_digests.DigestSet.digest`` for ``--state``). A page's links to one host are
+    queued together as one newline-joined string (:class:`_Batch`): about 60 bytes per queued
+    URL instead of ~200.
+    """
+
+    def __init__(self) -> None:
+        self._queues: dict[str, collections.deque[_Entry]] = {}
+        self._queued = 0
+        self._ready: collections.deque[str] = collections.deque()
+        self._timed: list[tuple[float, int, str]] = []
+        self._blocked: set[str] = set()
+        self._tracked: set[str] = set()  # hosts in _ready, _timed or _blocked
+        self._order = itertools.count()
+        # hash(url_key(url)) -> depth << 1 | handed_out: the shortest known depth, and
+        # whether the URL was handed out (leased, done, marked seen) or is still queued.
+        self._seen: dict[int, int] = {}
+        # hash(url_key(url)) -> (depth, referrer) for queued URLs found again at a smaller
+        # depth: applied when the queued request is handed out (rare; empty on most crawls).
+        self._improved: dict[int, tuple[int, str | None]] = {}
+        # hash(url_key(url)) -> revisit, for handed-out URLs found again at a smaller depth.
+        self._pending_revisits: dict[int, CrawlRequest] = {}
+        self._leased = 0
+        self._changed = trio.Event()
+        self._waiting = 0  # tasks in get() waiting for _changed
+        self._limiter: HostLimiter | None = None
+        # A subclass that keeps only a window of its queue in memory sets _spilled while
+        # more is waiting elsewhere; get() then calls _read_ahead() below _low_water, and
+        # never ends the crawl while it is set. _read_ahead() must not wait: whatever reads
+        # the queue back wakes get() (_wake) once it has, whether it found any or not.
+        self._spilled = False
+        self._low_water = 0
+
+    def _wake(self) -> None:
+        if self._waiting:  # else no one to wake: get() looks before it waits
+            self._changed.set()
+            self._changed = trio.Event()
+
+    def _enqueue(self, request: CrawlRequest, *, front: bool = False) -> None:
+        self._enqueue_entry(origin_of(request.url), request, 1, front=front)
+
+    def _enqueue_entry(self, origin: str, entry: _Entry, count: int, *, front: bool) -> None:
+        queue = self._queues.get(origin)
+        if queue is None:
+            queue = self._queues[origin] = collections.deque()
+        if front:
+            queue.appendleft(entry)
+        else:
+            queue.append(entry)
+        self._queued += count
+        if origin not in self._tracked:
+            self._tracked.add(origin)
+            self._ready.append(origin)
+
+    async def add(
+        self,
+        urls: Iterable[str],
+        *,
+        depth: int,
+        referrer: str | None,
+        keep: Callable[[str], bool] | None = None,
+        sitemap: bool = False,
+        lastmods: Mapping[str, str] | None = None,
+        revisit: bool = False,
+    ) -> int:
+        if sitemap or lastmods:
+            return self._add_each(urls, depth, referrer, keep, sitemap, lastmods or {}, revisit)
+        seen = self._seen
+        seen_at = seen.get
+        queued = depth << 1
+        deeper = queued | 1  # known >> 1 > depth  <=>  known > deeper
+        by_origin: dict[str, list[str]] = {}
+        added = 0
+        for url in urls:
+            # (url_key's own shortcut, inlined: most of a page's links are seen already;
+            # test_url_key_leaves_a_url_without_escapes_or_query_as_it_is pins that they agree)
+            digest = hash(url if "%" not in url and "?" not in url else url_key(url))
+            known = seen_at(digest)
+            if known is not None:
+                if known > deeper:
+                    added += self._improve(digest, url, known, depth, referrer, revisit)
+                continue
+            if keep is not None and not keep(url):
+                continue
+            seen[digest] = queued
+            origin = origin_of(url)
+            batch = by_origin.get(origin)
+            if batch is None:
+                by_origin[origin] = [url]
+            else:
+                batch.append(url)
+        for origin, new in by_origin.items():
+            added += len(new)
+            entry: _Entry
+            if len(new) > 1:
+                entry = _Batch(new, depth, referrer)
+                if entry.text.count("\n") == len(new) - 1:  # no URL holds a newline
+                    self._enqueue_entry(origin, entry, len(new), front=False)
+                    continue
+            for url in new:
+                self._enqueue_entry(origin, CrawlRequest(url, depth, referrer), 1, front=False)
+        if added:
+            self._wake()
+        return added
+
+    def _add_each(
+        self,
+        urls: Iterable[str],
+        depth: int,
+        referrer: str | None,
+        keep: Callable[[str], bool] | None,
+        sitemap: bool,
+        lastmods: Mapping[str, str],
+        revisit: bool,
+    ) -> int:
+        added = 0
+        for url in urls:
+            digest = hash(url_key(url))
+            known = self._seen.get(digest)
+            if known is not None:
+                if known >> 1 > depth:
+                    added += self._improve(digest, url, known, depth, referrer, revisit)
+                continue
+            if keep is not None and not keep(url):
+                continue
+            self._seen[digest] = depth << 1
+            request = CrawlRequest(url, depth, referrer, 0, None, sitemap, lastmods.get(url))
+            self._enqueue(request)
+            added += 1
+        if added:
+            self._wake()
+        return added
+
+    def _improve(
+        self,
+        digest: int,
+        url: str,
+        known: int,
+        depth: int,
+        referrer: str | None,
+        revisit: bool,
+    ) -> int:
+        """A seen URL found again at a smaller depth; return how many requests were queued."""
+        if not known & 1:  # still queued: it will be handed out at the new depth
+            self._seen[digest] = depth << 1
+            self._improved[digest] = (depth, referrer)
+            return 0
+        self._seen[digest] = depth << 1 | 1
+        if revisit:
+            self._pending_revisits[digest] = CrawlRequest(url, depth, referrer, revisit=True)
+        return 0
+
+    def _seen_depths(self) -> _SeenDepths:
+        return self._seen
+
+    def _queue_revisits(self) -> None:
+        """Queue the pending revisits of the smallest depth."""
+        pending = self._pending_revisits
+        depth = min(request.depth for request in pending.values())
+        seen = self._seen_depths()
+        for digest, request in list(pending.items()):
+            if request.depth == depth:
+                del pending[digest]
+                seen[digest] = depth << 1
+                self._enqueue(request)
+
+    async def mark_seen(self, urls: Iterable[str], *, depth: int = 0) -> None:
+        for url in urls:
+            self._seen.setdefault(hash(url_key(url)), depth << 1 | 1)
+
+    async def get(self, hosts: HostLimiter) -> CrawlRequest | None:
+        self._subscribe(hosts)
+        while True:
+            if self._spilled and self._queued < self._low_water:
+                self._read_ahead()
+            request = self._take_ready(hosts)
+            if request is not None:
+                return request
+            if self._spilled:
+                # Every host in memory is waiting (or nothing is in memory): bring in the
+                # work of other hosts, and wait for it like for any other change.
+                self._read_ahead(more=True)
+                if not self._spilled:
+                    continue  # read back at once: nothing outside memory any more
+            elif self._queued == 0 and self._leased == 0:
+                if not self._pending_revisits:
+                    return None
+                self._queue_revisits()
+                continue
+            timed = self._timed
+            self._waiting += 1
+            try:
+                if timed:
+                    with trio.move_on_at(timed[0][0]):
+                        await self._changed.wait()
+                else:
+                    await self._changed.wait()
+            finally:
+                self._waiting -= 1
+
+    def get_nowait(self, hosts: HostLimiter) -> CrawlRequest:
+        """Lease the next request whose host is ready, as :meth:`get` would, without waiting
+        (for a worker whose page just ended: its freed slot becomes the next request at once,
+        not after a pass through the dispatcher).
+
+        Raises:
+            trio.WouldBlock: no queued request's host is ready now (or the queue is empty);
+                :meth:`get` waits for one, and says when the crawl is exhausted.
+        """
+        self._subscribe(hosts)
+        if self._spilled and self._queued < self._low_water:
+            self._read_ahead()
+        request = self._take_ready(hosts)
+        if request is None:
+            raise trio.WouldBlock
+        if self._ready:  # get() must not sleep while a host may be ready: idle workers wait
+            self._wake()
+        return request
+
+    def _subscribe(self, hosts: HostLimiter) -> None:
+        if self._limiter is not hosts:
+            self._limiter = hosts
+            hosts.subscribe(self._host_freed)
+
+    def _take_ready(self, hosts: HostLimiter) -> CrawlRequest | None:
+        """Lease the first queued request, round-robin over hosts, whose host is ready now,
+        and ``hosts.start`` it; None if there is none. Hosts that are not ready move to the
+        heap (ready later) or the blocked set (full), so each call is O(log hosts)."""
+        now = trio.current_time()
+        timed = self._timed
+        while timed and timed[0][0] <= now:
+            self._ready.append(heapq.heappop(timed)[2])
+        while self._ready:
+            origin = self._ready.popleft()
+            queue = self._queues.get(origin)
+            if not queue:
+                self._queues.pop(origin, None)
+                self._tracked.discard(origin)
+                continue
+            ready_at = hosts.ready_at(origin)
+            if ready_at == math.inf:
+                self._blocked.add(origin)
+                continue
+            if ready_at > now:
+                heapq.heappush(timed, (ready_at, next(self._order), origin))
+                continue
+            entry = queue[0]
+            if type(entry) is _Batch:
+                request = entry.take()
+                if entry.exhausted():
+                    queue.popleft()
+            else:
+                request = queue.popleft()  # type: ignore[assignment]
+            self._queued -= 1
+            if queue:
+                self._ready.append(origin)
+            else:
+                del self._queues[origin]
+                self._tracked.discard(origin)
+            self._leased += 1
+            hosts.start(origin)
+            return self._on_lease(request)
+        return None
+
+    def _read_ahead(self, *, more: bool = False) -> None:
+        """Have queued requests kept outside memory brought into the window, without waiting
+        (``more``: every host in the window is waiting, so load past the usual size)."""
+        self._spilled = False
+
+    def _on_lease(self, request: CrawlRequest) -> CrawlRequest:
+        """Called for each request ``get`` hands out; returns it at its shortest known depth."""
+        return _lease_depth(self._seen, self._improved, hash(url_key(request.url)), request)
+
+    def _host_freed(self, origin: str) -> None:
+        if origin in self._blocked:
+            self._blocked.discard(origin)
+            self._ready.append(origin)
+            self._wake()
+
+    async def done(
+        self, requests: Sequence[CrawlRequest], *, output_offset: int | None = None
+    ) -> None:
+        self._end_leases(len(requests))
+
+    async def release(self, requests: Sequence[CrawlRequest]) -> None:
+        for request in reversed(requests):
+            self._enqueue(request, front=True)
+        self._end_leases(len(requests))
+
+    def _end_leases(self, count: int) -> None:
+        if count > self._leased:
+            raise RuntimeError(f"ending {count} leases but only {self._leased} are held")
+        self._leased -= count
+        if count:
+            self._wake()
+
+    def statistics(self) -> FrontierStatistics:
+        return FrontierStatistics(queued=self._queued, leased=self._leased, seen=len(self._seen))
+
+
+class _SeenDepths(Protocol):
+    """A seen-set that knows each URL's ``depth << 1 | handed_out``, by the URL's digest."""
+
+    def get(self, digest: int, /) -> int | None: ...
+
+    def __setitem__(self, digest: int, value: int, /) -> None: ...
+
+
+def _lease_depth(
+    seen: _SeenDepths,
+    improved: dict[int, tuple[int, str | None]],
+    digest: int,
+    request: CrawlRequest,
+) -> CrawlRequest:
+    """Mark a request's URL handed out, and hand it out at the smallest depth (with its
+    referrer) found while it was queued."""
+    if improved:
+        better = improved.pop(digest, None)
+        if better is not None and better[0] < request.depth:
+            request = request._replace(depth=better[0], referrer=better[1])
+    known = seen.get(digest)
+    depth = request.depth if known is None else min(known >> 1, request.depth)
+    seen[digest] = depth << 1 | 1
+    return request

@@ -1,0 +1,999 @@
+"""A frontier in Redis: one crawl shared by any number of processes on any number of machines.
+
+Every change to the shared state is one call of a Redis Function (``redis_scripts.lua``),
+atomic on the server and timed by the server's clock: add-if-unseen, lease (with a token, an
+expiry, the host's in-flight count and its next allowed start), renew, complete (refused
+for a stale or foreign token), release (back to the front of the host's queue, with its
+attempts and a pause), reap (expired leases back to the front of their queue).
+
+Why records are exactly-once across the fleet: a page's record enters the crawl's record
+stream in the same call that completes its lease, and a lease that expired (its process
+died, or stalled past the lease) can no longer complete: its URL went back to the queue and
+someone else's completion is the one that counts. Each process writes the records *it*
+committed to its own output file after the commit, and stores, with its next commit, how long
+its file is and the last stream entry it holds; restarted with the same command, it cuts its
+file back to that length and writes again what it had committed after it. ``trio-scrape
+export`` writes the whole stream: every scheduled URL's record, once, whoever crawled it.
+
+Why a cancelled call loses nothing: calls that change the shared state run shielded (a Redis
+socket timeout bounds them), so their answer is always read. A call that fails outright
+(connection lost) stops the process with :class:`~trio_scrape.FrontierError`; leases it may
+have taken without knowing expire, and go back to the queue, since a process only renews the
+leases it knows of.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import importlib.resources
+import json
+import logging
+import math
+import os
+import random
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import coredis
+import coredis.exceptions
+import orjson
+import trio
+from coredis.retry import NoRetryPolicy
+
+from ..errors import FrontierError
+from ..model.config import CrawlConfig, check_crawl_id, parse_redis_url
+from ..model.page import CrawlRequest, Page, PageError, PageMemo
+from ..model.urls import origin_of
+from ..output.sinks import Sink, _json
+from .memory import FrontierStatistics, url_digest
+from .pacing import HostLimiter
+
+__all__ = [
+    "FleetStatus",
+    "writer_for",
+    "RedisFrontier",
+    "crawl_id_for",
+    "fleet_status",
+    "open_redis_frontier",
+    "read_records",
+]
+
+logger = logging.getLogger("trio_scrape")
+
+_LIBRARY = "trio_scrape_v1"
+_KEY_PREFIX = "trio-scrape:"
+_ADD_CHUNK = 2_000  # URLs per add call: a page's links, or a chunk of a big sitemap
+_POLL_MIN = 0.005  # seconds between polls of an idle frontier, doubling up to _POLL_MAX
+_POLL_MAX = 0.25
+# While URLs are queued but no host has a free slot, another process's fetch may end any
+# moment and free one: poll more often than when only leases are left.
+_POLL_MAX_QUEUED = 0.02
+_STATUS_MAX_HOSTS = 10_000  # hosts `status` looks at (their queues and slots)
+_CALL_TIMEOUT = 10.0  # seconds a Redis call may take before the frontier gives up
+_KNOWN_MAX = 100_000  # digests whose depth this process remembers (about 10 MB at most)
+
+
+def crawl_id_for(settings: Mapping[str, Any]) -> str:
+    """The default crawl id: a digest of what defines the crawl (seeds, scope), so the same
+    command on every machine joins the same crawl."""
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return "crawl-" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _digest(url: str) -> str:
+    """The URL's key digest (the project's one dedup function) as 16 hex digits: the first 4
+    name its seen-set bucket, the other 12 are its field there."""
+    return format(url_digest(url) & 0xFFFF_FFFF_FFFF_FFFF, "016x")
+
+
+def _encode_request(digest: str, request: CrawlRequest) -> str:
+    fields = [
+        request.url,
+        request.depth,
+        request.referrer,
+        request.attempts,
+        request.sitemap,
+        request.lastmod,
+        request.revisit,
+    ]
+    return digest + "\t" + json.dumps(fields, separators=(",", ":"))
+
+
+def _decode_request(entry: str) -> tuple[str, CrawlRequest]:
+    digest, _, text = entry.partition("\t")
+    url, depth, referrer, attempts, sitemap, lastmod, revisit = json.loads(text)
+    request = CrawlRequest(url, depth, referrer, attempts, None, bool(sitemap), lastmod)
+    return digest, request._replace(revisit=bool(revisit))
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
+def _int(value: Any) -> int:
+    return int(value) if value not in (None, b"", "") else 0
+
+
+class RedisFrontier:
+    """A :class:`~trio_scrape.Frontier` kept in Redis, shared by every process of one crawl.
+    Open it with :func:`open_redis_frontier`.
+
+    ``statistics()`` gives the fleet's counts as of this process's last call to Redis.
+    """
+
+    #: The frontier enforces ``max_pages`` for the whole fleet (the Crawler does not count).
+    counts_max_pages = True
+
+    def __init__(
+        self,
+        client: coredis.Redis[bytes],
+        crawl_id: str,
+        config: CrawlConfig,
+        *,
+        lease: float,
+        batch: int,
+        writer: str = "",
+    ) -> None:
+        self._client = client
+        self.crawl_id = crawl_id
+        self._prefix = _KEY_PREFIX + crawl_id + ":"
+        self._keys = [self._prefix]
+        self._per_host = str(config.per_host)
+        # Flags for the functions: robots.txt gates new hosts; autothrottle adapts limits.
+        self._gate = ("1" if config.robots else "0") + ("a" if config.autothrottle else "")
+        self._delay_ms = config.delay * 1000
+        self._jitter = config.delay_jitter
+        self._max_pages = str(config.max_pages or 0)
+        self._lease_ms = str(max(1, round(lease * 1000)))
+        self.lease = lease
+        self._batch = str(batch)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.writer = writer
+        self._held: dict[str, tuple[str, str]] = {}  # url -> (digest, token): our leases
+        self._prefetched: collections.deque[CrawlRequest] = collections.deque()
+        self._stats = FrontierStatistics(queued=0, leased=0, seen=0)
+        self.done_total = 0  #: records committed by the whole fleet, at the last call
+        self.refused = 0  #: completions of this process refused (their lease had expired)
+        self._changed = trio.Event()
+        self._version = 0
+        self._limiter: HostLimiter | None = None
+        self._host_updates: dict[str, tuple[str, str, float]] = {}
+        self._pauses: dict[str, float] = {}  # origin -> trio time its pause ends
+        # Pauses the fleet set (heard with each lease answer): origin -> trio time they end.
+        self._fleet_pauses: dict[str, float] = {}
+        self._since = "0"  # server time (ms) of the last lease answer
+        self._crawl_delayed: set[str] = set()  # origins with a robots.txt Crawl-delay
+        # Fetches that ended (digest, token, origin, latency ms, failed): their host slots
+        # are freed with the next lease call, and their latencies feed the autothrottle.
+        self._to_free: list[tuple[str, str, str, str, str]] = []
+        self._sink: _CommittingSink | None = None
+        self._writer_state = ""
+        self._rng = random.Random()
+        self.joined = JoinInfo(True, 0, 0, 0)
+        self._max_depth = str(config.depth)
+        #: Whether any process has handed out a page at the depth limit (its links not
+        #: followed), as of this process's last lease; until then revisits find nothing new.
+        self.cut = False
+        self.round = 1  #: the crawl's round (--recrawl starts the next one)
+        self.known = 0  #: pages known from earlier rounds, when this round began
+        self._memos: dict[str, bytes] = {}  # url -> its PageMemo (JSON), sent with its done
+        # Digests this process knows to be in the seen-set, with a depth they are known at
+        # (or nearer: depths only decrease): a link found again at that depth or deeper
+        # changes nothing, so it need not be asked about. Most of a page's links are ones
+        # the process has met already (menus, neighbours).
+        self._known: dict[str, int] = {}
+
+    # ---------------------------------------------------------------------- Redis calls
+
+    async def _call(self, function: str, args: Sequence[str | bytes], *, shield: bool) -> Any:
+        """Call one of the library's functions.
+
+        Raises:
+            FrontierError: Redis could not be reached, or answered with an error.
+        """
+        try:
+            with trio.CancelScope(shield=shield), trio.fail_after(_CALL_TIMEOUT):
+                return await self._client.fcall(function, self._keys, list(args))
+        except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
+            raise FrontierError(f"Redis failed during {function}: {_describe(exc)}") from None
+
+    def _note(self, counts: Sequence[Any]) -> None:
+        queued, leased, seen, done = (_int(v) for v in counts)
+        self._stats = FrontierStatistics(queued=queued, leased=leased, seen=seen)
+        self.done_total = done
+
+    def _wake(self) -> None:
+        self._version += 1
+        self._changed.set()
+        self._changed = trio.Event()
+
+    # ------------------------------------------------------------------ Frontier protocol
+
+    async def add(
+        self,
+        urls: Iterable[str],
+        *,
+        depth: int,
+        referrer: str | None,
+        keep: Callable[[str], bool] | None = None,
+        sitemap: bool = False,
+        lastmods: Mapping[str, str] | None = None,
+        revisit: bool = False,
+    ) -> int:
+        candidates: dict[str, str] = {}
+        for url in urls:
+            if url not in candidates:
+                candidates[url] = _digest(url)
+        added = 0
+        items = list(candidates.items())
+        head = [
+            self._per_host,
+            self._gate,
+            self._max_pages,
+            str(depth),
+            referrer or "",
+            "0" if referrer is None else "1",
+            "1" if revisit else "0",
+        ]
+        known_here = self._known
+        if len(known_here) > _KNOWN_MAX:
+            known_here.clear()
+        items = [(url, d) for url, d in items if known_here.get(d, depth + 1) > depth]
+        for start in range(0, len(items), _ADD_CHUNK):
+            chunk = items[start : start + _ADD_CHUNK]
+            if keep is not None or len(chunk) > 1:
+                # Only URLs that are new (and that keep(), asked about new URLs only, wants)
+                # or that were seen deeper go to the add: a page's links are mostly known,
+                # and sending each one's request would cost far more than its digest. A
+                # URL another process adds between the two calls is still added once (the
+                # add re-checks).
+                depths = await self._call("ts_depths", [d for _, d in chunk], shield=False)
+                wanted = []
+                for (url, digest), value in zip(chunk, depths, strict=True):
+                    known = int(value)
+                    if known >= 0:
+                        known_here[digest] = known
+                    if (known < 0 and (keep is None or keep(url))) or known > depth:
+                        wanted.append((url, digest))
+                chunk = wanted
+            if not chunk:
+                continue
+            args = list(head)
+            for url, digest in chunk:
+                lastmod = lastmods.get(url) if lastmods else None
+                request = CrawlRequest(url, depth, referrer, 0, None, sitemap, lastmod)
+                args += [digest, origin_of(url), _encode_request(digest, request)]
+            count, limited, counts = await self._call("ts_add", args, shield=True)
+            self._note(counts)
+            added += int(count)
+            if not int(limited):  # each is in the seen-set now, at this depth or nearer
+                for _, digest in chunk:
+                    known_here[digest] = min(depth, known_here.get(digest, depth))
+        if added:
+            self._wake()
+        return added
+
+    async def mark_seen(self, urls: Iterable[str], *, depth: int = 0) -> None:
+        digests = [_digest(url) for url in urls]
+        if digests:
+            self._note(await self._call("ts_seen", [str(depth), *digests], shield=True))
+
+    async def get(self, hosts: HostLimiter) -> CrawlRequest | None:
+        if self._limiter is not hosts:
+            self._limiter = hosts
+            hosts.observe(self._host_changed)
+        poll = _POLL_MIN
+        while True:
+            if self._prefetched:
+                request = self._prefetched.popleft()
+                hosts.start(origin_of(request.url))
+                return request
+            version = self._version
+            await self._send_host_updates()
+            delay_ms = self._delay_ms
+            if delay_ms and self._jitter:
+                delay_ms *= 1 + self._rng.uniform(-self._jitter, self._jitter)
+            args = [self._per_host, self._gate, self.owner, self._batch, self._lease_ms]
+            args += [str(round(delay_ms)), self._since, self._max_depth]
+            to_free, self._to_free = self._to_free, []
+            for ended in to_free:
+                args += ended
+            answer = await self._call("ts_lease", args, shield=True)
+            leases, counts, wait_ms, expires_ms, server_now, paused, cut = answer
+            self.cut = self.cut or _int(cut) == 1
+            self._note(counts)
+            self._since = str(int(server_now))
+            self._heard_pauses(paused)
+            for i in range(0, len(leases), 3):
+                digest, request = _decode_request(_text(leases[i + 1]))
+                if leases[i + 2]:  # a recrawl: what the last round stored of the page
+                    status, etag, modified, sha256, links = orjson.loads(leases[i + 2])
+                    memo = PageMemo(status, etag, modified, sha256, tuple(links))
+                    request = request._replace(memo=memo)
+                self._held[request.url] = (digest, _text(leases[i]))
+                self._prefetched.append(request)
+            if self._prefetched:
+                continue
+            if self._stats.queued == 0 and self._stats.leased == 0:
+                return None
+            timeout = poll
+            poll = min(_POLL_MAX_QUEUED if self._stats.queued else _POLL_MAX, poll * 2)
+            for ms in (wait_ms, expires_ms):
+                if int(ms) >= 0:
+                    timeout = min(timeout, int(ms) / 1000 + 0.001)
+            if version == self._version:
+                with trio.move_on_after(timeout):
+                    await self._changed.wait()
+
+    async def done(
+        self, requests: Sequence[CrawlRequest], *, output_offset: int | None = None
+    ) -> None:
+        """Complete leases; with a committing sink attached, commit each request's record
+        with it and then hand the committed pages to the real sink.
+
+        Raises:
+            RuntimeError: a request is not leased by this process.
+            FrontierError: Redis failed.
+            OutputError: the sink failed to write committed records.
+        """
+        leases = self._take(requests)
+        # A revisit writes no record; every other request has its page in the sink, in order.
+        recorded = sum(1 for r in requests if not r.revisit)
+        taken = self._sink.take(recorded) if self._sink is not None else []
+        pages: list[Page | None] = [None] * len(requests)
+        if taken:
+            remaining = iter(taken)
+            pages = [None if r.revisit else next(remaining) for r in requests]
+        args: list[str | bytes] = [self._per_host, self._gate, self.writer, self._writer_state]
+        self._writer_state = ""
+        for request, (digest, token), page in zip(requests, leases, pages, strict=True):
+            failed = "1" if page is not None and page.error is not None else "0"
+            record = self._sink.encode(page) if self._sink is not None and page else b""
+            memo = self._memos.pop(request.url, b"")
+            change = page.data.get("change") if page is not None else None
+            args += [digest, token, failed, record, memo, change if isinstance(change, str) else ""]
+        ids, counts = await self._call("ts_done", args, shield=True)
+        self._note(counts)
+        refused = [r.url for r, entry in zip(requests, ids, strict=True) if not _text(entry)]
+        if refused:
+            self.refused += len(refused)
+            logger.warning(
+                "%d record(s) not committed: their lease had expired and the URL went back "
+                "to the queue (%s%s); raise --lease if pages take that long",
+                len(refused),
+                refused[0],
+                ", ..." if len(refused) > 1 else "",
+            )
+        self._wake()
+        if self._sink is not None:
+            committed = [
+                (page, _text(entry))
+                for page, entry in zip(pages, ids, strict=True)
+                if page is not None and _text(entry)
+            ]
+            await self._sink.write_committed(committed)
+
+    async def release(self, requests: Sequence[CrawlRequest]) -> None:
+        # Requests leased ahead of need go back too, behind these: they came from the front
+        # of the same queues, and a released request must come before them.
+        prefetched = list(self._prefetched)
+        self._prefetched.clear()
+        leases = self._take([*requests, *prefetched])
+        for request in requests:
+            self._memos.pop(request.url, None)
+        if not leases:
+            return
+        now = trio.current_time()
+        args: list[str] = [self._per_host, self._gate]
+        for i, (digest, token) in enumerate(leases):
+            entry, pause_ms = "", 0
+            if i < len(requests):
+                request = requests[i]
+                until = self._pauses.pop(origin_of(request.url), now)
+                pause_ms = max(0, round((until - now) * 1000))
+                entry = _encode_request(digest, request._replace(first_try=None))
+            args += [digest, token, entry, str(pause_ms)]
+        self._note(await self._call("ts_release", args, shield=True))
+        self._wake()
+
+    # ------------------------------------------------------------------------ recrawls
+
+    def remember(self, request: CrawlRequest, memo: PageMemo) -> None:
+        """Keep what a recrawl needs of a leased page: stored in Redis (the crawl's
+        ``pages`` hash, by URL digest) by the call that completes its lease."""
+        row = [memo.status, memo.etag, memo.last_modified, memo.digest, list(memo.links)]
+        self._memos[request.url] = orjson.dumps(row)
+
+    async def start_round(self) -> bool:
+        """Begin the next round of the finished crawl (queue, seen-set, records and output
+        lengths start empty; pages' memos stay), unless another process just did: then join
+        that round. Returns whether this call began it.
+
+        Raises:
+            FrontierError: Redis failed.
+        """
+        round_, known, started = await self._call("ts_round", [str(self.round)], shield=True)
+        self._known.clear()  # the seen-set starts empty
+        self.round, self.known = int(round_), int(known)
+        counts = await self._client.hmget(
+            self._prefix + "meta", ["queued", "leased", "seen", "done"]
+        )
+        self._note(counts)
+        return bool(int(started))
+
+    async def count_unlinked(self) -> int:
+        """How many pages known from earlier rounds this round has not reached (asked once
+        the round is complete: every process has ended its leases).
+
+        Raises:
+            FrontierError: Redis failed.
+        """
+        round_, known, reached, *_ = await self._call("ts_round_counts", [], shield=False)
+        return max(0, int(known) - int(reached)) if int(round_) > 1 else 0
+
+    def _take(self, requests: Sequence[CrawlRequest]) -> list[tuple[str, str]]:
+        missing = [r.url for r in requests if r.url not in self._held]
+        if missing:
+            raise RuntimeError(f"ending leases this process does not hold: {missing[:3]}")
+        return [self._held.pop(r.url) for r in requests]
+
+    def statistics(self) -> FrontierStatistics:
+        """The fleet's counts at this process's last call; requests this process leased
+        ahead of need count as queued, not leased (no worker has them)."""
+        ahead = len(self._prefetched)
+        stats = self._stats
+        return FrontierStatistics(stats.queued + ahead, max(0, stats.leased - ahead), stats.seen)
+
+    # ------------------------------------------------------------- politeness updates
+
+    @property
+    def shared_robots(self) -> RedisFrontier:
+        """robots.txt shared by the fleet (:class:`~trio_scrape.engine.robots.SharedRobots`)."""
+        return self
+
+    async def robots(
+        self, origin: str, fetch: Callable[[str], Awaitable[str | None]]
+    ) -> str | None:
+        """``origin``'s robots.txt for the whole crawl: read from Redis, or fetched by the
+        one process that takes the host's lock while the others wait for its text.
+
+        Raises:
+            FrontierError: Redis failed.
+        """
+        key, lock = self._prefix + "robots", self._prefix + "rl:" + origin
+        hold_ms = int(self.lease * 1000)
+        while True:
+            try:
+                with trio.fail_after(_CALL_TIMEOUT):
+                    stored = await self._client.hget(key, origin)
+                    if stored is None:
+                        claimed = await self._client.set(
+                            lock, self.owner, px=hold_ms, condition=coredis.PureToken.NX
+                        )
+            except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
+                raise FrontierError(f"Redis failed: {_describe(exc)}") from None
+            if stored is not None:
+                found = _text(stored)
+                return found[1:] if found.startswith("+") else None
+            if claimed:
+                break
+            await trio.sleep(0.05)  # another process is fetching it (its lock expires)
+        text = await fetch(origin)
+        value = "-" if text is None else "+" + text
+        with trio.CancelScope(shield=True):
+            try:
+                with trio.fail_after(_CALL_TIMEOUT):
+                    await self._client.hset(key, {origin: value})
+                    await self._client.delete([lock])
+            except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
+                raise FrontierError(f"Redis failed: {_describe(exc)}") from None
+        return text
+
+    def _heard_pauses(self, paused: Sequence[Any]) -> None:
+        now = trio.current_time()
+        for i in range(0, len(paused), 2):
+            origin, until = _text(paused[i]), now + int(paused[i + 1]) / 1000
+            self._fleet_pauses[origin] = max(until, self._fleet_pauses.get(origin, until))
+        if len(self._fleet_pauses) > 1_000:  # forget the pauses that are over
+            self._fleet_pauses = {o: t for o, t in self._fleet_pauses.items() if t > now}
+
+    async def starting(self, request: CrawlRequest) -> None:
+        """The request is about to be sent: wait, if need be, until its host may start one.
+
+        With a delay (``delay`` or a Crawl-delay), Redis is asked at every start: the start
+        comes no sooner than the delay after the fleet's previous start to the host (which
+        drew its jitter once), and it sets when the next may come. A request leased before
+        another process paused its host (Retry-After, back-off) waits for the pause to end,
+        holding its slot: a paced host's pause is seen at every start, anyone else's with
+        each lease answer (see README, fleet politeness). The wait is bounded: each answer
+        names the next instant a start may come, and at most ``per_host`` requests of the
+        fleet compete for it.
+
+        Raises:
+            FrontierError: Redis failed.
+        """
+        origin = origin_of(request.url)
+        paced = self._delay_ms > 0 or origin in self._crawl_delayed
+        if not paced and self._fleet_pauses.get(origin, -math.inf) <= trio.current_time():
+            return
+        while True:
+            factor = 1.0
+            if self._jitter:
+                factor += self._rng.uniform(-self._jitter, self._jitter)
+            args = [self._per_host, self._gate, str(round(self._delay_ms)), f"{factor:.4f}"]
+            wait_ms = int(await self._call("ts_start", [*args, origin], shield=True))
+            if wait_ms <= 0:
+                return
+            await trio.sleep(wait_ms / 1000)
+
+    def _host_changed(self, event: str, origin: str, value: float | None) -> None:
+        """HostLimiter observer: a fetch that ended, a pause or a robots.txt result, shared
+        with the fleet."""
+        if event in ("finish", "fail"):  # its fetch ended: its host slot is free
+            url = origin  # the key is the request's URL here; its lease stays till done
+            held = self._held.get(url)
+            if held is not None:
+                latency = "-1" if value is None else str(round(value * 1000))
+                failed = "1" if event == "fail" else "0"
+                self._to_free.append((*held, origin_of(url), latency, failed))
+                self._wake()
+        elif event == "pause" and value is not None:
+            until = trio.current_time() + value
+            self._pauses[origin] = max(self._pauses.get(origin, -math.inf), until)
+            self._fleet_pauses[origin] = max(self._fleet_pauses.get(origin, -math.inf), until)
+        elif event == "robots":
+            self._host_updates[origin] = ("1", "" if value is None else str(round(value * 1000)), 0)
+            if value:
+                self._crawl_delayed.add(origin)
+
+    async def _send_host_updates(self) -> None:
+        """Robots results and pauses not sent with a release (a robots.txt retry)."""
+        updates, self._host_updates = self._host_updates, {}
+        for origin, (robots, cdelay, _) in updates.items():
+            await self._call(
+                "ts_host", [self._per_host, self._gate, origin, robots, cdelay, "0"], shield=True
+            )
+
+    # ------------------------------------------------------------------ housekeeping
+
+    async def renew_forever(self) -> None:
+        """Renew this process's leases (and say it is alive) three times per lease."""
+        while True:
+            await trio.sleep(self.lease / 3)
+            await self.renew()
+
+    async def renew(self) -> int:
+        args = [self.owner, self._lease_ms]
+        for digest, token in self._held.values():
+            args += [digest, token]
+        renewed = int(await self._call("ts_renew", args, shield=True))
+        if self.writer:
+            await self._lock_writer(renew=True)
+        return renewed
+
+    async def release_all(self) -> None:
+        """Give back every lease this process still holds (on the way out): in flight when
+        the crawl ended, or leased ahead of need; back to the queue as they were leased."""
+        self._prefetched.clear()
+        if self._held:
+            leases = self._take([CrawlRequest(url) for url in list(self._held)])
+            args: list[str] = [self._per_host, self._gate]
+            for digest, token in leases:
+                args += [digest, token, "", "0"]
+            self._note(await self._call("ts_release", args, shield=True))
+
+    # ---------------------------------------------------------------------- writers
+
+    def _writer_lock_key(self) -> str:
+        return self._prefix + "wl:" + self.writer
+
+    async def _lock_writer(self, *, renew: bool = False) -> bool:
+        """Take (or keep) the lock on this process's output file for the crawl; return
+        whether this process holds it.
+
+        Raises:
+            FrontierError: Redis failed.
+        """
+        key = self._writer_lock_key()
+        condition: Literal[coredis.PureToken.NX, coredis.PureToken.XX] = (
+            coredis.PureToken.XX if renew else coredis.PureToken.NX
+        )
+        held = False
+        try:
+            with trio.CancelScope(shield=True), trio.fail_after(_CALL_TIMEOUT):
+                px = int(self._lease_ms)
+                held = await self._client.set(key, self.owner, px=px, condition=condition)
+                if not held:
+                    held = _text(await self._client.get(key)) == self.owner
+        except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
+            raise FrontierError(f"Redis failed: {_describe(exc)}") from None
+        return held
+
+    async def attach_sink(self, sink: Sink | None, *, links: bool) -> _CommittingSink:
+        """Wrap ``sink`` so records go to it only once committed; recover a file sink's
+        output where this writer left it (cut back, then what was committed after).
+
+        Raises:
+            FrontierError: another live process writes the same file for this crawl.
+            OutputError: the file cannot be cut or written.
+        """
+        wrapper = _CommittingSink(sink, links=links)
+        self._sink = wrapper
+        start = getattr(sink, "start", None)
+        if self.writer and start is not None:
+            deadline = trio.current_time() + self.lease + 1
+            while not await self._lock_writer():
+                if trio.current_time() > deadline:
+                    raise FrontierError(
+                        f"another process of crawl {self.crawl_id} writes to "
+                        f"{self.writer.partition(':')[2]!r}: give each process its own -o file",
+                        usage=True,
+                    )
+                await trio.sleep(0.1)
+            state = _text(await self._client.hget(self._prefix + "w", self.writer) or b"")
+            offset_text, _, last_id = state.partition("\t")
+            start(int(offset_text) if offset_text else 0)
+            recovered = 0
+            async for entry_id, writer, record in read_records(
+                self._client, self.crawl_id, after=last_id or "0-0"
+            ):
+                if writer == self.writer:
+                    await wrapper.write_committed([(_page_from_record(record), entry_id)])
+                    recovered += 1
+            if recovered:
+                logger.warning(
+                    "%d committed record(s) missing from %s were written again",
+                    recovered,
+                    self.writer.partition(":")[2],
+                )
+        elif start is not None:
+            start()
+        wrapper.frontier = self
+        return wrapper
+
+    def _wrote(self, offset: int | None, last_id: str) -> None:
+        if self.writer and offset is not None:
+            self._writer_state = f"{offset}\t{last_id}"
+
+    async def save_writer_state(self) -> None:
+        """Store how far this process's output file is written, and give up its lock (the
+        next process writing that file, e.g. the next round's, need not wait for it to
+        expire).
+
+        Raises:
+            FrontierError: Redis failed.
+        """
+        if not self.writer:
+            return
+        state, self._writer_state = self._writer_state, ""
+        await self._call("ts_writer_done", [self.writer, self.owner, state], shield=True)
+
+
+class _CommittingSink:
+    """The crawler's sink when the frontier is Redis: pages wait here until the frontier has
+    committed their records (in ``done``), then go to the real sink."""
+
+    def __init__(self, inner: Sink | None, *, links: bool) -> None:
+        self._inner = inner
+        self._links = links
+        self._pending: list[Page] = []
+        self.wants_bodies = bool(getattr(inner, "wants_bodies", True))
+        self.frontier: RedisFrontier | None = None
+
+    async def send(self, page: Page) -> None:
+        self._pending.append(page)
+
+    async def flush(self) -> None:
+        """Nothing to do: pages are written once the frontier commits them."""
+
+    def take(self, count: int) -> list[Page]:
+        if count > len(self._pending):
+            raise RuntimeError(f"{count} requests done but only {len(self._pending)} records")
+        taken, self._pending = self._pending[:count], self._pending[count:]
+        return taken
+
+    def encode(self, page: Page) -> bytes:
+        return _json(page.to_record(links=self._links))
+
+    async def write_committed(self, pages: Sequence[tuple[Page, str]]) -> None:
+        inner = self._inner
+        if inner is None or not pages:
+            return
+        for page, _ in pages:
+            await inner.send(page)
+        flush = getattr(inner, "flush", None)
+        if flush is not None:
+            await flush()
+        if self.frontier is not None:
+            offset = getattr(inner, "offset", None)
+            self.frontier._wrote(offset if isinstance(offset, int) else None, pages[-1][1])
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._inner, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def writer_for(sink: Sink | None) -> str:
+    """This process's name for its output file in the fleet (``host:/abs/path``), or "" when
+    the output is not a file it can cut back and complete on restart (stdout, a channel)."""
+    name = getattr(sink, "name", None)
+    if not isinstance(name, str) or name == "-" or getattr(sink, "start", None) is None:
+        return ""
+    return f"{socket.gethostname()}:{name}"
+
+
+def _page_from_record(record: Mapping[str, Any]) -> Page:
+    error = record.get("error")
+    page = Page(
+        url=record["url"],
+        depth=record.get("depth", 0),
+        referrer=record.get("referrer"),
+        final_url=record.get("final_url"),
+        status=record.get("status"),
+        content_type=record.get("content_type"),
+        bytes=record.get("bytes", 0),
+        elapsed=record.get("elapsed", 0.0),
+        fetched_at=record.get("fetched_at"),
+        title=record.get("title"),
+        data=record.get("data") or {},
+        links=record.get("links") or [],
+        error=PageError(error["kind"], error["message"]) if error else None,
+    )
+    return page
+
+
+async def read_records(
+    client: coredis.Redis[bytes], crawl_id: str, *, after: str = "0-0", chunk: int = 1_000
+) -> AsyncIterator[tuple[str, str, dict[str, Any]]]:
+    """Every committed record of a crawl after stream entry ``after``, in commit order:
+    ``(entry id, writer, record)``."""
+    key = _KEY_PREFIX + crawl_id + ":rec"
+    start = "(" + after
+    while True:
+        entries = await client.xrange(key, start, "+", count=chunk)
+        if not entries:
+            return
+        for entry in entries:
+            fields = {_text(k): v for k, v in entry.field_values.items()}
+            entry_id = _text(entry.identifier)
+            yield entry_id, _text(fields.get("w", b"")), orjson.loads(fields["r"])
+        start = "(" + _text(entries[-1].identifier)
+
+
+# ---------------------------------------------------------------------------- opening
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, trio.TooSlowError):
+        return f"no answer within {_CALL_TIMEOUT:g}s"
+    return str(exc) or type(exc).__name__
+
+
+def _library_source() -> str:
+    return (importlib.resources.files("trio_scrape.frontier") / "redis_scripts.lua").read_text()
+
+
+@asynccontextmanager
+async def connect(url: str) -> AsyncIterator[coredis.Redis[bytes]]:
+    """A coredis client for ``url``, with the frontier's functions loaded.
+
+    Raises:
+        FrontierError: Redis cannot be reached, or is older than 7.0 (no Functions).
+    """
+    location = parse_redis_url(url)
+    client: coredis.Redis[bytes] = coredis.Redis.from_url(
+        location.url,
+        retry_policy=NoRetryPolicy(),  # a retried script could run twice
+        connect_timeout=5,
+        stream_timeout=_CALL_TIMEOUT,
+    )
+    try:
+        async with client:
+            try:
+                with trio.fail_after(_CALL_TIMEOUT):
+                    await client.function_load(_library_source(), replace=True)
+            except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
+                raise FrontierError(
+                    f"cannot use Redis at {location.host}:{location.port}: {_describe(exc)}"
+                ) from None
+            yield client
+    except (coredis.exceptions.RedisError, OSError) as exc:
+        raise FrontierError(
+            f"cannot use Redis at {location.host}:{location.port}: {_describe(exc)}"
+        ) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class JoinInfo:
+    """What the shared crawl held when this process joined it."""
+
+    is_new: bool
+    done: int
+    queued: int
+    leased: int
+
+    @property
+    def finished(self) -> bool:
+        return not self.is_new and self.queued == 0 and self.leased == 0 and self.done > 0
+
+
+@asynccontextmanager
+async def open_redis_frontier(
+    url: str,
+    config: CrawlConfig,
+    *,
+    settings: Mapping[str, Any],
+    crawl_id: str | None = None,
+    writer: str = "",
+    lease: float = 30.0,
+) -> AsyncIterator[RedisFrontier]:
+    """Join (or start) the crawl ``crawl_id`` in the Redis at ``url``, renew this process's
+    leases while the block runs, and give back the ones still held on the way out.
+
+    ``settings`` define the crawl (seeds, scope): stored by the first process, they must be
+    equal for every process that joins. ``crawl_id`` defaults to a digest of them.
+    ``writer`` names this process's output file for the fleet (host and path), so a restart
+    with the same command recovers it.
+
+    Raises:
+        FrontierError: Redis cannot be reached or fails, or the crawl id exists with other
+            settings.
+    """
+    wanted = json.loads(json.dumps(settings))
+    crawl_id = check_crawl_id(crawl_id or crawl_id_for(wanted))
+    async with connect(url) as client:
+        frontier = RedisFrontier(
+            client,
+            crawl_id,
+            config,
+            lease=lease,
+            batch=max(1, min(32, config.workers // 2)),
+            writer=writer,
+        )
+        meta = frontier._prefix + "meta"
+        try:
+            with trio.fail_after(_CALL_TIMEOUT):
+                text = json.dumps(wanted, sort_keys=True)
+                is_new = bool(await client.hsetnx(meta, "settings", text))
+                stored = json.loads(_text(await client.hget(meta, "settings")))
+                counts = await client.hmget(meta, ["queued", "leased", "seen", "done"])
+                round_, known = await client.hmget(meta, ["round", "known"])
+        except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
+            raise FrontierError(f"Redis failed: {_describe(exc)}") from None
+        if stored != wanted:
+            raise FrontierError(_settings_changed(crawl_id, stored, wanted), usage=True)
+        frontier._note(counts)
+        frontier.round, frontier.known = _int(round_) or 1, _int(known)
+        stats = frontier.statistics()
+        frontier.joined = JoinInfo(is_new, frontier.done_total, stats.queued, stats.leased)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(frontier.renew_forever)
+                yield frontier
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(_CALL_TIMEOUT):
+                try:
+                    await frontier.release_all()
+                    await frontier.save_writer_state()
+                except FrontierError as exc:  # Redis failed: that error is the one to report
+                    logger.info("could not give back leases: %s (they expire)", exc)
+
+
+def _settings_changed(crawl_id: str, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
+    changes = [
+        f"{key} was {stored.get(key)!r}, now {wanted.get(key)!r}"
+        for key in sorted(set(stored) | set(wanted))
+        if stored.get(key) != wanted.get(key)
+    ]
+    return (
+        f"crawl {crawl_id} was started with other settings ("
+        + "; ".join(changes)
+        + "): run the same command to join it, or give another --crawl-id"
+    )
+
+
+# ---------------------------------------------------------------------------- status
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetStatus:
+    crawl_id: str
+    queued: int
+    leased: int
+    done: int
+    errors: int
+    seen: int
+    refused: int
+    reaped: int
+    records: int
+    hosts: Mapping[str, tuple[int, int]]  # origin -> (queued, in flight)
+    processes: Mapping[str, float]  # process -> seconds since last seen
+    round: int = 1  # the recrawl round (1: the first crawl)
+    #: the round's records by data.change (new, changed, unchanged, gone) and, once it is
+    #: complete, pages of earlier rounds it did not reach ("unlinked")
+    changes: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "crawl_id": self.crawl_id,
+            "queued": self.queued,
+            "leased": self.leased,
+            "done": self.done,
+            "errors": self.errors,
+            "seen": self.seen,
+            "refused": self.refused,
+            "reaped": self.reaped,
+            "records": self.records,
+            "hosts": {o: {"queued": q, "in_flight": n} for o, (q, n) in self.hosts.items()},
+            "processes": {p: round(age, 3) for p, age in self.processes.items()},
+            "round": self.round,
+            "changes": dict(self.changes),
+        }
+
+
+async def list_crawls(client: coredis.Redis[bytes]) -> list[str]:
+    found = []
+    async for key in client.scan_iter(match=_KEY_PREFIX + "*:meta", count=1000):
+        found.append(_text(key)[len(_KEY_PREFIX) : -len(":meta")])
+    return sorted(found)
+
+
+async def fleet_status(
+    client: coredis.Redis[bytes], crawl_id: str, *, max_hosts: int = 50, recent: float = 60.0
+) -> FleetStatus:
+    """Counts of one crawl, its busiest hosts (among the first 10,000 it has queued work
+    for) and the processes seen in the last ``recent`` seconds."""
+    prefix = _KEY_PREFIX + crawl_id + ":"
+    fields = ["queued", "leased", "done", "errors", "seen", "refused", "reaped"]
+    values = [_int(v) for v in await client.hmget(prefix + "meta", fields)]
+    now = (await client.time()).timestamp() * 1000
+    hosts: dict[str, tuple[int, int]] = {}
+    origins: list[str] = []
+    async for origin_key in client.sscan_iter(prefix + "known", count=1_000):
+        origins.append(_text(origin_key))
+        if len(origins) >= _STATUS_MAX_HOSTS:  # a bounded look, however many hosts
+            break
+    for origin in origins:
+        queued = await client.llen(prefix + "q:" + origin)
+        in_flight = _int(await client.hget(prefix + "h:" + origin, "n"))
+        if queued or in_flight:
+            hosts[origin] = (queued, in_flight)
+    busiest = dict(sorted(hosts.items(), key=lambda kv: (-kv[1][0] - kv[1][1], kv[0]))[:max_hosts])
+    procs = await client.zrangebyscore(
+        prefix + "procs", now - recent * 1000, math.inf, withscores=True
+    )
+    processes = {_text(p): max(0.0, (now - float(score)) / 1000) for p, score in procs}
+    records = await client.xlen(prefix + "rec")
+    queued, leased, done, errors, seen, refused, reaped = values
+    kinds = ["new", "changed", "unchanged", "gone"]
+    round_, known, reached, *counts = (
+        _int(v)
+        for v in await client.hmget(
+            prefix + "meta", ["round", "known", "reached", *(f"c:{k}" for k in kinds)]
+        )
+    )
+    changes = dict(zip(kinds, counts, strict=True)) if round_ > 1 else {}
+    if changes and queued == 0 and leased == 0:
+        changes["unlinked"] = max(0, known - reached)
+    return FleetStatus(
+        crawl_id,
+        queued,
+        leased,
+        done,
+        errors,
+        seen,
+        refused,
+        reaped,
+        records,
+        busiest,
+        processes,
+        round_ or 1,
+        changes,
+    )

@@ -1,0 +1,542 @@
+"""Crawl configuration: one immutable, validated value shared by the CLI and the library."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+import types
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, get_args
+from urllib.parse import urlsplit
+
+from .._version import __version__
+from ..errors import ConfigError
+from . import validate as _v
+from .parse import Selector
+from .validate import Range
+
+if TYPE_CHECKING:
+    from .page import Page
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_REDIRECTS",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_USER_AGENT",
+    "DEFAULT_WORKERS",
+    "LIMITS",
+    "MAX_BYTES",
+    "MAX_WORKERS",
+    "CrawlConfig",
+    "ExtractHook",
+    "FollowHook",
+    "RenderPredicate",
+    "RenderWait",
+    "ScopeName",
+]
+
+DEFAULT_WORKERS = 16
+MAX_PROCESSES = 64
+DEFAULT_PER_HOST = 8
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_GRACE = 5.0
+DEFAULT_RETRIES = 2
+DEFAULT_BACKOFF = 0.5
+DEFAULT_MAX_BACKOFF = 30.0
+DEFAULT_MAX_RETRY_AFTER = 60.0
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_REDIRECTS = 10
+PROJECT_URL = "https://github.com/trio-scrape/trio-scrape"
+DEFAULT_USER_AGENT = f"trio-scrape/{__version__} (+{PROJECT_URL})"
+
+ScopeName = Literal["origin", "host", "domain", "any"]
+#: When a rendered page is done: its DOM quiet for 150 ms, or its network idle for 500 ms.
+RenderWait = Literal["quiet", "networkidle"]
+DEFAULT_RENDER_TABS = 4
+DEFAULT_RENDER_TAB_PAGES = 50
+DEFAULT_RENDER_WAIT_MAX = 3.0
+
+#: ``extract(page)`` returns a mapping merged into the record's ``data`` (sync or async).
+ExtractHook = Callable[["Page"], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"]
+#: ``follow(page)`` returns the links to enqueue, in place of every link on the page.
+FollowHook = Callable[["Page"], Iterable[str]]
+#: ``render_if(final_url, body)``: whether a page fetched over HTTP is to be rendered.
+RenderPredicate = Callable[[str, bytes], bool]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CrawlConfig:
+    """Everything that shapes a crawl, validated at construction.
+
+    Every field is keyword-only and has a default, so ``CrawlConfig()`` crawls just the seeds.
+    Use :func:`dataclasses.replace` to derive a variant.
+
+    Scope (which URLs are scheduled):
+        depth: link hops followed from the seeds; 0 fetches only the seeds.
+        max_pages: schedule at most this many URLs, seeds included (None: no limit); each
+            gets its record, retries included.
+        scope: ``"origin"`` (the seeds' scheme, host and port; ``http://h`` also admits
+            ``https://h``), ``"host"`` (the seeds' host names, any port or scheme),
+            ``"domain"`` (the seeds' hosts without a leading ``www.`` and all their
+            subdomains, any port or scheme) or ``"any"``.
+        allow_hosts: extra hosts in scope; shell-style patterns such as ``*.example.org``.
+        include / exclude: regular expressions searched in the canonical key of a discovered
+            link (see ``canonicalize``); with ``include`` a link must match one of them, and
+            must match no ``exclude``.
+        sitemaps: sitemap URLs to read (index files and gzip included); the pages they list
+            are scheduled at depth 0 like seeds (in scope: the seeds' and sitemaps' hosts), with
+            their ``<lastmod>`` in the record's ``data``.
+        sitemaps_from_robots: also read the sitemaps named in the seeds' hosts' robots.txt.
+        frames: follow ``<iframe src>`` and ``<frame src>`` as links.
+        meta_refresh: follow ``<meta http-equiv=refresh>`` targets (a delay of 0 counts as a
+            redirect: the target is queued at the page's own depth; else as a link).
+        page_robots: obey ``nofollow`` from ``<meta name=robots|trio-scrape>`` and the
+            ``X-Robots-Tag`` header (the page's links are not followed); the directives are
+            recorded in ``data.robots`` either way.
+        skip_rel_nofollow: do not follow links marked ``rel="nofollow"``.
+        dedup_canonical: a page's ``<link rel=canonical>`` (always in ``data.canonical``)
+            deduplicates: the canonical URL counts as crawled, and a page whose canonical
+            URL was already crawled is marked ``data.duplicate_of`` and its links not followed.
+
+    Engine:
+        workers: worker tasks (each fetches one page at a time): the pages in flight at once,
+            in all processes together.
+        processes: run the page pipeline (fetch, parse, selectors, hooks, link resolution) in
+            this many worker processes, each with its own Trio loop; ``1`` (the default) runs
+            it in the crawler's process; ``"auto"``: one per CPU this process may use (1 on
+            2 CPUs or fewer). The
+            frontier, politeness, robots.txt, ``max_pages``, the sink and the state stay in
+            the crawler's process. With more than one, ``extract`` and ``follow`` must be
+            importable by module path (module-level functions).
+        buffer: size of the job and record channels (None: same as ``workers``).
+        timeout: the page deadline in seconds, for each attempt: request, body, parse and the
+            extract hook.
+        deadline: the crawl deadline in seconds (None: none), counted from the first dispatch
+            (after start-up). When it passes, dispatching stops, pages in flight get ``grace``
+            seconds, and the crawl returns normally.
+        grace: seconds in-flight pages may still take once the crawl is stopped.
+
+    Politeness (per host, i.e. per scheme, host and port):
+        per_host: requests in flight to one host at most.
+        delay: minimum seconds between two request starts to one host (robots.txt's
+            Crawl-delay raises it for that host).
+        delay_jitter: each delay is scaled by a random factor in ``1 +- delay_jitter``.
+        autothrottle: adapt each host's concurrency (up to ``per_host``) to its latency and
+            errors (AIMD).
+        robots: fetch and obey robots.txt (with ``user_agent``).
+
+    Fetching:
+        retries: further attempts after a connect error, timeout, protocol error or a
+            429/502/503/504 answer, with exponential back-off and jitter; meanwhile the host
+            is paused (its other pages wait too) and the worker moves on.
+        backoff / max_backoff: first back-off delay and its cap, in seconds.
+        max_retry_after: the longest ``Retry-After`` honoured; a longer one fails the page.
+        max_bytes: cap on the decoded body; a longer body fails with ``too_large``.
+        max_redirects: redirects followed before failing with ``too_many_redirects``.
+        headers: extra request headers, sent only to the seeds' hosts (never to a host that
+            links or redirects lead to: they often hold credentials).
+        user_agent, http2, proxy: passed to the HTTP client.
+        allow_private: let links and redirects lead to loopback, private and link-local
+            addresses (the seeds' own hosts may always be on such addresses).
+        cache: a directory for an HTTP cache of successful (2xx) responses, for development:
+            a re-run with new selectors or hooks re-uses them instead of fetching (None: off).
+        cache_ttl: seconds a cached response is served (None: until the cache is deleted).
+
+    State:
+        state: path of an SQLite database holding the crawl's frontier, seen-set and leases
+            (None: all in memory). Running the same crawl with the same state resumes it,
+            after any stop or crash; a file sink's output is then exactly-once.
+        state_reset: empty the state first, instead of refusing a state made by a crawl
+            with other scope or output settings.
+        recrawl: when the crawl in ``state`` has finished, start a new round of it from the
+            seeds, asking the server for each page it knows only if it changed (its stored
+            ``ETag`` / ``Last-Modified``); an unfinished round is resumed. Needs ``state``
+            or ``frontier`` (then the round is the whole fleet's).
+        frontier: ``redis://HOST:PORT/DB`` of a Redis (7.0 or later) holding the frontier
+            shared by every process of one crawl, on any number of machines (None: this
+            process alone). Not with ``state``.
+        crawl_id: the shared crawl's name in that Redis (None: derived from the seeds and
+            scope, so the same command joins the same crawl); needs ``frontier``.
+        lease: seconds a leased request stays with a process that stops renewing it (killed,
+            cut off): then it goes back to the queue for the others.
+
+    Rendering (headless Chromium; see README, Rendering JavaScript pages):
+        render: fetch every page with the browser; the record's ``data.rendered`` is true.
+        render_auto: fetch over HTTP first and render only the HTML pages that look built by
+            JavaScript (a ``<script>``, under 200 characters of text and under 2 links), or
+            those ``render_if(final_url, body)`` picks when it is given.
+        render_tabs: tabs rendering at once (each page needs one; with ``render`` the crawl
+            runs at most this many workers).
+        render_tab_pages: pages a tab renders before its browser context is replaced.
+        render_resources: also download images, media and fonts.
+        render_wait: ``"quiet"`` (after ``load``, the DOM unchanged for 150 ms) or
+            ``"networkidle"`` (after ``load``, no request for 500 ms).
+        render_wait_max: cap in seconds on that wait (the page deadline still bounds all).
+        browser: the Chromium executable (None: chromium-headless-shell or chromium,
+            looked up in /usr/lib/chromium/ and on PATH).
+
+    Output and hooks:
+        links: put the page's links in each record.
+        selectors: :class:`Selector` s whose values go into each HTML page's ``data`` (before
+            the extract hook runs, so the hook may change them).
+        extract: ``extract(page)`` -> mapping merged into ``data`` (sync or async).
+        follow: ``follow(page)`` -> the URLs to enqueue instead of all the page's links
+            (still subject to scope, include/exclude and depth).
+
+    Every number has a lower and an upper bound (:data:`LIMITS`, README's "Limits" table);
+    headers and the user agent must be what HTTP can carry (printable ASCII), regular
+    expressions must compile, a proxy must be a URL httpx can use.
+
+    Raises:
+        ConfigError: a value has the wrong type, is out of range or unusable; ``field``
+            names it, and the message shows the value (shortened) on one line.
+    """
+
+    depth: int = 0
+    max_pages: int | None = None
+    scope: ScopeName = "host"
+    allow_hosts: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    sitemaps: tuple[str, ...] = ()
+    sitemaps_from_robots: bool = False
+    frames: bool = True
+    meta_refresh: bool = True
+    page_robots: bool = True
+    skip_rel_nofollow: bool = False
+    dedup_canonical: bool = False
+
+    workers: int = DEFAULT_WORKERS
+    processes: int | Literal["auto"] = 1
+    buffer: int | None = None
+    per_host: int = DEFAULT_PER_HOST
+    delay: float = 0.0
+    delay_jitter: float = 0.0
+    autothrottle: bool = False
+    robots: bool = True
+    timeout: float = DEFAULT_TIMEOUT
+    deadline: float | None = None
+    grace: float = DEFAULT_GRACE
+
+    retries: int = DEFAULT_RETRIES
+    backoff: float = DEFAULT_BACKOFF
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_redirects: int = DEFAULT_MAX_REDIRECTS
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    user_agent: str = DEFAULT_USER_AGENT
+    http2: bool = False
+    proxy: str | None = None
+    allow_private: bool = False
+    cache: str | os.PathLike[str] | None = None
+    cache_ttl: float | None = None
+
+    state: str | os.PathLike[str] | None = None
+    state_reset: bool = False
+    recrawl: bool = False
+    frontier: str | None = None
+    crawl_id: str | None = None
+    lease: float = 30.0
+
+    render: bool = False
+    render_auto: bool = False
+    render_if: RenderPredicate | None = None
+    render_tabs: int = DEFAULT_RENDER_TABS
+    render_tab_pages: int = DEFAULT_RENDER_TAB_PAGES
+    render_resources: bool = False
+    render_wait: RenderWait = "quiet"
+    render_wait_max: float = DEFAULT_RENDER_WAIT_MAX
+    browser: str | os.PathLike[str] | None = None
+
+    links: bool = False
+    selectors: tuple[Selector, ...] = ()
+    extract: ExtractHook | None = None
+    follow: FollowHook | None = None
+
+    def __post_init__(self) -> None:
+        # Every field has its check in _CHECKS (below the class): one table to read, and one
+        # place to add a line when a field is added (test_config checks none is missing).
+        for field in dataclasses.fields(self):
+            check = _CHECKS.get(field.name)
+            if check is None:  # a bug in trio-scrape, not a user's mistake
+                raise TypeError(f"CrawlConfig.{field.name} has no check in _config._CHECKS")
+            value = check(field.name, getattr(self, field.name))
+            object.__setattr__(self, field.name, value)
+        names = [s.name for s in self.selectors]
+        if len(set(names)) != len(names):
+            raise ConfigError("selectors", f"two selectors share a name: {names}")
+        if self.frontier is not None and self.state is not None:
+            raise ConfigError("frontier", "cannot be used with state (one or the other)")
+        if self.recrawl and self.state is None and self.frontier is None:
+            raise ConfigError("recrawl", "needs state or frontier (the pages to look at again)")
+        if self.crawl_id is not None and self.frontier is None:
+            raise ConfigError("crawl_id", "needs frontier")
+        if self.render and (self.render_auto or self.render_if is not None):
+            raise ConfigError(
+                "render_auto", "renders only some pages: it cannot be combined with render"
+            )
+        for name in HOOKS:
+            hook = getattr(self, name)
+            if hook is not None and self.processes != 1 and hook_reference(hook) is None:
+                raise ConfigError(
+                    name,
+                    f"{hook!r} cannot run in worker processes (processes={self.processes!r}): "
+                    "it must be importable by module path (a module-level function)",
+                )
+
+    @property
+    def process_count(self) -> int:
+        """Worker processes to run: ``processes``, with ``"auto"`` resolved to the CPUs this
+        process may use (at most ``workers``: a process with no page to work on is wasted),
+        or to 1 (the crawler's own process) on 2 CPUs or fewer, where one process was faster
+        than worker processes in every measurement (README, Performance)."""
+        if self.processes == "auto":
+            cpus = usable_cpus()
+            if cpus <= 2:
+                return 1
+            return max(1, min(cpus, self.workers, MAX_PROCESSES))
+        return self.processes
+
+    @property
+    def rendering(self) -> Literal["off", "always", "auto"]:
+        """How pages are fetched: over HTTP (``off``), by the browser (``always``), or over
+        HTTP then by the browser when needed (``auto``)."""
+        if self.render:
+            return "always"
+        if self.render_auto or self.render_if is not None:
+            return "auto"
+        return "off"
+
+    @property
+    def channel_buffer(self) -> int:
+        """The buffer of the job and record channels: ``buffer``, or ``workers`` when unset."""
+        return self.workers if self.buffer is None else self.buffer
+
+
+# ----------------------------------------------------------------------------------- checks
+# The limits of every number a user can set. Generous for real crawls, and small enough that
+# nothing is sized by them: a bound keeps a typo (or 10**30) from reaching trio, httpx, zlib
+# or SQLite, which would raise, hang or run out of memory. README's "Limits" table lists them.
+DAY = 86_400.0
+YEAR = 365 * DAY
+MAX_WORKERS = 10_000
+MAX_BYTES = 1 << 30
+
+LIMITS: Mapping[str, Range] = types.MappingProxyType({
+    "depth": Range(0, 1_000_000, integer=True),
+    "max_pages": Range(1, 10**12, integer=True, optional=True),
+    "workers": Range(1, MAX_WORKERS, integer=True),
+    "buffer": Range(0, 10 * MAX_WORKERS, integer=True, optional=True),
+    "per_host": Range(1, MAX_WORKERS, integer=True),
+    "delay": Range(0, DAY, unit="seconds"),
+    "delay_jitter": Range(0, 1),
+    "timeout": Range(0, DAY, open_low=True, unit="seconds"),
+    "deadline": Range(0, YEAR, open_low=True, optional=True, unit="seconds"),
+    "grace": Range(0, DAY, unit="seconds"),
+    "retries": Range(0, 100, integer=True),
+    "backoff": Range(0, DAY, unit="seconds"),
+    "max_backoff": Range(0, DAY, unit="seconds"),
+    "max_retry_after": Range(0, DAY, unit="seconds"),
+    "max_bytes": Range(1, MAX_BYTES, integer=True),
+    "max_redirects": Range(0, 100, integer=True),
+    "cache_ttl": Range(0, YEAR, open_low=True, optional=True, unit="seconds"),
+    "render_tabs": Range(1, 64, integer=True),
+    "render_tab_pages": Range(1, 100_000, integer=True),
+    "render_wait_max": Range(0, 60, open_low=True, unit="seconds"),
+    "lease": Range(1, DAY, unit="seconds"),
+})  # fmt: skip
+
+
+#: The fields that hold callables: worker processes import them by module path.
+HOOKS = ("extract", "follow", "render_if")
+
+#: ``processes``: "auto", or a number of worker processes in this range.
+PROCESSES = Range(1, MAX_PROCESSES, integer=True)
+
+
+def _processes(name: str, value: Any) -> Any:
+    if isinstance(value, str) and value == "auto":
+        return value
+    try:
+        return PROCESSES(name, value)
+    except ConfigError as exc:
+        raise ConfigError(name, f'{exc.message} (or "auto")') from None
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def hook_reference(hook: Callable[..., Any]) -> str | None:
+    """``module:qualname`` by which another process can import ``hook``, or None when it
+    cannot (a lambda, a closure, a bound method, anything defined in ``__main__``)."""
+    module_name = getattr(hook, "__module__", None)
+    qualname = getattr(hook, "__qualname__", None)
+    if not module_name or not qualname or module_name == "__main__" or "<" in qualname:
+        return None
+    found: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return f"{module_name}:{qualname}" if found is hook else None
+
+
+def _cache_dir(name: str, value: Any) -> Any:
+    value = _v.path_or_none(name, value, what="a directory path")
+    if value is not None and os.path.exists(value) and not os.path.isdir(value):
+        raise ConfigError(name, f"{os.fspath(value)!r} is not a directory")
+    return value
+
+
+def _state_file(name: str, value: Any) -> Any:
+    value = _v.path_or_none(name, value, what="a file path")
+    if value is not None and os.path.isdir(value):
+        raise ConfigError(name, f"{os.fspath(value)!r} is a directory")
+    return value
+
+
+def _frontier_url(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(name, f"must be a redis:// URL, not {_v.shorten(value)}")
+    try:
+        parse_redis_url(value)
+    except ValueError as exc:
+        raise ConfigError(name, str(exc)) from None
+    return value
+
+
+def _crawl_id(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(name, f"must be a string, not {_v.shorten(value)}")
+    try:
+        return check_crawl_id(value)
+    except ValueError as exc:
+        raise ConfigError(name, str(exc)) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class RedisLocation:
+    """Where a shared frontier lives: ``redis://HOST:PORT/DB``."""
+
+    url: str
+    host: str
+    port: int
+    db: int
+
+
+_REDIS_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+")  # a name, IPv4, or IPv6 (unbracketed)
+
+
+def parse_redis_url(url: str) -> RedisLocation:
+    """Check a ``redis://[:password@]HOST[:PORT][/DB]`` URL.
+
+    Raises:
+        ValueError: it is not one.
+    """
+    # urlsplit drops tabs and newlines and keeps spaces: refuse them before, and check the
+    # host after (a name or an IP address), so nothing odd is ever looked up in DNS.
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise ValueError(f"not a redis:// URL: {_v.shorten(url)}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 6379
+    except ValueError as exc:
+        raise ValueError(f"not a redis:// URL: {_v.shorten(url)} ({exc})") from None
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(f"expected redis://HOST:PORT/DB, not {_v.shorten(url)}")
+    if not _REDIS_HOST.fullmatch(parts.hostname):
+        raise ValueError(f"not a host name or IP address: {_v.shorten(parts.hostname)}")
+    path = parts.path.strip("/")
+    if parts.query or parts.fragment:
+        raise ValueError(
+            f"expected redis://HOST:PORT/DB with nothing after the DB: {_v.shorten(url)}"
+        )
+    if path and not (path.isascii() and path.isdigit()):
+        raise ValueError(f"the database must be a number: {_v.shorten(url)}")
+    db = int(path or 0)
+    if db > 65_535:
+        raise ValueError(f"database {db} is over 65535")
+    return RedisLocation(url, parts.hostname, port, db)
+
+
+_CRAWL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_crawl_id(crawl_id: str) -> str:
+    """Raises ValueError unless ``crawl_id`` is 1-100 letters, digits, '.', '_' or '-'."""
+    if not _CRAWL_ID.fullmatch(crawl_id):
+        raise ValueError(
+            f"must be 1-100 letters, digits, '.', '_' or '-' (starting with a letter or digit),"
+            f" not {_v.shorten(crawl_id)}"
+        )
+    return crawl_id
+
+
+def _browser(name: str, value: Any) -> Any:
+    return _v.path_or_none(name, value, what="an executable's path")
+
+
+def _selectors(name: str, value: Any) -> tuple[Selector, ...]:
+    try:
+        selectors = () if isinstance(value, Selector | str) else tuple(value)
+    except TypeError:
+        selectors = None
+    if selectors is None or isinstance(value, Selector | str):
+        raise ConfigError(name, f"must be a sequence of Selector, not {_v.shorten(value)}")
+    if not all(isinstance(s, Selector) for s in selectors):
+        raise ConfigError(name, f"must be a sequence of Selector, not {_v.shorten(value)}")
+    return selectors
+
+
+#: How each field of CrawlConfig is checked, in field order. Adding a field? Add its check
+#: here (a number: a line in LIMITS); CrawlConfig() raises TypeError until you do.
+_CHECKS: Mapping[str, _v.Check] = {
+    **LIMITS,
+    "processes": _processes,
+    "scope": _v.choice(get_args(ScopeName)),
+    "allow_hosts": _v.strings,
+    "include": _v.regexes,
+    "exclude": _v.regexes,
+    "sitemaps": _v.strings,
+    "sitemaps_from_robots": _v.flag,
+    "frames": _v.flag,
+    "meta_refresh": _v.flag,
+    "page_robots": _v.flag,
+    "skip_rel_nofollow": _v.flag,
+    "dedup_canonical": _v.flag,
+    "autothrottle": _v.flag,
+    "robots": _v.flag,
+    "headers": _v.headers,
+    "user_agent": _v.user_agent,
+    "http2": _v.flag,
+    "proxy": _v.proxy_url,
+    "allow_private": _v.flag,
+    "cache": _cache_dir,
+    "state": _state_file,
+    "state_reset": _v.flag,
+    "recrawl": _v.flag,
+    "frontier": _frontier_url,
+    "crawl_id": _crawl_id,
+    "links": _v.flag,
+    "selectors": _selectors,
+    "extract": _v.callable_or_none,
+    "follow": _v.callable_or_none,
+    "render": _v.flag,
+    "render_auto": _v.flag,
+    "render_if": _v.callable_or_none,
+    "render_resources": _v.flag,
+    "render_wait": _v.choice(get_args(RenderWait)),
+    "browser": _browser,
+}

@@ -1,0 +1,342 @@
+"""Where records go: the :class:`Sink` protocol and the JSON Lines and CSV file writers.
+
+A sink is anything with ``async send(page)``, so a ``trio.MemorySendChannel`` is one. The
+crawler's single sink task calls ``send`` for each page and, when it has nothing more to
+hand over for the moment, ``flush()`` if the sink has one: only then does it tell the frontier
+those pages are done. File sinks buffer encoded lines and write them with one ``os.write`` per
+flush, so a stopped or killed crawl never leaves half a line behind by our doing.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import math
+import os
+import stat
+import sys
+from collections.abc import Callable
+from typing import IO, Any, Literal, Protocol, runtime_checkable
+
+import orjson
+
+from ..errors import OutputError
+from ..model.page import RECORD_FIELDS, Page
+
+__all__ = ["CsvSink", "JsonlSink", "OutputFormat", "Sink", "open_file_sink"]
+
+OutputFormat = Literal["jsonl", "csv"]
+_FLUSH_BYTES = 256 * 1024
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Receives every page of a crawl, in the order they finish.
+
+    A sink with ``wants_bodies = False`` gets pages without ``content``, ``text`` and ``html``
+    (freed as soon as hooks have run), which keeps memory low while pages queue for it.
+    """
+
+    async def send(self, page: Page) -> None: ...
+
+
+def _json_default(value: object) -> Any:
+    # A hook may return values JSON cannot encode (datetime, Decimal, sets): write their text
+    # rather than lose the record.
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return _str(value)
+
+
+def _str(value: object) -> str:
+    try:
+        text = str(value)
+    except Exception:  # a __str__ that raises
+        return f"<{type(value).__name__}>"
+    return text if isinstance(text, str) else f"<{type(value).__name__}>"
+
+
+#: Deeper data (or a cycle: a list that holds itself) makes an ``extract`` error record.
+MAX_NESTING = 200  # orjson stops at 254
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1  # what orjson writes as a number
+
+
+class UnwritableError(ValueError):
+    """A record's data is nested too deeply to write as JSON (or holds itself)."""
+
+
+def _json(value: Any) -> bytes:
+    """Compact UTF-8 JSON that any strict parser reads: orjson (20x faster than json), and
+    for what orjson refuses, the same data made writable first (:func:`_jsonable`).
+
+    Raises:
+        UnwritableError: the value is nested deeper than :data:`MAX_NESTING`.
+    """
+    try:
+        return orjson.dumps(value, default=_json_default)
+    except TypeError:
+        return orjson.dumps(_jsonable(value, 0), default=_json_default)
+
+
+def _jsonable(value: Any, depth: int) -> Any:
+    """``value`` with what JSON cannot hold replaced, as README (Records) says: NaN and
+    infinities become null (as orjson writes them), integers beyond 64 bits their decimal
+    digits as a string, keys their text, lone surrogates U+FFFD, other objects what orjson
+    makes of them (datetime: ISO 8601) or their ``str``."""
+    if depth > MAX_NESTING:
+        raise UnwritableError(f"data nested deeper than {MAX_NESTING} levels")
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, int):
+        return int(value) if _INT_MIN <= value <= _INT_MAX else _big_int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {_key(k): _jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v, depth + 1) for v in value]
+    try:  # what orjson knows how to write (datetime, UUID, dataclass, enum...)
+        return orjson.loads(orjson.dumps(value, default=_json_default))
+    except TypeError:
+        return _text(_str(value))
+
+
+def _key(key: object) -> str:
+    if isinstance(key, str):
+        return _text(key)
+    if key is None or isinstance(key, bool):
+        return orjson.dumps(key).decode()  # as json.dumps spells them: null, true, false
+    if isinstance(key, int):
+        return _big_int(key)
+    return _text(_str(key))
+
+
+def _big_int(value: int) -> str:
+    try:
+        return str(value)
+    except ValueError:  # more than 4,300 digits: Python will not print it in decimal
+        return f"{'-' if value < 0 else ''}0x{abs(value):x}"
+
+
+def _text(text: str) -> str:
+    # Lone surrogates (from a hook, or bytes decoded with surrogateescape) are not Unicode
+    # text and cannot be UTF-8: each becomes U+FFFD; a valid pair becomes its character.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def _encode(text: str) -> bytes:
+    return _text(text).encode("utf-8")
+
+
+def _unwritable(record: dict[str, Any], exc: UnwritableError) -> dict[str, Any]:
+    """The record of a page whose data cannot be written: data dropped, an extract error."""
+    record["data"] = {}
+    record["ok"] = False
+    if record["error"] is None:
+        record["error"] = {"kind": "extract", "message": f"cannot write the page's data: {exc}"}
+    return record
+
+
+class _FileSink:
+    """Buffers encoded records and writes them to a file descriptor in whole lines."""
+
+    #: Records need no bodies or HTML trees: the crawler frees them before handing pages over.
+    wants_bodies = False
+    format: OutputFormat
+
+    def __init__(self, file: IO[bytes], *, links: bool, close: bool, name: str = "-") -> None:
+        self._file = file
+        self._fd = file.fileno()
+        self._links = links
+        self._close = close
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._started = False
+        self._seekable = close and stat.S_ISREG(os.fstat(self._fd).st_mode)
+        #: the output's path (absolute), or ``"-"`` for standard output
+        self.name = name
+        #: bytes written by this sink
+        self.bytes_written = 0
+        #: length of the output file: where its next line starts (0 for standard output)
+        self.offset = 0
+
+    def start(self, offset: int = 0) -> None:
+        """Begin the output at byte ``offset`` of the file: cut what follows it (the records
+        of a resumed crawl that were never committed) and write after it. Called by the
+        crawler before any record; ``send`` calls ``start(0)`` if nobody did. For standard
+        output, nothing can be cut: ``offset`` only says whether a header was written.
+
+        Raises:
+            OutputError: the file is shorter than ``offset`` (it changed since the crawl
+                stopped), or cannot be cut.
+        """
+        if self._started:
+            return
+        self._started = True
+        if self._seekable:  # a regular file of ours: not standard output, a pipe, a device
+            try:
+                size = os.fstat(self._fd).st_size
+                if size < offset:
+                    raise OutputError(
+                        f"the output {self.name!r} has {size} bytes, but the crawl state says "
+                        f"{offset} were written: it was changed since the crawl stopped "
+                        "(restore it, or start over with --state-reset)"
+                    )
+                os.ftruncate(self._fd, offset)
+            except OSError as exc:
+                raise OutputError(f"cannot truncate {self.name!r}: {exc.strerror or exc}") from exc
+            self.offset = offset
+        self._begin(fresh=offset == 0)
+
+    def _begin(self, *, fresh: bool) -> None:
+        """Queue what starts a fresh output (a CSV header)."""
+
+    def _encode_page(self, page: Page) -> bytes:
+        raise NotImplementedError
+
+    async def send(self, page: Page) -> None:
+        if not self._started:
+            self.start()
+        line = self._encode_page(page)
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= _FLUSH_BYTES:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write every buffered line.
+
+        Raises:
+            OutputError: the write failed (disk full, closed pipe); the cause is chained.
+        """
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            raise OutputError(f"cannot write records: {exc.strerror or exc}") from exc
+        self.bytes_written += len(data)
+        if self._seekable:
+            self.offset += len(data)
+
+    async def aclose(self) -> None:
+        try:
+            if self._started:
+                await self.flush()
+        finally:
+            if self._close:
+                self._file.close()
+
+
+class JsonlSink(_FileSink):
+    """One JSON object per line, UTF-8, fields in record order."""
+
+    format = "jsonl"
+
+    def _encode_page(self, page: Page) -> bytes:
+        record = page.to_record(links=self._links)
+        try:
+            return _json(record) + b"\n"
+        except UnwritableError as exc:
+            return _json(_unwritable(record, exc)) + b"\n"
+
+
+# What spreadsheets run as a formula when a cell starts with it (OWASP's "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class CsvSink(_FileSink):
+    """RFC 4180 CSV with a header row; ``data``, ``links`` and ``error`` cells hold JSON text.
+
+    With ``safe`` (the default), a cell that a spreadsheet would run as a formula (one that
+    starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return: a page title such as
+    ``=HYPERLINK(...)``) gets a leading ``'``, which spreadsheets show as text.
+    """
+
+    format = "csv"
+
+    def __init__(
+        self, file: IO[bytes], *, links: bool, close: bool, name: str = "-", safe: bool = True
+    ) -> None:
+        super().__init__(file, links=links, close=close, name=name)
+        self._safe = safe
+        self._fields = [f for f in RECORD_FIELDS if links or f != "links"]
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer)
+
+    def _begin(self, *, fresh: bool) -> None:
+        if fresh:
+            self._writer.writerow(self._fields)
+            self._pending.append(_encode(self._take()))
+
+    def _take(self) -> str:
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text
+
+    def _encode_page(self, page: Page) -> bytes:
+        record = page.to_record(links=self._links)
+        try:
+            row = self._row(record)
+        except UnwritableError as exc:
+            row = self._row(_unwritable(record, exc))
+        self._writer.writerow(row)
+        return _encode(self._take())
+
+    def _row(self, record: dict[str, Any]) -> list[str]:
+        row = []
+        for field in self._fields:
+            value = record[field]
+            if value is None:
+                row.append("")
+            elif isinstance(value, bool):
+                row.append("true" if value else "false")
+            elif isinstance(value, dict | list):
+                row.append(_json(value).decode("utf-8"))
+            else:
+                row.append(str(value))
+        if self._safe:
+            row = ["'" + cell if cell.startswith(_FORMULA_START) else cell for cell in row]
+        return row
+
+
+def open_file_sink(
+    path: str, format: OutputFormat, *, links: bool = False, csv_safe: bool = True
+) -> JsonlSink | CsvSink:
+    """Open ``path`` (``"-"`` for standard output) for records in ``format``.
+
+    The file is created if missing; it is truncated when the crawl starts (``start``), or,
+    when a crawl resumes from its state, cut back to the records the state knows are written.
+    Closing the sink (``aclose``) flushes it and closes the file, but never standard output.
+    ``csv_safe``: see :class:`CsvSink`.
+
+    Raises:
+        OutputError: the file cannot be opened for writing.
+    """
+    make: Callable[..., JsonlSink | CsvSink] = (
+        functools.partial(CsvSink, safe=csv_safe) if format == "csv" else JsonlSink
+    )
+    if path == "-":
+        sys.stdout.flush()
+        return make(sys.stdout.buffer, links=links, close=False)
+    try:
+        # Append mode: nothing is cut before start() knows where the output resumes, and
+        # every write lands at the end.
+        file = open(path, "ab")  # noqa: SIM115 -- the sink owns it and closes it in aclose()
+    except OSError as exc:
+        raise OutputError(f"cannot open output {path!r}: {exc.strerror or exc}") from exc
+    return make(file, links=links, close=True, name=os.path.abspath(path))

@@ -1,0 +1,831 @@
+"""Rendering pages in headless Chromium: a :class:`Fetcher` whose body is the rendered DOM.
+
+:class:`Renderer` implements the same ``fetch(url) -> Response`` seam as the HTTP fetcher, so
+the page pipeline (decode, parse, selectors, hooks, links, retries, deadlines) is the same for
+a rendered page; only the body differs: the HTML of the DOM once the page has settled.
+
+* The browser is started on the first page to render, once, and replaced if it dies. Its
+  processes are killed (whole process group) when the renderer closes, however it closes.
+* Up to ``render_tabs`` tabs render at once. Each tab lives in its own browser context
+  (cookies, storage, cache) and is replaced after ``render_tab_pages`` pages, after a crash,
+  or when a page it was rendering could not be stopped: memory stays flat on long crawls.
+* A page is rendered when its ``load`` event has fired and then its DOM has been quiet (no
+  mutation) for 150 ms, or, with ``render_wait="networkidle"``, when Chromium reports the
+  network idle (no request for 500 ms); either wait is capped at ``render_wait_max``. All of
+  it runs inside the caller's page deadline: cancelling ``fetch`` stops the navigation.
+* Every request of every page, frame and worker is paused by the browser-wide Fetch domain
+  and let through only if the crawl's rules allow it: the address guard (no loopback, private
+  or link-local address unless it is a seed's host or ``allow_private``), no images, media or
+  fonts unless ``render_resources``, and the ``headers`` sent to the seeds' hosts only.
+  WebSockets escape the Fetch domain: the browser's resolver is told to fail private and
+  loopback literals and ``localhost`` (:func:`resolver_rules`) so that they cannot reach them.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import httpx
+import trio
+
+from ..http.addresses import AddressGuard, BlockedAddress, resolve
+from ..http.fetcher import Fetcher, FetchError, Response, header_fields
+from ..model.config import CrawlConfig
+from ..model.page import ErrorKind
+from ..model.urls import exempt_origins, host_of, origin_text
+from .browser import Browser, find_browser, open_browser
+from .cdp import CdpConnection, CdpError, EventOverflow, Subscription
+from .socks import GuardedSocksProxy
+
+__all__ = [
+    "AutoFetcher",
+    "RenderStatistics",
+    "Renderer",
+    "needs_rendering",
+    "open_page_fetcher",
+    "open_renderer",
+]
+
+logger = logging.getLogger("trio_scrape")
+
+#: Resource types not downloaded unless ``render_resources``: they cost bandwidth and
+#: memory, and change neither the DOM's text nor its links.
+BLOCKED_RESOURCES = frozenset({"Image", "Media", "Font"})
+#: How long the DOM must stay unchanged after ``load`` for a page to count as rendered.
+QUIET_SECONDS = 0.15
+#: Browser starts allowed in a row without a page rendered in between: a browser that
+#: crashes at once keeps failing pages (kind ``browser``) instead of restarting forever.
+MAX_FAILED_STARTS = 3
+# How long stopping a page (after its deadline) may take before its tab is replaced instead.
+_STOP_TIMEOUT = 2.0
+# How long a guard decision for a host is re-used (the browser resolves names itself).
+_GUARD_TTL = 30.0
+_GUARD_CACHE_SIZE = 4096
+_MEMORY_INTERVAL = 1.0
+
+# Net error names (Page.navigate's errorText) -> the record's error kind.
+_NET_ERRORS: dict[str, ErrorKind] = {
+    "ERR_NAME_NOT_RESOLVED": "connect",
+    "ERR_CONNECTION_REFUSED": "connect",
+    "ERR_ADDRESS_UNREACHABLE": "connect",
+    "ERR_CONNECTION_FAILED": "connect",
+    "ERR_UNSAFE_PORT": "connect",
+    "ERR_INTERNET_DISCONNECTED": "connect",
+    "ERR_TIMED_OUT": "timeout",
+    "ERR_CONNECTION_TIMED_OUT": "timeout",
+    "ERR_CONNECTION_RESET": "network",
+    "ERR_CONNECTION_CLOSED": "network",
+    "ERR_EMPTY_RESPONSE": "protocol",
+    "ERR_INVALID_HTTP_RESPONSE": "protocol",
+    "ERR_INVALID_RESPONSE": "protocol",
+    "ERR_RESPONSE_HEADERS_TRUNCATED": "protocol",
+    "ERR_INCOMPLETE_CHUNKED_ENCODING": "protocol",
+    "ERR_CONTENT_LENGTH_MISMATCH": "protocol",
+    "ERR_TOO_MANY_REDIRECTS": "too_many_redirects",
+    "ERR_CONTENT_DECODING_FAILED": "decode",
+    "ERR_INVALID_URL": "invalid_url",
+    "ERR_UNKNOWN_URL_SCHEME": "invalid_url",
+    "ERR_UNSAFE_REDIRECT": "invalid_url",
+}
+
+# Resolves once the DOM has had no mutation for `quiet` ms, or after `cap` ms at most.
+_QUIET_SCRIPT = """
+new Promise((resolve) => {
+  let timer;
+  const done = () => {
+    observer.disconnect(); clearTimeout(timer); clearTimeout(cap); resolve(true);
+  };
+  const observer = new MutationObserver(() => {
+    clearTimeout(timer); timer = setTimeout(done, %d);
+  });
+  observer.observe(
+    document, {subtree: true, childList: true, attributes: true, characterData: true}
+  );
+  timer = setTimeout(done, %d);
+  const cap = setTimeout(done, %d);
+})
+"""
+# The rendered document: its HTML (with its doctype), URL and content type.
+_SNAPSHOT_SCRIPT = """
+(() => {
+  const d = document;
+  const doctype = d.doctype ? new XMLSerializer().serializeToString(d.doctype) : "";
+  return [d.documentElement ? doctype + d.documentElement.outerHTML : "", d.URL, d.contentType];
+})()
+"""
+_PATTERNS = [
+    {"urlPattern": "*", "requestStage": "Request"},
+    # Documents are paused again with their response: the main frame's status and headers
+    # become the record's, and a non-HTML body is taken as it is.
+    {"urlPattern": "*", "resourceType": "Document", "requestStage": "Response"},
+]
+
+
+class RenderStatistics:
+    """Counters of a renderer: pages rendered, tabs busy and open, the browser's memory
+    (total PSS of its processes, sampled every second; None before it starts), browser
+    starts and tabs replaced."""
+
+    __slots__ = (
+        "browser_memory",
+        "browser_peak_memory",
+        "browser_starts",
+        "rendered",
+        "tabs_in_use",
+        "tabs_replaced",
+    )
+
+    def __init__(self) -> None:
+        self.rendered = 0
+        self.tabs_in_use = 0
+        self.browser_memory: int | None = None
+        self.browser_peak_memory: int | None = None
+        self.browser_starts = 0
+        self.tabs_replaced = 0
+
+
+class _Navigation:
+    """What the request handler learns about a tab's current page."""
+
+    __slots__ = ("blocked", "document", "raw_body", "redirects", "too_large")
+
+    def __init__(self) -> None:
+        self.document: tuple[str, int, list[tuple[str, str]]] | None = None  # url, status, headers
+        self.blocked: str | None = None  # why the guard refused the main document
+        self.too_large: str | None = None
+        self.raw_body: bytes | None = None  # a main document that is not HTML, as it came
+        self.redirects = 0
+
+
+class _Tab:
+    """One page target in its own browser context."""
+
+    def __init__(self, browser: Browser, context_id: str, target_id: str, session_id: str):
+        self.browser = browser
+        self.context_id = context_id
+        self.target_id = target_id
+        self.session_id = session_id
+        self.uses = 0
+        self.usable = True
+        self.scope: trio.CancelScope | None = None  # the render in progress, cancelled on crash
+        self.watcher = trio.CancelScope()  # the tab's dialog handler, cancelled with the tab
+
+    def crashed(self) -> None:
+        self.usable = False
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+class Renderer:
+    """:class:`Fetcher` that renders pages in headless Chromium; make it with
+    :func:`open_renderer`.
+
+    ``fetch`` raises :class:`FetchError` as the HTTP fetcher does, plus kind ``browser``
+    (retryable) when the tab or the browser crashed during the render or the browser could
+    not be started.
+    """
+
+    def __init__(
+        self,
+        config: CrawlConfig,
+        nursery: trio.Nursery,
+        *,
+        executable: str,
+        seed_hosts: Iterable[str],
+        guard: AddressGuard,
+    ) -> None:
+        self._config = config
+        self._nursery = nursery
+        self._executable = executable
+        self._seed_hosts = frozenset(h.lower() for h in seed_hosts)
+        self._guard = guard
+        self._seed_headers = list(config.headers.items())
+        self._slots = trio.Semaphore(config.render_tabs)
+        self._idle: list[_Tab] = []
+        self._tabs: dict[str, _Tab] = {}  # target id -> tab
+        self._navigations: dict[str, _Navigation] = {}  # target id -> current page
+        self._browser: Browser | None = None
+        self._browser_lock = trio.Lock()
+        self._browser_scope: trio.CancelScope | None = None
+        self._failed_starts = 0
+        self._start_error = ""
+        self._guard_cache: dict[str, tuple[float, str | None]] = {}
+        self.statistics = RenderStatistics()
+
+    # ------------------------------------------------------------------------ the browser
+
+    async def _get_browser(self) -> Browser:
+        async with self._browser_lock:
+            browser = self._browser
+            if browser is not None and browser.alive:
+                return browser
+            if self._failed_starts >= MAX_FAILED_STARTS:
+                raise FetchError("browser", f"the browser cannot be started: {self._start_error}")
+            self._failed_starts += 1
+            try:
+                browser = cast(Browser, await self._nursery.start(self._run_browser))
+            except OSError as exc:
+                self._start_error = str(exc)
+                raise FetchError("browser", f"cannot start the browser: {exc}") from exc
+            self.statistics.browser_starts += 1
+            self._browser = browser
+            return browser
+
+    async def _run_browser(self, *, task_status: trio.TaskStatus[Browser]) -> None:
+        """Own one browser process: start it, intercept its requests, sample its memory,
+        and kill it when the renderer closes or the browser dies."""
+        browser_started: Browser | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                args = resolver_rules(self._guard)
+                if self._config.proxy is not None:
+                    # The user's proxy connects, on its own network (as for HTTP).
+                    args += proxy_args(self._config.proxy)
+                else:
+                    port = await nursery.start(GuardedSocksProxy(self._guard).serve)
+                    args += proxy_args(f"socks5://127.0.0.1:{port}")
+                async with open_browser(
+                    self._executable,
+                    nursery=nursery,
+                    user_agent=self._config.user_agent,
+                    images=self._config.render_resources,
+                    extra_args=args,
+                ) as browser:
+                    browser_started = browser
+                    await self._drive(browser, nursery, task_status)
+                logger.warning("the browser closed its DevTools connection; restarting it")
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # Only OSError (start-up failed) is expected; others are bugs and propagate.
+            os_errors, rest = group.split(OSError)
+            if rest is not None:
+                raise
+            assert os_errors is not None
+            raise _first_leaf(os_errors) from None
+        finally:
+            self._forget_tabs_of(browser_started)
+
+    async def _drive(
+        self, browser: Browser, nursery: trio.Nursery, task_status: trio.TaskStatus[Browser]
+    ) -> None:
+        """Intercept the browser's requests and watch its targets until it dies."""
+        cdp = browser.cdp
+        with (
+            cdp.subscribe(["Fetch.requestPaused"]) as paused,
+            cdp.subscribe(["Target.targetCrashed", "Target.detachedFromTarget"]) as targets,
+        ):
+            await cdp.call("Fetch.enable", {"patterns": _PATTERNS})
+            await cdp.call("Target.setDiscoverTargets", {"discover": True})
+            # Nothing a page does may write files (a download's body is read in _decide).
+            await cdp.call("Browser.setDownloadBehavior", {"behavior": "deny"})
+            nursery.start_soon(self._handle_requests, browser, paused)
+            nursery.start_soon(self._watch_targets, targets)
+            nursery.start_soon(self._sample_memory, browser)
+            task_status.started(browser)
+            await cdp.wait_closed()
+
+    def _forget_tabs_of(self, browser: Browser | None) -> None:
+        """Drop the tabs of a browser that has gone (a new one may be running already)."""
+        for tab in [t for t in self._tabs.values() if t.browser is browser]:
+            tab.crashed()
+            del self._tabs[tab.target_id]
+            self._navigations.pop(tab.target_id, None)
+        self._idle = [t for t in self._idle if t.browser is not browser]
+        if self._browser is browser:
+            self.statistics.browser_memory = None
+
+    async def _sample_memory(self, browser: Browser) -> None:
+        stats = self.statistics
+        while True:
+            memory = await trio.to_thread.run_sync(browser.memory)
+            stats.browser_memory = memory
+            stats.browser_peak_memory = max(memory, stats.browser_peak_memory or 0)
+            await trio.sleep(_MEMORY_INTERVAL)
+
+    async def _watch_targets(self, events: Subscription) -> None:
+        """Mark a tab whose renderer crashed (or whose target went away) unusable, and
+        cancel the render in progress there."""
+        try:
+            async for event in events:
+                target_id = event.get("targetId")
+                session_id = event.get("sessionId")
+                for tab in list(self._tabs.values()):
+                    if tab.target_id == target_id or tab.session_id == session_id:
+                        logger.info("tab %s: %s", tab.target_id, event["method"])
+                        tab.crashed()
+        except CdpError:
+            return  # the browser is gone: _run_browser replaces it
+
+    # ----------------------------------------------------------------- request handling
+
+    async def _handle_requests(self, browser: Browser, paused: Subscription) -> None:
+        async with trio.open_nursery() as nursery:
+            try:
+                async for event in paused:
+                    nursery.start_soon(self._decide, browser.cdp, event)
+            except EventOverflow:
+                # Requests left paused would hang every page: a fresh browser instead.
+                logger.warning("the browser's requests came faster than handled; restarting it")
+                browser.kill()
+            except CdpError:
+                return  # the browser is gone: _run_browser replaces it
+
+    async def _decide(self, cdp: CdpConnection, event: dict[str, Any]) -> None:
+        """Let one paused request (or document response) through, or refuse it."""
+        request_id = event["requestId"]
+        request = event.get("request", {})
+        url = str(request.get("url", ""))
+        navigation = self._navigations.get(event.get("frameId", ""))
+        main_frame = navigation is not None and event.get("resourceType") == "Document"
+        try:
+            if "responseStatusCode" in event or "responseErrorReason" in event:
+                await self._on_document_response(cdp, event, navigation if main_frame else None)
+                return
+            if event.get("resourceType") in BLOCKED_RESOURCES and not self._config.render_resources:
+                await cdp.call(
+                    "Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByClient"}
+                )
+                return
+            refusal = await self._refusal(url)
+            if refusal is not None:
+                if main_frame:
+                    assert navigation is not None
+                    navigation.blocked = refusal
+                logger.debug("refused %s: %s", url, refusal)
+                await cdp.call(
+                    "Fetch.failRequest",
+                    {"requestId": request_id, "errorReason": "AddressUnreachable"},
+                )
+                return
+            params: dict[str, Any] = {"requestId": request_id}
+            if self._seed_headers and host_of(url) in self._seed_hosts:
+                headers = dict(request.get("headers", {}))
+                headers.update(self._seed_headers)
+                params["headers"] = [{"name": k, "value": v} for k, v in headers.items()]
+            await cdp.call("Fetch.continueRequest", params)
+        except CdpError:
+            pass  # the page or the browser went away meanwhile: nothing is waiting for it
+
+    async def _on_document_response(
+        self, cdp: CdpConnection, event: dict[str, Any], navigation: _Navigation | None
+    ) -> None:
+        request_id = event["requestId"]
+        status = event.get("responseStatusCode")
+        if navigation is None or not isinstance(status, int):
+            await cdp.call("Fetch.continueRequest", {"requestId": request_id})
+            return
+        headers = [(h["name"], h["value"]) for h in event.get("responseHeaders", [])]
+        url = str(event.get("request", {}).get("url", ""))
+        navigation.document = (url, status, headers)
+        if 300 <= status < 400:
+            navigation.redirects += 1
+            if navigation.redirects > self._config.max_redirects:
+                await cdp.call(
+                    "Fetch.failRequest", {"requestId": request_id, "errorReason": "Aborted"}
+                )
+                return
+        fields = {k.lower(): v for k, v in headers}
+        declared = fields.get("content-length", "")
+        cap = self._config.max_bytes
+        if declared.isdigit() and int(declared) > cap:
+            navigation.too_large = f"Content-Length {declared} is over max_bytes={cap}"
+            await cdp.call("Fetch.failRequest", {"requestId": request_id, "errorReason": "Aborted"})
+            return
+        media = fields.get("content-type", "text/html").split(";")[0].strip().lower()
+        attachment = fields.get("content-disposition", "").strip().lower().startswith("attachment")
+        if not 300 <= status < 400 and (
+            attachment or media not in ("text/html", "application/xhtml+xml", "")
+        ):
+            # Not a page to render (JSON, XML, PDF, text, a download): the body as sent.
+            body = await cdp.call("Fetch.getResponseBody", {"requestId": request_id})
+            data = body.get("body", "")
+            raw = base64.b64decode(data) if body.get("base64Encoded") else data.encode()
+            if len(raw) > cap:
+                navigation.too_large = f"body is over max_bytes={cap}"
+            else:
+                navigation.raw_body = raw
+            await cdp.call("Fetch.failRequest", {"requestId": request_id, "errorReason": "Aborted"})
+            return
+        await cdp.call("Fetch.continueRequest", {"requestId": request_id})
+
+    async def _refusal(self, url: str) -> str | None:
+        """Why the guard refuses ``url``'s host (None: allowed)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https", "ws", "wss"):
+            return None  # data:, blob:, about: never reach the network
+        host = (parts.hostname or "").lower()
+        try:
+            port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+        except ValueError:
+            return f"bad port in {url!r}"
+        # Seeds' origins are exempt by scheme, host and port (ws/wss as http/https).
+        origin = origin_text(parts.scheme.replace("ws", "http"), host, port)
+        if self._guard.allow_private or origin in self._guard.allowed_origins:
+            return None
+        now = time.monotonic()
+        cached = self._guard_cache.get(origin)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        refusal = None
+        try:
+            self._guard.check(origin, await resolve(host, port))
+        except OSError:
+            pass  # a name that does not resolve: the browser's own lookup fails the same way
+        except BlockedAddress as exc:
+            refusal = str(exc)
+        if len(self._guard_cache) >= _GUARD_CACHE_SIZE:
+            self._guard_cache.clear()
+        self._guard_cache[origin] = (now + _GUARD_TTL, refusal)
+        return refusal
+
+    # ----------------------------------------------------------------------------- tabs
+
+    async def _open_tab(self, browser: Browser) -> _Tab:
+        cdp = browser.cdp
+        context_id = (await cdp.call("Target.createBrowserContext", {"disposeOnDetach": True}))[
+            "browserContextId"
+        ]
+        tab: _Tab | None = None
+        try:
+            target_id = (
+                await cdp.call(
+                    "Target.createTarget",
+                    {"url": "about:blank", "browserContextId": context_id},
+                )
+            )["targetId"]
+            session_id = (
+                await cdp.call("Target.attachToTarget", {"targetId": target_id, "flatten": True})
+            )["sessionId"]
+            tab = _Tab(browser, context_id, target_id, session_id)
+            self._tabs[target_id] = tab
+            await self._nursery.start(self._dismiss_dialogs, tab)
+            await cdp.call("Page.enable", session_id=session_id)
+            if self._config.render_wait == "networkidle":
+                await cdp.call(
+                    "Page.setLifecycleEventsEnabled", {"enabled": True}, session_id=session_id
+                )
+        except BaseException:
+            if tab is not None:
+                tab.watcher.cancel()
+                self._tabs.pop(tab.target_id, None)
+            with trio.CancelScope(shield=True), trio.move_on_after(_STOP_TIMEOUT):
+                try:
+                    await cdp.call("Target.disposeBrowserContext", {"browserContextId": context_id})
+                except CdpError:
+                    pass
+            raise
+        return tab
+
+    async def _dismiss_dialogs(self, tab: _Tab, *, task_status: trio.TaskStatus[None]) -> None:
+        """Dismiss every alert, confirm, prompt and beforeunload dialog of a tab: a dialog
+        left open blocks the page's scripts, and its load, until the page deadline."""
+        cdp = tab.browser.cdp
+        with (
+            tab.watcher,
+            cdp.subscribe(["Page.javascriptDialogOpening"], session_id=tab.session_id) as dialogs,
+        ):
+            task_status.started()
+            try:
+                async for _ in dialogs:
+                    await cdp.call(
+                        "Page.handleJavaScriptDialog",
+                        {"accept": False},
+                        session_id=tab.session_id,
+                    )
+            except CdpError:
+                return  # the tab or the browser is gone
+
+    async def _close_tab(self, tab: _Tab) -> None:
+        tab.watcher.cancel()
+        self._tabs.pop(tab.target_id, None)
+        self._navigations.pop(tab.target_id, None)
+        self.statistics.tabs_replaced += 1
+        if not tab.browser.alive:
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(_STOP_TIMEOUT) as scope:
+            try:
+                await tab.browser.cdp.call(
+                    "Target.disposeBrowserContext", {"browserContextId": tab.context_id}
+                )
+            except CdpError:
+                pass
+        if scope.cancelled_caught:
+            # A browser that cannot close a context in 2 s is not well: a fresh one replaces it.
+            logger.warning("the browser did not close a tab in time; restarting it")
+            tab.browser.kill()
+
+    # ---------------------------------------------------------------------------- fetch
+
+    async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
+        """Render ``url`` in a tab and return the rendered document as an HTML response
+        (``headers``, a recrawl's validators, are not sent: a browser revalidates on its own).
+
+        Raises:
+            FetchError: as the HTTP fetcher (``connect``, ``timeout``, ``blocked_address``,
+                ``too_large``, ...), or ``browser`` when the tab or browser crashed or the
+                browser cannot be started.
+        """
+        async with self._slots:
+            browser = await self._get_browser()
+            try:
+                tab = self._idle.pop() if self._idle else await self._open_tab(browser)
+                if tab.browser is not browser or not tab.usable:
+                    await self._close_tab(tab)
+                    tab = await self._open_tab(browser)
+            except CdpError as exc:
+                raise FetchError("browser", f"cannot open a tab: {exc}") from exc
+            self.statistics.tabs_in_use += 1
+            try:
+                response = await self._render(tab, url)
+                self._failed_starts = 0
+                self.statistics.rendered += 1
+                return response
+            finally:
+                self.statistics.tabs_in_use -= 1
+                tab.uses += 1
+                if tab.usable and tab.browser.alive and tab.uses < self._config.render_tab_pages:
+                    self._idle.append(tab)
+                else:
+                    await self._close_tab(tab)
+
+    async def _render(self, tab: _Tab, url: str) -> Response:
+        cdp = tab.browser.cdp
+        session = tab.session_id
+        navigation = _Navigation()
+        self._navigations[tab.target_id] = navigation
+        try:
+            with (
+                trio.CancelScope() as tab.scope,
+                cdp.subscribe(
+                    ["Page.loadEventFired", "Page.lifecycleEvent"], session_id=session
+                ) as events,
+            ):
+                return await self._navigate(cdp, session, tab, navigation, url, events)
+            # Only a crash (or the browser's death) cancels tab.scope.
+            raise FetchError("browser", "the tab crashed while rendering the page")
+        except CdpError as exc:
+            if not tab.browser.alive:
+                raise FetchError("browser", f"the browser died while rendering: {exc}") from exc
+            raise FetchError("network", f"rendering failed: {exc}") from exc
+        except trio.Cancelled:
+            # The page deadline (or the crawl) ended the render: stop the page, so its tab
+            # can be used again; if it cannot be stopped in time the tab is replaced.
+            await self._stop_page(tab)
+            raise
+        finally:
+            tab.scope = None
+            self._navigations.pop(tab.target_id, None)
+
+    async def _navigate(
+        self,
+        cdp: CdpConnection,
+        session: str,
+        tab: _Tab,
+        navigation: _Navigation,
+        url: str,
+        events: Any,
+    ) -> Response:
+        result = await cdp.call("Page.navigate", {"url": url}, session_id=session)
+        error_text = result.get("errorText")
+        if error_text:
+            if navigation.raw_body is not None and navigation.document is not None:
+                final_url, status, headers = navigation.document
+                return _response(final_url, status, headers, navigation.raw_body, rendered=False)
+            raise _navigation_error(url, str(error_text), navigation, self._config.max_redirects)
+        idle = False
+        loaded = False
+        while not loaded:
+            event = await events.receive()
+            loaded = event["method"] == "Page.loadEventFired"
+            idle = idle or _is_network_idle(event, tab.target_id)
+        wait_max = self._config.render_wait_max
+        if self._config.render_wait == "networkidle":
+            with trio.move_on_after(wait_max):
+                while not idle:
+                    idle = _is_network_idle(await events.receive(), tab.target_id)
+        else:
+            quiet_ms = int(QUIET_SECONDS * 1000)
+            script = _QUIET_SCRIPT % (quiet_ms, quiet_ms, int(wait_max * 1000))
+            with trio.move_on_after(wait_max + 1):
+                await _evaluate(cdp, session, script, await_promise=True)
+        html, final_url, content_type = await _evaluate(cdp, session, _SNAPSHOT_SCRIPT)
+        body = str(html).encode("utf-8", "surrogatepass")
+        if len(body) > self._config.max_bytes:
+            raise FetchError(
+                "too_large", f"rendered HTML is over max_bytes={self._config.max_bytes}"
+            )
+        if navigation.document is not None:
+            _, status, headers = navigation.document
+        else:  # served without a network request (a cached or same-document navigation)
+            status, headers = 200, []
+        headers = [(k, v) for k, v in headers if k.lower() not in _BODY_HEADERS]
+        media = str(content_type or "text/html")
+        headers.append(("content-type", f"{media}; charset=utf-8"))
+        return _response(str(final_url or url), status, headers, body, rendered=True)
+
+    async def _stop_page(self, tab: _Tab) -> None:
+        cdp = tab.browser.cdp
+        with trio.CancelScope(shield=True), trio.move_on_after(_STOP_TIMEOUT) as scope:
+            try:
+                await cdp.call("Page.stopLoading", session_id=tab.session_id)
+                await cdp.call("Page.navigate", {"url": "about:blank"}, session_id=tab.session_id)
+            except CdpError:
+                tab.usable = False
+        if scope.cancelled_caught:
+            tab.usable = False
+
+
+# Headers that described the server's body, not the serialised DOM that replaces it.
+_BODY_HEADERS = frozenset(
+    {"content-type", "content-length", "content-encoding", "transfer-encoding"}
+)
+
+
+#: Literal hosts the browser's own resolver refuses (``--host-resolver-rules``), as a second
+#: wall behind the Fetch domain: WebSockets are not paused by the Fetch domain, so without it
+#: a script could open one to 127.0.0.1 or 169.254.169.254. IPv6 patterns hold a ":", which
+#: no host name can.
+_PRIVATE_LITERALS = (
+    ["localhost", "*.localhost", "0.*", "10.*", "127.*", "169.254.*", "192.168.*"]
+    + [f"172.{n}.*" for n in range(16, 32)]
+    + [f"100.{n}.*" for n in range(64, 128)]
+    + ["198.18.*", "198.19.*", "::", "::1", "::ffff:*", "fc*:*", "fd*:*", "fe80:*"]
+)
+
+
+def proxy_args(proxy: str) -> list[str]:
+    """Switches that send all the browser's connections through ``proxy``, loopback included
+    (Chromium bypasses a proxy for loopback unless told otherwise)."""
+    server = "socks5://" + proxy[len("socks5h://") :] if proxy.startswith("socks5h://") else proxy
+    return [f"--proxy-server={server}", "--proxy-bypass-list=<-loopback>"]
+
+
+def resolver_rules(guard: AddressGuard) -> list[str]:
+    """Browser switches that make its resolver fail for private and loopback literals (and
+    ``localhost``) other than the seeds' hosts; none with ``allow_private``."""
+    if guard.allow_private:
+        return []
+    rules = [f"EXCLUDE {host}" for host in sorted(guard.allowed_hosts)]
+    rules += [f"MAP {pattern} ~NOTFOUND" for pattern in _PRIVATE_LITERALS]
+    rules += [f"MAP [{p}] ~NOTFOUND" for p in _PRIVATE_LITERALS if ":" in p]
+    return ["--host-resolver-rules=" + ", ".join(rules)]
+
+
+def _response(
+    url: str, status: int, headers: list[tuple[str, str]], body: bytes, *, rendered: bool
+) -> Response:
+    http_headers = httpx.Headers(headers)
+    response = Response(url, status, http_headers, body, header_fields(http_headers))
+    response.rendered = rendered
+    return response
+
+
+async def _evaluate(
+    cdp: CdpConnection, session: str, expression: str, *, await_promise: bool = False
+) -> Any:
+    result = await cdp.call(
+        "Runtime.evaluate",
+        {"expression": expression, "returnByValue": True, "awaitPromise": await_promise},
+        session_id=session,
+    )
+    if "exceptionDetails" in result:
+        details = result["exceptionDetails"]
+        text = details.get("exception", {}).get("description") or details.get("text")
+        raise CdpError("Runtime.evaluate", 0, f"script failed: {text}")
+    return result.get("result", {}).get("value")
+
+
+def _is_network_idle(event: dict[str, Any], frame_id: str) -> bool:
+    return (
+        event["method"] == "Page.lifecycleEvent"
+        and event.get("name") == "networkIdle"
+        and event.get("frameId") == frame_id
+    )
+
+
+def _navigation_error(
+    url: str, error_text: str, navigation: _Navigation, max_redirects: int
+) -> FetchError:
+    if navigation.blocked is not None:
+        return FetchError("blocked_address", navigation.blocked)
+    if navigation.too_large is not None:
+        return FetchError("too_large", navigation.too_large)
+    if navigation.redirects > max_redirects:
+        return FetchError("too_many_redirects", f"more than {max_redirects} redirects")
+    name = error_text.removeprefix("net::")
+    kind = _NET_ERRORS.get(name)
+    if kind is None:
+        # TLS failures (a bad certificate, no common cipher) are connection failures, as in
+        # the HTTP fetcher; anything else broke mid-exchange.
+        kind = "connect" if name.startswith(("ERR_CERT_", "ERR_SSL_")) else "network"
+    return FetchError(kind, f"{error_text} loading {url}")
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+@asynccontextmanager
+async def open_renderer(
+    config: CrawlConfig, *, seed_hosts: Iterable[str] = (), seed_origins: Iterable[str] = ()
+) -> AsyncIterator[Renderer]:
+    """A :class:`Renderer` for ``config``; the browser starts with the first page rendered
+    and is stopped (its whole process group killed) when the block is left.
+
+    Raises:
+        ConfigError: no browser is installed, or ``config.browser`` is not an executable
+            (raised here, before anything runs).
+    """
+    executable = find_browser(config.browser)
+    seed_hosts = frozenset(seed_hosts)
+    guard = AddressGuard(exempt_origins(seed_origins), allow_private=config.allow_private)
+    async with trio.open_nursery() as nursery:
+        renderer = Renderer(
+            config, nursery, executable=executable, seed_hosts=seed_hosts, guard=guard
+        )
+        try:
+            yield renderer
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def open_page_fetcher(
+    config: CrawlConfig,
+    http: Fetcher,
+    *,
+    seed_hosts: Iterable[str] = (),
+    seed_origins: Iterable[str] = (),
+) -> AsyncIterator[tuple[Fetcher, Renderer | None]]:
+    """The fetcher for pages under ``config`` and the renderer behind it: ``http`` itself
+    (no renderer) unless ``config.rendering`` is ``always`` (the renderer) or ``auto`` (an
+    :class:`AutoFetcher`). Wherever a page pipeline runs, this is how it gets its fetcher.
+
+    Raises:
+        ConfigError: rendering is on and no browser is installed.
+    """
+    if config.rendering == "off":
+        yield http, None
+        return
+    async with open_renderer(config, seed_hosts=seed_hosts, seed_origins=seed_origins) as renderer:
+        if config.rendering == "always":
+            yield renderer, renderer
+        else:
+            yield AutoFetcher(http, renderer, config), renderer
+
+
+class AutoFetcher:
+    """:class:`Fetcher` for ``render_auto``: fetch over HTTP, and render only the HTML pages
+    that need it (:func:`needs_rendering`, or the ``render_if`` predicate)."""
+
+    def __init__(self, http: Fetcher, renderer: Renderer, config: CrawlConfig) -> None:
+        self._http = http
+        self._renderer = renderer
+        self._predicate = config.render_if
+
+    async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
+        response = await self._http.fetch(url, headers=headers)
+        if not 200 <= response.status < 300:
+            return response
+        if self._predicate is not None:
+            render = self._predicate(response.final_url, response.content)
+        else:
+            render = needs_rendering(response.fields.get("content-type"), response.content)
+        if not render:
+            return response
+        return await self._renderer.fetch(response.final_url)
+
+
+#: A page with less visible text than this (characters) and fewer links than
+#: :data:`AUTO_MIN_LINKS` is "almost empty" for :func:`needs_rendering`.
+AUTO_MIN_TEXT = 200
+AUTO_MIN_LINKS = 2
+
+
+def needs_rendering(content_type: str | None, body: bytes) -> bool:
+    """Whether an HTML page fetched over HTTP probably builds its content in JavaScript: it
+    has a ``<script>`` and almost nothing else (under 200 characters of visible text and
+    fewer than 2 links)."""
+    from ..model.parse import is_html  # here: _parse is heavy and only auto mode needs it
+
+    if not is_html(content_type, body) or b"<script" not in body.lower():
+        return False
+    from selectolax.lexbor import LexborHTMLParser
+
+    tree = LexborHTMLParser(body)
+    links = len(tree.css("a[href]"))
+    if links >= AUTO_MIN_LINKS:
+        return False
+    for node in tree.css("script, style, noscript, template"):
+        node.decompose()
+    text = tree.body.text(separator=" ", strip=True) if tree.body is not None else ""
+    return len(text) < AUTO_MIN_TEXT
