@@ -2,7 +2,7 @@
 
 mypyc (the mypy project's compiler, which black, mypy and charset-normalizer ship their wheels
 with) turns these type-checked modules into C extensions; a crawl then spends ~9% less CPU a
-page (bench/run.py, README "Performance"). The modules stay plain Python in the source tree:
+page (bench/run.py, docs/performance.md). The modules stay plain Python in the source tree:
 
 - an editable install (``pip install -e .``) is not compiled, so an edit takes effect at once
   and no stale extension can shadow it;

@@ -18,7 +18,7 @@ async def site(nursery: trio.Nursery) -> Site:
 
 def examples(default: int) -> int:
     """Hypothesis examples for a fuzz-style test: ``default`` in the suite (a few seconds),
-    or ``FUZZ_EXAMPLES`` for a long session (see README, Hardening)."""
+    or ``FUZZ_EXAMPLES`` for a long session (see docs/hardening.md)."""
     return int(os.environ.get("FUZZ_EXAMPLES", default))
 
 

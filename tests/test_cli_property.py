@@ -6,7 +6,7 @@ The command line runs in-process (``_cli.main``) against a loopback server, with
 return hostile data. Each example is a random set of options, either all drawn from valid
 and boundary values (then the crawl must succeed: exit 0) or mixed with hostile ones. Bounded
 for CI (examples, and ``--deadline`` is always one of the options); for a long session see
-README (Every value is checked): ``FUZZ_EXAMPLES=2000 python -m pytest tests/test_cli_property.py``.
+docs/hardening.md: ``FUZZ_EXAMPLES=2000 python -m pytest tests/test_cli_property.py``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The modules a wheel compiles with mypyc (hatch_build.py) behave as in plain Python.
 
-The whole suite runs against both builds in CI (``.ci/run``): README's test command against
+The whole suite runs against both builds in CI (``.ci/run``): the quick start's test command against
 the editable install (plain Python), then again against a compiled wheel with
 ``TRIO_SCRAPE_EXPECT_COMPILED=1``. What is here is what differs between the two by nature:
 how the modules were built, and how their frozen values travel to worker processes.

@@ -133,14 +133,14 @@ def test_every_field_has_a_check() -> None:
     assert sorted(fields) == sorted(_config._CHECKS)
 
 
-def test_readme_lists_every_limit() -> None:
-    """README's table of limits gives each bounded option with the range LIMITS enforces."""
+def test_docs_list_every_limit() -> None:
+    """docs/cli.md's table of limits gives each bounded option with the range LIMITS enforces."""
     from pathlib import Path
 
     from trio_scrape.model.config import LIMITS
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    table = readme[readme.index("| option | lowest | highest |") :].split("\n\n")[0]
+    page = (Path(__file__).parent.parent / "docs" / "cli.md").read_text(encoding="utf-8")
+    table = page[page.index("| option | lowest | highest |") :].split("\n\n")[0]
     for name, bound in LIMITS.items():
         names = (f"| `--{name.replace('_', '-')}`", f"| `{name}`")  # option, or library only
         [row] = [line for line in table.splitlines() if line.startswith(names)]

@@ -18,7 +18,7 @@ SITE_DIR = ROOT / "examples" / "site"
 
 
 def serve_demo_site(site: Site) -> None:
-    """Serve examples/site as README's quick start does, on this test's port."""
+    """Serve examples/site as the quick start's demo does, on this test's port."""
     for path in SITE_DIR.rglob("*.html"):
         route = "/" + path.relative_to(SITE_DIR).as_posix()
         site.add(route, Reply(body=path.read_bytes()))

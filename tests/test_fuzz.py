@@ -1,7 +1,7 @@
 """Fuzzing the page pipeline: whatever bytes and headers a server sends, no exception escapes
 and every URL still gets its record.
 
-Run in the suite with a few hundred examples each; for a long session, see README
+Run in the suite with a few hundred examples each; for a long session, see docs/hardening.md
 (Hardening): ``FUZZ_EXAMPLES=100000 python -m pytest tests/test_fuzz.py tests/test_urls.py``.
 """
 

@@ -92,7 +92,7 @@ async def test_titles_links_and_selectors_come_from_the_rendered_dom(site: Site)
 
     # "quiet" (the default) sees what the page builds synchronously and within 150 ms of its
     # last DOM change (the 60 ms timer). Whether the fetch() answer also made it depends on
-    # how fast the loopback server answered: README says such content needs "networkidle".
+    # how fast the loopback server answered: docs/rendering.md says it needs "networkidle".
     pages, stats = await crawl([site.url("/")], CrawlConfig(**{**_fields(config), "render": True}))
     got = by_path(pages)
     assert {"/", "/sync", "/timer"} <= set(got) <= {"/", "/sync", "/timer", "/fetched"}

@@ -46,7 +46,7 @@ async def test_jsonl_sink(tmp_path: Path) -> None:
     assert records[0]["ok"] is True and records[0]["links"] == ["http://a/b"]
     assert records[0]["data"] == {"price": "3", "when": [1, 2]}
     assert records[1]["ok"] is False and records[1]["error"]["kind"] == "timeout"
-    assert records[2]["title"] == "bad \ufffd surrogate"  # as README says
+    assert records[2]["title"] == "bad \ufffd surrogate"  # as docs/records.md says
 
 
 async def test_jsonl_without_links_omits_the_field(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ async def test_sigint_during_start_up_exits_130_without_a_traceback(
     assert len(stderr.decode().splitlines()) <= 2, stderr
 
 
-# Imported only by what needs them (README, Performance: start-up): a plain crawl's start
+# Imported only by what needs them (docs/performance.md, Start-up): a plain crawl's start
 # does without them, and a change that brings one back costs every crawl its import.
 NOT_ON_THE_PLAIN_PATH = {
     "pydantic": "typer's option converters (trio_scrape.cli.coercion decides plain values)",

@@ -31,7 +31,7 @@ DATA = Path(__file__).parent / "data" / "urltestdata.json"
 #: Cases (input, base) where the crawler and the standard differ, with the reason. None: the
 #: crawler resolves every case as the browser does (ada-url implements the standard and the
 #: fast path for plain paths agrees with it). Kept as a list so that a difference that appears
-#: with a new ada-url or a new data file must be explained here and in README.
+#: with a new ada-url or a new data file must be explained here and in docs/urls.md.
 KNOWN_DIFFERENCES: dict[tuple[str, str | None], str] = {}
 
 

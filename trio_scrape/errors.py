@@ -75,5 +75,5 @@ class FrontierError(TrioScrapeError):
 
 class WorkerError(TrioScrapeError):
     """Worker processes (``CrawlConfig.processes``) died more often than they may be replaced
-    (a few times per process: see README), so the crawl stops. Pages they were running went
+    (a few times per process: docs/processes.md), so the crawl stops. Pages they were running went
     back to the queue first: with ``state``, running the crawl again resumes it."""

@@ -3,7 +3,7 @@
 The server is a small static file server on h11 (already installed: httpx's HTTP/1.1
 parser), run as a task next to the crawl, so the first run needs no second terminal, no
 network and no fixed port. The site's sitemaps name ``http://127.0.0.1:8765`` (the address
-README's examples use); they are served with the real address instead.
+the docs' examples use); they are served with the real address instead.
 """
 
 from __future__ import annotations

@@ -194,7 +194,7 @@ class Crawler:
         self._children_browsers: tuple[int | None, int | None] = (None, None)
         if config.rendering != "off":
             # Imported only when used, as are the renderer and --state below: they cost
-            # start-up time to every crawl otherwise (see README, Start-up).
+            # start-up time to every crawl otherwise (see docs/performance.md, Start-up).
             from ..render.browser import find_browser
 
             find_browser(config.browser)  # a missing browser is a ConfigError, raised here

@@ -149,7 +149,7 @@ def state_settings(
         "exclude": list(config.exclude),
         "sitemaps": sorted(set(sitemaps)),
         "sitemaps_from_robots": config.sitemaps_from_robots,
-        # Which of a page's links are followed (see README, What a crawl reaches).
+        # Which of a page's links are followed (see docs/reach.md).
         "frames": config.frames,
         "meta_refresh": config.meta_refresh,
         "page_robots": config.page_robots,

@@ -510,7 +510,7 @@ class RedisFrontier:
         drew its jitter once), and it sets when the next may come. A request leased before
         another process paused its host (Retry-After, back-off) waits for the pause to end,
         holding its slot: a paced host's pause is seen at every start, anyone else's with
-        each lease answer (see README, fleet politeness). The wait is bounded: each answer
+        each lease answer (see docs/fleet.md, politeness). The wait is bounded: each answer
         names the next instant a start may come, and at most ``per_host`` requests of the
         fleet compete for it.
 

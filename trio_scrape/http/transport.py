@@ -10,8 +10,8 @@ detected when the request fails before any response byte arrives, and the reques
 more on a fresh connection (as browsers and urllib3 do for idempotent requests).
 
 Responses are parsed by llhttp, Node's HTTP parser, through httptools (the binding uvicorn
-uses): C, strict by default, about a twentieth of h11's CPU per response (measured: see README,
-Performance). What llhttp leaves to its caller is done here: the response head's size limit,
+uses): C, strict by default, about a twentieth of h11's CPU per response (measured: see
+bench/RESULTS.md). What llhttp leaves to its caller is done here: the response head's size limit,
 1xx responses skipped, close-delimited bodies ended at the end of the stream, no reuse of a
 connection whose response was followed by unexpected bytes, and HEAD answers taken as having no
 body. Requests are serialised here, with header names and values checked as h11 would.
@@ -177,7 +177,7 @@ class _Connection:
         ``at_once``): the requests of the workers that finished a page in one pass then go
         out together, at the start or end of the next pass, instead of one between each
         two pages' parsing. Measured on the benchmark crawl, 5-8% less CPU per page and
-        3-5% less wall time (README, Performance): on this VM every write that wakes the
+        3-5% less wall time (docs/performance.md): on this VM every write that wakes the
         idle server costs a cross-CPU wake-up, and writes in a row share them. ``at_once``
         is for paced hosts, whose requests must reach the wire when scheduled, and for
         worker processes (``CrawlTransport(write_at_once=True)``): their pages wait on the

@@ -164,7 +164,7 @@ class CrawlConfig:
         lease: seconds a leased request stays with a process that stops renewing it (killed,
             cut off): then it goes back to the queue for the others.
 
-    Rendering (headless Chromium; see README, Rendering JavaScript pages):
+    Rendering (headless Chromium; see docs/rendering.md):
         render: fetch every page with the browser; the record's ``data.rendered`` is true.
         render_auto: fetch over HTTP first and render only the HTML pages that look built by
             JavaScript (a ``<script>``, under 200 characters of text and under 2 links), or
@@ -187,7 +187,7 @@ class CrawlConfig:
         follow: ``follow(page)`` -> the URLs to enqueue instead of all the page's links
             (still subject to scope, include/exclude and depth).
 
-    Every number has a lower and an upper bound (:data:`LIMITS`, README's "Limits" table);
+    Every number has a lower and an upper bound (:data:`LIMITS`, the limits table in docs/cli.md);
     headers and the user agent must be what HTTP can carry (printable ASCII), regular
     expressions must compile, a proxy must be a URL httpx can use.
 
@@ -294,7 +294,7 @@ class CrawlConfig:
         """Worker processes to run: ``processes``, with ``"auto"`` resolved to the CPUs this
         process may use (at most ``workers``: a process with no page to work on is wasted),
         or to 1 (the crawler's own process) on 2 CPUs or fewer, where one process was faster
-        than worker processes in every measurement (README, Performance)."""
+        than worker processes in every measurement (docs/performance.md)."""
         if self.processes == "auto":
             cpus = usable_cpus()
             if cpus <= 2:
@@ -321,7 +321,7 @@ class CrawlConfig:
 # ----------------------------------------------------------------------------------- checks
 # The limits of every number a user can set. Generous for real crawls, and small enough that
 # nothing is sized by them: a bound keeps a typo (or 10**30) from reaching trio, httpx, zlib
-# or SQLite, which would raise, hang or run out of memory. README's "Limits" table lists them.
+# or SQLite, which would raise, hang or run out of memory. docs/cli.md's limits table lists them.
 DAY = 86_400.0
 YEAR = 365 * DAY
 MAX_WORKERS = 10_000

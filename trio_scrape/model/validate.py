@@ -58,7 +58,7 @@ def shorten(value: object, limit: int = 60) -> str:
 
 
 def number(value: float) -> str:
-    """``10,000`` or ``0.5``: a bound as messages and README write it."""
+    """``10,000`` or ``0.5``: a bound as messages and docs/cli.md write it."""
     return f"{int(value):,}" if float(value).is_integer() else f"{value:,g}"
 
 
@@ -94,7 +94,7 @@ class Range:
         return value
 
     def describe(self) -> str:
-        """The range in words, as README's table of limits gives it: ``1 to 10,000``."""
+        """The range in words, as the table of limits in docs/cli.md gives it: ``1 to 10,000``."""
         low = f"more than {number(self.low)}" if self.open_low else number(self.low)
         return f"{low} to {number(self.high)}"
 

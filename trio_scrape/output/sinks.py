@@ -80,7 +80,7 @@ def _json(value: Any) -> bytes:
 
 
 def _jsonable(value: Any, depth: int) -> Any:
-    """``value`` with what JSON cannot hold replaced, as README (Records) says: NaN and
+    """``value`` with what JSON cannot hold replaced, as docs/records.md says: NaN and
     infinities become null (as orjson writes them), integers beyond 64 bits their decimal
     digits as a string, keys their text, lone surrogates U+FFFD, other objects what orjson
     makes of them (datetime: ISO 8601) or their ``str``."""
