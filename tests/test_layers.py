@@ -30,7 +30,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("trio_scrape.frontier",),  # what to crawl next, per-host pacing
     ("trio_scrape.http",),  # the address guard, the transport, the fetcher
     ("trio_scrape.render",),  # headless Chromium
-    ("trio_scrape.engine.pipeline", "trio_scrape.engine.robots"),  # one page's work
+    (  # one page's work, and how a process puts it together
+        "trio_scrape.engine.pipeline",
+        "trio_scrape.engine.robots",
+        "trio_scrape.engine.assembly",
+    ),
     ("trio_scrape.processes",),  # worker processes run that pipeline
     ("trio_scrape.engine",),  # the crawler: orchestrates all of the above
     ("trio_scrape.cli",),

@@ -9,8 +9,8 @@ import subprocess
 
 import trio
 
+from trio_scrape import CrawlStatistics
 from trio_scrape.cli.progress import status_line, stderr_console, summary_table
-from trio_scrape.engine.crawler import CrawlStatistics
 
 from .site import Reply, Request, Site, html_page
 from .test_cli import CLI, cli, records

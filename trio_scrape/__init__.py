@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .engine.crawler import Crawler as Crawler
-    from .engine.crawler import CrawlStatistics as CrawlStatistics
-    from .engine.crawler import StopReason as StopReason
     from .engine.crawler import open_crawl as open_crawl
     from .engine.crawler import scrape as scrape
+    from .engine.stats import CrawlStatistics as CrawlStatistics
+    from .engine.stats import StopReason as StopReason
     from .errors import ConfigError as ConfigError
     from .errors import OutputError as OutputError
     from .errors import StateError as StateError
@@ -97,8 +97,8 @@ _EXPORTS = {
     "ExtractHook": ".model.config",
     "FollowHook": ".model.config",
     "Crawler": ".engine.crawler",
-    "CrawlStatistics": ".engine.crawler",
-    "StopReason": ".engine.crawler",
+    "CrawlStatistics": ".engine.stats",
+    "StopReason": ".engine.stats",
     "open_crawl": ".engine.crawler",
     "scrape": ".engine.crawler",
     "ConfigError": ".errors",

@@ -25,7 +25,8 @@ import trio
 import typer
 
 from .._version import __version__
-from ..engine.crawler import Crawler, CrawlStatistics, raise_single
+from ..engine.crawler import Crawler, raise_single
+from ..engine.stats import CrawlStatistics
 from ..errors import ConfigError, FrontierError, OutputError, StateError
 from ..model.config import DEFAULT_USER_AGENT, LIMITS, CrawlConfig
 from ..model.parse import Selector

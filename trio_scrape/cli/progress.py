@@ -16,7 +16,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from ..engine.crawler import Crawler, CrawlStatistics
+from ..engine.crawler import Crawler
+from ..engine.stats import CrawlStatistics
 
 __all__ = ["show_progress", "summary_table"]
 

@@ -40,90 +40,41 @@ with ``error.kind = "cancelled"``; the sink drains, the client closes, and ``run
 
 from __future__ import annotations
 
-import array
 import collections
-import dataclasses
 import logging
-import math
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 import trio
 
 from ..errors import ConfigError
 from ..frontier.memory import Frontier, MemoryFrontier
-from ..frontier.pacing import HostLimiter, HostStatistics
+from ..frontier.pacing import HostLimiter
 from ..http.fetcher import Fetcher, open_fetcher
 from ..model.config import CrawlConfig
 from ..model.page import CrawlRequest, Page, PageError, PageMemo
 from ..model.urls import UrlScope, browser_url, host_of, origin_of, url_key
 from ..output.sinks import Sink
-from .pipeline import AttemptLost, Outcome, PagePipeline, Pipeline, browser_urls, failed_page
+from .assembly import open_page_pipeline
+from .pipeline import AttemptLost, Outcome, Pipeline, browser_urls, failed_page
+from .records import FLUSH_DELAY, RecordWriter, closing_sink
 from .robots import RobotsCache
+from .stats import Counters, CrawlStatistics, StopReason
 
 if TYPE_CHECKING:
     from ..render.renderer import Renderer
 
-__all__ = ["CrawlStatistics", "Crawler", "StopReason", "open_crawl", "raise_single", "scrape"]
+__all__ = ["Crawler", "open_crawl", "raise_single", "scrape"]
 
 logger = logging.getLogger("trio_scrape")
 
-#: Why a crawl ended: it ran out of URLs, hit ``max_pages``, its ``deadline``, or was stopped.
-StopReason = Literal["finished", "max_pages", "deadline", "stopped"]
-
 # How long a cancelled worker may still wait to hand its "cancelled" record to the sink.
 _LAST_RECORD_TIMEOUT = 5.0
-# How long a record may wait for others to be written with it (one write per batch).
-_FLUSH_DELAY = 0.02
-_LATENCY_SAMPLES = 10_000
 # Pages a worker may take straight from the frontier before it waits on the jobs channel again.
 _DIRECT_TAKES = 64
-
-
-@dataclasses.dataclass(frozen=True)
-class CrawlStatistics:
-    """A snapshot of a crawl, from :meth:`Crawler.statistics`."""
-
-    pages: int  #: records written
-    ok: int  #: records with ``ok`` true
-    errors: Mapping[str, int]  #: records by ``error.kind``
-    status_codes: Mapping[int, int]  #: records by final HTTP status
-    bytes: int  #: decoded body bytes received
-    queued: int  #: URLs waiting in the frontier
-    in_flight: int  #: URLs handed to workers and not yet written
-    seen: int  #: distinct URLs ever queued
-    retries: int  #: extra attempts made
-    invalid_links: int  #: hrefs that do not parse as URLs (or are too long)
-    elapsed: float  #: seconds since the crawl started (until it ended, once it has)
-    stop_reason: StopReason | None  #: None while running
-    hosts: Mapping[str, HostStatistics] = dataclasses.field(default_factory=dict)
-    """per origin (``scheme://host[:port]``): requests, errors, in flight, concurrency, delay"""
-    latency_p50: float | None = None  #: median seconds per page (first try to record)
-    latency_p95: float | None = None  #: 95th percentile of the same
-    refused_by_max_pages: int = 0
-    """distinct URLs found (in scope, never seen) that ``max_pages`` kept from being crawled"""
-    revisits: int = 0
-    """pages fetched once more, without a record, for their links: found at a smaller depth
-    after they were handed out (see ``Frontier.add``)"""
-    changed: int = 0  #: a recrawl's records of pages whose content changed since the last round
-    unchanged: int = 0  #: ... of pages unchanged (``304 Not Modified``, or the same SHA-256)
-    new: int = 0  #: ... of pages the last round did not have
-    gone: int = 0  #: ... of pages the last round had that answer 404 or 410 now
-    unlinked: int = 0
-    """pages of earlier rounds that a finished recrawl round did not reach (no longer linked)"""
-    rendered: int = 0  #: pages rendered by the browser (``render`` / ``render_auto``)
-    tabs_in_use: int = 0  #: browser tabs rendering a page right now
-    browser_memory: int | None = None  #: the browser's total PSS in bytes (None: not running)
-    browser_peak_memory: int | None = None  #: the largest ``browser_memory`` sampled
-    processes: int = 1  #: processes running the page pipeline (1: the crawler's own)
-    worker_restarts: int = 0  #: worker processes replaced after they died
-
-    @property
-    def pages_per_second(self) -> float:
-        return self.pages / self.elapsed if self.elapsed > 0 else 0.0
 
 
 class Crawler:
@@ -184,14 +135,12 @@ class Crawler:
         self._resumable = self._own_state or self._own_redis
         # With a state, records are committed as soon as they can be: what a kill makes the
         # next run redo is what was written since the last commit.
-        self._flush_delay = 0.0 if self._own_state else _FLUSH_DELAY
+        self._flush_delay = 0.0 if self._own_state else FLUSH_DELAY
         self._attempting = 0  # pages between dispatch and their record (or retry)
         self._frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self._transport = transport
         self._pipeline: Pipeline | None = None
         self._renderer: Renderer | None = None
-        self._rendered = 0
-        self._children_browsers: tuple[int | None, int | None] = (None, None)
         if config.rendering != "off":
             # Imported only when used, as are the renderer and --state below: they cost
             # start-up time to every crawl otherwise (see docs/performance.md, Start-up).
@@ -217,24 +166,12 @@ class Crawler:
         self._started_at: float | None = None
         self._ended_at: float | None = None
 
-        self._pages = 0
-        self._ok = 0
-        self._errors: collections.Counter[str] = collections.Counter()
-        self._status_codes: collections.Counter[int] = collections.Counter()
-        self._bytes = 0
-        self._retries = 0
-        self._invalid_links = 0
-        self._revisits = 0
-        self._changes: collections.Counter[str] = collections.Counter()  # a recrawl's
-        self._unlinked = 0
-        self._refused: set[int] = set()  # hash() of URLs max_pages refused
+        self._counts = Counters(self._rng)
         self._canonical_keys: set[int] = set()  # dedup_canonical: hash(url_key) recorded
         # Whether a page was handed out at the depth limit (its links not followed): until
         # one was, every link reached was followed, and revisits would find nothing new.
         self._cut = False
         self._scheduled = 0
-        # Page latencies for percentiles: a uniform sample (reservoir) of at most 10,000.
-        self._latencies = array.array("d")
 
     @property
     def config(self) -> CrawlConfig:
@@ -267,30 +204,11 @@ class Crawler:
         else:
             end = self._ended_at if self._ended_at is not None else trio.current_time()
             elapsed = end - self._started_at
-        p50, p95 = _percentiles(self._latencies, (0.5, 0.95))
-        return CrawlStatistics(
-            latency_p50=p50,
-            latency_p95=p95,
-            pages=self._pages,
-            ok=self._ok,
-            errors=dict(self._errors),
-            status_codes=dict(self._status_codes),
-            bytes=self._bytes,
-            queued=frontier.queued,
-            in_flight=frontier.leased,
-            seen=frontier.seen,
-            retries=self._retries,
-            invalid_links=self._invalid_links,
+        return self._counts.snapshot(
+            frontier,
+            hosts=self._hosts.statistics(),
             elapsed=elapsed,
             stop_reason=self._stop_reason if self._ended_at is not None else None,
-            hosts=self._hosts.statistics(),
-            revisits=self._revisits,
-            refused_by_max_pages=len(self._refused),
-            changed=self._changes["changed"],
-            unchanged=self._changes["unchanged"],
-            new=self._changes["new"],
-            gone=self._changes["gone"],
-            unlinked=self._unlinked,
             **self._render_statistics(),
             processes=self._config.process_count,
             worker_restarts=getattr(self._pipeline, "restarts", 0),
@@ -310,32 +228,10 @@ class Crawler:
         # Worker processes render with browsers of their own: pages rendered are counted
         # from the records, memory sampled from /proc (tabs in use are not reported).
         return {
-            "rendered": self._rendered,
-            "browser_memory": self._children_browsers[0],
-            "browser_peak_memory": self._children_browsers[1],
+            "rendered": self._counts.rendered_records,
+            "browser_memory": getattr(self._pipeline, "browser_memory", None),
+            "browser_peak_memory": getattr(self._pipeline, "browser_peak_memory", None),
         }
-
-    async def _sample_children_browsers(self, scope: trio.CancelScope) -> None:
-        """Every second until ``scope`` is cancelled, the total PSS of the browsers that the
-        worker processes started."""
-        from ..processes.pool import ProcessPipeline
-        from ..render.browser import browser_groups, group_memory
-
-        pipeline = self._pipeline
-        if not isinstance(pipeline, ProcessPipeline):
-            return
-
-        def measure(parents: list[int]) -> int | None:
-            groups = browser_groups(parents)
-            return sum(group_memory(pgid) for pgid in groups) if groups else None
-
-        with scope:
-            while True:
-                memory = await trio.to_thread.run_sync(measure, list(pipeline.pids))
-                if memory is not None:
-                    peak = max(memory, self._children_browsers[1] or 0)
-                    self._children_browsers = (memory, peak)
-                await trio.sleep(1.0)
 
     # ------------------------------------------------------------------------------- run
 
@@ -377,74 +273,11 @@ class Crawler:
         )
         try:
             async with AsyncExitStack() as stack:
-                await stack.enter_async_context(_closing(self._sink))
-                if self._own_state:
-                    from ..frontier.open import open_state
-
-                    state = await open_state(
-                        stack, config, seeds=self._seeds, sitemaps=self._sitemaps, sink=self._sink
-                    )
-                    if state is None:  # that crawl has finished
-                        task_status.started()
-                        return
-                    self._frontier = state
-                    self._scheduled = state.resume.scheduled
-                    self._cut = state.resume.deepest >= config.depth
-                if self._own_redis:
-                    from ..frontier.open import open_fleet
-
-                    fleet = await open_fleet(
-                        stack, config, seeds=self._seeds, sitemaps=self._sitemaps, sink=self._sink
-                    )
-                    if fleet is None:  # that crawl has finished
-                        task_status.started()
-                        return
-                    self._frontier = fleet
-                if self._fleet_pages and not hasattr(self._frontier, "cut"):
-                    # Another process may have handed out a page at the depth limit (a
-                    # frontier that knows says so in its `cut`).
-                    self._cut = True
-                attach_sink = getattr(self._frontier, "attach_sink", None)
-                if attach_sink is not None:  # records go out only once committed
-                    self._sink = await attach_sink(self._sink, links=config.links)
-                self._get_nowait = getattr(self._frontier, "get_nowait", None)
-                self._starting = getattr(self._frontier, "starting", None)
-                self._remember = getattr(self._frontier, "remember", None)
-                starts = self._seeds + self._sitemaps
-                seed_hosts = {host_of(url) for url in starts}
-                seed_origins = {origin_of(url) for url in starts}
-                fetcher = await stack.enter_async_context(
-                    open_fetcher(
-                        config,
-                        transport=self._transport,
-                        seed_hosts=seed_hosts,
-                        seed_origins=seed_origins,
-                    )
-                )
-                page_fetcher: Fetcher = fetcher
-                if config.process_count > 1:  # each worker process opens its own fetchers
-                    from ..processes.pool import open_process_pipeline
-
-                    self._pipeline = await stack.enter_async_context(
-                        open_process_pipeline(
-                            config,
-                            seed_hosts=seed_hosts,
-                            seed_origins=seed_origins,
-                            bodies=self._keep_bodies,
-                        )
-                    )
-                elif config.rendering != "off":
-                    from ..render.renderer import open_page_fetcher
-
-                    page_fetcher, self._renderer = await stack.enter_async_context(
-                        open_page_fetcher(
-                            config, fetcher, seed_hosts=seed_hosts, seed_origins=seed_origins
-                        )
-                    )
-                if self._pipeline is None:
-                    self._pipeline = PagePipeline(
-                        config, page_fetcher, sitemap_fetcher=fetcher, rng=self._rng
-                    )
+                await stack.enter_async_context(closing_sink(self._sink))
+                if not await self._open_frontier(stack):  # that crawl has finished
+                    task_status.started()
+                    return
+                fetcher = await self._open_pipeline(stack)
                 nursery = await stack.enter_async_context(trio.open_nursery())
                 if config.robots or config.sitemaps_from_robots:
                     self._robots = RobotsCache(
@@ -454,10 +287,18 @@ class Crawler:
                         rng=self._rng,
                         shared=getattr(self._frontier, "shared_robots", None),
                     )
-                nursery.start_soon(self._write_records, record_recv)
+                writer = RecordWriter(
+                    self._sink,
+                    self._frontier,
+                    self._counts,
+                    attempting=lambda: self._attempting,
+                    flush_delay=self._flush_delay,
+                )
+                nursery.start_soon(writer.run, record_recv)
                 sampler = trio.CancelScope()
-                if config.process_count > 1 and config.rendering != "off":
-                    nursery.start_soon(self._sample_children_browsers, sampler)
+                sample_browsers = getattr(self._pipeline, "sample_browsers", None)
+                if sample_browsers is not None and config.rendering != "off":
+                    nursery.start_soon(_run_in, sampler, sample_browsers)
                 async with record_send, trio.open_nursery() as workers:
                     self._workers_scope = workers.cancel_scope
 
@@ -476,11 +317,85 @@ class Crawler:
                 sampler.cancel()
                 count_unlinked = getattr(self._frontier, "count_unlinked", None)
                 if config.recrawl and self._stop_reason is None and count_unlinked is not None:
-                    self._unlinked = await count_unlinked()  # the round is complete
+                    self._counts.unlinked = await count_unlinked()  # the round is complete
         finally:
             self._ended_at = trio.current_time()
             if self._stop_reason is None:
                 self._stop_reason = "finished"
+
+    async def _open_frontier(self, stack: AsyncExitStack) -> bool:
+        """Open the crawl's own state or fleet frontier when it has one, and put the sink
+        behind the frontier's commits; False: that crawl has finished (nothing to do)."""
+        config = self._config
+        if self._own_state:
+            from ..frontier.open import open_state
+
+            state = await open_state(
+                stack, config, seeds=self._seeds, sitemaps=self._sitemaps, sink=self._sink
+            )
+            if state is None:
+                return False
+            self._frontier = state
+            self._scheduled = state.resume.scheduled
+            self._cut = state.resume.deepest >= config.depth
+        if self._own_redis:
+            from ..frontier.open import open_fleet
+
+            fleet = await open_fleet(
+                stack, config, seeds=self._seeds, sitemaps=self._sitemaps, sink=self._sink
+            )
+            if fleet is None:
+                return False
+            self._frontier = fleet
+        if self._fleet_pages and not hasattr(self._frontier, "cut"):
+            # Another process may have handed out a page at the depth limit (a
+            # frontier that knows says so in its `cut`).
+            self._cut = True
+        attach_sink = getattr(self._frontier, "attach_sink", None)
+        if attach_sink is not None:  # records go out only once committed
+            self._sink = await attach_sink(self._sink, links=config.links)
+        self._get_nowait = getattr(self._frontier, "get_nowait", None)
+        self._starting = getattr(self._frontier, "starting", None)
+        self._remember = getattr(self._frontier, "remember", None)
+        return True
+
+    async def _open_pipeline(self, stack: AsyncExitStack) -> Fetcher:
+        """Open the page pipeline (here, or in worker processes) and return the plain HTTP
+        fetcher that robots.txt and sitemaps use."""
+        config = self._config
+        starts = self._seeds + self._sitemaps
+        seed_hosts = {host_of(url) for url in starts}
+        seed_origins = {origin_of(url) for url in starts}
+        if config.process_count == 1:
+            tools = await stack.enter_async_context(
+                open_page_pipeline(
+                    config,
+                    seed_hosts=seed_hosts,
+                    seed_origins=seed_origins,
+                    transport=self._transport,
+                    rng=self._rng,
+                )
+            )
+            self._pipeline, self._renderer = tools.pipeline, tools.renderer
+            return tools.fetcher
+        # Each worker process opens its own pipeline; this process fetches robots.txt and
+        # sitemaps only.
+        from ..processes.pool import open_process_pipeline
+
+        fetcher = await stack.enter_async_context(
+            open_fetcher(
+                config,
+                transport=self._transport,
+                seed_hosts=seed_hosts,
+                seed_origins=seed_origins,
+            )
+        )
+        self._pipeline = await stack.enter_async_context(
+            open_process_pipeline(
+                config, seed_hosts=seed_hosts, seed_origins=seed_origins, bodies=self._keep_bodies
+            )
+        )
+        return fetcher
 
     def _worker_count(self) -> int:
         config = self._config
@@ -527,9 +442,7 @@ class Crawler:
                         except trio.WouldBlock:
                             await jobs.send(request)
                     except BaseException:
-                        self._hosts.finish(
-                            origin_of(request.url), latency=None, failed=False, url=request.url
-                        )
+                        self._never_started(request)
                         with trio.CancelScope(shield=True):
                             await self._frontier.release([request])
                         raise
@@ -586,6 +499,12 @@ class Crawler:
             return None
         return request
 
+    def _never_started(self, request: CrawlRequest) -> None:
+        """A dispatched request that goes no further (stopped, refused by robots.txt, a
+        revisit with nothing to find): its host's slot is freed with no latency to learn from.
+        Exactly one ``finish`` per dispatched request, whatever happens to it."""
+        self._hosts.finish(origin_of(request.url), latency=None, failed=False, url=request.url)
+
     async def _page(
         self,
         request: CrawlRequest,
@@ -595,7 +514,7 @@ class Crawler:
         pipeline, and so most likely to the network)."""
         if self._stopping:
             # Dispatched but not started: it goes back, it is not "scheduled".
-            self._hosts.finish(origin_of(request.url), latency=None, failed=False, url=request.url)
+            self._never_started(request)
             await self._frontier.release([request])
             return False
         page = None
@@ -604,7 +523,7 @@ class Crawler:
             self._cut = True
         elif request.revisit and not (self._cut or getattr(self._frontier, "cut", False)):
             # Nothing was cut: the page's links were all followed already.
-            self._hosts.finish(origin_of(request.url), latency=None, failed=False, url=request.url)
+            self._never_started(request)
             await self._frontier.done([request])
             return False
         try:
@@ -615,9 +534,7 @@ class Crawler:
                     and self._config.robots
                     and not await self._robots.allowed(request.url)
                 ):
-                    self._hosts.finish(
-                        origin_of(request.url), latency=None, failed=False, url=request.url
-                    )
+                    self._never_started(request)
                     page = failed_page(request, PageError("robots", "disallowed by robots.txt"))
                 else:
                     starting = self._starting
@@ -628,7 +545,7 @@ class Crawler:
             finally:
                 self._attempting -= 1  # before its record goes out: see _write_records
             if page is not None and request.revisit:  # its links are queued
-                self._revisits += 1
+                self._counts.revisits += 1
                 await self._frontier.done([request])
             elif page is not None:
                 if not self._keep_bodies:  # a lexbor tree is far larger than its page
@@ -657,86 +574,6 @@ class Crawler:
             raise
         return attempted
 
-    async def _write_records(
-        self, records: trio.MemoryReceiveChannel[tuple[CrawlRequest, Page]]
-    ) -> None:
-        """The sink task: hand pages to the sink in order, and flush once the channel is
-        momentarily empty and either the oldest unflushed record has waited ``_FLUSH_DELAY``
-        (one write per batch instead of one per page) or no page is being attempted; only then
-        end the pages' leases (the crawl's end waits for them)."""
-        sink = self._sink
-        flush = getattr(sink, "flush", None)
-        start = getattr(sink, "start", None)
-        if start is not None:
-            start()  # a no-op if the state already started it where it left off
-        written: list[CrawlRequest] = []
-        due = math.inf  # when the oldest record not yet flushed is to be written at the latest
-        async with records:
-            while True:
-                try:
-                    request, page = records.receive_nowait()
-                except trio.WouldBlock:
-                    # No record is coming soon when no page is being attempted (the last
-                    # page of a crawl, or of a burst): flush now instead of after the delay.
-                    if written and (
-                        flush is None or not self._attempting or trio.current_time() >= due
-                    ):
-                        await self._hand_over(written, flush)
-                        written = []
-                        due = math.inf
-                    received = None
-                    with trio.move_on_at(due):
-                        try:
-                            received = await records.receive()
-                        except trio.EndOfChannel:
-                            break
-                    if received is None:
-                        continue  # flush is due
-                    request, page = received
-                except trio.EndOfChannel:
-                    break
-                if not written:
-                    due = trio.current_time() + self._flush_delay
-                self._count(page)
-                if sink is not None:
-                    await sink.send(page)
-                written.append(request)
-            if written:
-                await self._hand_over(written, flush)
-
-    async def _hand_over(self, written: list[CrawlRequest], flush: Any) -> None:
-        if flush is not None:
-            await flush()
-        await self._frontier.done(written, output_offset=self._output_offset())
-
-    def _output_offset(self) -> int | None:
-        offset = getattr(self._sink, "offset", None)
-        return offset if isinstance(offset, int) else None
-
-    def _count(self, page: Page) -> None:
-        self._pages += 1
-        if self._renderer is None and page.data.get("rendered") is True:
-            self._rendered += 1  # rendered in a worker process
-        if len(self._latencies) < _LATENCY_SAMPLES:
-            self._latencies.append(page.elapsed)
-        else:
-            slot = self._rng.randrange(self._pages)
-            if slot < _LATENCY_SAMPLES:
-                self._latencies[slot] = page.elapsed
-        self._bytes += page.bytes
-        if page.status is not None:
-            self._status_codes[page.status] += 1
-        change = page.data.get("change")
-        if change is not None:
-            self._changes[change] += 1
-        if page.error is not None:
-            self._errors[page.error.kind] += 1
-        elif page.ok:
-            self._ok += 1
-        if logger.isEnabledFor(logging.DEBUG):
-            outcome = page.error.kind if page.error else page.status
-            logger.debug("%s %s (%.3fs)", outcome, page.url, page.elapsed)
-
     # ---------------------------------------------------------------------------- a page
 
     async def _attempt(self, request: CrawlRequest) -> Page | None:
@@ -764,10 +601,10 @@ class Crawler:
     async def _apply(self, request: CrawlRequest, outcome: Outcome) -> Page | None:
         """Apply an attempt's outcome: queue its links and sitemap entries, mark a redirect's
         target seen, or send the request back for a retry with its host paused."""
-        self._invalid_links += outcome.invalid_links
+        self._counts.invalid_links += outcome.invalid_links
         page = outcome.page
         if page is None:
-            self._retries += 1
+            self._counts.retries += 1
             origin = origin_of(request.url)
             logger.info(
                 "retrying %s in %.2fs (attempt %d failed: %s); pausing %s",
@@ -858,7 +695,7 @@ class Crawler:
         if attempts > self._config.retries:
             elapsed = trio.current_time() - (request.first_try or trio.current_time())
             return failed_page(request, PageError("crashed", str(exc)), elapsed=elapsed)
-        self._retries += 1
+        self._counts.retries += 1
         await self._frontier.release([request._replace(attempts=attempts)])
         return None
 
@@ -873,7 +710,7 @@ class Crawler:
         found: list[str] = []
         for origin in dict.fromkeys(origin_of(seed) for seed in self._seeds):
             urls, invalid = browser_urls(await self._robots.sitemaps(origin))
-            self._invalid_links += invalid
+            self._counts.invalid_links += invalid
             found += urls
         await self._add_sitemaps(found, depth=0, referrer=None)
 
@@ -890,7 +727,7 @@ class Crawler:
         if self._scheduled >= limit:
             if self._stop_reason is None:
                 self._stop_reason = "max_pages"
-            self._refused.add(hash(url))
+            self._counts.refused.add(hash(url))
             return False
         self._scheduled += 1
         return True
@@ -912,15 +749,10 @@ def _warn_out_of_scope(sitemap: str, listed: int, hosts: collections.Counter[str
     )
 
 
-def _percentiles(
-    samples: array.array[float], fractions: tuple[float, float]
-) -> tuple[float | None, float | None]:
-    if not samples:
-        return None, None
-    ordered = sorted(samples)
-    last = len(ordered) - 1
-    low, high = (ordered[min(last, int(f * len(ordered)))] for f in fractions)
-    return low, high
+async def _run_in(scope: trio.CancelScope, task: Callable[[], Awaitable[None]]) -> None:
+    """Run ``task`` until ``scope`` is cancelled."""
+    with scope:
+        await task()
 
 
 def raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
@@ -941,18 +773,6 @@ def raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
     if not real and leaves:
         raise leaves[0] from None
     raise group
-
-
-class _closing(AbstractAsyncContextManager[None]):
-    """Close a sink (if it can be closed) when the crawl ends, however it ends."""
-
-    def __init__(self, sink: Sink | None) -> None:
-        self._sink = sink
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        aclose = getattr(self._sink, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 # ---------------------------------------------------------------------------------- helpers

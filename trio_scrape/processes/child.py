@@ -21,13 +21,11 @@ import os
 import signal
 import socket
 import sys
-from contextlib import AsyncExitStack
 from typing import Any
 
 import trio
 
-from ..engine.pipeline import PagePipeline
-from ..http.fetcher import Fetcher, open_fetcher
+from ..engine.assembly import open_page_pipeline
 from ..http.transport import SEND_AT
 from ..model.config import HOOKS, CrawlConfig
 from .wire import CANCEL, READY, FrameReader, decode_job, encode_outcome, frame, send_all
@@ -63,17 +61,10 @@ async def _serve(fd: int) -> None:
     config = CrawlConfig(**fields)
     bodies: bool = setup["bodies"]
     seeds = {"seed_hosts": setup["seed_hosts"], "seed_origins": setup["seed_origins"]}
-    async with AsyncExitStack() as stack:
-        # Requests written at once: a worker process's pages wait on the hop (see _transport).
-        fetcher = await stack.enter_async_context(open_fetcher(config, **seeds, write_at_once=True))
-        page_fetcher: Fetcher = fetcher
-        if config.rendering != "off":  # each worker process renders with its own browser
-            from ..render.renderer import open_page_fetcher
-
-            page_fetcher, _ = await stack.enter_async_context(
-                open_page_fetcher(config, fetcher, **seeds)
-            )
-        pipeline = PagePipeline(config, page_fetcher, sitemap_fetcher=fetcher)
+    # Requests written at once: a worker process's pages wait on the hop (see http/transport.py).
+    # Each worker process renders with a browser of its own.
+    async with open_page_pipeline(config, **seeds, write_at_once=True) as tools:
+        pipeline = tools.pipeline
         outbox_send, outbox_recv = trio.open_memory_channel[bytes](config.workers)
         running: dict[int, trio.CancelScope] = {}
         queued: set[int] = set()

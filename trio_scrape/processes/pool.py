@@ -209,11 +209,31 @@ class ProcessPipeline:
         self._closing = False
         self._broken: WorkerError | None = None
         self.restarts = 0  #: worker processes replaced after they died
+        #: The total PSS in bytes of the browsers the worker processes started (None: none
+        #: running, or not sampled), and the largest sampled: see :meth:`sample_browsers`.
+        self.browser_memory: int | None = None
+        self.browser_peak_memory: int | None = None
 
     @property
     def pids(self) -> list[int]:
         """Process ids of the worker processes running now."""
         return [w.popen.pid for w in self._workers if w.alive]
+
+    async def sample_browsers(self, interval: float = 1.0) -> None:
+        """Every ``interval`` seconds until cancelled, sample the total PSS of the browsers
+        the worker processes started into :attr:`browser_memory` (rendering crawls)."""
+        from ..render.browser import browser_groups, group_memory
+
+        def measure(parents: list[int]) -> int | None:
+            groups = browser_groups(parents)
+            return sum(group_memory(pgid) for pgid in groups) if groups else None
+
+        while True:
+            memory = await trio.to_thread.run_sync(measure, self.pids)
+            if memory is not None:
+                self.browser_memory = memory
+                self.browser_peak_memory = max(memory, self.browser_peak_memory or 0)
+            await trio.sleep(interval)
 
     # ------------------------------------------------------------------------- attempts
 
