@@ -942,7 +942,7 @@ def _processes(value: str) -> int | Literal["auto"]:
 
 
 # Set once a hook's module is imported: the process then ends with the interpreter's full
-# teardown, which the user's code may count on (see _entry._finish).
+# teardown, which the user's code may count on (see _entry._user_code_loaded).
 hooks_loaded = False
 
 
