@@ -55,6 +55,29 @@ async def test_crawl_to_stdout_with_summary_on_stderr(site: Site) -> None:
     assert len(stderr) == 1 and stderr[0].startswith("trio-scrape: 4 pages (4 ok, 0 errors)")
 
 
+@pytest.mark.parametrize("mode", ["memory", "processes", "state"])
+async def test_a_redirect_target_linking_to_itself_is_fetched_once(
+    site: Site, tmp_path: Path, mode: str
+) -> None:
+    site.add("/", Reply(body=html_page("Home", ["d"])))
+    site.add("/d", Reply(301, headers={"Location": "/d/"}))
+    site.add("/d/", Reply(body=html_page("D", ["#top"])))
+    out = tmp_path / "out.jsonl"
+    extra = {
+        "memory": [],
+        "processes": ["--processes", "2"],
+        "state": ["--state", str(tmp_path / "state.db")],
+    }[mode]
+    result = await cli("run", site.url("/"), "--depth", "3", "-o", str(out), "-q", *extra)
+    assert result.returncode == 0, result.stderr
+    got = records(out.read_bytes())
+    assert [(r["url"], r["final_url"]) for r in got] == [
+        (site.url("/"), site.url("/")),
+        (site.url("/d"), site.url("/d/")),
+    ]
+    assert site.hits["/d/"] == 1
+
+
 async def test_quiet_prints_nothing_on_stderr(site: Site) -> None:
     small_site(site)
     result = await cli("run", site.url("/0"), "-q")

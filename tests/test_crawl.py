@@ -202,6 +202,21 @@ async def test_redirect_chain_is_followed_and_target_not_fetched_again(
     assert site.url("/new") not in pages
 
 
+@both
+async def test_a_redirect_target_linking_to_itself_is_fetched_once(
+    site: Site, processes: int
+) -> None:
+    # /d answers 301 to /d/, whose own href="#top" is /d/ again once the fragment is gone: the
+    # redirect's target is seen before the page's links are queued, so nothing is fetched twice.
+    site.add("/", Reply(body=html_page("Home", ["d"])))
+    site.add("/d", Reply(301, headers={"Location": "/d/"}))
+    site.add("/d/", Reply(body=html_page("D", ["#top"])))
+    pages, _ = await run_crawl([site.url("/")], depth=3, processes=processes)
+    assert sorted(pages) == [site.url("/"), site.url("/d")]
+    assert pages[site.url("/d")].final_url == site.url("/d/")
+    assert site.hits["/d/"] == 1
+
+
 async def test_redirect_loops_and_long_chains_fail(site: Site) -> None:
     site.add("/loop1", Reply(302, headers={"Location": "/loop2"}))
     site.add("/loop2", Reply(302, headers={"Location": "/loop1"}))
