@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.lowlevel
 
-from trio_scrape import CrawlConfig, Crawler, CrawlStatistics, Page
+from trio_scrape import ConfigError, CrawlConfig, Crawler, CrawlStatistics, Page
 
 from .site import Reply, Request, Site, closed_port, html_page, reset_connection
 
@@ -127,6 +127,25 @@ async def test_include_and_exclude_patterns(site: Site) -> None:
         site.add(path, Reply(body=html_page(path)))
     pages, _ = await run_crawl([site.url("/")], depth=1, include=("/keep/",), exclude=("private",))
     assert set(pages) == {site.url("/"), site.url("/keep/1"), site.url("/keep/2")}
+
+
+async def test_a_catastrophic_include_pattern_takes_linear_time(site: Site) -> None:
+    # (a+)+$ backtracks in Python's re in time exponential in a run of a's that does not end
+    # the text: 27 of them blocked the crawl for ~10 s, and 60 for ages. RE2 matches it in
+    # time linear in the URL. (The bound is checked at the crawl's next checkpoint.)
+    evil = "/" + "a" * 27 + "!"
+    site.add("/", Reply(body=html_page("Home", [evil, "/aaa"])))
+    site.add("/aaa", Reply(body=html_page("A")))
+    with trio.fail_after(5):
+        pages, _ = await run_crawl([site.url("/")], depth=1, include=("(a+)+$",))
+    assert set(pages) == {site.url("/"), site.url("/aaa")}
+
+
+def test_include_patterns_refuse_what_re2_cannot_match() -> None:
+    with pytest.raises(ConfigError) as info:
+        CrawlConfig(include=(r"(\w)\1",))
+    assert info.value.field == "include"
+    assert "not RE2 syntax" in str(info.value) and "backreferences" in str(info.value)
 
 
 @both
