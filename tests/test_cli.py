@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from .site import Reply, Request, Site, html_page
 CLI = [sys.executable, "-m", "trio_scrape"]
 
 
-async def cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> Any:
+async def cli(*args: str | bytes, stdin: bytes | None = None, cwd: Path | None = None) -> Any:
     with trio.fail_after(60):
         return await trio.run_process(
             [*CLI, *args],
@@ -53,6 +54,81 @@ async def test_crawl_to_stdout_with_summary_on_stderr(site: Site) -> None:
     assert got[0]["links"] == [site.url("/1"), site.url("/0")]
     stderr = result.stderr.decode().splitlines()
     assert len(stderr) == 1 and stderr[0].startswith("trio-scrape: 4 pages (4 ok, 0 errors)")
+
+
+@pytest.mark.parametrize("mode", ["memory", "processes", "state"])
+async def test_a_redirect_target_linking_to_itself_is_fetched_once(
+    site: Site, tmp_path: Path, mode: str
+) -> None:
+    site.add("/", Reply(body=html_page("Home", ["d"])))
+    site.add("/d", Reply(301, headers={"Location": "/d/"}))
+    site.add("/d/", Reply(body=html_page("D", ["#top"])))
+    out = tmp_path / "out.jsonl"
+    extra = {
+        "memory": [],
+        "processes": ["--processes", "2"],
+        "state": ["--state", str(tmp_path / "state.db")],
+    }[mode]
+    result = await cli("run", site.url("/"), "--depth", "3", "-o", str(out), "-q", *extra)
+    assert result.returncode == 0, result.stderr
+    got = records(out.read_bytes())
+    assert [(r["url"], r["final_url"]) for r in got] == [
+        (site.url("/"), site.url("/")),
+        (site.url("/d"), site.url("/d/")),
+    ]
+    assert site.hits["/d/"] == 1
+
+
+# Options whose value is text (not a file path), for any command that has them.
+_TEXT_OPTIONS = [
+    "--allow-host", "--include", "--exclude", "--header", "--user-agent", "--proxy", "--select",
+    "--select-all", "--sitemap", "--frontier", "--crawl-id", "--extract", "--follow",
+    "--render-if", "--browser", "--depth", "--timeout", "--format", "--scope", "URL",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("option", _TEXT_OPTIONS)
+async def test_a_non_utf8_argument_is_one_line_naming_its_option(option: str) -> None:
+    # The shell hands over bytes; a byte 0x80-0xFF followed by ASCII is never UTF-8. Where
+    # the byte is, and how the value is given, is drawn from a generator seeded by the option.
+    rng = random.Random(option)
+    bad = b"a" * rng.randrange(3) + bytes([rng.randrange(0x80, 0x100)]) + b"b" * rng.randrange(3)
+    url = b"http://127.0.0.1:1/"
+    if option == "URL":
+        given: list[bytes] = [url + bad]
+    elif rng.random() < 0.5:
+        given = [option.encode(), bad]
+    else:
+        given = [option.encode() + b"=" + bad]
+    args = [url, *given] if rng.random() < 0.5 else [*given, url]
+    result = await cli("run", *args, "--no-robots", "-q")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count(b"\n") == 1, result.stderr
+    assert result.stderr.startswith(f"trio-scrape: error: {option}: must be UTF-8".encode())
+    assert repr(bad)[2:-1].encode() in result.stderr  # the bytes as given: b'a\\xffb'
+    assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("option", ["-o", "--output", "--state", "--seeds-file"])
+async def test_a_non_utf8_file_name_is_taken_as_given(
+    site: Site, tmp_path: Path, option: str
+) -> None:
+    # A Linux file name is bytes: one that is not UTF-8 is a name like any other.
+    small_site(site, 1)
+    name = os.fsencode(tmp_path) + b"/f\xff\xfe"
+    named = tmp_path / os.fsdecode(b"f\xff\xfe")
+    out = tmp_path / "out.jsonl"
+    if option == "--seeds-file":
+        named.write_text(site.url("/0") + "\n")
+        args: list[str | bytes] = [option, name, "-o", str(out)]
+    elif option == "--state":
+        args = [site.url("/0"), option, name, "-o", str(out)]
+    else:
+        args, out = [site.url("/0"), option, name], named
+    result = await cli("run", *args)
+    assert result.returncode == 0, result.stderr
+    assert [r["title"] for r in records(out.read_bytes())] == ["P0"]
+    assert named.exists()
 
 
 async def test_quiet_prints_nothing_on_stderr(site: Site) -> None:

@@ -113,6 +113,8 @@ _JUNK = st.one_of(
         "", " ", "-1", "0", "-0", "1.5", "1e999", "-1e999", "inf", "-inf", "nan", "NaN", "1e300",
         str(10**30), "9" * 5000, "0x10", "1_000", "٣", "true", "None", "é", "\n", "a\nb",
         "\x00", "\x01", "\x7f", "\u2028", "\ud800", "'", '"', "\\", "%s", "{0}", "x" * 10_000,
+        # bytes that are not UTF-8, as Python's surrogateescape hands them over from argv
+        "\udcff", "a\udc80b", "http://127.0.0.1/\udce9",
     ]),
     st.text(max_size=30),
 )  # fmt: skip

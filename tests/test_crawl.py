@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.lowlevel
 
-from trio_scrape import CrawlConfig, Crawler, CrawlStatistics, Page
+from trio_scrape import ConfigError, CrawlConfig, Crawler, CrawlStatistics, Page
 
 from .site import Reply, Request, Site, closed_port, html_page, reset_connection
 
@@ -129,6 +129,25 @@ async def test_include_and_exclude_patterns(site: Site) -> None:
     assert set(pages) == {site.url("/"), site.url("/keep/1"), site.url("/keep/2")}
 
 
+async def test_a_catastrophic_include_pattern_takes_linear_time(site: Site) -> None:
+    # (a+)+$ backtracks in Python's re in time exponential in a run of a's that does not end
+    # the text: 27 of them blocked the crawl for ~10 s, and 60 for ages. RE2 matches it in
+    # time linear in the URL. (The bound is checked at the crawl's next checkpoint.)
+    evil = "/" + "a" * 27 + "!"
+    site.add("/", Reply(body=html_page("Home", [evil, "/aaa"])))
+    site.add("/aaa", Reply(body=html_page("A")))
+    with trio.fail_after(5):
+        pages, _ = await run_crawl([site.url("/")], depth=1, include=("(a+)+$",))
+    assert set(pages) == {site.url("/"), site.url("/aaa")}
+
+
+def test_include_patterns_refuse_what_re2_cannot_match() -> None:
+    with pytest.raises(ConfigError) as info:
+        CrawlConfig(include=(r"(\w)\1",))
+    assert info.value.field == "include"
+    assert "not RE2 syntax" in str(info.value) and "backreferences" in str(info.value)
+
+
 @both
 async def test_infinite_calendar_is_bounded_by_depth_and_max_pages(
     site: Site, processes: int
@@ -200,6 +219,21 @@ async def test_redirect_chain_is_followed_and_target_not_fetched_again(
     assert old.title == "New"
     assert site.hits["/new"] == 1
     assert site.url("/new") not in pages
+
+
+@both
+async def test_a_redirect_target_linking_to_itself_is_fetched_once(
+    site: Site, processes: int
+) -> None:
+    # /d answers 301 to /d/, whose own href="#top" is /d/ again once the fragment is gone: the
+    # redirect's target is seen before the page's links are queued, so nothing is fetched twice.
+    site.add("/", Reply(body=html_page("Home", ["d"])))
+    site.add("/d", Reply(301, headers={"Location": "/d/"}))
+    site.add("/d/", Reply(body=html_page("D", ["#top"])))
+    pages, _ = await run_crawl([site.url("/")], depth=3, processes=processes)
+    assert sorted(pages) == [site.url("/"), site.url("/d")]
+    assert pages[site.url("/d")].final_url == site.url("/d/")
+    assert site.hits["/d/"] == 1
 
 
 async def test_redirect_loops_and_long_chains_fail(site: Site) -> None:

@@ -98,6 +98,10 @@ def test_user_agents_http_cannot_carry_exit_2(agent: str) -> None:
         ("a{99999999999999999999}", "the repetition number is too large"),
         ("(" * 2000 + ")" * 2000, "nested too deeply"),
         ("(", "missing ), unterminated subpattern"),
+        # Python's re takes these; RE2, which matches in linear time, does not.
+        (r"(a)\1", "invalid escape sequence: \\1 (not RE2 syntax"),
+        ("(?=a)", "invalid perl operator: (?= (not RE2 syntax"),
+        ("(?<!a)b", "invalid perl operator: (?<! (not RE2 syntax"),
     ],
 )
 @pytest.mark.parametrize("flag", ["--include", "--exclude"])

@@ -67,6 +67,21 @@ def test_parse_html() -> None:
     assert parse_html("<a href=x>", want_links=False).hrefs == []
 
 
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        # document.title strips and collapses ASCII whitespace only: TAB, LF, FF, CR, SPACE.
+        ("Chapter\u00a01.\u00a0Getting Started", "Chapter\u00a01.\u00a0Getting Started"),
+        ("\u00a0 padded \u00a0", "\u00a0 padded \u00a0"),
+        ("\u2003em\u3000spaces\u2028", "\u2003em\u3000spaces\u2028"),
+        (" \t\n\x0c\r A \t\n\x0c\r  B\r\n", "A B"),
+        ("A\u00a0 \t B", "A\u00a0 B"),
+    ],
+)
+def test_title_collapses_ascii_whitespace_only(title: str, expected: str) -> None:
+    assert parse_html(f"<title>{title}</title>", want_links=False).title == expected
+
+
 def test_parse_html_keeps_document_order_and_first_elements() -> None:
     # Links of several kinds come in document order, whichever way they are found; the
     # first <title>, <base href> and canonical link win (a title inside <svg> comes first

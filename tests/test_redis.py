@@ -363,6 +363,25 @@ async def test_a_process_started_after_the_crawl_ended_exits_at_once(
     assert (report["queued"], report["leased"], report["done"], report["records"]) == (0, 0, 20, 20)
 
 
+async def test_a_redirect_target_linking_to_itself_is_fetched_once(
+    site: Site, redis_url: str, tmp_path: Path
+) -> None:
+    site.add("/", Reply(body=html_page("Home", ["d"])))
+    site.add("/d", Reply(301, headers={"Location": "/d/"}))
+    site.add("/d/", Reply(body=html_page("D", ["#top"])))
+    out = tmp_path / "out.jsonl"
+    result = await cli(
+        "run", site.url("/"), "--depth", "3", "--frontier", redis_url, "--crawl-id", crawl_name(),
+        "-o", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [(r["url"], r["final_url"]) for r in lines(out)] == [
+        (site.url("/"), site.url("/")),
+        (site.url("/d"), site.url("/d/")),
+    ]
+    assert site.hits["/d/"] == 1
+
+
 async def test_redis_down_is_one_line_and_exit_code_3(site: Site, tmp_path: Path) -> None:
     url = closed_port_url()
     result = await cli("run", site.url("/"), "--frontier", url, "-o", str(tmp_path / "o.jsonl"))

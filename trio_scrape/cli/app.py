@@ -943,7 +943,7 @@ def _processes(value: str) -> int | Literal["auto"]:
 
 
 # Set once a hook's module is imported: the process then ends with the interpreter's full
-# teardown, which the user's code may count on (see _entry._finish).
+# teardown, which the user's code may count on (see _entry._user_code_loaded).
 hooks_loaded = False
 
 
@@ -1112,10 +1112,99 @@ def _parse_error(exc: Exception, message: str) -> str:
     return f"{max(param.opts, key=len)}: {must}, not {shorten(first.get('input'))}"
 
 
+# Options whose values are file paths. A Linux file name is bytes, not text: one that is not
+# UTF-8 comes through Python's surrogateescape and goes back to the same bytes when the file is
+# opened, so it is taken as given. Every other value (a URL, a host, a pattern, a header...) is
+# text that gets encoded, and is refused at start-up (see _refuse_undecodable).
+_PATH_OPTIONS = frozenset({"output", "seeds_file", "state", "cache", "config_file"})
+
+
+def _undecodable(arg: str) -> bool:
+    """Whether an argument held bytes that are not UTF-8: Python decodes the command line
+    with surrogateescape, which leaves lone surrogates (``\\udcff``) any encode() refuses."""
+    if arg.isascii():
+        return False
+    try:
+        arg.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _refuse_undecodable(args: list[str]) -> None:
+    """Raise UsageError, naming the option (or ``URL``), for the first argument whose bytes
+    are not UTF-8, unless it is the value of a file path option (``_PATH_OPTIONS``). Without
+    this the value reached whatever encodes it (the URL parser, a header) as a traceback."""
+    if not any(map(_undecodable, args)):
+        return
+    group = typer.main.get_command(app)
+    command: Any = None
+    params = list(group.params)
+    pending: Any = None  # the option whose value the next argument is
+    positional_only = False
+
+    def check(param: Any, value: str) -> None:
+        if _undecodable(value) and param.name not in _PATH_OPTIONS:
+            raise UsageError(f"{max(param.opts, key=len)}: must be UTF-8 text, not {_bytes(value)}")
+
+    def valued(option: str) -> Any:
+        for param in params:
+            if option in param.opts and isinstance(param, typer.core.TyperOption):
+                return None if param.is_flag or param.count else param
+        return None
+
+    for arg in args:
+        if pending is not None:
+            check(pending, arg)
+            pending = None
+        elif not positional_only and arg == "--":
+            positional_only = True
+        elif not positional_only and arg.startswith("--"):
+            name, equals, value = arg.partition("=")
+            param = valued(name)
+            if param is not None and equals:
+                check(param, value)
+            elif param is not None:
+                pending = param
+            elif _undecodable(arg):
+                raise UsageError(f"no such option {_bytes(arg)}")
+        elif not positional_only and arg.startswith("-") and len(arg) > 1:
+            for i in range(1, len(arg)):  # -q, -qv, -o FILE, -oFILE, -qoFILE
+                param = valued("-" + arg[i])
+                if param is not None:
+                    if arg[i + 1 :]:
+                        check(param, arg[i + 1 :])
+                    else:
+                        pending = param
+                    break
+            else:
+                if _undecodable(arg):
+                    raise UsageError(f"no such option {_bytes(arg)}")
+        elif command is None and not positional_only:
+            command = group.commands.get(arg)  # type: ignore[attr-defined]
+            if command is None:
+                if _undecodable(arg):
+                    raise UsageError(f"no such command {_bytes(arg)}")
+                return  # click says what is wrong
+            params = list(command.params)
+        elif _undecodable(arg):
+            what = "URL" if command is not None and command.name == "run" else "argument"
+            raise UsageError(f"{what}: must be UTF-8 text, not {_bytes(arg)}")
+
+
+def _bytes(arg: str) -> str:
+    """An argument as the bytes it was given as: ``b'\\xff'``."""
+    try:
+        return shorten(arg.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:  # a lone surrogate not from surrogateescape (main(argv) in-process)
+        return shorten(arg)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and turn every error into an exit code and one line."""
     args = argv if argv is not None else sys.argv[1:]
     try:
+        _refuse_undecodable(args)
         defaults = _config_defaults(args)
         code = app(
             args,

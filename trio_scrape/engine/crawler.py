@@ -619,6 +619,10 @@ class Crawler:
             self._hosts.pause(origin, outcome.retry_after)
             await self._frontier.release([request._replace(attempts=request.attempts + 1)])
             return None
+        if outcome.seen is not None:
+            # Before the page's links: a link to the redirect's target (the page itself, as
+            # its href="#top") is then seen, not queued and fetched a second time.
+            await self._frontier.mark_seen([outcome.seen], depth=request.depth)
         if outcome.sitemap is not None:
             entries = outcome.sitemap
             out_of_scope: collections.Counter[str] = collections.Counter()
@@ -663,8 +667,6 @@ class Crawler:
                 keep=self._schedules,
                 revisit=outcome.links_depth < self._config.depth,
             )
-        if outcome.seen is not None:
-            await self._frontier.mark_seen([outcome.seen], depth=request.depth)
         memo = outcome.memo if outcome.memo is not None else request.memo
         remember = self._remember
         if memo is not None and remember is not None and not request.revisit:

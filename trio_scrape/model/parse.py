@@ -40,6 +40,10 @@ _META_SNIFF_BYTES = 4096
 _DETECT_BYTES = 64 * 1024
 _HTML_SNIFF = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
 _SPACE = re.compile(r"\s+")
+# ASCII whitespace (TAB, LF, FF, CR, SPACE): all that document.title strips and collapses; a
+# no-break space (U+00A0) in a title is kept, as browsers keep it.
+_ASCII_WHITESPACE = "\t\n\f\r "
+_ASCII_SPACES = re.compile(r"[\t\n\f\r ]+")
 
 
 def is_html(content_type: str | None, content: bytes) -> bool:
@@ -162,7 +166,7 @@ def parse_html(
     tree = LexborHTMLParser(text)
     title = None
     for node in tree.tags("title"):
-        title = _SPACE.sub(" ", node.text(deep=True)).strip()
+        title = _ASCII_SPACES.sub(" ", node.text(deep=True)).strip(_ASCII_WHITESPACE)
         break
     base = None
     hrefs: list[str] = []

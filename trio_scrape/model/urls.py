@@ -26,6 +26,7 @@ from typing import Final
 from ada_url import URL, idna, join_url
 
 from .config import CrawlConfig
+from .validate import url_patterns
 
 __all__ = [
     "MAX_LINKS_PER_PAGE",
@@ -503,8 +504,9 @@ class UrlScope:
         self._allow = tuple(
             re.compile(fnmatch.translate(_ascii_host_pattern(p))) for p in config.allow_hosts
         )
-        self._include = tuple(re.compile(p) for p in config.include)
-        self._exclude = tuple(re.compile(p) for p in config.exclude)
+        # RE2 sets, not Python's re: matching takes linear time whatever the pattern.
+        self._include = url_patterns(config.include)
+        self._exclude = url_patterns(config.exclude)
         self._host_verdicts: dict[str, bool] = {}
 
     def allows(self, url: str) -> bool:
@@ -521,12 +523,13 @@ class UrlScope:
             self._host_verdicts[host] = verdict
         if not verdict:
             return False
-        if not (self._include or self._exclude):
+        include, exclude = self._include, self._exclude
+        if include is None and exclude is None:
             return True
         key = url_key(url)
-        if self._include and not any(p.search(key) for p in self._include):
+        if include is not None and include(key) is None:
             return False
-        return not any(p.search(key) for p in self._exclude)
+        return exclude is None or exclude(key) is None
 
     def allows_host(self, host: str) -> bool:
         if self._scope in ("any", "origin") or host in self._hosts:  # origin: see allows()

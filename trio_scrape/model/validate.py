@@ -17,6 +17,8 @@ import types
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+import re2
+
 from ..errors import ConfigError
 
 __all__ = [
@@ -128,7 +130,8 @@ def strings(name: str, value: Any) -> tuple[str, ...]:
 
 
 def regexes(name: str, value: Any) -> tuple[str, ...]:
-    """Strings that compile as Python regular expressions."""
+    """Strings that compile as Python regular expressions and as RE2 ones: they are matched
+    with RE2 (:func:`url_patterns`), in time linear in the URL whatever the pattern."""
     patterns = strings(name, value)
     for pattern in patterns:
         try:
@@ -139,7 +142,49 @@ def regexes(name: str, value: Any) -> tuple[str, ...]:
             # a{4294967296} overflows; thousands of nested groups exhaust the parser's stack
             why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc) or "too big"
             raise ConfigError(name, f"bad regular expression {shorten(pattern)}: {why}") from None
+        try:
+            re2.compile(pattern, _re2_options())
+        except re2.error as exc:
+            reason = exc.args[0] if exc.args else "refused"
+            if isinstance(reason, bytes):
+                reason = reason.decode("utf-8", "replace")
+            raise ConfigError(
+                name,
+                f"bad regular expression {shorten(pattern)}: {reason} (not RE2 syntax, which"
+                " matches in linear time: no backreferences, lookarounds, atomic groups or"
+                " possessive quantifiers)",
+            ) from None
+        except ValueError:  # UnicodeEncodeError: a lone surrogate, which no URL holds
+            raise ConfigError(
+                name, f"bad regular expression {shorten(pattern)}: not UTF-8"
+            ) from None
+    try:
+        url_patterns(patterns)
+    except re2.error:
+        raise ConfigError(name, "the patterns are too large together for RE2") from None
     return patterns
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # RE2 would also write each error to stderr: it is raised
+    return options
+
+
+def url_patterns(patterns: Collection[str]) -> Callable[[str], Any] | None:
+    """``patterns`` (checked by :func:`regexes`) as one RE2 set: the function returned tells
+    which of them are found in a text (a list), or None if none is; None for no patterns.
+    RE2 takes time linear in the text whatever the pattern, where Python's re backtracks
+    (``(a+)+$`` on a long run of a's never ends). One call for all the patterns: 1-3x what
+    one re.search costs, less than re for several patterns (README: Every value is checked)."""
+    if not patterns:
+        return None
+    found = re2.Set.SearchSet(_re2_options())
+    for pattern in patterns:
+        found.Add(pattern)
+    found.Compile()
+    match: Callable[[str], Any] = found.Match
+    return match
 
 
 # RFC 9110 token: what a header name may be (h11 refuses anything else).
