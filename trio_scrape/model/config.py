@@ -104,8 +104,9 @@ class Option:
         sets the opposite of the field's default (``--links``: True; ``--no-frames``: False)
         unless ``negate`` gives the flag for False (``--robots/--no-robots``).
     short: a one-letter form (``-x``), if any.
-    metavar: what the help shows for the value (``N``, ``SECONDS``, ``NAME=CSS``); default
-        ``N`` for an integer, the choices for a Literal, nothing for a flag.
+    metavar: what the help shows for the value (``N``, ``SECONDS``, ``NAME=CSS``), never a
+        Python type name; default ``N`` for an integer, the choices for a Literal, nothing for
+        a flag; any other option must give one.
     parse: how the typed text becomes the field's value, by name (``trio_scrape.cli.options``
         has them): ``headers`` ('Name: value', repeatable), ``select`` / ``select_all``
         (NAME=CSS, repeatable), ``processes`` (N or auto), ``load`` (a hook, MODULE:FUNC),
@@ -277,7 +278,7 @@ class CrawlConfig:
             names it, and the message shows the value (shortened) on one line.
     """
 
-    # Each field's command-line form is its Option (see _option below): the `run` command's
+    # Each field's command-line form is its Option (see above): the `run` command's
     # options are built from these, so adding an option is adding a field (and its check).
     depth: int = _option(0, Panel.SCOPE, "Link hops to follow from the seeds.")
     max_pages: int | None = _option(None, Panel.SCOPE, "Schedule at most this many URLs.")
