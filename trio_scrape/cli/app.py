@@ -11,15 +11,13 @@ and every record so far is written).
 import contextlib
 import enum
 import functools
-import importlib
 import itertools
 import logging
-import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import trio
 import typer
@@ -28,33 +26,18 @@ from .._version import __version__
 from ..engine.crawler import Crawler, raise_single
 from ..engine.stats import CrawlStatistics
 from ..errors import ConfigError, FrontierError, OutputError, StateError
-from ..model.config import DEFAULT_USER_AGENT, LIMITS, CrawlConfig
-from ..model.parse import Selector
+from ..model.config import LIMITS, CrawlConfig
 from ..model.urls import canonicalize
 from ..model.validate import number, shorten
 from ..output.sinks import OutputFormat, open_file_sink
+from . import options
 from .coercion import FastCommand, FastGroup
+from .options import Format, UsageError
 
-__all__ = ["app", "main"]
+__all__ = ["Format", "UsageError", "app", "main"]
 
 PROG = "trio-scrape"
 logger = logging.getLogger("trio_scrape")
-
-
-class UsageError(Exception):
-    """A bad option or argument: exit 2 with this one-line message."""
-
-
-class Scope(enum.StrEnum):
-    origin = "origin"
-    host = "host"
-    domain = "domain"
-    any = "any"
-
-
-class Format(enum.StrEnum):
-    jsonl = "jsonl"
-    csv = "csv"
 
 
 app = typer.Typer(
@@ -66,23 +49,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="A fast, correct web crawler built on Trio. Writes one record per page.",
 )
-
-_SCOPE = "Scope"
-_REACH = "Links followed (page level)"
-_ENGINE = "Concurrency and deadlines"
-_FETCH = "Fetching"
-_POLITE = "Politeness (per host)"
-_OUTPUT = "Output"
-_STATE = "Resumable crawls"
-_FLEET = "Crawling on several machines (Redis)"
-_EXTRACT = "Extraction"
-_PROCESSES = "Worker processes"
-_RENDER = "Rendering JavaScript (headless Chromium)"
-
-
-class RenderWaitChoice(enum.StrEnum):
-    quiet = "quiet"
-    networkidle = "networkidle"
 
 
 def _version(value: bool) -> None:
@@ -101,496 +67,37 @@ def _root(
     """A fast, correct web crawler built on Trio. Writes one record per page."""
 
 
-@app.command(
-    cls=FastCommand,
-    epilog=(
-        "[bold]Examples[/]\n\n"
-        "trio-scrape run https://example.org/ --depth 2 -o pages.jsonl\n\n"
-        "trio-scrape run https://example.org/ --depth 3 --select 'title=h1' "
-        "--select-all 'tags=a.tag' --cache .cache\n\n"
-        "trio-scrape run --sitemap https://example.org/sitemap.xml --format csv -o pages.csv\n\n"
-        "trio-scrape run https://example.org/ --depth 5 -o pages.jsonl --state crawl.db  "
-        "(run it again to resume)\n\n"
-        "trio-scrape run --config crawl.toml --max-pages 100"
-    ),
+_RUN_EXAMPLES = (
+    "[bold]Examples[/]\n\n"
+    "trio-scrape run https://example.org/ --depth 2 -o pages.jsonl\n\n"
+    "trio-scrape run https://example.org/ --depth 3 --select 'title=h1' "
+    "--select-all 'tags=a.tag' --cache .cache\n\n"
+    "trio-scrape run --sitemap https://example.org/sitemap.xml --format csv -o pages.csv\n\n"
+    "trio-scrape run https://example.org/ --depth 5 -o pages.jsonl --state crawl.db  "
+    "(run it again to resume)\n\n"
+    "trio-scrape run --config crawl.toml --max-pages 100"
 )
-def run(
-    urls: Annotated[list[str] | None, typer.Argument(help="Seed URLs.", show_default=False)] = None,
-    seeds_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--seeds-file",
-            help="Read seed URLs from a file, one per line (- = stdin).",
-            rich_help_panel=_SCOPE,
-        ),
-    ] = None,
-    sitemap: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Read this sitemap (index, gzip) and crawl the pages it lists (repeatable).",
-            rich_help_panel=_SCOPE,
-        ),
-    ] = None,
-    sitemaps_from_robots: Annotated[
-        bool,
-        typer.Option(
-            "--sitemaps-from-robots",
-            help="Also read the sitemaps listed in the seeds' robots.txt.",
-            rich_help_panel=_SCOPE,
-        ),
-    ] = False,
-    depth: Annotated[
-        int, typer.Option(help="Link hops to follow from the seeds.", rich_help_panel=_SCOPE)
-    ] = 0,
-    no_frames: Annotated[
-        bool,
-        typer.Option(
-            "--no-frames",
-            help="Do not follow <iframe src> and <frame src>.",
-            rich_help_panel=_REACH,
-        ),
-    ] = False,
-    no_meta_refresh: Annotated[
-        bool,
-        typer.Option(
-            "--no-meta-refresh",
-            help="Do not follow <meta http-equiv=refresh> targets.",
-            rich_help_panel=_REACH,
-        ),
-    ] = False,
-    ignore_page_robots: Annotated[
-        bool,
-        typer.Option(
-            "--ignore-page-robots",
-            help="Follow the links of pages whose meta robots or X-Robots-Tag say nofollow.",
-            rich_help_panel=_REACH,
-        ),
-    ] = False,
-    skip_rel_nofollow: Annotated[
-        bool,
-        typer.Option(
-            "--skip-rel-nofollow",
-            help='Do not follow links marked rel="nofollow".',
-            rich_help_panel=_REACH,
-        ),
-    ] = False,
-    dedup_canonical: Annotated[
-        bool,
-        typer.Option(
-            "--dedup-canonical",
-            help="Treat <link rel=canonical> as the page's identity: no second crawl of it.",
-            rich_help_panel=_REACH,
-        ),
-    ] = False,
-    max_pages: Annotated[
-        int | None, typer.Option(help="Schedule at most this many URLs.", rich_help_panel=_SCOPE)
-    ] = None,
-    scope: Annotated[
-        Scope,
-        typer.Option(
-            help="Where links may lead: the seeds' origins (scheme, host, port), their hosts "
-            "(any port), their domains, or anywhere.",
-            rich_help_panel=_SCOPE,
-        ),
-    ] = Scope.host,
-    allow_host: Annotated[
-        list[str] | None,
-        typer.Option(help="Also allow this host (glob, repeatable).", rich_help_panel=_SCOPE),
-    ] = None,
-    include: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Only follow links matching this regex (repeatable).", rich_help_panel=_SCOPE
-        ),
-    ] = None,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Never follow links matching this regex (repeatable).", rich_help_panel=_SCOPE
-        ),
-    ] = None,
-    workers: Annotated[
-        int, typer.Option(help="Concurrent worker tasks.", rich_help_panel=_ENGINE)
-    ] = 16,
-    processes: Annotated[
-        str,
-        typer.Option(
-            metavar="N|auto",
-            help="Run fetch, parse and hooks in N worker processes (auto: one per CPU); "
-            "1 keeps them in this process.",
-            rich_help_panel=_PROCESSES,
-        ),
-    ] = "1",
-    buffer: Annotated[
-        int | None,
-        typer.Option(
-            help="Job and record channel size \\[default: workers].", rich_help_panel=_ENGINE
-        ),
-    ] = None,
-    timeout: Annotated[
-        float, typer.Option(help="Page deadline in seconds, per attempt.", rich_help_panel=_ENGINE)
-    ] = 10.0,
-    deadline: Annotated[
-        float | None, typer.Option(help="Crawl deadline in seconds.", rich_help_panel=_ENGINE)
-    ] = None,
-    grace: Annotated[
-        float,
-        typer.Option(
-            help="Seconds in-flight pages get once the crawl stops.", rich_help_panel=_ENGINE
-        ),
-    ] = 5.0,
-    robots: Annotated[
-        bool,
-        typer.Option(
-            "--robots/--no-robots", help="Fetch and obey robots.txt.", rich_help_panel=_POLITE
-        ),
-    ] = True,
-    per_host: Annotated[
-        int, typer.Option(help="Requests in flight to one host at most.", rich_help_panel=_POLITE)
-    ] = 8,
-    delay: Annotated[
-        float,
-        typer.Option(help="Seconds between request starts to one host.", rich_help_panel=_POLITE),
-    ] = 0.0,
-    delay_jitter: Annotated[
-        float,
-        typer.Option(
-            help="Scale each delay by a random 1 +- this fraction.", rich_help_panel=_POLITE
-        ),
-    ] = 0.0,
-    autothrottle: Annotated[
-        bool,
-        typer.Option(
-            "--autothrottle",
-            help="Adapt per-host concurrency to the server.",
-            rich_help_panel=_POLITE,
-        ),
-    ] = False,
-    max_retry_after: Annotated[
-        float,
-        typer.Option(
-            help="Longest Retry-After honoured; a longer one fails the page.",
-            rich_help_panel=_POLITE,
-        ),
-    ] = 60.0,
-    retries: Annotated[int, typer.Option(help="Retries per page.", rich_help_panel=_FETCH)] = 2,
-    max_bytes: Annotated[
-        int, typer.Option(help="Cap on a decoded body.", rich_help_panel=_FETCH)
-    ] = 10 * 1024 * 1024,
-    max_redirects: Annotated[
-        int, typer.Option(help="Redirects to follow.", rich_help_panel=_FETCH)
-    ] = 10,
-    header: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Extra request header 'Name: value' (repeatable).", rich_help_panel=_FETCH
-        ),
-    ] = None,
-    user_agent: Annotated[
-        str, typer.Option(help="User-Agent header.", rich_help_panel=_FETCH)
-    ] = DEFAULT_USER_AGENT,
-    http2: Annotated[
-        bool, typer.Option("--http2", help="Use HTTP/2 where offered.", rich_help_panel=_FETCH)
-    ] = False,
-    proxy: Annotated[str | None, typer.Option(help="Proxy URL.", rich_help_panel=_FETCH)] = None,
-    allow_private: Annotated[
-        bool,
-        typer.Option(
-            "--allow-private",
-            help="Let links and redirects lead to loopback/private/link-local addresses.",
-            rich_help_panel=_FETCH,
-        ),
-    ] = False,
-    cache: Annotated[
-        Path | None,
-        typer.Option(
-            help="Keep 2xx responses in this directory and re-use them (for development).",
-            rich_help_panel=_FETCH,
-        ),
-    ] = None,
-    cache_ttl: Annotated[
-        float | None,
-        typer.Option(
-            help="Seconds a cached response is re-used \\[default: forever].",
-            rich_help_panel=_FETCH,
-        ),
-    ] = None,
-    links: Annotated[
-        bool,
-        typer.Option(
-            "--links", help="Put each page's links in its record.", rich_help_panel=_OUTPUT
-        ),
-    ] = False,
-    select: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Put NAME=CSS's first match in data (CSS::text, CSS::attr(x); repeatable).",
-            rich_help_panel=_EXTRACT,
-        ),
-    ] = None,
-    select_all: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Put every match of NAME=CSS in data, as a list (repeatable).",
-            rich_help_panel=_EXTRACT,
-        ),
-    ] = None,
-    extract: Annotated[
-        str | None,
-        typer.Option(
-            help="Extract hook MODULE:FUNC (sync or async; returns a dict).",
-            rich_help_panel=_EXTRACT,
-        ),
-    ] = None,
-    follow: Annotated[
-        str | None,
-        typer.Option(
-            help="Follow hook MODULE:FUNC (returns the links to enqueue).",
-            rich_help_panel=_EXTRACT,
-        ),
-    ] = None,
-    render: Annotated[
-        bool,
-        typer.Option(
-            "--render", help="Render every page in headless Chromium.", rich_help_panel=_RENDER
-        ),
-    ] = False,
-    render_auto: Annotated[
-        bool,
-        typer.Option(
-            "--render-auto",
-            help="Fetch over HTTP; render only pages with scripts and almost no text or links.",
-            rich_help_panel=_RENDER,
-        ),
-    ] = False,
-    render_if: Annotated[
-        str | None,
-        typer.Option(
-            help="With --render-auto: MODULE:FUNC(url, body) -> bool decides instead.",
-            rich_help_panel=_RENDER,
-        ),
-    ] = None,
-    render_tabs: Annotated[
-        int, typer.Option(help="Tabs rendering at once.", rich_help_panel=_RENDER)
-    ] = 4,
-    render_tab_pages: Annotated[
-        int,
-        typer.Option(
-            help="Pages a tab renders before its browser context is replaced.",
-            rich_help_panel=_RENDER,
-        ),
-    ] = 50,
-    render_resources: Annotated[
-        bool,
-        typer.Option(
-            "--render-resources",
-            help="Also download images, media and fonts.",
-            rich_help_panel=_RENDER,
-        ),
-    ] = False,
-    render_wait: Annotated[
-        RenderWaitChoice,
-        typer.Option(
-            help="After load: DOM quiet for 150 ms, or network idle for 500 ms.",
-            rich_help_panel=_RENDER,
-        ),
-    ] = RenderWaitChoice.quiet,
-    render_wait_max: Annotated[
-        float,
-        typer.Option(help="Cap in seconds on that wait.", rich_help_panel=_RENDER),
-    ] = 3.0,
-    browser: Annotated[
-        str | None,
-        typer.Option(
-            help="Chromium executable \\[default: chromium-headless-shell, else chromium].",
-            rich_help_panel=_RENDER,
-        ),
-    ] = None,
-    state: Annotated[
-        Path | None,
-        typer.Option(
-            help="SQLite file holding the crawl's state: the same command resumes it.",
-            rich_help_panel=_STATE,
-        ),
-    ] = None,
-    state_reset: Annotated[
-        bool,
-        typer.Option(
-            "--state-reset",
-            help="Empty the --state file and start over.",
-            rich_help_panel=_STATE,
-        ),
-    ] = False,
-    recrawl: Annotated[
-        bool,
-        typer.Option(
-            "--recrawl",
-            help="Crawl a finished --state (or --frontier crawl) again, fetching only what "
-            "changed (conditional requests); an unfinished round resumes.",
-            rich_help_panel=_STATE,
-        ),
-    ] = False,
-    frontier: Annotated[
-        str | None,
-        typer.Option(
-            help="Share the crawl through this Redis: redis://HOST:PORT/DB. Run the same "
-            "command on every machine (each with its own -o file).",
-            rich_help_panel=_FLEET,
-        ),
-    ] = None,
-    crawl_id: Annotated[
-        str | None,
-        typer.Option(
-            help="Name of the shared crawl \\[default: derived from the seeds and scope].",
-            rich_help_panel=_FLEET,
-        ),
-    ] = None,
-    lease: Annotated[
-        float,
-        typer.Option(
-            help="Seconds before a silent process's pages go back to the queue.",
-            rich_help_panel=_FLEET,
-        ),
-    ] = 30.0,
-    output: Annotated[
-        str,
-        typer.Option("-o", "--output", help="Record file (- = stdout).", rich_help_panel=_OUTPUT),
-    ] = "-",
-    format: Annotated[
-        Format | None,
-        typer.Option(
-            "--format",
-            help="jsonl or csv \\[default: from the output's extension, else jsonl].",
-            rich_help_panel=_OUTPUT,
-        ),
-    ] = None,
-    config_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            help="TOML file of options (same names); options given here win. "
-            "Default: \\[tool.trio-scrape] in ./pyproject.toml.",
-            rich_help_panel=_OUTPUT,
-        ),
-    ] = None,
-    progress: Annotated[
-        bool | None,
-        typer.Option(
-            "--progress/--no-progress",
-            help="Live progress on stderr \\[default: when stderr is a terminal].",
-            rich_help_panel=_OUTPUT,
-            show_default=False,
-        ),
-    ] = None,
-    csv_safe: Annotated[
-        bool,
-        typer.Option(
-            "--csv-safe/--no-csv-safe",
-            help="Quote CSV cells a spreadsheet would run as formulas (=, +, -, @).",
-            rich_help_panel=_OUTPUT,
-        ),
-    ] = True,
-    quiet: Annotated[
-        bool,
-        typer.Option("-q", "--quiet", help="No summary, warnings only.", rich_help_panel=_OUTPUT),
-    ] = False,
-    verbose: Annotated[
-        int,
-        typer.Option(
-            "-v",
-            "--verbose",
-            count=True,
-            help="More logging (-vv: every page).",
-            rich_help_panel=_OUTPUT,
-        ),
-    ] = 0,
-) -> None:
+
+
+def run(**given: Any) -> None:
     """Crawl from the seed URLs and write one record per page."""
-    _setup_logging(quiet=quiet, verbose=verbose)
-    seeds = [*(urls or []), *(_read_seeds(seeds_file) if seeds_file else [])]
-    if state_reset and state is None:
-        raise UsageError("--state-reset: needs --state")
-    if recrawl and state is None and frontier is None:
-        raise UsageError("--recrawl: needs --state or --frontier (the crawl to look at again)")
-    if not seeds and not sitemap:
-        raise UsageError("no seed URLs: give URLs, --seeds-file or --sitemap")
-    for flag, urls_given in (("", seeds), ("--sitemap: ", sitemap or [])):
-        for url in urls_given:
-            try:
-                canonicalize(url)
-            except ValueError:
-                raise UsageError(
-                    f"{flag}invalid URL {shorten(url, 200)}{_did_you_mean(url)}"
-                ) from None
-    try:
-        config = CrawlConfig(
-            depth=depth,
-            max_pages=max_pages,
-            scope=scope.value,
-            allow_hosts=tuple(allow_host or ()),
-            include=tuple(include or ()),
-            exclude=tuple(exclude or ()),
-            sitemaps=tuple(sitemap or ()),
-            sitemaps_from_robots=sitemaps_from_robots,
-            frames=not no_frames,
-            meta_refresh=not no_meta_refresh,
-            page_robots=not ignore_page_robots,
-            skip_rel_nofollow=skip_rel_nofollow,
-            dedup_canonical=dedup_canonical,
-            workers=workers,
-            processes=_processes(processes),
-            buffer=buffer,
-            timeout=timeout,
-            deadline=deadline,
-            grace=grace,
-            robots=robots,
-            per_host=per_host,
-            delay=delay,
-            delay_jitter=delay_jitter,
-            autothrottle=autothrottle,
-            max_retry_after=max_retry_after,
-            retries=retries,
-            max_bytes=max_bytes,
-            max_redirects=max_redirects,
-            headers=_parse_headers(header or []),
-            user_agent=user_agent,
-            http2=http2,
-            proxy=proxy,
-            allow_private=allow_private,
-            cache=cache,
-            cache_ttl=cache_ttl,
-            links=links,
-            selectors=_selectors(select or [], select_all or []),
-            extract=_load_hook(extract, "--extract") if extract else None,
-            follow=_load_hook(follow, "--follow") if follow else None,
-            render=render,
-            render_auto=render_auto or render_if is not None,
-            render_if=_load_hook(render_if, "--render-if") if render_if else None,
-            render_tabs=render_tabs,
-            render_tab_pages=render_tab_pages,
-            render_resources=render_resources,
-            render_wait=render_wait.value,
-            render_wait_max=render_wait_max,
-            browser=browser,
-            state=state,
-            state_reset=state_reset,
-            recrawl=recrawl,
-            frontier=frontier,
-            crawl_id=crawl_id,
-            lease=lease,
-        )
-    except ConfigError as exc:
-        raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
+    # Its parameters are options.signature(): CrawlConfig's fields and a few more.
+    quiet: bool = given["quiet"]
+    _setup_logging(quiet=quiet, verbose=given["verbose"])
+    seeds = _seeds(given)
+    config = options.crawl_config(given)
+    output: str = given["output"]
     if "\0" in output:
         raise UsageError(f"--output: not a file name: {shorten(output)}")
     _warn_about_open_files(config.workers)
     out_format: OutputFormat = (
-        format.value if format else ("csv" if output.lower().endswith(".csv") else "jsonl")
+        given["format"].value
+        if given["format"]
+        else ("csv" if output.lower().endswith(".csv") else "jsonl")
     )
-    sink = open_file_sink(output, out_format, links=links, csv_safe=csv_safe)
-    terminal = sys.stderr.isatty()
+    sink = open_file_sink(output, out_format, links=config.links, csv_safe=given["csv_safe"])
     # A live display only where someone watches it: never when piped, never with --quiet.
-    show = terminal and not quiet and progress is not False
+    show = sys.stderr.isatty() and not quiet and given["progress"] is not False
     try:
         code, stats = trio.run(functools.partial(_crawl, seeds, config, sink, progress=show))
     except StateError as exc:
@@ -600,17 +107,49 @@ def run(
             raise UsageError(f"--frontier: {exc}") from None
         raise
     except ConfigError as exc:  # found only once running: e.g. an uncreatable cache directory
-        raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
+        raise UsageError(f"{options.flag_of(exc.field)}: {exc.message}") from None
     _report(stats, config, code, quiet=quiet)
     raise typer.Exit(code)
+
+
+run.__signature__ = options.signature()  # type: ignore[attr-defined]
+app.command(cls=FastCommand, epilog=_RUN_EXAMPLES)(run)
+
+
+def _seeds(given: Mapping[str, Any]) -> list[str]:
+    """The seed URLs (arguments, then --seeds-file), once the options that need them or need
+    each other are checked."""
+    seeds_file: Path | None = given["seeds_file"]
+    seeds = [*(given["urls"] or []), *(_read_seeds(seeds_file) if seeds_file else [])]
+    if given["state_reset"] and given["state"] is None:
+        raise UsageError("--state-reset: needs --state")
+    if given["recrawl"] and given["state"] is None and given["frontier"] is None:
+        raise UsageError("--recrawl: needs --state or --frontier (the crawl to look at again)")
+    sitemaps = given["sitemap"] or []
+    if not seeds and not sitemaps:
+        raise UsageError("no seed URLs: give URLs, --seeds-file or --sitemap")
+    for flag, urls in (("", seeds), ("--sitemap: ", sitemaps)):
+        for url in urls:
+            try:
+                canonicalize(url)
+            except ValueError:
+                raise UsageError(
+                    f"{flag}invalid URL {shorten(url, 200)}{_did_you_mean(url)}"
+                ) from None
+    return seeds
 
 
 @app.command(cls=FastCommand)
 def demo(
     output: Annotated[
-        str, typer.Option("-o", "--output", help="Record file (- = stdout; .csv for CSV).")
+        str,
+        typer.Option(
+            "-o", "--output", metavar="FILE", help="Record file (- = stdout; .csv for CSV)."
+        ),
     ] = "-",
-    depth: Annotated[int, typer.Option(help="Link hops to follow from the home page.")] = 2,
+    depth: Annotated[
+        int, typer.Option(metavar="N", help="Link hops to follow from the home page.")
+    ] = 2,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No summary.")] = False,
 ) -> None:
     """Crawl the bundled demo site, served on a free 127.0.0.1 port for the crawl.
@@ -626,7 +165,7 @@ def demo(
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
     except ConfigError as exc:
-        raise UsageError(f"{_flag(exc.field)}: {exc.message}") from None
+        raise UsageError(f"{options.flag_of(exc.field)}: {exc.message}") from None
     sink = open_file_sink(output, "csv" if output.lower().endswith(".csv") else "jsonl")
     show = sys.stderr.isatty() and not quiet
 
@@ -717,11 +256,13 @@ async def _crawl_until_signalled(
 
 
 _FrontierUrl = Annotated[
-    str, typer.Option("--frontier", help="The crawl's Redis: redis://HOST:PORT/DB.")
+    str, typer.Option("--frontier", metavar="URL", help="The crawl's Redis: redis://HOST:PORT/DB.")
 ]
 _CrawlId = Annotated[
     str | None,
-    typer.Option(help="The crawl's name \\[default: the only crawl in that database]."),
+    typer.Option(
+        metavar="NAME", help="The crawl's name \\[default: the only crawl in that database]."
+    ),
 ]
 
 
@@ -739,10 +280,15 @@ def status(
 def export(
     frontier: _FrontierUrl,
     crawl_id: _CrawlId = None,
-    output: Annotated[str, typer.Option("-o", "--output", help="Record file (- = stdout).")] = "-",
+    output: Annotated[
+        str, typer.Option("-o", "--output", metavar="FILE", help="Record file (- = stdout).")
+    ] = "-",
     format: Annotated[
         Format | None,
-        typer.Option(help="jsonl or csv \\[default: from the output's extension, else jsonl]."),
+        typer.Option(
+            metavar="jsonl|csv",
+            help="jsonl or csv \\[default: from the output's extension, else jsonl].",
+        ),
     ] = None,
 ) -> None:
     """Write every record a Redis-shared crawl committed, each exactly once."""
@@ -911,82 +457,6 @@ def _read_seeds(path: Path) -> list[str]:
     return seeds
 
 
-def _selectors(first: list[str], every: list[str]) -> tuple[Selector, ...]:
-    selectors = []
-    for flag, specs, many in (("--select", first, False), ("--select-all", every, True)):
-        for spec in specs:
-            try:
-                selectors.append(Selector.parse(spec, many=many))
-            except ValueError as exc:
-                raise UsageError(f"{flag}: {exc}") from None
-    return tuple(selectors)
-
-
-def _parse_headers(values: list[str]) -> dict[str, str]:
-    headers = {}
-    for value in values:
-        name, sep, content = value.partition(":")
-        if not sep or not name.strip():
-            raise UsageError(f"--header: expected 'Name: value', got {value!r}")
-        headers[name.strip()] = content.strip()
-    return headers
-
-
-def _processes(value: str) -> int | Literal["auto"]:
-    text = value.strip().lower()
-    if text == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise UsageError(f"--processes: expected a number or auto, got {value!r}") from None
-
-
-# Set once a hook's module is imported: the process then ends with the interpreter's full
-# teardown, which the user's code may count on (see _entry._user_code_loaded).
-hooks_loaded = False
-
-
-def _load_hook(spec: str, flag: str) -> Callable[..., Any]:
-    global hooks_loaded
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise UsageError(f"{flag}: expected MODULE:FUNCTION, got {spec!r}")
-    if os.getcwd() not in sys.path:  # hooks usually live next to where the crawl is run
-        sys.path.insert(0, os.getcwd())
-    hooks_loaded = True
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise UsageError(f"{flag}: no module named {exc.name!r}") from None
-        raise UsageError(f"{flag}: importing {module_name!r} failed: {exc}") from None
-    except Exception as exc:
-        raise UsageError(f"{flag}: importing {module_name!r} failed: {exc!r}") from None
-    hook = module
-    for part in attr.split("."):
-        try:
-            hook = getattr(hook, part)
-        except AttributeError:
-            raise UsageError(f"{flag}: module {module_name!r} has no {attr!r}") from None
-    if not callable(hook):
-        raise UsageError(f"{flag}: {spec!r} is not callable")
-    return hook
-
-
-_FLAGS = {
-    "allow_hosts": "--allow-host",
-    "headers": "--header",
-    "seeds": "URL",
-    "sitemaps": "--sitemap",
-    "selectors": "--select",
-}
-
-
-def _flag(field: str) -> str:
-    return _FLAGS.get(field, "--" + field.replace("_", "-"))
-
-
 def _fail(code: int, message: str) -> NoReturn:
     # One line, whatever a message quotes (values are shown with repr, but not every
     # library's message is): a line break is written as \n.
@@ -1101,8 +571,11 @@ def _parse_error(exc: Exception, message: str) -> str:
     [first, *_] = errors() or [{}]
     kind = str(first.get("type", ""))
     choices = getattr(getattr(param, "type_descriptor", None), "annotation", None)
-    if kind == "int_parsing_size" and param.name in LIMITS:  # more digits than pydantic reads
-        must = f"must be at most {number(LIMITS[param.name].high)}"
+    field = options.field_of(param.name)
+    if (
+        kind == "int_parsing_size" and field is not None and field in LIMITS
+    ):  # more digits than pydantic reads
+        must = f"must be at most {number(LIMITS[field].high)}"
     elif isinstance(choices, type) and issubclass(choices, enum.Enum):
         must = f"must be one of {', '.join(str(c.value) for c in choices)}"
     elif kind.partition("_")[0] in _MUST_BE:

@@ -195,12 +195,28 @@ def installed(command: Any) -> list[str]:
     ]
 
 
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+def _plain_help(param: Any) -> None:
+    """No Python type names in the help: typer shows a flag as ``<bool>`` (``--help`` too), a
+    counter as ``<int>``, an argument's type next to its metavar (``URL <list[str]>``)."""
+    if getattr(param, "metavar", None) is None:
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = ""
+    elif getattr(param, "param_type_name", None) == "argument":
+        param.display_type_rich = _no_type  # its metavar is shown as its name already
+
+
 class FastCommand(typer.core.TyperCommand):
-    """typer's command, with the fast converters installed before the arguments are parsed."""
+    """typer's command, with the fast converters installed before the arguments are parsed
+    (and help without Python type names)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         for param in self.get_params(ctx):  # --help included
             _install(param)
+            _plain_help(param)
         return super().parse_args(ctx, args)
 
 
@@ -210,4 +226,5 @@ class FastGroup(typer.core.TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         for param in self.get_params(ctx):
             _install(param)
+            _plain_help(param)
         return super().parse_args(ctx, args)

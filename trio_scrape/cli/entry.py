@@ -79,8 +79,8 @@ def main() -> None:
 def _user_code_loaded() -> bool:
     """Whether a hook's module was imported: it may count on its objects being finalised at
     exit, so the process then ends with the interpreter's full teardown."""
-    cli = sys.modules.get("trio_scrape.cli.app")
-    return cli is None or bool(getattr(cli, "hooks_loaded", True))
+    options = sys.modules.get("trio_scrape.cli.options")
+    return options is None or bool(getattr(options, "hooks_loaded", True))
 
 
 def _block_sigint() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 import re
 import sys
@@ -31,9 +32,11 @@ __all__ = [
     "LIMITS",
     "MAX_BYTES",
     "MAX_WORKERS",
+    "Panel",
     "CrawlConfig",
     "ExtractHook",
     "FollowHook",
+    "Option",
     "RenderPredicate",
     "RenderWait",
     "ScopeName",
@@ -66,6 +69,85 @@ ExtractHook = Callable[["Page"], "Mapping[str, Any] | Awaitable[Mapping[str, Any
 FollowHook = Callable[["Page"], Iterable[str]]
 #: ``render_if(final_url, body)``: whether a page fetched over HTTP is to be rendered.
 RenderPredicate = Callable[[str, bytes], bool]
+
+
+# ------------------------------------------------------------------- the command-line form
+class Panel(enum.StrEnum):
+    """The ``run`` command's help groups (rich_help_panel), in the order the help shows them."""
+
+    SCOPE = "Scope"
+    REACH = "Links followed (page level)"
+    ENGINE = "Concurrency and deadlines"
+    PROCESSES = "Worker processes"
+    POLITE = "Politeness (per host)"
+    FETCH = "Fetching"
+    OUTPUT = "Output"
+    EXTRACT = "Extraction"
+    RENDER = "Rendering JavaScript (headless Chromium)"
+    STATE = "Resumable crawls"
+    FLEET = "Crawling on several machines (Redis)"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Option:
+    """How a :class:`CrawlConfig` field is given on the ``trio-scrape run`` command line.
+
+    Plain data (the model does not import the CLI): ``trio_scrape.cli.options`` builds the
+    command's options from the fields' Options and turns what was typed back into the field's
+    value. The option's value type comes from the field's annotation (``int``, ``float``,
+    ``str``, a ``Literal`` of choices, ``tuple[str, ...]`` for a repeatable option) unless
+    ``parse`` names another way.
+
+    help: the option's help text (plain text: brackets are not markup).
+    panel: its help group.
+    flag: its name; default ``--`` and the field's name with dashes. A ``bool`` field's flag
+        sets the opposite of the field's default (``--links``: True; ``--no-frames``: False)
+        unless ``negate`` gives the flag for False (``--robots/--no-robots``).
+    short: a one-letter form (``-x``), if any.
+    metavar: what the help shows for the value (``N``, ``SECONDS``, ``NAME=CSS``), never a
+        Python type name; default ``N`` for an integer, the choices for a Literal, nothing for
+        a flag; any other option must give one.
+    parse: how the typed text becomes the field's value, by name (``trio_scrape.cli.options``
+        has them): ``headers`` ('Name: value', repeatable), ``select`` / ``select_all``
+        (NAME=CSS, repeatable), ``processes`` (N or auto), ``load`` (a hook, MODULE:FUNC),
+        ``path`` (a file-system path).
+    """
+
+    help: str
+    panel: Panel
+    flag: str | None = None
+    short: str | None = None
+    negate: str | None = None
+    metavar: str | None = None
+    parse: str | None = None
+
+
+#: The metadata keys of CrawlConfig's fields: their command-line Options (several for one
+#: field: --select and --select-all make ``selectors``), or why a field has none.
+OPTIONS = "trio_scrape.options"
+NO_OPTION = "trio_scrape.no_option"
+
+
+def _options(default: Any, *options: Option) -> Any:
+    """A field given on the command line by ``options``; ``default`` (a type: a factory)."""
+    if isinstance(default, type):
+        return dataclasses.field(default_factory=default, metadata={OPTIONS: options})
+    return dataclasses.field(default=default, metadata={OPTIONS: options})
+
+
+def _option(default: Any, panel: Panel, help: str, **option: Any) -> Any:
+    """A field given on the command line by one option (see :class:`Option`)."""
+    return _options(default, Option(panel=panel, help=help, **option))
+
+
+def _library_only(default: Any, why: str) -> Any:
+    """A field with no command-line option, and the reason."""
+    return dataclasses.field(default=default, metadata={NO_OPTION: why})
+
+
+def options_of(field: dataclasses.Field[Any]) -> tuple[Option, ...]:
+    """The command-line Options of one of CrawlConfig's fields (none: library only)."""
+    return tuple(field.metadata.get(OPTIONS, ()))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -196,67 +278,239 @@ class CrawlConfig:
             names it, and the message shows the value (shortened) on one line.
     """
 
-    depth: int = 0
-    max_pages: int | None = None
-    scope: ScopeName = "host"
-    allow_hosts: tuple[str, ...] = ()
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    sitemaps: tuple[str, ...] = ()
-    sitemaps_from_robots: bool = False
-    frames: bool = True
-    meta_refresh: bool = True
-    page_robots: bool = True
-    skip_rel_nofollow: bool = False
-    dedup_canonical: bool = False
+    # Each field's command-line form is its Option (see above): the `run` command's
+    # options are built from these, so adding an option is adding a field (and its check).
+    depth: int = _option(0, Panel.SCOPE, "Link hops to follow from the seeds.")
+    max_pages: int | None = _option(None, Panel.SCOPE, "Schedule at most this many URLs.")
+    scope: ScopeName = _option(
+        "host",
+        Panel.SCOPE,
+        "Where links may lead: the seeds' origins (scheme, host, port), their hosts "
+        "(any port), their domains, or anywhere.",
+    )
+    allow_hosts: tuple[str, ...] = _option(
+        (),
+        Panel.SCOPE,
+        "Also allow this host (glob, repeatable).",
+        flag="--allow-host",
+        metavar="HOST",
+    )
+    include: tuple[str, ...] = _option(
+        (), Panel.SCOPE, "Only follow links matching this regex (repeatable).", metavar="REGEX"
+    )
+    exclude: tuple[str, ...] = _option(
+        (), Panel.SCOPE, "Never follow links matching this regex (repeatable).", metavar="REGEX"
+    )
+    sitemaps: tuple[str, ...] = _option(
+        (),
+        Panel.SCOPE,
+        "Read this sitemap (index, gzip) and crawl the pages it lists (repeatable).",
+        flag="--sitemap",
+        metavar="URL",
+    )
+    sitemaps_from_robots: bool = _option(
+        False, Panel.SCOPE, "Also read the sitemaps listed in the seeds' robots.txt."
+    )
+    frames: bool = _option(
+        True, Panel.REACH, "Do not follow <iframe src> and <frame src>.", flag="--no-frames"
+    )
+    meta_refresh: bool = _option(
+        True,
+        Panel.REACH,
+        "Do not follow <meta http-equiv=refresh> targets.",
+        flag="--no-meta-refresh",
+    )
+    page_robots: bool = _option(
+        True,
+        Panel.REACH,
+        "Follow the links of pages whose meta robots or X-Robots-Tag say nofollow.",
+        flag="--ignore-page-robots",
+    )
+    skip_rel_nofollow: bool = _option(
+        False, Panel.REACH, 'Do not follow links marked rel="nofollow".'
+    )
+    dedup_canonical: bool = _option(
+        False,
+        Panel.REACH,
+        "Treat <link rel=canonical> as the page's identity: no second crawl of it.",
+    )
 
-    workers: int = DEFAULT_WORKERS
-    processes: int | Literal["auto"] = 1
-    buffer: int | None = None
-    per_host: int = DEFAULT_PER_HOST
-    delay: float = 0.0
-    delay_jitter: float = 0.0
-    autothrottle: bool = False
-    robots: bool = True
-    timeout: float = DEFAULT_TIMEOUT
-    deadline: float | None = None
-    grace: float = DEFAULT_GRACE
+    workers: int = _option(DEFAULT_WORKERS, Panel.ENGINE, "Concurrent worker tasks.")
+    processes: int | Literal["auto"] = _option(
+        1,
+        Panel.PROCESSES,
+        "Run fetch, parse and hooks in N worker processes (auto: one per CPU); "
+        "1 keeps them in this process.",
+        metavar="N|auto",
+        parse="processes",
+    )
+    buffer: int | None = _option(
+        None, Panel.ENGINE, "Job and record channel size [default: workers]."
+    )
+    per_host: int = _option(
+        DEFAULT_PER_HOST, Panel.POLITE, "Requests in flight to one host at most."
+    )
+    delay: float = _option(
+        0.0, Panel.POLITE, "Seconds between request starts to one host.", metavar="SECONDS"
+    )
+    delay_jitter: float = _option(
+        0.0, Panel.POLITE, "Scale each delay by a random 1 +- this fraction.", metavar="FRACTION"
+    )
+    autothrottle: bool = _option(False, Panel.POLITE, "Adapt per-host concurrency to the server.")
+    robots: bool = _option(True, Panel.POLITE, "Fetch and obey robots.txt.", negate="--no-robots")
+    timeout: float = _option(
+        DEFAULT_TIMEOUT, Panel.ENGINE, "Page deadline in seconds, per attempt.", metavar="SECONDS"
+    )
+    deadline: float | None = _option(
+        None, Panel.ENGINE, "Crawl deadline in seconds.", metavar="SECONDS"
+    )
+    grace: float = _option(
+        DEFAULT_GRACE,
+        Panel.ENGINE,
+        "Seconds in-flight pages get once the crawl stops.",
+        metavar="SECONDS",
+    )
 
-    retries: int = DEFAULT_RETRIES
-    backoff: float = DEFAULT_BACKOFF
-    max_backoff: float = DEFAULT_MAX_BACKOFF
-    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
-    max_bytes: int = DEFAULT_MAX_BYTES
-    max_redirects: int = DEFAULT_MAX_REDIRECTS
-    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    user_agent: str = DEFAULT_USER_AGENT
-    http2: bool = False
-    proxy: str | None = None
-    allow_private: bool = False
-    cache: str | os.PathLike[str] | None = None
-    cache_ttl: float | None = None
+    retries: int = _option(DEFAULT_RETRIES, Panel.FETCH, "Retries per page.")
+    backoff: float = _library_only(DEFAULT_BACKOFF, "tuned in code: no crawl has needed it yet")
+    max_backoff: float = _library_only(DEFAULT_MAX_BACKOFF, "as backoff")
+    max_retry_after: float = _option(
+        DEFAULT_MAX_RETRY_AFTER,
+        Panel.POLITE,
+        "Longest Retry-After honoured; a longer one fails the page.",
+        metavar="SECONDS",
+    )
+    max_bytes: int = _option(
+        DEFAULT_MAX_BYTES, Panel.FETCH, "Cap on a decoded body.", metavar="BYTES"
+    )
+    max_redirects: int = _option(DEFAULT_MAX_REDIRECTS, Panel.FETCH, "Redirects to follow.")
+    headers: Mapping[str, str] = _option(
+        dict,
+        Panel.FETCH,
+        "Extra request header 'Name: value' (repeatable).",
+        flag="--header",
+        metavar="'NAME: VALUE'",
+        parse="headers",
+    )
+    user_agent: str = _option(DEFAULT_USER_AGENT, Panel.FETCH, "User-Agent header.", metavar="TEXT")
+    http2: bool = _option(False, Panel.FETCH, "Use HTTP/2 where offered.")
+    proxy: str | None = _option(None, Panel.FETCH, "Proxy URL.", metavar="URL")
+    allow_private: bool = _option(
+        False, Panel.FETCH, "Let links and redirects lead to loopback/private/link-local addresses."
+    )
+    cache: str | os.PathLike[str] | None = _option(
+        None,
+        Panel.FETCH,
+        "Keep 2xx responses in this directory and re-use them (for development).",
+        metavar="DIR",
+        parse="path",
+    )
+    cache_ttl: float | None = _option(
+        None,
+        Panel.FETCH,
+        "Seconds a cached response is re-used [default: forever].",
+        metavar="SECONDS",
+    )
 
-    state: str | os.PathLike[str] | None = None
-    state_reset: bool = False
-    recrawl: bool = False
-    frontier: str | None = None
-    crawl_id: str | None = None
-    lease: float = 30.0
+    state: str | os.PathLike[str] | None = _option(
+        None,
+        Panel.STATE,
+        "SQLite file holding the crawl's state: the same command resumes it.",
+        metavar="FILE",
+        parse="path",
+    )
+    state_reset: bool = _option(False, Panel.STATE, "Empty the --state file and start over.")
+    recrawl: bool = _option(
+        False,
+        Panel.STATE,
+        "Crawl a finished --state (or --frontier crawl) again, fetching only what changed "
+        "(conditional requests); an unfinished round resumes.",
+    )
+    frontier: str | None = _option(
+        None,
+        Panel.FLEET,
+        "Share the crawl through this Redis: redis://HOST:PORT/DB. Run the same command on "
+        "every machine (each with its own -o file).",
+        metavar="URL",
+    )
+    crawl_id: str | None = _option(
+        None,
+        Panel.FLEET,
+        "Name of the shared crawl [default: derived from the seeds and scope].",
+        metavar="NAME",
+    )
+    lease: float = _option(
+        30.0,
+        Panel.FLEET,
+        "Seconds before a silent process's pages go back to the queue.",
+        metavar="SECONDS",
+    )
 
-    render: bool = False
-    render_auto: bool = False
-    render_if: RenderPredicate | None = None
-    render_tabs: int = DEFAULT_RENDER_TABS
-    render_tab_pages: int = DEFAULT_RENDER_TAB_PAGES
-    render_resources: bool = False
-    render_wait: RenderWait = "quiet"
-    render_wait_max: float = DEFAULT_RENDER_WAIT_MAX
-    browser: str | os.PathLike[str] | None = None
+    render: bool = _option(False, Panel.RENDER, "Render every page in headless Chromium.")
+    render_auto: bool = _option(
+        False,
+        Panel.RENDER,
+        "Fetch over HTTP; render only pages with scripts and almost no text or links.",
+    )
+    render_if: RenderPredicate | None = _option(
+        None,
+        Panel.RENDER,
+        "With --render-auto: MODULE:FUNC(url, body) -> bool decides instead.",
+        metavar="MODULE:FUNC",
+        parse="load",
+    )
+    render_tabs: int = _option(DEFAULT_RENDER_TABS, Panel.RENDER, "Tabs rendering at once.")
+    render_tab_pages: int = _option(
+        DEFAULT_RENDER_TAB_PAGES,
+        Panel.RENDER,
+        "Pages a tab renders before its browser context is replaced.",
+    )
+    render_resources: bool = _option(False, Panel.RENDER, "Also download images, media and fonts.")
+    render_wait: RenderWait = _option(
+        "quiet", Panel.RENDER, "After load: DOM quiet for 150 ms, or network idle for 500 ms."
+    )
+    render_wait_max: float = _option(
+        DEFAULT_RENDER_WAIT_MAX, Panel.RENDER, "Cap in seconds on that wait.", metavar="SECONDS"
+    )
+    browser: str | os.PathLike[str] | None = _option(
+        None,
+        Panel.RENDER,
+        "Chromium executable [default: chromium-headless-shell, else chromium].",
+        metavar="PATH",
+    )
 
-    links: bool = False
-    selectors: tuple[Selector, ...] = ()
-    extract: ExtractHook | None = None
-    follow: FollowHook | None = None
+    links: bool = _option(False, Panel.OUTPUT, "Put each page's links in its record.")
+    selectors: tuple[Selector, ...] = _options(
+        (),
+        Option(
+            panel=Panel.EXTRACT,
+            help="Put NAME=CSS's first match in data (CSS::text, CSS::attr(x); repeatable).",
+            flag="--select",
+            metavar="NAME=CSS",
+            parse="select",
+        ),
+        Option(
+            panel=Panel.EXTRACT,
+            help="Put every match of NAME=CSS in data, as a list (repeatable).",
+            flag="--select-all",
+            metavar="NAME=CSS",
+            parse="select_all",
+        ),
+    )
+    extract: ExtractHook | None = _option(
+        None,
+        Panel.EXTRACT,
+        "Extract hook MODULE:FUNC (sync or async; returns a dict).",
+        metavar="MODULE:FUNC",
+        parse="load",
+    )
+    follow: FollowHook | None = _option(
+        None,
+        Panel.EXTRACT,
+        "Follow hook MODULE:FUNC (returns the links to enqueue).",
+        metavar="MODULE:FUNC",
+        parse="load",
+    )
 
     def __post_init__(self) -> None:
         # Every field has its check in _CHECKS (below the class): one table to read, and one
