@@ -545,11 +545,12 @@ def _whatwg_name(codec: str) -> str:
 
 
 def _scalar(text: str) -> str:
-    """A scalar value string: lone surrogates become U+FFFD ("create an entry")."""
+    """A scalar value string ("create an entry"): as from a UTF-16 string, a surrogate pair
+    is its character and a lone surrogate U+FFFD."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return text
 
 
