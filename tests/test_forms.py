@@ -693,6 +693,11 @@ def test_multipart_body() -> None:
     )
 
 
+def test_multipart_without_entries_is_the_closing_boundary() -> None:
+    result = submit('<form method="post" enctype="multipart/form-data">', boundary="b")
+    assert result.body == b"--b--\r\n"
+
+
 def test_multipart_boundary_is_random_and_absent_from_the_data() -> None:
     html = '<form method="post" enctype="multipart/form-data"><input name="a" value="x">'
     first, second = submit(html), submit(html)
