@@ -5,15 +5,16 @@
 1. **The form and its submitter.** The form is chosen by CSS selector or position; the
    submitter is the submit button clicked, by default the form's *default button* (the first
    submit button in tree order: what a browser clicks when Enter is pressed in a field,
-   4.10.21.2 "Implicit submission"), or none (``form.submit()``).
-2. **Method, action, enctype** (4.10.18.6 "Form submission attributes"): the form's
+   "implicit submission"), or none (``form.submit()``).
+2. **Method, action, enctype** ("form submission attributes", "form submission
+   algorithm"): the form's
    ``method``/``action``/``enctype``, overridden by the submitter's ``formmethod``/
    ``formaction``/``formenctype``. An empty or missing action is the document's URL; any
    other is resolved against the document's base URL (``<base href>``) exactly as the page's
    links are (:mod:`trio_scrape.model.urls`). ``method=dialog`` submits nothing.
-3. **The encoding** (4.10.21.3, "picking an encoding for the form"): the first encoding of
+3. **The encoding** ("picking an encoding for the form"): the first encoding of
    ``accept-charset`` that is known, else the page's; UTF-16/32 become UTF-8.
-4. **The entry list** (4.10.21.4 "Constructing the entry list"): the form's submittable
+4. **The entry list** ("constructing the entry list"): the form's submittable
    controls in tree order (those inside it and those outside that name it with ``form=``),
    minus the disabled ones (also inside a disabled ``<fieldset>``, except in its first
    ``<legend>``), those inside a ``<datalist>``, buttons other than the submitter, unchecked
@@ -23,8 +24,8 @@
    entry, and otherwise the control's value as the standard sanitises it.
 5. **Serialisation**: a GET puts the entries in the action's query (replacing it) with the
    ``application/x-www-form-urlencoded`` serializer (URL standard 5.2); a POST sends them as
-   its body, encoded as the enctype says: urlencoded, "multipart/form-data encoding
-   algorithm" (4.10.21.7) or "text/plain encoding algorithm" (4.10.21.8). Characters the
+   its body, encoded as the enctype says: urlencoded, the "multipart/form-data encoding
+   algorithm" or the "text/plain encoding algorithm". Characters the
    encoding cannot represent are written ``&#NNNN;`` (the encoder's "html" error mode).
 
 Scrapy's ``FormRequest.from_response`` differs from browsers in places; this module follows
@@ -281,8 +282,8 @@ def _choose_form(tree: LexborHTMLParser, selector: str | None, index: int) -> Le
 
 
 def _controls_of(tree: LexborHTMLParser, form: LexborNode) -> list[LexborNode]:
-    """The submittable elements whose form owner is ``form``, in tree order (4.10.17.3
-    "Association of controls and forms").
+    """The submittable elements whose form owner is ``form``, in tree order (HTML
+    "association of controls and forms").
 
     A control with a ``form`` attribute belongs to the element with that id if it is a form
     (to none otherwise); any other to its nearest form ancestor. The parser also gives a form
@@ -518,7 +519,7 @@ def _url_codec(encoding: str | None) -> str | None:
 
 
 def _pick_encoding(accept_charset: str | None, page_encoding: str | None) -> str:
-    """4.10.21.3 "picking an encoding for the form": the first known label of
+    """HTML "picking an encoding for the form": the first known label of
     ``accept-charset`` (UTF-8 if it names none), else the document's encoding."""
     if accept_charset is None:
         return _output_codec(_codec(page_encoding))
@@ -569,7 +570,7 @@ def _entry(name: str, value: FieldValue) -> tuple[str, FieldValue]:
 def _entry_list(
     controls: list[LexborNode], submitter: LexborNode | None, codec: str, xy: tuple[int, int]
 ) -> tuple[list[tuple[str, FieldValue]], dict[str, int], set[str]]:
-    """4.10.21.4 "Constructing the entry list". Also returns, for each control name, the
+    """HTML "constructing the entry list". Also returns, for each control name, the
     position in the list where its first control stands (where ``values`` puts a field that
     has no entry), and every name a control of the form gives (for ``strict``)."""
     entries: list[tuple[str, FieldValue]] = []
@@ -908,7 +909,7 @@ def _multipart_escape(text: str) -> str:
 def _multipart(
     fields: Sequence[tuple[str, FieldValue]], codec: str, boundary: str | None
 ) -> tuple[bytes, str]:
-    """4.10.21.7 "multipart/form-data encoding algorithm" (RFC 7578): a part for each
+    """HTML "multipart/form-data encoding algorithm" (RFC 7578): a part for each
     entry, its name (and a file's filename) in the Content-Disposition with LF, CR and
     ``"`` escaped as ``%0A``, ``%0D``, ``%22``; names and string values encoded in
     ``codec``; a file part with its Content-Type."""
@@ -947,7 +948,7 @@ def _collides(boundary: str, parts: list[tuple[bytes, bytes]]) -> bool:
 
 
 def _text_plain(fields: Sequence[tuple[str, FieldValue]], codec: str) -> bytes:
-    """4.10.21.8 "text/plain encoding algorithm": ``name=value`` lines ending in CRLF, in
+    """HTML "text/plain encoding algorithm": ``name=value`` lines ending in CRLF, in
     ``codec``; a file is its name."""
     text = "".join(
         f"{name}={value if isinstance(value, str) else value.filename}\r\n"
