@@ -7,11 +7,11 @@
    submit button in tree order: what a browser clicks when Enter is pressed in a field,
    "implicit submission"), or none (``form.submit()``).
 2. **Method, action, enctype** ("form submission attributes", "form submission
-   algorithm"): the form's
-   ``method``/``action``/``enctype``, overridden by the submitter's ``formmethod``/
-   ``formaction``/``formenctype``. An empty or missing action is the document's URL; any
-   other is resolved against the document's base URL (``<base href>``) exactly as the page's
-   links are (:mod:`trio_scrape.model.urls`). ``method=dialog`` submits nothing.
+   algorithm"): the form's ``method``/``action``/``enctype``, overridden by the
+   submitter's ``formmethod``/``formaction``/``formenctype``. An empty or missing action
+   is the document's URL; any other is resolved against the document's base URL
+   (``<base href>``) exactly as the page's links are (:mod:`trio_scrape.model.urls`).
+   ``method=dialog`` submits nothing.
 3. **The encoding** ("picking an encoding for the form"): the first encoding of
    ``accept-charset`` that is known, else the page's; UTF-16/32 become UTF-8.
 4. **The entry list** ("constructing the entry list"): the form's submittable
@@ -25,8 +25,8 @@
 5. **Serialisation**: a GET puts the entries in the action's query (replacing it) with the
    ``application/x-www-form-urlencoded`` serializer (URL standard 5.2); a POST sends them as
    its body, encoded as the enctype says: urlencoded, the "multipart/form-data encoding
-   algorithm" or the "text/plain encoding algorithm". Characters the
-   encoding cannot represent are written ``&#NNNN;`` (the encoder's "html" error mode).
+   algorithm" or the "text/plain encoding algorithm". Characters the encoding cannot
+   represent are written ``&#NNNN;`` (the encoder's "html" error mode).
 
 Scrapy's ``FormRequest.from_response`` differs from browsers in places; this module follows
 the browser (the comments say where).
