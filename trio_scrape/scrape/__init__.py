@@ -1,0 +1,3 @@
+"""The scraper's pieces: forms, ...
+
+Internal: the public API is what ``trio_scrape`` exports."""
