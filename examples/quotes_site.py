@@ -86,6 +86,7 @@ PER_PAGE: Final = 10
 PASSWORD: Final = "secret"
 _MAX_HEAD: Final = 16 * 1024
 _MAX_BODY: Final = 1024 * 1024
+_MAX_SESSIONS: Final = 10_000  # past this, the oldest session is forgotten
 
 # --------------------------------------------------------------------------------------------
 # The data
@@ -98,6 +99,10 @@ class Author:
     born_date: str  # as the page shows it: "March 14, 1879"
     born_location: str  # as the page shows it: "Ulm, Germany"
     description: str
+
+    def item(self) -> dict[str, str]:
+        """The author as a scraper's item: its fields by name."""
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +122,16 @@ class Quote:
     def goodreads(self) -> str:
         """The private link (``a.goodreads``) logged-in pages show."""
         return f"/goodreads/quote/{self.id}/"
+
+    def item(self) -> dict[str, Any]:
+        """The quote as a scraper's item: text, author, author_slug, tags (a list, empty when
+        the page has no tags div)."""
+        return {
+            "text": self.text,
+            "author": self.author,
+            "author_slug": self.author_slug,
+            "tags": list(self.tags),
+        }
 
 
 _FIRST = [
@@ -435,6 +450,9 @@ class QuotesSite:
     ``quotes`` quotes by ``min(50, quotes // 2)`` authors (at least one), every author with at
     least one quote, made from ``seed`` alone: two sites with the same arguments hold the same
     data. Serve it with ``await nursery.start(site.serve)``.
+
+    Every request is appended to ``log``; a long benchmark passes ``log_requests=False``
+    (a million requests would hold a million headers dicts).
     """
 
     def __init__(
@@ -652,6 +670,8 @@ class QuotesSite:
         if session_id is None or session is None:
             session_id, session = secrets.token_urlsafe(16), _Session()
             self._sessions[session_id] = session
+            if len(self._sessions) > _MAX_SESSIONS:  # a benchmark visiting /login: bounded
+                del self._sessions[next(iter(self._sessions))]
             extra["Set-Cookie"] = f"session={session_id}; Path=/; HttpOnly"
         session.csrf = secrets.token_hex(16)  # a new one per visit
         message = f'<div class="error">{_e(error)}</div>\n' if error else ""
@@ -977,13 +997,14 @@ async def serve_quotes_site(
     quotes: int = 100,
     seed: int = DEFAULT_SEED,
     site: QuotesSite | None = None,
+    log_requests: bool = True,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve a quotes site on 127.0.0.1 until cancelled; for ``nursery.start``, which returns
     the base URL (``http://127.0.0.1:PORT``). Pass ``site`` to keep its log and ground truth
-    at hand (``quotes`` and ``seed`` are then its own)."""
+    at hand (``quotes``, ``seed`` and ``log_requests`` are then its own)."""
     if site is None:
-        site = QuotesSite(quotes, seed)
+        site = QuotesSite(quotes, seed, log_requests=log_requests)
     await site.serve(port=port, task_status=task_status)
 
 

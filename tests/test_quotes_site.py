@@ -114,6 +114,13 @@ def test_data_is_deterministic_and_varied() -> None:
     assert {q.author for q in quotes} == {a.name for a in authors}  # each has a quote
     assert max(sum(q.author == a.name for q in quotes) for a in authors) >= 4
     assert any(not q.tags for q in quotes)
+    untagged = next(q for q in quotes if not q.tags)
+    assert untagged.item() == {
+        "text": untagged.text,
+        "author": untagged.author,
+        "author_slug": untagged.author_slug,
+        "tags": [],
+    }
     assert [q.page for q in quotes] == [i // 10 + 1 for i in range(100)]
     text = " ".join(q.text for q in quotes) + " ".join(a.name for a in authors)
     for char in "éü“”—&":
@@ -158,10 +165,14 @@ async def test_author_pages_use_a_base_href(
     for author in quotes_site.authors():
         url = f"/author/{author.slug}/"
         tree = parse(await client.get(url))
-        assert text_of(tree.css_first("h3.author-title")) == author.name
-        assert text_of(tree.css_first("span.author-born-date")) == author.born_date
-        assert text_of(tree.css_first("span.author-born-location")) == author.born_location
-        assert text_of(tree.css_first("div.author-description")) == author.description
+        scraped = {
+            "name": text_of(tree.css_first("h3.author-title")),
+            "slug": url.split("/")[2],
+            "born_date": text_of(tree.css_first("span.author-born-date")),
+            "born_location": text_of(tree.css_first("span.author-born-location")),
+            "description": text_of(tree.css_first("div.author-description")),
+        }
+        assert scraped == author.item()
         base = tree.css_first("base")
         assert base is not None and base.attributes["href"] == "/author/"
     # Relative links resolve against <base href="/author/">, not against the page's URL.
