@@ -26,6 +26,8 @@ from examples.quotes_site import (
     serve_in_thread,
     serve_quotes_site,
 )
+from trio_scrape import ConfigError
+from trio_scrape.render.browser import find_browser
 
 SCRIPT = Path(__file__).parent.parent / "examples" / "quotes_site.py"
 
@@ -462,6 +464,29 @@ async def test_script_built_pages(
     assert [(d["text"], d["author"]["name"], tuple(d["tags"])) for d in data] == [
         (q.text, q.author, q.tags) for q in quotes_site.quotes()
     ]
+
+
+async def dump_dom(url: str) -> LexborHTMLParser:
+    """The DOM headless Chromium builds for ``url``, its scripts and timers run."""
+    try:
+        browser = find_browser()
+    except ConfigError:
+        pytest.skip("Chromium is not installed (apt-get install chromium-headless-shell)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
+    with trio.fail_after(60):
+        done = await trio.run_process(
+            [browser, *flags, "--dump-dom", url], capture_stdout=True, capture_stderr=True
+        )
+    return LexborHTMLParser(done.stdout)
+
+
+async def test_scripts_build_the_quotes_in_a_browser(quotes_site: QuotesSite) -> None:
+    quotes = quotes_site.quotes()
+    for path in ("/js/page/2/", "/js-delayed/page/2/"):
+        assert scrape_quotes(await dump_dom(quotes_site.base + path)) == expected(quotes[10:20])
+    scrolled = scrape_quotes(await dump_dom(quotes_site.base + "/scroll"))
+    assert len(scrolled) >= 10 and scrolled == expected(quotes[: len(scrolled)])
+    assert quotes_site.count("GET", "/api/quotes?page=1") == 1
 
 
 async def test_tableful_pages(quotes_site: QuotesSite, client: httpx.AsyncClient) -> None:
