@@ -40,7 +40,6 @@ with ``error.kind = "cancelled"``; the sink drains, the client closes, and ``run
 
 from __future__ import annotations
 
-import collections
 import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
@@ -55,9 +54,10 @@ from ..frontier.memory import Frontier, MemoryFrontier
 from ..frontier.pacing import HostLimiter
 from ..http.fetcher import Fetcher, open_fetcher
 from ..model.config import CrawlConfig
-from ..model.page import CrawlRequest, Page, PageError, PageMemo
-from ..model.urls import UrlScope, browser_url, host_of, origin_of, url_key
+from ..model.page import CrawlRequest, Page, PageError
+from ..model.urls import UrlScope, browser_url, host_of, origin_of
 from ..output.sinks import Sink
+from .admission import Admission
 from .assembly import open_page_pipeline
 from .pipeline import AttemptLost, Outcome, Pipeline, browser_urls, failed_page
 from .records import FLUSH_DELAY, RecordWriter, closing_sink
@@ -156,7 +156,6 @@ class Crawler:
         # that misses costs an AttributeError, and these were asked for every page.
         self._get_nowait: Callable[[HostLimiter], CrawlRequest] | None = None
         self._starting: Callable[[CrawlRequest], Awaitable[None]] | None = None
-        self._remember: Callable[[CrawlRequest, PageMemo], None] | None = None
 
         self._ran = False
         self._stopping = False
@@ -167,11 +166,10 @@ class Crawler:
         self._ended_at: float | None = None
 
         self._counts = Counters(self._rng)
-        self._canonical_keys: set[int] = set()  # dedup_canonical: hash(url_key) recorded
         # Whether a page was handed out at the depth limit (its links not followed): until
         # one was, every link reached was followed, and revisits would find nothing new.
         self._cut = False
-        self._scheduled = 0
+        self._admission = self._admission_for(self._frontier, scheduled=0)
 
     @property
     def config(self) -> CrawlConfig:
@@ -305,10 +303,8 @@ class Crawler:
                     def add_worker() -> None:
                         workers.start_soon(self._work, job_recv.clone(), record_send.clone())
 
-                    await self._frontier.add(
-                        self._seeds, depth=0, referrer=None, keep=self._within_max_pages
-                    )
-                    await self._add_sitemaps(self._sitemaps, depth=0, referrer=None)
+                    await self._admission.seeds(self._seeds)
+                    await self._admission.sitemaps(self._sitemaps, depth=0, referrer=None)
                     if config.sitemaps_from_robots:
                         await self._add_robots_sitemaps()
                     task_status.started()
@@ -327,6 +323,7 @@ class Crawler:
         """Open the crawl's own state or fleet frontier when it has one, and put the sink
         behind the frontier's commits; False: that crawl has finished (nothing to do)."""
         config = self._config
+        scheduled = 0
         if self._own_state:
             from ..frontier.open import open_state
 
@@ -336,7 +333,7 @@ class Crawler:
             if state is None:
                 return False
             self._frontier = state
-            self._scheduled = state.resume.scheduled
+            scheduled = state.resume.scheduled
             self._cut = state.resume.deepest >= config.depth
         if self._own_redis:
             from ..frontier.open import open_fleet
@@ -356,8 +353,24 @@ class Crawler:
             self._sink = await attach_sink(self._sink, links=config.links)
         self._get_nowait = getattr(self._frontier, "get_nowait", None)
         self._starting = getattr(self._frontier, "starting", None)
-        self._remember = getattr(self._frontier, "remember", None)
+        self._admission = self._admission_for(self._frontier, scheduled=scheduled)
         return True
+
+    def _admission_for(self, frontier: Frontier, *, scheduled: int) -> Admission:
+        return Admission(
+            self._config,
+            frontier,
+            self._scope,
+            self._counts,
+            scheduled=scheduled,
+            fleet_pages=self._fleet_pages,
+            max_pages_reached=self._max_pages_reached,
+            remember=getattr(frontier, "remember", None),
+        )
+
+    def _max_pages_reached(self) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = "max_pages"
 
     async def _open_pipeline(self, stack: AsyncExitStack) -> Fetcher:
         """Open the page pipeline (here, or in worker processes) and return the plain HTTP
@@ -619,76 +632,8 @@ class Crawler:
             self._hosts.pause(origin, outcome.retry_after)
             await self._frontier.release([request._replace(attempts=request.attempts + 1)])
             return None
-        if outcome.seen is not None:
-            # Before the page's links: a link to the redirect's target (the page itself, as
-            # its href="#top") is then seen, not queued and fetched a second time.
-            await self._frontier.mark_seen([outcome.seen], depth=request.depth)
-        if outcome.sitemap is not None:
-            entries = outcome.sitemap
-            out_of_scope: collections.Counter[str] = collections.Counter()
-
-            def keep(url: str) -> bool:
-                if not self._scope.allows(url):
-                    out_of_scope[host_of(url)] += 1
-                    return False
-                return self._within_max_pages(url)
-
-            await self._frontier.add(
-                entries.pages,
-                depth=request.depth,
-                referrer=request.url,
-                keep=keep,
-                lastmods=entries.lastmods,
-                revisit=request.depth < self._config.depth,
-            )
-            if out_of_scope:
-                _warn_out_of_scope(request.url, len(entries.pages), out_of_scope)
-                if isinstance(page.data.get("sitemap"), dict):
-                    page.data["sitemap"]["out_of_scope"] = out_of_scope.total()
-            await self._add_sitemaps(entries.sitemaps, depth=request.depth, referrer=request.url)
-        if self._config.dedup_canonical and page.ok:
-            await self._dedup_canonical(request, page, outcome)
-        if outcome.refresh is not None:
-            # A meta refresh with no delay is a redirect: no hop spent, even at the limit.
-            await self._frontier.add(
-                [outcome.refresh],
-                depth=request.depth,
-                referrer=request.url,
-                keep=self._schedules,
-                revisit=request.depth < self._config.depth,
-            )
-        if outcome.links:
-            # A link already handed out at a larger depth gets a revisit when its own links
-            # would now be followed: that keeps --depth exact (see Frontier.add).
-            await self._frontier.add(
-                outcome.links,
-                depth=outcome.links_depth,
-                referrer=request.url,
-                keep=self._schedules,
-                revisit=outcome.links_depth < self._config.depth,
-            )
-        memo = outcome.memo if outcome.memo is not None else request.memo
-        remember = self._remember
-        if memo is not None and remember is not None and not request.revisit:
-            remember(request, memo)  # before its done mark; a failure keeps the last memo
+        await self._admission.outcome(request, outcome, page)
         return page
-
-    async def _dedup_canonical(self, request: CrawlRequest, page: Page, outcome: Outcome) -> None:
-        """With ``dedup_canonical``: a page's canonical URL counts as crawled; a page whose
-        canonical URL was crawled already (or declared by a page before) is a duplicate:
-        ``data.duplicate_of`` says of what, and its links are not followed."""
-        canonical = outcome.canonical
-        own = hash(url_key(request.url))
-        if canonical is not None:
-            key = hash(url_key(canonical))
-            if key != own:
-                if key in self._canonical_keys:
-                    page.data["duplicate_of"] = canonical
-                    outcome.links = []
-                else:
-                    self._canonical_keys.add(key)
-                    await self._frontier.mark_seen([canonical], depth=request.depth)
-        self._canonical_keys.add(own)
 
     async def _lost(self, request: CrawlRequest, exc: AttemptLost) -> Page | None:
         """The worker process running an attempt died: the attempt counts (a page that kills
@@ -701,12 +646,6 @@ class Crawler:
         await self._frontier.release([request._replace(attempts=attempts)])
         return None
 
-    async def _add_sitemaps(self, urls: list[str], *, depth: int, referrer: str | None) -> None:
-        if urls:  # sitemaps may be on any host: the pages they list are scope-checked
-            await self._frontier.add(
-                urls, depth=depth, referrer=referrer, keep=self._within_max_pages, sitemap=True
-            )
-
     async def _add_robots_sitemaps(self) -> None:
         assert self._robots is not None
         found: list[str] = []
@@ -714,41 +653,7 @@ class Crawler:
             urls, invalid = browser_urls(await self._robots.sitemaps(origin))
             self._counts.invalid_links += invalid
             found += urls
-        await self._add_sitemaps(found, depth=0, referrer=None)
-
-    def _schedules(self, url: str) -> bool:
-        """Whether a never-seen link is scheduled: in scope, and within ``max_pages``."""
-        return self._scope.allows(url) and self._within_max_pages(url)
-
-    def _within_max_pages(self, url: str) -> bool:
-        # max_pages limits the URLs scheduled, not dispatches: so a page's retries and its
-        # record are never cut off, and the crawl ends by itself once those pages are done.
-        limit = self._config.max_pages
-        if limit is None or self._fleet_pages:
-            return True
-        if self._scheduled >= limit:
-            if self._stop_reason is None:
-                self._stop_reason = "max_pages"
-            self._counts.refused.add(hash(url))
-            return False
-        self._scheduled += 1
-        return True
-
-
-def _warn_out_of_scope(sitemap: str, listed: int, hosts: collections.Counter[str]) -> None:
-    """Say that a sitemap's pages were left out by the scope: a staging copy whose sitemap
-    names the production host would otherwise crawl nothing and say nothing."""
-    shown = ", ".join(f"{host} ({count:,})" for host, count in hosts.most_common(5))
-    more = f" and {len(hosts) - 5:,} more hosts" if len(hosts) > 5 else ""
-    logger.warning(
-        "sitemap %s: %s of its %s pages are out of scope and not crawled: %s%s "
-        "(--scope, --allow-host, --include and --exclude decide the scope)",
-        sitemap,
-        f"{hosts.total():,}",
-        f"{listed:,}",
-        shown,
-        more,
-    )
+        await self._admission.sitemaps(found, depth=0, referrer=None)
 
 
 async def _run_in(scope: trio.CancelScope, task: Callable[[], Awaitable[None]]) -> None:
