@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from .errors import StateError as StateError
     from .errors import TrioScrapeError as TrioScrapeError
     from .errors import WorkerError as WorkerError
-    from .frontier.memory import Frontier as Frontier
-    from .frontier.memory import FrontierStatistics as FrontierStatistics
+    from .frontier.base import Frontier as Frontier
+    from .frontier.base import FrontierStatistics as FrontierStatistics
     from .frontier.memory import MemoryFrontier as MemoryFrontier
     from .model.config import DEFAULT_USER_AGENT as DEFAULT_USER_AGENT
     from .model.config import CrawlConfig as CrawlConfig
@@ -106,8 +106,8 @@ _EXPORTS = {
     "StateError": ".errors",
     "TrioScrapeError": ".errors",
     "WorkerError": ".errors",
-    "Frontier": ".frontier.memory",
-    "FrontierStatistics": ".frontier.memory",
+    "Frontier": ".frontier.base",
+    "FrontierStatistics": ".frontier.base",
     "MemoryFrontier": ".frontier.memory",
     "CrawlRequest": ".model.page",
     "ErrorKind": ".model.page",

@@ -1,6 +1,7 @@
 """The frontier: the seen-set and the queue of URLs still to fetch, with leases.
 
-The engine talks to a frontier only through the :class:`Frontier` protocol, so a crawl's
+The engine talks to a frontier only through the :class:`~trio_scrape.frontier.base.Frontier`
+protocol (and the optional capabilities declared beside it, in ``base.py``), so a crawl's
 state can live in memory (here), in SQLite for resumable crawls, or in Redis to share one
 crawl between machines.
 
@@ -14,100 +15,22 @@ and that is when ``get()`` returns ``None``.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import hashlib
 import heapq
 import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import trio
 from mypy_extensions import mypyc_attr
 
-from ..model.page import CrawlRequest, rebuilt_by_fields
+from ..model.page import CrawlRequest
 from ..model.urls import origin_of, url_key
+from .base import Frontier, FrontierStatistics
 from .pacing import HostLimiter
 
 __all__ = ["Frontier", "FrontierStatistics", "MemoryFrontier", "url_digest"]
-
-
-@dataclasses.dataclass(frozen=True)
-class FrontierStatistics:
-    queued: int
-    leased: int
-    seen: int
-
-    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
-        return rebuilt_by_fields(self)
-
-
-class Frontier(Protocol):
-    async def add(
-        self,
-        urls: Iterable[str],
-        *,
-        depth: int,
-        referrer: str | None,
-        keep: Callable[[str], bool] | None = None,
-        sitemap: bool = False,
-        lastmods: Mapping[str, str] | None = None,
-        revisit: bool = False,
-    ) -> int:
-        """Queue each URL never seen before (and for which ``keep``, if given, is true:
-        ``keep`` is asked only about unseen URLs); return how many requests were queued.
-
-        URLs are browser URLs (:func:`~trio_scrape.model.urls.browser_url`), queued as given;
-        "seen before" compares their canonical keys (:func:`~trio_scrape.model.urls.url_key`),
-        through a stable 64-bit digest (:func:`url_digest` for Redis, a seeded XXH3 for
-        ``--state``) or, in memory, ``hash(url_key(url))``, never the text.
-
-        The URLs of one call share a depth and referrer: they are one page's links, the
-        seeds, or a sitemap's entries. A URL that ``keep`` refuses is not marked seen.
-        ``sitemap``: these URLs are sitemaps; ``lastmods``: a sitemap's ``<lastmod>`` by URL.
-
-        A URL's depth is the shortest known: a URL seen before at a larger depth takes this
-        ``depth`` and ``referrer``. Still queued, it is handed out at the new depth. Already
-        handed out (leased, done, or marked seen), it gets a pending revisit when ``revisit``
-        is true (otherwise only its known depth changes): a request with
-        ``CrawlRequest.revisit`` set, so that its links can be followed from the new depth.
-        Pending revisits are queued only once the queue is empty and nothing is leased, those
-        of the smallest depth first and one depth at a time, so that a URL is revisited at
-        most once more however many shorter paths turn up meanwhile.
-        """
-        ...
-
-    async def mark_seen(self, urls: Iterable[str], *, depth: int = 0) -> None:
-        """Record URLs as handed out at ``depth`` without queueing them (a redirect's final
-        URL, crawled as the page that redirected to it). URLs already seen are unchanged."""
-        ...
-
-    async def get(self, hosts: HostLimiter) -> CrawlRequest | None:
-        """Lease the next request whose host ``hosts`` says is ready, and ``hosts.start`` it.
-
-        Blocks while no queued request's host is ready, or the queue is empty but requests are
-        leased (they may add links). Returns ``None`` once the queue is empty and nothing is
-        leased: the crawl is exhausted. Never holds back a ready host for one that is not.
-        """
-        ...
-
-    async def done(
-        self, requests: Sequence[CrawlRequest], *, output_offset: int | None = None
-    ) -> None:
-        """End the leases of requests whose records are written.
-
-        ``output_offset`` is the length of the output file once these records are in it; a
-        persistent frontier stores it in the same transaction as the done marks, so a resumed
-        crawl can cut the file back to exactly the records it knows are done.
-        """
-        ...
-
-    async def release(self, requests: Sequence[CrawlRequest]) -> None:
-        """Give leased requests back (unstarted, or to retry; a request may come back with
-        more ``attempts``): they go to the front of their host's queue."""
-        ...
-
-    def statistics(self) -> FrontierStatistics: ...
 
 
 def url_digest(url: str) -> int:

@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 from ..model.config import CrawlConfig
-from ..output.sinks import Sink
+from ..output.sinks import Sink, complete_sink
 from .sqlite import SqliteFrontier, open_sqlite_frontier
 
 if TYPE_CHECKING:
@@ -69,9 +69,7 @@ async def open_state(
             resume.queued,
             resume.requeued,
         )
-    start = getattr(sink, "start", None)
-    if start is not None:
-        start(resume.output_offset or 0)
+    complete_sink(sink).start(resume.output_offset or 0)
     return frontier
 
 
@@ -139,6 +137,7 @@ def state_settings(
 ) -> dict[str, object]:
     """What defines a resumable crawl: its seeds, its scope and where its records go."""
     follow = config.follow
+    output = complete_sink(sink)
     return {
         "seeds": sorted(set(seeds)),
         "depth": config.depth,
@@ -156,7 +155,7 @@ def state_settings(
         "skip_rel_nofollow": config.skip_rel_nofollow,
         "dedup_canonical": config.dedup_canonical,
         "follow": None if follow is None else f"{follow.__module__}:{follow.__qualname__}",
-        "output": getattr(sink, "name", None),
-        "format": getattr(sink, "format", None),
+        "output": output.name,
+        "format": output.format,
         "links": config.links,
     }

@@ -49,8 +49,9 @@ from ..errors import FrontierError
 from ..model.config import CrawlConfig, check_crawl_id, parse_redis_url
 from ..model.page import CrawlRequest, Page, PageError, PageMemo
 from ..model.urls import origin_of
-from ..output.sinks import Sink, _json
-from .memory import FrontierStatistics, url_digest
+from ..output.sinks import CompleteSink, Sink, _json, complete_sink
+from .base import FrontierStatistics
+from .memory import url_digest
 from .pacing import HostLimiter
 
 __all__ = [
@@ -622,10 +623,10 @@ class RedisFrontier:
             FrontierError: another live process writes the same file for this crawl.
             OutputError: the file cannot be cut or written.
         """
-        wrapper = _CommittingSink(sink, links=links)
+        inner = complete_sink(sink)
+        wrapper = _CommittingSink(inner, links=links)
         self._sink = wrapper
-        start = getattr(sink, "start", None)
-        if self.writer and start is not None:
+        if self.writer and inner.starts:
             deadline = trio.current_time() + self.lease + 1
             while not await self._lock_writer():
                 if trio.current_time() > deadline:
@@ -637,7 +638,7 @@ class RedisFrontier:
                 await trio.sleep(0.1)
             state = _text(await self._client.hget(self._prefix + "w", self.writer) or b"")
             offset_text, _, last_id = state.partition("\t")
-            start(int(offset_text) if offset_text else 0)
+            inner.start(int(offset_text) if offset_text else 0)
             recovered = 0
             async for entry_id, writer, record in read_records(
                 self._client, self.crawl_id, after=last_id or "0-0"
@@ -651,8 +652,8 @@ class RedisFrontier:
                     recovered,
                     self.writer.partition(":")[2],
                 )
-        elif start is not None:
-            start()
+        else:
+            inner.start()
         wrapper.frontier = self
         return wrapper
 
@@ -678,11 +679,11 @@ class _CommittingSink:
     """The crawler's sink when the frontier is Redis: pages wait here until the frontier has
     committed their records (in ``done``), then go to the real sink."""
 
-    def __init__(self, inner: Sink | None, *, links: bool) -> None:
+    def __init__(self, inner: CompleteSink, *, links: bool) -> None:
         self._inner = inner
         self._links = links
         self._pending: list[Page] = []
-        self.wants_bodies = bool(getattr(inner, "wants_bodies", True))
+        self.wants_bodies = inner.wants_bodies
         self.frontier: RedisFrontier | None = None
 
     async def send(self, page: Page) -> None:
@@ -702,28 +703,24 @@ class _CommittingSink:
 
     async def write_committed(self, pages: Sequence[tuple[Page, str]]) -> None:
         inner = self._inner
-        if inner is None or not pages:
+        if inner.sink is None or not pages:
             return
         for page, _ in pages:
             await inner.send(page)
-        flush = getattr(inner, "flush", None)
-        if flush is not None:
-            await flush()
+        await inner.flush()
         if self.frontier is not None:
-            offset = getattr(inner, "offset", None)
-            self.frontier._wrote(offset if isinstance(offset, int) else None, pages[-1][1])
+            self.frontier._wrote(inner.offset, pages[-1][1])
 
     async def aclose(self) -> None:
-        aclose = getattr(self._inner, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await self._inner.aclose()
 
 
 def writer_for(sink: Sink | None) -> str:
     """This process's name for its output file in the fleet (``host:/abs/path``), or "" when
     the output is not a file it can cut back and complete on restart (stdout, a channel)."""
-    name = getattr(sink, "name", None)
-    if not isinstance(name, str) or name == "-" or getattr(sink, "start", None) is None:
+    complete = complete_sink(sink)
+    name = complete.name
+    if name is None or name == "-" or not complete.starts:
         return ""
     return f"{socket.gethostname()}:{name}"
 
