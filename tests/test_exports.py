@@ -14,3 +14,12 @@ def test_exports_claim_the_public_module() -> None:
 
 def test_version() -> None:
     assert trio_scrape.__version__.count(".") == 2
+
+
+def test_frontier_error_is_exported_and_is_a_trio_scrape_error() -> None:
+    # It can escape Crawler.run (Redis fails mid-crawl): callers must be able to catch it.
+    from trio_scrape.errors import FrontierError
+
+    assert "FrontierError" in trio_scrape.__all__
+    assert trio_scrape.FrontierError is FrontierError
+    assert issubclass(trio_scrape.FrontierError, trio_scrape.TrioScrapeError)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .engine.crawler import open_crawl as open_crawl
     from .engine.crawler import scrape as scrape
     from .errors import ConfigError as ConfigError
+    from .errors import FrontierError as FrontierError
     from .errors import OutputError as OutputError
     from .errors import StateError as StateError
     from .errors import TrioScrapeError as TrioScrapeError
@@ -71,6 +72,7 @@ __all__ = [
     "ExtractHook",
     "FollowHook",
     "Frontier",
+    "FrontierError",
     "FrontierStatistics",
     "JsonlSink",
     "MemoryFrontier",
@@ -102,6 +104,7 @@ _EXPORTS = {
     "open_crawl": ".engine.crawler",
     "scrape": ".engine.crawler",
     "ConfigError": ".errors",
+    "FrontierError": ".errors",
     "OutputError": ".errors",
     "StateError": ".errors",
     "TrioScrapeError": ".errors",
