@@ -37,6 +37,7 @@ __all__ = [
     "CountsMaxPages",
     "CountsUnlinked",
     "Frontier",
+    "FrontierOpened",
     "FrontierStatistics",
     "KnowsCut",
     "LeasesWithoutWaiting",
@@ -55,6 +56,33 @@ class FrontierStatistics:
 
     def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
         return rebuilt_by_fields(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontierOpened:
+    """What a frontier held when this process opened it: a ``--state`` resumed, a fleet's
+    crawl joined, or a new crawl (:func:`~trio_scrape.frontier.open.open_frontier`)."""
+
+    new: bool  #: nothing was ever scheduled: a new crawl
+    scheduled: int  #: URLs ever scheduled (queued, leased or done) in this round
+    done: int  #: URLs whose records are written
+    queued: int  #: URLs still to do: queued (``requeued`` included) or waiting for a revisit
+    leased: int = 0  #: URLs leased by other processes (a fleet; a state has none)
+    requeued: int = 0  #: URLs that a stopped run had leased and that went back to the queue
+    output_offset: int | None = None  #: length of the output file at the last commit
+    deepest: int = -1  #: the largest depth a page was handed out at (-1: none, or unknown)
+    round: int = 1  #: 1 for the first crawl, then one more for each round of a recrawl
+    known: int = 0  #: pages remembered from earlier rounds, when this round began
+
+    @property
+    def is_new(self) -> bool:
+        return self.new
+
+    @property
+    def finished(self) -> bool:
+        """The crawl has run to its end: something was scheduled, and nothing is queued,
+        leased or waiting for a revisit. The same for every frontier."""
+        return self.scheduled > 0 and self.queued == 0 and self.leased == 0
 
 
 class Frontier(Protocol):

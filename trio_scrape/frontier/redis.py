@@ -50,12 +50,13 @@ from ..model.config import CrawlConfig, check_crawl_id, parse_redis_url
 from ..model.page import CrawlRequest, Page, PageError, PageMemo
 from ..model.urls import origin_of
 from ..output.sinks import CompleteSink, Sink, _json, complete_sink
-from .base import FrontierStatistics
+from .base import FrontierOpened, FrontierStatistics
 from .memory import url_digest
 from .pacing import HostLimiter
 
 __all__ = [
     "FleetStatus",
+    "JoinInfo",
     "writer_for",
     "RedisFrontier",
     "crawl_id_for",
@@ -175,7 +176,8 @@ class RedisFrontier:
         self._sink: _CommittingSink | None = None
         self._writer_state = ""
         self._rng = random.Random()
-        self.joined = JoinInfo(True, 0, 0, 0)
+        #: what the shared crawl held when this process joined it
+        self.opened = FrontierOpened(new=True, scheduled=0, done=0, queued=0)
         self._max_depth = str(config.depth)
         #: Whether any process has handed out a page at the depth limit (its links not
         #: followed), as of this process's last lease; until then revisits find nothing new.
@@ -188,6 +190,11 @@ class RedisFrontier:
         # changes nothing, so it need not be asked about. Most of a page's links are ones
         # the process has met already (menus, neighbours).
         self._known: dict[str, int] = {}
+
+    @property
+    def joined(self) -> FrontierOpened:
+        """What the shared crawl held when this process joined it: :attr:`opened`."""
+        return self.opened
 
     # ---------------------------------------------------------------------- Redis calls
 
@@ -806,18 +813,9 @@ async def connect(url: str) -> AsyncIterator[coredis.Redis[bytes]]:
         ) from None
 
 
-@dataclasses.dataclass(frozen=True)
-class JoinInfo:
-    """What the shared crawl held when this process joined it."""
-
-    is_new: bool
-    done: int
-    queued: int
-    leased: int
-
-    @property
-    def finished(self) -> bool:
-        return not self.is_new and self.queued == 0 and self.leased == 0 and self.done > 0
+#: What the shared crawl held when this process joined it (the one info type of every
+#: frontier).
+JoinInfo = FrontierOpened
 
 
 @asynccontextmanager
@@ -860,7 +858,8 @@ async def open_redis_frontier(
                 is_new = bool(await client.hsetnx(meta, "settings", text))
                 stored = json.loads(_text(await client.hget(meta, "settings")))
                 counts = await client.hmget(meta, ["queued", "leased", "seen", "done"])
-                round_, known = await client.hmget(meta, ["round", "known"])
+                round_, known, scheduled = await client.hmget(meta, ["round", "known", "scheduled"])
+                revisits = await client.zcard(frontier._prefix + "rvd")
         except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
             raise FrontierError(f"Redis failed: {_describe(exc)}") from None
         if stored != wanted:
@@ -868,7 +867,15 @@ async def open_redis_frontier(
         frontier._note(counts)
         frontier.round, frontier.known = _int(round_) or 1, _int(known)
         stats = frontier.statistics()
-        frontier.joined = JoinInfo(is_new, frontier.done_total, stats.queued, stats.leased)
+        frontier.opened = FrontierOpened(
+            new=is_new,
+            scheduled=_int(scheduled),
+            done=frontier.done_total,
+            queued=stats.queued + revisits,
+            leased=stats.leased,
+            round=frontier.round,
+            known=frontier.known,
+        )
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(frontier.renew_forever)

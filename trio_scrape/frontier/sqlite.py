@@ -67,8 +67,9 @@ import trio
 from ..errors import StateError
 from ..model.page import CrawlRequest, PageMemo
 from ..model.urls import origin_of
+from .base import FrontierOpened, FrontierStatistics
 from .digests import DigestSet
-from .memory import FrontierStatistics, MemoryFrontier, _Batch, _Entry, _lease_depth
+from .memory import MemoryFrontier, _Batch, _Entry, _lease_depth
 
 __all__ = ["ResumeInfo", "SqliteFrontier", "open_sqlite_frontier"]
 
@@ -141,27 +142,8 @@ _REVISIT_MOVED = "UPDATE marks SET revisit = ?2 WHERE seq = ?1 AND revisit NOT N
 _REVISITED = "UPDATE marks SET revisit = NULL WHERE seq = ? AND revisit >= ?"
 
 
-@dataclasses.dataclass(frozen=True)
-class ResumeInfo:
-    """What a state database held when it was opened."""
-
-    scheduled: int  #: URLs ever scheduled (queued, leased or done)
-    done: int  #: URLs whose records are written
-    queued: int  #: URLs still to do (``requeued`` included)
-    requeued: int  #: URLs that a stopped run had leased and that went back to the queue
-    output_offset: int | None  #: length of the output file at the last commit
-    deepest: int = -1  #: the largest depth a page was handed out at (-1: none was)
-    round: int = 1  #: 1 for the first crawl, then one more for each round of a recrawl
-    known: int = 0  #: pages remembered from earlier rounds, when this round began
-
-    @property
-    def is_new(self) -> bool:
-        return self.scheduled == 0
-
-    @property
-    def finished(self) -> bool:
-        """The crawl has run to its end: every scheduled URL is done."""
-        return self.scheduled > 0 and self.queued == 0
+#: What a state held when it was opened (the one info type of every frontier).
+ResumeInfo = FrontierOpened
 
 
 class SqliteFrontier(MemoryFrontier):
@@ -203,7 +185,13 @@ class SqliteFrontier(MemoryFrontier):
         self._next_seq = 1
         self._loaded_seq = 0  # every queued URL up to this seq is in memory or handed out
         self._on_disk = 0  # queued requests outside the window
-        self.resume = ResumeInfo(0, 0, 0, 0, None)
+        #: what the state held when it was opened (and when this round began)
+        self.opened = FrontierOpened(new=True, scheduled=0, done=0, queued=0)
+
+    @property
+    def resume(self) -> FrontierOpened:
+        """What the state held when it was opened: :attr:`opened`."""
+        return self.opened
 
     # ------------------------------------------------------------------ Frontier protocol
 
@@ -547,7 +535,9 @@ class SqliteFrontier(MemoryFrontier):
         self._pending_revisits.clear()
         self._improved.clear()
         self._output_offset = self._committed_offset = None
-        self.resume = ResumeInfo(0, 0, 0, 0, None, round=self._round, known=known)
+        self.opened = FrontierOpened(
+            new=True, scheduled=0, done=0, queued=0, round=self._round, known=known
+        )
 
     # ---------------------------------------------------------------------- opening
 
@@ -631,7 +621,8 @@ class SqliteFrontier(MemoryFrontier):
         offset = meta.get("output_offset")
         self._round = int(meta.get("round", "1"))
         (known,) = db.execute("SELECT count(*) FROM pages").fetchone()
-        self.resume = ResumeInfo(
+        self.opened = FrontierOpened(
+            new=scheduled == 0,
             scheduled=scheduled,
             done=done,
             queued=scheduled - done + len(self._pending_revisits),
