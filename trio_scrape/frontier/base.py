@@ -45,6 +45,7 @@ __all__ = [
     "SharesRobots",
     "TimesStarts",
     "complete",
+    "settings_changes",
 ]
 
 
@@ -374,3 +375,14 @@ def complete(frontier: Frontier) -> CompleteFrontier:
     if isinstance(frontier, CompleteFrontier):
         return frontier
     return CompleteFrontier(frontier)
+
+
+def settings_changes(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
+    """What differs between the settings a crawl was started with and the ones asked for
+    now, as ``"depth was 2, now 3; ..."``: a state and a fleet both refuse a crawl with
+    other settings, and say so with this."""
+    return "; ".join(
+        f"{key} was {stored.get(key)!r}, now {wanted.get(key)!r}"
+        for key in sorted(set(stored) | set(wanted))
+        if stored.get(key) != wanted.get(key)
+    )

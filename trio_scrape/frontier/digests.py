@@ -15,8 +15,9 @@ are C, called once per URL from a plain loop:
 
 Each digest maps to ``seq << 24 | depth << 1 | handed_out``: the seq of the URL's row in the
 state, its shortest known depth, and whether it was handed out (what
-:class:`~trio_scrape.frontier.memory.MemoryFrontier` keeps per URL, see ``_SeenDepths``). A depth
-value that does not fit 24 bits (a chain of 8 million pages) is kept aside in a ``dict``.
+:class:`~trio_scrape.frontier.memory.MemoryFrontier` keeps per URL, see
+:mod:`~trio_scrape.frontier.depths`). A depth value that does not fit 24 bits (a chain of 8
+million pages) is kept aside in a ``dict``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ import heapq
 import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
 
 import trio
 from mypy_extensions import mypyc_attr
@@ -28,6 +27,7 @@ from mypy_extensions import mypyc_attr
 from ..model.page import CrawlRequest
 from ..model.urls import origin_of, url_key
 from .base import Frontier, FrontierStatistics
+from .depths import SeenDepths, found_again, lease_depth, seen_value
 from .pacing import HostLimiter
 
 __all__ = ["Frontier", "FrontierStatistics", "MemoryFrontier", "url_digest"]
@@ -45,7 +45,7 @@ def url_digest(url: str) -> int:
     )
 
 
-class _Batch:
+class LinkBatch:
     """Links of one page to one host, queued as one string: a queued URL costs its length
     plus a byte, instead of ~200 bytes as a string plus a CrawlRequest and a deque slot."""
 
@@ -70,7 +70,7 @@ class _Batch:
         return self.position > len(self.text)
 
 
-_Entry = CrawlRequest | _Batch
+QueueEntry = CrawlRequest | LinkBatch
 
 
 # Compiled with mypyc in a wheel (hatch_build.py): the --state frontier and tests subclass it.
@@ -86,18 +86,30 @@ class MemoryFrontier:
 
     The seen-set maps Python's 64-bit ``hash()`` of each URL's canonical key (SipHash,
     salted per process), not the string, to the URL's shortest known depth and whether it
-    was handed out (:func:`_lease_depth`): about 70 bytes per URL (a 32-byte int plus the
-    dict's share)
-    instead of ~150 for typical URL strings, and the hash is already cached on the string. The
-    chance of any false "seen" among a million URLs is about 3e-8. A frontier that persists
-    its seen-set uses a stable digest instead (:func:`url_digest` for Redis,
-    ``_digests.DigestSet.digest`` for ``--state``). A page's links to one host are
-    queued together as one newline-joined string (:class:`_Batch`): about 60 bytes per queued
-    URL instead of ~200.
+    was handed out (:mod:`~trio_scrape.frontier.depths`): about 70 bytes per URL (a 32-byte
+    int plus the dict's share) instead of ~150 for typical URL strings, and the hash is
+    already cached on the string. The chance of any false "seen" among a million URLs is
+    about 3e-8. A frontier that persists its seen-set uses a stable digest instead
+    (:mod:`~trio_scrape.frontier.digests`). A page's links to one host are queued together as
+    one newline-joined string (:class:`LinkBatch`): about 60 bytes per queued URL instead of
+    ~200.
+
+    **For subclasses** (the SQLite frontier keeps a window of its queue here and the rest on
+    disk), this is the protected interface; nothing else of this class is:
+
+    - hooks to override: :meth:`_on_lease` (each request handed out; call
+      :func:`~.depths.lease_depth` or this one), :meth:`_read_ahead` (bring spilled requests
+      back, without waiting), :meth:`_improve` (a seen URL found nearer; extend it, calling
+      this one first), :meth:`_seen_depths` (the seen-set the rules update), :meth:`statistics`;
+    - calls: :meth:`_enqueue_entry` (queue a :data:`QueueEntry` for an origin), :meth:`_enqueue`,
+      :meth:`_wake` (wake ``get()`` after queueing), :meth:`_end_leases` is done/release's;
+    - state a subclass reads or sets: ``_queued`` and ``_leased`` (counts), ``_spilled`` and
+      ``_low_water`` (see ``__init__``), ``_improved`` and ``_pending_revisits`` (depth
+      improvements and revisits pending, by digest).
     """
 
     def __init__(self) -> None:
-        self._queues: dict[str, collections.deque[_Entry]] = {}
+        self._queues: dict[str, collections.deque[QueueEntry]] = {}
         self._queued = 0
         self._ready: collections.deque[str] = collections.deque()
         self._timed: list[tuple[float, int, str]] = []
@@ -131,7 +143,7 @@ class MemoryFrontier:
     def _enqueue(self, request: CrawlRequest, *, front: bool = False) -> None:
         self._enqueue_entry(origin_of(request.url), request, 1, front=front)
 
-    def _enqueue_entry(self, origin: str, entry: _Entry, count: int, *, front: bool) -> None:
+    def _enqueue_entry(self, origin: str, entry: QueueEntry, count: int, *, front: bool) -> None:
         queue = self._queues.get(origin)
         if queue is None:
             queue = self._queues[origin] = collections.deque()
@@ -183,9 +195,9 @@ class MemoryFrontier:
                 batch.append(url)
         for origin, new in by_origin.items():
             added += len(new)
-            entry: _Entry
+            entry: QueueEntry
             if len(new) > 1:
-                entry = _Batch(new, depth, referrer)
+                entry = LinkBatch(new, depth, referrer)
                 if entry.text.count("\n") == len(new) - 1:  # no URL holds a newline
                     self._enqueue_entry(origin, entry, len(new), front=False)
                     continue
@@ -232,17 +244,21 @@ class MemoryFrontier:
         referrer: str | None,
         revisit: bool,
     ) -> int:
-        """A seen URL found again at a smaller depth; return how many requests were queued."""
-        if not known & 1:  # still queued: it will be handed out at the new depth
-            self._seen[digest] = depth << 1
-            self._improved[digest] = (depth, referrer)
+        """Hook: a seen URL found again at a smaller depth (:func:`~.depths.found_again`);
+        return how many requests were queued. A subclass may extend it (the SQLite frontier
+        writes down what changed), calling this one first."""
+        nearer = found_again(known, depth, revisit)
+        if nearer is None:
             return 0
-        self._seen[digest] = depth << 1 | 1
-        if revisit:
+        self._seen_depths()[digest] = nearer.value
+        if nearer.shorter:  # still queued: it will be handed out at the new depth
+            self._improved[digest] = (depth, referrer)
+        elif nearer.revisit:
             self._pending_revisits[digest] = CrawlRequest(url, depth, referrer, revisit=True)
         return 0
 
-    def _seen_depths(self) -> _SeenDepths:
+    def _seen_depths(self) -> SeenDepths:
+        """Hook: the seen-set, by digest (a subclass may keep its own)."""
         return self._seen
 
     def _queue_revisits(self) -> None:
@@ -253,7 +269,7 @@ class MemoryFrontier:
         for digest, request in list(pending.items()):
             if request.depth == depth:
                 del pending[digest]
-                seen[digest] = depth << 1
+                seen[digest] = seen_value(depth, handed_out=False)
                 self._enqueue(request)
 
     async def mark_seen(self, urls: Iterable[str], *, depth: int = 0) -> None:
@@ -337,7 +353,7 @@ class MemoryFrontier:
                 heapq.heappush(timed, (ready_at, next(self._order), origin))
                 continue
             entry = queue[0]
-            if type(entry) is _Batch:
+            if type(entry) is LinkBatch:
                 request = entry.take()
                 if entry.exhausted():
                     queue.popleft()
@@ -361,7 +377,7 @@ class MemoryFrontier:
 
     def _on_lease(self, request: CrawlRequest) -> CrawlRequest:
         """Called for each request ``get`` hands out; returns it at its shortest known depth."""
-        return _lease_depth(self._seen, self._improved, hash(url_key(request.url)), request)
+        return lease_depth(self._seen, self._improved, hash(url_key(request.url)), request)
 
     def _host_freed(self, origin: str) -> None:
         if origin in self._blocked:
@@ -388,29 +404,3 @@ class MemoryFrontier:
 
     def statistics(self) -> FrontierStatistics:
         return FrontierStatistics(queued=self._queued, leased=self._leased, seen=len(self._seen))
-
-
-class _SeenDepths(Protocol):
-    """A seen-set that knows each URL's ``depth << 1 | handed_out``, by the URL's digest."""
-
-    def get(self, digest: int, /) -> int | None: ...
-
-    def __setitem__(self, digest: int, value: int, /) -> None: ...
-
-
-def _lease_depth(
-    seen: _SeenDepths,
-    improved: dict[int, tuple[int, str | None]],
-    digest: int,
-    request: CrawlRequest,
-) -> CrawlRequest:
-    """Mark a request's URL handed out, and hand it out at the smallest depth (with its
-    referrer) found while it was queued."""
-    if improved:
-        better = improved.pop(digest, None)
-        if better is not None and better[0] < request.depth:
-            request = request._replace(depth=better[0], referrer=better[1])
-    known = seen.get(digest)
-    depth = request.depth if known is None else min(known >> 1, request.depth)
-    seen[digest] = depth << 1 | 1
-    return request

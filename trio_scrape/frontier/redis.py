@@ -50,7 +50,7 @@ from ..model.config import CrawlConfig, check_crawl_id, parse_redis_url
 from ..model.page import CrawlRequest, Page, PageError, PageMemo
 from ..model.urls import origin_of
 from ..output.sinks import CompleteSink, Sink, _json, complete_sink
-from .base import FrontierOpened, FrontierStatistics
+from .base import FrontierOpened, FrontierStatistics, settings_changes
 from .memory import url_digest
 from .pacing import HostLimiter
 
@@ -891,15 +891,9 @@ async def open_redis_frontier(
 
 
 def _settings_changed(crawl_id: str, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
-    changes = [
-        f"{key} was {stored.get(key)!r}, now {wanted.get(key)!r}"
-        for key in sorted(set(stored) | set(wanted))
-        if stored.get(key) != wanted.get(key)
-    ]
     return (
-        f"crawl {crawl_id} was started with other settings ("
-        + "; ".join(changes)
-        + "): run the same command to join it, or give another --crawl-id"
+        f"crawl {crawl_id} was started with other settings ({settings_changes(stored, wanted)}):"
+        " run the same command to join it, or give another --crawl-id"
     )
 
 

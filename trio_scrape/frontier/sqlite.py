@@ -67,9 +67,10 @@ import trio
 from ..errors import StateError
 from ..model.page import CrawlRequest, PageMemo
 from ..model.urls import origin_of
-from .base import FrontierOpened, FrontierStatistics
+from .base import FrontierOpened, FrontierStatistics, settings_changes
+from .depths import lease_depth
 from .digests import DigestSet
-from .memory import MemoryFrontier, _Batch, _Entry, _lease_depth
+from .memory import LinkBatch, MemoryFrontier, QueueEntry
 
 __all__ = ["ResumeInfo", "SqliteFrontier", "open_sqlite_frontier"]
 
@@ -243,17 +244,12 @@ class SqliteFrontier(MemoryFrontier):
         referrer: str | None,
         revisit: bool,
     ) -> int:
-        queued = not known & 1
-        seen = self._seen_digests
-        seen[digest] = depth << 1 | (not queued)
-        seq = seen.seq(digest)
+        super()._improve(digest, url, known, depth, referrer, revisit)  # the rules
+        seq = self._seen_digests.seq(digest)
         assert seq is not None
-        if queued:
-            self._improved[digest] = (depth, referrer)
+        if not known & 1:  # still queued
             self._shorter.append((seq, depth, referrer))
-        else:
-            if revisit:
-                self._pending_revisits[digest] = CrawlRequest(url, depth, referrer, revisit=True)
+        else:  # a revisit asked for, or a pending one moved
             self._revisits.append((seq, depth, revisit))
         self._changed_pending()
         return 0
@@ -278,7 +274,7 @@ class SqliteFrontier(MemoryFrontier):
         if not request.revisit:  # a revisit's page is done already: its mark stays
             self._leases[seq] = request.attempts
             self._changed_pending()
-        return _lease_depth(self._seen_digests, self._improved, digest, request)
+        return lease_depth(self._seen_digests, self._improved, digest, request)
 
     async def release(self, requests: Sequence[CrawlRequest]) -> None:
         await super().release(requests)
@@ -682,7 +678,7 @@ def _unpack_digests(blob: bytes, typecode: str = "q") -> array.array[int]:
 
 
 # What a read brings into the window: (origin, a request or a batch of them, how many).
-_Read = tuple[str, _Entry, int]
+_Read = tuple[str, QueueEntry, int]
 
 
 def _read_queue(
@@ -693,7 +689,7 @@ def _read_queue(
     in a recrawl), and the seq read up to (done URLs skipped included).
 
     A run of a group's URLs that nothing sets apart (no mark, memo or lastmod, not sitemaps)
-    comes as one :class:`_Batch` per host, as :class:`MemoryFrontier` queues a page's links:
+    comes as one :class:`LinkBatch` per host, as :class:`MemoryFrontier` queues a page's links:
     one string instead of a request object per URL, built while holding the GIL, kept alive
     in the window for as long as its host takes, and walked by every full garbage collection.
     """
@@ -728,7 +724,7 @@ def _read_queue(
             whole = urls[start : start + limit - total]
             origin = _one_origin(whole)
             if origin is not None:  # the whole run as one batch, without a loop per URL
-                read.append((origin, _Batch(whole, depth, referrer), len(whole)))
+                read.append((origin, LinkBatch(whole, depth, referrer), len(whole)))
                 total += len(whole)
                 last = first + start + len(whole) - 1
                 if total >= limit:
@@ -775,7 +771,7 @@ def _take_plain(
     a batch cannot, as requests)."""
     for origin, run in plain.items():
         if len(run) > 1 and not any("\n" in url for url in run):
-            read.append((origin, _Batch(run, depth, referrer), len(run)))
+            read.append((origin, LinkBatch(run, depth, referrer), len(run)))
         else:
             read.extend((origin, CrawlRequest(url, depth, referrer), 1) for url in run)
     plain.clear()
@@ -822,15 +818,9 @@ def _json_text(values: list[Any]) -> str:
 
 
 def _settings_changed(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
-    changes = [
-        f"{key} was {stored.get(key)!r}, now {wanted.get(key)!r}"
-        for key in sorted(set(stored) | set(wanted))
-        if stored.get(key) != wanted.get(key)
-    ]
     return (
-        "it was made by a crawl with other settings ("
-        + "; ".join(changes)
-        + "): run the same command to resume, or add --state-reset to start over"
+        f"it was made by a crawl with other settings ({settings_changes(stored, wanted)}): "
+        "run the same command to resume, or add --state-reset to start over"
     )
 
 
