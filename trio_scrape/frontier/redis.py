@@ -52,7 +52,7 @@ from ..model.urls import origin_of
 from ..output.sinks import CompleteSink, Sink, _json, complete_sink
 from .base import FrontierOpened, FrontierStatistics, settings_changes
 from .memory import url_digest
-from .pacing import HostLimiter
+from .pacing import HostEvent, HostLimiter, HostPaused, RequestFinished, RobotsLoaded
 
 __all__ = [
     "FleetStatus",
@@ -539,25 +539,30 @@ class RedisFrontier:
                 return
             await trio.sleep(wait_ms / 1000)
 
-    def _host_changed(self, event: str, origin: str, value: float | None) -> None:
+    def _host_changed(self, event: HostEvent) -> None:
         """HostLimiter observer: a fetch that ended, a pause or a robots.txt result, shared
         with the fleet."""
-        if event in ("finish", "fail"):  # its fetch ended: its host slot is free
-            url = origin  # the key is the request's URL here; its lease stays till done
-            held = self._held.get(url)
+        if isinstance(event, RequestFinished):  # its fetch ended: its host slot is free
+            held = self._held.get(event.url)  # its lease stays till done
             if held is not None:
-                latency = "-1" if value is None else str(round(value * 1000))
-                failed = "1" if event == "fail" else "0"
-                self._to_free.append((*held, origin_of(url), latency, failed))
+                latency = "-1" if event.latency is None else str(round(event.latency * 1000))
+                failed = "1" if event.failed else "0"
+                self._to_free.append((*held, origin_of(event.url), latency, failed))
                 self._wake()
-        elif event == "pause" and value is not None:
-            until = trio.current_time() + value
+        elif isinstance(event, HostPaused):
+            origin = event.origin
+            until = trio.current_time() + event.seconds
             self._pauses[origin] = max(self._pauses.get(origin, -math.inf), until)
             self._fleet_pauses[origin] = max(self._fleet_pauses.get(origin, -math.inf), until)
-        elif event == "robots":
-            self._host_updates[origin] = ("1", "" if value is None else str(round(value * 1000)), 0)
-            if value:
-                self._crawl_delayed.add(origin)
+        elif isinstance(event, RobotsLoaded):
+            delay = event.crawl_delay
+            self._host_updates[event.origin] = (
+                "1",
+                "" if delay is None else str(round(delay * 1000)),
+                0,
+            )
+            if delay:
+                self._crawl_delayed.add(event.origin)
 
     async def _send_host_updates(self) -> None:
         """Robots results and pauses not sent with a release (a robots.txt retry)."""
