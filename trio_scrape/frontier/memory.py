@@ -15,7 +15,6 @@ and that is when ``get()`` returns ``None``.
 from __future__ import annotations
 
 import collections
-import hashlib
 import heapq
 import itertools
 import math
@@ -30,19 +29,7 @@ from .base import Frontier, FrontierStatistics
 from .depths import SeenDepths, found_again, lease_depth, seen_value
 from .pacing import HostLimiter
 
-__all__ = ["Frontier", "FrontierStatistics", "MemoryFrontier", "url_digest"]
-
-
-def url_digest(url: str) -> int:
-    """A stable, signed 64-bit digest of a URL's canonical key (:func:`url_key`), for
-    frontiers that persist or share their seen-set (it fits an SQLite INTEGER): two URLs
-    have one digest when they are spellings of one page. ``url`` is a browser URL, as
-    frontiers are given. Any false "seen" among a million URLs: about 3e-8."""
-    return int.from_bytes(
-        hashlib.blake2b(url_key(url).encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-        "little",
-        signed=True,
-    )
+__all__ = ["Frontier", "FrontierStatistics", "MemoryFrontier"]
 
 
 class LinkBatch:
@@ -178,6 +165,7 @@ class MemoryFrontier:
         for url in urls:
             # (url_key's own shortcut, inlined: most of a page's links are seen already;
             # test_url_key_leaves_a_url_without_escapes_or_query_as_it_is pins that they agree)
+            # (digests.memory_digest, with its shortcut inlined)
             digest = hash(url if "%" not in url and "?" not in url else url_key(url))
             known = seen_at(digest)
             if known is not None:

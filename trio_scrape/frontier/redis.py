@@ -51,7 +51,7 @@ from ..model.page import CrawlRequest, Page, PageError, PageMemo
 from ..model.urls import origin_of
 from ..output.sinks import CompleteSink, Sink, _json, complete_sink
 from .base import FrontierOpened, FrontierStatistics, settings_changes
-from .memory import url_digest
+from .digests import redis_digest
 from .pacing import HostEvent, HostLimiter, HostPaused, RequestFinished, RobotsLoaded
 
 __all__ = [
@@ -87,10 +87,7 @@ def crawl_id_for(settings: Mapping[str, Any]) -> str:
     return "crawl-" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-def _digest(url: str) -> str:
-    """The URL's key digest (the project's one dedup function) as 16 hex digits: the first 4
-    name its seen-set bucket, the other 12 are its field there."""
-    return format(url_digest(url) & 0xFFFF_FFFF_FFFF_FFFF, "016x")
+_digest = redis_digest  # the fleet's digest scheme: see frontier/digests.py
 
 
 def _encode_request(digest: str, request: CrawlRequest) -> str:
