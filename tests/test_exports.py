@@ -28,3 +28,12 @@ def test_no_subpackage_shadows_a_public_name() -> None:
             importlib.import_module(module.name)
     for name in trio_scrape.__all__:
         assert not isinstance(getattr(trio_scrape, name), types.ModuleType), name
+
+
+def test_frontier_error_is_exported_and_is_a_trio_scrape_error() -> None:
+    # It can escape Crawler.run (Redis fails mid-crawl): callers must be able to catch it.
+    from trio_scrape.errors import FrontierError
+
+    assert "FrontierError" in trio_scrape.__all__
+    assert trio_scrape.FrontierError is FrontierError
+    assert issubclass(trio_scrape.FrontierError, trio_scrape.TrioScrapeError)

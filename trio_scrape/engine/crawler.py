@@ -50,13 +50,15 @@ import httpx
 import trio
 
 from ..errors import ConfigError
-from ..frontier.memory import Frontier, MemoryFrontier
+from ..frontier.base import CompleteFrontier, Frontier, complete
+from ..frontier.memory import MemoryFrontier
+from ..frontier.open import open_frontier
 from ..frontier.pacing import HostLimiter
 from ..http.fetcher import Fetcher, open_fetcher
 from ..model.config import CrawlConfig
 from ..model.page import CrawlRequest, Page, PageError
 from ..model.urls import UrlScope, browser_url, host_of, origin_of
-from ..output.sinks import Sink
+from ..output.sinks import Sink, complete_sink
 from .admission import Admission
 from .assembly import open_page_pipeline
 from .pipeline import AttemptLost, Outcome, Pipeline, browser_urls, failed_page
@@ -65,6 +67,7 @@ from .robots import RobotsCache
 from .stats import Counters, CrawlStatistics, StopReason
 
 if TYPE_CHECKING:
+    from ..processes.pool import ProcessPipeline
     from ..render.renderer import Renderer
 
 __all__ = ["Crawler", "open_crawl", "raise_single", "scrape"]
@@ -125,21 +128,22 @@ class Crawler:
         self._scope = UrlScope(config, self._seeds + self._sitemaps)
         self._rng = random.Random()
         self._hosts = HostLimiter(config, rng=self._rng)
-        self._sink = sink
-        self._keep_bodies = bool(getattr(sink, "wants_bodies", True))
+        self._sink: Sink | None = sink
+        self._keep_bodies = complete_sink(sink).wants_bodies
         self._own_state = frontier is None and config.state is not None
         self._own_redis = frontier is None and config.frontier is not None
+        self._frontier = complete(frontier if frontier is not None else MemoryFrontier())
         # A shared frontier counts max_pages for the whole fleet itself.
-        self._fleet_pages = self._own_redis or bool(getattr(frontier, "counts_max_pages", False))
+        self._fleet_pages = self._own_redis or self._frontier.counts_max_pages
         # Pages cut off by a stop go back to the queue instead of becoming records.
         self._resumable = self._own_state or self._own_redis
         # With a state, records are committed as soon as they can be: what a kill makes the
         # next run redo is what was written since the last commit.
         self._flush_delay = 0.0 if self._own_state else FLUSH_DELAY
         self._attempting = 0  # pages between dispatch and their record (or retry)
-        self._frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self._transport = transport
         self._pipeline: Pipeline | None = None
+        self._processes: ProcessPipeline | None = None  # the pipeline, in worker processes
         self._renderer: Renderer | None = None
         if config.rendering != "off":
             # Imported only when used, as are the renderer and --state below: they cost
@@ -152,10 +156,6 @@ class Crawler:
                 "processes", "a custom transport runs only in one process: use processes=1"
             )
         self._robots: RobotsCache | None = None
-        # The frontier's optional methods, looked up once it is known (in run): a getattr
-        # that misses costs an AttributeError, and these were asked for every page.
-        self._get_nowait: Callable[[HostLimiter], CrawlRequest] | None = None
-        self._starting: Callable[[CrawlRequest], Awaitable[None]] | None = None
 
         self._ran = False
         self._stopping = False
@@ -209,7 +209,7 @@ class Crawler:
             stop_reason=self._stop_reason if self._ended_at is not None else None,
             **self._render_statistics(),
             processes=self._config.process_count,
-            worker_restarts=getattr(self._pipeline, "restarts", 0),
+            worker_restarts=0 if self._processes is None else self._processes.restarts,
         )
 
     def _render_statistics(self) -> dict[str, Any]:
@@ -225,10 +225,11 @@ class Crawler:
             return {}
         # Worker processes render with browsers of their own: pages rendered are counted
         # from the records, memory sampled from /proc (tabs in use are not reported).
+        processes = self._processes
         return {
             "rendered": self._counts.rendered_records,
-            "browser_memory": getattr(self._pipeline, "browser_memory", None),
-            "browser_peak_memory": getattr(self._pipeline, "browser_peak_memory", None),
+            "browser_memory": None if processes is None else processes.browser_memory,
+            "browser_peak_memory": None if processes is None else processes.browser_peak_memory,
         }
 
     # ------------------------------------------------------------------------------- run
@@ -283,10 +284,10 @@ class Crawler:
                         self._hosts,
                         config,
                         rng=self._rng,
-                        shared=getattr(self._frontier, "shared_robots", None),
+                        shared=self._frontier.shared_robots,
                     )
                 writer = RecordWriter(
-                    self._sink,
+                    complete_sink(self._sink),
                     self._frontier,
                     self._counts,
                     attempting=lambda: self._attempting,
@@ -294,9 +295,8 @@ class Crawler:
                 )
                 nursery.start_soon(writer.run, record_recv)
                 sampler = trio.CancelScope()
-                sample_browsers = getattr(self._pipeline, "sample_browsers", None)
-                if sample_browsers is not None and config.rendering != "off":
-                    nursery.start_soon(_run_in, sampler, sample_browsers)
+                if self._processes is not None and config.rendering != "off":
+                    nursery.start_soon(_run_in, sampler, self._processes.sample_browsers)
                 async with record_send, trio.open_nursery() as workers:
                     self._workers_scope = workers.cancel_scope
 
@@ -311,7 +311,7 @@ class Crawler:
                     with job_recv:
                         await self._dispatch(job_send, add_worker)
                 sampler.cancel()
-                count_unlinked = getattr(self._frontier, "count_unlinked", None)
+                count_unlinked = self._frontier.count_unlinked
                 if config.recrawl and self._stop_reason is None and count_unlinked is not None:
                     self._counts.unlinked = await count_unlinked()  # the round is complete
         finally:
@@ -320,43 +320,29 @@ class Crawler:
                 self._stop_reason = "finished"
 
     async def _open_frontier(self, stack: AsyncExitStack) -> bool:
-        """Open the crawl's own state or fleet frontier when it has one, and put the sink
-        behind the frontier's commits; False: that crawl has finished (nothing to do)."""
+        """Open the crawl's frontier (its own state or fleet when it has one) and put the
+        sink behind the frontier's commits; False: that crawl has finished (nothing to do)."""
         config = self._config
-        scheduled = 0
+        own = self._own_state or self._own_redis
+        opened = await open_frontier(
+            stack,
+            config,
+            seeds=self._seeds,
+            sitemaps=self._sitemaps,
+            sink=self._sink,
+            frontier=None if own else self._frontier,
+        )
+        if opened is None:
+            return False
+        self._frontier, info = opened
         if self._own_state:
-            from ..frontier.open import open_state
-
-            state = await open_state(
-                stack, config, seeds=self._seeds, sitemaps=self._sitemaps, sink=self._sink
-            )
-            if state is None:
-                return False
-            self._frontier = state
-            scheduled = state.resume.scheduled
-            self._cut = state.resume.deepest >= config.depth
-        if self._own_redis:
-            from ..frontier.open import open_fleet
-
-            fleet = await open_fleet(
-                stack, config, seeds=self._seeds, sitemaps=self._sitemaps, sink=self._sink
-            )
-            if fleet is None:
-                return False
-            self._frontier = fleet
-        if self._fleet_pages and not hasattr(self._frontier, "cut"):
-            # Another process may have handed out a page at the depth limit (a
-            # frontier that knows says so in its `cut`).
-            self._cut = True
-        attach_sink = getattr(self._frontier, "attach_sink", None)
-        if attach_sink is not None:  # records go out only once committed
-            self._sink = await attach_sink(self._sink, links=config.links)
-        self._get_nowait = getattr(self._frontier, "get_nowait", None)
-        self._starting = getattr(self._frontier, "starting", None)
-        self._admission = self._admission_for(self._frontier, scheduled=scheduled)
+            self._cut = info.deepest >= config.depth
+        # Records go out once committed (a fleet's), through a sink with every capability.
+        self._sink = await self._frontier.attach_sink(self._sink, links=config.links)
+        self._admission = self._admission_for(self._frontier, scheduled=info.scheduled)
         return True
 
-    def _admission_for(self, frontier: Frontier, *, scheduled: int) -> Admission:
+    def _admission_for(self, frontier: CompleteFrontier, *, scheduled: int) -> Admission:
         return Admission(
             self._config,
             frontier,
@@ -365,7 +351,7 @@ class Crawler:
             scheduled=scheduled,
             fleet_pages=self._fleet_pages,
             max_pages_reached=self._max_pages_reached,
-            remember=getattr(frontier, "remember", None),
+            remember=frontier.remember if frontier.remembers_pages else None,
         )
 
     def _max_pages_reached(self) -> None:
@@ -403,7 +389,7 @@ class Crawler:
                 seed_origins=seed_origins,
             )
         )
-        self._pipeline = await stack.enter_async_context(
+        self._pipeline = self._processes = await stack.enter_async_context(
             open_process_pipeline(
                 config, seed_hosts=seed_hosts, seed_origins=seed_origins, bodies=self._keep_bodies
             )
@@ -501,13 +487,18 @@ class Crawler:
             return jobs.receive_nowait()
         except (trio.WouldBlock, trio.EndOfChannel):
             pass
-        get_nowait = self._get_nowait
+        frontier = self._frontier
         scope = self._dispatch_scope
         # (cancel_called is true once the crawl's deadline has passed, too)
-        if get_nowait is None or self._stopping or scope is None or scope.cancel_called:
+        if (
+            not frontier.leases_without_waiting
+            or self._stopping
+            or scope is None
+            or scope.cancel_called
+        ):
             return None  # the dispatcher alone decides when dispatching ends
         try:
-            request: CrawlRequest = get_nowait(self._hosts)
+            request: CrawlRequest = frontier.get_nowait(self._hosts)
         except trio.WouldBlock:
             return None
         return request
@@ -534,7 +525,7 @@ class Crawler:
         attempted = False
         if request.depth >= self._config.depth:
             self._cut = True
-        elif request.revisit and not (self._cut or getattr(self._frontier, "cut", False)):
+        elif request.revisit and not (self._cut or self._frontier.cut):
             # Nothing was cut: the page's links were all followed already.
             self._never_started(request)
             await self._frontier.done([request])
@@ -550,9 +541,8 @@ class Crawler:
                     self._never_started(request)
                     page = failed_page(request, PageError("robots", "disallowed by robots.txt"))
                 else:
-                    starting = self._starting
-                    if starting is not None:  # a shared frontier times the host's delay
-                        await starting(request)
+                    if self._frontier.times_starts:  # a shared one times the host's delay
+                        await self._frontier.starting(request)
                     attempted = True
                     page = await self._attempt(request)
             finally:
