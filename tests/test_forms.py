@@ -13,7 +13,7 @@ import pytest
 from selectolax.lexbor import LexborHTMLParser
 
 from trio_scrape.model.page import Page
-from trio_scrape.scrape.forms import (
+from trio_scrape.scraper.forms import (
     FormError,
     FormFile,
     FormSubmission,

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_scrape.scrape.forms import FieldValue, FormFile, form_submission
+from trio_scrape.scraper.forms import FieldValue, FormFile, form_submission
 
 from .conftest import examples
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from trio_scrape import CrawlConfig, CrawlRequest, MemoryFrontier, Page, StateError, scrape
 from trio_scrape.engine.pipeline import PagePipeline
-from trio_scrape.frontier.memory import url_digest
+from trio_scrape.frontier.digests import url_digest
 from trio_scrape.frontier.sqlite import open_sqlite_frontier
 from trio_scrape.http.fetcher import open_fetcher
 from trio_scrape.model.parse import parse_html

@@ -36,12 +36,13 @@ if TYPE_CHECKING:
     from .engine.stats import CrawlStatistics as CrawlStatistics
     from .engine.stats import StopReason as StopReason
     from .errors import ConfigError as ConfigError
+    from .errors import FrontierError as FrontierError
     from .errors import OutputError as OutputError
     from .errors import StateError as StateError
     from .errors import TrioScrapeError as TrioScrapeError
     from .errors import WorkerError as WorkerError
-    from .frontier.memory import Frontier as Frontier
-    from .frontier.memory import FrontierStatistics as FrontierStatistics
+    from .frontier.base import Frontier as Frontier
+    from .frontier.base import FrontierStatistics as FrontierStatistics
     from .frontier.memory import MemoryFrontier as MemoryFrontier
     from .model.config import DEFAULT_USER_AGENT as DEFAULT_USER_AGENT
     from .model.config import CrawlConfig as CrawlConfig
@@ -71,6 +72,7 @@ __all__ = [
     "ExtractHook",
     "FollowHook",
     "Frontier",
+    "FrontierError",
     "FrontierStatistics",
     "JsonlSink",
     "MemoryFrontier",
@@ -102,12 +104,13 @@ _EXPORTS = {
     "open_crawl": ".engine.crawler",
     "scrape": ".engine.crawler",
     "ConfigError": ".errors",
+    "FrontierError": ".errors",
     "OutputError": ".errors",
     "StateError": ".errors",
     "TrioScrapeError": ".errors",
     "WorkerError": ".errors",
-    "Frontier": ".frontier.memory",
-    "FrontierStatistics": ".frontier.memory",
+    "Frontier": ".frontier.base",
+    "FrontierStatistics": ".frontier.base",
     "MemoryFrontier": ".frontier.memory",
     "CrawlRequest": ".model.page",
     "ErrorKind": ".model.page",

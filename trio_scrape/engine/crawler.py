@@ -40,7 +40,6 @@ with ``error.kind = "cancelled"``; the sink drains, the client closes, and ``run
 
 from __future__ import annotations
 
-import collections
 import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
@@ -51,13 +50,16 @@ import httpx
 import trio
 
 from ..errors import ConfigError
-from ..frontier.memory import Frontier, MemoryFrontier
+from ..frontier.base import CompleteFrontier, Frontier, complete
+from ..frontier.memory import MemoryFrontier
+from ..frontier.open import open_frontier
 from ..frontier.pacing import HostLimiter
 from ..http.fetcher import Fetcher, open_fetcher
 from ..model.config import CrawlConfig
-from ..model.page import CrawlRequest, Page, PageError, PageMemo
-from ..model.urls import UrlScope, browser_url, host_of, origin_of, url_key
-from ..output.sinks import Sink
+from ..model.page import CrawlRequest, Page, PageError
+from ..model.urls import UrlScope, browser_url, host_of, origin_of
+from ..output.sinks import Sink, complete_sink
+from .admission import Admission
 from .assembly import open_page_pipeline
 from .pipeline import AttemptLost, Outcome, Pipeline, browser_urls, failed_page
 from .records import FLUSH_DELAY, RecordWriter, closing_sink
@@ -65,6 +67,7 @@ from .robots import RobotsCache
 from .stats import Counters, CrawlStatistics, StopReason
 
 if TYPE_CHECKING:
+    from ..processes.pool import ProcessPipeline
     from ..render.renderer import Renderer
 
 __all__ = ["Crawler", "open_crawl", "raise_single", "scrape"]
@@ -125,21 +128,22 @@ class Crawler:
         self._scope = UrlScope(config, self._seeds + self._sitemaps)
         self._rng = random.Random()
         self._hosts = HostLimiter(config, rng=self._rng)
-        self._sink = sink
-        self._keep_bodies = bool(getattr(sink, "wants_bodies", True))
+        self._sink: Sink | None = sink
+        self._keep_bodies = complete_sink(sink).wants_bodies
         self._own_state = frontier is None and config.state is not None
         self._own_redis = frontier is None and config.frontier is not None
+        self._frontier = complete(frontier if frontier is not None else MemoryFrontier())
         # A shared frontier counts max_pages for the whole fleet itself.
-        self._fleet_pages = self._own_redis or bool(getattr(frontier, "counts_max_pages", False))
+        self._fleet_pages = self._own_redis or self._frontier.counts_max_pages
         # Pages cut off by a stop go back to the queue instead of becoming records.
         self._resumable = self._own_state or self._own_redis
         # With a state, records are committed as soon as they can be: what a kill makes the
         # next run redo is what was written since the last commit.
         self._flush_delay = 0.0 if self._own_state else FLUSH_DELAY
         self._attempting = 0  # pages between dispatch and their record (or retry)
-        self._frontier: Frontier = frontier if frontier is not None else MemoryFrontier()
         self._transport = transport
         self._pipeline: Pipeline | None = None
+        self._processes: ProcessPipeline | None = None  # the pipeline, in worker processes
         self._renderer: Renderer | None = None
         if config.rendering != "off":
             # Imported only when used, as are the renderer and --state below: they cost
@@ -152,11 +156,6 @@ class Crawler:
                 "processes", "a custom transport runs only in one process: use processes=1"
             )
         self._robots: RobotsCache | None = None
-        # The frontier's optional methods, looked up once it is known (in run): a getattr
-        # that misses costs an AttributeError, and these were asked for every page.
-        self._get_nowait: Callable[[HostLimiter], CrawlRequest] | None = None
-        self._starting: Callable[[CrawlRequest], Awaitable[None]] | None = None
-        self._remember: Callable[[CrawlRequest, PageMemo], None] | None = None
 
         self._ran = False
         self._stopping = False
@@ -167,11 +166,10 @@ class Crawler:
         self._ended_at: float | None = None
 
         self._counts = Counters(self._rng)
-        self._canonical_keys: set[int] = set()  # dedup_canonical: hash(url_key) recorded
         # Whether a page was handed out at the depth limit (its links not followed): until
         # one was, every link reached was followed, and revisits would find nothing new.
         self._cut = False
-        self._scheduled = 0
+        self._admission = self._admission_for(self._frontier, scheduled=0)
 
     @property
     def config(self) -> CrawlConfig:
@@ -211,7 +209,7 @@ class Crawler:
             stop_reason=self._stop_reason if self._ended_at is not None else None,
             **self._render_statistics(),
             processes=self._config.process_count,
-            worker_restarts=getattr(self._pipeline, "restarts", 0),
+            worker_restarts=0 if self._processes is None else self._processes.restarts,
         )
 
     def _render_statistics(self) -> dict[str, Any]:
@@ -227,10 +225,11 @@ class Crawler:
             return {}
         # Worker processes render with browsers of their own: pages rendered are counted
         # from the records, memory sampled from /proc (tabs in use are not reported).
+        processes = self._processes
         return {
             "rendered": self._counts.rendered_records,
-            "browser_memory": getattr(self._pipeline, "browser_memory", None),
-            "browser_peak_memory": getattr(self._pipeline, "browser_peak_memory", None),
+            "browser_memory": None if processes is None else processes.browser_memory,
+            "browser_peak_memory": None if processes is None else processes.browser_peak_memory,
         }
 
     # ------------------------------------------------------------------------------- run
@@ -285,10 +284,10 @@ class Crawler:
                         self._hosts,
                         config,
                         rng=self._rng,
-                        shared=getattr(self._frontier, "shared_robots", None),
+                        shared=self._frontier.shared_robots,
                     )
                 writer = RecordWriter(
-                    self._sink,
+                    complete_sink(self._sink),
                     self._frontier,
                     self._counts,
                     attempting=lambda: self._attempting,
@@ -296,26 +295,23 @@ class Crawler:
                 )
                 nursery.start_soon(writer.run, record_recv)
                 sampler = trio.CancelScope()
-                sample_browsers = getattr(self._pipeline, "sample_browsers", None)
-                if sample_browsers is not None and config.rendering != "off":
-                    nursery.start_soon(_run_in, sampler, sample_browsers)
+                if self._processes is not None and config.rendering != "off":
+                    nursery.start_soon(_run_in, sampler, self._processes.sample_browsers)
                 async with record_send, trio.open_nursery() as workers:
                     self._workers_scope = workers.cancel_scope
 
                     def add_worker() -> None:
                         workers.start_soon(self._work, job_recv.clone(), record_send.clone())
 
-                    await self._frontier.add(
-                        self._seeds, depth=0, referrer=None, keep=self._within_max_pages
-                    )
-                    await self._add_sitemaps(self._sitemaps, depth=0, referrer=None)
+                    await self._admission.seeds(self._seeds)
+                    await self._admission.sitemaps(self._sitemaps, depth=0, referrer=None)
                     if config.sitemaps_from_robots:
                         await self._add_robots_sitemaps()
                     task_status.started()
                     with job_recv:
                         await self._dispatch(job_send, add_worker)
                 sampler.cancel()
-                count_unlinked = getattr(self._frontier, "count_unlinked", None)
+                count_unlinked = self._frontier.count_unlinked
                 if config.recrawl and self._stop_reason is None and count_unlinked is not None:
                     self._counts.unlinked = await count_unlinked()  # the round is complete
         finally:
@@ -324,40 +320,43 @@ class Crawler:
                 self._stop_reason = "finished"
 
     async def _open_frontier(self, stack: AsyncExitStack) -> bool:
-        """Open the crawl's own state or fleet frontier when it has one, and put the sink
-        behind the frontier's commits; False: that crawl has finished (nothing to do)."""
+        """Open the crawl's frontier (its own state or fleet when it has one) and put the
+        sink behind the frontier's commits; False: that crawl has finished (nothing to do)."""
         config = self._config
+        own = self._own_state or self._own_redis
+        opened = await open_frontier(
+            stack,
+            config,
+            seeds=self._seeds,
+            sitemaps=self._sitemaps,
+            sink=self._sink,
+            frontier=None if own else self._frontier,
+        )
+        if opened is None:
+            return False
+        self._frontier, info = opened
         if self._own_state:
-            from ..frontier.open import open_state
-
-            state = await open_state(
-                stack, config, seeds=self._seeds, sitemaps=self._sitemaps, sink=self._sink
-            )
-            if state is None:
-                return False
-            self._frontier = state
-            self._scheduled = state.resume.scheduled
-            self._cut = state.resume.deepest >= config.depth
-        if self._own_redis:
-            from ..frontier.open import open_fleet
-
-            fleet = await open_fleet(
-                stack, config, seeds=self._seeds, sitemaps=self._sitemaps, sink=self._sink
-            )
-            if fleet is None:
-                return False
-            self._frontier = fleet
-        if self._fleet_pages and not hasattr(self._frontier, "cut"):
-            # Another process may have handed out a page at the depth limit (a
-            # frontier that knows says so in its `cut`).
-            self._cut = True
-        attach_sink = getattr(self._frontier, "attach_sink", None)
-        if attach_sink is not None:  # records go out only once committed
-            self._sink = await attach_sink(self._sink, links=config.links)
-        self._get_nowait = getattr(self._frontier, "get_nowait", None)
-        self._starting = getattr(self._frontier, "starting", None)
-        self._remember = getattr(self._frontier, "remember", None)
+            self._cut = info.deepest >= config.depth
+        # Records go out once committed (a fleet's), through a sink with every capability.
+        self._sink = await self._frontier.attach_sink(self._sink, links=config.links)
+        self._admission = self._admission_for(self._frontier, scheduled=info.scheduled)
         return True
+
+    def _admission_for(self, frontier: CompleteFrontier, *, scheduled: int) -> Admission:
+        return Admission(
+            self._config,
+            frontier,
+            self._scope,
+            self._counts,
+            scheduled=scheduled,
+            fleet_pages=self._fleet_pages,
+            max_pages_reached=self._max_pages_reached,
+            remember=frontier.remember if frontier.remembers_pages else None,
+        )
+
+    def _max_pages_reached(self) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = "max_pages"
 
     async def _open_pipeline(self, stack: AsyncExitStack) -> Fetcher:
         """Open the page pipeline (here, or in worker processes) and return the plain HTTP
@@ -390,7 +389,7 @@ class Crawler:
                 seed_origins=seed_origins,
             )
         )
-        self._pipeline = await stack.enter_async_context(
+        self._pipeline = self._processes = await stack.enter_async_context(
             open_process_pipeline(
                 config, seed_hosts=seed_hosts, seed_origins=seed_origins, bodies=self._keep_bodies
             )
@@ -488,13 +487,18 @@ class Crawler:
             return jobs.receive_nowait()
         except (trio.WouldBlock, trio.EndOfChannel):
             pass
-        get_nowait = self._get_nowait
+        frontier = self._frontier
         scope = self._dispatch_scope
         # (cancel_called is true once the crawl's deadline has passed, too)
-        if get_nowait is None or self._stopping or scope is None or scope.cancel_called:
+        if (
+            not frontier.leases_without_waiting
+            or self._stopping
+            or scope is None
+            or scope.cancel_called
+        ):
             return None  # the dispatcher alone decides when dispatching ends
         try:
-            request: CrawlRequest = get_nowait(self._hosts)
+            request: CrawlRequest = frontier.get_nowait(self._hosts)
         except trio.WouldBlock:
             return None
         return request
@@ -521,7 +525,7 @@ class Crawler:
         attempted = False
         if request.depth >= self._config.depth:
             self._cut = True
-        elif request.revisit and not (self._cut or getattr(self._frontier, "cut", False)):
+        elif request.revisit and not (self._cut or self._frontier.cut):
             # Nothing was cut: the page's links were all followed already.
             self._never_started(request)
             await self._frontier.done([request])
@@ -537,9 +541,8 @@ class Crawler:
                     self._never_started(request)
                     page = failed_page(request, PageError("robots", "disallowed by robots.txt"))
                 else:
-                    starting = self._starting
-                    if starting is not None:  # a shared frontier times the host's delay
-                        await starting(request)
+                    if self._frontier.times_starts:  # a shared one times the host's delay
+                        await self._frontier.starting(request)
                     attempted = True
                     page = await self._attempt(request)
             finally:
@@ -619,76 +622,8 @@ class Crawler:
             self._hosts.pause(origin, outcome.retry_after)
             await self._frontier.release([request._replace(attempts=request.attempts + 1)])
             return None
-        if outcome.seen is not None:
-            # Before the page's links: a link to the redirect's target (the page itself, as
-            # its href="#top") is then seen, not queued and fetched a second time.
-            await self._frontier.mark_seen([outcome.seen], depth=request.depth)
-        if outcome.sitemap is not None:
-            entries = outcome.sitemap
-            out_of_scope: collections.Counter[str] = collections.Counter()
-
-            def keep(url: str) -> bool:
-                if not self._scope.allows(url):
-                    out_of_scope[host_of(url)] += 1
-                    return False
-                return self._within_max_pages(url)
-
-            await self._frontier.add(
-                entries.pages,
-                depth=request.depth,
-                referrer=request.url,
-                keep=keep,
-                lastmods=entries.lastmods,
-                revisit=request.depth < self._config.depth,
-            )
-            if out_of_scope:
-                _warn_out_of_scope(request.url, len(entries.pages), out_of_scope)
-                if isinstance(page.data.get("sitemap"), dict):
-                    page.data["sitemap"]["out_of_scope"] = out_of_scope.total()
-            await self._add_sitemaps(entries.sitemaps, depth=request.depth, referrer=request.url)
-        if self._config.dedup_canonical and page.ok:
-            await self._dedup_canonical(request, page, outcome)
-        if outcome.refresh is not None:
-            # A meta refresh with no delay is a redirect: no hop spent, even at the limit.
-            await self._frontier.add(
-                [outcome.refresh],
-                depth=request.depth,
-                referrer=request.url,
-                keep=self._schedules,
-                revisit=request.depth < self._config.depth,
-            )
-        if outcome.links:
-            # A link already handed out at a larger depth gets a revisit when its own links
-            # would now be followed: that keeps --depth exact (see Frontier.add).
-            await self._frontier.add(
-                outcome.links,
-                depth=outcome.links_depth,
-                referrer=request.url,
-                keep=self._schedules,
-                revisit=outcome.links_depth < self._config.depth,
-            )
-        memo = outcome.memo if outcome.memo is not None else request.memo
-        remember = self._remember
-        if memo is not None and remember is not None and not request.revisit:
-            remember(request, memo)  # before its done mark; a failure keeps the last memo
+        await self._admission.outcome(request, outcome, page)
         return page
-
-    async def _dedup_canonical(self, request: CrawlRequest, page: Page, outcome: Outcome) -> None:
-        """With ``dedup_canonical``: a page's canonical URL counts as crawled; a page whose
-        canonical URL was crawled already (or declared by a page before) is a duplicate:
-        ``data.duplicate_of`` says of what, and its links are not followed."""
-        canonical = outcome.canonical
-        own = hash(url_key(request.url))
-        if canonical is not None:
-            key = hash(url_key(canonical))
-            if key != own:
-                if key in self._canonical_keys:
-                    page.data["duplicate_of"] = canonical
-                    outcome.links = []
-                else:
-                    self._canonical_keys.add(key)
-                    await self._frontier.mark_seen([canonical], depth=request.depth)
-        self._canonical_keys.add(own)
 
     async def _lost(self, request: CrawlRequest, exc: AttemptLost) -> Page | None:
         """The worker process running an attempt died: the attempt counts (a page that kills
@@ -701,12 +636,6 @@ class Crawler:
         await self._frontier.release([request._replace(attempts=attempts)])
         return None
 
-    async def _add_sitemaps(self, urls: list[str], *, depth: int, referrer: str | None) -> None:
-        if urls:  # sitemaps may be on any host: the pages they list are scope-checked
-            await self._frontier.add(
-                urls, depth=depth, referrer=referrer, keep=self._within_max_pages, sitemap=True
-            )
-
     async def _add_robots_sitemaps(self) -> None:
         assert self._robots is not None
         found: list[str] = []
@@ -714,41 +643,7 @@ class Crawler:
             urls, invalid = browser_urls(await self._robots.sitemaps(origin))
             self._counts.invalid_links += invalid
             found += urls
-        await self._add_sitemaps(found, depth=0, referrer=None)
-
-    def _schedules(self, url: str) -> bool:
-        """Whether a never-seen link is scheduled: in scope, and within ``max_pages``."""
-        return self._scope.allows(url) and self._within_max_pages(url)
-
-    def _within_max_pages(self, url: str) -> bool:
-        # max_pages limits the URLs scheduled, not dispatches: so a page's retries and its
-        # record are never cut off, and the crawl ends by itself once those pages are done.
-        limit = self._config.max_pages
-        if limit is None or self._fleet_pages:
-            return True
-        if self._scheduled >= limit:
-            if self._stop_reason is None:
-                self._stop_reason = "max_pages"
-            self._counts.refused.add(hash(url))
-            return False
-        self._scheduled += 1
-        return True
-
-
-def _warn_out_of_scope(sitemap: str, listed: int, hosts: collections.Counter[str]) -> None:
-    """Say that a sitemap's pages were left out by the scope: a staging copy whose sitemap
-    names the production host would otherwise crawl nothing and say nothing."""
-    shown = ", ".join(f"{host} ({count:,})" for host, count in hosts.most_common(5))
-    more = f" and {len(hosts) - 5:,} more hosts" if len(hosts) > 5 else ""
-    logger.warning(
-        "sitemap %s: %s of its %s pages are out of scope and not crawled: %s%s "
-        "(--scope, --allow-host, --include and --exclude decide the scope)",
-        sitemap,
-        f"{hosts.total():,}",
-        f"{listed:,}",
-        shown,
-        more,
-    )
+        await self._admission.sitemaps(found, depth=0, referrer=None)
 
 
 async def _run_in(scope: trio.CancelScope, task: Callable[[], Awaitable[None]]) -> None:

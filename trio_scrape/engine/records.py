@@ -11,14 +11,14 @@ fleet never counts a page done whose record could still be lost; the crawl's end
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 import trio
 
 from ..frontier.memory import Frontier
 from ..model.page import CrawlRequest, Page
-from ..output.sinks import Sink
+from ..output.sinks import CompleteSink, Sink, complete_sink
 from .stats import Counters
 
 __all__ = ["FLUSH_DELAY", "RecordWriter", "closing_sink"]
@@ -39,7 +39,7 @@ class RecordWriter:
 
     def __init__(
         self,
-        sink: Sink | None,
+        sink: CompleteSink,
         frontier: Frontier,
         counters: Counters,
         *,
@@ -51,15 +51,12 @@ class RecordWriter:
         self._counters = counters
         self._attempting = attempting
         self._flush_delay = flush_delay
-        self._flush: Callable[[], Awaitable[None]] | None = getattr(sink, "flush", None)
 
     async def run(self, records: Records) -> None:
         """Write until ``records`` is closed and drained; the last batch is flushed."""
         sink = self.sink
-        flush = self._flush
-        start = getattr(sink, "start", None)
-        if start is not None:
-            start()  # a no-op if the state already started it where it left off
+        buffers = sink.buffers
+        sink.start()  # a no-op if the state already started it where it left off
         count = self._counters.count
         written: list[CrawlRequest] = []
         due = math.inf  # when the oldest record not yet flushed is to be written at the latest
@@ -71,7 +68,7 @@ class RecordWriter:
                     # No record is coming soon when no page is being attempted (the last
                     # page of a crawl, or of a burst): flush now instead of after the delay.
                     if written and (
-                        flush is None or not self._attempting() or trio.current_time() >= due
+                        not buffers or not self._attempting() or trio.current_time() >= due
                     ):
                         await self._hand_over(written)
                         written = []
@@ -90,17 +87,14 @@ class RecordWriter:
                 if not written:
                     due = trio.current_time() + self._flush_delay
                 count(page)
-                if sink is not None:
-                    await sink.send(page)
+                await sink.send(page)
                 written.append(request)
             if written:
                 await self._hand_over(written)
 
     async def _hand_over(self, written: list[CrawlRequest]) -> None:
-        if self._flush is not None:
-            await self._flush()
-        offset = getattr(self.sink, "offset", None)
-        await self.frontier.done(written, output_offset=offset if isinstance(offset, int) else None)
+        await self.sink.flush()
+        await self.frontier.done(written, output_offset=self.sink.offset)
 
 
 class closing_sink(AbstractAsyncContextManager[None]):
@@ -110,6 +104,4 @@ class closing_sink(AbstractAsyncContextManager[None]):
         self._sink = sink
 
     async def __aexit__(self, *exc_info: object) -> None:
-        aclose = getattr(self._sink, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await complete_sink(self._sink).aclose()

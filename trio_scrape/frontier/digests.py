@@ -1,5 +1,37 @@
-"""The seen-set of the SQLite frontier: a stable 64-bit digest of each URL's canonical key,
-and a compact map from it to where the URL's row is and how deep it was found.
+"""URL digests, all three schemes side by side, and the seen-set of the SQLite frontier.
+
+Every frontier compares URLs by a 64-bit digest of their canonical key
+(:func:`~trio_scrape.model.urls.url_key`: two spellings of one page have one key), never by
+their text. There are three schemes, because what a digest is stored in decides what it may be:
+
+=====================  =================================  =====================================
+scheme                 used by                            why this one
+=====================  =================================  =====================================
+:func:`memory_digest`  :class:`~.memory.MemoryFrontier`   Python's ``hash()`` (SipHash, salted
+                       (in memory only)                   per process): already cached on the
+                                                          string, the fastest; never stored,
+                                                          so the salt does not matter
+:func:`state_digest`   ``--state`` (SQLite:               XXH3-64 seeded with a random number
+                       ``links.digests``, ``pages``,      kept in the state (``digest_seed``):
+                       :class:`DigestSet`)                a site cannot craft a link that
+                                                          collides with another page's URL
+                                                          without knowing it; 0.04 us a URL
+                                                          against 0.5 us for BLAKE2b (#18)
+:func:`url_digest`     the Redis fleet (seen-set keys,    BLAKE2b-64, unseeded: every process
+:func:`redis_digest`   leases, ``pages``; as 16 hex       of a fleet, on any machine, must
+                       digits)                            compute the same digest with nothing
+                                                          shared but the crawl id
+=====================  =================================  =====================================
+
+They are not unified because the two stable ones are stored: changing the state's scheme
+breaks every existing state file (its ``schema`` would have to change, and states made before
+be refused), and changing the fleet's breaks every running fleet (processes of two versions
+would each find the other's URLs unseen) and every stored crawl's recrawl memos. A new scheme
+means a new state schema or a new Redis library name, on purpose. Any false "seen" among a
+million URLs: about 3e-8 with any of them.
+
+The rest of this module is the seen-set of the SQLite frontier: a compact map from each URL's
+digest to where its row is and how deep it was found.
 
 Every link a crawl finds goes through :meth:`DigestSet.add_unseen`, and every request handed
 out through a look-up, so this is the per-link hot path of a ``--state`` crawl. Both halves
@@ -15,13 +47,15 @@ are C, called once per URL from a plain loop:
 
 Each digest maps to ``seq << 24 | depth << 1 | handed_out``: the seq of the URL's row in the
 state, its shortest known depth, and whether it was handed out (what
-:class:`~trio_scrape.frontier.memory.MemoryFrontier` keeps per URL, see ``_SeenDepths``). A depth
-value that does not fit 24 bits (a chain of 8 million pages) is kept aside in a ``dict``.
+:class:`~trio_scrape.frontier.memory.MemoryFrontier` keeps per URL, see
+:mod:`~trio_scrape.frontier.depths`). A depth value that does not fit 24 bits (a chain of 8
+million pages) is kept aside in a ``dict``.
 """
 
 from __future__ import annotations
 
 import array
+import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,7 +64,37 @@ from xxhash import xxh3_64_intdigest
 
 from ..model.urls import url_key
 
-__all__ = ["DigestSet"]
+__all__ = ["DigestSet", "memory_digest", "redis_digest", "state_digest", "url_digest"]
+
+
+def memory_digest(url: str) -> int:
+    """The in-memory frontier's digest: ``hash()`` of the URL's key, valid in this process
+    only (MemoryFrontier inlines it, with url_key's shortcut, on its per-link path)."""
+    return hash(url_key(url))
+
+
+def state_digest(url: str, seed: int) -> int:
+    """A ``--state``'s digest: unsigned XXH3-64 of the URL's key, seeded with the state's
+    ``digest_seed`` (:meth:`DigestSet.digest`; :meth:`DigestSet.add_unseen` inlines it)."""
+    return xxh3_64_intdigest(url_key(url).encode("utf-8", "surrogatepass"), seed)
+
+
+def url_digest(url: str) -> int:
+    """The fleet's digest: a stable, signed 64-bit BLAKE2b of the URL's key (it fits an
+    SQLite INTEGER), the same in every process on every machine. ``url`` is a browser URL,
+    as frontiers are given."""
+    return int.from_bytes(
+        hashlib.blake2b(url_key(url).encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+        "little",
+        signed=True,
+    )
+
+
+def redis_digest(url: str) -> str:
+    """:func:`url_digest` as Redis keys hold it: 16 hex digits of the unsigned value, the
+    first 4 naming its seen-set bucket, the other 12 its field there."""
+    return format(url_digest(url) & 0xFFFF_FFFF_FFFF_FFFF, "016x")
+
 
 _VALUE_BITS = 24
 _VALUE_MASK = (1 << _VALUE_BITS) - 1  # as a depth value: "kept aside in _deep"
@@ -60,8 +124,8 @@ class DigestSet:
     def digest(self, url: str) -> int:
         """The digest of a browser URL's canonical key (:func:`~trio_scrape.model.urls.url_key`):
         two URLs have one digest when they are spellings of one page. Any false "seen"
-        among a million URLs: about 3e-8."""
-        return xxh3_64_intdigest(url_key(url).encode("utf-8", "surrogatepass"), self.seed)
+        among a million URLs: about 3e-8. (:func:`state_digest` with this set's seed.)"""
+        return state_digest(url, self.seed)
 
     def __len__(self) -> int:
         return self._len

@@ -1,6 +1,7 @@
 """The frontier: the seen-set and the queue of URLs still to fetch, with leases.
 
-The engine talks to a frontier only through the :class:`Frontier` protocol, so a crawl's
+The engine talks to a frontier only through the :class:`~trio_scrape.frontier.base.Frontier`
+protocol (and the optional capabilities declared beside it, in ``base.py``), so a crawl's
 state can live in memory (here), in SQLite for resumable crawls, or in Redis to share one
 crawl between machines.
 
@@ -14,115 +15,24 @@ and that is when ``get()`` returns ``None``.
 from __future__ import annotations
 
 import collections
-import dataclasses
-import hashlib
 import heapq
 import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
 
 import trio
 from mypy_extensions import mypyc_attr
 
-from ..model.page import CrawlRequest, rebuilt_by_fields
+from ..model.page import CrawlRequest
 from ..model.urls import origin_of, url_key
+from .base import Frontier, FrontierStatistics
+from .depths import SeenDepths, found_again, lease_depth, seen_value
 from .pacing import HostLimiter
 
-__all__ = ["Frontier", "FrontierStatistics", "MemoryFrontier", "url_digest"]
+__all__ = ["Frontier", "FrontierStatistics", "MemoryFrontier"]
 
 
-@dataclasses.dataclass(frozen=True)
-class FrontierStatistics:
-    queued: int
-    leased: int
-    seen: int
-
-    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
-        return rebuilt_by_fields(self)
-
-
-class Frontier(Protocol):
-    async def add(
-        self,
-        urls: Iterable[str],
-        *,
-        depth: int,
-        referrer: str | None,
-        keep: Callable[[str], bool] | None = None,
-        sitemap: bool = False,
-        lastmods: Mapping[str, str] | None = None,
-        revisit: bool = False,
-    ) -> int:
-        """Queue each URL never seen before (and for which ``keep``, if given, is true:
-        ``keep`` is asked only about unseen URLs); return how many requests were queued.
-
-        URLs are browser URLs (:func:`~trio_scrape.model.urls.browser_url`), queued as given;
-        "seen before" compares their canonical keys (:func:`~trio_scrape.model.urls.url_key`),
-        through a stable 64-bit digest (:func:`url_digest` for Redis, a seeded XXH3 for
-        ``--state``) or, in memory, ``hash(url_key(url))``, never the text.
-
-        The URLs of one call share a depth and referrer: they are one page's links, the
-        seeds, or a sitemap's entries. A URL that ``keep`` refuses is not marked seen.
-        ``sitemap``: these URLs are sitemaps; ``lastmods``: a sitemap's ``<lastmod>`` by URL.
-
-        A URL's depth is the shortest known: a URL seen before at a larger depth takes this
-        ``depth`` and ``referrer``. Still queued, it is handed out at the new depth. Already
-        handed out (leased, done, or marked seen), it gets a pending revisit when ``revisit``
-        is true (otherwise only its known depth changes): a request with
-        ``CrawlRequest.revisit`` set, so that its links can be followed from the new depth.
-        Pending revisits are queued only once the queue is empty and nothing is leased, those
-        of the smallest depth first and one depth at a time, so that a URL is revisited at
-        most once more however many shorter paths turn up meanwhile.
-        """
-        ...
-
-    async def mark_seen(self, urls: Iterable[str], *, depth: int = 0) -> None:
-        """Record URLs as handed out at ``depth`` without queueing them (a redirect's final
-        URL, crawled as the page that redirected to it). URLs already seen are unchanged."""
-        ...
-
-    async def get(self, hosts: HostLimiter) -> CrawlRequest | None:
-        """Lease the next request whose host ``hosts`` says is ready, and ``hosts.start`` it.
-
-        Blocks while no queued request's host is ready, or the queue is empty but requests are
-        leased (they may add links). Returns ``None`` once the queue is empty and nothing is
-        leased: the crawl is exhausted. Never holds back a ready host for one that is not.
-        """
-        ...
-
-    async def done(
-        self, requests: Sequence[CrawlRequest], *, output_offset: int | None = None
-    ) -> None:
-        """End the leases of requests whose records are written.
-
-        ``output_offset`` is the length of the output file once these records are in it; a
-        persistent frontier stores it in the same transaction as the done marks, so a resumed
-        crawl can cut the file back to exactly the records it knows are done.
-        """
-        ...
-
-    async def release(self, requests: Sequence[CrawlRequest]) -> None:
-        """Give leased requests back (unstarted, or to retry; a request may come back with
-        more ``attempts``): they go to the front of their host's queue."""
-        ...
-
-    def statistics(self) -> FrontierStatistics: ...
-
-
-def url_digest(url: str) -> int:
-    """A stable, signed 64-bit digest of a URL's canonical key (:func:`url_key`), for
-    frontiers that persist or share their seen-set (it fits an SQLite INTEGER): two URLs
-    have one digest when they are spellings of one page. ``url`` is a browser URL, as
-    frontiers are given. Any false "seen" among a million URLs: about 3e-8."""
-    return int.from_bytes(
-        hashlib.blake2b(url_key(url).encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-        "little",
-        signed=True,
-    )
-
-
-class _Batch:
+class LinkBatch:
     """Links of one page to one host, queued as one string: a queued URL costs its length
     plus a byte, instead of ~200 bytes as a string plus a CrawlRequest and a deque slot."""
 
@@ -147,7 +57,7 @@ class _Batch:
         return self.position > len(self.text)
 
 
-_Entry = CrawlRequest | _Batch
+QueueEntry = CrawlRequest | LinkBatch
 
 
 # Compiled with mypyc in a wheel (hatch_build.py): the --state frontier and tests subclass it.
@@ -163,18 +73,30 @@ class MemoryFrontier:
 
     The seen-set maps Python's 64-bit ``hash()`` of each URL's canonical key (SipHash,
     salted per process), not the string, to the URL's shortest known depth and whether it
-    was handed out (:func:`_lease_depth`): about 70 bytes per URL (a 32-byte int plus the
-    dict's share)
-    instead of ~150 for typical URL strings, and the hash is already cached on the string. The
-    chance of any false "seen" among a million URLs is about 3e-8. A frontier that persists
-    its seen-set uses a stable digest instead (:func:`url_digest` for Redis,
-    ``_digests.DigestSet.digest`` for ``--state``). A page's links to one host are
-    queued together as one newline-joined string (:class:`_Batch`): about 60 bytes per queued
-    URL instead of ~200.
+    was handed out (:mod:`~trio_scrape.frontier.depths`): about 70 bytes per URL (a 32-byte
+    int plus the dict's share) instead of ~150 for typical URL strings, and the hash is
+    already cached on the string. The chance of any false "seen" among a million URLs is
+    about 3e-8. A frontier that persists its seen-set uses a stable digest instead
+    (:mod:`~trio_scrape.frontier.digests`). A page's links to one host are queued together as
+    one newline-joined string (:class:`LinkBatch`): about 60 bytes per queued URL instead of
+    ~200.
+
+    **For subclasses** (the SQLite frontier keeps a window of its queue here and the rest on
+    disk), this is the protected interface; nothing else of this class is:
+
+    - hooks to override: :meth:`_on_lease` (each request handed out; call
+      :func:`~.depths.lease_depth` or this one), :meth:`_read_ahead` (bring spilled requests
+      back, without waiting), :meth:`_improve` (a seen URL found nearer; extend it, calling
+      this one first), :meth:`_seen_depths` (the seen-set the rules update), :meth:`statistics`;
+    - calls: :meth:`_enqueue_entry` (queue a :data:`QueueEntry` for an origin), :meth:`_enqueue`,
+      :meth:`_wake` (wake ``get()`` after queueing), :meth:`_end_leases` is done/release's;
+    - state a subclass reads or sets: ``_queued`` and ``_leased`` (counts), ``_spilled`` and
+      ``_low_water`` (see ``__init__``), ``_improved`` and ``_pending_revisits`` (depth
+      improvements and revisits pending, by digest).
     """
 
     def __init__(self) -> None:
-        self._queues: dict[str, collections.deque[_Entry]] = {}
+        self._queues: dict[str, collections.deque[QueueEntry]] = {}
         self._queued = 0
         self._ready: collections.deque[str] = collections.deque()
         self._timed: list[tuple[float, int, str]] = []
@@ -208,7 +130,7 @@ class MemoryFrontier:
     def _enqueue(self, request: CrawlRequest, *, front: bool = False) -> None:
         self._enqueue_entry(origin_of(request.url), request, 1, front=front)
 
-    def _enqueue_entry(self, origin: str, entry: _Entry, count: int, *, front: bool) -> None:
+    def _enqueue_entry(self, origin: str, entry: QueueEntry, count: int, *, front: bool) -> None:
         queue = self._queues.get(origin)
         if queue is None:
             queue = self._queues[origin] = collections.deque()
@@ -243,6 +165,7 @@ class MemoryFrontier:
         for url in urls:
             # (url_key's own shortcut, inlined: most of a page's links are seen already;
             # test_url_key_leaves_a_url_without_escapes_or_query_as_it_is pins that they agree)
+            # (digests.memory_digest, with its shortcut inlined)
             digest = hash(url if "%" not in url and "?" not in url else url_key(url))
             known = seen_at(digest)
             if known is not None:
@@ -260,9 +183,9 @@ class MemoryFrontier:
                 batch.append(url)
         for origin, new in by_origin.items():
             added += len(new)
-            entry: _Entry
+            entry: QueueEntry
             if len(new) > 1:
-                entry = _Batch(new, depth, referrer)
+                entry = LinkBatch(new, depth, referrer)
                 if entry.text.count("\n") == len(new) - 1:  # no URL holds a newline
                     self._enqueue_entry(origin, entry, len(new), front=False)
                     continue
@@ -309,17 +232,21 @@ class MemoryFrontier:
         referrer: str | None,
         revisit: bool,
     ) -> int:
-        """A seen URL found again at a smaller depth; return how many requests were queued."""
-        if not known & 1:  # still queued: it will be handed out at the new depth
-            self._seen[digest] = depth << 1
-            self._improved[digest] = (depth, referrer)
+        """Hook: a seen URL found again at a smaller depth (:func:`~.depths.found_again`);
+        return how many requests were queued. A subclass may extend it (the SQLite frontier
+        writes down what changed), calling this one first."""
+        nearer = found_again(known, depth, revisit)
+        if nearer is None:
             return 0
-        self._seen[digest] = depth << 1 | 1
-        if revisit:
+        self._seen_depths()[digest] = nearer.value
+        if nearer.shorter:  # still queued: it will be handed out at the new depth
+            self._improved[digest] = (depth, referrer)
+        elif nearer.revisit:
             self._pending_revisits[digest] = CrawlRequest(url, depth, referrer, revisit=True)
         return 0
 
-    def _seen_depths(self) -> _SeenDepths:
+    def _seen_depths(self) -> SeenDepths:
+        """Hook: the seen-set, by digest (a subclass may keep its own)."""
         return self._seen
 
     def _queue_revisits(self) -> None:
@@ -330,7 +257,7 @@ class MemoryFrontier:
         for digest, request in list(pending.items()):
             if request.depth == depth:
                 del pending[digest]
-                seen[digest] = depth << 1
+                seen[digest] = seen_value(depth, handed_out=False)
                 self._enqueue(request)
 
     async def mark_seen(self, urls: Iterable[str], *, depth: int = 0) -> None:
@@ -414,7 +341,7 @@ class MemoryFrontier:
                 heapq.heappush(timed, (ready_at, next(self._order), origin))
                 continue
             entry = queue[0]
-            if type(entry) is _Batch:
+            if type(entry) is LinkBatch:
                 request = entry.take()
                 if entry.exhausted():
                     queue.popleft()
@@ -438,7 +365,7 @@ class MemoryFrontier:
 
     def _on_lease(self, request: CrawlRequest) -> CrawlRequest:
         """Called for each request ``get`` hands out; returns it at its shortest known depth."""
-        return _lease_depth(self._seen, self._improved, hash(url_key(request.url)), request)
+        return lease_depth(self._seen, self._improved, hash(url_key(request.url)), request)
 
     def _host_freed(self, origin: str) -> None:
         if origin in self._blocked:
@@ -465,29 +392,3 @@ class MemoryFrontier:
 
     def statistics(self) -> FrontierStatistics:
         return FrontierStatistics(queued=self._queued, leased=self._leased, seen=len(self._seen))
-
-
-class _SeenDepths(Protocol):
-    """A seen-set that knows each URL's ``depth << 1 | handed_out``, by the URL's digest."""
-
-    def get(self, digest: int, /) -> int | None: ...
-
-    def __setitem__(self, digest: int, value: int, /) -> None: ...
-
-
-def _lease_depth(
-    seen: _SeenDepths,
-    improved: dict[int, tuple[int, str | None]],
-    digest: int,
-    request: CrawlRequest,
-) -> CrawlRequest:
-    """Mark a request's URL handed out, and hand it out at the smallest depth (with its
-    referrer) found while it was queued."""
-    if improved:
-        better = improved.pop(digest, None)
-        if better is not None and better[0] < request.depth:
-            request = request._replace(depth=better[0], referrer=better[1])
-    known = seen.get(digest)
-    depth = request.depth if known is None else min(known >> 1, request.depth)
-    seen[digest] = depth << 1 | 1
-    return request

@@ -1,5 +1,7 @@
-"""Wiring a crawl to its ``--state``: open the SQLite frontier, say what is resumed, and
-start the sink where the last committed record ends."""
+"""Opening a crawl's frontier: in memory, from its ``--state`` (SQLite) or by joining its fleet
+(Redis); say what is resumed or joined, start the sink where the last committed record ends,
+and give the engine the frontier, complete (:func:`~trio_scrape.frontier.base.complete`), with
+one :class:`~trio_scrape.frontier.base.FrontierOpened` whatever it is."""
 
 from __future__ import annotations
 
@@ -9,31 +11,58 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 from ..model.config import CrawlConfig
-from ..output.sinks import Sink
-from .sqlite import SqliteFrontier, open_sqlite_frontier
+from ..output.sinks import Sink, complete_sink
+from .base import CompleteFrontier, Frontier, FrontierOpened, complete
+from .memory import MemoryFrontier
 
 if TYPE_CHECKING:
     from .redis import RedisFrontier
+    from .sqlite import SqliteFrontier
 
-__all__ = ["open_fleet", "open_state", "state_settings"]
+__all__ = ["open_fleet", "open_frontier", "open_state", "state_settings"]
 
 logger = logging.getLogger("trio_scrape")
 
 
-async def open_state(
+async def open_frontier(
     stack: AsyncExitStack,
     config: CrawlConfig,
     *,
     seeds: list[str],
     sitemaps: list[str],
     sink: Sink | None,
-) -> SqliteFrontier | None:
-    """Open the state at ``config.state`` (closed with ``stack``) and start ``sink`` where
-    the state left it; return the frontier, or None when the crawl there has finished.
+    frontier: Frontier | None = None,
+) -> tuple[CompleteFrontier, FrontierOpened] | None:
+    """Open the crawl's frontier (closed with ``stack``): ``frontier`` if given, else the
+    Redis of ``config.frontier``, the state at ``config.state``, or a new
+    :class:`~trio_scrape.frontier.memory.MemoryFrontier`. Return it, complete, with what it
+    held; or None when its crawl has finished (and ``config.recrawl`` does not begin the next
+    round). A state's sink is started where the state left it; attach the sink with the
+    returned frontier's ``attach_sink`` (a fleet's records go out once committed).
 
     Raises:
         StateError: the state cannot be opened or belongs to a crawl with other settings.
+        FrontierError: Redis cannot be used, or the crawl id has other settings.
+        OutputError: the state's output is shorter than the state says (it was changed).
     """
+    if frontier is not None or (config.state is None and config.frontier is None):
+        view = complete(frontier if frontier is not None else MemoryFrontier())
+        return view, FrontierOpened(new=True, scheduled=0, done=0, queued=0)
+    if config.frontier is not None:
+        return await _open_fleet(stack, config, seeds=seeds, sitemaps=sitemaps, sink=sink)
+    return await _open_state(stack, config, seeds=seeds, sitemaps=sitemaps, sink=sink)
+
+
+async def _open_state(
+    stack: AsyncExitStack,
+    config: CrawlConfig,
+    *,
+    seeds: list[str],
+    sitemaps: list[str],
+    sink: Sink | None,
+) -> tuple[CompleteFrontier, FrontierOpened] | None:
+    from .sqlite import open_sqlite_frontier
+
     assert config.state is not None
     frontier = await stack.enter_async_context(
         open_sqlite_frontier(
@@ -42,53 +71,45 @@ async def open_state(
             reset=config.state_reset,
         )
     )
-    resume = frontier.resume
+    opened = frontier.opened
     name = os.fspath(config.state)
-    if resume.finished and config.recrawl:
+    if opened.finished and config.recrawl:
         await frontier.start_round()
+        opened = frontier.opened
         logger.warning(
             "recrawling %s (round %d): %d pages known, asked for only if they changed",
             name,
-            frontier.resume.round,
-            frontier.resume.known,
+            opened.round,
+            opened.known,
         )
-        resume = frontier.resume
-    elif resume.finished:
+    elif opened.finished:
         logger.warning(
             "nothing to do: the crawl in %s has finished (%d pages); "
             "add --recrawl to fetch what changed, or --state-reset to crawl again",
             name,
-            resume.done,
+            opened.done,
         )
         return None
-    if not resume.is_new:
+    if not opened.new:
         logger.warning(
             "resuming the crawl in %s: %d pages done, %d to do (%d were in flight)",
             name,
-            resume.done,
-            resume.queued,
-            resume.requeued,
+            opened.done,
+            opened.queued,
+            opened.requeued,
         )
-    start = getattr(sink, "start", None)
-    if start is not None:
-        start(resume.output_offset or 0)
-    return frontier
+    complete_sink(sink).start(opened.output_offset or 0)
+    return complete(frontier), opened
 
 
-async def open_fleet(
+async def _open_fleet(
     stack: AsyncExitStack,
     config: CrawlConfig,
     *,
     seeds: list[str],
     sitemaps: list[str],
     sink: Sink | None,
-) -> RedisFrontier | None:
-    """Join the crawl shared through Redis at ``config.frontier`` (left with ``stack``);
-    return the frontier, or None when that crawl has finished.
-
-    Raises:
-        FrontierError: Redis cannot be used, or the crawl id has other settings.
-    """
+) -> tuple[CompleteFrontier, FrontierOpened] | None:
     from .redis import open_redis_frontier, writer_for  # imports coredis
 
     assert config.frontier is not None
@@ -104,8 +125,8 @@ async def open_fleet(
             lease=config.lease,
         )
     )
-    joined = frontier.joined
-    if joined.finished and config.recrawl:
+    opened = frontier.opened
+    if opened.finished and config.recrawl:
         began = await frontier.start_round()
         logger.warning(
             "recrawling the crawl %s (round %d%s): %d pages known, asked for only if they changed",
@@ -114,23 +135,78 @@ async def open_fleet(
             "" if began else ", begun by another process",
             frontier.known,
         )
-        return frontier
-    if joined.finished:
+        stats = frontier.statistics()
+        opened = FrontierOpened(
+            new=True,
+            scheduled=0,
+            done=frontier.done_total,
+            queued=stats.queued,
+            leased=stats.leased,
+            round=frontier.round,
+            known=frontier.known,
+        )
+        return complete(frontier), opened
+    if opened.finished:
         logger.warning(
             "nothing to do: the crawl %s has finished (%d pages); add --recrawl to fetch "
             "what changed (`trio-scrape export` writes its records)",
             frontier.crawl_id,
-            joined.done,
+            opened.done,
         )
         return None
-    if not joined.is_new:
+    if not opened.new:
         logger.warning(
             "joining the crawl %s: %d pages done, %d queued, %d in flight",
             frontier.crawl_id,
-            joined.done,
-            joined.queued,
-            joined.leased,
+            opened.done,
+            opened.queued,
+            opened.leased,
         )
+    return complete(frontier), opened
+
+
+async def open_state(
+    stack: AsyncExitStack,
+    config: CrawlConfig,
+    *,
+    seeds: list[str],
+    sitemaps: list[str],
+    sink: Sink | None,
+) -> SqliteFrontier | None:
+    """:func:`open_frontier` for ``config.state``, returning the SQLite frontier itself
+    (its :attr:`~trio_scrape.frontier.sqlite.SqliteFrontier.opened` says what it held), or
+    None when the crawl there has finished. Kept for the engine until it calls
+    :func:`open_frontier`."""
+    from .sqlite import SqliteFrontier
+
+    assert config.state is not None
+    opened = await open_frontier(stack, config, seeds=seeds, sitemaps=sitemaps, sink=sink)
+    if opened is None:
+        return None
+    frontier = opened[0].frontier
+    assert isinstance(frontier, SqliteFrontier)
+    return frontier
+
+
+async def open_fleet(
+    stack: AsyncExitStack,
+    config: CrawlConfig,
+    *,
+    seeds: list[str],
+    sitemaps: list[str],
+    sink: Sink | None,
+) -> RedisFrontier | None:
+    """:func:`open_frontier` for ``config.frontier``, returning the Redis frontier itself,
+    or None when that crawl has finished. Kept for the engine until it calls
+    :func:`open_frontier`."""
+    from .redis import RedisFrontier
+
+    assert config.frontier is not None
+    opened = await open_frontier(stack, config, seeds=seeds, sitemaps=sitemaps, sink=sink)
+    if opened is None:
+        return None
+    frontier = opened[0].frontier
+    assert isinstance(frontier, RedisFrontier)
     return frontier
 
 
@@ -139,6 +215,7 @@ def state_settings(
 ) -> dict[str, object]:
     """What defines a resumable crawl: its seeds, its scope and where its records go."""
     follow = config.follow
+    output = complete_sink(sink)
     return {
         "seeds": sorted(set(seeds)),
         "depth": config.depth,
@@ -156,7 +233,7 @@ def state_settings(
         "skip_rel_nofollow": config.skip_rel_nofollow,
         "dedup_canonical": config.dedup_canonical,
         "follow": None if follow is None else f"{follow.__module__}:{follow.__qualname__}",
-        "output": getattr(sink, "name", None),
-        "format": getattr(sink, "format", None),
+        "output": output.name,
+        "format": output.format,
         "links": config.links,
     }

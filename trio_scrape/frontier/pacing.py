@@ -35,7 +35,14 @@ from ..model.page import rebuilt_by_fields
 
 logger = logging.getLogger("trio_scrape")
 
-__all__ = ["HostLimiter", "HostStatistics"]
+__all__ = [
+    "HostEvent",
+    "HostLimiter",
+    "HostPaused",
+    "HostStatistics",
+    "RequestFinished",
+    "RobotsLoaded",
+]
 
 _SLACK = 0.05  # seconds of latency above twice the best that still count as "fast"
 
@@ -53,6 +60,37 @@ class HostStatistics:
 
     def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
         return rebuilt_by_fields(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class HostPaused:
+    """A host is paused: no request starts for ``seconds`` (Retry-After, back-off)."""
+
+    origin: str
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RobotsLoaded:
+    """A host's robots.txt is known, with its Crawl-delay in seconds (None: none)."""
+
+    origin: str
+    crawl_delay: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestFinished:
+    """A request to a host ended: its slot is free. ``latency`` is None when it never ran;
+    ``failed``: a timeout, a connection failure, a 429 or 5xx answer."""
+
+    origin: str
+    url: str
+    latency: float | None
+    failed: bool
+
+
+#: What :meth:`HostLimiter.observe` observers are told.
+HostEvent = HostPaused | RobotsLoaded | RequestFinished
 
 
 class _Host:
@@ -99,17 +137,17 @@ class HostLimiter:
         self._hosts: collections.OrderedDict[str, _Host] = collections.OrderedDict()
         self._max_hosts = max_hosts
         self._listeners: list[Callable[[str], None]] = []
-        self._observers: list[Callable[[str, str, float | None], None]] = []
+        self._observers: list[Callable[[HostEvent], None]] = []
 
     def subscribe(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(origin)`` whenever that host may have become ready sooner."""
         self._listeners.append(listener)
 
-    def observe(self, observer: Callable[[str, str, float | None], None]) -> None:
-        """Call ``observer(event, key, value)`` on ``("pause", origin, seconds)``,
-        ``("robots", origin, crawl_delay or None)`` and ``("finish", url, latency)`` (or
-        ``"fail"`` for a failed attempt): a frontier shared between processes passes them on
-        to the rest of the fleet (slots, pauses, robots.txt, the autothrottle's latencies)."""
+    def observe(self, observer: Callable[[HostEvent], None]) -> None:
+        """Call ``observer(event)`` on every :class:`HostPaused`, :class:`RobotsLoaded` and
+        :class:`RequestFinished` (for a request whose URL :meth:`finish` was given): a
+        frontier shared between processes passes them on to the rest of the fleet (slots,
+        pauses, robots.txt, the autothrottle's latencies)."""
         self._observers.append(observer)
 
     def _host(self, origin: str) -> _Host:
@@ -158,9 +196,10 @@ class HostLimiter:
     ) -> None:
         """A request to ``origin`` ended (``latency`` None: it never ran). Frees its slot.
         ``url``: the request's, for observers (a shared frontier frees its slot fleet-wide)."""
-        if url is not None:
+        if url is not None and self._observers:
+            finished = RequestFinished(origin, url, latency, failed)
             for observer in self._observers:
-                observer("fail" if failed else "finish", url, latency)
+                observer(finished)
         host = self._host(origin)
         was_full = host.active >= (int(host.limit) if host.robots_known else 1)
         host.active = max(0, host.active - 1)
@@ -193,8 +232,10 @@ class HostLimiter:
         """Start no request to ``origin`` for ``seconds`` (Retry-After, back-off)."""
         host = self._host(origin)
         host.paused_until = max(host.paused_until, trio.current_time() + seconds)
-        for observer in self._observers:
-            observer("pause", origin, seconds)
+        if self._observers:
+            paused = HostPaused(origin, seconds)
+            for observer in self._observers:
+                observer(paused)
 
     def robots_known(self, origin: str) -> bool:
         host = self._hosts.get(origin)
@@ -209,8 +250,10 @@ class HostLimiter:
         if crawl_delay:
             host.crawl_delay = max(0.0, crawl_delay)
             host.next_start = max(host.next_start, host.last_start + host.crawl_delay)
-        for observer in self._observers:
-            observer("robots", origin, crawl_delay or None)
+        if self._observers:
+            loaded = RobotsLoaded(origin, crawl_delay or None)
+            for observer in self._observers:
+                observer(loaded)
         self._notify(origin)
 
     def _notify(self, origin: str) -> None:

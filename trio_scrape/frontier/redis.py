@@ -49,12 +49,14 @@ from ..errors import FrontierError
 from ..model.config import CrawlConfig, check_crawl_id, parse_redis_url
 from ..model.page import CrawlRequest, Page, PageError, PageMemo
 from ..model.urls import origin_of
-from ..output.sinks import Sink, _json
-from .memory import FrontierStatistics, url_digest
-from .pacing import HostLimiter
+from ..output.sinks import CompleteSink, Sink, _json, complete_sink
+from .base import FrontierOpened, FrontierStatistics, settings_changes
+from .digests import redis_digest
+from .pacing import HostEvent, HostLimiter, HostPaused, RequestFinished, RobotsLoaded
 
 __all__ = [
     "FleetStatus",
+    "JoinInfo",
     "writer_for",
     "RedisFrontier",
     "crawl_id_for",
@@ -85,10 +87,7 @@ def crawl_id_for(settings: Mapping[str, Any]) -> str:
     return "crawl-" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-def _digest(url: str) -> str:
-    """The URL's key digest (the project's one dedup function) as 16 hex digits: the first 4
-    name its seen-set bucket, the other 12 are its field there."""
-    return format(url_digest(url) & 0xFFFF_FFFF_FFFF_FFFF, "016x")
+_digest = redis_digest  # the fleet's digest scheme: see frontier/digests.py
 
 
 def _encode_request(digest: str, request: CrawlRequest) -> str:
@@ -174,7 +173,8 @@ class RedisFrontier:
         self._sink: _CommittingSink | None = None
         self._writer_state = ""
         self._rng = random.Random()
-        self.joined = JoinInfo(True, 0, 0, 0)
+        #: what the shared crawl held when this process joined it
+        self.opened = FrontierOpened(new=True, scheduled=0, done=0, queued=0)
         self._max_depth = str(config.depth)
         #: Whether any process has handed out a page at the depth limit (its links not
         #: followed), as of this process's last lease; until then revisits find nothing new.
@@ -187,6 +187,11 @@ class RedisFrontier:
         # changes nothing, so it need not be asked about. Most of a page's links are ones
         # the process has met already (menus, neighbours).
         self._known: dict[str, int] = {}
+
+    @property
+    def joined(self) -> FrontierOpened:
+        """What the shared crawl held when this process joined it: :attr:`opened`."""
+        return self.opened
 
     # ---------------------------------------------------------------------- Redis calls
 
@@ -531,25 +536,30 @@ class RedisFrontier:
                 return
             await trio.sleep(wait_ms / 1000)
 
-    def _host_changed(self, event: str, origin: str, value: float | None) -> None:
+    def _host_changed(self, event: HostEvent) -> None:
         """HostLimiter observer: a fetch that ended, a pause or a robots.txt result, shared
         with the fleet."""
-        if event in ("finish", "fail"):  # its fetch ended: its host slot is free
-            url = origin  # the key is the request's URL here; its lease stays till done
-            held = self._held.get(url)
+        if isinstance(event, RequestFinished):  # its fetch ended: its host slot is free
+            held = self._held.get(event.url)  # its lease stays till done
             if held is not None:
-                latency = "-1" if value is None else str(round(value * 1000))
-                failed = "1" if event == "fail" else "0"
-                self._to_free.append((*held, origin_of(url), latency, failed))
+                latency = "-1" if event.latency is None else str(round(event.latency * 1000))
+                failed = "1" if event.failed else "0"
+                self._to_free.append((*held, origin_of(event.url), latency, failed))
                 self._wake()
-        elif event == "pause" and value is not None:
-            until = trio.current_time() + value
+        elif isinstance(event, HostPaused):
+            origin = event.origin
+            until = trio.current_time() + event.seconds
             self._pauses[origin] = max(self._pauses.get(origin, -math.inf), until)
             self._fleet_pauses[origin] = max(self._fleet_pauses.get(origin, -math.inf), until)
-        elif event == "robots":
-            self._host_updates[origin] = ("1", "" if value is None else str(round(value * 1000)), 0)
-            if value:
-                self._crawl_delayed.add(origin)
+        elif isinstance(event, RobotsLoaded):
+            delay = event.crawl_delay
+            self._host_updates[event.origin] = (
+                "1",
+                "" if delay is None else str(round(delay * 1000)),
+                0,
+            )
+            if delay:
+                self._crawl_delayed.add(event.origin)
 
     async def _send_host_updates(self) -> None:
         """Robots results and pauses not sent with a release (a robots.txt retry)."""
@@ -622,10 +632,10 @@ class RedisFrontier:
             FrontierError: another live process writes the same file for this crawl.
             OutputError: the file cannot be cut or written.
         """
-        wrapper = _CommittingSink(sink, links=links)
+        inner = complete_sink(sink)
+        wrapper = _CommittingSink(inner, links=links)
         self._sink = wrapper
-        start = getattr(sink, "start", None)
-        if self.writer and start is not None:
+        if self.writer and inner.starts:
             deadline = trio.current_time() + self.lease + 1
             while not await self._lock_writer():
                 if trio.current_time() > deadline:
@@ -637,7 +647,7 @@ class RedisFrontier:
                 await trio.sleep(0.1)
             state = _text(await self._client.hget(self._prefix + "w", self.writer) or b"")
             offset_text, _, last_id = state.partition("\t")
-            start(int(offset_text) if offset_text else 0)
+            inner.start(int(offset_text) if offset_text else 0)
             recovered = 0
             async for entry_id, writer, record in read_records(
                 self._client, self.crawl_id, after=last_id or "0-0"
@@ -651,8 +661,8 @@ class RedisFrontier:
                     recovered,
                     self.writer.partition(":")[2],
                 )
-        elif start is not None:
-            start()
+        else:
+            inner.start()
         wrapper.frontier = self
         return wrapper
 
@@ -678,11 +688,11 @@ class _CommittingSink:
     """The crawler's sink when the frontier is Redis: pages wait here until the frontier has
     committed their records (in ``done``), then go to the real sink."""
 
-    def __init__(self, inner: Sink | None, *, links: bool) -> None:
+    def __init__(self, inner: CompleteSink, *, links: bool) -> None:
         self._inner = inner
         self._links = links
         self._pending: list[Page] = []
-        self.wants_bodies = bool(getattr(inner, "wants_bodies", True))
+        self.wants_bodies = inner.wants_bodies
         self.frontier: RedisFrontier | None = None
 
     async def send(self, page: Page) -> None:
@@ -702,28 +712,24 @@ class _CommittingSink:
 
     async def write_committed(self, pages: Sequence[tuple[Page, str]]) -> None:
         inner = self._inner
-        if inner is None or not pages:
+        if inner.sink is None or not pages:
             return
         for page, _ in pages:
             await inner.send(page)
-        flush = getattr(inner, "flush", None)
-        if flush is not None:
-            await flush()
+        await inner.flush()
         if self.frontier is not None:
-            offset = getattr(inner, "offset", None)
-            self.frontier._wrote(offset if isinstance(offset, int) else None, pages[-1][1])
+            self.frontier._wrote(inner.offset, pages[-1][1])
 
     async def aclose(self) -> None:
-        aclose = getattr(self._inner, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await self._inner.aclose()
 
 
 def writer_for(sink: Sink | None) -> str:
     """This process's name for its output file in the fleet (``host:/abs/path``), or "" when
     the output is not a file it can cut back and complete on restart (stdout, a channel)."""
-    name = getattr(sink, "name", None)
-    if not isinstance(name, str) or name == "-" or getattr(sink, "start", None) is None:
+    complete = complete_sink(sink)
+    name = complete.name
+    if name is None or name == "-" or not complete.starts:
         return ""
     return f"{socket.gethostname()}:{name}"
 
@@ -809,18 +815,9 @@ async def connect(url: str) -> AsyncIterator[coredis.Redis[bytes]]:
         ) from None
 
 
-@dataclasses.dataclass(frozen=True)
-class JoinInfo:
-    """What the shared crawl held when this process joined it."""
-
-    is_new: bool
-    done: int
-    queued: int
-    leased: int
-
-    @property
-    def finished(self) -> bool:
-        return not self.is_new and self.queued == 0 and self.leased == 0 and self.done > 0
+#: What the shared crawl held when this process joined it (the one info type of every
+#: frontier).
+JoinInfo = FrontierOpened
 
 
 @asynccontextmanager
@@ -863,7 +860,8 @@ async def open_redis_frontier(
                 is_new = bool(await client.hsetnx(meta, "settings", text))
                 stored = json.loads(_text(await client.hget(meta, "settings")))
                 counts = await client.hmget(meta, ["queued", "leased", "seen", "done"])
-                round_, known = await client.hmget(meta, ["round", "known"])
+                round_, known, scheduled = await client.hmget(meta, ["round", "known", "scheduled"])
+                revisits = await client.zcard(frontier._prefix + "rvd")
         except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
             raise FrontierError(f"Redis failed: {_describe(exc)}") from None
         if stored != wanted:
@@ -871,7 +869,15 @@ async def open_redis_frontier(
         frontier._note(counts)
         frontier.round, frontier.known = _int(round_) or 1, _int(known)
         stats = frontier.statistics()
-        frontier.joined = JoinInfo(is_new, frontier.done_total, stats.queued, stats.leased)
+        frontier.opened = FrontierOpened(
+            new=is_new,
+            scheduled=_int(scheduled),
+            done=frontier.done_total,
+            queued=stats.queued + revisits,
+            leased=stats.leased,
+            round=frontier.round,
+            known=frontier.known,
+        )
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(frontier.renew_forever)
@@ -887,15 +893,9 @@ async def open_redis_frontier(
 
 
 def _settings_changed(crawl_id: str, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
-    changes = [
-        f"{key} was {stored.get(key)!r}, now {wanted.get(key)!r}"
-        for key in sorted(set(stored) | set(wanted))
-        if stored.get(key) != wanted.get(key)
-    ]
     return (
-        f"crawl {crawl_id} was started with other settings ("
-        + "; ".join(changes)
-        + "): run the same command to join it, or give another --crawl-id"
+        f"crawl {crawl_id} was started with other settings ({settings_changes(stored, wanted)}):"
+        " run the same command to join it, or give another --crawl-id"
     )
 
 

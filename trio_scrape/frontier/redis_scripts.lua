@@ -612,9 +612,11 @@ redis.register_function('ts_round', function(keys, args)
   local P = keys[1]
   local meta = P .. 'meta'
   local round = tonumber(redis.call('HGET', meta, 'round')) or 1
-  local c = redis.call('HMGET', meta, 'queued', 'leased', 'done')
+  -- Finished as FrontierOpened.finished says (frontier/base.py): something was scheduled,
+  -- and nothing is queued, leased or waiting for a revisit.
+  local c = redis.call('HMGET', meta, 'queued', 'leased', 'scheduled')
   local finished = (tonumber(c[1]) or 0) == 0 and (tonumber(c[2]) or 0) == 0
-    and (tonumber(c[3]) or 0) > 0
+    and (tonumber(c[3]) or 0) > 0 and redis.call('ZCARD', P .. 'rvd') == 0
   if round ~= tonumber(args[1]) or not finished then
     return { round, tonumber(redis.call('HGET', meta, 'known')) or 0, 0 }
   end

@@ -67,8 +67,10 @@ import trio
 from ..errors import StateError
 from ..model.page import CrawlRequest, PageMemo
 from ..model.urls import origin_of
+from .base import FrontierOpened, FrontierStatistics, settings_changes
+from .depths import lease_depth
 from .digests import DigestSet
-from .memory import FrontierStatistics, MemoryFrontier, _Batch, _Entry, _lease_depth
+from .memory import LinkBatch, MemoryFrontier, QueueEntry
 
 __all__ = ["ResumeInfo", "SqliteFrontier", "open_sqlite_frontier"]
 
@@ -141,27 +143,8 @@ _REVISIT_MOVED = "UPDATE marks SET revisit = ?2 WHERE seq = ?1 AND revisit NOT N
 _REVISITED = "UPDATE marks SET revisit = NULL WHERE seq = ? AND revisit >= ?"
 
 
-@dataclasses.dataclass(frozen=True)
-class ResumeInfo:
-    """What a state database held when it was opened."""
-
-    scheduled: int  #: URLs ever scheduled (queued, leased or done)
-    done: int  #: URLs whose records are written
-    queued: int  #: URLs still to do (``requeued`` included)
-    requeued: int  #: URLs that a stopped run had leased and that went back to the queue
-    output_offset: int | None  #: length of the output file at the last commit
-    deepest: int = -1  #: the largest depth a page was handed out at (-1: none was)
-    round: int = 1  #: 1 for the first crawl, then one more for each round of a recrawl
-    known: int = 0  #: pages remembered from earlier rounds, when this round began
-
-    @property
-    def is_new(self) -> bool:
-        return self.scheduled == 0
-
-    @property
-    def finished(self) -> bool:
-        """The crawl has run to its end: every scheduled URL is done."""
-        return self.scheduled > 0 and self.queued == 0
+#: What a state held when it was opened (the one info type of every frontier).
+ResumeInfo = FrontierOpened
 
 
 class SqliteFrontier(MemoryFrontier):
@@ -203,7 +186,13 @@ class SqliteFrontier(MemoryFrontier):
         self._next_seq = 1
         self._loaded_seq = 0  # every queued URL up to this seq is in memory or handed out
         self._on_disk = 0  # queued requests outside the window
-        self.resume = ResumeInfo(0, 0, 0, 0, None)
+        #: what the state held when it was opened (and when this round began)
+        self.opened = FrontierOpened(new=True, scheduled=0, done=0, queued=0)
+
+    @property
+    def resume(self) -> FrontierOpened:
+        """What the state held when it was opened: :attr:`opened`."""
+        return self.opened
 
     # ------------------------------------------------------------------ Frontier protocol
 
@@ -255,17 +244,12 @@ class SqliteFrontier(MemoryFrontier):
         referrer: str | None,
         revisit: bool,
     ) -> int:
-        queued = not known & 1
-        seen = self._seen_digests
-        seen[digest] = depth << 1 | (not queued)
-        seq = seen.seq(digest)
+        super()._improve(digest, url, known, depth, referrer, revisit)  # the rules
+        seq = self._seen_digests.seq(digest)
         assert seq is not None
-        if queued:
-            self._improved[digest] = (depth, referrer)
+        if not known & 1:  # still queued
             self._shorter.append((seq, depth, referrer))
-        else:
-            if revisit:
-                self._pending_revisits[digest] = CrawlRequest(url, depth, referrer, revisit=True)
+        else:  # a revisit asked for, or a pending one moved
             self._revisits.append((seq, depth, revisit))
         self._changed_pending()
         return 0
@@ -290,7 +274,7 @@ class SqliteFrontier(MemoryFrontier):
         if not request.revisit:  # a revisit's page is done already: its mark stays
             self._leases[seq] = request.attempts
             self._changed_pending()
-        return _lease_depth(self._seen_digests, self._improved, digest, request)
+        return lease_depth(self._seen_digests, self._improved, digest, request)
 
     async def release(self, requests: Sequence[CrawlRequest]) -> None:
         await super().release(requests)
@@ -547,7 +531,9 @@ class SqliteFrontier(MemoryFrontier):
         self._pending_revisits.clear()
         self._improved.clear()
         self._output_offset = self._committed_offset = None
-        self.resume = ResumeInfo(0, 0, 0, 0, None, round=self._round, known=known)
+        self.opened = FrontierOpened(
+            new=True, scheduled=0, done=0, queued=0, round=self._round, known=known
+        )
 
     # ---------------------------------------------------------------------- opening
 
@@ -631,7 +617,8 @@ class SqliteFrontier(MemoryFrontier):
         offset = meta.get("output_offset")
         self._round = int(meta.get("round", "1"))
         (known,) = db.execute("SELECT count(*) FROM pages").fetchone()
-        self.resume = ResumeInfo(
+        self.opened = FrontierOpened(
+            new=scheduled == 0,
             scheduled=scheduled,
             done=done,
             queued=scheduled - done + len(self._pending_revisits),
@@ -691,7 +678,7 @@ def _unpack_digests(blob: bytes, typecode: str = "q") -> array.array[int]:
 
 
 # What a read brings into the window: (origin, a request or a batch of them, how many).
-_Read = tuple[str, _Entry, int]
+_Read = tuple[str, QueueEntry, int]
 
 
 def _read_queue(
@@ -702,7 +689,7 @@ def _read_queue(
     in a recrawl), and the seq read up to (done URLs skipped included).
 
     A run of a group's URLs that nothing sets apart (no mark, memo or lastmod, not sitemaps)
-    comes as one :class:`_Batch` per host, as :class:`MemoryFrontier` queues a page's links:
+    comes as one :class:`LinkBatch` per host, as :class:`MemoryFrontier` queues a page's links:
     one string instead of a request object per URL, built while holding the GIL, kept alive
     in the window for as long as its host takes, and walked by every full garbage collection.
     """
@@ -737,7 +724,7 @@ def _read_queue(
             whole = urls[start : start + limit - total]
             origin = _one_origin(whole)
             if origin is not None:  # the whole run as one batch, without a loop per URL
-                read.append((origin, _Batch(whole, depth, referrer), len(whole)))
+                read.append((origin, LinkBatch(whole, depth, referrer), len(whole)))
                 total += len(whole)
                 last = first + start + len(whole) - 1
                 if total >= limit:
@@ -784,7 +771,7 @@ def _take_plain(
     a batch cannot, as requests)."""
     for origin, run in plain.items():
         if len(run) > 1 and not any("\n" in url for url in run):
-            read.append((origin, _Batch(run, depth, referrer), len(run)))
+            read.append((origin, LinkBatch(run, depth, referrer), len(run)))
         else:
             read.extend((origin, CrawlRequest(url, depth, referrer), 1) for url in run)
     plain.clear()
@@ -831,15 +818,9 @@ def _json_text(values: list[Any]) -> str:
 
 
 def _settings_changed(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
-    changes = [
-        f"{key} was {stored.get(key)!r}, now {wanted.get(key)!r}"
-        for key in sorted(set(stored) | set(wanted))
-        if stored.get(key) != wanted.get(key)
-    ]
     return (
-        "it was made by a crawl with other settings ("
-        + "; ".join(changes)
-        + "): run the same command to resume, or add --state-reset to start over"
+        f"it was made by a crawl with other settings ({settings_changes(stored, wanted)}): "
+        "run the same command to resume, or add --state-reset to start over"
     )
 
 

@@ -3,8 +3,12 @@
 A sink is anything with ``async send(page)``, so a ``trio.MemorySendChannel`` is one. The
 crawler's single sink task calls ``send`` for each page and, when it has nothing more to
 hand over for the moment, ``flush()`` if the sink has one: only then does it tell the frontier
-those pages are done. File sinks buffer encoded lines and write them with one ``os.write`` per
-flush, so a stopped or killed crawl never leaves half a line behind by our doing.
+those pages are done. What else a sink may have (``wants_bodies``, ``start``, ``flush``,
+``offset``, ``aclose``, ``name``, ``format``) is declared below as capability protocols, and
+:func:`complete_sink` gives the crawler all of it in one object, looked up once.
+
+File sinks buffer encoded lines and write them with one ``os.write`` per flush, so a stopped
+or killed crawl never leaves half a line behind by our doing.
 """
 
 from __future__ import annotations
@@ -24,7 +28,19 @@ import orjson
 from ..errors import OutputError
 from ..model.page import RECORD_FIELDS, Page
 
-__all__ = ["CsvSink", "JsonlSink", "OutputFormat", "Sink", "open_file_sink"]
+__all__ = [
+    "Buffers",
+    "Closes",
+    "CompleteSink",
+    "CsvSink",
+    "JsonlSink",
+    "Named",
+    "OutputFormat",
+    "Sink",
+    "Starts",
+    "complete_sink",
+    "open_file_sink",
+]
 
 OutputFormat = Literal["jsonl", "csv"]
 _FLUSH_BYTES = 256 * 1024
@@ -39,6 +55,122 @@ class Sink(Protocol):
     """
 
     async def send(self, page: Page) -> None: ...
+
+
+# What a sink may have besides ``send``: each is looked up once, by complete_sink().
+
+
+@runtime_checkable
+class Starts(Protocol):
+    """A file sink that a resumed crawl starts where its records end."""
+
+    def start(self, offset: int = 0) -> None:
+        """Begin the output at byte ``offset``: cut what follows it (a no-op once started)."""
+        ...
+
+
+@runtime_checkable
+class Buffers(Protocol):
+    """A sink that holds records until ``flush``: the crawler flushes before it tells the
+    frontier those pages are done."""
+
+    async def flush(self) -> None: ...
+
+
+@runtime_checkable
+class Closes(Protocol):
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Named(Protocol):
+    """A sink writing to a file: its ``name`` (absolute path, or ``"-"``) and ``format``
+    define a resumable crawl (its state is refused for another output)."""
+
+    name: str
+    format: str
+
+
+class CompleteSink:
+    """A sink with everything the crawler and the frontiers use: the sink's own where it has
+    it, the defaults otherwise. Made once by :func:`complete_sink`; ``None`` (no sink) is a
+    sink that drops every page.
+
+    The defaults: ``wants_bodies`` True, ``start`` and ``flush`` and ``aclose`` do nothing,
+    ``offset`` None (not a file whose length a state can store), ``name`` and ``format``
+    None.
+    """
+
+    __slots__ = ("_aclose", "_flush", "_start", "format", "name", "sink", "wants_bodies")
+
+    def __init__(self, sink: Sink | None) -> None:
+        if isinstance(sink, CompleteSink):
+            sink = sink.sink
+        #: the sink this view completes (None: no sink)
+        self.sink: Sink | None = sink
+        #: whether pages keep their body, text and HTML tree until sent
+        self.wants_bodies = bool(getattr(sink, "wants_bodies", True))
+        self._start = sink.start if isinstance(sink, Starts) else None
+        self._flush = sink.flush if isinstance(sink, Buffers) else None
+        self._aclose = sink.aclose if isinstance(sink, Closes) else None
+        #: the output's path for a file sink (``"-"``: standard output), else None
+        self.name: str | None = None
+        #: the output's format for a file sink ("jsonl", "csv"), else None
+        self.format: str | None = None
+        if isinstance(sink, Named):
+            self.name = sink.name if isinstance(sink.name, str) else None
+            self.format = sink.format if isinstance(sink.format, str) else None
+
+    async def send(self, page: Page) -> None:
+        if self.sink is not None:
+            await self.sink.send(page)
+
+    @property
+    def starts(self) -> bool:
+        """Whether the sink can be started at an offset (a file it can cut back)."""
+        return self._start is not None
+
+    def start(self, offset: int = 0) -> None:
+        """Start the output at ``offset`` (see :meth:`JsonlSink.start`); nothing otherwise.
+
+        Raises:
+            OutputError: the file is shorter than ``offset``, or cannot be cut.
+        """
+        if self._start is not None:
+            self._start(offset)
+
+    @property
+    def buffers(self) -> bool:
+        """Whether records may wait in the sink until :meth:`flush`."""
+        return self._flush is not None
+
+    async def flush(self) -> None:
+        """Write what the sink holds; nothing for a sink that does not buffer.
+
+        Raises:
+            OutputError: the write failed.
+        """
+        if self._flush is not None:
+            await self._flush()
+
+    @property
+    def offset(self) -> int | None:
+        """Length of the output file once its records are flushed, or None (not a file a
+        state can cut back: standard output, a channel)."""
+        offset = getattr(self.sink, "offset", None)
+        return offset if isinstance(offset, int) and not isinstance(offset, bool) else None
+
+    async def aclose(self) -> None:
+        if self._aclose is not None:
+            await self._aclose()
+
+
+def complete_sink(sink: Sink | None) -> CompleteSink:
+    """``sink`` with every capability the crawler uses (its own, or the defaults), looked up
+    once. A :class:`CompleteSink` is returned as is."""
+    if isinstance(sink, CompleteSink):
+        return sink
+    return CompleteSink(sink)
 
 
 def _json_default(value: object) -> Any:
