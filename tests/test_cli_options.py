@@ -21,7 +21,7 @@ from trio_scrape.cli import options
 from trio_scrape.model.config import NO_OPTION, options_of
 
 #: Fields with no command-line option: only the library sets them.
-LIBRARY_ONLY = {"backoff", "max_backoff"}
+LIBRARY_ONLY = {"backoff", "max_backoff", "router"}
 
 
 def _run_command() -> Any:

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "trio_scrape.errors",
     ),
     ("trio_scrape.model",),  # values: pages, requests, config, URLs, HTML parsing
-    ("trio_scrape.scraper.forms",),  # the request a form submits
+    ("trio_scrape.scraper",),  # a scraper's handlers, items and forms: what a page yields
     ("trio_scrape.output",),  # sinks
     ("trio_scrape.frontier",),  # what to crawl next, per-host pacing
     ("trio_scrape.http",),  # the address guard, the transport, the fetcher

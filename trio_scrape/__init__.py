@@ -53,15 +53,25 @@ if TYPE_CHECKING:
     from .model.page import Page as Page
     from .model.page import PageError as PageError
     from .model.parse import Selector as Selector
+    from .model.request import Request as Request
+    from .model.request import RequestError as RequestError
     from .model.urls import browser_url as browser_url
     from .model.urls import canonicalize as canonicalize
     from .output.sinks import CsvSink as CsvSink
     from .output.sinks import JsonlSink as JsonlSink
     from .output.sinks import Sink as Sink
     from .output.sinks import open_file_sink as open_file_sink
+    from .scraper.forms import FormError as FormError
+    from .scraper.forms import FormFile as FormFile
+    from .scraper.forms import FormSubmission as FormSubmission
+    from .scraper.forms import form_submission as form_submission
+    from .scraper.handlers import Context as Context
+    from .scraper.handlers import Router as Router
+    from .scraper.items import ItemError as ItemError
 
 __all__ = [
     "ConfigError",
+    "Context",
     "CrawlConfig",
     "CrawlRequest",
     "CrawlStatistics",
@@ -71,14 +81,21 @@ __all__ = [
     "ErrorKind",
     "ExtractHook",
     "FollowHook",
+    "FormError",
+    "FormFile",
+    "FormSubmission",
     "Frontier",
     "FrontierError",
     "FrontierStatistics",
+    "ItemError",
     "JsonlSink",
     "MemoryFrontier",
     "OutputError",
     "Page",
     "PageError",
+    "Request",
+    "RequestError",
+    "Router",
     "Selector",
     "Sink",
     "StateError",
@@ -88,6 +105,7 @@ __all__ = [
     "__version__",
     "browser_url",
     "canonicalize",
+    "form_submission",
     "open_crawl",
     "open_file_sink",
     "scrape",
@@ -117,6 +135,15 @@ _EXPORTS = {
     "Page": ".model.page",
     "PageError": ".model.page",
     "Selector": ".model.parse",
+    "Request": ".model.request",
+    "RequestError": ".model.request",
+    "FormError": ".scraper.forms",
+    "FormFile": ".scraper.forms",
+    "FormSubmission": ".scraper.forms",
+    "form_submission": ".scraper.forms",
+    "Context": ".scraper.handlers",
+    "Router": ".scraper.handlers",
+    "ItemError": ".scraper.items",
     "CsvSink": ".output.sinks",
     "JsonlSink": ".output.sinks",
     "Sink": ".output.sinks",

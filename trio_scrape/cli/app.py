@@ -9,6 +9,7 @@ and every record so far is written).
 # No `from __future__ import annotations` here: typer reads the commands' annotations at every
 # start, and as strings it would compile and evaluate each of them (~8 ms of a start).
 import contextlib
+import dataclasses
 import enum
 import functools
 import itertools
@@ -98,8 +99,83 @@ def run(**given: Any) -> None:
     sink = open_file_sink(output, out_format, links=config.links, csv_safe=given["csv_safe"])
     # A live display only where someone watches it: never when piped, never with --quiet.
     show = sys.stderr.isatty() and not quiet and given["progress"] is not False
+    code, stats = _run_crawl(seeds, config, sink, progress=show)
+    _report(stats, config, code, quiet=quiet)
+    raise typer.Exit(code)
+
+
+run.__signature__ = options.signature()  # type: ignore[attr-defined]
+app.command(cls=FastCommand, epilog=_RUN_EXAMPLES)(run)
+
+
+_CRAWL_EXAMPLES = (
+    "[bold]Examples[/]\n\n"
+    "trio-scrape crawl spider.py -o items.jsonl\n\n"
+    "trio-scrape crawl spider.py https://example.org/ -o items.csv --records pages.jsonl\n\n"
+    "trio-scrape crawl spider.py --max-pages 100 --delay 0.5"
+)
+
+#: ``crawl``'s depth when neither the command line nor the spider sets one: a scraper follows
+#: what its handlers enqueue, however deep.
+SPIDER_DEPTH = 1_000_000
+
+
+def crawl(**given: Any) -> None:
+    """Run a scraper defined in a Python file (its router, its start requests, its options):
+    write its items, and with --records the page records too."""
+    # Its parameters: the spider file, then run's (options.signature()) and --records.
+    from .spider import load_spider
+
+    quiet: bool = given["quiet"]
+    _setup_logging(quiet=quiet, verbose=given["verbose"])
+    spider = load_spider(given["spider"])
+    urls = given["urls"] or []
+    for url in urls:
+        try:
+            canonicalize(url)
+        except ValueError:
+            raise UsageError(f"invalid URL {shorten(url, 200)}{_did_you_mean(url)}") from None
+    starts = [*urls, *spider.start]
+    if not starts:
+        raise UsageError("no start URLs: the spider has no `start`, and none were given")
+    config = dataclasses.replace(options.crawl_config(given), router=spider.router)
+    sink = _scrape_sink(given)
+    show = sys.stderr.isatty() and not quiet and given["progress"] is not False
+    code, stats = _run_crawl(starts, config, sink, progress=show)
+    _report(stats, config, code, quiet=quiet)
+    raise typer.Exit(code)
+
+
+def _scrape_sink(given: Mapping[str, Any]) -> Any:
+    """Items to -o, records to --records (when given)."""
+    from ..output.items import ScrapeSink, open_item_sink
+
+    output: str = given["output"]
+    records: str | None = given["records"]
+    for flag, path in (("--output", output), ("--records", records)):
+        if path is not None and "\0" in path:
+            raise UsageError(f"{flag}: not a file name: {shorten(path)}")
+    items = open_item_sink(output, _format_of(given, output), csv_safe=given["csv_safe"])
+    record_sink = None
+    if records is not None:
+        fmt: OutputFormat = "csv" if records.lower().endswith(".csv") else "jsonl"
+        record_sink = open_file_sink(records, fmt, csv_safe=given["csv_safe"])
+    return ScrapeSink(items, record_sink)
+
+
+def _format_of(given: Mapping[str, Any], output: str) -> OutputFormat:
+    if given["format"]:
+        fmt: OutputFormat = given["format"].value
+        return fmt
+    return "csv" if output.lower().endswith(".csv") else "jsonl"
+
+
+def _run_crawl(
+    starts: list[Any], config: CrawlConfig, sink: Any, *, progress: bool
+) -> tuple[int, CrawlStatistics | None]:
+    """Run the crawl; the errors found only once running become usage errors."""
     try:
-        code, stats = trio.run(functools.partial(_crawl, seeds, config, sink, progress=show))
+        return trio.run(functools.partial(_crawl, starts, config, sink, progress=progress))
     except StateError as exc:
         raise UsageError(f"--state: {exc}") from None
     except FrontierError as exc:
@@ -108,12 +184,10 @@ def run(**given: Any) -> None:
         raise
     except ConfigError as exc:  # found only once running: e.g. an uncreatable cache directory
         raise UsageError(f"{options.flag_of(exc.field)}: {exc.message}") from None
-    _report(stats, config, code, quiet=quiet)
-    raise typer.Exit(code)
 
 
-run.__signature__ = options.signature()  # type: ignore[attr-defined]
-app.command(cls=FastCommand, epilog=_RUN_EXAMPLES)(run)
+crawl.__signature__ = options.crawl_signature()  # type: ignore[attr-defined]
+app.command(cls=FastCommand, epilog=_CRAWL_EXAMPLES)(crawl)
 
 
 def _seeds(given: Mapping[str, Any]) -> list[str]:
@@ -203,7 +277,7 @@ def _report(stats: CrawlStatistics | None, config: CrawlConfig, code: int, *, qu
 
 
 async def _crawl(
-    seeds: list[str], config: CrawlConfig, sink: Any, *, progress: bool = False
+    seeds: list[Any], config: CrawlConfig, sink: Any, *, progress: bool = False
 ) -> tuple[int, CrawlStatistics | None]:
     """Run the crawl; the first SIGINT/SIGTERM stops it gracefully, a second one at once."""
     crawler = Crawler(seeds, config, sink=sink)
@@ -466,15 +540,35 @@ def _fail(code: int, message: str) -> NoReturn:
 
 
 def _config_defaults(args: list[str]) -> dict[str, Any]:
-    """Option defaults for ``run`` from ``--config FILE`` or ``[tool.trio-scrape]`` in
-    ./pyproject.toml; keys are option names (``max-pages`` or ``max_pages``)."""
-    if not args or args[0] != "run":
+    """Option defaults for ``run`` and ``crawl`` from ``--config FILE`` or
+    ``[tool.trio-scrape]`` in ./pyproject.toml, and for ``crawl`` from the spider file's
+    ``options`` (the file's win over the spider's; the command line wins over both); keys
+    are option names (``max-pages`` or ``max_pages``)."""
+    if not args or args[0] not in ("run", "crawl"):
         return {}
+    command = typer.main.get_command(app).commands[args[0]]  # type: ignore[attr-defined]
+    params = {param.name: param for param in command.params if param.name != "config_file"}
+    defaults: dict[str, Any] = {}
+    if args[0] == "crawl":
+        defaults["depth"] = str(SPIDER_DEPTH)
+        spider = _spider_of(args)
+        if spider is not None:
+            source = f"SPIDER {shorten(str(spider.path), 200)}: options"
+            defaults.update(_table_defaults(spider.options, source, params))
+    found = _config_table(args)
+    if found is not None:
+        defaults.update(_table_defaults(*found, params))
+    return defaults
+
+
+def _config_table(args: list[str]) -> tuple[dict[str, Any], str] | None:
+    """The table of options of ``--config FILE``, else of ./pyproject.toml's
+    ``[tool.trio-scrape]``, and where it is from; None when there is none."""
     path: Path | None = None
     for i, arg in enumerate(args):
         if arg == "--config":
             if i + 1 >= len(args):
-                return {}  # click reports the missing value
+                return None  # click reports the missing value
             path = Path(args[i + 1])
         elif arg.startswith("--config="):
             path = Path(arg.partition("=")[2])
@@ -484,24 +578,35 @@ def _config_defaults(args: list[str]) -> dict[str, Any]:
     else:
         pyproject = Path("pyproject.toml")
         if not pyproject.is_file():
-            return {}
+            return None
         try:
             project = _read_toml(pyproject, "pyproject.toml")
         except UsageError:
-            return {}  # a project file that is not ours to judge: crawl without it
+            return None  # a project file that is not ours to judge: crawl without it
         tool = project.get("tool")
         table = tool.get("trio-scrape", {}) if isinstance(tool, dict) else {}
         source = "pyproject.toml [tool.trio-scrape]"
     if not isinstance(table, dict):
         raise UsageError(f"{source}: expected a table of options")
-    command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
-    params = {param.name: param for param in command.params if param.name != "config_file"}
+    return table, source
+
+
+def _spider_of(args: list[str]) -> Any:
+    """The spider ``crawl``'s first argument names, loaded (None: no such argument)."""
+    from .spider import load_spider
+
+    if len(args) < 2 or args[1].startswith("-"):
+        return None  # (--help, or click reports the missing SPIDER)
+    return load_spider(Path(args[1]))
+
+
+def _table_defaults(table: Mapping[str, Any], source: str, params: Any) -> dict[str, Any]:
     aliases = {"seeds": "urls", "url": "urls"}
     defaults: dict[str, Any] = {}
     for key, value in table.items():
         name = key.replace("-", "_")
         name = aliases.get(name, name)
-        if name not in params:
+        if name not in params or name == "spider":
             raise UsageError(f"{source}: unknown option {shorten(key)}")
         defaults[name] = _file_value(f"{source}: {key}", value, params[name])
     return defaults
@@ -683,7 +788,7 @@ def main(argv: list[str] | None = None) -> None:
             args,
             prog_name=PROG,
             standalone_mode=False,
-            default_map={"run": defaults} if defaults else None,
+            default_map={args[0]: defaults} if defaults else None,
         )
     except UsageError as exc:
         _fail(2, str(exc))

@@ -33,6 +33,7 @@ __all__ = [
     "Format",
     "UsageError",
     "crawl_config",
+    "crawl_signature",
     "field_of",
     "flag_of",
     "signature",
@@ -363,6 +364,50 @@ def signature() -> inspect.Signature:
 
     fields = [option.parameter for option in FIELD_OPTIONS]
     return inspect.Signature(sorted([*_LEADING, *fields, *_TRAILING], key=panel))
+
+
+def crawl_signature() -> inspect.Signature:
+    """The ``crawl`` command's parameters: the spider file, then ``run``'s (its URLs are
+    start URLs besides the spider's), and ``--records``."""
+    spider = _parameter(
+        "spider",
+        Path,
+        typer.Argument(metavar="SPIDER", help="The spider file (Python).", show_default=False),
+        inspect.Parameter.empty,
+    )
+    records = _parameter(
+        "records",
+        str | None,
+        typer.Option(
+            "--records",
+            metavar="FILE",
+            help="Also write each page's record here (jsonl, or csv by its extension).",
+            rich_help_panel=Panel.OUTPUT,
+        ),
+        None,
+    )
+    parameters = []
+    for parameter in signature().parameters.values():
+        if parameter.name == "urls":
+            info = typer.Argument(
+                metavar="URL", help="Start URLs, besides the spider's.", show_default=False
+            )
+            parameter = _parameter("urls", list[str] | None, info, None)
+        elif parameter.name == "output":
+            info = typer.Option(
+                "-o",
+                "--output",
+                metavar="FILE",
+                help="Item file (- = stdout).",
+                rich_help_panel=Panel.OUTPUT,
+            )
+            parameter = _parameter("output", str, info, "-")
+        elif parameter.name == "seeds_file":
+            continue
+        parameters.append(parameter)
+        if parameter.name == "output":
+            parameters.append(records)
+    return inspect.Signature([spider, *parameters])
 
 
 def flag_of(field: str) -> str:

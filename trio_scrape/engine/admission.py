@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from ..frontier.memory import Frontier
+from ..frontier.base import CompleteFrontier
 from ..model.config import CrawlConfig
 from ..model.page import CrawlRequest, Page, PageMemo
+from ..model.request import Request
 from ..model.urls import UrlScope, host_of, url_key
 from .pipeline import Outcome
 from .stats import Counters
@@ -36,7 +37,7 @@ class Admission:
     def __init__(
         self,
         config: CrawlConfig,
-        frontier: Frontier,
+        frontier: CompleteFrontier,
         scope: UrlScope,
         counts: Counters,
         *,
@@ -56,9 +57,14 @@ class Admission:
         self._remember = remember
         self._canonical_keys: set[int] = set()  # dedup_canonical: hash(url_key) recorded
 
-    async def seeds(self, urls: list[str]) -> None:
-        """The crawl's seeds, at depth 0 (within ``max_pages``, whatever their scope)."""
+    async def seeds(self, urls: list[str], requests: Sequence[Request] = ()) -> None:
+        """The crawl's seeds (URLs, and a scraper's start requests), at depth 0 (within
+        ``max_pages``, whatever their scope)."""
         await self._frontier.add(urls, depth=0, referrer=None, keep=self.within_max_pages)
+        if requests:
+            await self._frontier.add_requests(
+                requests, depth=0, referrer=None, keep=self.within_max_pages
+            )
 
     async def sitemaps(self, urls: list[str], *, depth: int, referrer: str | None) -> None:
         """Sitemaps to read; they may be on any host (the pages they list are scope-checked)."""
@@ -97,6 +103,13 @@ class Admission:
                 referrer=request.url,
                 keep=self.schedules,
                 revisit=outcome.links_depth < self._depth,
+            )
+        if outcome.requests:  # what the page's handler enqueued
+            await frontier.add_requests(
+                outcome.requests,
+                depth=outcome.links_depth,
+                referrer=request.url,
+                keep=self.schedules,
             )
         memo = outcome.memo if outcome.memo is not None else request.memo
         if memo is not None and self._remember is not None and not request.revisit:

@@ -57,6 +57,7 @@ from ..frontier.pacing import HostLimiter
 from ..http.fetcher import Fetcher, open_fetcher
 from ..model.config import CrawlConfig
 from ..model.page import CrawlRequest, Page, PageError
+from ..model.request import Request
 from ..model.urls import UrlScope, browser_url, host_of, origin_of
 from ..output.sinks import Sink, complete_sink
 from .admission import Admission
@@ -102,19 +103,24 @@ class Crawler:
 
     def __init__(
         self,
-        seeds: Iterable[str],
+        seeds: Iterable[str | Request],
         config: CrawlConfig | None = None,
         *,
         sink: Sink | None = None,
         frontier: Frontier | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if isinstance(seeds, str):
+        if isinstance(seeds, str | Request):
             seeds = [seeds]
         self._config = config = config if config is not None else CrawlConfig()
-        # Seeds and sitemaps are requested as a browser would request them.
+        # Seeds and sitemaps are requested as a browser would request them; a scraper's
+        # start requests (Request values) carry their own.
         self._seeds = []
+        self._start_requests: list[Request] = []
         for seed in seeds:
+            if isinstance(seed, Request):
+                self._start_requests.append(seed)
+                continue
             try:
                 self._seeds.append(browser_url(seed))
             except ValueError as exc:
@@ -125,7 +131,7 @@ class Crawler:
                 self._sitemaps.append(browser_url(sitemap))
             except ValueError as exc:
                 raise ConfigError("sitemaps", str(exc)) from None
-        self._scope = UrlScope(config, self._seeds + self._sitemaps)
+        self._scope = UrlScope(config, self._starts())
         self._rng = random.Random()
         self._hosts = HostLimiter(config, rng=self._rng)
         self._sink: Sink | None = sink
@@ -303,7 +309,7 @@ class Crawler:
                     def add_worker() -> None:
                         workers.start_soon(self._work, job_recv.clone(), record_send.clone())
 
-                    await self._admission.seeds(self._seeds)
+                    await self._admission.seeds(self._seeds, self._start_requests)
                     await self._admission.sitemaps(self._sitemaps, depth=0, referrer=None)
                     if config.sitemaps_from_robots:
                         await self._add_robots_sitemaps()
@@ -327,7 +333,7 @@ class Crawler:
         opened = await open_frontier(
             stack,
             config,
-            seeds=self._seeds,
+            seeds=self._seeds + [r.url for r in self._start_requests],
             sitemaps=self._sitemaps,
             sink=self._sink,
             frontier=None if own else self._frontier,
@@ -335,6 +341,13 @@ class Crawler:
         if opened is None:
             return False
         self._frontier, info = opened
+        if config.router is not None and not self._frontier.carries_requests:
+            field = "state" if self._own_state else "frontier" if self._own_redis else "router"
+            raise ConfigError(
+                field,
+                f"a scraper's requests (label, data, method, body) cannot be kept in "
+                f"{type(self._frontier.frontier).__name__} yet: run it in memory",
+            )
         if self._own_state:
             self._cut = info.deepest >= config.depth
         # Records go out once committed (a fleet's), through a sink with every capability.
@@ -362,7 +375,7 @@ class Crawler:
         """Open the page pipeline (here, or in worker processes) and return the plain HTTP
         fetcher that robots.txt and sitemaps use."""
         config = self._config
-        starts = self._seeds + self._sitemaps
+        starts = self._starts()
         seed_hosts = {host_of(url) for url in starts}
         seed_origins = {origin_of(url) for url in starts}
         if config.process_count == 1:
@@ -395,6 +408,10 @@ class Crawler:
             )
         )
         return fetcher
+
+    def _starts(self) -> list[str]:
+        """Every URL the crawl starts from: seeds, start requests' URLs, sitemaps."""
+        return self._seeds + [r.url for r in self._start_requests] + self._sitemaps
 
     def _worker_count(self) -> int:
         config = self._config
@@ -676,7 +693,7 @@ def raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
 
 
 def open_crawl(
-    seeds: Iterable[str],
+    seeds: Iterable[str | Request],
     config: CrawlConfig | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
@@ -710,7 +727,7 @@ async def _pages_of(crawler: Crawler) -> AsyncGenerator[Page, None]:
 
 
 async def scrape(
-    urls: Iterable[str],
+    urls: Iterable[str | Request],
     config: CrawlConfig | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,

@@ -37,18 +37,21 @@ from ..http.fetcher import (
     parse_retry_after,
 )
 from ..http.transport import PACED
-from ..model.config import CrawlConfig, ExtractHook
+from ..model.config import CrawlConfig, ExtractHook, Routes
 from ..model.page import CrawlRequest, Page, PageError, PageMemo
 from ..model.parse import (
     ParsedHtml,
     decode_body,
     is_html,
+    is_json,
     parse_html,
     parse_sitemap,
     x_robots_directives,
 )
+from ..model.request import Request
 from ..model.urls import MAX_LINKS_PER_PAGE, LinkResolver, browser_url, document_base
 from ..model.validate import shorten
+from ..scraper.handlers import Context
 
 __all__ = ["AttemptLost", "Outcome", "PagePipeline", "Pipeline", "SitemapEntries", "failed_page"]
 
@@ -90,6 +93,8 @@ class Outcome:
     invalid_links: int = 0
     #: what a state remembers of the page for the next round of a recrawl (None: nothing new)
     memo: PageMemo | None = None
+    #: requests a handler enqueued (queued at ``links_depth``, with the page as referrer)
+    requests: list[Request] = dataclasses.field(default_factory=list)
 
 
 class AttemptLost(Exception):
@@ -158,10 +163,14 @@ class PagePipeline:
         page: Page | None = None
         with trio.move_on_after(config.timeout) as page_deadline:
             memo = None if request.sitemap else request.memo  # sitemaps: always read whole
+            spec = request.request
             try:
-                fetcher = self._sitemap_fetcher if request.sitemap else self._fetcher
-                validators = memo.conditional_headers() if memo is not None else None
-                response = await fetcher.fetch(request.url, headers=validators)
+                if spec is None:
+                    fetcher = self._sitemap_fetcher if request.sitemap else self._fetcher
+                    validators = memo.conditional_headers() if memo is not None else None
+                    response = await fetcher.fetch(request.url, headers=validators)
+                else:
+                    response = await self._fetch_request(spec, memo)
             except FetchError as exc:
                 error = exc
             outcome.latency = trio.current_time() - started
@@ -231,12 +240,28 @@ class PagePipeline:
         )
         return outcome
 
+    async def _fetch_request(self, spec: Request, memo: PageMemo | None) -> Response:
+        """A scraper's request: its method, headers and body. One with a body, or another
+        method than GET, goes over plain HTTP (a browser renders GETs only) and is never
+        conditional (a recrawl sends a POST again)."""
+        headers = dict(spec.headers) if spec.headers else {}
+        if spec.method == "GET" and spec.body is None:
+            if memo is not None:
+                headers.update(memo.conditional_headers())
+            return await self._fetcher.fetch(spec.url, headers=headers or None)
+        return await self._sitemap_fetcher.fetch(
+            spec.url, headers=headers or None, method=spec.method, body=spec.body
+        )
+
     def _new_page(self, request: CrawlRequest, response: Response) -> Page:
         status = response.status
+        spec = request.request
         page = Page(
             url=request.url,
             depth=request.depth,
             referrer=request.referrer,
+            method="GET" if spec is None else spec.method,
+            label=None if spec is None else spec.label,
             final_url=response.final_url,
             status=status,
             content_type=response.fields.get("content-type"),
@@ -274,7 +299,11 @@ class PagePipeline:
         if html or _is_textual(page.content_type):
             page.text, page.encoding = decode_body(page.content, page.content_type)
         if html and page.text is not None:
-            want_links = page.ok and (follow or config.links or config.follow is not None)
+            # A scraper's handlers enqueue what they follow: the page's own links are
+            # resolved only when records list them or a follow hook reads them.
+            want_links = page.ok and (
+                config.links or config.follow is not None or (follow and config.router is None)
+            )
             parsed = parse_html(
                 page.text,
                 want_links=want_links,
@@ -298,11 +327,14 @@ class PagePipeline:
                 follow = False  # the page asks that its links not be followed
         if not page.ok:
             return
-        if config.selectors and page.html is not None:
-            for selector in config.selectors:
-                page.data[selector.name] = selector.extract(page.html)
+        if config.selectors:
+            self._select(page)
         if config.extract is not None and not request.revisit:  # no record: no extraction
             await _run_extract(config.extract, page)
+        if config.router is not None:
+            if not request.revisit:  # a revisit writes no record and no items
+                await self._handle(config.router, page, request, base, outcome, follow)
+            return
         if not follow:
             return
         if config.follow is None:
@@ -321,6 +353,54 @@ class PagePipeline:
         # Relative links a hook returns resolve as the page's own hrefs do.
         outcome.links, invalid = self._resolver.resolve(base, chosen, encoding=page.encoding)
         outcome.invalid_links += invalid
+
+    def _select(self, page: Page) -> None:
+        """``selectors`` into ``data``: CSS on an HTML page, JMESPath on a JSON answer."""
+        selectors = self._config.selectors
+        if page.html is not None:
+            for selector in selectors:
+                page.data[selector.name] = selector.extract(page.html)
+        elif is_json(page.content_type):
+            try:
+                value = page.json()
+            except ValueError:
+                return  # not JSON after all: no field can be taken
+            for selector in selectors:
+                page.data[selector.name] = selector.extract_json(value)
+
+    async def _handle(
+        self,
+        router: Routes,
+        page: Page,
+        request: CrawlRequest,
+        base: str,
+        outcome: Outcome,
+        follow: bool,
+    ) -> None:
+        """Run the page's handler (by its request's label): its items go with the page, its
+        requests (when the page's links may be followed) into ``outcome``. A failure is the
+        page's ``extract`` error; what the handler emitted before it is kept."""
+        spec = request.request or Request(request.url)
+        route = router.route(spec.label)
+        if route is None:
+            if page.error is None:
+                what = "unlabelled pages" if spec.label is None else f"label {spec.label!r}"
+                page.error = PageError("extract", f"no handler for {what}")
+            return
+        ctx = Context(page, spec, base=base, resolver=self._resolver, item_type=route.item_type)
+        try:
+            await router.run(route, ctx)
+        except trio.Cancelled:
+            raise
+        except Exception as exc:
+            if page.error is None:
+                page.error = PageError("extract", f"handler raised {_describe(exc)}")
+        finally:
+            page.items = ctx.items
+            if follow:
+                outcome.requests = ctx.requests
+            elif ctx.requests:
+                page.data["requests_beyond_depth"] = len(ctx.requests)
 
     def _page_level_links(
         self, page: Page, parsed: ParsedHtml, base: str, follow: bool, outcome: Outcome

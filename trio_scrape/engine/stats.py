@@ -69,6 +69,7 @@ class CrawlStatistics:
     browser_peak_memory: int | None = None  #: the largest ``browser_memory`` sampled
     processes: int = 1  #: processes running the page pipeline (1: the crawler's own)
     worker_restarts: int = 0  #: worker processes replaced after they died
+    items: int = 0  #: items written (a scraper's handlers emitted them)
 
     @property
     def pages_per_second(self) -> float:
@@ -85,6 +86,7 @@ class Counters:
         "changes",
         "errors",
         "invalid_links",
+        "items",
         "latencies",
         "ok",
         "pages",
@@ -98,6 +100,7 @@ class Counters:
 
     def __init__(self, rng: random.Random) -> None:
         self.pages = 0
+        self.items = 0
         self.ok = 0
         self.errors: collections.Counter[str] = collections.Counter()
         self.status_codes: collections.Counter[int] = collections.Counter()
@@ -115,6 +118,8 @@ class Counters:
     def count(self, page: Page) -> None:
         """Count one record as it goes to the sink."""
         self.pages += 1
+        if page.items:
+            self.items += len(page.items)
         if page.data.get("rendered") is True:
             self.rendered_records += 1
         latencies = self.latencies
@@ -173,6 +178,7 @@ class Counters:
             new=self.changes["new"],
             gone=self.changes["gone"],
             unlinked=self.unlinked,
+            items=self.items,
             **more,
         )
 

@@ -28,11 +28,13 @@ from ..model.page import CrawlRequest, PageMemo, rebuilt_by_fields
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
+    from ..model.request import Request
     from ..output.sinks import CompleteSink, Sink
     from .pacing import HostLimiter
 
 __all__ = [
     "AttachesSink",
+    "CarriesRequests",
     "CompleteFrontier",
     "CountsMaxPages",
     "CountsUnlinked",
@@ -217,6 +219,25 @@ class CountsMaxPages(Protocol):
 
 
 @runtime_checkable
+class CarriesRequests(Protocol):
+    #: Whether :meth:`add_requests` keeps a scraper's requests (method, body, label, data)
+    #: as durably as the frontier keeps URLs.
+    carries_requests: bool
+
+    async def add_requests(
+        self,
+        requests: Iterable[Request],
+        *,
+        depth: int,
+        referrer: str | None,
+        keep: Callable[[str], bool] | None = None,
+    ) -> int:
+        """Queue a scraper's requests never seen before, by their dedup key (each one with
+        ``dont_dedup``), where ``keep(url)`` allows; return how many were queued."""
+        ...
+
+
+@runtime_checkable
 class KnowsCut(Protocol):
     #: Whether any page was handed out at the depth limit (its links not followed), by
     #: any process sharing the frontier: until then a revisit finds nothing new.
@@ -235,11 +256,13 @@ class CompleteFrontier:
     """
 
     __slots__ = (
+        "_add_requests",
         "_cut_from",
         "_get_nowait",
         "_remember",
         "_starting",
         "add",
+        "carries_requests",
         "count_unlinked",
         "counts_max_pages",
         "done",
@@ -286,6 +309,11 @@ class CompleteFrontier:
         self.frontier: Frontier = frontier
         for name in ("add", "mark_seen", "get", "done", "release", "statistics"):
             setattr(self, name, getattr(frontier, name))
+        #: whether the frontier keeps a scraper's requests (method, body, label, data)
+        self.carries_requests = isinstance(frontier, CarriesRequests) and bool(
+            frontier.carries_requests
+        )
+        self._add_requests = frontier.add_requests if self.carries_requests else None  # type: ignore[attr-defined]
         self.counts_max_pages = (
             bool(frontier.counts_max_pages) if isinstance(frontier, CountsMaxPages) else False
         )
@@ -310,6 +338,33 @@ class CompleteFrontier:
         )
 
     # The capabilities, with their defaults.
+
+    async def add_requests(
+        self,
+        requests: Sequence[Request],
+        *,
+        depth: int,
+        referrer: str | None,
+        keep: Callable[[str], bool] | None = None,
+    ) -> int:
+        """The frontier's ``add_requests``. A frontier that does not carry requests takes
+        plain ones (a ``GET`` with no headers, body, label or data) as URLs.
+
+        Raises:
+            TypeError: a request is more than a URL and the frontier cannot keep it (the
+                crawler refuses such a frontier for a scraper before it starts).
+        """
+        if self._add_requests is not None:
+            count: int = await self._add_requests(
+                requests, depth=depth, referrer=referrer, keep=keep
+            )
+            return count
+        urls = []
+        for request in requests:
+            if request.to_json() != {"url": request.url}:
+                raise TypeError(f"{type(self.frontier).__name__} cannot keep {request!r}")
+            urls.append(request.url)
+        return await self.add(urls, depth=depth, referrer=referrer, keep=keep)
 
     @property
     def cut(self) -> bool:

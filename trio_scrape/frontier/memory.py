@@ -24,6 +24,7 @@ import trio
 from mypy_extensions import mypyc_attr
 
 from ..model.page import CrawlRequest
+from ..model.request import Request
 from ..model.urls import origin_of, url_key
 from .base import Frontier, FrontierStatistics
 from .depths import SeenDepths, found_again, lease_depth, seen_value
@@ -96,6 +97,8 @@ class MemoryFrontier:
     """
 
     def __init__(self) -> None:
+        #: a scraper's requests (method, body, label, data) are kept: see add_requests
+        self.carries_requests = True
         self._queues: dict[str, collections.deque[QueueEntry]] = {}
         self._queued = 0
         self._ready: collections.deque[str] = collections.deque()
@@ -260,6 +263,34 @@ class MemoryFrontier:
                 seen[digest] = seen_value(depth, handed_out=False)
                 self._enqueue(request)
 
+    async def add_requests(
+        self,
+        requests: Iterable[Request],
+        *,
+        depth: int,
+        referrer: str | None,
+        keep: Callable[[str], bool] | None = None,
+    ) -> int:
+        """Queue a scraper's requests never seen before (by their dedup key; each one with
+        ``dont_dedup``) at ``depth``, with ``referrer``, where ``keep(url)`` allows. A
+        request seen before is not queued again, whatever its depth (a scraper's pages are
+        not fetched again for their links). Returns how many were queued."""
+        added = 0
+        seen = self._seen
+        for request in requests:
+            digest = None if request.dont_dedup else hash(request.key)
+            if digest is not None and digest in seen:
+                continue
+            if keep is not None and not keep(request.url):
+                continue
+            if digest is not None:
+                seen[digest] = seen_value(depth, handed_out=False)
+            self._enqueue(CrawlRequest(request.url, depth, referrer, request=request))
+            added += 1
+        if added:
+            self._wake()
+        return added
+
     async def mark_seen(self, urls: Iterable[str], *, depth: int = 0) -> None:
         for url in urls:
             self._seen.setdefault(hash(url_key(url)), depth << 1 | 1)
@@ -365,7 +396,12 @@ class MemoryFrontier:
 
     def _on_lease(self, request: CrawlRequest) -> CrawlRequest:
         """Called for each request ``get`` hands out; returns it at its shortest known depth."""
-        return lease_depth(self._seen, self._improved, hash(url_key(request.url)), request)
+        spec = request.request
+        if spec is None:
+            return lease_depth(self._seen, self._improved, hash(url_key(request.url)), request)
+        if not spec.dont_dedup:
+            self._seen[hash(spec.key)] = seen_value(request.depth, handed_out=True)
+        return request
 
     def _host_freed(self, origin: str) -> None:
         if origin in self._blocked:

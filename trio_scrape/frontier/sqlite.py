@@ -157,6 +157,9 @@ class SqliteFrontier(MemoryFrontier):
 
     def __init__(self, db: sqlite3.Connection, *, window: int = 10_000) -> None:
         super().__init__()
+        # A scraper's requests are not written to the state yet: a crawl with handlers
+        # and --state is refused before it starts (see Crawler).
+        self.carries_requests = False
         self._db = db
         self._thread = trio.CapacityLimiter(1)
         self._lock = trio.Lock()

@@ -116,11 +116,21 @@ class Fetcher(Protocol):
     ``fetch`` returns the final response whatever its status, and raises :class:`FetchError`
     for everything else (timeouts, connection failures, too many redirects, a body over the
     cap, undecodable content). It may be cancelled at any checkpoint. ``headers`` are added to
-    the first request (a recrawl's conditional ``If-None-Match`` / ``If-Modified-Since``); a
-    fetcher that cannot send them (a browser) ignores them.
+    the first request (a recrawl's conditional ``If-None-Match`` / ``If-Modified-Since``, a
+    scraper request's own); a fetcher that cannot send them (a browser) ignores them.
+    ``method`` and ``body`` make the first request another than ``GET`` (a form post, a JSON
+    query); redirects then go as browsers take them: ``303`` (and ``301``/``302`` after a
+    ``POST``) continue with a ``GET`` and no body, ``307`` and ``308`` keep both.
     """
 
-    async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response: ...
+    async def fetch(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        method: str = "GET",
+        body: bytes | None = None,
+    ) -> Response: ...
 
 
 class HttpxFetcher:
@@ -171,7 +181,14 @@ class HttpxFetcher:
             id(self._seed_headers): serialise_head(self._seed_headers.raw),
         }
 
-    async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
+    async def fetch(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        method: str = "GET",
+        body: bytes | None = None,
+    ) -> Response:
         origin: tuple[str, str, int | None] | None = None
         extra = headers
         for _ in range(self._max_redirects + 1):
@@ -180,6 +197,8 @@ class HttpxFetcher:
             if (
                 self._plain is not None
                 and not extra
+                and method == "GET"
+                and body is None
                 and not (self._cookies_set and self._cookies.jar)
             ):
                 plain = plain_url(url)
@@ -193,7 +212,9 @@ class HttpxFetcher:
                 sent = httpx.Headers({**sent, **extra})
                 extra = None
             try:
-                request = httpx.Request("GET", url, headers=sent, extensions=_NO_TIMEOUTS)
+                request = httpx.Request(
+                    method, url, headers=sent, content=body, extensions=_NO_TIMEOUTS
+                )
             except (httpx.InvalidURL, ValueError) as exc:
                 raise FetchError("invalid_url", f"cannot request {url!r}: {exc}") from exc
             if self._guard is not None:
@@ -218,6 +239,7 @@ class HttpxFetcher:
                 location = fields.get("location")
                 if response.status_code in _REDIRECT_STATUSES and location:
                     url = _redirect_target(str(response.url), location)
+                    method, body = redirected_method(response.status_code, method, body)
                     continue
                 content = await self._read_capped(response, fields)
                 return Response(
@@ -412,6 +434,15 @@ async def _read_up_to(body: AsyncIterable[bytes], cap: int) -> bytes:
             raise FetchError("too_large", f"body is over max_bytes={cap}")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def redirected_method(status: int, method: str, body: bytes | None) -> tuple[str, bytes | None]:
+    """The method and body a browser sends after a redirect with ``status`` (the fetch
+    standard's rule): ``303`` turns any method but ``HEAD`` into ``GET`` with no body, and so
+    do ``301`` and ``302`` after a ``POST``; ``307`` and ``308`` keep the method and body."""
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        return "GET", None
+    return method, body
 
 
 def _redirect_target(base: str, location: str) -> str:

@@ -9,7 +9,7 @@ import re
 import sys
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 from urllib.parse import urlsplit
 
 from .._version import __version__
@@ -69,6 +69,22 @@ ExtractHook = Callable[["Page"], "Mapping[str, Any] | Awaitable[Mapping[str, Any
 FollowHook = Callable[["Page"], Iterable[str]]
 #: ``render_if(final_url, body)``: whether a page fetched over HTTP is to be rendered.
 RenderPredicate = Callable[[str, bytes], bool]
+
+
+class Routes(Protocol):
+    """Handlers by label (a :class:`~trio_scrape.Router`): what a scraper runs on each page."""
+
+    def route(self, label: str | None) -> Any:
+        """The route of a page whose request has ``label`` (None: no handler)."""
+        ...
+
+    def reference(self) -> str | None:
+        """``module:name`` by which another process imports this router (None: it cannot)."""
+        ...
+
+    async def run(self, route: Any, ctx: Any) -> None:
+        """Run ``route``'s handler on a page's context."""
+        ...
 
 
 # ------------------------------------------------------------------- the command-line form
@@ -268,6 +284,9 @@ class CrawlConfig:
         extract: ``extract(page)`` -> mapping merged into ``data`` (sync or async).
         follow: ``follow(page)`` -> the URLs to enqueue instead of all the page's links
             (still subject to scope, include/exclude and depth).
+        router: a scraper's handlers by label (a :class:`~trio_scrape.Router`): each page
+            goes to its request's handler, which emits items and enqueues requests; the
+            page's links are then followed only as its handler enqueues them.
 
     Every number has a lower and an upper bound (:data:`LIMITS`, the limits table in docs/cli.md);
     headers and the user agent must be what HTTP can carry (printable ASCII), regular
@@ -511,6 +530,9 @@ class CrawlConfig:
         metavar="MODULE:FUNC",
         parse="load",
     )
+    router: Routes | None = _library_only(
+        None, "a scraper's handlers come from its spider file (trio-scrape crawl SPIDER)"
+    )
 
     def __post_init__(self) -> None:
         # Every field has its check in _CHECKS (below the class): one table to read, and one
@@ -607,7 +629,7 @@ LIMITS: Mapping[str, Range] = types.MappingProxyType({
 
 
 #: The fields that hold callables: worker processes import them by module path.
-HOOKS = ("extract", "follow", "render_if")
+HOOKS = ("extract", "follow", "render_if", "router")
 
 #: ``processes``: "auto", or a number of worker processes in this range.
 PROCESSES = Range(1, MAX_PROCESSES, integer=True)
@@ -632,7 +654,12 @@ def usable_cpus() -> int:
 
 def hook_reference(hook: Callable[..., Any]) -> str | None:
     """``module:qualname`` by which another process can import ``hook``, or None when it
-    cannot (a lambda, a closure, a bound method, anything defined in ``__main__``)."""
+    cannot (a lambda, a closure, a bound method, anything defined in ``__main__``). An
+    object that knows its own reference (a router) says it."""
+    reference = getattr(hook, "reference", None)
+    if callable(reference) and not isinstance(hook, type):
+        found_reference = reference()
+        return found_reference if isinstance(found_reference, str) else None
     module_name = getattr(hook, "__module__", None)
     qualname = getattr(hook, "__qualname__", None)
     if not module_name or not qualname or module_name == "__main__" or "<" in qualname:
@@ -641,6 +668,12 @@ def hook_reference(hook: Callable[..., Any]) -> str | None:
     for part in qualname.split("."):
         found = getattr(found, part, None)
     return f"{module_name}:{qualname}" if found is hook else None
+
+
+def _routes(name: str, value: Any) -> Any:
+    if value is not None and not callable(getattr(value, "route", None)):
+        raise ConfigError(name, f"must be a Router, not {type(value).__name__}")
+    return value
 
 
 def _cache_dir(name: str, value: Any) -> Any:
@@ -787,6 +820,7 @@ _CHECKS: Mapping[str, _v.Check] = {
     "selectors": _selectors,
     "extract": _v.callable_or_none,
     "follow": _v.callable_or_none,
+    "router": _routes,
     "render": _v.flag,
     "render_auto": _v.flag,
     "render_if": _v.callable_or_none,

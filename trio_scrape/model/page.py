@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     import httpx
     from selectolax.lexbor import LexborHTMLParser
 
+    from .request import Request
+
 __all__ = ["RECORD_FIELDS", "CrawlRequest", "ErrorKind", "Page", "PageError", "PageMemo"]
 
 #: Every ``error.kind`` a record can carry.
@@ -40,6 +42,8 @@ RECORD_FIELDS: tuple[str, ...] = (
     "ok",
     "depth",
     "referrer",
+    "method",
+    "label",
     "content_type",
     "bytes",
     "elapsed",
@@ -81,7 +85,9 @@ class CrawlRequest(NamedTuple):
     ``lastmod`` is the ``<lastmod>`` a sitemap gave this URL. ``revisit`` marks a page
     fetched once more only for its links, because it was found at a smaller depth after it
     had been handed out: it writes no record. ``memo`` is what the last round of a recrawl
-    remembers of the page (None: a new page, or not a recrawl)."""
+    remembers of the page (None: a new page, or not a recrawl). ``request`` is the scraper's
+    :class:`~trio_scrape.Request` (method, headers, body, label, data) when it is more than a
+    ``GET`` of ``url`` (None: a plain link)."""
 
     url: str
     depth: int = 0
@@ -92,6 +98,7 @@ class CrawlRequest(NamedTuple):
     lastmod: str | None = None
     revisit: bool = False
     memo: PageMemo | None = None
+    request: Request | None = None
 
 
 def rebuilt_by_fields(value: Any) -> tuple[type[Any], tuple[Any, ...]]:
@@ -127,6 +134,8 @@ class Page:
     url: str
     depth: int = 0
     referrer: str | None = None
+    method: str = "GET"
+    label: str | None = None
     final_url: str | None = None
     status: int | None = None
     content_type: str | None = None
@@ -137,6 +146,8 @@ class Page:
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
     links: list[str] = dataclasses.field(default_factory=list)
     error: PageError | None = None
+    #: the items its handler emitted (a scrape's output; not part of the record)
+    items: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     content: builtins.bytes = b""
     headers: httpx.Headers | None = None
@@ -151,6 +162,19 @@ class Page:
         status = self.status
         return self.error is None and status is not None and (200 <= status < 300 or status == 304)
 
+    def json(self) -> Any:
+        """The body parsed as JSON.
+
+        Raises:
+            ValueError: the body is not JSON (the message says where it fails).
+        """
+        import orjson
+
+        try:
+            return orjson.loads(self.content)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"{self.url}: the body is not JSON: {exc}") from None
+
     def to_record(self, *, links: bool = False) -> dict[str, Any]:
         """The output record, fields in :data:`RECORD_FIELDS` order."""
         record: dict[str, Any] = {
@@ -160,6 +184,8 @@ class Page:
             "ok": self.ok,
             "depth": self.depth,
             "referrer": self.referrer,
+            "method": self.method,
+            "label": self.label,
             "content_type": self.content_type,
             "bytes": self.bytes,
             "elapsed": round(self.elapsed, 6),

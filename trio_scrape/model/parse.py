@@ -23,6 +23,8 @@ __all__ = [
     "Sitemap",
     "decode_body",
     "is_html",
+    "is_json",
+    "normalise_space",
     "parse_html",
     "parse_sitemap",
 ]
@@ -44,6 +46,18 @@ _SPACE = re.compile(r"\s+")
 # no-break space (U+00A0) in a title is kept, as browsers keep it.
 _ASCII_WHITESPACE = "\t\n\f\r "
 _ASCII_SPACES = re.compile(r"[\t\n\f\r ]+")
+_JSON_TYPE = re.compile(r"^\s*application/(?:[\w.+-]*\+)?json\s*(?:;|$)", re.I)
+
+
+def normalise_space(text: str) -> str:
+    """``text`` with every run of whitespace one space, and none at either end (what
+    selectors' ``::text`` gives)."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether a Content-Type says JSON (``application/json``, ``application/...+json``)."""
+    return content_type is not None and _JSON_TYPE.match(content_type) is not None
 
 
 def is_html(content_type: str | None, content: bytes) -> bool:
@@ -268,11 +282,13 @@ _PROBE = LexborHTMLParser("<p></p>")
 
 @dataclasses.dataclass(frozen=True)
 class Selector:
-    """A field taken from every HTML page by a CSS selector: ``--select NAME=CSS``.
+    """A field taken from every page by a selector: ``--select NAME=CSS`` for HTML pages,
+    ``--select NAME=jmes:EXPRESSION`` (JMESPath) for JSON answers.
 
     ``css`` may end in ``::text`` (the default: the element's text, whitespace-normalised) or
     ``::attr(NAME)`` (an attribute's value). With ``many``, every match is taken (a list);
-    otherwise the first (``None`` when nothing matches).
+    otherwise the first (``None`` when nothing matches). A JMESPath selector (``jmes`` set,
+    ``css`` empty) gives what its expression selects, as JSON values.
 
     Raises:
         ValueError: the spec has no ``NAME=`` or the CSS does not parse.
@@ -282,10 +298,16 @@ class Selector:
     css: str
     attr: str | None = None
     many: bool = False
+    jmes: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("a selector needs a name")
+        if self.jmes is not None:
+            from .jmes import compile_jmes
+
+            compile_jmes(self.jmes)  # raises ValueError, naming the expression
+            return
         try:
             _PROBE.css(self.css)
         except SelectolaxError:
@@ -300,6 +322,8 @@ class Selector:
         name, sep, css = spec.partition("=")
         if not sep or not name.strip() or not css.strip():
             raise ValueError(f"expected NAME=CSS, got {spec!r}")
+        if css.lstrip().startswith("jmes:"):
+            return cls(name.strip(), "", None, many, css.lstrip()[5:].strip())
         attr = None
         match = _PSEUDO.search(css)
         if match:
@@ -307,7 +331,21 @@ class Selector:
             css = css[: match.start()]
         return cls(name.strip(), css.strip(), attr, many)
 
+    def extract_json(self, value: Any) -> Any:
+        """What a JMESPath selector selects in a parsed JSON ``value`` (a CSS selector: None,
+        or an empty list with ``many``)."""
+        if self.jmes is None:
+            return [] if self.many else None
+        from .jmes import jmespath_search
+
+        found = jmespath_search(self.jmes, value)
+        if self.many:
+            return [] if found is None else found if isinstance(found, list) else [found]
+        return found
+
     def extract(self, tree: LexborHTMLParser) -> str | list[str] | None:
+        if self.jmes is not None:  # a JSON selector on an HTML page
+            return [] if self.many else None
         if self.many:
             return [v for v in map(self._value, tree.css(self.css)) if v is not None]
         node = tree.css_first(self.css)

@@ -40,6 +40,7 @@ __all__ = [
     "Starts",
     "complete_sink",
     "open_file_sink",
+    "open_output",
 ]
 
 OutputFormat = Literal["jsonl", "csv"]
@@ -442,8 +443,12 @@ class CsvSink(_FileSink):
             else:
                 row.append(str(value))
         if self._safe:
-            row = ["'" + cell if cell.startswith(_FORMULA_START) else cell for cell in row]
+            row = [self._defused(cell) for cell in row]
         return row
+
+    def _defused(self, cell: str) -> str:
+        """``cell`` as a spreadsheet shows it as text (with ``safe``)."""
+        return "'" + cell if self._safe and cell.startswith(_FORMULA_START) else cell
 
 
 def open_file_sink(
@@ -462,13 +467,24 @@ def open_file_sink(
     make: Callable[..., JsonlSink | CsvSink] = (
         functools.partial(CsvSink, safe=csv_safe) if format == "csv" else JsonlSink
     )
+    file, close, name = open_output(path)
+    return make(file, links=links, close=close, name=name)
+
+
+def open_output(path: str) -> tuple[IO[bytes], bool, str]:
+    """The file a sink writes to (``"-"``: standard output), whether the sink closes it, and
+    its name (absolute path, or ``"-"``).
+
+    Raises:
+        OutputError: the file cannot be opened for writing.
+    """
     if path == "-":
         sys.stdout.flush()
-        return make(sys.stdout.buffer, links=links, close=False)
+        return sys.stdout.buffer, False, "-"
     try:
         # Append mode: nothing is cut before start() knows where the output resumes, and
         # every write lands at the end.
         file = open(path, "ab")  # noqa: SIM115 -- the sink owns it and closes it in aclose()
     except OSError as exc:
         raise OutputError(f"cannot open output {path!r}: {exc.strerror or exc}") from exc
-    return make(file, links=links, close=True, name=os.path.abspath(path))
+    return file, True, os.path.abspath(path)

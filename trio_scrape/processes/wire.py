@@ -181,21 +181,31 @@ def decode_outcome(message: tuple[Any, ...]) -> tuple[int, Outcome]:
     return job_id, outcome
 
 
+#: The record's fields that travel (by name: a field added to Page travels once added here).
+_PAGE_FIELDS = (
+    "url",
+    "depth",
+    "referrer",
+    "method",
+    "label",
+    "final_url",
+    "status",
+    "content_type",
+    "bytes",
+    "elapsed",
+    "fetched_at",
+    "title",
+    "data",
+    "links",
+    "items",
+)
+_BODY_AT = len(_PAGE_FIELDS) + 2  # after the fields, the error's kind and message
+
+
 def _page_tuple(page: Page, bodies: bool) -> tuple[Any, ...]:
     error = page.error
     record = (
-        page.url,
-        page.depth,
-        page.referrer,
-        page.final_url,
-        page.status,
-        page.content_type,
-        page.bytes,
-        page.elapsed,
-        page.fetched_at,
-        page.title,
-        page.data,
-        page.links,
+        *[getattr(page, name) for name in _PAGE_FIELDS],
         None if error is None else error.kind,
         None if error is None else error.message,
     )
@@ -206,11 +216,12 @@ def _page_tuple(page: Page, bodies: bool) -> tuple[Any, ...]:
 
 
 def _page_of(fields: tuple[Any, ...]) -> Page:
-    page = Page(*fields[:12])
-    if fields[12] is not None:
-        page.error = PageError(fields[12], fields[13])
-    if len(fields) > 14:
-        page.content, page.encoding, headers = fields[14:]
+    page = Page(**dict(zip(_PAGE_FIELDS, fields, strict=False)))
+    kind, message = fields[len(_PAGE_FIELDS)], fields[len(_PAGE_FIELDS) + 1]
+    if kind is not None:
+        page.error = PageError(kind, message)
+    if len(fields) > _BODY_AT:
+        page.content, page.encoding, headers = fields[_BODY_AT:]
         if headers is not None:
             page.headers = headers_from_raw(headers)
         if page.encoding is not None:

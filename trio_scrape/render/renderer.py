@@ -522,9 +522,17 @@ class Renderer:
 
     # ---------------------------------------------------------------------------- fetch
 
-    async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
+    async def fetch(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        method: str = "GET",
+        body: bytes | None = None,
+    ) -> Response:
         """Render ``url`` in a tab and return the rendered document as an HTML response
         (``headers``, a recrawl's validators, are not sent: a browser revalidates on its own).
+        A request with another method or a body is not rendered: it goes over HTTP.
 
         Raises:
             FetchError: as the HTTP fetcher (``connect``, ``timeout``, ``blocked_address``,
@@ -792,8 +800,17 @@ class AutoFetcher:
         self._renderer = renderer
         self._predicate = config.render_if
 
-    async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
-        response = await self._http.fetch(url, headers=headers)
+    async def fetch(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        method: str = "GET",
+        body: bytes | None = None,
+    ) -> Response:
+        response = await self._http.fetch(url, headers=headers, method=method, body=body)
+        if method != "GET" or body is not None:
+            return response  # a form post or an API query: not rendered
         if not 200 <= response.status < 300:
             return response
         if self._predicate is not None:

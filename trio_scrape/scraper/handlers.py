@@ -1,0 +1,352 @@
+"""Handlers: a function per page type, chosen by the label of the request that made the page.
+
+A :class:`Router` maps labels to handlers (and a default for unlabelled pages); each page's
+handler gets a :class:`Context` with the page, its request (label, data), selectors,
+``json()``, URL resolution exactly as the page's own links are resolved, and the two ways
+out: :meth:`Context.push` for items and :meth:`Context.enqueue` for requests. A handler is a
+plain function or an ``async`` one; it may also ``return`` or ``yield`` items and
+:class:`~trio_scrape.Request` values (the Scrapy style) instead of calling those::
+
+    router = Router()
+
+    @router.default
+    def listing(ctx: Context) -> None:
+        for quote in ctx.css(".quote"):
+            ctx.push({"text": quote.css_first(".text").text()})
+        ctx.enqueue_links("li.next a")
+        ctx.enqueue_links(".quote a[href*=author]", label="author")
+
+    @router.handler("author")
+    async def author(ctx: Context) -> None:
+        ctx.push({"name": ctx.text("h3.author-title")})
+
+Handlers run in the page pipeline, inside the page's deadline (its cancel scope): an
+``await`` in a handler is cancelled with the page. An exception in a handler becomes the
+page's ``extract`` error; items pushed before it are kept.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..model.page import Page
+from ..model.parse import normalise_space
+from ..model.request import Request, RequestError
+from ..model.urls import LinkResolver
+from .items import ItemError, to_item
+
+if TYPE_CHECKING:
+    import jmespath.parser
+    from selectolax.lexbor import LexborNode
+
+    from .forms import FieldValues
+
+__all__ = ["Context", "Handler", "Route", "Router"]
+
+#: A handler: ``handler(ctx)``, plain or ``async``, a generator or an async generator.
+Handler = Callable[["Context"], Any]
+
+#: Items one page may emit (a bound, like every other in trio-scrape: a handler in a loop
+#: fails its page instead of exhausting memory).
+MAX_ITEMS_PER_PAGE = 100_000
+#: Requests one page may enqueue.
+MAX_REQUESTS_PER_PAGE = 100_000
+
+
+class Route:
+    """A handler with the item type it declares (None: any item)."""
+
+    __slots__ = ("handler", "item_type", "label")
+
+    def __init__(self, label: str | None, handler: Handler, item_type: type[Any] | None) -> None:
+        self.label = label
+        self.handler = handler
+        self.item_type = item_type
+
+
+class Router:
+    """Handlers by label: ``@router.handler("LABEL")``, and ``@router.default`` for pages
+    whose request has no label (or a label with no handler of its own, when
+    ``default_for_unknown`` is true).
+
+    ``item=`` declares the type of the items a handler emits (a dataclass, a TypedDict, a
+    pydantic model, a msgspec struct): an item that does not fit is reported and not written.
+
+    Raises:
+        ValueError: a label gets a second handler.
+    """
+
+    def __init__(self, *, default_for_unknown: bool = False) -> None:
+        self._routes: dict[str | None, Route] = {}
+        self.default_for_unknown = default_for_unknown
+
+    def handler(
+        self, label: str | None = None, *, item: type[Any] | None = None
+    ) -> Callable[[Handler], Handler]:
+        """Register the decorated function as the handler of ``label`` (None: default)."""
+
+        def register(function: Handler) -> Handler:
+            self.add(label, function, item=item)
+            return function
+
+        return register
+
+    def default(self, function: Handler) -> Handler:
+        """Register the decorated function as the handler of unlabelled pages."""
+        self.add(None, function)
+        return function
+
+    def add(self, label: str | None, function: Handler, *, item: type[Any] | None = None) -> None:
+        """Register ``function`` for ``label`` (None: the default handler)."""
+        if label in self._routes:
+            name = "the default handler" if label is None else f"label {label!r}"
+            raise ValueError(f"{name} already has a handler")
+        if not callable(function):
+            raise TypeError(f"a handler must be callable, not {type(function).__name__}")
+        self._routes[label] = Route(label, function, item)
+
+    @property
+    def labels(self) -> frozenset[str]:
+        """The labels with a handler of their own."""
+        return frozenset(label for label in self._routes if label is not None)
+
+    def reference(self) -> str | None:
+        """``module:name`` of this router in the module of one of its handlers (how a worker
+        process finds it), or None when no module holds it by name."""
+        for route in self._routes.values():
+            module = sys.modules.get(getattr(route.handler, "__module__", None) or "")
+            if module is None or module.__name__ == "__main__":
+                continue
+            for name, value in vars(module).items():
+                if value is self:
+                    return f"{module.__name__}:{name}"
+        return None
+
+    def route(self, label: str | None) -> Route | None:
+        """The route of a page whose request has ``label``; None: no handler for it."""
+        found = self._routes.get(label)
+        if found is None and label is not None and self.default_for_unknown:
+            return self._routes.get(None)
+        return found
+
+    async def run(self, route: Route, ctx: Context) -> None:
+        """Run ``route``'s handler on ``ctx``; what it returns or yields goes to ``ctx``."""
+        result = route.handler(ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        if result is None:
+            return
+        if inspect.isasyncgen(result):
+            await _drain_async(result, ctx)
+            return
+        if isinstance(result, Request | str | Mapping) or not isinstance(result, Iterable):
+            ctx.emit(result)
+            return
+        for value in result:
+            ctx.emit(value)
+
+
+async def _drain_async(results: AsyncIterator[Any], ctx: Context) -> None:
+    async for value in results:
+        ctx.emit(value)
+
+
+class Context:
+    """What a handler has at hand for one page.
+
+    Attributes:
+        page: the page (its record: ``status``, ``title``, ``data``...; and the response:
+            ``content``, ``text``, ``html``, ``headers``).
+        request: the request that made the page (its ``label``, ``data``, ``method``).
+        items: the items emitted so far (JSON objects, in order).
+        requests: the requests enqueued so far.
+    """
+
+    def __init__(
+        self,
+        page: Page,
+        request: Request,
+        *,
+        base: str,
+        resolver: LinkResolver,
+        item_type: type[Any] | None = None,
+    ) -> None:
+        self.page = page
+        self.request = request
+        self.items: list[dict[str, Any]] = []
+        self.requests: list[Request] = []
+        self._base = base
+        self._resolver = resolver
+        self._item_type = item_type
+        self._json: Any = _UNREAD
+
+    # --------------------------------------------------------------------------- reading
+
+    @property
+    def label(self) -> str | None:
+        """The page's label (its request's)."""
+        return self.request.label
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The data its request carried (empty when none)."""
+        return self.request.data or {}
+
+    def css(self, query: str) -> list[LexborNode]:
+        """Every element ``query`` matches (none on a page that is not HTML)."""
+        html = self.page.html
+        return [] if html is None else html.css(query)
+
+    def css_first(self, query: str) -> LexborNode | None:
+        """The first element ``query`` matches, or None."""
+        html = self.page.html
+        return None if html is None else html.css_first(query)
+
+    def text(self, query: str, default: str | None = None) -> str | None:
+        """The whitespace-normalised text of the first match of ``query`` (``default``
+        when nothing matches)."""
+        node = self.css_first(query)
+        return default if node is None else normalise_space(node.text(deep=True))
+
+    def text_of(self, node: LexborNode, query: str, default: str | None = None) -> str | None:
+        """The whitespace-normalised text of the first match of ``query`` inside ``node``
+        (``default`` when nothing matches)."""
+        found = node.css_first(query)
+        return default if found is None else normalise_space(found.text(deep=True))
+
+    def texts(self, query: str) -> list[str]:
+        """The whitespace-normalised text of every match of ``query``."""
+        return [normalise_space(node.text(deep=True)) for node in self.css(query)]
+
+    def json(self) -> Any:
+        """The body parsed as JSON (read once).
+
+        Raises:
+            ValueError: the body is not JSON.
+        """
+        if self._json is _UNREAD:
+            self._json = self.page.json()
+        return self._json
+
+    def jmes(self, expression: str | jmespath.parser.ParsedResult) -> Any:
+        """A JMESPath expression over :meth:`json` (None when it selects nothing)."""
+        from ..model.jmes import jmespath_search
+
+        return jmespath_search(expression, self.json())
+
+    def urljoin(self, href: str) -> str:
+        """``href`` resolved as the page's own links are (its URL, ``<base href>``, its
+        encoding for the query), as a browser URL.
+
+        Raises:
+            RequestError: ``href`` does not resolve to an http(s) URL.
+        """
+        resolved, _ = self._resolver.resolve(self._base, [href], encoding=self.page.encoding)
+        if not resolved:
+            raise RequestError(f"url: {href!r} does not resolve to an http(s) URL")
+        return resolved[0]
+
+    # ------------------------------------------------------------------------------- out
+
+    def push(self, item: Any) -> None:
+        """Emit an item (a dict, a dataclass, a pydantic model, a msgspec struct).
+
+        Raises:
+            ItemError: not an item, not JSON-serialisable, or not of the handler's item type
+                (the message names the field).
+        """
+        if len(self.items) >= MAX_ITEMS_PER_PAGE:
+            raise ItemError(f"more than {MAX_ITEMS_PER_PAGE:,} items from one page")
+        self.items.append(to_item(item, self._item_type))
+
+    def enqueue(
+        self,
+        target: str | Request | Iterable[str | Request],
+        *,
+        label: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        **more: Any,
+    ) -> None:
+        """Enqueue requests: a URL (relative ones resolve as the page's links), a
+        :class:`~trio_scrape.Request`, or several. ``label`` and ``data`` (and ``method``,
+        ``headers``, ``body``, ``dedup_key``, ``dont_dedup``) apply to URLs given as text.
+        They are still subject to the crawl's scope, include/exclude, depth and dedup.
+
+        Raises:
+            RequestError: a URL or a field is not valid (the message names it).
+        """
+        targets = [target] if isinstance(target, str | Request) else list(target)
+        if len(self.requests) + len(targets) > MAX_REQUESTS_PER_PAGE:
+            raise RequestError(f"more than {MAX_REQUESTS_PER_PAGE:,} requests from one page")
+        for one in targets:
+            if isinstance(one, Request):
+                self.requests.append(one)
+            else:
+                self.requests.append(Request(self.urljoin(one), label=label, data=data, **more))
+
+    def enqueue_links(
+        self,
+        selector: str = "a[href]",
+        *,
+        attr: str = "href",
+        label: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Enqueue the URLs in ``attr`` of every element ``selector`` matches (resolved as
+        the page's links); returns how many. Hrefs that are not http(s) URLs are skipped."""
+        hrefs = [href for node in self.css(selector) if (href := node.attributes.get(attr))]
+        urls, _ = self._resolver.resolve(self._base, hrefs, encoding=self.page.encoding)
+        self.enqueue(urls, label=label, data=data)
+        return len(urls)
+
+    def form(
+        self,
+        selector: str | None = None,
+        *,
+        index: int = 0,
+        values: Mapping[str, FieldValues] | Iterable[tuple[str, FieldValues]] | None = None,
+        clicked: str | None = None,
+        label: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Request:
+        """The request a browser would submit for a form of this page (chosen by CSS
+        ``selector`` or position ``index``), with ``values`` filled in and the ``clicked``
+        submit button (CSS; default: the first): hidden inputs, defaults, the page's
+        encoding and ``<base href>`` included (HTML's form submission algorithm). Enqueue it
+        with :meth:`enqueue`. ``options`` go to ``form_submission``.
+
+        Raises:
+            FormError: no form matches, or the values or button do not fit it.
+        """
+        from .forms import form_submission
+
+        submission = form_submission(
+            self.page, selector=selector, index=index, values=values, clicked=clicked, **options
+        )
+        return Request(
+            submission.url,
+            method=submission.method,
+            headers=submission.headers or None,
+            body=submission.body,
+            label=label,
+            data=data,
+        )
+
+    def emit(self, value: Any) -> None:
+        """What a handler returned or yielded: a request (or URL text) to enqueue, or an
+        item to push."""
+        if isinstance(value, Request | str):
+            self.enqueue(value)
+        else:
+            self.push(value)
+
+
+class _Unread:
+    pass
+
+
+_UNREAD: Any = _Unread()
