@@ -303,7 +303,7 @@ async def test_a_state_of_an_older_schema_is_refused(tmp_path: Path, schema: str
     db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (schema,))
     db.commit()
     db.close()
-    with pytest.raises(StateError, match=f"state schema {schema}, this version uses 6"):
+    with pytest.raises(StateError, match=f"state schema {schema}, this version uses 7"):
         async with open_sqlite_frontier(path, settings=SETTINGS):
             pass
 

@@ -162,7 +162,11 @@ class PagePipeline:
         retry_after: float | None = None
         page: Page | None = None
         with trio.move_on_after(config.timeout) as page_deadline:
-            memo = None if request.sitemap else request.memo  # sitemaps: always read whole
+            # Sitemaps are always read whole, and so is a scraper's every page: a 304 has no
+            # body for its handler to take items and requests from (the output of a round
+            # starts afresh). The memo still says how the page changed (_remember).
+            scraping = config.router is not None
+            memo = None if request.sitemap or scraping else request.memo
             spec = request.request
             try:
                 if spec is None:

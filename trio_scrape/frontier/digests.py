@@ -64,7 +64,14 @@ from xxhash import xxh3_64_intdigest
 
 from ..model.urls import url_key
 
-__all__ = ["DigestSet", "memory_digest", "redis_digest", "state_digest", "url_digest"]
+__all__ = [
+    "DigestSet",
+    "key_digest",
+    "memory_digest",
+    "redis_digest",
+    "state_digest",
+    "url_digest",
+]
 
 
 def memory_digest(url: str) -> int:
@@ -77,6 +84,14 @@ def state_digest(url: str, seed: int) -> int:
     """A ``--state``'s digest: unsigned XXH3-64 of the URL's key, seeded with the state's
     ``digest_seed`` (:meth:`DigestSet.digest`; :meth:`DigestSet.add_unseen` inlines it)."""
     return xxh3_64_intdigest(url_key(url).encode("utf-8", "surrogatepass"), seed)
+
+
+def key_digest(key: str, seed: int) -> int:
+    """A ``--state``'s digest of a key that is one already: a scraper's request key
+    (:attr:`~trio_scrape.Request.key`). ``state_digest(url, seed)`` is
+    ``key_digest(url_key(url), seed)``, so a ``GET`` request and a plain link to one page
+    have one digest."""
+    return xxh3_64_intdigest(key.encode("utf-8", "surrogatepass"), seed)
 
 
 def url_digest(url: str) -> int:

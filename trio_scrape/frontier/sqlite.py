@@ -6,10 +6,13 @@ running the same crawl again goes on from there. Every URL ever seen has a numbe
 in the order it was found (which is also the order of the queue), and two tables hold them::
 
     links(seq INTEGER PRIMARY KEY,  -- the first URL's seq: a group's URLs are seq, seq+1, ...
-          kind,                     -- 0 links to crawl, 1 sitemaps to read, 2 seen only
-          depth, referrer,          -- shared by the group: one page's new links, the seeds,
-          urls, digests,            -- or a sitemap's entries; a JSON list; 8 bytes each
-                                    -- (DigestSet.digest, unsigned little-endian)
+          kind,                     -- 0 links to crawl, 1 sitemaps to read, 2 seen only,
+                                    -- 3 a scraper's requests
+          depth, referrer,          -- shared by the group: one page's new links or requests,
+          urls, digests,            -- the seeds, or a sitemap's entries; a JSON list (kind 3:
+                                    -- of Request.to_json() objects); 8 bytes each
+                                    -- (DigestSet.digest, or key_digest of a request's key;
+                                    -- unsigned little-endian)
           lastmods, count)          -- a sitemap's <lastmod> for each (JSON) or NULL; how many
     marks(seq INTEGER PRIMARY KEY,  -- a URL handed out (no row: queued, never handed out)
           state, attempts,          -- 0 queued again, 1 leased, 2 done, 3 seen only
@@ -66,10 +69,11 @@ import trio
 
 from ..errors import StateError
 from ..model.page import CrawlRequest, PageMemo
+from ..model.request import Request
 from ..model.urls import origin_of
 from .base import FrontierOpened, FrontierStatistics, settings_changes
 from .depths import lease_depth
-from .digests import DigestSet
+from .digests import DigestSet, key_digest
 from .memory import LinkBatch, MemoryFrontier, QueueEntry
 
 __all__ = ["ResumeInfo", "SqliteFrontier", "open_sqlite_frontier"]
@@ -77,12 +81,15 @@ __all__ = ["ResumeInfo", "SqliteFrontier", "open_sqlite_frontier"]
 logger = logging.getLogger("trio_scrape")
 
 _QUEUED, _LEASED, _DONE, _SEEN = 0, 1, 2, 3  # marks.state (3: a seen-only URL's revisit)
-_LINKS, _SITEMAPS, _SEEN_ONLY = 0, 1, 2  # links.kind
-# 6: digests are seeded XXH3-64 (DigestSet.digest), no longer BLAKE2b (#18). 5: links stored
-# one row per page and per-URL marks (#18). 4: browser URLs keyed by the
-# digest of their canonical key (#11); 3 added urls.revisit; 2 and 3 stored w3lib-canonical
-# URLs. A state of another version is refused, not misread.
-_SCHEMA = "6"
+_LINKS, _SITEMAPS, _SEEN_ONLY, _REQUESTS = 0, 1, 2, 3  # links.kind
+# 7: links rows of kind 3 (a scraper's requests); a state of schema 6 has none, and opens as
+# one of 7 (it is marked 7 then, so that an older version refuses it rather than read a
+# request's JSON as a URL). 6: digests are seeded XXH3-64 (DigestSet.digest), no longer
+# BLAKE2b (#18). 5: links stored one row per page and per-URL marks (#18). 4: browser URLs
+# keyed by the digest of their canonical key (#11); 3 added urls.revisit; 2 and 3 stored
+# w3lib-canonical URLs. A state of another version is refused, not misread.
+_SCHEMA = "7"
+_UPGRADES = ("6",)  # schemas read as they are, then marked _SCHEMA
 _COMMIT_INTERVAL = 0.025  # seconds between commits: about the most work a kill makes us redo
 # Changes held in memory before a writer waits for a commit (URLs count one each: ~100
 # bytes). A crawl that finds 1,000 links a page finds 400,000 URLs a second on loopback:
@@ -157,9 +164,8 @@ class SqliteFrontier(MemoryFrontier):
 
     def __init__(self, db: sqlite3.Connection, *, window: int = 10_000) -> None:
         super().__init__()
-        # A scraper's requests are not written to the state yet: a crawl with handlers
-        # and --state is refused before it starts (see Crawler).
-        self.carries_requests = False
+        #: a scraper's requests are kept, with all they carry: see add_requests
+        self.carries_requests = True
         self._db = db
         self._thread = trio.CapacityLimiter(1)
         self._lock = trio.Lock()
@@ -181,6 +187,13 @@ class SqliteFrontier(MemoryFrontier):
         self._revisits: list[tuple[int, int, bool]] = []  # (seq, depth, asked for)
         self._revisited: list[tuple[int, int]] = []  # (seq, depth)
         self._leased_seqs: dict[str, tuple[int, int]] = {}  # URL -> (seq, digest)
+        # A scraper's requests (CrawlRequest.request set) in the window, by id() (each holds
+        # its request, so no id is reused meanwhile): (seq, digest, the request).
+        self._request_rows: dict[int, tuple[int, int, CrawlRequest]] = {}
+        # Those handed out: Request -> [(seq, digest)] (two equal requests, each with
+        # dont_dedup, may be out at once: they are interchangeable), and URL -> seqs.
+        self._leased_requests: dict[Request, list[tuple[int, int]]] = {}
+        self._leased_request_urls: dict[str, list[int]] = {}
         self._memos: list[tuple[int, tuple[Any, ...]]] = []  # (signed digest, memo)
         self._round = 1
         self._output_offset: int | None = None
@@ -269,7 +282,86 @@ class SqliteFrontier(MemoryFrontier):
             self._grouped += len(new)
             self._changed_pending()
 
+    async def add_requests(
+        self,
+        requests: Iterable[Request],
+        *,
+        depth: int,
+        referrer: str | None,
+        keep: Callable[[str], bool] | None = None,
+    ) -> int:
+        """Queue a scraper's requests never seen before, as :class:`MemoryFrontier` does,
+        and write them down (one ``links`` row of kind 3, each request as
+        :meth:`Request.to_json`), with their keys' digests in the seen-set.
+
+        A request with ``dont_dedup`` is queued each time it is added, but not again when
+        the page that added it is done again after a kill (or its start requests added again
+        by a resumed crawl): its digest is of where it came from (the seq of the request
+        leased at ``referrer``, or 0 for the seeds), its place among that page's requests
+        with its key, and its key. (Two requests leased at ``referrer`` at once: which one
+        added it is unknown, and its digest is of its own seq, unique.)"""
+        seen = self._seen_digests
+        seed = seen.seed
+        first = self._next_seq
+        new: list[Request] = []
+        digests = array.array("Q")
+        batch: set[int] = set()
+        parent = self._parent_seq(referrer)
+        repeats: dict[str, int] = {}  # a dont_dedup request's key -> times in this call
+        for request in requests:
+            key = request.key
+            if request.dont_dedup:
+                n = repeats[key] = repeats.get(key, -1) + 1
+                origin = f"row {first + len(new)}" if parent is None else f"from {parent} #{n}"
+                digest = key_digest(f"\0dont_dedup {origin} {key}", seed)
+            else:
+                digest = key_digest(key, seed)
+            if digest in seen or digest in batch:
+                continue
+            if keep is not None and not keep(request.url):
+                continue
+            batch.add(digest)
+            new.append(request)
+            digests.append(digest)
+        if not new:
+            return 0
+        count = len(new)
+        seen.load(digests, first, depth << 1)
+        self._next_seq += count
+        rows: list[Any] = [request.to_json() for request in new]
+        self._groups.append((first, _REQUESTS, depth, referrer, rows, digests, None))
+        self._grouped += count
+        room = 0 if self._spilled or self._round > 1 else max(0, self._window - self._queued)
+        for i, request in enumerate(new[:room]):
+            entry = CrawlRequest(request.url, depth, referrer, request=request)
+            self._request_rows[id(entry)] = (first + i, digests[i], entry)
+            self._enqueue(entry)
+        if room:
+            self._loaded_seq = first + min(room, count) - 1
+        if count > room:
+            self._spilled = True
+            self._on_disk += count - room
+        self._changed_pending()
+        self._wake()
+        await self._wait_if_backlogged()
+        return count
+
+    def _parent_seq(self, referrer: str | None) -> int | None:
+        """The seq of the one request leased at ``referrer`` (0: no referrer, the seeds), or
+        None when several are."""
+        if referrer is None:
+            return 0
+        plain = self._leased_seqs.get(referrer)
+        others = self._leased_request_urls.get(referrer, ())
+        if plain is not None and not others:
+            return plain[0]
+        if plain is None and len(others) == 1:
+            return others[0]
+        return None
+
     def _on_lease(self, request: CrawlRequest) -> CrawlRequest:
+        if request.request is not None:
+            return self._lease_request(request)
         digest = self._seen_digests.digest(request.url)
         seq = self._seen_digests.seq(digest)
         assert seq is not None
@@ -279,9 +371,40 @@ class SqliteFrontier(MemoryFrontier):
             self._changed_pending()
         return lease_depth(self._seen_digests, self._improved, digest, request)
 
+    def _lease_request(self, request: CrawlRequest) -> CrawlRequest:
+        """A scraper's request handed out: leased by its seq, and its key marked handed out
+        (as MemoryFrontier marks it)."""
+        seq, digest, _ = self._request_rows.pop(id(request))
+        self._seen_digests[digest] = request.depth << 1 | 1
+        assert request.request is not None
+        self._leased_requests.setdefault(request.request, []).append((seq, digest))
+        self._leased_request_urls.setdefault(request.url, []).append(seq)
+        self._leases[seq] = request.attempts
+        self._changed_pending()
+        return request
+
+    def _end_request_lease(self, request: CrawlRequest) -> tuple[int, int]:
+        """The (seq, digest) of a scraper's request handed out, its lease ended."""
+        assert request.request is not None
+        held = self._leased_requests[request.request]
+        seq, digest = held.pop()
+        if not held:
+            del self._leased_requests[request.request]
+        seqs = self._leased_request_urls[request.url]
+        seqs.remove(seq)
+        if not seqs:
+            del self._leased_request_urls[request.url]
+        return seq, digest
+
     async def release(self, requests: Sequence[CrawlRequest]) -> None:
-        await super().release(requests)
+        await super().release(requests)  # back in the window: each is a request row again
         for r in requests:
+            if r.request is not None:
+                seq, digest = self._end_request_lease(r)
+                self._request_rows[id(r)] = (seq, digest, r)
+                self._leases.pop(seq, None)
+                self._marks.append((seq, _QUEUED, r.attempts))
+                continue
             seq, _ = self._leased_seqs.pop(r.url)
             if not r.revisit:
                 self._leases.pop(seq, None)
@@ -295,7 +418,10 @@ class SqliteFrontier(MemoryFrontier):
         await super().done(requests)
         leases = self._leases
         for r in requests:
-            seq, _ = self._leased_seqs.pop(r.url)
+            if r.request is not None:
+                seq, _ = self._end_request_lease(r)
+            else:
+                seq, _ = self._leased_seqs.pop(r.url)
             if r.revisit:
                 self._revisited.append((seq, r.depth))
             else:
@@ -310,8 +436,13 @@ class SqliteFrontier(MemoryFrontier):
         """Keep what a recrawl needs of a leased page (committed no later than its done
         mark), for the next round."""
         row = (memo.status, memo.etag, memo.last_modified, memo.digest, memo.links)
-        leased = self._leased_seqs.get(request.url)
-        digest = leased[1] if leased else self._seen_digests.digest(request.url)
+        spec = request.request
+        if spec is not None:  # by its key's digest: a POST is remembered apart from a GET
+            held = self._leased_requests.get(spec)
+            digest = held[-1][1] if held else key_digest(spec.key, self._seen_digests.seed)
+        else:
+            leased = self._leased_seqs.get(request.url)
+            digest = leased[1] if leased else self._seen_digests.digest(request.url)
         self._memos.append((_signed(digest), row))
         self._changed_pending()
 
@@ -383,7 +514,11 @@ class SqliteFrontier(MemoryFrontier):
             read, self._loaded_seq = await self._commit(load=room)
             # No checkpoint from here to _wake(): a cancellation cannot drop what was read.
             requests = 0
-            for origin, entry, count in read:
+            rows = self._request_rows
+            for origin, entry, count, seq, digest in read:
+                if seq:  # a scraper's request
+                    assert type(entry) is CrawlRequest
+                    rows[id(entry)] = (seq, digest, entry)
                 self._enqueue_entry(origin, entry, count, front=False)
                 requests += count
             self._on_disk -= requests
@@ -533,6 +668,7 @@ class SqliteFrontier(MemoryFrontier):
         self._spilled = False
         self._pending_revisits.clear()
         self._improved.clear()
+        self._request_rows.clear()
         self._output_offset = self._committed_offset = None
         self.opened = FrontierOpened(
             new=True, scheduled=0, done=0, queued=0, round=self._round, known=known
@@ -548,7 +684,9 @@ class SqliteFrontier(MemoryFrontier):
                 db.execute(f"DROP TABLE IF EXISTS {table}")
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        if meta and meta.get("schema") != _SCHEMA:
+        if meta.get("schema") in _UPGRADES:  # committed only if the state is resumed
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (_SCHEMA,))
+        elif meta and meta.get("schema") != _SCHEMA:
             db.execute("ROLLBACK")
             raise StateError(
                 f"it was made by another version of trio-scrape (state schema "
@@ -680,8 +818,9 @@ def _unpack_digests(blob: bytes, typecode: str = "q") -> array.array[int]:
     return digests
 
 
-# What a read brings into the window: (origin, a request or a batch of them, how many).
-_Read = tuple[str, QueueEntry, int]
+# What a read brings into the window: (origin, a request or a batch of them, how many, and for
+# a scraper's request its seq and digest, else 0, 0).
+_Read = tuple[str, QueueEntry, int, int, int]
 
 
 def _read_queue(
@@ -718,6 +857,23 @@ def _read_queue(
         }
         digests = _unpack_digests(blob) if memos else None
         remembered = _memos(db, digests) if digests is not None else {}
+        if kind == _REQUESTS:
+            total, last = _read_requests(
+                read,
+                first,
+                depth,
+                referrer,
+                urls_json,
+                blob,
+                marks,
+                remembered,
+                after,
+                limit,
+                total,
+            )
+            if total >= limit:
+                break
+            continue
         urls: list[str] = orjson.loads(urls_json)
         lastmods = orjson.loads(lastmods_json) if lastmods_json else None
         sitemap = kind == _SITEMAPS
@@ -727,7 +883,7 @@ def _read_queue(
             whole = urls[start : start + limit - total]
             origin = _one_origin(whole)
             if origin is not None:  # the whole run as one batch, without a loop per URL
-                read.append((origin, LinkBatch(whole, depth, referrer), len(whole)))
+                read.append((origin, LinkBatch(whole, depth, referrer), len(whole), 0, 0))
                 total += len(whole)
                 last = first + start + len(whole) - 1
                 if total >= limit:
@@ -757,7 +913,7 @@ def _read_queue(
                 request = CrawlRequest(
                     url, url_depth, url_referrer, attempts, None, sitemap, lastmod, memo=memo
                 )
-                read.append((origin_of(url), request, 1))
+                read.append((origin_of(url), request, 1, 0, 0))
             total += 1
             if total >= limit:
                 break
@@ -767,6 +923,42 @@ def _read_queue(
     return read, last
 
 
+def _read_requests(
+    read: list[_Read],
+    first: int,
+    depth: int,
+    referrer: str | None,
+    requests_json: str,
+    blob: bytes,
+    marks: Mapping[int, list[Any]],
+    remembered: Mapping[int, PageMemo],
+    after: int,
+    limit: int,
+    total: int,
+) -> tuple[int, int]:
+    """:func:`_read_queue` for a row of a scraper's requests: each one not done with a seq
+    above ``after``, until ``total`` reaches ``limit``; return ``total`` and the last seq read."""
+    values: list[dict[str, Any]] = orjson.loads(requests_json)
+    digests = _unpack_digests(blob, "Q")
+    last = after
+    for i in range(max(0, after + 1 - first), len(values)):
+        seq = last = first + i
+        attempts = 0
+        mark = marks.get(seq)
+        if mark is not None:
+            state, attempts, _, _ = mark
+            if state == _DONE:
+                continue
+        spec = Request.from_json(values[i])
+        memo = remembered.get(_signed(digests[i]))
+        request = CrawlRequest(spec.url, depth, referrer, attempts, memo=memo, request=spec)
+        read.append((origin_of(spec.url), request, 1, seq, digests[i]))
+        total += 1
+        if total >= limit:
+            break
+    return total, last
+
+
 def _take_plain(
     read: list[_Read], plain: dict[str, list[str]], depth: int, referrer: str | None
 ) -> None:
@@ -774,9 +966,9 @@ def _take_plain(
     a batch cannot, as requests)."""
     for origin, run in plain.items():
         if len(run) > 1 and not any("\n" in url for url in run):
-            read.append((origin, LinkBatch(run, depth, referrer), len(run)))
+            read.append((origin, LinkBatch(run, depth, referrer), len(run), 0, 0))
         else:
-            read.extend((origin, CrawlRequest(url, depth, referrer), 1) for url in run)
+            read.extend((origin, CrawlRequest(url, depth, referrer), 1, 0, 0) for url in run)
     plain.clear()
 
 

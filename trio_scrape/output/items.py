@@ -58,7 +58,12 @@ class CsvItemSink(CsvSink):
             return  # the header comes with the first item
         # A resumed crawl: the columns are the header's.
         try:
-            with open(os.dup(self._fd), "rb", closefd=True) as file:
+            # By its name: the sink's own descriptor is open for appending only.
+            with (
+                open(self.name, "rb")
+                if self.name != "-"
+                else open(os.dup(self._fd), "rb", closefd=True)
+            ) as file:
                 file.seek(0)
                 header = file.readline().decode("utf-8", "replace")
         except OSError as exc:
