@@ -94,6 +94,21 @@ async def test_requests_come_back_with_everything_they_carry(tmp_path: Path) -> 
         assert frontier.opened.finished and frontier.opened.output_offset == 20
 
 
+async def test_a_scrape_sinks_packed_offset_round_trips(tmp_path: Path) -> None:
+    """ScrapeSink.offset packs both files' offsets (items << 48 | records): far past 2**63,
+    it is kept exactly (as text in ``meta``)."""
+    path = tmp_path / "state.db"
+    offset = (1 << 47) * (1 << 48) + (1 << 48) - 1  # both halves at their largest
+    limiter = hosts()
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        await frontier.add(["http://x.test/a", "http://x.test/b"], depth=0, referrer=None)
+        leased = await frontier.get(limiter)
+        assert leased is not None
+        await frontier.done([leased], output_offset=offset)
+    async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:
+        assert frontier.opened.output_offset == offset
+
+
 async def test_a_request_and_a_link_to_one_page_are_one_page(tmp_path: Path) -> None:
     """A GET's key is its URL's key: the state's digest of it is the link's digest (as the
     memory frontier's is), whichever comes first, and across reopening."""
@@ -540,10 +555,17 @@ async def test_a_recrawl_sends_a_post_again_never_conditional(site: Site, tmp_pa
     assert len(round_1.splitlines()) == 2
 
 
-async def test_library_scrape_with_state_resumes(quotes_small: QuotesSite, tmp_path: Path) -> None:
-    """``CrawlConfig(router=..., state=...)``: a finished scrape, asked again, does nothing."""
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_library_scrape_with_state_resumes(
+    quotes_small: QuotesSite, tmp_path: Path, processes: int
+) -> None:
+    """``CrawlConfig(router=..., state=...)``, in this process or in worker processes (the
+    requests cross them and come back to be done by equality): every item once; a finished
+    scrape, asked again, does nothing."""
     state = tmp_path / "state.db"
-    config = CrawlConfig(router=quotes_spider.router, depth=1000, state=str(state))
+    config = CrawlConfig(
+        router=quotes_spider.router, depth=1000, state=str(state), processes=processes
+    )
     with trio.fail_after(60):
         pages = await scrape([quotes_small.base + "/"], config)
     items = [item for page in pages for item in page.items]
