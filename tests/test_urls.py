@@ -613,7 +613,7 @@ async def test_a_state_from_before_browser_urls_is_refused_in_one_line(
     db.execute("INSERT INTO meta VALUES ('schema', '2'), ('settings', '{}')")
     db.commit()
     db.close()
-    with pytest.raises(StateError, match=r"state schema 2, this version uses 6.*--state-reset"):
+    with pytest.raises(StateError, match=r"state schema 2, this version uses 7.*--state-reset"):
         async with open_sqlite_frontier(state, settings={}):
             pass
     with trio.fail_after(60):
