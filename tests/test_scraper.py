@@ -15,7 +15,7 @@ import trio
 
 from examples import quotes_spider
 from examples.quotes_site import QuotesSite
-from trio_scrape import Context, CrawlConfig, Page, Request, Router, scrape
+from trio_scrape import Context, CrawlConfig, Page, Request, Router, Selector, scrape
 
 from .test_cli import cli
 
@@ -227,3 +227,17 @@ async def test_a_bad_spider_file_is_one_line_and_exit_2(
     assert result.returncode == 2
     [line] = result.stderr.decode().splitlines()
     assert message in line and "Traceback" not in line
+
+
+async def test_jmespath_selectors_take_fields_from_json_answers(quotes: QuotesSite) -> None:
+    selectors = (
+        Selector.parse("texts=jmes:quotes[].text", many=True),
+        Selector.parse("next=jmes:has_next"),
+        Selector.parse("title=h1"),  # a CSS selector on a JSON answer: nothing
+    )
+    [page] = await scrape([quotes.base + "/api/quotes?page=1"], CrawlConfig(selectors=selectors))
+    first = quotes.api_pages()[0]
+    assert page.data["texts"] == [q["text"] for q in first["quotes"]]
+    assert page.data["next"] is first["has_next"] and page.data["title"] is None
+    with pytest.raises(ValueError, match="JMESPath"):
+        Selector.parse("bad=jmes:quotes[")
