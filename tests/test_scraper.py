@@ -119,7 +119,8 @@ async def test_a_failing_handler_is_an_extract_error_and_the_crawl_goes_on(
         if "/page/2/" in ctx.page.url:
             raise RuntimeError("boom")
         if "/page/3/" in ctx.page.url:
-            yield {"when": {1, 2}}  # not JSON
+            yield {"when": {1, 2}}  # not JSON: refused, counted, and the handler goes on
+            yield {"after": "the refused item"}
         if "/page/4/" in ctx.page.url:
             ctx.enqueue("http://[bad")  # a malformed URL: the page's error names it
         if ctx.page.url == quotes.base + "/":  # a page of the site, with no handler for it
@@ -132,9 +133,11 @@ async def test_a_failing_handler_is_an_extract_error_and_the_crawl_goes_on(
     two, three, four = by_url["/page/2/"], by_url["/page/3/"], by_url["/page/4/"]
     assert two.error is not None and two.error.kind == "extract" and "boom" in two.error.message
     assert two.items == [{"page": quotes.base + "/page/2/"}]  # emitted before it raised
-    assert three.error is not None and "field 'when'" in three.error.message
+    assert three.ok and three.data["invalid_items"] == 1
+    assert "field 'when'" in three.data["item_errors"][0]
+    assert three.items == [{"page": quotes.base + "/page/3/"}, {"after": "the refused item"}]
     assert four.error is not None and "url" in four.error.message
-    # The crawl went on past each: page 2 and 3 enqueued the next page before their error.
+    # The crawl went on past each: pages 2 and 3 enqueued the next page.
     assert quotes.listing_pages() == 4 and len(pages) == 5
     unknown = by_url[quote_author]
     assert unknown.error is not None and "no handler for label 'unknown'" in unknown.error.message

@@ -232,9 +232,9 @@ def test_a_context_enqueues_and_pushes() -> None:
     ctx.emit({"a": 1})
     ctx.emit("page/3/")
     assert ctx.items == [{"a": 1}] and ctx.requests[-1].url.endswith("/docs/page/3/")
-    with pytest.raises(ItemError):
-        ctx.push({"bad": {1}})
-    assert ctx.items == [{"a": 1}]  # an item refused is not written
+    assert not ctx.push({"bad": {1}})
+    assert ctx.items == [{"a": 1}]  # an item refused is not written, and says why
+    assert ctx.item_errors == ["not JSON-serialisable: field 'bad': a set"]
 
 
 def test_a_context_submits_a_form_as_a_browser() -> None:
