@@ -244,3 +244,17 @@ async def test_jmespath_selectors_take_fields_from_json_answers(quotes: QuotesSi
     assert page.data["next"] is first["has_next"] and page.data["title"] is None
     with pytest.raises(ValueError, match="JMESPath"):
         Selector.parse("bad=jmes:quotes[")
+
+
+async def test_the_http_cache_never_answers_a_post(quotes: QuotesSite, tmp_path: Path) -> None:
+    """With --cache, a GET is served from the cache the second time; a POST always goes to
+    the server."""
+    router = Router()
+    router.add(None, lambda ctx: None)
+    post = Request.form(quotes.base + "/login", {"username": "a", "password": "no"})
+    for _ in range(2):
+        starts: list[str | Request] = [quotes.base + "/", post]
+        pages = await scrape(starts, CrawlConfig(router=router, cache=tmp_path / "cache"))
+        assert len(pages) == 2
+    assert quotes.count("POST", "/login") == 2
+    assert quotes.count("GET", "/") == 1

@@ -272,3 +272,43 @@ async def test_handlers_may_return_or_yield() -> None:
     assert route is not None
     await router.run(route, ctx)
     assert ctx.items == [{"n": 3}]
+
+
+# ------------------------------------------------------------------ methods and redirects
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "then"),
+    [
+        ("POST", 303, ("GET", b"")),
+        ("PUT", 303, ("GET", b"")),
+        ("POST", 302, ("GET", b"")),
+        ("POST", 301, ("GET", b"")),
+        ("PUT", 302, ("PUT", b"payload")),
+        ("POST", 307, ("POST", b"payload")),
+        ("POST", 308, ("POST", b"payload")),
+        ("HEAD", 303, ("HEAD", b"")),
+    ],
+)
+async def test_redirects_after_a_request_with_a_body_follow_the_fetch_standard(
+    method: str, status: int, then: tuple[str, bytes]
+) -> None:
+    import httpx
+
+    from trio_scrape.http.fetcher import HttpxFetcher
+
+    seen: list[tuple[str, bytes]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.content))
+        if request.url.path == "/form":
+            return httpx.Response(status, headers={"Location": "/done"})
+        return httpx.Response(200, text="ok")
+
+    fetcher = HttpxFetcher(
+        httpx.MockTransport(answer), headers={}, max_bytes=1 << 20, max_redirects=5
+    )
+    body = None if method == "HEAD" else b"payload"
+    response = await fetcher.fetch("http://example.org/form", method=method, body=body)
+    assert response.status == 200 and response.final_url == "http://example.org/done"
+    assert seen == [(method, body or b""), then]
