@@ -77,6 +77,8 @@ NOT_ON_THE_PLAIN_PATH = {
     "trio_scrape.render.renderer": "only with --render / --render-auto",
     "trio_scrape.frontier.sqlite": "only with --state",
     "xml.etree.ElementTree": "only for sitemaps",
+    "re2": "only with --include / --exclude",
+    "jmespath": "only for JSON selectors",
 }
 
 _REPORT_MODULES = (

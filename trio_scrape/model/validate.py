@@ -17,8 +17,6 @@ import types
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-import re2
-
 from ..errors import ConfigError
 
 __all__ = [
@@ -133,6 +131,9 @@ def regexes(name: str, value: Any) -> tuple[str, ...]:
     """Strings that compile as Python regular expressions and as RE2 ones: they are matched
     with RE2 (:func:`url_patterns`), in time linear in the URL whatever the pattern."""
     patterns = strings(name, value)
+    if not patterns:
+        return patterns
+    re2 = _re2()
     for pattern in patterns:
         try:
             re.compile(pattern)
@@ -165,8 +166,15 @@ def regexes(name: str, value: Any) -> tuple[str, ...]:
     return patterns
 
 
+def _re2() -> Any:
+    """The RE2 binding, imported when a crawl has patterns (not at every start)."""
+    import re2
+
+    return re2
+
+
 def _re2_options() -> Any:
-    options = re2.Options()
+    options = _re2().Options()
     options.log_errors = False  # RE2 would also write each error to stderr: it is raised
     return options
 
@@ -176,10 +184,10 @@ def url_patterns(patterns: Collection[str]) -> Callable[[str], Any] | None:
     which of them are found in a text (a list), or None if none is; None for no patterns.
     RE2 takes time linear in the text whatever the pattern, where Python's re backtracks
     (``(a+)+$`` on a long run of a's never ends). One call for all the patterns: 1-3x what
-    one re.search costs, less than re for several patterns (README: Every value is checked)."""
+    one re.search costs, less than re for several patterns (docs/cli.md, Every value is checked)."""
     if not patterns:
         return None
-    found = re2.Set.SearchSet(_re2_options())
+    found = _re2().Set.SearchSet(_re2_options())
     for pattern in patterns:
         found.Add(pattern)
     found.Compile()

@@ -23,7 +23,7 @@ import trio
 
 from ..engine.pipeline import Outcome, SitemapEntries
 from ..http.headers import headers_from_raw
-from ..model.page import CrawlRequest, Page, PageError
+from ..model.page import RECORD_FIELDS, CrawlRequest, Page, PageError
 
 __all__ = [
     "CANCEL",
@@ -181,24 +181,9 @@ def decode_outcome(message: tuple[Any, ...]) -> tuple[int, Outcome]:
     return job_id, outcome
 
 
-#: The record's fields that travel (by name: a field added to Page travels once added here).
-_PAGE_FIELDS = (
-    "url",
-    "depth",
-    "referrer",
-    "method",
-    "label",
-    "final_url",
-    "status",
-    "content_type",
-    "bytes",
-    "elapsed",
-    "fetched_at",
-    "title",
-    "data",
-    "links",
-    "items",
-)
+#: The record's fields that travel, by name (a field added to Page's record travels too):
+#: ``ok`` is derived, ``error`` goes as its kind and message, ``items`` go beside.
+_PAGE_FIELDS = (*[f for f in RECORD_FIELDS if f not in ("ok", "error")], "items")
 _BODY_AT = len(_PAGE_FIELDS) + 2  # after the fields, the error's kind and message
 
 
