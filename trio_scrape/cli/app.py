@@ -364,12 +364,28 @@ def export(
             help="jsonl or csv \\[default: from the output's extension, else jsonl].",
         ),
     ] = None,
+    items: Annotated[
+        str | None,
+        typer.Option(
+            "--items",
+            metavar="FILE",
+            help="Also write a scraper's items to FILE (- = stdout; .csv for CSV).",
+        ),
+    ] = None,
 ) -> None:
-    """Write every record a Redis-shared crawl committed, each exactly once."""
+    """Write every record a Redis-shared crawl committed, each exactly once (and with
+    --items, a scraper's items, each exactly once)."""
     out_format: OutputFormat = (
         format.value if format else ("csv" if output.lower().endswith(".csv") else "jsonl")
     )
-    trio.run(_fleet_call, "export", frontier, crawl_id, output, out_format)
+    if items is not None and "\0" in items:
+        raise UsageError(f"--items: not a file name: {shorten(items)}")
+    if items is not None and items == output:
+        raise UsageError("--items: give it another file than -o")
+    items_format: OutputFormat = (
+        "csv" if items is not None and items.lower().endswith(".csv") else "jsonl"
+    )
+    trio.run(_fleet_call, "export", frontier, crawl_id, output, out_format, items, items_format)
 
 
 async def _fleet_call(command: str, frontier: str, crawl_id: str | None, *args: Any) -> Any:

@@ -14,9 +14,9 @@ from ..frontier.redis import (
     connect,
     fleet_status,
     list_crawls,
-    read_records,
+    read_entries,
 )
-from ..output.sinks import OutputFormat, open_file_sink
+from ..output.sinks import OutputFormat, complete_sink, open_file_sink
 
 __all__ = ["export", "status"]
 
@@ -73,27 +73,50 @@ async def status(url: str, crawl_id: str | None, *, as_json: bool) -> str:
     return "\n".join(lines)
 
 
-async def export(url: str, crawl_id: str | None, output: str, format: OutputFormat) -> int:
-    """Write every committed record of the crawl to ``output``; return how many.
+async def export(
+    url: str,
+    crawl_id: str | None,
+    output: str,
+    format: OutputFormat,
+    items: str | None = None,
+    items_format: OutputFormat = "jsonl",
+) -> int:
+    """Write every committed record of the crawl to ``output``, and with ``items`` the
+    scraped items of its pages to that file (in ``items_format``); return how many records.
 
     Raises:
         FrontierError: Redis cannot be used, or no crawl was chosen.
-        OutputError: the output cannot be written.
+        OutputError: an output cannot be written.
     """
+    from ..output.items import open_item_sink
+
     async with connect(url) as client:
         chosen = await _choose_crawl(client, crawl_id)
         sink = open_file_sink(output, format, links=True)
-        count = 0
+        item_sink = complete_sink(None if items is None else open_item_sink(items, items_format))
+        count = item_count = 0
         try:
             sink.start()
-            async for _, _, record in read_records(client, chosen):
-                sink._links = "links" in record  # as the crawl wrote them
-                await sink.send(_page_from_record(record))
+            item_sink.start()
+            async for entry in read_entries(client, chosen):
+                sink._links = "links" in entry.record  # as the crawl wrote them
+                page = _page_from_record(entry.record, entry.items)
+                await sink.send(page)
+                await item_sink.send(page)
                 count += 1
+                item_count += len(entry.items)
         finally:
-            await sink.aclose()
+            try:
+                await sink.aclose()
+            finally:
+                await item_sink.aclose()
     if output != "-":
         print(
             f"trio-scrape: {count} records of crawl {chosen} written to {output}", file=sys.stderr
+        )
+    if items is not None and items != "-":
+        print(
+            f"trio-scrape: {item_count} items of crawl {chosen} written to {items}",
+            file=sys.stderr,
         )
     return count

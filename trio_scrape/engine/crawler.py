@@ -531,7 +531,13 @@ class Crawler:
         """A dispatched request that goes no further (stopped, refused by robots.txt, a
         revisit with nothing to find): its host's slot is freed with no latency to learn from.
         Exactly one ``finish`` per dispatched request, whatever happens to it."""
-        self._hosts.finish(origin_of(request.url), latency=None, failed=False, url=request.url)
+        self._hosts.finish(
+            origin_of(request.url),
+            latency=None,
+            failed=False,
+            url=request.url,
+            request=request.request,
+        )
 
     async def _page(
         self,
@@ -620,9 +626,17 @@ class Crawler:
         except BaseException:
             # Exactly one finish() per dispatched request, whatever happened (cancellation).
             elapsed = trio.current_time() - started
-            self._hosts.finish(origin, latency=elapsed, failed=True, url=request.url)
+            self._hosts.finish(
+                origin, latency=elapsed, failed=True, url=request.url, request=request.request
+            )
             raise
-        self._hosts.finish(origin, latency=outcome.latency, failed=outcome.failed, url=request.url)
+        self._hosts.finish(
+            origin,
+            latency=outcome.latency,
+            failed=outcome.failed,
+            url=request.url,
+            request=request.request,
+        )
         return await self._apply(request, outcome)
 
     async def _apply(self, request: CrawlRequest, outcome: Outcome) -> Page | None:

@@ -32,6 +32,7 @@ import trio
 
 from ..model.config import CrawlConfig
 from ..model.page import rebuilt_by_fields
+from ..model.request import Request
 
 logger = logging.getLogger("trio_scrape")
 
@@ -81,12 +82,14 @@ class RobotsLoaded:
 @dataclasses.dataclass(frozen=True)
 class RequestFinished:
     """A request to a host ended: its slot is free. ``latency`` is None when it never ran;
-    ``failed``: a timeout, a connection failure, a 429 or 5xx answer."""
+    ``failed``: a timeout, a connection failure, a 429 or 5xx answer. ``request``: the
+    scraper's request, when it was more than a ``GET`` of ``url`` (several may share a URL)."""
 
     origin: str
     url: str
     latency: float | None
     failed: bool
+    request: Request | None = None
 
 
 #: What :meth:`HostLimiter.observe` observers are told.
@@ -192,12 +195,19 @@ class HostLimiter:
         host.next_start = now + delay
 
     def finish(
-        self, origin: str, *, latency: float | None, failed: bool, url: str | None = None
+        self,
+        origin: str,
+        *,
+        latency: float | None,
+        failed: bool,
+        url: str | None = None,
+        request: Request | None = None,
     ) -> None:
         """A request to ``origin`` ended (``latency`` None: it never ran). Frees its slot.
-        ``url``: the request's, for observers (a shared frontier frees its slot fleet-wide)."""
+        ``url``: the request's, for observers (a shared frontier frees its slot fleet-wide),
+        with the scraper's ``request`` when it has one (``CrawlRequest.request``)."""
         if url is not None and self._observers:
-            finished = RequestFinished(origin, url, latency, failed)
+            finished = RequestFinished(origin, url, latency, failed, request)
             for observer in self._observers:
                 observer(finished)
         host = self._host(origin)

@@ -37,7 +37,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import coredis
 import coredis.exceptions
@@ -48,6 +48,7 @@ from coredis.retry import NoRetryPolicy
 from ..errors import FrontierError
 from ..model.config import CrawlConfig, check_crawl_id, parse_redis_url
 from ..model.page import CrawlRequest, Page, PageError, PageMemo
+from ..model.request import Request
 from ..model.urls import origin_of
 from ..output.sinks import CompleteSink, Sink, _json, complete_sink
 from .base import FrontierOpened, FrontierStatistics, settings_changes
@@ -62,6 +63,8 @@ __all__ = [
     "crawl_id_for",
     "fleet_status",
     "open_redis_frontier",
+    "StreamEntry",
+    "read_entries",
     "read_records",
 ]
 
@@ -91,7 +94,7 @@ _digest = redis_digest  # the fleet's digest scheme: see frontier/digests.py
 
 
 def _encode_request(digest: str, request: CrawlRequest) -> str:
-    fields = [
+    fields: list[Any] = [
         request.url,
         request.depth,
         request.referrer,
@@ -100,14 +103,37 @@ def _encode_request(digest: str, request: CrawlRequest) -> str:
         request.lastmod,
         request.revisit,
     ]
+    if request.request is not None:
+        # A scraper's request (method, headers, body, label, data, dedup key): its JSON as
+        # one ASCII string, which the functions' cjson passes through untouched (a nested
+        # value would come back changed: an empty list as {}, numbers rounded).
+        fields.append(json.dumps(request.request.to_json(), separators=(",", ":")))
     return digest + "\t" + json.dumps(fields, separators=(",", ":"))
 
 
 def _decode_request(entry: str) -> tuple[str, CrawlRequest]:
     digest, _, text = entry.partition("\t")
-    url, depth, referrer, attempts, sitemap, lastmod, revisit = json.loads(text)
+    fields = json.loads(text)
+    url, depth, referrer, attempts, sitemap, lastmod, revisit = fields[:7]
+    spec = Request.from_json(json.loads(fields[7])) if len(fields) > 7 else None
     request = CrawlRequest(url, depth, referrer, attempts, None, bool(sitemap), lastmod)
-    return digest, request._replace(revisit=bool(revisit))
+    return digest, request._replace(revisit=bool(revisit), request=spec)
+
+
+def _request_digest(request: Request, referrer: str | None, occurrence: int) -> str:
+    """A scraper's request's digest in the fleet: its dedup key's (``redis_digest``); for a
+    ``dont_dedup`` one, the digest of where it was enqueued (the page, or the start) and its
+    place among that page's requests of the same key: a page done again (its process
+    was killed) enqueues the same digests, so each of its requests is queued once."""
+    if not request.dont_dedup:
+        return redis_digest(request.key)
+    return redis_digest(f"dont_dedup\0{referrer or ''}\0{occurrence}\0{request.key}")
+
+
+def _lease_key(request: CrawlRequest) -> str | Request:
+    """What tells this process's leases apart: the URL of a plain request; a scraper's
+    request itself (several may share a URL: posts of one form)."""
+    return request.url if request.request is None else request.request
 
 
 def _text(value: Any) -> str:
@@ -116,6 +142,18 @@ def _text(value: Any) -> str:
 
 def _int(value: Any) -> int:
     return int(value) if value not in (None, b"", "") else 0
+
+
+class _Lease:
+    """One lease this process holds: its digest, its token, and whether its fetch ended
+    (its host slot is freed with the next lease call)."""
+
+    __slots__ = ("digest", "ended", "token")
+
+    def __init__(self, digest: str, token: str) -> None:
+        self.digest = digest
+        self.token = token
+        self.ended = False
 
 
 # Longer than the ~450 lines a class gets here: it is the Python side of the Lua
@@ -130,6 +168,9 @@ class RedisFrontier:
 
     #: The frontier enforces ``max_pages`` for the whole fleet (the Crawler does not count).
     counts_max_pages = True
+    #: A scraper's requests (method, headers, body, label, data) are queued whole in Redis:
+    #: see :meth:`add_requests`.
+    carries_requests = True
 
     def __init__(
         self,
@@ -156,7 +197,8 @@ class RedisFrontier:
         self._batch = str(batch)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.writer = writer
-        self._held: dict[str, tuple[str, str]] = {}  # url -> (digest, token): our leases
+        # Our leases, by _lease_key: a list, since identical dont_dedup requests share a key.
+        self._held: dict[str | Request, list[_Lease]] = {}
         self._prefetched: collections.deque[CrawlRequest] = collections.deque()
         self._stats = FrontierStatistics(queued=0, leased=0, seen=0)
         self.done_total = 0  #: records committed by the whole fleet, at the last call
@@ -184,7 +226,8 @@ class RedisFrontier:
         self.cut = False
         self.round = 1  #: the crawl's round (--recrawl starts the next one)
         self.known = 0  #: pages known from earlier rounds, when this round began
-        self._memos: dict[str, bytes] = {}  # url -> its PageMemo (JSON), sent with its done
+        # _lease_key -> its PageMemo (JSON), sent with its done
+        self._memos: dict[str | Request, bytes] = {}
         # Digests this process knows to be in the seen-set, with a depth they are known at
         # (or nearer: depths only decrease): a link found again at that depth or deeper
         # changes nothing, so it need not be asked about. Most of a page's links are ones
@@ -286,6 +329,58 @@ class RedisFrontier:
             self._wake()
         return added
 
+    async def add_requests(
+        self,
+        requests: Iterable[Request],
+        *,
+        depth: int,
+        referrer: str | None,
+        keep: Callable[[str], bool] | None = None,
+    ) -> int:
+        """Queue a scraper's requests never seen before by the fleet (by their dedup key's
+        digest; a ``dont_dedup`` one by where it was enqueued: see :func:`_request_digest`)
+        at ``depth``, with ``referrer``, where ``keep(url)`` allows; each entry carries the
+        whole request, so any process leases it with everything it holds. A request seen
+        before is not queued again, whatever its depth (as in memory). Returns how many were
+        queued."""
+        candidates: dict[str, Request] = {}
+        occurrences: collections.Counter[str] = collections.Counter()
+        for request in requests:
+            occurrence = 0
+            if request.dont_dedup:
+                occurrence = occurrences[request.key]
+                occurrences[request.key] += 1
+            candidates.setdefault(_request_digest(request, referrer, occurrence), request)
+        head = [
+            self._per_host,
+            self._gate,
+            self._max_pages,
+            str(depth),
+            referrer or "",
+            "0" if referrer is None else "1",
+            "0",
+        ]
+        items = list(candidates.items())
+        added = 0
+        for start in range(0, len(items), _ADD_CHUNK):
+            chunk = items[start : start + _ADD_CHUNK]
+            # Only unseen ones (that keep() wants) go to the add, which checks again.
+            depths = await self._call("ts_depths", [d for d, _ in chunk], shield=False)
+            args = list(head)
+            for (digest, request), known in zip(chunk, depths, strict=True):
+                if int(known) >= 0 or (keep is not None and not keep(request.url)):
+                    continue
+                queued = CrawlRequest(request.url, depth, referrer, request=request)
+                args += [digest, origin_of(request.url), _encode_request(digest, queued)]
+            if len(args) == len(head):
+                continue
+            count, _, counts = await self._call("ts_add", args, shield=True)
+            self._note(counts)
+            added += int(count)
+        if added:
+            self._wake()
+        return added
+
     async def mark_seen(self, urls: Iterable[str], *, depth: int = 0) -> None:
         digests = [_digest(url) for url in urls]
         if digests:
@@ -323,7 +418,8 @@ class RedisFrontier:
                     status, etag, modified, sha256, links = orjson.loads(leases[i + 2])
                     memo = PageMemo(status, etag, modified, sha256, tuple(links))
                     request = request._replace(memo=memo)
-                self._held[request.url] = (digest, _text(leases[i]))
+                lease = _Lease(digest, _text(leases[i]))
+                self._held.setdefault(_lease_key(request), []).append(lease)
                 self._prefetched.append(request)
             if self._prefetched:
                 continue
@@ -362,9 +458,11 @@ class RedisFrontier:
         for request, (digest, token), page in zip(requests, leases, pages, strict=True):
             failed = "1" if page is not None and page.error is not None else "0"
             record = self._sink.encode(page) if self._sink is not None and page else b""
-            memo = self._memos.pop(request.url, b"")
+            memo = self._memos.pop(_lease_key(request), b"")
             change = page.data.get("change") if page is not None else None
-            args += [digest, token, failed, record, memo, change if isinstance(change, str) else ""]
+            items = _json(page.items) if page is not None and page.items else b""
+            change_text = change if isinstance(change, str) else ""
+            args += [digest, token, failed, record, memo, change_text, items]
         ids, counts = await self._call("ts_done", args, shield=True)
         self._note(counts)
         refused = [r.url for r, entry in zip(requests, ids, strict=True) if not _text(entry)]
@@ -393,7 +491,7 @@ class RedisFrontier:
         self._prefetched.clear()
         leases = self._take([*requests, *prefetched])
         for request in requests:
-            self._memos.pop(request.url, None)
+            self._memos.pop(_lease_key(request), None)
         if not leases:
             return
         now = trio.current_time()
@@ -415,7 +513,7 @@ class RedisFrontier:
         """Keep what a recrawl needs of a leased page: stored in Redis (the crawl's
         ``pages`` hash, by URL digest) by the call that completes its lease."""
         row = [memo.status, memo.etag, memo.last_modified, memo.digest, list(memo.links)]
-        self._memos[request.url] = orjson.dumps(row)
+        self._memos[_lease_key(request)] = orjson.dumps(row)
 
     async def start_round(self) -> bool:
         """Begin the next round of the finished crawl (queue, seen-set, records and output
@@ -445,10 +543,22 @@ class RedisFrontier:
         return max(0, int(known) - int(reached)) if int(round_) > 1 else 0
 
     def _take(self, requests: Sequence[CrawlRequest]) -> list[tuple[str, str]]:
-        missing = [r.url for r in requests if r.url not in self._held]
+        keys = [_lease_key(r) for r in requests]
+        wanted = collections.Counter(keys)
+        missing = [k for k, n in wanted.items() if len(self._held.get(k, ())) < n]
         if missing:
             raise RuntimeError(f"ending leases this process does not hold: {missing[:3]}")
-        return [self._held.pop(r.url) for r in requests]
+        taken = []
+        for key in keys:
+            leases = self._held[key]
+            # Identical requests are interchangeable, but a lease whose fetch has ended
+            # (its host slot freed) is the one to end: another's fetch may still run.
+            index = next((i for i, lease in enumerate(leases) if lease.ended), 0)
+            lease = leases.pop(index)
+            if not leases:
+                del self._held[key]
+            taken.append((lease.digest, lease.token))
+        return taken
 
     def statistics(self) -> FrontierStatistics:
         """The fleet's counts at this process's last call; requests this process leased
@@ -543,11 +653,15 @@ class RedisFrontier:
         """HostLimiter observer: a fetch that ended, a pause or a robots.txt result, shared
         with the fleet."""
         if isinstance(event, RequestFinished):  # its fetch ended: its host slot is free
-            held = self._held.get(event.url)  # its lease stays till done
+            key = event.url if event.request is None else event.request
+            # its lease stays till done
+            held = next((x for x in self._held.get(key, ()) if not x.ended), None)
             if held is not None:
+                held.ended = True
                 latency = "-1" if event.latency is None else str(round(event.latency * 1000))
                 failed = "1" if event.failed else "0"
-                self._to_free.append((*held, origin_of(event.url), latency, failed))
+                ended = (held.digest, held.token, origin_of(event.url), latency, failed)
+                self._to_free.append(ended)
                 self._wake()
         elif isinstance(event, HostPaused):
             origin = event.origin
@@ -582,8 +696,9 @@ class RedisFrontier:
 
     async def renew(self) -> int:
         args = [self.owner, self._lease_ms]
-        for digest, token in self._held.values():
-            args += [digest, token]
+        for leases in self._held.values():
+            for lease in leases:
+                args += [lease.digest, lease.token]
         renewed = int(await self._call("ts_renew", args, shield=True))
         if self.writer:
             await self._lock_writer(renew=True)
@@ -594,10 +709,11 @@ class RedisFrontier:
         the crawl ended, or leased ahead of need; back to the queue as they were leased."""
         self._prefetched.clear()
         if self._held:
-            leases = self._take([CrawlRequest(url) for url in list(self._held)])
+            leases = [lease for held in self._held.values() for lease in held]
+            self._held.clear()
             args: list[str] = [self._per_host, self._gate]
-            for digest, token in leases:
-                args += [digest, token, "", "0"]
+            for lease in leases:
+                args += [lease.digest, lease.token, "", "0"]
             self._note(await self._call("ts_release", args, shield=True))
 
     # ---------------------------------------------------------------------- writers
@@ -652,11 +768,10 @@ class RedisFrontier:
             offset_text, _, last_id = state.partition("\t")
             inner.start(int(offset_text) if offset_text else 0)
             recovered = 0
-            async for entry_id, writer, record in read_records(
-                self._client, self.crawl_id, after=last_id or "0-0"
-            ):
-                if writer == self.writer:
-                    await wrapper.write_committed([(_page_from_record(record), entry_id)])
+            async for entry in read_entries(self._client, self.crawl_id, after=last_id or "0-0"):
+                if entry.writer == self.writer:
+                    page = _page_from_record(entry.record, entry.items)
+                    await wrapper.write_committed([(page, entry.id)])
                     recovered += 1
             if recovered:
                 logger.warning(
@@ -737,12 +852,17 @@ def writer_for(sink: Sink | None) -> str:
     return f"{socket.gethostname()}:{name}"
 
 
-def _page_from_record(record: Mapping[str, Any]) -> Page:
+def _page_from_record(
+    record: Mapping[str, Any], items: Sequence[dict[str, Any]] | None = None
+) -> Page:
+    """The page a committed record (and its items) stands for, to write again."""
     error = record.get("error")
     page = Page(
         url=record["url"],
         depth=record.get("depth", 0),
         referrer=record.get("referrer"),
+        method=record.get("method") or "GET",
+        label=record.get("label"),
         final_url=record.get("final_url"),
         status=record.get("status"),
         content_type=record.get("content_type"),
@@ -753,15 +873,25 @@ def _page_from_record(record: Mapping[str, Any]) -> Page:
         data=record.get("data") or {},
         links=record.get("links") or [],
         error=PageError(error["kind"], error["message"]) if error else None,
+        items=list(items or ()),
     )
     return page
 
 
-async def read_records(
+class StreamEntry(NamedTuple):
+    """One entry of a crawl's committed record stream."""
+
+    id: str  #: the stream entry's id (commit order)
+    writer: str  #: the process's output file that holds it ("": none), see writer_for
+    record: dict[str, Any]  #: the page's record
+    items: list[dict[str, Any]]  #: the page's items (a scraper's; [] for none)
+
+
+async def read_entries(
     client: coredis.Redis[bytes], crawl_id: str, *, after: str = "0-0", chunk: int = 1_000
-) -> AsyncIterator[tuple[str, str, dict[str, Any]]]:
-    """Every committed record of a crawl after stream entry ``after``, in commit order:
-    ``(entry id, writer, record)``."""
+) -> AsyncIterator[StreamEntry]:
+    """Every committed record of a crawl after stream entry ``after``, with its page's
+    items, in commit order."""
     key = _KEY_PREFIX + crawl_id + ":rec"
     start = "(" + after
     while True:
@@ -770,9 +900,23 @@ async def read_records(
             return
         for entry in entries:
             fields = {_text(k): v for k, v in entry.field_values.items()}
-            entry_id = _text(entry.identifier)
-            yield entry_id, _text(fields.get("w", b"")), orjson.loads(fields["r"])
+            items = fields.get("i")
+            yield StreamEntry(
+                _text(entry.identifier),
+                _text(fields.get("w", b"")),
+                orjson.loads(fields["r"]),
+                orjson.loads(items) if items else [],
+            )
         start = "(" + _text(entries[-1].identifier)
+
+
+async def read_records(
+    client: coredis.Redis[bytes], crawl_id: str, *, after: str = "0-0", chunk: int = 1_000
+) -> AsyncIterator[tuple[str, str, dict[str, Any]]]:
+    """Every committed record of a crawl after stream entry ``after``, in commit order:
+    ``(entry id, writer, record)`` (:func:`read_entries` has the items too)."""
+    async for entry in read_entries(client, crawl_id, after=after, chunk=chunk):
+        yield entry.id, entry.writer, entry.record
 
 
 # ---------------------------------------------------------------------------- opening

@@ -15,6 +15,9 @@ KEYS[1] is the crawl's key prefix P ("trio-scrape:<crawl id>:"); every key below
                    handed-out URLs found at a smaller depth, queued when the crawl runs dry
   P q:<origin>     list: the host's queue, entries "<digest>\t<json request>" where the
                    request is [url, depth, referrer, attempts, sitemap, lastmod, revisit]
+                   and, for a scraper's request, an 8th field: its JSON (Request.to_json) as
+                   one string, which the functions pass through untouched; a scraper's
+                   request's digest is its dedup key's (frontier/redis.py, _request_digest)
   P ready          zset: origins with queued work and a free slot, scored by when they may start
   P h:<origin>     hash: n (in flight), next (earliest next lease), start (earliest next
                    request start: the last start plus its jittered delay), pause (paused
@@ -26,7 +29,8 @@ KEYS[1] is the crawl's key prefix P ("trio-scrape:<crawl id>:"); every key below
   P lease          hash: digest -> "<token>\t<origin>\t<slot>\t<entry>"; slot is 1 while
                    the request holds one of its host's in-flight slots (until its fetch ends)
   P exp            zset: digest -> lease expiry
-  P rec            stream: one entry per committed record (fields w = writer, r = record)
+  P rec            stream: one entry per committed record (fields w = writer, r = record,
+                   and i = the page's items as a JSON list when a scraper's page has any)
   P w              hash: writer -> "<offset>\t<last stream id>" (what the writer's file holds)
   P wl:<writer>    string: the owner writing that file now (expires; dropped on exit)
   P procs          zset: process -> last time it was seen
@@ -475,16 +479,17 @@ end)
 -- Complete leases, each with its record, refused for a stale or foreign token.
 -- ARGV: per_host, gate, writer, writer state ("" to keep), then per request: digest, token,
 -- failed (0/1), record ("": none), memo ("": none; stored for the next round), the record's
--- data.change ("": none). Returns {{stream id or "" if refused, ...}, counters}.
+-- data.change ("": none), the page's items (a JSON list; "": none). Returns {{stream id or
+-- "" if refused, ...}, counters}.
 redis.register_function('ts_done', function(keys, args)
   local P = keys[1]
   local per_host, gate, writer, wstate = tonumber(args[1]), args[2], args[3], args[4]
   local meta = P .. 'meta'
   local out = {}
   local touched = {}
-  for i = 5, #args, 6 do
+  for i = 5, #args, 7 do
     local digest, token, failed, record = args[i], args[i + 1], args[i + 2], args[i + 3]
-    local memo, change = args[i + 4], args[i + 5]
+    local memo, change, items = args[i + 4], args[i + 5], args[i + 6]
     local value = redis.call('HGET', P .. 'lease', digest)
     if value and string.sub(value, 1, #token + 1) == token .. '\t' then
       local origin = end_lease(P, digest, value)
@@ -499,7 +504,9 @@ redis.register_function('ts_done', function(keys, args)
       if change ~= '' then
         redis.call('HINCRBY', meta, 'c:' .. change, 1)
       end
-      if record ~= '' then
+      if record ~= '' and items ~= '' then
+        out[#out + 1] = redis.call('XADD', P .. 'rec', '*', 'w', writer, 'r', record, 'i', items)
+      elseif record ~= '' then
         out[#out + 1] = redis.call('XADD', P .. 'rec', '*', 'w', writer, 'r', record)
       else
         out[#out + 1] = '0-0'
