@@ -353,7 +353,7 @@ class Crawler:
             raise ConfigError(
                 field,
                 f"a scraper's requests (label, data, method, body) cannot be kept in "
-                f"{type(self._frontier.frontier).__name__} yet: run it in memory",
+                f"{type(self._frontier.frontier).__name__}",
             )
         if self._own_state:
             self._cut = info.deepest >= config.depth
