@@ -28,7 +28,7 @@ import orjson
 __all__ = ["MAX_COOKIES", "SET_COOKIES", "SessionJar"]
 
 #: The most cookies the jar keeps (as browsers bound theirs): past it, expired ones go, then
-#: the oldest set.
+#: as many others as it takes (the first in the jar's order: by domain, path and name).
 MAX_COOKIES = 3000
 
 #: Where a worker process's task records the ``Set-Cookie`` headers its pages received, as
