@@ -6,11 +6,9 @@ import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import pytest
-
 from trio_scrape import CrawlConfig, MemoryFrontier
 from trio_scrape.frontier.base import CompleteFrontier, FrontierOpened
-from trio_scrape.frontier.open import open_fleet, open_frontier, open_state
+from trio_scrape.frontier.open import open_frontier
 from trio_scrape.frontier.pacing import HostLimiter
 from trio_scrape.frontier.redis import RedisFrontier
 from trio_scrape.frontier.sqlite import SqliteFrontier
@@ -67,10 +65,6 @@ async def test_a_state_resumed_finished_and_recrawled(tmp_path: Path) -> None:
         sink = open_file_sink(output, "jsonl")
         stack.push_async_callback(sink.aclose)
         assert await open_frontier(stack, config, seeds=SEEDS, sitemaps=[], sink=sink) is None
-    async with AsyncExitStack() as stack:  # the thin wrapper the engine still calls
-        sink = open_file_sink(output, "jsonl")
-        stack.push_async_callback(sink.aclose)
-        assert await open_state(stack, config, seeds=SEEDS, sitemaps=[], sink=sink) is None
     recrawl = CrawlConfig(state=tmp_path / "s.db", robots=False, recrawl=True)
     async with AsyncExitStack() as stack:
         sink = open_file_sink(output, "jsonl")
@@ -92,8 +86,6 @@ async def test_a_fleet_joined_then_finished(redis_url: str) -> None:
         await _crawl_one(frontier)
     async with AsyncExitStack() as stack:
         assert await open_frontier(stack, config, seeds=SEEDS, sitemaps=[], sink=None) is None
-    async with AsyncExitStack() as stack:
-        assert await open_fleet(stack, config, seeds=SEEDS, sitemaps=[], sink=None) is None
 
 
 async def test_a_fleet_with_a_pending_revisit_is_not_finished(redis_url: str) -> None:
@@ -117,19 +109,3 @@ async def test_a_fleet_with_a_pending_revisit_is_not_finished(redis_url: str) ->
         assert opened is not None
         info = opened[1]
         assert (info.scheduled, info.queued, info.finished) == (1, 1, False)
-
-
-@pytest.mark.parametrize("kind", ["state", "fleet"])
-async def test_the_wrappers_return_the_frontier_itself(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    async with AsyncExitStack() as stack:
-        if kind == "state":
-            config = CrawlConfig(state=tmp_path / "s.db")
-            state = await open_state(stack, config, seeds=SEEDS, sitemaps=[], sink=None)
-            assert isinstance(state, SqliteFrontier) and state.resume is state.opened
-        else:
-            url = request.getfixturevalue("redis_url")
-            config = CrawlConfig(frontier=url, crawl_id=f"open-{uuid.uuid4().hex[:8]}")
-            fleet = await open_fleet(stack, config, seeds=SEEDS, sitemaps=[], sink=None)
-            assert isinstance(fleet, RedisFrontier) and fleet.joined is fleet.opened

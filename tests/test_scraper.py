@@ -15,7 +15,7 @@ import trio
 
 from examples import quotes_spider
 from examples.quotes_site import QuotesSite
-from trio_scrape import Context, CrawlConfig, Page, Request, Router, scrape
+from trio_scrape import Context, CrawlConfig, Page, Request, Router, Selector, scrape
 
 from .test_cli import cli
 
@@ -119,7 +119,8 @@ async def test_a_failing_handler_is_an_extract_error_and_the_crawl_goes_on(
         if "/page/2/" in ctx.page.url:
             raise RuntimeError("boom")
         if "/page/3/" in ctx.page.url:
-            yield {"when": {1, 2}}  # not JSON
+            yield {"when": {1, 2}}  # not JSON: refused, counted, and the handler goes on
+            yield {"after": "the refused item"}
         if "/page/4/" in ctx.page.url:
             ctx.enqueue("http://[bad")  # a malformed URL: the page's error names it
         if ctx.page.url == quotes.base + "/":  # a page of the site, with no handler for it
@@ -132,9 +133,11 @@ async def test_a_failing_handler_is_an_extract_error_and_the_crawl_goes_on(
     two, three, four = by_url["/page/2/"], by_url["/page/3/"], by_url["/page/4/"]
     assert two.error is not None and two.error.kind == "extract" and "boom" in two.error.message
     assert two.items == [{"page": quotes.base + "/page/2/"}]  # emitted before it raised
-    assert three.error is not None and "field 'when'" in three.error.message
+    assert three.ok and three.data["invalid_items"] == 1
+    assert "field 'when'" in three.data["item_errors"][0]
+    assert three.items == [{"page": quotes.base + "/page/3/"}, {"after": "the refused item"}]
     assert four.error is not None and "url" in four.error.message
-    # The crawl went on past each: page 2 and 3 enqueued the next page before their error.
+    # The crawl went on past each: pages 2 and 3 enqueued the next page.
     assert quotes.listing_pages() == 4 and len(pages) == 5
     unknown = by_url[quote_author]
     assert unknown.error is not None and "no handler for label 'unknown'" in unknown.error.message
@@ -227,3 +230,31 @@ async def test_a_bad_spider_file_is_one_line_and_exit_2(
     assert result.returncode == 2
     [line] = result.stderr.decode().splitlines()
     assert message in line and "Traceback" not in line
+
+
+async def test_jmespath_selectors_take_fields_from_json_answers(quotes: QuotesSite) -> None:
+    selectors = (
+        Selector.parse("texts=jmes:quotes[].text", many=True),
+        Selector.parse("next=jmes:has_next"),
+        Selector.parse("title=h1"),  # a CSS selector on a JSON answer: nothing
+    )
+    [page] = await scrape([quotes.base + "/api/quotes?page=1"], CrawlConfig(selectors=selectors))
+    first = quotes.api_pages()[0]
+    assert page.data["texts"] == [q["text"] for q in first["quotes"]]
+    assert page.data["next"] is first["has_next"] and page.data["title"] is None
+    with pytest.raises(ValueError, match="JMESPath"):
+        Selector.parse("bad=jmes:quotes[")
+
+
+async def test_the_http_cache_never_answers_a_post(quotes: QuotesSite, tmp_path: Path) -> None:
+    """With --cache, a GET is served from the cache the second time; a POST always goes to
+    the server."""
+    router = Router()
+    router.add(None, lambda ctx: None)
+    post = Request.form(quotes.base + "/login", {"username": "a", "password": "no"})
+    for _ in range(2):
+        starts: list[str | Request] = [quotes.base + "/", post]
+        pages = await scrape(starts, CrawlConfig(router=router, cache=tmp_path / "cache"))
+        assert len(pages) == 2
+    assert quotes.count("POST", "/login") == 2
+    assert quotes.count("GET", "/") == 1

@@ -232,9 +232,9 @@ def test_a_context_enqueues_and_pushes() -> None:
     ctx.emit({"a": 1})
     ctx.emit("page/3/")
     assert ctx.items == [{"a": 1}] and ctx.requests[-1].url.endswith("/docs/page/3/")
-    with pytest.raises(ItemError):
-        ctx.push({"bad": {1}})
-    assert ctx.items == [{"a": 1}]  # an item refused is not written
+    assert not ctx.push({"bad": {1}})
+    assert ctx.items == [{"a": 1}]  # an item refused is not written, and says why
+    assert ctx.item_errors == ["not JSON-serialisable: field 'bad': a set"]
 
 
 def test_a_context_submits_a_form_as_a_browser() -> None:
@@ -272,3 +272,43 @@ async def test_handlers_may_return_or_yield() -> None:
     assert route is not None
     await router.run(route, ctx)
     assert ctx.items == [{"n": 3}]
+
+
+# ------------------------------------------------------------------ methods and redirects
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "then"),
+    [
+        ("POST", 303, ("GET", b"")),
+        ("PUT", 303, ("GET", b"")),
+        ("POST", 302, ("GET", b"")),
+        ("POST", 301, ("GET", b"")),
+        ("PUT", 302, ("PUT", b"payload")),
+        ("POST", 307, ("POST", b"payload")),
+        ("POST", 308, ("POST", b"payload")),
+        ("HEAD", 303, ("HEAD", b"")),
+    ],
+)
+async def test_redirects_after_a_request_with_a_body_follow_the_fetch_standard(
+    method: str, status: int, then: tuple[str, bytes]
+) -> None:
+    import httpx
+
+    from trio_scrape.http.fetcher import HttpxFetcher
+
+    seen: list[tuple[str, bytes]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.content))
+        if request.url.path == "/form":
+            return httpx.Response(status, headers={"Location": "/done"})
+        return httpx.Response(200, text="ok")
+
+    fetcher = HttpxFetcher(
+        httpx.MockTransport(answer), headers={}, max_bytes=1 << 20, max_redirects=5
+    )
+    body = None if method == "HEAD" else b"payload"
+    response = await fetcher.fetch("http://example.org/form", method=method, body=body)
+    assert response.status == 200 and response.final_url == "http://example.org/done"
+    assert seen == [(method, body or b""), then]

@@ -86,6 +86,13 @@ _DIRECT_TAKES = 64
 MAX_STARTUP_REQUESTS = 100
 
 
+# Longer than the ~450 lines a class gets here: it is the orchestrator of one crawl's
+# tasks, and what remains is one state machine over shared state (stopping, the cancel scopes,
+# the pages being attempted, the frontier and the host limiter): the dispatch loop, a
+# worker's page from dispatch to record, and shutdown. Statistics (stats.py), the record
+# writer (records.py), what a page adds (admission.py) and the pipeline's assembly
+# (assembly.py) are units of their own; splitting the page's life further would pass that
+# state back and forth.
 class Crawler:
     """A crawl from ``seeds`` under ``config``, run with :meth:`run`.
 

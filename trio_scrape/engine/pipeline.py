@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import inspect
 import itertools
+import logging
 import random
 import time
 from collections.abc import Iterable, Mapping
@@ -55,6 +56,11 @@ from ..model.validate import shorten
 from ..scraper.handlers import Context
 
 __all__ = ["AttemptLost", "Outcome", "PagePipeline", "Pipeline", "SitemapEntries", "failed_page"]
+
+#: How many refused items' reasons a record shows (``data.item_errors``).
+_ITEM_ERRORS_SHOWN = 5
+
+logger = logging.getLogger("trio_scrape")
 
 
 class SitemapEntries(NamedTuple):
@@ -408,6 +414,15 @@ class PagePipeline:
                 page.error = PageError("extract", f"handler raised {_describe(exc)}")
         finally:
             page.items = ctx.items
+            if ctx.item_errors:  # refused items: counted and said, never written
+                page.data["invalid_items"] = len(ctx.item_errors)
+                page.data["item_errors"] = ctx.item_errors[:_ITEM_ERRORS_SHOWN]
+                logger.warning(
+                    "%s: %d item(s) not written: %s",
+                    page.url,
+                    len(ctx.item_errors),
+                    ctx.item_errors[0],
+                )
             if follow:
                 outcome.requests = ctx.requests
             elif ctx.requests:

@@ -70,6 +70,7 @@ class CrawlStatistics:
     processes: int = 1  #: processes running the page pipeline (1: the crawler's own)
     worker_restarts: int = 0  #: worker processes replaced after they died
     items: int = 0  #: items written (a scraper's handlers emitted them)
+    invalid_items: int = 0  #: items refused (not of the declared type, or not JSON)
 
     @property
     def pages_per_second(self) -> float:
@@ -85,6 +86,7 @@ class Counters:
         "bytes",
         "changes",
         "errors",
+        "invalid_items",
         "invalid_links",
         "items",
         "latencies",
@@ -101,6 +103,7 @@ class Counters:
     def __init__(self, rng: random.Random) -> None:
         self.pages = 0
         self.items = 0
+        self.invalid_items = 0
         self.ok = 0
         self.errors: collections.Counter[str] = collections.Counter()
         self.status_codes: collections.Counter[int] = collections.Counter()
@@ -120,6 +123,8 @@ class Counters:
         self.pages += 1
         if page.items:
             self.items += len(page.items)
+        if "invalid_items" in page.data:
+            self.invalid_items += page.data["invalid_items"]
         if page.data.get("rendered") is True:
             self.rendered_records += 1
         latencies = self.latencies
@@ -179,6 +184,7 @@ class Counters:
             gone=self.changes["gone"],
             unlinked=self.unlinked,
             items=self.items,
+            invalid_items=self.invalid_items,
             **more,
         )
 

@@ -16,10 +16,9 @@ from .base import CompleteFrontier, Frontier, FrontierOpened, complete
 from .memory import MemoryFrontier
 
 if TYPE_CHECKING:
-    from .redis import RedisFrontier
-    from .sqlite import SqliteFrontier
+    pass
 
-__all__ = ["open_fleet", "open_frontier", "open_state", "state_settings"]
+__all__ = ["open_frontier", "state_settings"]
 
 logger = logging.getLogger("trio_scrape")
 
@@ -163,51 +162,6 @@ async def _open_fleet(
             opened.leased,
         )
     return complete(frontier), opened
-
-
-async def open_state(
-    stack: AsyncExitStack,
-    config: CrawlConfig,
-    *,
-    seeds: list[str],
-    sitemaps: list[str],
-    sink: Sink | None,
-) -> SqliteFrontier | None:
-    """:func:`open_frontier` for ``config.state``, returning the SQLite frontier itself
-    (its :attr:`~trio_scrape.frontier.sqlite.SqliteFrontier.opened` says what it held), or
-    None when the crawl there has finished. Kept for the engine until it calls
-    :func:`open_frontier`."""
-    from .sqlite import SqliteFrontier
-
-    assert config.state is not None
-    opened = await open_frontier(stack, config, seeds=seeds, sitemaps=sitemaps, sink=sink)
-    if opened is None:
-        return None
-    frontier = opened[0].frontier
-    assert isinstance(frontier, SqliteFrontier)
-    return frontier
-
-
-async def open_fleet(
-    stack: AsyncExitStack,
-    config: CrawlConfig,
-    *,
-    seeds: list[str],
-    sitemaps: list[str],
-    sink: Sink | None,
-) -> RedisFrontier | None:
-    """:func:`open_frontier` for ``config.frontier``, returning the Redis frontier itself,
-    or None when that crawl has finished. Kept for the engine until it calls
-    :func:`open_frontier`."""
-    from .redis import RedisFrontier
-
-    assert config.frontier is not None
-    opened = await open_frontier(stack, config, seeds=seeds, sitemaps=sitemaps, sink=sink)
-    if opened is None:
-        return None
-    frontier = opened[0].frontier
-    assert isinstance(frontier, RedisFrontier)
-    return frontier
 
 
 def state_settings(

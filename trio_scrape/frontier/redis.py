@@ -118,6 +118,9 @@ def _int(value: Any) -> int:
     return int(value) if value not in (None, b"", "") else 0
 
 
+# Longer than the ~450 lines a class gets here: it is the Python side of the Lua
+# functions in redis_scripts.lua, one method per function call plus the batching of leases
+# and completions; the two are read side by side.
 class RedisFrontier:
     """A :class:`~trio_scrape.Frontier` kept in Redis, shared by every process of one crawl.
     Open it with :func:`open_redis_frontier`.

@@ -148,6 +148,10 @@ _REVISITED = "UPDATE marks SET revisit = NULL WHERE seq = ? AND revisit >= ?"
 ResumeInfo = FrontierOpened
 
 
+# Longer than the ~450 lines a class gets here: the state's write path (changes piled
+# up and committed by one task), its read-back window and its resume are one transaction
+# log, and their invariants (a page done only with its output's length; links no later
+# than the done mark) are easier to check in one place than across classes.
 class SqliteFrontier(MemoryFrontier):
     """A :class:`~trio_scrape.Frontier` kept in an SQLite database, for crawls that must
     survive being killed. Open it with :func:`open_sqlite_frontier`.

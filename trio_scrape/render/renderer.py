@@ -182,6 +182,8 @@ class _Tab:
             self.scope.cancel()
 
 
+# Longer than the ~450 lines a class gets here: tabs, navigations and the browser's
+# life share one set of DevTools subscriptions and one lock; see the module's text.
 class Renderer:
     """:class:`Fetcher` that renders pages in headless Chromium; make it with
     :func:`open_renderer`.

@@ -162,8 +162,9 @@ def form_submission(
             end. Pairs with the same name are gathered into one list.
         strict: refuse ``values`` for names that no control of the form has.
         clicked: a CSS selector for the submit button to click.
-        clicked_name, clicked_value: choose the submit button by its ``name`` and/or
-            ``value`` (with ``clicked``, all must match).
+        clicked_name: choose the submit button by its ``name`` (with ``clicked`` and
+            ``clicked_value``, all that are given must match).
+        clicked_value: choose the submit button by its ``value``.
         click: False to submit with no button, as ``form.submit()`` does. By default the
             default button is clicked: the first submit button of the form (``<button>``
             without a type or of type submit, ``<input type=submit>`` or ``image``) in tree

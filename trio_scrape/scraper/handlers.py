@@ -221,6 +221,7 @@ class Context:
             ``content``, ``text``, ``html``, ``headers``).
         request: the request that made the page (its ``label``, ``data``, ``method``).
         items: the items emitted so far (JSON objects, in order).
+        item_errors: why each item refused so far was refused (see :meth:`push`).
         requests: the requests enqueued so far.
     """
 
@@ -236,6 +237,7 @@ class Context:
         self.page = page
         self.request = request
         self.items: list[dict[str, Any]] = []
+        self.item_errors: list[str] = []
         self.requests: list[Request] = []
         self._base = base
         self._resolver = resolver
@@ -320,16 +322,25 @@ class Context:
 
     # ------------------------------------------------------------------------------- out
 
-    def push(self, item: Any) -> None:
-        """Emit an item (a dict, a dataclass, a pydantic model, a msgspec struct).
+    def push(self, item: Any) -> bool:
+        """Emit an item (a dict, a dataclass, a pydantic model, a msgspec struct); returns
+        whether it was taken. One that is not an item, not JSON-serialisable or not of the
+        handler's item type is not written: the reason (naming the field) goes to
+        :attr:`item_errors`, the page's record counts it (``data.invalid_items``), and the
+        handler goes on.
 
         Raises:
-            ItemError: not an item, not JSON-serialisable, or not of the handler's item type
-                (the message names the field).
+            ItemError: the page emitted more than ``MAX_ITEMS_PER_PAGE`` items (a handler
+                in a loop).
         """
         if len(self.items) >= MAX_ITEMS_PER_PAGE:
             raise ItemError(f"more than {MAX_ITEMS_PER_PAGE:,} items from one page")
-        self.items.append(to_item(item, self._item_type))
+        try:
+            self.items.append(to_item(item, self._item_type))
+        except ItemError as exc:
+            self.item_errors.append(str(exc))
+            return False
+        return True
 
     def enqueue(
         self,
