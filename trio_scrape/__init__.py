@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .engine.stats import StopReason as StopReason
     from .errors import ConfigError as ConfigError
     from .errors import FrontierError as FrontierError
+    from .errors import LoginFailed as LoginFailed
     from .errors import OutputError as OutputError
     from .errors import StateError as StateError
     from .errors import TrioScrapeError as TrioScrapeError
@@ -89,6 +90,7 @@ __all__ = [
     "FrontierStatistics",
     "ItemError",
     "JsonlSink",
+    "LoginFailed",
     "MemoryFrontier",
     "OutputError",
     "Page",
@@ -123,6 +125,7 @@ _EXPORTS = {
     "scrape": ".engine.crawler",
     "ConfigError": ".errors",
     "FrontierError": ".errors",
+    "LoginFailed": ".errors",
     "OutputError": ".errors",
     "StateError": ".errors",
     "TrioScrapeError": ".errors",

@@ -9,7 +9,8 @@ that stop a whole crawl::
     ├── OutputError                        the record sink failed (disk full, unwritable path)
     ├── StateError                         the --state database cannot be used or written
     ├── FrontierError                      the shared frontier (Redis) cannot be reached or used
-    └── WorkerError                        worker processes kept dying (--processes)
+    ├── WorkerError                        worker processes kept dying (--processes)
+    └── LoginFailed                        a scraper's log-in failed (its handler said so)
 
 Anything else that escapes a crawl is a bug in trio-scrape or in a hook you gave it.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "FrontierError",
+    "LoginFailed",
     "OutputError",
     "StateError",
     "TrioScrapeError",
@@ -77,3 +79,13 @@ class WorkerError(TrioScrapeError):
     """Worker processes (``CrawlConfig.processes``) died more often than they may be replaced
     (a few times per process: docs/processes.md), so the crawl stops. Pages they were running went
     back to the queue first: with ``state``, running the crawl again resumes it."""
+
+
+class LoginFailed(TrioScrapeError):
+    """A log-in failed: a scraper's handler raises it (directly, or through
+    ``Context.require``) when the page shows the log-in did not work, and the crawl stops
+    instead of scraping pages logged out. :meth:`Crawler.run` raises it too, with the URL and
+    the reason, when the crawl's start-up step (``Router.on_start``) fails in any way or a
+    handler raised it mid-crawl (``trio-scrape crawl`` exits with code 4). With ``state``,
+    pages in flight go back to the queue: running the crawl again logs in again and resumes.
+    """

@@ -2,8 +2,9 @@
 
 No crawl logic lives here. Exit codes: 0 the crawl finished (failed pages are records),
 1 a fatal runtime error (output not writable), 2 a usage error (one line on stderr, no
-traceback), 130 after SIGINT and 143 after SIGTERM (once in-flight pages had their grace
-and every record so far is written).
+traceback), 3 the shared frontier (Redis) failed, 4 a scraper's log-in failed (its start-up
+step, or a handler raising ``LoginFailed``), 130 after SIGINT and 143 after SIGTERM (once
+in-flight pages had their grace and every record so far is written).
 """
 
 # No `from __future__ import annotations` here: typer reads the commands' annotations at every
@@ -26,7 +27,7 @@ import typer
 from .._version import __version__
 from ..engine.crawler import Crawler, raise_single
 from ..engine.stats import CrawlStatistics
-from ..errors import ConfigError, FrontierError, OutputError, StateError
+from ..errors import ConfigError, FrontierError, LoginFailed, OutputError, StateError
 from ..model.config import LIMITS, CrawlConfig
 from ..model.urls import canonicalize
 from ..model.validate import number, shorten
@@ -118,6 +119,8 @@ _CRAWL_EXAMPLES = (
 #: ``crawl``'s depth when neither the command line nor the spider sets one: a scraper follows
 #: what its handlers enqueue, however deep.
 SPIDER_DEPTH = 1_000_000
+#: ``crawl``'s exit code when a log-in failed (the start-up step, or ``LoginFailed``).
+LOGIN_FAILED = 4
 
 
 def crawl(**given: Any) -> None:
@@ -812,6 +815,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(1, str(exc))
     except FrontierError as exc:
         _fail(3, str(exc))
+    except LoginFailed as exc:
+        _fail(LOGIN_FAILED, f"log-in failed: {exc}")
     except Exception as exc:
         if isinstance(exc.__cause__, KeyboardInterrupt):  # click's Abort for a Ctrl-C
             _fail(130, "interrupted")

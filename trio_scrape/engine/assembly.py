@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from ..http.fetcher import Fetcher, open_fetcher
+from ..http.cookies import SessionJar
+from ..http.fetcher import Fetcher, HttpxFetcher, open_fetcher
 from ..model.config import CrawlConfig
 from .pipeline import PagePipeline
 
@@ -29,7 +30,7 @@ __all__ = ["PageTools", "open_page_pipeline"]
 class PageTools:
     """What :func:`open_page_pipeline` opens."""
 
-    fetcher: Fetcher  #: plain HTTP, never rendered: robots.txt and sitemaps
+    fetcher: HttpxFetcher  #: plain HTTP, never rendered: robots.txt and sitemaps
     pipeline: PagePipeline  #: one attempt at a page: fetch (or render), parse, hooks, links
     renderer: Renderer | None  #: the browser behind the pipeline's fetcher, if it renders
 
@@ -43,6 +44,7 @@ async def open_page_pipeline(
     transport: httpx.AsyncBaseTransport | None = None,
     write_at_once: bool = False,
     rng: random.Random | None = None,
+    jar: SessionJar | None = None,
 ) -> AsyncIterator[PageTools]:
     """Open the fetcher (and, with ``config.rendering`` on, the renderer) for ``config`` and
     the page pipeline over them; close them all on exit.
@@ -50,17 +52,19 @@ async def open_page_pipeline(
     ``seed_hosts`` / ``seed_origins`` are exempt from the private-address guard and get the
     crawl's ``headers``; ``transport`` replaces the network (tests); ``write_at_once`` writes
     each request at once instead of in the scheduler's next pass (worker processes, whose
-    pages wait on the hop anyway: see ``http/transport.py``).
+    pages wait on the hop anyway: see ``http/transport.py``); ``jar``, the crawl's cookies
+    (default: the fetcher's own jar).
 
     Raises:
         ConfigError: rendering is on and no browser is installed.
     """
     seeds = {"seed_hosts": list(seed_hosts), "seed_origins": list(seed_origins)}
     async with AsyncExitStack() as stack:
-        fetcher: Fetcher = await stack.enter_async_context(
-            open_fetcher(config, transport=transport, write_at_once=write_at_once, **seeds)
+        fetcher = await stack.enter_async_context(
+            open_fetcher(config, transport=transport, write_at_once=write_at_once, jar=jar, **seeds)
         )
-        page_fetcher, renderer = fetcher, None
+        page_fetcher: Fetcher = fetcher
+        renderer = None
         if config.rendering != "off":
             # Imported only when pages are rendered: the renderer costs start-up time.
             from ..render.renderer import open_page_fetcher

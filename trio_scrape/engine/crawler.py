@@ -40,7 +40,9 @@ with ``error.kind = "cancelled"``; the sink drains, the client closes, and ``run
 
 from __future__ import annotations
 
+import collections
 import logging
+import math
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
@@ -49,11 +51,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import httpx
 import trio
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LoginFailed
 from ..frontier.base import CompleteFrontier, Frontier, complete
 from ..frontier.memory import MemoryFrontier
 from ..frontier.open import open_frontier
 from ..frontier.pacing import HostLimiter
+from ..http.cookies import SessionJar
 from ..http.fetcher import Fetcher, open_fetcher
 from ..model.config import CrawlConfig
 from ..model.page import CrawlRequest, Page, PageError
@@ -79,6 +82,8 @@ logger = logging.getLogger("trio_scrape")
 _LAST_RECORD_TIMEOUT = 5.0
 # Pages a worker may take straight from the frontier before it waits on the jobs channel again.
 _DIRECT_TAKES = 64
+#: The most requests a start-up step (a log-in) may make: one that enqueues more is a loop.
+MAX_STARTUP_REQUESTS = 100
 
 
 # Longer than the ~450 lines a class gets here: it is the orchestrator of one crawl's
@@ -169,6 +174,10 @@ class Crawler:
                 "processes", "a custom transport runs only in one process: use processes=1"
             )
         self._robots: RobotsCache | None = None
+        #: the crawl's cookies, whatever runs its pages (see http/cookies.py)
+        self.jar = SessionJar()
+        self._startup_scope: trio.CancelScope | None = None
+        self._login_failure: str | None = None  # why a handler said the log-in failed
 
         self._ran = False
         self._stopping = False
@@ -200,6 +209,8 @@ class Crawler:
         self._stop_reason = reason
         if self._dispatch_scope is not None:
             self._dispatch_scope.cancel()
+        if self._startup_scope is not None:
+            self._startup_scope.cancel()
         self._begin_grace()
 
     def _begin_grace(self) -> None:
@@ -265,6 +276,8 @@ class Crawler:
             OutputError: the sink could not write records.
             StateError: the state cannot be opened, belongs to a crawl with other settings,
                 or could not be written.
+            LoginFailed: the router's start-up step (a log-in) failed, or a handler raised
+                ``LoginFailed`` mid-crawl (the crawl was stopped: see :meth:`stop`).
             RuntimeError: the crawler was already run (a Crawler runs once).
         """
         if self._ran:
@@ -274,6 +287,8 @@ class Crawler:
             await self._run(task_status)
         except BaseExceptionGroup as group:
             raise_single(group)
+        if self._login_failure is not None:
+            raise LoginFailed(self._login_failure)
         return self.statistics()
 
     async def _run(self, task_status: trio.TaskStatus[None]) -> None:
@@ -316,6 +331,7 @@ class Crawler:
                     def add_worker() -> None:
                         workers.start_soon(self._work, job_recv.clone(), record_send.clone())
 
+                    await self._start_up()
                     await self._admission.seeds(self._seeds, self._start_requests)
                     await self._admission.sitemaps(self._sitemaps, depth=0, referrer=None)
                     if config.sitemaps_from_robots:
@@ -355,6 +371,12 @@ class Crawler:
                 f"a scraper's requests (label, data, method, body) cannot be kept in "
                 f"{type(self._frontier.frontier).__name__}",
             )
+        stored = self._frontier.keep_session(self.jar)  # a state keeps the cookies
+        if stored is not None:
+            try:
+                self.jar.loads(stored)
+            except ValueError as exc:
+                logger.warning("the state's cookies cannot be read (%s): starting with none", exc)
         if self._own_state:
             self._cut = info.deepest >= config.depth
         # Records go out once committed (a fleet's), through a sink with every capability.
@@ -393,6 +415,7 @@ class Crawler:
                     seed_origins=seed_origins,
                     transport=self._transport,
                     rng=self._rng,
+                    jar=self.jar,
                 )
             )
             self._pipeline, self._renderer = tools.pipeline, tools.renderer
@@ -407,11 +430,16 @@ class Crawler:
                 transport=self._transport,
                 seed_hosts=seed_hosts,
                 seed_origins=seed_origins,
+                jar=self.jar,
             )
         )
         self._pipeline = self._processes = await stack.enter_async_context(
             open_process_pipeline(
-                config, seed_hosts=seed_hosts, seed_origins=seed_origins, bodies=self._keep_bodies
+                config,
+                seed_hosts=seed_hosts,
+                seed_origins=seed_origins,
+                bodies=self._keep_bodies,
+                jar=self.jar,
             )
         )
         return fetcher
@@ -644,6 +672,14 @@ class Crawler:
         target seen, or send the request back for a retry with its host paused."""
         self._counts.invalid_links += outcome.invalid_links
         page = outcome.page
+        if outcome.login_failed is not None:  # a handler says the session is gone: stop
+            if self._login_failure is None:
+                self._login_failure = f"{request.url}: {outcome.login_failed}"
+                logger.warning("log-in failed at %s; stopping", request.url)
+            self.stop()
+            if self._resumable:  # done again, logged in, when the crawl is resumed
+                await self._frontier.release([request])
+                return None
         if page is None:
             self._counts.retries += 1
             origin = origin_of(request.url)
@@ -673,6 +709,92 @@ class Crawler:
         self._counts.retries += 1
         await self._frontier.release([request._replace(attempts=attempts)])
         return None
+
+    # ------------------------------------------------------------------------ start-up
+
+    async def _start_up(self) -> None:
+        """The router's start-up step (a log-in): its requests, and every request their
+        pages' handlers enqueue, one at a time in order, before any seed is queued. Each is
+        an ordinary attempt (the host's politeness and robots.txt, the address guard,
+        retries, the crawl's cookies); the pages are not records.
+
+        Raises:
+            LoginFailed: a page of the step failed (its handler raised ``LoginFailed``, an
+                HTTP error, a fetch that failed after its retries), or the step made more than
+                :data:`MAX_STARTUP_REQUESTS` requests.
+        """
+        router = self._config.router
+        if router is None or self._stopping:
+            return
+        requests = collections.deque(router.startup(self._starts()))
+        if not requests:
+            return
+        made = 0
+        with trio.CancelScope() as scope:
+            self._startup_scope = scope
+            while requests:
+                made += 1
+                if made > MAX_STARTUP_REQUESTS:
+                    raise LoginFailed(
+                        f"the start-up step made more than {MAX_STARTUP_REQUESTS} requests"
+                    )
+                spec = requests.popleft()
+                # At depth -1, before the seeds: what the handlers enqueue is followed
+                # whatever the crawl's depth (even 0).
+                step = CrawlRequest(spec.url, depth=-1, request=spec)
+                outcome = await self._start_up_page(step)
+                page = outcome.page
+                assert page is not None
+                if outcome.login_failed is not None:
+                    raise LoginFailed(f"{page.url}: {outcome.login_failed}")
+                if page.error is not None:
+                    raise LoginFailed(f"{page.url}: {page.error.message}")
+                requests.extend(outcome.requests)
+        self._startup_scope = None
+        if not scope.cancelled_caught:
+            logger.info("start-up step done (%d requests)", made)
+
+    async def _start_up_page(self, request: CrawlRequest) -> Outcome:
+        """One request of the start-up step, tried again as a page is (the host paused
+        meanwhile), until it has a page."""
+        assert self._pipeline is not None
+        hosts = self._hosts
+        origin = origin_of(request.url)
+        while True:
+            ready = hosts.ready_at(origin)  # (nothing else runs: never full)
+            if ready != math.inf and ready > trio.current_time():
+                await trio.sleep_until(ready)
+            hosts.start(origin)
+            robots = self._robots
+            if robots is not None and self._config.robots and not await robots.allowed(request.url):
+                hosts.finish(origin, latency=None, failed=False)
+                raise LoginFailed(f"{request.url}: disallowed by robots.txt")
+            started = trio.current_time()
+            if request.first_try is None:
+                request = request._replace(first_try=started)
+            try:
+                outcome = await self._pipeline.attempt(request, paced=hosts.paced(origin))
+            except AttemptLost as exc:
+                hosts.finish(origin, latency=None, failed=False)
+                if request.attempts + 1 > self._config.retries:
+                    raise LoginFailed(f"{request.url}: {exc}") from None
+                request = request._replace(attempts=request.attempts + 1)
+                continue
+            except BaseException:
+                hosts.finish(origin, latency=trio.current_time() - started, failed=True)
+                raise
+            hosts.finish(origin, latency=outcome.latency, failed=outcome.failed)
+            if outcome.page is not None:
+                return outcome
+            self._counts.retries += 1
+            logger.info(
+                "retrying %s in %.2fs (start-up step: %s)",
+                request.url,
+                outcome.retry_after,
+                outcome.retry_reason,
+            )
+            hosts.pause(origin, outcome.retry_after)
+            request = request._replace(attempts=request.attempts + 1)
 
     async def _add_robots_sitemaps(self) -> None:
         assert self._robots is not None
@@ -740,11 +862,14 @@ def open_crawl(
 async def _pages_of(crawler: Crawler) -> AsyncGenerator[Page, None]:
     send, receive = trio.open_memory_channel[Page](0)
     crawler._sink = send
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(crawler.run)
-        async with receive:
-            async for page in receive:
-                yield page
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(crawler.run)
+            async with receive:
+                async for page in receive:
+                    yield page
+    except BaseExceptionGroup as group:  # the crawl's own error (LoginFailed), not a group
+        raise_single(group)
 
 
 async def scrape(

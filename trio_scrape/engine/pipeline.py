@@ -29,6 +29,7 @@ from typing import NamedTuple, Protocol
 import httpx
 import trio
 
+from ..errors import LoginFailed
 from ..http.fetcher import (
     RETRY_STATUSES,
     Fetcher,
@@ -101,6 +102,12 @@ class Outcome:
     memo: PageMemo | None = None
     #: requests a handler enqueued (queued at ``links_depth``, with the page as referrer)
     requests: list[Request] = dataclasses.field(default_factory=list)
+    #: why the page's handler said the log-in failed (it raised ``LoginFailed``): the crawl
+    #: stops (None: it did not)
+    login_failed: str | None = None
+    #: in a worker process, the ``Set-Cookie`` headers its responses carried, as
+    #: ``(url, values)``, for the crawler's jar (None: none; see http/cookies.py)
+    cookies: list[tuple[str, list[str]]] | None = None
 
 
 class AttemptLost(Exception):
@@ -402,6 +409,10 @@ class PagePipeline:
             await router.run(route, ctx)
         except trio.Cancelled:
             raise
+        except LoginFailed as exc:
+            outcome.login_failed = str(exc) or "the handler raised LoginFailed"
+            if page.error is None:
+                page.error = PageError("extract", f"log-in failed: {outcome.login_failed}")
         except Exception as exc:
             if page.error is None:
                 page.error = PageError("extract", f"handler raised {_describe(exc)}")

@@ -41,6 +41,7 @@ __all__ = [
     "Frontier",
     "FrontierOpened",
     "FrontierStatistics",
+    "KeepsSession",
     "KnowsCut",
     "LeasesWithoutWaiting",
     "RemembersPages",
@@ -237,6 +238,25 @@ class CarriesRequests(Protocol):
         ...
 
 
+class SessionSource(Protocol):
+    """The crawl's cookie jar as a frontier keeps it (``http.cookies.SessionJar``)."""
+
+    version: int  #: changes whenever the cookies may have
+
+    def dumps(self) -> str:
+        """The cookies as JSON text."""
+        ...
+
+
+@runtime_checkable
+class KeepsSession(Protocol):
+    def keep_session(self, jar: SessionSource) -> str | None:
+        """Keep ``jar`` with the frontier's commits from now on (its ``dumps()`` whenever its
+        ``version`` changed since the last commit); return the jar the frontier held when
+        it was opened (JSON text; None: none)."""
+        ...
+
+
 @runtime_checkable
 class KnowsCut(Protocol):
     #: Whether any page was handed out at the depth limit (its links not followed), by
@@ -268,6 +288,7 @@ class CompleteFrontier:
         "done",
         "frontier",
         "get",
+        "keep_session",
         "mark_seen",
         "release",
         "shared_robots",
@@ -326,6 +347,11 @@ class CompleteFrontier:
         )
         self._remember: Callable[[CrawlRequest, PageMemo], None] | None = (
             frontier.remember if isinstance(frontier, RemembersPages) else None
+        )
+        #: ``keep_session(jar) -> str | None`` (:class:`KeepsSession`): a frontier that
+        #: keeps no cookies keeps nothing and held none
+        self.keep_session: Callable[[SessionSource], str | None] = (
+            frontier.keep_session if isinstance(frontier, KeepsSession) else _keeps_no_session
         )
         #: robots.txt shared by a fleet, or None
         self.shared_robots: Any = (
@@ -418,6 +444,10 @@ class CompleteFrontier:
         if isinstance(self.frontier, AttachesSink):
             sink = await self.frontier.attach_sink(sink, links=links)
         return complete_sink(sink)
+
+
+def _keeps_no_session(jar: SessionSource) -> None:
+    return None
 
 
 def complete(frontier: Frontier) -> CompleteFrontier:

@@ -26,7 +26,8 @@ in the order it was found (which is also the order of the queue), and two tables
           memo)                        -- merged in as a round begins (so a page fetched
                                        -- again is compared with the last round, not itself)
     meta(key PRIMARY KEY, value)    -- 'settings' (JSON), 'output_offset', 'schema', 'round',
-                                    -- 'digest_seed' (the seed of every digest above)
+                                    -- 'digest_seed' (the seed of every digest above),
+                                    -- 'session' (the cookie jar, JSON: http/cookies.py)
 
 Why it is exactly-once: a page is marked done in the same transaction as the length of the
 output file once its record is in it, and a page's links are written no later than its done
@@ -71,7 +72,7 @@ from ..errors import StateError
 from ..model.page import CrawlRequest, PageMemo
 from ..model.request import Request
 from ..model.urls import origin_of
-from .base import FrontierOpened, FrontierStatistics, settings_changes
+from .base import FrontierOpened, FrontierStatistics, SessionSource, settings_changes
 from .depths import lease_depth
 from .digests import DigestSet, key_digest
 from .memory import LinkBatch, MemoryFrontier, QueueEntry
@@ -202,6 +203,11 @@ class SqliteFrontier(MemoryFrontier):
         self._round = 1
         self._output_offset: int | None = None
         self._committed_offset: int | None = None
+        # The crawl's cookie jar (keep_session), the version of it last committed, and the jar
+        # the state held when opened (meta 'session').
+        self._session: SessionSource | None = None
+        self._session_version = -1
+        self._stored_session: str | None = None
         self._dirty = trio.Event()
         self._next_seq = 1
         self._loaded_seq = 0  # every queued URL up to this seq is in memory or handed out
@@ -436,6 +442,12 @@ class SqliteFrontier(MemoryFrontier):
         self._changed_pending()
         await self._wait_if_backlogged()
 
+    def keep_session(self, jar: SessionSource) -> str | None:
+        """Commit ``jar`` (meta 'session') with the next commit after it changed; return the
+        jar the state held."""
+        self._session = jar
+        return self._stored_session
+
     def remember(self, request: CrawlRequest, memo: PageMemo) -> None:
         """Keep what a recrawl needs of a leased page (committed no later than its done
         mark), for the next round."""
@@ -587,7 +599,16 @@ class SqliteFrontier(MemoryFrontier):
                 self._memos,
             )
             loaded_seq = self._loaded_seq
-            if not (load or self._backlog() or self._output_offset != self._committed_offset):
+            jar = self._session
+            if jar is not None and jar.version != self._session_version:
+                changes = dataclasses.replace(changes, session=jar.dumps())
+                self._session_version = jar.version
+            if not (
+                load
+                or self._backlog()
+                or self._output_offset != self._committed_offset
+                or changes.session is not None
+            ):
                 return [], loaded_seq
             self._groups, self._marks, self._grouped = [], [], 0
             self._leases = {}
@@ -640,6 +661,8 @@ class SqliteFrontier(MemoryFrontier):
                     "INSERT OR REPLACE INTO meta VALUES ('output_offset', ?)",
                     (str(changes.output_offset),),
                 )
+            if changes.session is not None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('session', ?)", (changes.session,))
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:
@@ -760,6 +783,7 @@ class SqliteFrontier(MemoryFrontier):
                         revisit=True,
                     )
         offset = meta.get("output_offset")
+        self._stored_session = meta.get("session")
         self._round = int(meta.get("round", "1"))
         (known,) = db.execute("SELECT count(*) FROM pages").fetchone()
         self.opened = FrontierOpened(
@@ -793,6 +817,7 @@ class _Changes:
     revisited: list[tuple[int, int]]
     output_offset: int | None
     memos: list[tuple[int, tuple[Any, ...]]]
+    session: str | None = None  # the cookie jar, when it changed
 
 
 def _group_row(group: _Group) -> tuple[Any, ...]:

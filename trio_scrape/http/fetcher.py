@@ -30,6 +30,7 @@ from ..model.config import CrawlConfig
 from ..model.page import ErrorKind
 from ..model.urls import exempt_origins, host_of, origin_text, resolve_links
 from .addresses import AddressGuard, BlockedAddress, resolve
+from .cookies import SessionJar
 from .headers import header_dict, headers_from_raw
 from .transport import CrawlTransport, serialise_head
 
@@ -155,6 +156,7 @@ class HttpxFetcher:
         seed_headers: Mapping[str, str] | None = None,
         seed_hosts: Iterable[str] = (),
         guard: AddressGuard | None = None,
+        jar: SessionJar | None = None,
     ) -> None:
         self._transport = transport
         self._headers = httpx.Headers({**_DEFAULT_HEADERS, **headers})
@@ -162,10 +164,11 @@ class HttpxFetcher:
         self._seed_headers = httpx.Headers({**_DEFAULT_HEADERS, **headers, **(seed_headers or {})})
         self._seed_hosts = frozenset(h.lower() for h in seed_hosts)
         self._guard = guard
-        self._cookies = httpx.Cookies()
-        # Whether a server ever set a cookie: asking the jar (`not jar`) counts its cookies
-        # with a generator, for every request.
-        self._cookies_set = False
+        #: the cookies (the crawl's jar: see http/cookies.py). Until one was ever set
+        #: (``jar.used``), requests skip it: asking the jar (`not jar`) counts its cookies
+        #: with a generator, for every request.
+        self.jar = jar if jar is not None else SessionJar()
+        self._cookies = self.jar.cookies
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
         # The plain way (see _PLAIN_URL): only over the crawler's own transport, and only
@@ -199,7 +202,7 @@ class HttpxFetcher:
                 and not extra
                 and method == "GET"
                 and body is None
-                and not (self._cookies_set and self._cookies.jar)
+                and not (self.jar.used and self._cookies.jar)
             ):
                 plain = plain_url(url)
             if plain is not None:
@@ -234,8 +237,7 @@ class HttpxFetcher:
             try:
                 fields = header_fields(response.headers)
                 if "set-cookie" in fields:
-                    self._cookies.extract_cookies(response)
-                    self._cookies_set = True
+                    self.jar.extract(response)
                 location = fields.get("location")
                 if response.status_code in _REDIRECT_STATUSES and location:
                     url = _redirect_target(str(response.url), location)
@@ -268,10 +270,7 @@ class HttpxFetcher:
             headers = headers_from_raw(raw)
             if "set-cookie" in fields:
                 request = httpx.Request("GET", url)
-                self._cookies.extract_cookies(
-                    httpx.Response(status, headers=headers, request=request)
-                )
-                self._cookies_set = True
+                self.jar.extract(httpx.Response(status, headers=headers, request=request))
             location = fields.get("location")
             if status in _REDIRECT_STATUSES and location:
                 return _redirect_target(url, location)
@@ -484,6 +483,7 @@ async def open_fetcher(
     seed_hosts: Iterable[str] = (),
     seed_origins: Iterable[str] = (),
     write_at_once: bool = False,
+    jar: SessionJar | None = None,
 ) -> AsyncIterator[HttpxFetcher]:
     """Open the fetcher for ``config`` and close its connections on exit.
 
@@ -497,7 +497,8 @@ async def open_fetcher(
     Connections to origins other than ``seed_origins`` (``scheme://host[:port]``; each
     ``http://host`` with its ``https://host``) must go to public addresses unless
     ``allow_private`` (see :class:`AddressGuard`); ``headers`` go to ``seed_hosts`` only.
-    ``write_at_once``: see :class:`CrawlTransport` (worker processes set it).
+    ``write_at_once``: see :class:`CrawlTransport` (worker processes set it). ``jar``: the
+    crawl's cookies (default: a jar of the fetcher's own).
 
     Raises:
         ConfigError: the cache directory cannot be created.
@@ -532,6 +533,7 @@ async def open_fetcher(
             max_bytes=config.max_bytes,
             max_redirects=config.max_redirects,
             guard=guard if precheck else None,
+            jar=jar,
         )
 
 

@@ -86,6 +86,10 @@ class Routes(Protocol):
         """Run ``route``'s handler on a page's context."""
         ...
 
+    def startup(self, seeds: list[str]) -> list[Any]:
+        """The start-up step's requests (a log-in), made before the seeds (none: [])."""
+        ...
+
 
 # ------------------------------------------------------------------- the command-line form
 class Panel(enum.StrEnum):

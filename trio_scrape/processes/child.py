@@ -26,9 +26,19 @@ from typing import Any
 import trio
 
 from ..engine.assembly import open_page_pipeline
+from ..http.cookies import SET_COOKIES
 from ..http.transport import SEND_AT
 from ..model.config import HOOKS, CrawlConfig
-from .wire import CANCEL, READY, FrameReader, decode_job, encode_outcome, frame, send_all
+from .wire import (
+    CANCEL,
+    COOKIES,
+    READY,
+    FrameReader,
+    decode_job,
+    encode_outcome,
+    frame,
+    send_all,
+)
 
 __all__ = ["main"]
 
@@ -65,6 +75,7 @@ async def _serve(fd: int) -> None:
     # Each worker process renders with a browser of its own.
     async with open_page_pipeline(config, **seeds, write_at_once=True) as tools:
         pipeline = tools.pipeline
+        jar = tools.fetcher.jar  # a copy of the crawl's (see http/cookies.py)
         outbox_send, outbox_recv = trio.open_memory_channel[bytes](config.workers)
         running: dict[int, trio.CancelScope] = {}
         queued: set[int] = set()
@@ -79,6 +90,9 @@ async def _serve(fd: int) -> None:
         def receive(messages: list[Any]) -> None:
             for message in messages:
                 job_id = message[1]
+                if message[0] == COOKIES:  # before the jobs that follow it
+                    jar.load(message[2])
+                    continue
                 if message[0] == CANCEL:
                     if job_id in running:
                         running[job_id].cancel()
@@ -112,6 +126,10 @@ async def _serve(fd: int) -> None:
             return None
 
         async def work() -> None:
+            # The Set-Cookie headers this task's pages receive, for the crawler's jar: they
+            # go back with the next outcome (a cancelled attempt's with the one after).
+            cookies: list[tuple[str, list[str]]] = []
+            SET_COOKIES.set(cookies)
             while (message := await next_job()) is not None:
                 job_id, send_at, request = decode_job(message)
                 queued.discard(job_id)
@@ -127,6 +145,9 @@ async def _serve(fd: int) -> None:
                         del running[job_id]
                 if scope.cancelled_caught:
                     continue  # the crawler gave this attempt up: it expects nothing
+                if cookies:
+                    outcome.cookies = cookies[:]
+                    cookies.clear()
                 data = encode_outcome(job_id, outcome, bodies=bodies)
                 # An idle task would otherwise keep its last page (its parse tree is ten
                 # times the HTML) until its next job: memory would grow with --workers.

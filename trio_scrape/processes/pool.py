@@ -42,10 +42,20 @@ import trio
 
 from ..engine.pipeline import AttemptLost, Outcome
 from ..errors import WorkerError
+from ..http.cookies import SessionJar
 from ..model.config import HOOKS, CrawlConfig, hook_reference
 from ..model.page import CrawlRequest
 from ..model.urls import origin_of
-from .wire import CANCEL, READY, FrameReader, decode_outcome, encode_job, frame, send_all
+from .wire import (
+    CANCEL,
+    READY,
+    FrameReader,
+    decode_outcome,
+    encode_cookies,
+    encode_job,
+    frame,
+    send_all,
+)
 
 __all__ = ["HostRouter", "ProcessPipeline", "open_process_pipeline"]
 
@@ -151,6 +161,7 @@ class _Worker:
         self.pending: dict[int, _Slot] = {}
         self.alive = True
         self.ready = False  # it has set itself up (imports, hooks, fetcher)
+        self.jar_version = 0  # the version of the crawl's cookie jar it has a copy of
 
     async def wait(self) -> int:
         """Wait for the process to exit; return its exit code (negative: a signal)."""
@@ -178,9 +189,12 @@ class ProcessPipeline:
         seed_hosts: Iterable[str],
         seed_origins: Iterable[str],
         bodies: bool,
+        jar: SessionJar | None = None,
     ) -> None:
         self._config = config
         self._nursery = nursery
+        #: the crawl's cookies (see http/cookies.py): kept here, copied to each process
+        self.jar = jar if jar is not None else SessionJar()
         self._setup = {
             "path": list(sys.path),
             "config": child_config_fields(config),
@@ -252,6 +266,10 @@ class ProcessPipeline:
         first_try = request.first_try
         waited = 0.0 if first_try is None else trio.current_time() - first_try
         job = encode_job(job_id, request, waited, send_at)
+        jar = self.jar
+        if worker.jar_version != jar.version:  # the jar changed (never, with no cookies)
+            job = encode_cookies(jar.dump()) + job
+            worker.jar_version = jar.version
         slot = _Slot()
         worker.pending[job_id] = slot
         try:
@@ -261,6 +279,7 @@ class ProcessPipeline:
                 await worker.outbox.send(job)
         except BaseException:
             worker.pending.pop(job_id, None)
+            worker.jar_version = -1  # the jar may not have gone out with it: send it again
             raise
         if slot.result is not None:  # answered (or lost) before we could wait
             return slot.result.unwrap()
@@ -382,6 +401,8 @@ class ProcessPipeline:
                         self._wake()
                         continue
                     job_id, outcome = decode_outcome(message)
+                    if outcome.cookies:
+                        self.jar.take(outcome.cookies)
                     slot = pending.pop(job_id, None)
                     if slot is not None:  # else given up meanwhile
                         slot.set(result.Value(outcome))
@@ -465,7 +486,12 @@ def child_config_fields(config: CrawlConfig) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def open_process_pipeline(
-    config: CrawlConfig, *, seed_hosts: Iterable[str], seed_origins: Iterable[str], bodies: bool
+    config: CrawlConfig,
+    *,
+    seed_hosts: Iterable[str],
+    seed_origins: Iterable[str],
+    bodies: bool,
+    jar: SessionJar | None = None,
 ) -> AsyncIterator[ProcessPipeline]:
     """Start ``config.process_count`` worker processes and wait until they are ready; stop
     them all on exit, however the block ends (cancellation included): no process is left
@@ -476,7 +502,12 @@ async def open_process_pipeline(
     """
     async with trio.open_nursery() as nursery:
         pipeline = ProcessPipeline(
-            config, nursery, seed_hosts=seed_hosts, seed_origins=seed_origins, bodies=bodies
+            config,
+            nursery,
+            seed_hosts=seed_hosts,
+            seed_origins=seed_origins,
+            bodies=bodies,
+            jar=jar,
         )
         try:
             for number in range(config.process_count):

@@ -7,7 +7,9 @@ here: a page's outcome with 26 links is ~1.4 KB and ~1 us to dump or load, the s
 or msgpack (measured), with no extra dependency. Both ends are processes of one crawl, started
 by it: nothing foreign is ever unpickled.
 
-Crawler -> worker: the set-up (first), then jobs and cancels. Worker -> crawler: outcomes.
+Crawler -> worker: the set-up (first), then jobs, cancels and the crawl's cookie jar (sent
+before a job whenever it changed since that process last got it: see http/cookies.py).
+Worker -> crawler: outcomes (with the ``Set-Cookie`` headers their pages received).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..model.page import RECORD_FIELDS, CrawlRequest, Page, PageError
 
 __all__ = [
     "CANCEL",
+    "COOKIES",
     "JOB",
     "READY",
     "FrameReader",
@@ -38,7 +41,7 @@ __all__ = [
     "frame",
 ]
 
-JOB, CANCEL = 0, 1
+JOB, CANCEL, COOKIES = 0, 1, 2
 #: A worker process's first message: it is set up and serving.
 READY = ("ready",)
 _LENGTH = struct.Struct("!I")
@@ -136,6 +139,11 @@ def encode_job(job_id: int, request: CrawlRequest, waited: float, send_at: float
     processes' trio clocks differ, so times cross as durations); ``send_at``, the
     ``time.monotonic()`` (one clock for every process) before which it must not start, or 0."""
     return frame((JOB, job_id, send_at, waited, *request))
+
+
+def encode_cookies(cookies: list[list[Any]]) -> bytes:
+    """The crawl's cookie jar (``SessionJar.dump()``), replacing a worker process's copy."""
+    return frame((COOKIES, 0, cookies))
 
 
 def decode_job(message: tuple[Any, ...]) -> tuple[int, float, CrawlRequest]:

@@ -22,7 +22,24 @@ plain function or an ``async`` one; it may also ``return`` or ``yield`` items an
 
 Handlers run in the page pipeline, inside the page's deadline (its cancel scope): an
 ``await`` in a handler is cancelled with the page. An exception in a handler becomes the
-page's ``extract`` error; items pushed before it are kept.
+page's ``extract`` error; items pushed before it are kept. :class:`~trio_scrape.LoginFailed`
+(raised by a handler, or by :meth:`Context.require`) stops the crawl instead.
+
+A log-in (the *start-up step*): ``@router.on_start`` names a function of the seeds that
+returns the requests to make first. They, and every request their pages' handlers enqueue,
+are made one at a time, in order, before any seed is dispatched; their pages are not
+records. Any failure in the step (a handler raising ``LoginFailed``, an HTTP error, a fetch
+that fails after its retries) stops the crawl::
+
+    @router.on_start
+    def log_in(seeds: list[str]) -> Request:
+        return Request(urljoin(seeds[0], "/login"), label="login")
+
+    @router.handler("login")
+    def login(ctx: Context) -> Any:
+        if ctx.page.method == "GET":  # the form: post it back with its CSRF token
+            return ctx.form(values={"username": "ada", "password": "secret"}, label="login")
+        ctx.require("a[href='/logout']", "wrong user name or password")  # logged in?
 """
 
 from __future__ import annotations
@@ -32,6 +49,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..errors import LoginFailed
 from ..model.page import Page
 from ..model.parse import normalise_space
 from ..model.request import Request, RequestError
@@ -82,6 +100,47 @@ class Router:
     def __init__(self, *, default_for_unknown: bool = False) -> None:
         self._routes: dict[str | None, Route] = {}
         self.default_for_unknown = default_for_unknown
+        self._on_start: Callable[[list[str]], Any] | None = None
+
+    def on_start(self, function: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
+        """Register the decorated function as the crawl's start-up step (a log-in):
+        ``function(seeds)`` (the crawl's seed URLs) returns the requests to make before
+        any seed (a :class:`~trio_scrape.Request`, a URL, several, or None). See the
+        module's text.
+
+        Raises:
+            ValueError: the router already has a start-up step.
+        """
+        if self._on_start is not None:
+            raise ValueError("the router already has a start-up step")
+        if not callable(function):
+            raise TypeError(f"on_start needs a function, not {type(function).__name__}")
+        self._on_start = function
+        return function
+
+    def startup(self, seeds: list[str]) -> list[Request]:
+        """The start-up step's requests for ``seeds`` (none without ``on_start``).
+
+        Raises:
+            RequestError: the function returned something that is not a request or a URL.
+        """
+        if self._on_start is None:
+            return []
+        result = self._on_start(list(seeds))
+        if result is None:
+            return []
+        if isinstance(result, Request | str) or not isinstance(result, Iterable):
+            result = [result]
+        requests = []
+        for value in result:
+            if isinstance(value, str):
+                value = Request(value)
+            if not isinstance(value, Request):
+                raise RequestError(
+                    f"on_start: returned {type(value).__name__}, not a Request or a URL"
+                )
+            requests.append(value)
+        return requests
 
     def handler(
         self, label: str | None = None, *, item: type[Any] | None = None
@@ -222,6 +281,16 @@ class Context:
     def texts(self, query: str) -> list[str]:
         """The whitespace-normalised text of every match of ``query``."""
         return [normalise_space(node.text(deep=True)) for node in self.css(query)]
+
+    def require(self, query: str, message: str | None = None) -> LexborNode:
+        """The first element ``query`` matches; when none does, the log-in failed: raise
+        :class:`~trio_scrape.LoginFailed` (with ``message``, or one naming ``query``),
+        which stops the crawl. For a log-in handler's check ("a Logout link is there"), or a
+        page handler's ("still logged in")."""
+        node = self.css_first(query)
+        if node is None:
+            raise LoginFailed(message or f"nothing matches {query!r} on {self.page.url}")
+        return node
 
     def json(self) -> Any:
         """The body parsed as JSON (read once).
