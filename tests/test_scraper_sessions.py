@@ -18,7 +18,6 @@ import trio
 from examples import quotes_login_spider
 from examples.quotes_site import QuotesSite
 from trio_scrape import CrawlConfig, Crawler, LoginFailed, Page, Request, Router, scrape
-from trio_scrape.frontier.sqlite import SqliteFrontier
 
 from . import session_spider
 from .test_cli import cli
@@ -136,8 +135,6 @@ async def test_the_jar_is_kept_in_the_state(quotes: QuotesSite, tmp_path: Path) 
 
 
 async def test_a_stopped_scrape_resumes_logged_in(quotes: QuotesSite, tmp_path: Path) -> None:
-    if not SqliteFrontier(sqlite3.connect(":memory:")).carries_requests:
-        pytest.skip("the state does not carry a scraper's requests yet (branch scrape-state)")
     # Stopped after its first page, then resumed: the resumed run logs in again (by design:
     # the stored session may have expired), and every listing page is scraped logged in.
     state = tmp_path / "state.db"
