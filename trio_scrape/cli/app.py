@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import enum
 import functools
+import inspect
 import itertools
 import logging
 import signal
@@ -91,6 +92,7 @@ def run(**given: Any) -> None:
     if "\0" in output:
         raise UsageError(f"--output: not a file name: {shorten(output)}")
     _warn_about_open_files(config.workers)
+    _warn_if_useless(given)
     out_format: OutputFormat = (
         given["format"].value
         if given["format"]
@@ -139,6 +141,7 @@ def crawl(**given: Any) -> None:
     if not starts:
         raise UsageError("no start URLs: the spider has no `start`, and none were given")
     config = dataclasses.replace(options.crawl_config(given), router=spider.router)
+    _warn_if_useless(given)
     sink = _scrape_sink(given)
     show = sys.stderr.isatty() and not quiet and given["progress"] is not False
     code, stats = _run_crawl(starts, config, sink, progress=show)
@@ -188,6 +191,82 @@ def _run_crawl(
 
 crawl.__signature__ = options.crawl_signature()  # type: ignore[attr-defined]
 app.command(cls=FastCommand, epilog=_CRAWL_EXAMPLES)(crawl)
+
+
+def _url_argument(help_text: str) -> Any:
+    return options._parameter(
+        "url",
+        str,
+        typer.Argument(metavar="URL", help=help_text, show_default=False),
+        inspect.Parameter.empty,
+    )
+
+
+def shell(**given: Any) -> None:
+    """Fetch one page (as a crawl does: the same options apply) and open a Python session
+    with `page`, `ctx` (a handler's Context for it) and `fetch(url)`, to try selectors."""
+    from .probe import run_shell
+
+    _setup_logging(quiet=False, verbose=given["verbose"])
+    url = _checked_url(given["url"])
+    _warn_if_useless(given)
+    run_shell(url, options.fetch_config(given))
+
+
+shell.__signature__ = options.fetch_signature(  # type: ignore[attr-defined]
+    [_url_argument("The page to fetch.")]
+)
+app.command(cls=FastCommand)(shell)
+
+
+def parse(**given: Any) -> None:
+    """Run the route a spider gives one page and print, as JSON, the items and the requests
+    it yields (and, for a TOML spider, every selector that matched nothing)."""
+    from .probe import parse_page
+
+    _setup_logging(quiet=False, verbose=given["verbose"])
+    url = _checked_url(given["url"])
+    _warn_if_useless(given)
+    print(parse_page(url, options.fetch_config(given), given["spider"], given["label"]))
+
+
+parse.__signature__ = options.fetch_signature(  # type: ignore[attr-defined]
+    [
+        _url_argument("The page to parse."),
+        options._parameter(
+            "spider",
+            Path,
+            typer.Option(
+                "--spider",
+                "--config",
+                "-c",
+                metavar="SPIDER",
+                help="The spider file (TOML or Python).",
+                show_default=False,
+            ),
+            inspect.Parameter.empty,
+        ),
+        options._parameter(
+            "label",
+            str | None,
+            typer.Option(
+                "--label",
+                metavar="LABEL",
+                help="The label of the page's request (default: none, routed by its URL).",
+            ),
+            None,
+        ),
+    ]
+)
+app.command(cls=FastCommand)(parse)
+
+
+def _checked_url(url: str) -> str:
+    try:
+        canonicalize(url)
+    except ValueError:
+        raise UsageError(f"invalid URL {shorten(url, 200)}{_did_you_mean(url)}") from None
+    return url
 
 
 def _seeds(given: Mapping[str, Any]) -> list[str]:
@@ -472,6 +551,47 @@ def _warn_about_open_files(workers: int) -> None:
             workers,
             limit,
         )
+
+
+#: Options that do something only with another: (option, needs, what the other is).
+_NEEDS = (
+    ("render_wait", ("render", "render_auto", "render_if"), "--render"),
+    ("render_wait_max", ("render", "render_auto", "render_if"), "--render"),
+    ("render_tabs", ("render", "render_auto", "render_if"), "--render"),
+    ("render_tab_pages", ("render", "render_auto", "render_if"), "--render"),
+    ("render_resources", ("render", "render_auto", "render_if"), "--render"),
+    ("browser", ("render", "render_auto", "render_if"), "--render"),
+    ("cache_ttl", ("cache",), "--cache"),
+    ("delay_jitter", ("delay",), "--delay"),
+    ("crawl_id", ("frontier",), "--frontier"),
+    ("lease", ("frontier",), "--frontier"),
+)
+#: Options that do nothing at --depth 0 (no link is followed).
+_FOLLOWING = ("follow", "include", "exclude", "no_frames", "skip_rel_nofollow")
+
+
+def _warn_if_useless(given: Mapping[str, Any]) -> None:
+    """Warn, once and in one line, of each option given that can have no effect (one that
+    needs another not given, or that only matters when links are followed, at --depth 0)."""
+    defaults = {name: p.default for name, p in options.signature().parameters.items()}
+
+    def set_(name: str) -> bool:
+        value = given.get(name, defaults.get(name))
+        return name in given and value != defaults.get(name) and value not in (None, (), [])
+
+    for name, needs, other in _NEEDS:
+        if set_(name) and not any(set_(need) for need in needs):
+            logger.warning(
+                "warning: %s has no effect without %s", options.flag_of_parameter(name), other
+            )
+    if "depth" in given and str(given["depth"]) == "0":
+        useless = [options.flag_of_parameter(name) for name in _FOLLOWING if set_(name)]
+        if useless:
+            logger.warning(
+                "warning: %s %s no effect at --depth 0 (no link is followed)",
+                ", ".join(useless),
+                "has" if len(useless) == 1 else "have",
+            )
 
 
 def _did_you_mean(url: str) -> str:
