@@ -87,6 +87,7 @@ def run(**given: Any) -> None:
     quiet: bool = given["quiet"]
     _setup_logging(quiet=quiet, verbose=given["verbose"])
     seeds = _seeds(given)
+    _merge_named(given)
     config = options.crawl_config(given)
     output: str = given["output"]
     if "\0" in output:
@@ -98,7 +99,13 @@ def run(**given: Any) -> None:
         if given["format"]
         else ("csv" if output.lower().endswith(".csv") else "jsonl")
     )
-    sink = open_file_sink(output, out_format, links=config.links, csv_safe=given["csv_safe"])
+    sink = open_file_sink(
+        output,
+        out_format,
+        links=config.links,
+        csv_safe=given["csv_safe"],
+        data_fields=[selector.name for selector in config.selectors],
+    )
     # A live display only where someone watches it: never when piped, never with --quiet.
     show = sys.stderr.isatty() and not quiet and given["progress"] is not False
     code, stats = _run_crawl(seeds, config, sink, progress=show)
@@ -140,16 +147,17 @@ def crawl(**given: Any) -> None:
     starts = [*urls, *spider.start]
     if not starts:
         raise UsageError("no start URLs: the spider has no `start`, and none were given")
+    _merge_named(given)
     config = dataclasses.replace(options.crawl_config(given), router=spider.router)
     _warn_if_useless(given)
-    sink = _scrape_sink(given)
+    sink = _scrape_sink(given, [selector.name for selector in config.selectors])
     show = sys.stderr.isatty() and not quiet and given["progress"] is not False
     code, stats = _run_crawl(starts, config, sink, progress=show)
     _report(stats, config, code, quiet=quiet)
     raise typer.Exit(code)
 
 
-def _scrape_sink(given: Mapping[str, Any]) -> Any:
+def _scrape_sink(given: Mapping[str, Any], data_fields: list[str]) -> Any:
     """Items to -o, records to --records (when given)."""
     from ..output.items import ScrapeSink, open_item_sink
 
@@ -162,7 +170,9 @@ def _scrape_sink(given: Mapping[str, Any]) -> Any:
     record_sink = None
     if records is not None:
         fmt: OutputFormat = "csv" if records.lower().endswith(".csv") else "jsonl"
-        record_sink = open_file_sink(records, fmt, csv_safe=given["csv_safe"])
+        record_sink = open_file_sink(
+            records, fmt, csv_safe=given["csv_safe"], data_fields=data_fields
+        )
     return ScrapeSink(items, record_sink)
 
 
@@ -678,7 +688,46 @@ def _config_defaults(args: list[str]) -> dict[str, Any]:
     found = _config_table(args)
     if found is not None:
         defaults.update(_table_defaults(*found, params))
+    _file_named.clear()
+    _file_named.update({name: list(defaults[name]) for name in _NAMED if defaults.get(name)})
     return defaults
+
+
+#: Repeatable NAME=VALUE options: a config file's (or spider's) entries merge with the command
+#: line's by NAME, the command line winning for a name it gives. Options in one group share
+#: their names (``--select`` and ``--select-all`` both name fields of ``data``).
+_NAMED = {"header": ("header", ":"), "select": ("select", "="), "select_all": ("select", "=")}
+#: The config file's values of those options (set by _config_defaults).
+_file_named: dict[str, list[str]] = {}
+
+
+def _named_key(option: str, value: str) -> str:
+    group, separator = _NAMED[option]
+    name = value.partition(separator)[0].strip()
+    return name.lower() if group == "header" else name
+
+
+def _merge_named(given: dict[str, Any]) -> None:
+    """Merge the file's NAME=VALUE entries with the command line's by NAME (in ``given``).
+
+    A value that is not the file's list came from the command line (one that is, is the
+    file's, or the same entries typed again: merged alike)."""
+    typed: dict[str, set[str]] = {"header": set(), "select": set()}
+    from_command_line = {
+        option: bool(given.get(option)) and list(given[option]) != _file_named.get(option, [])
+        for option in _NAMED
+    }
+    for option, typed_here in from_command_line.items():
+        if typed_here:
+            typed[_NAMED[option][0]] |= {_named_key(option, v) for v in given[option]}
+    for option, typed_here in from_command_line.items():
+        names = typed[_NAMED[option][0]]
+        file_values = _file_named.get(option, [])
+        if typed_here:
+            kept = [v for v in file_values if _named_key(option, v) not in names]
+            given[option] = [*kept, *given[option]]
+        elif file_values:
+            given[option] = [v for v in file_values if _named_key(option, v) not in names]
 
 
 def _config_table(args: list[str]) -> tuple[dict[str, Any], str] | None:
