@@ -427,3 +427,17 @@ def test_a_mangled_example_is_one_line_never_a_traceback(data: st.DataObject) ->
         insert = data.draw(st.text(alphabet=string.printable + "{}[]=\"'", max_size=6))
         text = text[:at] + insert + text[at + cut :]
     _must_be_one_line_or_compile(text)
+
+
+def test_the_documented_spiders_compile() -> None:
+    import re
+
+    import trio_scrape.scraper.toml_spider as module
+
+    docs = (EXAMPLE.parent.parent / "docs" / "scraping.md").read_text()
+    [block] = re.findall(r"```toml\n(# quotes.toml.*?)```", docs, re.S)
+    assert toml_spider(block).router.labels == {"listing", "author"}
+    assert module.__doc__ is not None
+    text = module.__doc__.split("::\n", 1)[1].split("\nEverything")[0]
+    text = "\n".join(line[4:] for line in text.splitlines())
+    assert toml_spider(text).router.labels == {"listing", "author"}

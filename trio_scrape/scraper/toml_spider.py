@@ -20,6 +20,9 @@ The file has three tables::
     [routes.listing.pagination]            # the next page: a link, or a page number
     next = "li.next a"
 
+    [routes.author]
+    items = { fields = { name = "h3.author-title" } }
+
 Everything is checked when the file is loaded, before anything is fetched: an unknown key, a
 value of the wrong type, a CSS selector, a JMESPath expression or a regular expression that
 does not compile, a label no route handles; the error (:class:`TomlSpiderError`) is one line
