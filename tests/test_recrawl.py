@@ -255,3 +255,48 @@ async def test_sigkill_during_a_recrawl_round_then_the_same_command(
     assert max(counts.values()) == 1, counts.most_common(3)
     # Pages fetched again after a kill are still compared with the last round.
     assert changes(records) == Counter({"unchanged": pages - 30, "changed": 30})
+
+
+async def test_each_recrawl_round_may_write_to_a_new_output(
+    site: Site, tmp_path: Path, store: Store
+) -> None:
+    """A new -o for each round: the earlier round's file is left as it was, the new one
+    starts empty and gets every page once (also after SIGKILLs, resumed by the same
+    command); a different -o while a round is unfinished is refused (it writes elsewhere)."""
+    pages = 3000
+
+    def page(path: str) -> Reply | None:
+        if not path.startswith("/q") or not path[2:].isdigit() or int(path[2:]) >= pages:
+            return None
+        i = int(path[2:])
+        links = [f"/q{j}" for j in range(i + 1, min(i + 4, pages))]
+        return Reply(body=html_page(f"q{i}", links), headers={"ETag": f'"{i}"'})
+
+    site.fallback = page
+
+    def command(out: str) -> list[str]:
+        return [
+            *CLI, "run", site.url("/q0"), "--depth", "5000", "-o", str(tmp_path / out),
+            *store.args(), "--workers", "8", "-q", "--recrawl",
+        ]  # fmt: skip
+
+    urls = sorted(site.url(f"/q{i}") for i in range(pages))
+    with trio.fail_after(180):
+        first = await trio.run_process(command("r1.jsonl"), capture_stderr=True, check=False)
+        assert first.returncode == 0, first.stderr
+        round_one = (tmp_path / "r1.jsonl").read_bytes()
+        (tmp_path / "r2.jsonl").write_text("left from before\n")
+        site.log.clear()
+        killed = await site.kill_at(command("r2.jsonl"), 900)
+        assert killed, "the round was too quick to be killed: make the site bigger"
+        if store.kind == "state":
+            other = await trio.run_process(command("r9.jsonl"), capture_stderr=True, check=False)
+            assert other.returncode == 2 and b"its round is not finished" in other.stderr
+            assert len(other.stderr.splitlines()) == 1
+        result = await trio.run_process(command("r2.jsonl"), capture_stderr=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "r1.jsonl").read_bytes() == round_one
+    records = read_records(tmp_path / "r2.jsonl")
+    counts = Counter(r["url"] for r in records)
+    assert sorted(counts) == urls and max(counts.values()) == 1
+    assert changes(records) == Counter({"unchanged": pages})

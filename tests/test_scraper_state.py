@@ -500,9 +500,12 @@ async def test_a_post_in_flight_when_killed_is_sent_again_once(site: Site, tmp_p
             for seq, referrer, requests in rows
             if json.loads(requests)[0].get("method") == "POST"
         ]
-        # Committed as leased: the resumed crawl puts it back in the queue.
+        # Not done: queued (no mark yet) or leased (mark 1); the resumed crawl does it again.
         assert referrer is None
-        assert db.execute("SELECT state FROM marks WHERE seq = ?", (seq,)).fetchall() == [(1,)]
+        assert db.execute("SELECT state FROM marks WHERE seq = ?", (seq,)).fetchall() in (
+            [],
+            [(1,)],
+        )
         db.close()
         hang = False
         result = await trio.run_process(command, capture_stderr=True, check=False)

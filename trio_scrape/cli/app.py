@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import enum
 import functools
+import inspect
 import itertools
 import logging
 import signal
@@ -87,17 +88,25 @@ def run(**given: Any) -> None:
     quiet: bool = given["quiet"]
     _setup_logging(quiet=quiet, verbose=given["verbose"])
     seeds = _seeds(given)
+    _merge_named(given)
     config = options.crawl_config(given)
     output: str = given["output"]
     if "\0" in output:
         raise UsageError(f"--output: not a file name: {shorten(output)}")
     _warn_about_open_files(config.workers)
+    _warn_if_useless(given)
     out_format: OutputFormat = (
         given["format"].value
         if given["format"]
         else ("csv" if output.lower().endswith(".csv") else "jsonl")
     )
-    sink = open_file_sink(output, out_format, links=config.links, csv_safe=given["csv_safe"])
+    sink = open_file_sink(
+        output,
+        out_format,
+        links=config.links,
+        csv_safe=given["csv_safe"],
+        data_fields=[selector.name for selector in config.selectors],
+    )
     # A live display only where someone watches it: never when piped, never with --quiet.
     show = sys.stderr.isatty() and not quiet and given["progress"] is not False
     code, stats = _run_crawl(seeds, config, sink, progress=show)
@@ -141,15 +150,17 @@ def crawl(**given: Any) -> None:
     starts = [*urls, *spider.start]
     if not starts:
         raise UsageError("no start URLs: the spider has no `start`, and none were given")
+    _merge_named(given)
     config = dataclasses.replace(options.crawl_config(given), router=spider.router)
-    sink = _scrape_sink(given)
+    _warn_if_useless(given)
+    sink = _scrape_sink(given, [selector.name for selector in config.selectors])
     show = sys.stderr.isatty() and not quiet and given["progress"] is not False
     code, stats = _run_crawl(starts, config, sink, progress=show)
     _report(stats, config, code, quiet=quiet)
     raise typer.Exit(code)
 
 
-def _scrape_sink(given: Mapping[str, Any]) -> Any:
+def _scrape_sink(given: Mapping[str, Any], data_fields: list[str]) -> Any:
     """Items to -o, records to --records (when given)."""
     from ..output.items import ScrapeSink, open_item_sink
 
@@ -162,7 +173,9 @@ def _scrape_sink(given: Mapping[str, Any]) -> Any:
     record_sink = None
     if records is not None:
         fmt: OutputFormat = "csv" if records.lower().endswith(".csv") else "jsonl"
-        record_sink = open_file_sink(records, fmt, csv_safe=given["csv_safe"])
+        record_sink = open_file_sink(
+            records, fmt, csv_safe=given["csv_safe"], data_fields=data_fields
+        )
     return ScrapeSink(items, record_sink)
 
 
@@ -191,6 +204,82 @@ def _run_crawl(
 
 crawl.__signature__ = options.crawl_signature()  # type: ignore[attr-defined]
 app.command(cls=FastCommand, epilog=_CRAWL_EXAMPLES)(crawl)
+
+
+def _url_argument(help_text: str) -> Any:
+    return options._parameter(
+        "url",
+        str,
+        typer.Argument(metavar="URL", help=help_text, show_default=False),
+        inspect.Parameter.empty,
+    )
+
+
+def shell(**given: Any) -> None:
+    """Fetch one page (as a crawl does: the same options apply) and open a Python session
+    with `page`, `ctx` (a handler's Context for it) and `fetch(url)`, to try selectors."""
+    from .probe import run_shell
+
+    _setup_logging(quiet=False, verbose=given["verbose"])
+    url = _checked_url(given["url"])
+    _warn_if_useless(given)
+    run_shell(url, options.fetch_config(given))
+
+
+shell.__signature__ = options.fetch_signature(  # type: ignore[attr-defined]
+    [_url_argument("The page to fetch.")]
+)
+app.command(cls=FastCommand)(shell)
+
+
+def parse(**given: Any) -> None:
+    """Run the route a spider gives one page and print, as JSON, the items and the requests
+    it yields (and, for a TOML spider, every selector that matched nothing)."""
+    from .probe import parse_page
+
+    _setup_logging(quiet=False, verbose=given["verbose"])
+    url = _checked_url(given["url"])
+    _warn_if_useless(given)
+    print(parse_page(url, options.fetch_config(given), given["spider"], given["label"]))
+
+
+parse.__signature__ = options.fetch_signature(  # type: ignore[attr-defined]
+    [
+        _url_argument("The page to parse."),
+        options._parameter(
+            "spider",
+            Path,
+            typer.Option(
+                "--spider",
+                "--config",
+                "-c",
+                metavar="SPIDER",
+                help="The spider file (TOML or Python).",
+                show_default=False,
+            ),
+            inspect.Parameter.empty,
+        ),
+        options._parameter(
+            "label",
+            str | None,
+            typer.Option(
+                "--label",
+                metavar="LABEL",
+                help="The label of the page's request (default: none, routed by its URL).",
+            ),
+            None,
+        ),
+    ]
+)
+app.command(cls=FastCommand)(parse)
+
+
+def _checked_url(url: str) -> str:
+    try:
+        canonicalize(url)
+    except ValueError:
+        raise UsageError(f"invalid URL {shorten(url, 200)}{_did_you_mean(url)}") from None
+    return url
 
 
 def _seeds(given: Mapping[str, Any]) -> list[str]:
@@ -493,6 +582,47 @@ def _warn_about_open_files(workers: int) -> None:
         )
 
 
+#: Options that do something only with another: (option, needs, what the other is).
+_NEEDS = (
+    ("render_wait", ("render", "render_auto", "render_if"), "--render"),
+    ("render_wait_max", ("render", "render_auto", "render_if"), "--render"),
+    ("render_tabs", ("render", "render_auto", "render_if"), "--render"),
+    ("render_tab_pages", ("render", "render_auto", "render_if"), "--render"),
+    ("render_resources", ("render", "render_auto", "render_if"), "--render"),
+    ("browser", ("render", "render_auto", "render_if"), "--render"),
+    ("cache_ttl", ("cache",), "--cache"),
+    ("delay_jitter", ("delay",), "--delay"),
+    ("crawl_id", ("frontier",), "--frontier"),
+    ("lease", ("frontier",), "--frontier"),
+)
+#: Options that do nothing at --depth 0 (no link is followed).
+_FOLLOWING = ("follow", "include", "exclude", "no_frames", "skip_rel_nofollow")
+
+
+def _warn_if_useless(given: Mapping[str, Any]) -> None:
+    """Warn, once and in one line, of each option given that can have no effect (one that
+    needs another not given, or that only matters when links are followed, at --depth 0)."""
+    defaults = {name: p.default for name, p in options.signature().parameters.items()}
+
+    def set_(name: str) -> bool:
+        value = given.get(name, defaults.get(name))
+        return name in given and value != defaults.get(name) and value not in (None, (), [])
+
+    for name, needs, other in _NEEDS:
+        if set_(name) and not any(set_(need) for need in needs):
+            logger.warning(
+                "warning: %s has no effect without %s", options.flag_of_parameter(name), other
+            )
+    if "depth" in given and str(given["depth"]) == "0":
+        useless = [options.flag_of_parameter(name) for name in _FOLLOWING if set_(name)]
+        if useless:
+            logger.warning(
+                "warning: %s %s no effect at --depth 0 (no link is followed)",
+                ", ".join(useless),
+                "has" if len(useless) == 1 else "have",
+            )
+
+
 def _did_you_mean(url: str) -> str:
     """`` (did you mean 'http://host:port/'?)`` for a URL given without its scheme."""
     if "://" in url or not url or url.startswith(("/", ".")):
@@ -577,7 +707,46 @@ def _config_defaults(args: list[str]) -> dict[str, Any]:
     found = _config_table(args)
     if found is not None:
         defaults.update(_table_defaults(*found, params))
+    _file_named.clear()
+    _file_named.update({name: list(defaults[name]) for name in _NAMED if defaults.get(name)})
     return defaults
+
+
+#: Repeatable NAME=VALUE options: a config file's (or spider's) entries merge with the command
+#: line's by NAME, the command line winning for a name it gives. Options in one group share
+#: their names (``--select`` and ``--select-all`` both name fields of ``data``).
+_NAMED = {"header": ("header", ":"), "select": ("select", "="), "select_all": ("select", "=")}
+#: The config file's values of those options (set by _config_defaults).
+_file_named: dict[str, list[str]] = {}
+
+
+def _named_key(option: str, value: str) -> str:
+    group, separator = _NAMED[option]
+    name = value.partition(separator)[0].strip()
+    return name.lower() if group == "header" else name
+
+
+def _merge_named(given: dict[str, Any]) -> None:
+    """Merge the file's NAME=VALUE entries with the command line's by NAME (in ``given``).
+
+    A value that is not the file's list came from the command line (one that is, is the
+    file's, or the same entries typed again: merged alike)."""
+    typed: dict[str, set[str]] = {"header": set(), "select": set()}
+    from_command_line = {
+        option: bool(given.get(option)) and list(given[option]) != _file_named.get(option, [])
+        for option in _NAMED
+    }
+    for option, typed_here in from_command_line.items():
+        if typed_here:
+            typed[_NAMED[option][0]] |= {_named_key(option, v) for v in given[option]}
+    for option, typed_here in from_command_line.items():
+        names = typed[_NAMED[option][0]]
+        file_values = _file_named.get(option, [])
+        if typed_here:
+            kept = [v for v in file_values if _named_key(option, v) not in names]
+            given[option] = [*kept, *given[option]]
+        elif file_values:
+            given[option] = [v for v in file_values if _named_key(option, v) not in names]
 
 
 def _config_table(args: list[str]) -> tuple[dict[str, Any], str] | None:

@@ -442,3 +442,45 @@ def crawl_config(given: Mapping[str, Any]) -> CrawlConfig:
 def not_options() -> Iterable[str]:
     """CrawlConfig's fields that have no command-line option (library only)."""
     return [f.name for f in dataclasses.fields(CrawlConfig) if not options_of(f)]
+
+
+#: The options of ``run`` that ``shell`` and ``parse`` take: how one page is fetched (and
+#: rendered), and the log's verbosity.
+_FETCH_PANELS = (Panel.FETCH.value, Panel.RENDER.value)
+_FETCH_EXTRA = ("timeout", "robots", "verbose")
+
+
+def fetch_signature(leading: Iterable[inspect.Parameter]) -> inspect.Signature:
+    """``leading`` parameters, then ``run``'s options for fetching one page."""
+    chosen = []
+    for parameter in signature().parameters.values():
+        info = get_args(parameter.annotation)[1]
+        panel = getattr(info, "rich_help_panel", None)
+        if (panel in _FETCH_PANELS or parameter.name in _FETCH_EXTRA) and parameter.name not in (
+            "cache",
+            "cache_ttl",
+        ):
+            chosen.append(parameter)
+    return inspect.Signature([*leading, *chosen])
+
+
+def fetch_config(given: Mapping[str, Any]) -> CrawlConfig:
+    """The CrawlConfig of :func:`fetch_signature`'s options: ``run``'s defaults for the rest.
+
+    Raises:
+        UsageError: a value is refused (named by flag).
+    """
+    values = {name: p.default for name, p in signature().parameters.items()}
+    values.update({name: value for name, value in given.items() if name in values})
+    return crawl_config(values)
+
+
+def flag_of_parameter(name: str) -> str:
+    """The long flag of ``run``'s parameter ``name`` (``render_wait`` -> ``--render-wait``)."""
+    parameter = signature().parameters.get(name)
+    if parameter is not None:
+        info = get_args(parameter.annotation)[1]
+        flags = [d for d in getattr(info, "param_decls", ()) or () if d.startswith("--")]
+        if flags:
+            return str(max(flags, key=len).partition("/")[0])
+    return "--" + name.replace("_", "-")

@@ -1,6 +1,9 @@
 """Spider files: a scraper defined in a Python file, run by ``trio-scrape crawl SPIDER.py``.
 
-A spider file is a module with, at its top level:
+A TOML spider (``.toml``: see :mod:`trio_scrape.scraper.toml_spider`) has the same three
+things as tables: ``start``, ``options`` and ``routes`` (compiled into a router).
+
+A Python spider file is a module with, at its top level:
 
 - ``router``: a :class:`~trio_scrape.Router` with the handlers (required);
 - ``start``: the start URLs or :class:`~trio_scrape.Request` values, or a function (no
@@ -50,9 +53,9 @@ def load_spider(path: Path) -> Spider:
     """
     name = f"SPIDER {shorten(str(path), 200)}"
     if path.suffix == ".toml":
-        raise UsageError(f"{name}: TOML spiders are not supported yet: write a Python spider")
+        return _load_toml(path, name)
     if path.suffix != ".py":
-        raise UsageError(f"{name}: expected a Python file (.py)")
+        raise UsageError(f"{name}: expected a Python file (.py) or a TOML spider (.toml)")
     if not path.is_file():
         raise UsageError(f"{name}: no such file")
     module_name = path.stem
@@ -78,6 +81,18 @@ def load_spider(path: Path) -> Spider:
             f"{name}: {where}importing it failed: {type(exc).__name__}: {exc}"
         ) from None
     return _read(module, name)
+
+
+def _load_toml(path: Path, name: str) -> Spider:
+    from ..scraper.toml_spider import TomlSpiderError, load_toml_spider
+
+    if not path.is_file():
+        raise UsageError(f"{name}: no such file")
+    try:
+        spider = load_toml_spider(path)
+    except TomlSpiderError as exc:
+        raise UsageError(f"{name}: {exc}") from None
+    return Spider(path, spider.router, spider.start, spider.options)
 
 
 def _read(module: Any, name: str) -> Spider:

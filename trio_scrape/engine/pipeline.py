@@ -150,6 +150,8 @@ class PagePipeline:
         rng: random.Random | None = None,
     ) -> None:
         self._config = config
+        # Handlers and ::abs() selectors resolve URLs as the page's links: from <base href>.
+        self._want_base = config.router is not None or any(s.absolute for s in config.selectors)
         self._fetcher = fetcher
         self._sitemap_fetcher = fetcher if sitemap_fetcher is None else sitemap_fetcher
         self._rendering = config.rendering != "off"
@@ -326,6 +328,7 @@ class PagePipeline:
                 want_links=want_links,
                 frames=config.frames,
                 skip_rel_nofollow=config.skip_rel_nofollow,
+                want_base=self._want_base,
             )
             page.html = parsed.tree
             page.title = parsed.title
@@ -345,7 +348,7 @@ class PagePipeline:
         if not page.ok:
             return
         if config.selectors:
-            self._select(page)
+            self._select(page, base)
         if config.extract is not None and not request.revisit:  # no record: no extraction
             await _run_extract(config.extract, page)
         if config.router is not None:
@@ -371,12 +374,19 @@ class PagePipeline:
         outcome.links, invalid = self._resolver.resolve(base, chosen, encoding=page.encoding)
         outcome.invalid_links += invalid
 
-    def _select(self, page: Page) -> None:
-        """``selectors`` into ``data``: CSS on an HTML page, JMESPath on a JSON answer."""
+    def _select(self, page: Page, base: str) -> None:
+        """``selectors`` into ``data``: CSS on an HTML page (``::abs(href)`` resolved as
+        the page's links are, from ``base``), JMESPath on a JSON answer."""
         selectors = self._config.selectors
         if page.html is not None:
+            resolver = self._resolver
+
+            def urljoin(href: str) -> str | None:
+                resolved, _ = resolver.resolve(base, [href], encoding=page.encoding)
+                return resolved[0] if resolved else None
+
             for selector in selectors:
-                page.data[selector.name] = selector.extract(page.html)
+                page.data[selector.name] = selector.extract(page.html, urljoin)
         elif is_json(page.content_type):
             try:
                 value = page.json()

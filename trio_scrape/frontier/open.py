@@ -68,6 +68,7 @@ async def _open_state(
             config.state,
             settings=state_settings(config, seeds=seeds, sitemaps=sitemaps, sink=sink),
             reset=config.state_reset,
+            new_output=config.recrawl,
         )
     )
     opened = frontier.opened

@@ -171,6 +171,8 @@ class SqliteFrontier(MemoryFrontier):
         super().__init__()
         #: a scraper's requests are kept, with all they carry: see add_requests
         self.carries_requests = True
+        # A recrawl's new output (-o): the settings stored when its round begins.
+        self._next_settings: dict[str, Any] | None = None
         self._db = db
         self._thread = trio.CapacityLimiter(1)
         self._lock = trio.Lock()
@@ -682,6 +684,11 @@ class SqliteFrontier(MemoryFrontier):
             db.execute("DELETE FROM marks")
             db.execute("DELETE FROM meta WHERE key = 'output_offset'")
             db.execute("INSERT OR REPLACE INTO meta VALUES ('round', ?)", (str(self._round + 1),))
+            if self._next_settings is not None:  # this round writes to a new output
+                db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'settings'",
+                    (json.dumps(self._next_settings, sort_keys=True),),
+                )
             (known,) = db.execute("SELECT count(*) FROM pages").fetchone()
             db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -689,6 +696,7 @@ class SqliteFrontier(MemoryFrontier):
                 db.execute("ROLLBACK")
             raise StateError(f"cannot write the crawl state: {exc}") from exc
         self._round += 1
+        self._next_settings = None
         self._seen_digests = DigestSet(self._seen_digests.seed)
         self._loaded_seq = self._next_seq - 1
         self._on_disk = 0
@@ -703,7 +711,7 @@ class SqliteFrontier(MemoryFrontier):
 
     # ---------------------------------------------------------------------- opening
 
-    def _load(self, settings: Mapping[str, Any], reset: bool) -> None:
+    def _load(self, settings: Mapping[str, Any], reset: bool, new_output: bool = False) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         if reset:
@@ -725,7 +733,9 @@ class SqliteFrontier(MemoryFrontier):
         wanted = json.loads(json.dumps(settings))  # the JSON form, as stored
         if "settings" in meta:
             stored = json.loads(meta["settings"])
-            if stored != wanted:
+            if stored != wanted and new_output and _but_output(stored) == _but_output(wanted):
+                self._next_settings = wanted  # allowed if the crawl has finished: see below
+            elif stored != wanted:
                 db.execute("ROLLBACK")
                 raise StateError(_settings_changed(stored, wanted))
         else:
@@ -799,6 +809,13 @@ class SqliteFrontier(MemoryFrontier):
         )
         self._on_disk = scheduled - done
         self._spilled = self._on_disk > 0
+        if self._next_settings is not None and not self.opened.finished:
+            stored = json.loads(meta["settings"])
+            raise StateError(
+                "its round is not finished, and writes to "
+                f"{stored.get('output')!r} ({settings_changes(stored, self._next_settings)}): "
+                "a new output is for a new round; run the same command to resume"
+            )
 
 
 # (first seq, kind, depth, referrer, urls, their digests, their sitemap lastmods)
@@ -1041,6 +1058,11 @@ def _json_text(values: list[Any]) -> str:
         return json.dumps(values)
 
 
+def _but_output(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings but where the records go (a recrawl's round may write elsewhere)."""
+    return {k: v for k, v in settings.items() if k not in ("output", "format")}
+
+
 def _settings_changed(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
     return (
         f"it was made by a crawl with other settings ({settings_changes(stored, wanted)}): "
@@ -1071,12 +1093,15 @@ async def open_sqlite_frontier(
     settings: Mapping[str, Any],
     reset: bool = False,
     window: int = 10_000,
+    new_output: bool = False,
 ) -> AsyncIterator[SqliteFrontier]:
     """Open (or create) the crawl state at ``path`` and commit to it in the background while
     the block runs; the last changes are committed on the way out, even when cancelled.
 
     ``settings`` are the options that define the crawl (seeds, scope, output): they are
     stored on creation and must be equal on resume. ``reset`` empties the state first.
+    ``new_output`` (a recrawl): a finished crawl's next round may write to another output
+    (``output`` and ``format`` may differ; the new ones are stored when the round begins).
 
     Raises:
         StateError: the file is not a crawl state, is in use by another crawl, or was made
@@ -1091,7 +1116,7 @@ async def open_sqlite_frontier(
             raise StateError(f"cannot open the crawl state {name!r}: {_explain(exc)}") from None
         frontier = SqliteFrontier(db, window=window)
         try:
-            frontier._load(settings, reset)
+            frontier._load(settings, reset, new_output)
         except sqlite3.Error as exc:
             db.close()
             raise StateError(f"cannot use the crawl state {name!r}: {_explain(exc)}") from None

@@ -11,6 +11,7 @@ import codecs
 import dataclasses
 import re
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
@@ -168,10 +169,17 @@ _LINKS_AND_FRAMES = "a[href], area[href], iframe[src], frame[src]"
 
 
 def parse_html(
-    text: str, *, want_links: bool, frames: bool = True, skip_rel_nofollow: bool = False
+    text: str,
+    *,
+    want_links: bool,
+    frames: bool = True,
+    skip_rel_nofollow: bool = False,
+    want_base: bool = False,
 ) -> ParsedHtml:
     """Parse HTML: the tree, the whitespace-normalised ``<title>``, page-level robots rules,
-    the canonical link and a meta refresh; with ``want_links`` also ``<base href>``, the raw
+    the canonical link and a meta refresh; ``<base href>`` when something is to be resolved
+    against it (``want_base``, ``want_links``, a canonical link or a refresh URL); with
+    ``want_links`` also the raw
     ``href`` of every ``<a>`` and ``<area>`` (not those with ``rel=nofollow`` when
     ``skip_rel_nofollow``) and the ``src`` of every ``<iframe>`` and ``<frame>`` (when
     ``frames``)."""
@@ -204,11 +212,12 @@ def parse_html(
         if "canonical" in (attributes.get("rel") or "").lower().split():
             canonical = (attributes.get("href") or "").strip() or None
             break
-    if want_links:
+    if want_links or want_base or canonical is not None or refresh is not None:
         for node in tree.tags("base"):
             if "href" in node.attributes:
                 base = node.attributes.get("href")
                 break
+    if want_links:
         others = ("area", "iframe", "frame") if frames else ("area",)
         if any(tree.tags(name) for name in others):  # several kinds: in document order
             found = [n.attributes for n in tree.css(_LINKS_AND_FRAMES if frames else _LINKS)]
@@ -276,7 +285,7 @@ def parse_refresh(content: str) -> tuple[float, str] | None:
     return delay, url
 
 
-_PSEUDO = re.compile(r"::(?:attr\(\s*([^()\s]+)\s*\)|(text))\s*$")
+_PSEUDO = re.compile(r"::(?:(attr|abs|url)\(\s*([^()\s]+)\s*\)|(text))\s*$")
 _PROBE = LexborHTMLParser("<p></p>")
 
 
@@ -285,10 +294,12 @@ class Selector:
     """A field taken from every page by a selector: ``--select NAME=CSS`` for HTML pages,
     ``--select NAME=jmes:EXPRESSION`` (JMESPath) for JSON answers.
 
-    ``css`` may end in ``::text`` (the default: the element's text, whitespace-normalised) or
-    ``::attr(NAME)`` (an attribute's value). With ``many``, every match is taken (a list);
-    otherwise the first (``None`` when nothing matches). A JMESPath selector (``jmes`` set,
-    ``css`` empty) gives what its expression selects, as JSON values.
+    ``css`` may end in ``::text`` (the default: the element's text, whitespace-normalised),
+    ``::attr(NAME)`` (an attribute's value) or ``::abs(NAME)`` / ``::url(NAME)`` (the
+    attribute as an absolute URL, resolved as the page's links are: ``absolute`` is set; a
+    value that does not resolve to an http(s) URL is no match). With ``many``, every match is
+    taken (a list); otherwise the first (``None`` when nothing matches). A JMESPath selector
+    (``jmes`` set, ``css`` empty) gives what its expression selects, as JSON values.
 
     Raises:
         ValueError: the spec has no ``NAME=`` or the CSS does not parse.
@@ -299,6 +310,7 @@ class Selector:
     attr: str | None = None
     many: bool = False
     jmes: str | None = None
+    absolute: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -318,18 +330,21 @@ class Selector:
 
     @classmethod
     def parse(cls, spec: str, *, many: bool = False) -> Selector:
-        """``NAME=CSS``, ``NAME=CSS::text`` or ``NAME=CSS::attr(ATTRIBUTE)``."""
+        """``NAME=CSS``, ``NAME=CSS::text``, ``NAME=CSS::attr(ATTRIBUTE)`` or
+        ``NAME=CSS::abs(ATTRIBUTE)`` (also ``::url(ATTRIBUTE)``)."""
         name, sep, css = spec.partition("=")
         if not sep or not name.strip() or not css.strip():
             raise ValueError(f"expected NAME=CSS, got {spec!r}")
         if css.lstrip().startswith("jmes:"):
             return cls(name.strip(), "", None, many, css.lstrip()[5:].strip())
         attr = None
+        absolute = False
         match = _PSEUDO.search(css)
         if match:
-            attr = match.group(1)
+            attr = match.group(2)
+            absolute = match.group(1) in ("abs", "url")
             css = css[: match.start()]
-        return cls(name.strip(), css.strip(), attr, many)
+        return cls(name.strip(), css.strip(), attr, many, None, absolute)
 
     def extract_json(self, value: Any) -> Any:
         """What a JMESPath selector selects in a parsed JSON ``value`` (a CSS selector: None,
@@ -343,17 +358,33 @@ class Selector:
             return [] if found is None else found if isinstance(found, list) else [found]
         return found
 
-    def extract(self, tree: LexborHTMLParser) -> str | list[str] | None:
+    def extract(
+        self, tree: LexborHTMLParser, urljoin: Callable[[str], str | None] | None = None
+    ) -> str | list[str] | None:
+        """The first match's value (every match's, with ``many``) in ``tree``; ``urljoin``
+        resolves an ``::abs(NAME)`` value (None: it is not an http(s) URL)."""
         if self.jmes is not None:  # a JSON selector on an HTML page
             return [] if self.many else None
         if self.many:
-            return [v for v in map(self._value, tree.css(self.css)) if v is not None]
+            values = [self._value(node, urljoin) for node in tree.css(self.css)]
+            return [v for v in values if v is not None]
+        if self.absolute:  # the first match that resolves
+            for match in tree.css(self.css):
+                value = self._value(match, urljoin)
+                if value is not None:
+                    return value
+            return None
         node = tree.css_first(self.css)
-        return None if node is None else self._value(node)
+        return None if node is None else self._value(node, urljoin)
 
-    def _value(self, node: LexborNode) -> str | None:
+    def _value(
+        self, node: LexborNode, urljoin: Callable[[str], str | None] | None = None
+    ) -> str | None:
         if self.attr is not None:
-            return node.attributes.get(self.attr)
+            value = node.attributes.get(self.attr)
+            if value is None or not self.absolute or urljoin is None:
+                return value
+            return urljoin(value)
         return _SPACE.sub(" ", node.text(deep=True)).strip()
 
 

@@ -20,7 +20,7 @@ import math
 import os
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, Any, Literal, Protocol, runtime_checkable
 
 import orjson
@@ -394,6 +394,10 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 class CsvSink(_FileSink):
     """RFC 4180 CSV with a header row; ``data``, ``links`` and ``error`` cells hold JSON text.
 
+    ``data_fields`` (the names of ``--select`` fields) get a column each, ``data.NAME``, after
+    ``data``, which then holds the rest of ``data`` (text as it is; a list or a table as JSON;
+    empty for a missing value).
+
     With ``safe`` (the default), a cell that a spreadsheet would run as a formula (one that
     starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return: a page title such as
     ``=HYPERLINK(...)``) gets a leading ``'``, which spreadsheets show as text.
@@ -402,17 +406,29 @@ class CsvSink(_FileSink):
     format = "csv"
 
     def __init__(
-        self, file: IO[bytes], *, links: bool, close: bool, name: str = "-", safe: bool = True
+        self,
+        file: IO[bytes],
+        *,
+        links: bool,
+        close: bool,
+        name: str = "-",
+        safe: bool = True,
+        data_fields: Sequence[str] = (),
     ) -> None:
         super().__init__(file, links=links, close=close, name=name)
         self._safe = safe
         self._fields = [f for f in RECORD_FIELDS if links or f != "links"]
+        self._data_fields = list(dict.fromkeys(data_fields))
+        self._header = list(self._fields)
+        if self._data_fields:
+            at = self._header.index("data") + 1
+            self._header[at:at] = [f"data.{name}" for name in self._data_fields]
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer)
 
     def _begin(self, *, fresh: bool) -> None:
         if fresh:
-            self._writer.writerow(self._fields)
+            self._writer.writerow(self._header)
             self._pending.append(_encode(self._take()))
 
     def _take(self) -> str:
@@ -434,14 +450,12 @@ class CsvSink(_FileSink):
         row = []
         for field in self._fields:
             value = record[field]
-            if value is None:
-                row.append("")
-            elif isinstance(value, bool):
-                row.append("true" if value else "false")
-            elif isinstance(value, dict | list):
-                row.append(_json(value).decode("utf-8"))
-            else:
-                row.append(str(value))
+            if field == "data" and self._data_fields and isinstance(value, dict):
+                rest = {k: v for k, v in value.items() if k not in self._data_fields}
+                row.append(_cell(rest))
+                row += [_cell(value.get(name)) for name in self._data_fields]
+                continue
+            row.append(_cell(value))
         if self._safe:
             row = [self._defused(cell) for cell in row]
         return row
@@ -451,21 +465,38 @@ class CsvSink(_FileSink):
         return "'" + cell if self._safe and cell.startswith(_FORMULA_START) else cell
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return _json(value).decode("utf-8")
+    return str(value)
+
+
 def open_file_sink(
-    path: str, format: OutputFormat, *, links: bool = False, csv_safe: bool = True
+    path: str,
+    format: OutputFormat,
+    *,
+    links: bool = False,
+    csv_safe: bool = True,
+    data_fields: Sequence[str] = (),
 ) -> JsonlSink | CsvSink:
     """Open ``path`` (``"-"`` for standard output) for records in ``format``.
 
     The file is created if missing; it is truncated when the crawl starts (``start``), or,
     when a crawl resumes from its state, cut back to the records the state knows are written.
     Closing the sink (``aclose``) flushes it and closes the file, but never standard output.
-    ``csv_safe``: see :class:`CsvSink`.
+    ``csv_safe`` and ``data_fields`` (CSV only): see :class:`CsvSink`.
 
     Raises:
         OutputError: the file cannot be opened for writing.
     """
     make: Callable[..., JsonlSink | CsvSink] = (
-        functools.partial(CsvSink, safe=csv_safe) if format == "csv" else JsonlSink
+        functools.partial(CsvSink, safe=csv_safe, data_fields=data_fields)
+        if format == "csv"
+        else JsonlSink
     )
     file, close, name = open_output(path)
     return make(file, links=links, close=close, name=name)

@@ -1,0 +1,170 @@
+"""``trio-scrape parse`` and ``trio-scrape shell`` against the loopback quotes site: through a
+pipe, and the shell through a pseudo-terminal as someone would type at it."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from examples import quotes_spider
+from examples.quotes_site import QuotesSite
+
+from .test_cli import CLI, cli
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "quotes_spider.toml"
+
+
+@pytest.fixture
+def quotes_in_thread() -> Any:
+    from examples.quotes_site import serve_in_thread
+
+    with serve_in_thread(quotes=40, seed=11) as site:
+        yield site
+
+
+async def test_parse_prints_a_toml_routes_items_requests_and_unmatched_selectors(
+    quotes_in_thread: QuotesSite,
+) -> None:
+    site = quotes_in_thread
+    result = await cli("parse", site.base + "/", "--config", str(EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    first = [q for q in site.quotes() if q.page == 1]
+    assert report["route"] == "listing" and report["status"] == 200
+    assert report["items"] == [
+        {"type": "quote", "text": q.text, "author": q.author, "tags": list(q.tags)} for q in first
+    ]
+    assert report["requests"] == [
+        *(
+            {"url": site.base + q.author_url, "label": "author", "data": {"quote": q.text}}
+            for q in first
+        ),
+        {"url": site.base + "/api/quotes?page=1", "label": "api"},
+        {"url": site.base + "/search", "label": "search"},
+        {"url": site.base + "/page/2/"},
+    ]
+    assert report["unmatched"] == []
+    # The last listing page has no next link: the selector that matched nothing is named.
+    last = f"{site.base}/page/{site.listing_pages()}/"
+    result = await cli("parse", last, "--config", str(EXAMPLE))
+    assert json.loads(result.stdout)["unmatched"] == ["routes.listing.pagination.next"]
+    # By label, and one page fetched per parse.
+    author = site.authors()[0]
+    result = await cli(
+        "parse", f"{site.base}/author/{author.slug}/", "-c", str(EXAMPLE), "--label", "author"
+    )
+    [item] = json.loads(result.stdout)["items"]
+    assert item["name"] == author.name and item["born_date"] == author.born_date
+    assert site.count("GET", f"/author/{author.slug}/") == 1
+
+
+async def test_parse_runs_a_python_spiders_handler_and_says_a_missing_one(
+    quotes_in_thread: QuotesSite,
+) -> None:
+    site = quotes_in_thread
+    spider = str(Path(quotes_spider.__file__))
+    result = await cli(
+        "parse", site.base + "/api/quotes?page=4", "--spider", spider, "--label", "api"
+    )
+    report = json.loads(result.stdout)
+    assert [i["text"] for i in report["items"]] == [q.text for q in site.quotes()[30:]]
+    assert report["requests"] == [] and "unmatched" not in report  # the last page
+    result = await cli("parse", site.base + "/", "--spider", spider, "--label", "nope")
+    assert "no handler for label 'nope'" in json.loads(result.stdout)["error"]
+
+
+async def test_shell_reads_commands_from_a_pipe(quotes_in_thread: QuotesSite) -> None:
+    site = quotes_in_thread
+    commands = (
+        "print(page.status, page.title)\n"
+        "ctx.texts('small.author')[:2]\n"
+        "fetch('/api/quotes?page=2')\n"
+        "ctx.jmes('quotes[0].text')\n"
+        "for n in range(2):\n"
+        "    print('n', n)\n"
+        "\n"
+        "1 / 0\n"
+        "print('after the error')\n"
+    )
+    result = await cli(
+        "shell", site.base + "/", "--user-agent", "probe-agent/1", stdin=commands.encode()
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode().splitlines()
+    first = [q for q in site.quotes() if q.page == 1]
+    assert out == [
+        "200 Quotes to Scrape",
+        repr([q.author for q in first[:2]]),
+        repr(site.quotes()[10].text),
+        "n 0",
+        "n 1",
+        "after the error",
+    ]
+    assert "ZeroDivisionError" in result.stderr.decode()
+    # The crawl's own fetcher: its options apply.
+    assert {r.headers.get("user-agent") for r in site.requests("GET")} == {"probe-agent/1"}
+
+
+def test_shell_in_a_terminal(quotes_in_thread: QuotesSite) -> None:
+    """Typed at a pseudo-terminal: the banner, a prompt, an answer; Ctrl-D ends it."""
+    site = quotes_in_thread
+    primary, secondary = os.openpty()
+    env = {**os.environ, "TERM": "dumb"}
+    process = subprocess.Popen(
+        [*CLI, "shell", site.base + "/"],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=env,
+        close_fds=True,
+    )
+    os.close(secondary)
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 30.0) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {marker!r} in {seen[-500:]!r}"
+            ready, _, _ = select.select([primary], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(primary, 4096)
+                except OSError:  # the terminal closed: the process ended
+                    chunk = b""
+                assert chunk, f"the shell ended before {marker!r}: {seen[-500:]!r}"
+                seen += chunk
+
+    try:
+        read_until(b"ctx.jmes(expr)")  # the banner
+        read_until(b">>> ")
+        os.write(primary, b"print('title:', page.title)\n")
+        read_until(b"title: Quotes to Scrape")
+        read_until(b">>> ")
+        os.write(primary, b"\x04")  # Ctrl-D
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(primary)
+
+
+async def test_shell_and_parse_refuse_a_bad_url_in_one_line(tmp_path: Path) -> None:
+    result = await cli("shell", "not a url")
+    assert result.returncode == 2
+    [line] = result.stderr.decode().splitlines()
+    assert "invalid URL" in line
+    (tmp_path / "bad.toml").write_text("[routes.a]\nitems = { fields = { t = 'h1[' } }\n")
+    result = await cli("parse", "http://127.0.0.1:9/", "--config", "bad.toml", cwd=tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.decode().splitlines()
+    assert "line 2: routes.a.items.fields.t: bad CSS selector" in line
