@@ -149,7 +149,9 @@ def test_shell_in_a_terminal(quotes_in_thread: QuotesSite) -> None:
         os.write(primary, b"print('title:', page.title)\n")
         read_until(b"title: Quotes to Scrape")
         read_until(b">>> ")
-        os.write(primary, b"\x04")  # Ctrl-D
+        # exit() rather than Ctrl-D: a Ctrl-D typed while readline is switching the
+        # terminal's mode can be taken as a plain character and lost.
+        os.write(primary, b"exit()\n")
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:

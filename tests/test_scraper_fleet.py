@@ -204,26 +204,41 @@ async def test_three_crawl_processes_one_killed_write_the_whole_data_set_once(
             await trio.lowlevel.open_process(command(i), stderr=subprocess.DEVNULL)
             for i in range(3)
         ]
-        # Killed once it has committed items (written after their commit) and the crawl is
-        # under way: its file is then cut back and completed by its restart.
-        first = tmp_path / "items0.jsonl"
-        while processes[2].poll() is None and (
-            len(site.log) < pages // 4 or not first.exists() or not first.stat().st_size
+
+        # A process is killed once it has committed items (written after their commit) and
+        # the crawl is under way: its file is then cut back and completed by its restart.
+        # (Which process: the first with items; how free slots are shared between processes
+        # decides which ones get work.)
+        def victim() -> int | None:
+            for i in range(3):
+                path = tmp_path / f"items{i}.jsonl"
+                if path.exists() and path.stat().st_size:
+                    return i
+            return None
+
+        while all(p.poll() is None for p in processes) and (
+            len(site.log) < pages // 4 or victim() is None
         ):
             with trio.move_on_after(1):
                 await site.hit.wait()
-        processes[0].kill()  # SIGKILL: its leases expire, its file is left as it was
-        await processes[0].wait()
-        assert processes[2].poll() is None, "the crawl was too quick to be killed half-way"
-        restarted = await trio.run_process(command(0), capture_stderr=True, check=False)
-        await processes[1].wait()
-        await processes[2].wait()
+        killed = victim()
+        assert killed is not None and all(p.poll() is None for p in processes), (
+            "the crawl was too quick to be killed half-way"
+        )
+        processes[killed].kill()  # SIGKILL: its leases expire, its file is left as it was
+        await processes[killed].wait()
+        restarted = await trio.run_process(command(killed), capture_stderr=True, check=False)
+        for i, process in enumerate(processes):
+            if i != killed:
+                await process.wait()
     assert restarted.returncode == 0, restarted.stderr
     assert b"joining the crawl" in restarted.stderr
-    assert [p.returncode for p in processes[1:]] == [0, 0]
+    assert [p.returncode for i, p in enumerate(processes) if i != killed] == [0, 0]
     # Across the three item files: the whole data set, each item once.
     files = [lines(tmp_path / f"items{i}.jsonl") for i in range(3)]
-    assert all(files), "each process wrote items"
+    # The killed process had committed items, so its restart writes them again; how the
+    # other two shared the rest is the fleet's slot sharing (one may get none).
+    assert files[killed], "the killed process's committed items are in its file"
     union = Counter(_key(item) for items in files for item in items)
     assert union == expected
     records = [r for i in range(3) for r in lines(tmp_path / f"pages{i}.jsonl")]

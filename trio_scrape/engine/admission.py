@@ -105,12 +105,24 @@ class Admission:
                 revisit=outcome.links_depth < self._depth,
             )
         if outcome.requests:  # what the page's handler enqueued
-            await frontier.add_requests(
-                outcome.requests,
-                depth=outcome.links_depth,
-                referrer=request.url,
-                keep=self.schedules,
-            )
+            # A plain GET (no label, data, headers, body or key of its own) is a link: it
+            # takes the links' path (a frontier's cheapest), and is the same page as one.
+            plain = [r.url for r in outcome.requests if r.is_plain]
+            if plain:
+                await frontier.add(
+                    plain,
+                    depth=outcome.links_depth,
+                    referrer=request.url,
+                    keep=self.schedules,
+                    revisit=outcome.links_depth < self._depth,
+                )
+            if len(plain) < len(outcome.requests):
+                await frontier.add_requests(
+                    [r for r in outcome.requests if not r.is_plain],
+                    depth=outcome.links_depth,
+                    referrer=request.url,
+                    keep=self.schedules,
+                )
         memo = outcome.memo if outcome.memo is not None else request.memo
         if memo is not None and self._remember is not None and not request.revisit:
             self._remember(request, memo)  # before its done mark; a failure keeps the last memo

@@ -152,11 +152,35 @@ class Request:
     # ---------------------------------------------------------------------------- queries
 
     @property
+    def is_plain(self) -> bool:
+        """Whether this is just a link: a GET of its URL with no label, data, headers, body
+        or dedup rule of its own."""
+        return (
+            self.method == "GET"
+            and self.label is None
+            and self.data is None
+            and self.body is None
+            and not self.headers
+            and self.dedup_key is None
+            and not self.dont_dedup
+        )
+
+    @property
     def key(self) -> str:
         """The dedup key (see the module's text)."""
         if self.dedup_key is not None:
             return self.dedup_key
         return request_key(self.url, self.method, self.body, self.data)
+
+    def with_browser_url(self, url: str) -> Request:
+        """This request for another URL that is a browser URL already (one a page's links
+        resolved to): nothing else is checked again, so a page's links cost one check of
+        their label and data, not one per link."""
+        copy: Request = object.__new__(Request)
+        for name in Request.__slots__:
+            object.__setattr__(copy, name, getattr(self, name))
+        object.__setattr__(copy, "url", url)
+        return copy
 
     def replace(self, **changes: Any) -> Request:
         """A copy with ``changes``."""

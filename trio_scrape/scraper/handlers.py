@@ -378,8 +378,30 @@ class Context:
         """Enqueue the URLs in ``attr`` of every element ``selector`` matches (resolved as
         the page's links); returns how many. Hrefs that are not http(s) URLs are skipped."""
         hrefs = [href for node in self.css(selector) if (href := node.attributes.get(attr))]
+        return self.enqueue_hrefs(hrefs, label=label, data=data)
+
+    def enqueue_hrefs(
+        self,
+        hrefs: list[str],
+        *,
+        label: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Enqueue ``hrefs`` resolved as the page's links are, in one pass (the label and
+        data are checked once); returns how many. Hrefs that are not http(s) URLs are
+        skipped.
+
+        Raises:
+            RequestError: the label or data is not valid.
+        """
         urls, _ = self._resolver.resolve(self._base, hrefs, encoding=self.page.encoding)
-        self.enqueue(urls, label=label, data=data)
+        if not urls:
+            return 0
+        if len(self.requests) + len(urls) > MAX_REQUESTS_PER_PAGE:
+            raise RequestError(f"more than {MAX_REQUESTS_PER_PAGE:,} requests from one page")
+        first = Request(urls[0], label=label, data=data)
+        self.requests.append(first)
+        self.requests += [first.with_browser_url(url) for url in urls[1:]]
         return len(urls)
 
     def form(

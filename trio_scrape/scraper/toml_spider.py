@@ -159,6 +159,23 @@ class Value:
             return found if found else ([] if self.default is None else self.default)
         return found[0] if found else self.default
 
+    def hrefs(self, ctx: Context, scope: Any, trace: Trace | None) -> list[str] | None:
+        """A link value's raw attributes, to be resolved as the page's links are; None when
+        this value is not a plain ``::abs(...)`` of a CSS selector (a regex, a default)."""
+        if self.pseudo != "abs" or self.css is None or self.regex is not None:
+            return None
+        if self.default is not None or self.attr is None:
+            return None
+        root = ctx.page.html if scope is None else scope
+        if root is None:
+            found: list[str] = []
+        else:
+            attr = self.attr
+            found = [h for node in root.css(self.css) if (h := node.attributes.get(attr))]
+        if trace is not None:
+            trace.saw(self.where, bool(found))
+        return found
+
     def _found(self, ctx: Context, scope: Any) -> list[Any]:
         if self.has_constant:
             return [self.constant]
@@ -321,6 +338,10 @@ class Follow:
                 ctx.enqueue(str(url), label=self.label, data=data)
             return
         assert self.links is not None
+        hrefs = self.links.hrefs(ctx, scope, trace)
+        if hrefs is not None:  # links as the page has them: resolved in one pass
+            ctx.enqueue_hrefs(hrefs, label=self.label, data=data)
+            return
         urls = self.links.take(ctx, scope, trace)
         ctx.enqueue([u for u in urls if isinstance(u, str)], label=self.label, data=data)
 
