@@ -247,6 +247,7 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGQUIT)
         server.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
 
     n = args.pages
     print(
@@ -289,7 +290,6 @@ def main() -> None:
     ratio("links", "crawl")
     ratio("scrape", "links")
     ratio("scrape", "scrapy")
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
