@@ -1,4 +1,4 @@
-"""Property tests (issue #17): whatever a careless or hostile user types, on the command line,
+"""Property tests: whatever a careless or hostile user types, on the command line,
 in a config file or as a ``CrawlConfig`` value, the answer is exit 0, 1 or 2 with no
 traceback, one line on stderr for exit 2, and records that a strict JSON parser reads.
 

@@ -262,7 +262,7 @@ async def test_a_redirect_target_is_seen_at_its_depth(
     assert again is not None and (again.depth, again.revisit) == (2, True)
 
 
-# ------------------------------------------- "seen" is decided by the canonical key (#11)
+# ------------------------------------------- "seen" is decided by the canonical key
 
 
 async def test_spellings_of_one_url_are_one_url(frontier: Frontier, hosts: HostLimiter) -> None:

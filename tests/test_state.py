@@ -293,8 +293,8 @@ async def test_depths_and_pending_revisits_survive_reopening(tmp_path: Path) -> 
 @pytest.mark.parametrize("schema", ["2", "3", "4", "5"])
 async def test_a_state_of_an_older_schema_is_refused(tmp_path: Path, schema: str) -> None:
     """Schemas 2 and 3 stored w3lib-canonical URLs (3 added revisits); schema 4 stores browser
-    URLs keyed by their canonical key (#11), one row per URL; 5 one row per page's new links
-    (#18), with BLAKE2b digests; 6 seeded XXH3 digests: an older state would be misread, so it
+    URLs keyed by their canonical key, one row per URL; 5 one row per page's new links,
+    with BLAKE2b digests; 6 seeded XXH3 digests: an older state would be misread, so it
     is refused (tests/test_urls.py checks the CLI's one line)."""
     path = tmp_path / "state.db"
     async with open_sqlite_frontier(path, settings=SETTINGS) as frontier:

@@ -135,7 +135,7 @@ def test_resolve_links() -> None:
     assert invalid == 1
 
 
-# ------------------------------------------------------- the bugs of issue #11, as regressions
+# ------------------------------------------------ URL resolution bugs found once, as regressions
 
 
 def test_issue_1_the_cache_never_returns_another_pages_url() -> None:
@@ -544,7 +544,7 @@ async def test_two_spellings_with_one_key_lead_to_one_request(pair: tuple[str, s
 
 
 async def test_the_server_sees_the_urls_a_browser_requests(site: Site) -> None:
-    """The hrefs of issue #11 on a loopback site, crawled with the CLI and ``--links``: the
+    """The hrefs of those regressions on a loopback site, crawled with the CLI and ``--links``: the
     server's log holds the browser's request targets, each once; records hold the same."""
     home = [
         "/d/p1?x=1", "/d/p2", "/base-dots", "/base-js", "/legacy", "/redirect",

@@ -16,7 +16,7 @@ scheme                 used by                            why this one
                        :class:`DigestSet`)                a site cannot craft a link that
                                                           collides with another page's URL
                                                           without knowing it; 0.04 us a URL
-                                                          against 0.5 us for BLAKE2b (#18)
+                                                          against 0.5 us for BLAKE2b
 :func:`url_digest`     the Redis fleet (seen-set keys,    BLAKE2b-64, unseeded: every process
 :func:`redis_digest`   leases, ``pages``; as 16 hex       of a fleet, on any machine, must
                        digits)                            compute the same digest with nothing

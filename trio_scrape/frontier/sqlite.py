@@ -86,8 +86,8 @@ _LINKS, _SITEMAPS, _SEEN_ONLY, _REQUESTS = 0, 1, 2, 3  # links.kind
 # 7: links rows of kind 3 (a scraper's requests); a state of schema 6 has none, and opens as
 # one of 7 (it is marked 7 then, so that an older version refuses it rather than read a
 # request's JSON as a URL). 6: digests are seeded XXH3-64 (DigestSet.digest), no longer
-# BLAKE2b (#18). 5: links stored one row per page and per-URL marks (#18). 4: browser URLs
-# keyed by the digest of their canonical key (#11); 3 added urls.revisit; 2 and 3 stored
+# BLAKE2b. 5: links stored one row per page and per-URL marks. 4: browser URLs
+# keyed by the digest of their canonical key; 3 added urls.revisit; 2 and 3 stored
 # w3lib-canonical URLs. A state of another version is refused, not misread.
 _SCHEMA = "7"
 _UPGRADES = ("6",)  # schemas read as they are, then marked _SCHEMA
