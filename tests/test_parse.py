@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import codecs
+import re
 
 import pytest
 
-from trio_scrape.model.parse import decode_body, is_html, parse_html
+from trio_scrape.model.parse import decode_body, is_html, normalise_space, parse_html
 
 
 @pytest.mark.parametrize(
@@ -106,3 +107,17 @@ def test_parse_html_keeps_document_order_and_first_elements() -> None:
     assert no_frames.hrefs == ["1", "m", "3"]
     only_a = parse_html("<a href=1></a><p><a>x</a><a href=''></a><a href=2>", want_links=True)
     assert only_a.hrefs == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [
+        ("  a \t b\n\nc  ", "a b c"),
+        ("\u00a0x\u2003 y\u3000", "x y"),  # Unicode spaces, as \s matches them
+        ("\x1cx\x1fy", "x y"),
+        ("", ""),
+        ("word", "word"),
+    ],
+)
+def test_normalise_space_collapses_what_a_regex_s_matches(text: str, normal: str) -> None:
+    assert normalise_space(text) == normal == re.sub(r"\s+", " ", text).strip()

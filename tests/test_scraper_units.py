@@ -237,6 +237,41 @@ def test_a_context_enqueues_and_pushes() -> None:
     assert ctx.item_errors == ["not JSON-serialisable: field 'bad': a set"]
 
 
+def test_a_context_keeps_plain_gets_as_links_and_the_order_of_the_rest() -> None:
+    ctx = _context()
+    assert ctx.enqueue_links("a") == 3  # mailto: skipped
+    ctx.enqueue("page/3/")
+    requests, links = ctx.enqueued()
+    assert requests == [] and links == [
+        "http://example.org/docs/a/b?x=1",
+        "http://example.org/up",
+        "http://example.org/docs/page/2/",
+        "http://example.org/docs/page/3/",
+    ]
+    assert [r.url for r in ctx.requests] == links and all(r.is_plain for r in ctx.requests)
+    plain = list(links)
+    ctx.enqueue_links("a.next", label="list")
+    ctx.enqueue("../up")
+    requests, links = ctx.enqueued()  # not only plain GETs: every one a request, in order
+    assert links == [] and [(r.url, r.label) for r in requests] == [
+        *[(url, None) for url in plain],
+        ("http://example.org/docs/page/2/", "list"),
+        ("http://example.org/up", None),
+    ]
+    assert [r.key for r in requests[:4]] == [Request(r.url).key for r in requests[:4]]
+
+
+def test_a_context_encodes_each_item_once_as_it_was_emitted() -> None:
+    ctx = _context()
+    item: dict[str, Any] = {"n": 1, "tags": ["a"]}
+    assert ctx.push(item)
+    item["n"] = 2  # a handler reusing its dict: the item written is the one emitted
+    assert ctx.push(item)
+    assert not ctx.push({"bad": {1}})
+    assert ctx.items.lines == [b'{"n":1,"tags":["a"]}', b'{"n":2,"tags":["a"]}']
+    assert len(ctx.items) == 2 and ctx.item_errors == ["not JSON-serialisable: field 'bad': a set"]
+
+
 def test_a_context_submits_a_form_as_a_browser() -> None:
     ctx = _context()
     request = ctx.form(values={"q": "new"}, label="results", data={"q": "new"})

@@ -49,6 +49,28 @@ async def test_jsonl_sink(tmp_path: Path) -> None:
     assert records[2]["title"] == "bad \ufffd surrogate"  # as docs/records.md says
 
 
+async def test_jsonl_items_are_written_as_encoded_when_emitted(tmp_path: Path) -> None:
+    from trio_scrape.output.items import open_item_sink
+    from trio_scrape.scraper.items import Items, encode_item
+
+    path = tmp_path / "items.jsonl"
+    sink = open_item_sink(str(path), "jsonl")
+    emitted = Items()
+    for value in ({"a": 1}, {"b": ["x", None]}):
+        item, line = encode_item(value)
+        emitted.append(item)
+        emitted.lines.append(line)
+    emitted[0]["a"] = 2  # changed after it was emitted: written as emitted
+    plain = Page(url="http://a/2")
+    plain.items = [{"c": (1, 2)}]  # a page's items without their lines: encoded here
+    for page, items in ((Page(url="http://a/1"), emitted), (plain, plain.items)):
+        page.items = items
+        await sink.send(page)
+    await sink.aclose()
+    lines = path.read_text("utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [{"a": 1}, {"b": ["x", None]}, {"c": [1, 2]}]
+
+
 async def test_jsonl_without_links_omits_the_field(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     sink = open_file_sink(str(path), "jsonl")

@@ -750,6 +750,7 @@ class Crawler:
                 if page.error is not None:
                     raise LoginFailed(f"{page.url}: {page.error.message}")
                 requests.extend(outcome.requests)
+                requests.extend(map(Request.link, outcome.links))  # the handler's plain GETs
         self._startup_scope = None
         if not scope.cancelled_caught:
             logger.info("start-up step done (%d requests)", made)

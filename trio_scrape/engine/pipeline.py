@@ -215,7 +215,8 @@ class PagePipeline:
                 page.error = PageError(
                     "timeout", f"page deadline of {config.timeout:g}s passed in extraction"
                 )
-                outcome.links = []
+                if config.router is None:  # a handler's plain GETs are kept, as its requests
+                    outcome.links = []
                 outcome.sitemap = None
             elif page.final_url and page.final_url != request.url:
                 # A redirect's target counts as crawled: a later link to it is not fetched
@@ -437,10 +438,13 @@ class PagePipeline:
                     len(ctx.item_errors),
                     ctx.item_errors[0],
                 )
+            requests, links = ctx.enqueued()
             if follow:
-                outcome.requests = ctx.requests
-            elif ctx.requests:
-                page.data["requests_beyond_depth"] = len(ctx.requests)
+                outcome.requests = requests
+                if links:
+                    outcome.links = links  # plain GETs: the links' path
+            elif requests or links:
+                page.data["requests_beyond_depth"] = len(requests) + len(links)
 
     def _page_level_links(
         self, page: Page, parsed: ParsedHtml, base: str, follow: bool, outcome: Outcome
@@ -497,7 +501,8 @@ class PagePipeline:
             fields.get("etag"),
             fields.get("last-modified"),
             digest,
-            tuple(outcome.links),
+            # A scraper's pages are fetched whole every round (a handler's links: not kept).
+            tuple(outcome.links) if self._config.router is None else (),
         )
         if not self._config.recrawl or request.revisit:
             return

@@ -50,6 +50,8 @@ MAX_LABEL_LENGTH = 200
 _METHOD = re.compile(r"[A-Z][A-Z0-9_-]{0,19}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BODYLESS = ("GET", "HEAD")
+_new = object.__new__
+_set = object.__setattr__
 
 
 class RequestError(ValueError):
@@ -176,11 +178,31 @@ class Request:
         """This request for another URL that is a browser URL already (one a page's links
         resolved to): nothing else is checked again, so a page's links cost one check of
         their label and data, not one per link."""
-        copy: Request = object.__new__(Request)
-        for name in Request.__slots__:
-            object.__setattr__(copy, name, getattr(self, name))
-        object.__setattr__(copy, "url", url)
+        copy: Request = _new(Request)
+        _set(copy, "url", url)
+        _set(copy, "method", self.method)
+        _set(copy, "headers", self.headers)
+        _set(copy, "body", self.body)
+        _set(copy, "label", self.label)
+        _set(copy, "data", self.data)
+        _set(copy, "dedup_key", self.dedup_key)
+        _set(copy, "dont_dedup", self.dont_dedup)
         return copy
+
+    @classmethod
+    def link(cls, url: str) -> Request:
+        """A plain GET of ``url``, a browser URL already (one a page's links resolved to),
+        made without checking it again."""
+        plain: Request = _new(cls)
+        _set(plain, "url", url)
+        _set(plain, "method", "GET")
+        _set(plain, "headers", None)
+        _set(plain, "body", None)
+        _set(plain, "label", None)
+        _set(plain, "data", None)
+        _set(plain, "dedup_key", None)
+        _set(plain, "dont_dedup", False)
+        return plain
 
     def replace(self, **changes: Any) -> Request:
         """A copy with ``changes``."""

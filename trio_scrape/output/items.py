@@ -40,9 +40,14 @@ class JsonlItemSink(JsonlSink):
     """Each item of each page as one JSON object per line."""
 
     def _encode_page(self, page: Page) -> bytes:
-        if not page.items:
+        items = page.items
+        if not items:
             return b""
-        return b"".join(_json(item) + b"\n" for item in page.items)
+        # Encoded once, when the handler emitted them (scraper.items.Items).
+        lines = getattr(items, "lines", None)
+        if lines is not None and len(lines) == len(items):
+            return b"\n".join(lines) + b"\n"
+        return b"".join(_json(item) + b"\n" for item in items)
 
 
 class CsvItemSink(CsvSink):

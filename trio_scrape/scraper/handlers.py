@@ -49,12 +49,14 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from orjson import dumps as _dumps
+
 from ..errors import LoginFailed
 from ..model.page import Page
-from ..model.parse import normalise_space
+from ..model.parse import first_text, normalise_space
 from ..model.request import Request, RequestError
 from ..model.urls import LinkResolver
-from .items import ItemError, to_item
+from .items import ItemError, Items, encode_item
 
 if TYPE_CHECKING:
     import jmespath.parser
@@ -204,8 +206,12 @@ class Router:
         if isinstance(result, Request | str | Mapping) or not isinstance(result, Iterable):
             ctx.emit(result)
             return
+        push = ctx.push
         for value in result:
-            ctx.emit(value)
+            if isinstance(value, _TARGETS):
+                ctx.enqueue(value)
+            else:
+                push(value)
 
 
 async def _drain_async(results: AsyncIterator[Any], ctx: Context) -> None:
@@ -222,7 +228,6 @@ class Context:
         request: the request that made the page (its ``label``, ``data``, ``method``).
         items: the items emitted so far (JSON objects, in order).
         item_errors: why each item refused so far was refused (see :meth:`push`).
-        requests: the requests enqueued so far.
     """
 
     def __init__(
@@ -236,9 +241,12 @@ class Context:
     ) -> None:
         self.page = page
         self.request = request
-        self.items: list[dict[str, Any]] = []
+        self.items = Items()
         self.item_errors: list[str] = []
-        self.requests: list[Request] = []
+        # What the page enqueued, in order: a plain GET as its URL (a browser URL), which
+        # takes the links' path (no Request made, nothing checked again).
+        self._queued: list[str | Request] = []
+        self._links_only = True  # nothing but plain GETs in _queued
         self._base = base
         self._resolver = resolver
         self._item_type = item_type
@@ -272,11 +280,9 @@ class Context:
         node = self.css_first(query)
         return default if node is None else normalise_space(node.text(deep=True))
 
-    def text_of(self, node: LexborNode, query: str, default: str | None = None) -> str | None:
-        """The whitespace-normalised text of the first match of ``query`` inside ``node``
-        (``default`` when nothing matches)."""
-        found = node.css_first(query)
-        return default if found is None else normalise_space(found.text(deep=True))
+    #: ``ctx.text_of(node, query, default=None)``: the whitespace-normalised text of the
+    #: first match of ``query`` inside ``node`` (``default`` when nothing matches).
+    text_of = staticmethod(first_text)
 
     def texts(self, query: str) -> list[str]:
         """The whitespace-normalised text of every match of ``query``."""
@@ -320,6 +326,22 @@ class Context:
             raise RequestError(f"url: {href!r} does not resolve to an http(s) URL")
         return resolved[0]
 
+    @property
+    def requests(self) -> list[Request]:
+        """The requests enqueued so far, in order (a new list: enqueue with
+        :meth:`enqueue`)."""
+        link = Request.link
+        return [link(one) if isinstance(one, str) else one for one in self._queued]
+
+    def enqueued(self) -> tuple[list[Request], list[str]]:
+        """What the page enqueued, for the crawl: ``(requests, links)``. When every one is a
+        plain GET (no label, data, headers, body or key), they are ``links`` (their URLs, the
+        frontier's cheapest path) and ``requests`` is empty; otherwise all are ``requests``,
+        in order."""
+        if self._links_only:
+            return [], self._queued  # type: ignore[return-value]  # only str in it
+        return self.requests, []
+
     # ------------------------------------------------------------------------------- out
 
     def push(self, item: Any) -> bool:
@@ -333,13 +355,23 @@ class Context:
             ItemError: the page emitted more than ``MAX_ITEMS_PER_PAGE`` items (a handler
                 in a loop).
         """
-        if len(self.items) >= MAX_ITEMS_PER_PAGE:
+        items = self.items
+        if len(items) >= MAX_ITEMS_PER_PAGE:
             raise ItemError(f"more than {MAX_ITEMS_PER_PAGE:,} items from one page")
+        if type(item) is dict and self._item_type is None:  # the common case, inline
+            try:
+                items.lines.append(_dumps(item))
+                items.append(item)
+                return True
+            except TypeError:
+                pass  # not JSON: encode_item says why
         try:
-            self.items.append(to_item(item, self._item_type))
+            taken, line = encode_item(item, self._item_type)
         except ItemError as exc:
             self.item_errors.append(str(exc))
             return False
+        items.append(taken)
+        items.lines.append(line)
         return True
 
     def enqueue(
@@ -358,14 +390,20 @@ class Context:
         Raises:
             RequestError: a URL or a field is not valid (the message names it).
         """
-        targets = [target] if isinstance(target, str | Request) else list(target)
-        if len(self.requests) + len(targets) > MAX_REQUESTS_PER_PAGE:
+        targets = [target] if isinstance(target, _TARGETS) else list(target)
+        queued = self._queued
+        if len(queued) + len(targets) > MAX_REQUESTS_PER_PAGE:
             raise RequestError(f"more than {MAX_REQUESTS_PER_PAGE:,} requests from one page")
+        plain = label is None and data is None and not more
         for one in targets:
             if isinstance(one, Request):
-                self.requests.append(one)
+                queued.append(one)
+                self._links_only = False
+            elif plain:
+                queued.append(self.urljoin(one))
             else:
-                self.requests.append(Request(self.urljoin(one), label=label, data=data, **more))
+                queued.append(Request(self.urljoin(one), label=label, data=data, **more))
+                self._links_only = False
 
     def enqueue_links(
         self,
@@ -397,11 +435,16 @@ class Context:
         urls, _ = self._resolver.resolve(self._base, hrefs, encoding=self.page.encoding)
         if not urls:
             return 0
-        if len(self.requests) + len(urls) > MAX_REQUESTS_PER_PAGE:
+        queued = self._queued
+        if len(queued) + len(urls) > MAX_REQUESTS_PER_PAGE:
             raise RequestError(f"more than {MAX_REQUESTS_PER_PAGE:,} requests from one page")
+        if label is None and data is None:
+            queued += urls  # plain GETs: their URLs
+            return len(urls)
         first = Request(urls[0], label=label, data=data)
-        self.requests.append(first)
-        self.requests += [first.with_browser_url(url) for url in urls[1:]]
+        queued.append(first)
+        queued += [first.with_browser_url(url) for url in urls[1:]]
+        self._links_only = False
         return len(urls)
 
     def form(
@@ -441,10 +484,13 @@ class Context:
     def emit(self, value: Any) -> None:
         """What a handler returned or yielded: a request (or URL text) to enqueue, or an
         item to push."""
-        if isinstance(value, Request | str):
+        if isinstance(value, _TARGETS):
             self.enqueue(value)
         else:
             self.push(value)
+
+
+_TARGETS = (Request, str)
 
 
 class _Unread:

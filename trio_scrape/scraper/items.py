@@ -20,12 +20,22 @@ import orjson
 
 from ..errors import TrioScrapeError
 
-__all__ = ["ItemError", "to_item"]
+__all__ = ["ItemError", "Items", "encode_item", "to_item"]
 
 
 class ItemError(TrioScrapeError, ValueError):
     """An item that cannot be written: not an item, not JSON, or not of the declared type.
     The message names the field."""
+
+
+class Items(list[dict[str, Any]]):
+    """A page's items, in the order emitted, and beside them ``lines``: each item's JSON as
+    it was when emitted (what :func:`encode_item` gave), which an item sink writes as it is,
+    so that an item is encoded once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[bytes] = []
 
 
 def to_item(value: Any, item_type: type[Any] | None = None) -> dict[str, Any]:
@@ -35,14 +45,23 @@ def to_item(value: Any, item_type: type[Any] | None = None) -> dict[str, Any]:
         ItemError: ``value`` is not an item, does not fit ``item_type`` (the message names
             the field), or holds a value JSON cannot encode.
     """
+    return encode_item(value, item_type)[0]
+
+
+def encode_item(value: Any, item_type: type[Any] | None = None) -> tuple[dict[str, Any], bytes]:
+    """``value`` as the JSON object written to the output (see :func:`to_item`), and that
+    object encoded as JSON (compact UTF-8): encoding it is the check that it is JSON.
+
+    Raises:
+        ItemError: as :func:`to_item`.
+    """
     if item_type is not None:
         value = _validated(value, item_type)
-    item = _as_dict(value)
+    item = value if type(value) is dict else _as_dict(value)
     try:
-        orjson.dumps(item)
+        return item, orjson.dumps(item)
     except TypeError as exc:
         raise ItemError(f"not JSON-serialisable: {_where_unserialisable(item) or exc}") from None
-    return item
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
