@@ -441,3 +441,84 @@ def test_the_documented_spiders_compile() -> None:
     text = module.__doc__.split("::\n", 1)[1].split("\nEverything")[0]
     text = "\n".join(line[4:] for line in text.splitlines())
     assert toml_spider(text).router.labels == {"listing", "author"}
+
+
+_FIELDS_HTML = """<html><body><div class="q"><span class="t">  a \n b </span>
+<a class="tag" href="/x"> one </a><a class="tag" href=" /y ">two</a><a class="tag">three</a>
+<input class="flag" disabled></div><div class="q"><span class="t">second</span></div>
+</body></html>"""
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "span.t",
+        "span.missing",
+        {"css": "span.missing", "default": "none"},
+        {"css": "span.t", "normalise": False},
+        {"css": "span.missing", "normalise": False, "default": 0},
+        {"css": "a.tag", "many": True},
+        {"css": "a.missing", "many": True},
+        {"css": "a.missing", "many": True, "default": ["d"]},
+        {"css": "a.tag", "many": True, "normalise": False},
+        "a.tag::attr(href)",
+        "input.flag::attr(disabled)",
+        {"css": "a.tag::attr(href)", "normalise": False},
+        {"css": "a.tag::attr(href)", "many": True},
+        {"css": "a.tag::attr(href)", "many": True, "normalise": False},
+        {"css": "a.missing::attr(href)", "default": "d"},
+        {"value": "  spaced   constant "},
+        {"value": "  kept ", "normalise": False},
+        {"value": 3, "many": True},
+        {"css": "span.t", "re": "(\\w)"},
+        "a.tag::abs(href)",
+    ],
+)
+def test_a_fields_fast_path_gives_what_its_general_path_gives(spec: Any) -> None:
+    from selectolax.lexbor import LexborHTMLParser
+
+    from trio_scrape import Context
+    from trio_scrape.model.urls import LinkResolver
+    from trio_scrape.scraper.toml_spider import Trace, _value
+
+    url = "http://example.org/q/"
+    page = Page(url=url, status=200, content_type="text/html", encoding="utf-8")
+    page.html = LexborHTMLParser(_FIELDS_HTML)
+    ctx = Context(page, Request(url), base=url, resolver=LinkResolver())
+    value = _value(spec, ("routes", "r", "items", 0, "fields", "f"))
+    assert (value.fast is None) == (
+        (isinstance(spec, dict) and "re" in spec) or "::abs" in str(spec)
+    )
+    scopes = [None, *page.html.css("div.q")]
+    for scope in scopes:
+        assert value.take(ctx, scope, None) == value.take(ctx, scope, Trace())
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "jmes:a.b",
+        "jmes:missing",
+        {"jmes": "missing", "default": "d"},
+        {"jmes": "list", "many": True},
+        {"jmes": "a.b", "many": True},
+        {"jmes": "missing", "many": True},
+        {"jmes": "missing", "many": True, "default": [0]},
+        {"jmes": "text", "normalise": False},
+        "jmes:text",
+    ],
+)
+def test_a_json_fields_fast_path_gives_what_its_general_path_gives(spec: Any) -> None:
+    from trio_scrape import Context
+    from trio_scrape.model.urls import LinkResolver
+    from trio_scrape.scraper.toml_spider import Trace, _value
+
+    url = "http://example.org/api"
+    body = {"a": {"b": " x  y "}, "list": [1, None, " s  t ", {"k": 1}], "text": "  t  u "}
+    page = Page(url=url, status=200, content_type="application/json", encoding="utf-8")
+    page.content = json.dumps(body).encode()
+    ctx = Context(page, Request(url), base=url, resolver=LinkResolver())
+    value = _value(spec, ("routes", "r", "items", 0, "fields", "f"))
+    assert value.fast is not None
+    for scope in (None, body):
+        assert value.take(ctx, scope, None) == value.take(ctx, scope, Trace())

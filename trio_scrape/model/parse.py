@@ -58,7 +58,9 @@ def normalise_space(text: str) -> str:
     return " ".join(text.split())
 
 
-def first_text(node: LexborNode, query: str, default: str | None = None) -> str | None:
+def first_text(
+    node: LexborNode | LexborHTMLParser, query: str, default: str | None = None
+) -> str | None:
     """The whitespace-normalised text of the first element ``query`` matches inside ``node``
     (``default`` when nothing matches). A handler's ``ctx.text_of``: compiled, as it runs for
     every field of every item."""

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..model.parse import normalise_space
+from ..model.parse import first_text, normalise_space
 from ..model.request import Request, RequestError
 from .handlers import Context, Router
 
@@ -142,12 +142,26 @@ class Value:
     many: bool = False
     default: Any = None
     normalise: bool = True
+    #: what :meth:`take` does without a trace, compiled once for this value's case (see
+    #: :meth:`compile`)
+    fast: Callable[[Context, Any], Any] | None = None
 
     @property
     def where(self) -> str:
         return dotted(self.path)
 
+    def compile(self) -> Value:
+        """Set :attr:`fast`: the cheapest function that takes this value (the same result
+        as :meth:`take`), for the common cases: a CSS selector's text or attribute, a
+        JMESPath expression, a constant, with no regex. Other cases go through
+        :meth:`take`."""
+        self.fast = _fast_taker(self)
+        return self
+
     def take(self, ctx: Context, scope: Any, trace: Trace | None) -> Any:
+        fast = self.fast
+        if fast is not None and trace is None:
+            return fast(ctx, scope)
         found = self._found(ctx, scope)
         if self.regex is not None:
             found = [c for c in (self._capture(v) for v in found) if c is not None]
@@ -229,6 +243,101 @@ class Value:
         if match is None:
             return None
         return match.group(1) if self.regex.groups else match.group(0)
+
+
+def _fast_taker(value: Value) -> Callable[[Context, Any], Any] | None:
+    """:meth:`Value.take` for ``value``'s case, made once when the spider is loaded (no list
+    per value, no pass for a regex or a normalisation it does not ask for); None for the
+    cases that go through ``take`` (a regex, ``::abs``, ``data``)."""
+    if value.regex is not None:
+        return None
+    default, many, normalise = value.default, value.many, value.normalise
+    if value.has_constant:
+        constant = value.constant
+        if normalise and isinstance(constant, str):
+            constant = normalise_space(constant)
+        if many:
+            return lambda ctx, scope: [constant]
+        return lambda ctx, scope: constant
+    if value.jmes is not None:
+        return _fast_jmes(value.jmes, many, normalise, default)
+    css = value.css
+    if css is None or value.pseudo == "abs":
+        return None
+    if value.pseudo == "text":
+        if many:
+
+            def texts(ctx: Context, scope: Any) -> Any:
+                root = ctx.page.html if scope is None else scope
+                if root is None:
+                    return [] if default is None else default
+                found = [node.text(deep=True) for node in root.css(css)]
+                if normalise:
+                    found = [" ".join(text.split()) for text in found]
+                return found or ([] if default is None else default)
+
+            return texts
+        if normalise:
+
+            def text(ctx: Context, scope: Any) -> Any:
+                root = ctx.page.html if scope is None else scope
+                if root is None:
+                    return default
+                return first_text(root, css, default)
+
+            return text
+
+        def raw_text(ctx: Context, scope: Any) -> Any:
+            root = ctx.page.html if scope is None else scope
+            node = None if root is None else root.css_first(css)
+            return default if node is None else node.text(deep=True)
+
+        return raw_text
+    attr = value.attr
+    assert attr is not None
+    if many:
+
+        def attributes(ctx: Context, scope: Any) -> Any:
+            root = ctx.page.html if scope is None else scope
+            if root is None:
+                return [] if default is None else default
+            found = [
+                raw for node in root.css(css) if (raw := node.attributes.get(attr)) is not None
+            ]
+            if normalise:
+                found = [" ".join(raw.split()) for raw in found]
+            return found or ([] if default is None else default)
+
+        return attributes
+
+    def attribute(ctx: Context, scope: Any) -> Any:
+        root = ctx.page.html if scope is None else scope
+        node = None if root is None else root.css_first(css)
+        raw = None if node is None else node.attributes.get(attr)
+        if raw is None:
+            return default
+        return " ".join(raw.split()) if normalise else raw
+
+    return attribute
+
+
+def _fast_jmes(
+    expression: Any, many: bool, normalise: bool, default: Any
+) -> Callable[[Context, Any], Any]:
+    from ..model.jmes import jmespath_search
+
+    def jmes(ctx: Context, scope: Any) -> Any:
+        found = jmespath_search(expression, ctx.json() if scope is None else scope)
+        if found is None:
+            return ([] if default is None else default) if many else default
+        if many:
+            found = [v for v in found if v is not None] if isinstance(found, list) else [found]
+            if normalise:
+                found = [normalise_space(v) if isinstance(v, str) else v for v in found]
+            return found or ([] if default is None else default)
+        return normalise_space(found) if normalise and isinstance(found, str) else found
+
+    return jmes
 
 
 class Trace:
@@ -319,6 +428,8 @@ class DataSpec:
     templates: dict[str, Template]
 
     def render(self, ctx: Context, item: Mapping[str, Any] | None, value: Any) -> dict[str, Any]:
+        if not self.templates:
+            return {}
         return {name: t.render(ctx, item, value) for name, t in self.templates.items()}
 
 
@@ -444,10 +555,15 @@ class SpiderRoute:
                 scopes: list[Any] = [None]
             else:
                 scopes = _scopes(block.each, ctx, trace)
+            fields = block.fields.items()
             for scope in scopes:
                 item = dict(merged)
-                for name, value in block.fields.items():
-                    item[name] = value.take(ctx, scope, trace)
+                for name, value in fields:
+                    fast = value.fast
+                    if fast is not None and trace is None:
+                        item[name] = fast(ctx, scope)
+                    else:
+                        item[name] = value.take(ctx, scope, trace)
                 ctx.push(item)
                 produced += 1
                 for rule in block.follow:
@@ -816,7 +932,7 @@ def _value(spec: Any, path: Path_, *, json_scope: bool = False) -> Value:
     value.many = _get(spec, path, "many", bool, False)
     value.normalise = _get(spec, path, "normalise", bool, True)
     value.default = spec.get("default")
-    return value
+    return value.compile()
 
 
 def _items(table: Mapping[str, Any], path: Path_, labels: _Labels) -> Items:
@@ -917,6 +1033,7 @@ def _submit(table: Mapping[str, Any], path: Path_, labels: _Labels) -> Submit:
     if "each" in table:
         each = _value(table["each"], (*path, "each"))
         each.many = True
+        each.compile()
     values_table = _get(table, path, "values", dict, {})
     values = {}
     for name, text in values_table.items():
