@@ -33,7 +33,7 @@ async def test_parse_prints_a_toml_routes_items_requests_and_unmatched_selectors
     quotes_in_thread: QuotesSite,
 ) -> None:
     site = quotes_in_thread
-    result = await cli("parse", site.base + "/", "--config", str(EXAMPLE))
+    result = await cli("parse", site.base + "/", "--spider", str(EXAMPLE))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     first = [q for q in site.quotes() if q.page == 1]
@@ -53,12 +53,12 @@ async def test_parse_prints_a_toml_routes_items_requests_and_unmatched_selectors
     assert report["unmatched"] == []
     # The last listing page has no next link: the selector that matched nothing is named.
     last = f"{site.base}/page/{site.listing_pages()}/"
-    result = await cli("parse", last, "--config", str(EXAMPLE))
+    result = await cli("parse", last, "--spider", str(EXAMPLE))
     assert json.loads(result.stdout)["unmatched"] == ["routes.listing.pagination.next"]
     # By label, and one page fetched per parse.
     author = site.authors()[0]
     result = await cli(
-        "parse", f"{site.base}/author/{author.slug}/", "-c", str(EXAMPLE), "--label", "author"
+        "parse", f"{site.base}/author/{author.slug}/", "-s", str(EXAMPLE), "--label", "author"
     )
     [item] = json.loads(result.stdout)["items"]
     assert item["name"] == author.name and item["born_date"] == author.born_date
@@ -166,7 +166,102 @@ async def test_shell_and_parse_refuse_a_bad_url_in_one_line(tmp_path: Path) -> N
     [line] = result.stderr.decode().splitlines()
     assert "invalid URL" in line
     (tmp_path / "bad.toml").write_text("[routes.a]\nitems = { fields = { t = 'h1[' } }\n")
-    result = await cli("parse", "http://127.0.0.1:9/", "--config", "bad.toml", cwd=tmp_path)
+    result = await cli("parse", "http://127.0.0.1:9/", "--spider", "bad.toml", cwd=tmp_path)
     assert result.returncode == 2
     [line] = result.stderr.decode().splitlines()
     assert "line 2: routes.a.items.fields.t: bad CSS selector" in line
+
+
+_OPTIONS_SPIDER = """
+[options]
+user-agent = "spider-agent/1"
+header = ["X-From: spider", "X-Spider: yes"]
+workers = 4                # a crawl's option: passed over by parse and shell
+[routes.all]
+match = "*"
+[[routes.all.items]]
+fields.title = "title"
+"""
+
+
+async def test_parse_and_shell_apply_the_spiders_options_then_config_then_command_line(
+    quotes_in_thread: QuotesSite, tmp_path: Path
+) -> None:
+    site = quotes_in_thread
+    (tmp_path / "spider.toml").write_text(_OPTIONS_SPIDER)
+    (tmp_path / "crawl.toml").write_text(
+        'user-agent = "config-agent/1"\nheader = ["X-From: config"]\nmax-pages = 5\n'
+    )
+
+    async def seen(*args: str, stdin: bytes | None = None) -> tuple[Any, set[Any]]:
+        before = len(site.log)
+        result = await cli(*args, stdin=stdin, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        headers = {
+            (r.headers.get("user-agent"), r.headers.get("x-from"), r.headers.get("x-spider"))
+            for r in site.log[before:]
+        }
+        return result, headers
+
+    parse = ("parse", site.base + "/", "--spider", "spider.toml")
+    result, headers = await seen(*parse)
+    assert headers == {("spider-agent/1", "spider", "yes")}
+    assert json.loads(result.stdout)["items"] == [{"title": "Quotes to Scrape"}]
+    # The file's values replace the spider's (its header list too), as for crawl.
+    _, headers = await seen(*parse, "--config", "crawl.toml")
+    assert headers == {("config-agent/1", "config", None)}
+    _, headers = await seen(*parse, "--config", "crawl.toml", "--user-agent", "typed/1")
+    assert headers == {("typed/1", "config", None)}
+    _, headers = await seen(*parse, "--header", "X-From: typed")  # merged with the spider's by name
+    assert headers == {("spider-agent/1", "typed", "yes")}
+    shell = ("shell", site.base + "/", "--spider", "spider.toml", "--config", "crawl.toml")
+    result, headers = await seen(*shell, stdin=b"print(page.items)\n")
+    assert headers == {("config-agent/1", "config", None)}
+    assert result.stdout.decode().splitlines() == [repr([{"title": "Quotes to Scrape"}])]
+    _, headers = await seen("shell", site.base + "/", "--header", "X-From: typed", stdin=b"")
+    assert {h[1:] for h in headers} == {("typed", None)}  # no spider, no file
+
+
+async def test_a_toml_spiders_bad_option_names_its_line(tmp_path: Path) -> None:
+    (tmp_path / "spider.toml").write_text(_OPTIONS_SPIDER.replace("workers = 4 ", "wokers = 4 "))
+    for command in (
+        ("crawl", "spider.toml", "http://127.0.0.1:9/"),
+        ("parse", "http://127.0.0.1:9/", "--spider", "spider.toml"),
+        ("shell", "http://127.0.0.1:9/", "-s", "spider.toml"),
+    ):
+        result = await cli(*command, cwd=tmp_path)
+        assert result.returncode == 2, command
+        [line] = result.stderr.decode().splitlines()
+        assert line.endswith("spider.toml': line 5: options.wokers: unknown option"), line
+    (tmp_path / "spider.toml").write_text(
+        _OPTIONS_SPIDER.replace('user-agent = "spider-agent/1"', "user-agent = ['a', 'b']")
+    )
+    result = await cli("crawl", "spider.toml", "http://127.0.0.1:9/", cwd=tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.decode().splitlines()
+    assert line.endswith("line 3: options.user-agent: expected one value, not a list"), line
+
+
+def test_the_shell_opens_ipython_in_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IPython is not a test dependency (it and its dozen packages would double the test
+    extra's install): a stand-in module named IPython takes its place, to check that a
+    terminal's session is IPython's, with the shell's names, when it is installed."""
+    import sys
+    import types
+
+    from trio_scrape.cli import probe
+
+    started: list[dict[str, Any]] = []
+    stand_in = types.ModuleType("IPython")
+
+    def start_ipython(*, argv: list[str], user_ns: dict[str, Any], **kwargs: Any) -> None:
+        started.append({"argv": argv, "user_ns": user_ns, **kwargs})
+
+    stand_in.start_ipython = start_ipython  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "IPython", stand_in)
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(isatty=lambda: True))
+    namespace = {"page": object(), "ctx": object()}
+    probe._interact(namespace, "the banner")
+    [call] = started
+    assert call["argv"] == [] and call["user_ns"] is namespace
+    assert call["display_banner"] is False

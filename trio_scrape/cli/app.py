@@ -215,19 +215,45 @@ def _url_argument(help_text: str) -> Any:
     )
 
 
+def _spider_parameter(help_text: str, default: Any) -> Any:
+    return options._parameter(
+        "spider",
+        Path if default is inspect.Parameter.empty else Path | None,
+        typer.Option("--spider", "-s", metavar="SPIDER", help=help_text, show_default=False),
+        default,
+    )
+
+
+def _config_parameter() -> Any:
+    """``run``'s ``--config FILE``: its fetch options apply (the crawl's others are passed
+    over, so one file serves every command)."""
+    return options.signature().parameters["config_file"]
+
+
 def shell(**given: Any) -> None:
     """Fetch one page (as a crawl does: the same options apply) and open a Python session
     with `page`, `ctx` (a handler's Context for it) and `fetch(url)`, to try selectors."""
     from .probe import run_shell
+    from .spider import load_spider
 
     _setup_logging(quiet=False, verbose=given["verbose"])
     url = _checked_url(given["url"])
+    _merge_named(given)
     _warn_if_useless(given)
-    run_shell(url, options.fetch_config(given))
+    spider = None if given["spider"] is None else load_spider(given["spider"])
+    run_shell(url, options.fetch_config(given), None if spider is None else spider.router)
 
 
 shell.__signature__ = options.fetch_signature(  # type: ignore[attr-defined]
-    [_url_argument("The page to fetch.")]
+    [
+        _url_argument("The page to fetch."),
+        _spider_parameter(
+            "A spider file (TOML or Python): its options apply, its log-in step runs first, "
+            "and fetch(url, label=...) runs its route for the page.",
+            None,
+        ),
+        _config_parameter(),
+    ]
 )
 app.command(cls=FastCommand)(shell)
 
@@ -239,6 +265,7 @@ def parse(**given: Any) -> None:
 
     _setup_logging(quiet=False, verbose=given["verbose"])
     url = _checked_url(given["url"])
+    _merge_named(given)
     _warn_if_useless(given)
     print(parse_page(url, options.fetch_config(given), given["spider"], given["label"]))
 
@@ -246,19 +273,10 @@ def parse(**given: Any) -> None:
 parse.__signature__ = options.fetch_signature(  # type: ignore[attr-defined]
     [
         _url_argument("The page to parse."),
-        options._parameter(
-            "spider",
-            Path,
-            typer.Option(
-                "--spider",
-                "--config",
-                "-c",
-                metavar="SPIDER",
-                help="The spider file (TOML or Python).",
-                show_default=False,
-            ),
-            inspect.Parameter.empty,
+        _spider_parameter(
+            "The spider file (TOML or Python); its options apply.", inspect.Parameter.empty
         ),
+        _config_parameter(),
         options._parameter(
             "label",
             str | None,
@@ -689,24 +707,40 @@ def _fail(code: int, message: str) -> NoReturn:
 
 
 def _config_defaults(args: list[str]) -> dict[str, Any]:
-    """Option defaults for ``run`` and ``crawl`` from ``--config FILE`` or
-    ``[tool.trio-scrape]`` in ./pyproject.toml, and for ``crawl`` from the spider file's
-    ``options`` (the file's win over the spider's; the command line wins over both); keys
-    are option names (``max-pages`` or ``max_pages``)."""
-    if not args or args[0] not in ("run", "crawl"):
+    """Option defaults for ``run``, ``crawl``, ``parse`` and ``shell`` from ``--config FILE``
+    or ``[tool.trio-scrape]`` in ./pyproject.toml, and from the spider's ``options`` (``crawl
+    SPIDER``, ``parse/shell --spider SPIDER``; the file's win over the spider's; the command
+    line wins over both); keys are option names (``max-pages`` or ``max_pages``). ``parse``
+    and ``shell`` take the fetch options of the table and pass over the crawl's others.
+
+    Raises:
+        UsageError: a key is no option of ``crawl``, or its value is of the wrong kind (named
+            with its file, and a TOML spider's line).
+    """
+    if not args or args[0] not in ("run", "crawl", "parse", "shell"):
         return {}
-    command = typer.main.get_command(app).commands[args[0]]  # type: ignore[attr-defined]
-    params = {param.name: param for param in command.params if param.name != "config_file"}
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    params = {param.name: param for param in commands[args[0]].params}
+    # the options a table may give: crawl's (a file shared by all commands)
+    known = params if args[0] in ("run", "crawl") else {p.name: p for p in commands["crawl"].params}
+    known = {name: param for name, param in known.items() if name != "config_file"}
     defaults: dict[str, Any] = {}
+    spider = None
     if args[0] == "crawl":
         defaults["depth"] = str(SPIDER_DEPTH)
         spider = _spider_of(args)
-        if spider is not None:
-            source = f"SPIDER {shorten(str(spider.path), 200)}: options"
-            defaults.update(_table_defaults(spider.options, source, params))
+    elif args[0] in ("parse", "shell"):
+        spider = _spider_option(args)
+    if spider is not None:
+        name = f"SPIDER {shorten(str(spider.path), 200)}"
+        if spider.option_lines:  # a TOML spider: its errors name the key's line
+            defaults.update(_table_defaults(spider.options, name, known, spider.option_lines))
+        else:
+            defaults.update(_table_defaults(spider.options, f"{name}: options", known))
     found = _config_table(args)
     if found is not None:
-        defaults.update(_table_defaults(*found, params))
+        defaults.update(_table_defaults(*found, known))
+    defaults = {name: value for name, value in defaults.items() if name in params}
     _file_named.clear()
     _file_named.update({name: list(defaults[name]) for name in _NAMED if defaults.get(name)})
     return defaults
@@ -779,6 +813,21 @@ def _config_table(args: list[str]) -> tuple[dict[str, Any], str] | None:
     return table, source
 
 
+def _spider_option(args: list[str]) -> Any:
+    """The spider ``parse`` or ``shell``'s ``--spider`` names, loaded (None: none)."""
+    from .spider import load_spider
+
+    path: str | None = None
+    for i, arg in enumerate(args):
+        if arg in ("--spider", "-s"):
+            if i + 1 >= len(args):
+                return None  # click reports the missing value
+            path = args[i + 1]
+        elif arg.startswith("--spider="):
+            path = arg.partition("=")[2]
+    return None if path is None else load_spider(Path(path))
+
+
 def _spider_of(args: list[str]) -> Any:
     """The spider ``crawl``'s first argument names, loaded (None: no such argument)."""
     from .spider import load_spider
@@ -788,15 +837,23 @@ def _spider_of(args: list[str]) -> Any:
     return load_spider(Path(args[1]))
 
 
-def _table_defaults(table: Mapping[str, Any], source: str, params: Any) -> dict[str, Any]:
+def _table_defaults(
+    table: Mapping[str, Any], source: str, params: Any, lines: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """The command-line defaults of a table of options from ``source``; an error names the
+    key, and its line when ``lines`` (a TOML spider's ``[options]``) has it."""
     aliases = {"seeds": "urls", "url": "urls"}
     defaults: dict[str, Any] = {}
     for key, value in table.items():
         name = key.replace("-", "_")
         name = aliases.get(name, name)
+        line = None if lines is None else lines.get(key)
+        where = f"{source}: {key}" if line is None else f"{source}: line {line}: options.{key}"
         if name not in params or name == "spider":
-            raise UsageError(f"{source}: unknown option {shorten(key)}")
-        defaults[name] = _file_value(f"{source}: {key}", value, params[name])
+            if line is None:
+                raise UsageError(f"{source}: unknown option {shorten(key)}")
+            raise UsageError(f"{where}: unknown option")
+        defaults[name] = _file_value(where, value, params[name])
     return defaults
 
 

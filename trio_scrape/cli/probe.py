@@ -150,18 +150,23 @@ _BANNER = """trio-scrape shell: {url} ({status})
 
 
 def run_shell(
-    url: str, config: CrawlConfig, *, interact: Callable[[dict[str, Any], str], None] | None = None
+    url: str,
+    config: CrawlConfig,
+    router: Any = None,
+    *,
+    interact: Callable[[dict[str, Any], str], None] | None = None,
 ) -> None:
     """Fetch ``url`` and open a Python session with ``page``, ``ctx`` and ``fetch``:
     IPython when installed, else the standard library's console; with stdin not a terminal,
-    its lines are run as a console would (no prompts), for scripts and tests."""
+    its lines are run as a console would (no prompts), for scripts and tests. With a
+    spider's ``router``, each page fetched gets its route (its items in ``page.items``)."""
     namespace: dict[str, Any] = {}
 
     def fetch(target: str, label: str | None = None) -> None:
         """Fetch ``target`` (relative: to the current page) into ``page`` and ``ctx``."""
         if "page" in namespace and "://" not in target:
             target = namespace["ctx"].urljoin(target)
-        fetched = fetch_page(_request(target, label), config)
+        fetched = fetch_page(_request(target, label), config, router)
         namespace["page"], namespace["ctx"] = fetched.page, fetched.ctx
         page = fetched.page
         said = page.status if page.error is None else f"{page.error.kind}: {page.error.message}"

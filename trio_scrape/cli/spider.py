@@ -42,6 +42,8 @@ class Spider:
     router: Any  #: a trio_scrape.Router
     start: tuple[str | Request, ...]
     options: dict[str, Any]
+    #: a TOML spider's line of each key of ``options`` (for the errors that name it)
+    option_lines: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def load_spider(path: Path) -> Spider:
@@ -92,7 +94,7 @@ def _load_toml(path: Path, name: str) -> Spider:
         spider = load_toml_spider(path)
     except TomlSpiderError as exc:
         raise UsageError(f"{name}: {exc}") from None
-    return Spider(path, spider.router, spider.start, spider.options)
+    return Spider(path, spider.router, spider.start, spider.options, spider.option_lines)
 
 
 def _read(module: Any, name: str) -> Spider:

@@ -672,6 +672,8 @@ class TomlSpider:
     router: SpiderRouter
     start: tuple[str | Request, ...]
     options: dict[str, Any]
+    #: the line of each key of ``options`` in the TOML text (none: tables given as a dict)
+    option_lines: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def load_toml_spider(path: Path) -> TomlSpider:
@@ -719,7 +721,12 @@ def toml_spider(spider: str | Mapping[str, Any], *, source: Path | None = None) 
         tables = spider
     digest = hashlib.sha256((text or repr(tables)).encode("utf-8", "surrogateescape"))
     try:
-        return _compile(tables, source, digest.hexdigest()[:16])
+        compiled = _compile(tables, source, digest.hexdigest()[:16])
+        if text is None:
+            return compiled
+        lines = {key: line_of(text, ("options", key)) for key in compiled.options}
+        found = {key: line for key, line in lines.items() if line is not None}
+        return dataclasses.replace(compiled, option_lines=found)
     except TomlSpiderError as exc:
         if text is not None and exc.path:
             exc.line = line_of(text, exc.path)
