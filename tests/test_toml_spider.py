@@ -522,3 +522,31 @@ def test_a_json_fields_fast_path_gives_what_its_general_path_gives(spec: Any) ->
     assert value.fast is not None
     for scope in (None, body):
         assert value.take(ctx, scope, None) == value.take(ctx, scope, Trace())
+
+
+@pytest.mark.parametrize("cap", [None, 5])
+def test_the_next_link_is_the_first_that_is_an_http_url(cap: int | None) -> None:
+    from selectolax.lexbor import LexborHTMLParser
+
+    from trio_scrape import Context
+    from trio_scrape.model.urls import LinkResolver
+
+    url = "http://example.org/list/1"
+    html = (
+        '<ul><li class="next"><a href="javascript:void(0)">js</a></li>'
+        '<li class="next"><a href=" 2?x=1 ">2</a></li><li class="next"><a href="3">3</a></li>'
+        "</ul>"
+    )
+    page = Page(url=url, status=200, content_type="text/html", encoding="utf-8")
+    page.html = LexborHTMLParser(html)
+    ctx = Context(page, Request(url), base=url, resolver=LinkResolver())
+    cap_text = "" if cap is None else f", max = {cap}"
+    spider = toml_spider(
+        f'[routes.a]\nmatch = "*"\npagination = {{ next = "li.next a"{cap_text} }}\n'
+    )
+    route = spider.router.route_for(None, url)
+    assert route is not None
+    route.handle(ctx, None)
+    [request] = ctx.requests
+    assert request.url == "http://example.org/list/2?x=1"
+    assert (request.data or {}) == ({} if cap is None else {"_page": 2})

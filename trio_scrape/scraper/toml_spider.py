@@ -504,10 +504,16 @@ class Pagination:
             number = int(data.get("_page", 1)) if isinstance(data.get("_page", 1), int) else 1
             if self.max is not None and number >= self.max:
                 return
+            if self.max is not None:
+                data["_page"] = number + 1
+            hrefs = self.next.hrefs(ctx, None, trace)
+            if hrefs is not None:  # the first that is an http(s) URL, resolved as links are
+                for href in hrefs:
+                    if ctx.enqueue_hrefs([href], label=ctx.label, data=data or None):
+                        break
+                return
             links = [u for u in self.next.take(ctx, None, trace) if isinstance(u, str)][:1]
             if links:
-                if self.max is not None:
-                    data["_page"] = number + 1
                 ctx.enqueue(links[0], label=ctx.label, data=data or None)
             return
         assert self.param is not None
