@@ -1006,9 +1006,12 @@ async def open_redis_frontier(
                 text = json.dumps(wanted, sort_keys=True)
                 is_new = bool(await client.hsetnx(meta, "settings", text))
                 stored = json.loads(_text(await client.hget(meta, "settings")))
-                counts = await client.hmget(meta, ["queued", "leased", "seen", "done"])
-                round_, known, scheduled = await client.hmget(meta, ["round", "known", "scheduled"])
+                # One read of every count: a process starting beside another must not see
+                # the other's seed as scheduled but neither queued nor leased (finished).
                 revisits = await client.zcard(frontier._prefix + "rvd")
+                fields = ["queued", "leased", "seen", "done", "round", "known", "scheduled"]
+                values = await client.hmget(meta, fields)
+                counts, (round_, known, scheduled) = values[:4], values[4:]
         except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
             raise FrontierError(f"Redis failed: {_describe(exc)}") from None
         if stored != wanted:
