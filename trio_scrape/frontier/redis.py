@@ -145,15 +145,27 @@ def _int(value: Any) -> int:
 
 
 class _Lease:
-    """One lease this process holds: its digest, its token, and whether its fetch ended
-    (its host slot is freed with the next lease call)."""
+    """One lease this process holds: its digest, its token, whether its fetch ended (its
+    host slot is freed with the next lease call), and its page's links, added with its
+    completion (see :meth:`RedisFrontier.defer_links`)."""
 
-    __slots__ = ("digest", "ended", "token")
+    __slots__ = ("digest", "ended", "fresh", "links", "token")
 
     def __init__(self, digest: str, token: str) -> None:
         self.digest = digest
         self.token = token
         self.ended = False
+        self.links: list[bytes] = []
+        #: the links sent to be added, by depth: known to be seen at it once added
+        self.fresh: list[tuple[int, list[str]]] = []
+
+
+def _json_text(text: str) -> bytes:
+    """``text`` as a JSON string (as json.dumps writes it, for the odd lone surrogate)."""
+    try:
+        return orjson.dumps(text)
+    except TypeError:
+        return json.dumps(text).encode()
 
 
 # Longer than the ~450 lines a class gets here: it is the Python side of the Lua
@@ -233,6 +245,8 @@ class RedisFrontier:
         # changes nothing, so it need not be asked about. Most of a page's links are ones
         # the process has met already (menus, neighbours).
         self._known: dict[str, int] = {}
+        # The same by URL, for a page's links (defer_links): no digest to compute for them.
+        self._known_urls: dict[str, int] = {}
 
     @property
     def joined(self) -> FrontierOpened:
@@ -328,6 +342,55 @@ class RedisFrontier:
         if added:
             self._wake()
         return added
+
+    def defer_links(
+        self,
+        request: CrawlRequest,
+        urls: Sequence[str],
+        *,
+        depth: int,
+        keep: Callable[[str], bool] | None,
+        revisit: bool,
+    ) -> bool:
+        """Keep a leased page's links for the call that completes its lease (``ts_done``
+        adds them as ``ts_add`` would, in the same atomic call): a page costs no round trip
+        of its own for its links. Each link goes once, as its digest, its origin and its URL;
+        those this process knows to be in the seen-set at ``depth`` or nearer not at all.
+        ``keep`` is asked here about every link not known so (a fleet counts ``max_pages``
+        in Redis: ``keep`` is the scope); a link it refuses goes only as far as updating a
+        seen URL's depth, as ``add`` does. Returns False (the caller adds them now) for a
+        request this process does not hold, or more links than one add call takes."""
+        if len(urls) > _ADD_CHUNK:
+            return False
+        held = self._held.get(_lease_key(request))
+        if not held:
+            return False
+        # The lease whose fetch has ended (another with the same key may still be fetching).
+        lease = next((x for x in held if x.ended), held[0])
+        known = self._known_urls
+        if len(known) > _KNOWN_MAX:
+            known.clear()
+        lines = [b"=%d\t%d\t%s" % (depth, revisit, _json_text(request.url))]
+        last = ""
+        fresh = []
+        for url in urls:
+            if known.get(url, depth + 1) <= depth:
+                continue
+            origin = origin_of(url)
+            kept = keep is None or keep(url)
+            if kept:
+                fresh.append(url)
+            flag = b"+" if kept else b"-"
+            same = origin == last
+            last = origin
+            lines.append(
+                b"%s%s\t%s\t%s"
+                % (flag, _digest(url).encode(), b"" if same else origin.encode(), _json_text(url))
+            )
+        if len(lines) > 1:
+            lease.links.append(b"\n".join(lines))
+            lease.fresh.append((depth, fresh))
+        return True
 
     async def add_requests(
         self,
@@ -453,18 +516,27 @@ class RedisFrontier:
         if taken:
             remaining = iter(taken)
             pages = [None if r.revisit else next(remaining) for r in requests]
-        args: list[str | bytes] = [self._per_host, self._gate, self.writer, self._writer_state]
+        args: list[str | bytes] = [self._per_host, self._gate, self._max_pages]
+        args += [self.writer, self._writer_state]
         self._writer_state = ""
-        for request, (digest, token), page in zip(requests, leases, pages, strict=True):
+        for request, lease, page in zip(requests, leases, pages, strict=True):
             failed = "1" if page is not None and page.error is not None else "0"
             record = self._sink.encode(page) if self._sink is not None and page else b""
             memo = self._memos.pop(_lease_key(request), b"")
             change = page.data.get("change") if page is not None else None
             items = _json(page.items) if page is not None and page.items else b""
             change_text = change if isinstance(change, str) else ""
-            args += [digest, token, failed, record, memo, change_text, items]
-        ids, counts = await self._call("ts_done", args, shield=True)
+            links = b"\n".join(lease.links) if lease.links else b""
+            args += [lease.digest, lease.token, failed, record, memo, change_text, items, links]
+        ids, counts, _added, limited = await self._call("ts_done", args, shield=True)
         self._note(counts)
+        if not int(limited):  # each link sent is in the seen-set now, at its depth or nearer
+            known = self._known_urls
+            for lease in leases:
+                for depth, urls in lease.fresh:
+                    for url in urls:
+                        if known.get(url, depth + 1) > depth:
+                            known[url] = depth
         refused = [r.url for r, entry in zip(requests, ids, strict=True) if not _text(entry)]
         if refused:
             self.refused += len(refused)
@@ -496,7 +568,8 @@ class RedisFrontier:
             return
         now = trio.current_time()
         args: list[str] = [self._per_host, self._gate]
-        for i, (digest, token) in enumerate(leases):
+        for i, lease in enumerate(leases):
+            digest, token = lease.digest, lease.token
             entry, pause_ms = "", 0
             if i < len(requests):
                 request = requests[i]
@@ -525,6 +598,7 @@ class RedisFrontier:
         """
         round_, known, started = await self._call("ts_round", [str(self.round)], shield=True)
         self._known.clear()  # the seen-set starts empty
+        self._known_urls.clear()
         self.round, self.known = int(round_), int(known)
         counts = await self._client.hmget(
             self._prefix + "meta", ["queued", "leased", "seen", "done"]
@@ -542,7 +616,7 @@ class RedisFrontier:
         round_, known, reached, *_ = await self._call("ts_round_counts", [], shield=False)
         return max(0, int(known) - int(reached)) if int(round_) > 1 else 0
 
-    def _take(self, requests: Sequence[CrawlRequest]) -> list[tuple[str, str]]:
+    def _take(self, requests: Sequence[CrawlRequest]) -> list[_Lease]:
         keys = [_lease_key(r) for r in requests]
         wanted = collections.Counter(keys)
         missing = [k for k, n in wanted.items() if len(self._held.get(k, ())) < n]
@@ -557,7 +631,7 @@ class RedisFrontier:
             lease = leases.pop(index)
             if not leases:
                 del self._held[key]
-            taken.append((lease.digest, lease.token))
+            taken.append(lease)
         return taken
 
     def statistics(self) -> FrontierStatistics:
