@@ -37,9 +37,10 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 import coredis
+import coredis.connection
 import coredis.exceptions
 import orjson
 import trio
@@ -56,6 +57,8 @@ from .digests import redis_digest
 from .pacing import HostEvent, HostLimiter, HostPaused, RequestFinished, RobotsLoaded
 
 __all__ = [
+    "Client",
+    "key_prefix",
     "FleetStatus",
     "JoinInfo",
     "writer_for",
@@ -81,6 +84,19 @@ _POLL_MAX_QUEUED = 0.02
 _STATUS_MAX_HOSTS = 10_000  # hosts `status` looks at (their queues and slots)
 _CALL_TIMEOUT = 10.0  # seconds a Redis call may take before the frontier gives up
 _KNOWN_MAX = 100_000  # digests whose depth this process remembers (about 10 MB at most)
+
+
+#: A client of one Redis, or of a Redis Cluster (``redis+cluster://``).
+Client: TypeAlias = "coredis.Redis[bytes] | coredis.RedisCluster[bytes]"
+
+
+def key_prefix(client: Client, crawl_id: str) -> str:
+    """Where a crawl's keys live: ``trio-scrape:ID:``, or on a cluster
+    ``trio-scrape:{ID}:``, whose hash tag puts every key of the crawl in one slot, so each of
+    the functions stays one atomic call on one node."""
+    if isinstance(client, coredis.RedisCluster):
+        return _KEY_PREFIX + "{" + crawl_id + "}:"
+    return _KEY_PREFIX + crawl_id + ":"
 
 
 def crawl_id_for(settings: Mapping[str, Any]) -> str:
@@ -186,7 +202,7 @@ class RedisFrontier:
 
     def __init__(
         self,
-        client: coredis.Redis[bytes],
+        client: Client,
         crawl_id: str,
         config: CrawlConfig,
         *,
@@ -196,7 +212,7 @@ class RedisFrontier:
     ) -> None:
         self._client = client
         self.crawl_id = crawl_id
-        self._prefix = _KEY_PREFIX + crawl_id + ":"
+        self._prefix = key_prefix(client, crawl_id)
         self._keys = [self._prefix]
         self._per_host = str(config.per_host)
         # Flags for the functions: robots.txt gates new hosts; autothrottle adapts limits.
@@ -962,11 +978,11 @@ class StreamEntry(NamedTuple):
 
 
 async def read_entries(
-    client: coredis.Redis[bytes], crawl_id: str, *, after: str = "0-0", chunk: int = 1_000
+    client: Client, crawl_id: str, *, after: str = "0-0", chunk: int = 1_000
 ) -> AsyncIterator[StreamEntry]:
     """Every committed record of a crawl after stream entry ``after``, with its page's
     items, in commit order."""
-    key = _KEY_PREFIX + crawl_id + ":rec"
+    key = key_prefix(client, crawl_id) + "rec"
     start = "(" + after
     while True:
         entries = await client.xrange(key, start, "+", count=chunk)
@@ -985,7 +1001,7 @@ async def read_entries(
 
 
 async def read_records(
-    client: coredis.Redis[bytes], crawl_id: str, *, after: str = "0-0", chunk: int = 1_000
+    client: Client, crawl_id: str, *, after: str = "0-0", chunk: int = 1_000
 ) -> AsyncIterator[tuple[str, str, dict[str, Any]]]:
     """Every committed record of a crawl after stream entry ``after``, in commit order:
     ``(entry id, writer, record)`` (:func:`read_entries` has the items too)."""
@@ -1007,19 +1023,33 @@ def _library_source() -> str:
 
 
 @asynccontextmanager
-async def connect(url: str) -> AsyncIterator[coredis.Redis[bytes]]:
+async def connect(url: str) -> AsyncIterator[Client]:
     """A coredis client for ``url``, with the frontier's functions loaded.
 
     Raises:
         FrontierError: Redis cannot be reached, or is older than 7.0 (no Functions).
     """
     location = parse_redis_url(url)
-    client: coredis.Redis[bytes] = coredis.Redis.from_url(
-        location.url,
-        retry_policy=NoRetryPolicy(),  # a retried script could run twice
-        connect_timeout=5,
-        stream_timeout=_CALL_TIMEOUT,
-    )
+    client: Client
+    if location.cluster:
+        # Commands go to the node serving their key's slot; coredis follows MOVED and ASK
+        # redirections (the command did not run where it was refused) and learns the
+        # cluster's layout from the nodes named.
+        client = coredis.RedisCluster(
+            startup_nodes=[coredis.connection.TCPLocation(h, p) for h, p in location.nodes],
+            password=location.password,
+            decode_responses=False,
+            retry_policy=NoRetryPolicy(),  # a retried script could run twice
+            connect_timeout=5,
+            stream_timeout=_CALL_TIMEOUT,
+        )
+    else:
+        client = coredis.Redis.from_url(
+            location.url,
+            retry_policy=NoRetryPolicy(),  # a retried script could run twice
+            connect_timeout=5,
+            stream_timeout=_CALL_TIMEOUT,
+        )
     try:
         async with client:
             try:
@@ -1034,6 +1064,16 @@ async def connect(url: str) -> AsyncIterator[coredis.Redis[bytes]]:
         raise FrontierError(
             f"cannot use Redis at {location.host}:{location.port}: {_describe(exc)}"
         ) from None
+    finally:
+        _close_layout(client)
+
+
+def _close_layout(client: Client) -> None:
+    """Close the error stream coredis 6.9's cluster layout opens and never closes (left to
+    the garbage collector, it warns); nothing for a single Redis."""
+    layout = getattr(getattr(client, "connection_pool", None), "cluster_layout", None)
+    for end in getattr(layout, "_error_stream", ()):
+        end.close()
 
 
 #: What the shared crawl held when this process joined it (the one info type of every
@@ -1162,19 +1202,24 @@ class FleetStatus:
         }
 
 
-async def list_crawls(client: coredis.Redis[bytes]) -> list[str]:
+async def list_crawls(client: Client) -> list[str]:
     found = []
     async for key in client.scan_iter(match=_KEY_PREFIX + "*:meta", count=1000):
-        found.append(_text(key)[len(_KEY_PREFIX) : -len(":meta")])
+        name = _text(key)[len(_KEY_PREFIX) : -len(":meta")]
+        if isinstance(client, coredis.RedisCluster):
+            if not (name.startswith("{") and name.endswith("}")):
+                continue
+            name = name[1:-1]
+        found.append(name)
     return sorted(found)
 
 
 async def fleet_status(
-    client: coredis.Redis[bytes], crawl_id: str, *, max_hosts: int = 50, recent: float = 60.0
+    client: Client, crawl_id: str, *, max_hosts: int = 50, recent: float = 60.0
 ) -> FleetStatus:
     """Counts of one crawl, its busiest hosts (among the first 10,000 it has queued work
     for) and the processes seen in the last ``recent`` seconds."""
-    prefix = _KEY_PREFIX + crawl_id + ":"
+    prefix = key_prefix(client, crawl_id)
     fields = ["queued", "leased", "done", "errors", "seen", "refused", "reaped"]
     values = [_int(v) for v in await client.hmget(prefix + "meta", fields)]
     now = (await client.time()).timestamp() * 1000
