@@ -109,6 +109,15 @@ class RedisClusterNodes:
             time.sleep(0.05)  # a bounded poll of the nodes' gossip
         raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
 
+    def owner(self, key: str) -> int:
+        """The index of the node serving ``key``'s slot (the others answer MOVED)."""
+        for i, port in enumerate(self.ports):
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(f"EXISTS {key}\r\n".encode())
+                if not sock.recv(4096).startswith(b"-MOVED"):
+                    return i
+        raise RuntimeError(f"no node serves {key}")
+
     def kill(self, i: int) -> None:
         """SIGKILL node ``i``: only its append-only file remains."""
         process = self.processes[i]
