@@ -24,7 +24,7 @@ __all__ = ["RedisClusterNodes", "redis_cluster"]
 _START_TIMEOUT = 20.0  # seconds for a node to listen, or the cluster to reach state ok
 
 
-def _cluster_info(port: int) -> str:
+def cluster_info(port: int) -> str:
     """``CLUSTER INFO`` of the node on ``port`` ("" when it does not answer)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
@@ -104,7 +104,7 @@ class RedisClusterNodes:
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
             running = [p for p, proc in zip(self.ports, self.processes, strict=True) if proc]
-            if all("cluster_state:ok" in _cluster_info(port) for port in running):
+            if all("cluster_state:ok" in cluster_info(port) for port in running):
                 return
             time.sleep(0.05)  # a bounded poll of the nodes' gossip
         raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from .redis_cluster import RedisClusterNodes
+from .redis_cluster import RedisClusterNodes, cluster_info
 from .redis_cluster import redis_cluster as redis_cluster
-from .site import Site
+from .site import Request, Site
 from .test_cli import CLI, cli
 from .test_redis import WatchedSite, crawl_name, lines, tree_site
 from .test_redis import test_a_late_completion_from_an_expired_lease_is_refused as _late
@@ -33,6 +33,26 @@ test_two_crawlers_share_one_crawl_and_max_pages_is_exact_on_a_cluster = _max_pag
 test_three_processes_one_killed_and_restarted_one_killed_for_good_on_a_cluster = _kill
 test_per_host_and_delay_hold_across_three_processes_on_a_cluster = _polite
 test_starts_to_a_paced_host_are_spaced_fleet_wide_with_jitter_on_a_cluster = _spaced
+
+
+class HeldSite(WatchedSite):
+    """A WatchedSite whose answers wait while ``held`` is not set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = trio.Event()
+        self.held.set()
+
+    async def _answer(self, request: Request) -> bool:
+        await self.held.wait()
+        return await super()._answer(request)
+
+
+@pytest.fixture
+async def held_site(nursery: trio.Nursery) -> HeldSite:
+    server = HeldSite()
+    await nursery.start(server.serve)
+    return server
 
 
 @pytest.fixture(scope="module")
@@ -74,30 +94,45 @@ async def test_the_crawls_keys_live_in_one_slot(
 @pytest.mark.filterwarnings(
     "ignore:Exception ignored in.*MemoryObject:pytest.PytestUnraisableExceptionWarning"
 )
-async def test_the_node_holding_the_crawl_killed_and_restarted_loses_and_repeats_nothing(
-    watched: WatchedSite, redis_cluster: RedisClusterNodes, tmp_path: Path
+@pytest.mark.parametrize("which", ["holding the crawl", "another"])
+async def test_a_node_killed_and_restarted_loses_and_repeats_nothing(
+    held_site: HeldSite, redis_cluster: RedisClusterNodes, tmp_path: Path, which: str
 ) -> None:
-    """The cluster node that serves the crawl's slot (AOF, ``appendfsync always``) SIGKILLed
-    while a process crawls through the cluster: the process stops, exit 3 and one line. The
-    node restarted (the cluster is ok again), the same command finishes the crawl: the export
-    holds every page once, and so does the process's file."""
-    expected = tree_site(watched, 600)
+    """A cluster node (AOF, ``appendfsync always``) SIGKILLed while a process crawls through
+    the cluster, either the one serving the crawl's slot or another (the cluster, with its
+    default ``cluster-require-full-coverage yes``, then refuses every command once the node
+    is found dead, here after its 1 s node timeout; the site holds its answers till then, so
+    the crawl cannot finish first): the process stops, exit 3 and one line.
+    The node restarted (the cluster is ok again), the same command finishes the crawl: the
+    export holds every page once, and so does the process's file."""
+    expected = tree_site(held_site, 600)
     name = crawl_name()
     out = tmp_path / "out.jsonl"
     url = redis_cluster.url
     command = [
-        *CLI, "run", watched.url("/p0"), "--depth", "100", "--no-robots", "-q",
+        *CLI, "run", held_site.url("/p0"), "--depth", "100", "--no-robots", "-q",
         "--frontier", url, "--crawl-id", name, "--lease", "1", "--workers", "4",
         "-o", str(out),
     ]  # fmt: skip
     with trio.fail_after(90):
         crawl = await trio.lowlevel.open_process(command, stderr=subprocess.PIPE)
-        while len(watched.log) < 150 and crawl.poll() is None:
+        while len(held_site.log) < 150 and crawl.poll() is None:
             with trio.move_on_after(1):  # also notice a process that ended by itself
-                await watched.hit_event.wait()
+                await held_site.hit_event.wait()
         assert crawl.poll() is None, "the crawl was too quick to be stopped half-way"
         home = redis_cluster.owner(f"trio-scrape:{{{name}}}:meta")
-        redis_cluster.kill(home)
+        node = home if which == "holding the crawl" else (home + 1) % 3
+        held_site.held = trio.Event()  # the site holds its answers: the crawl cannot end now
+        redis_cluster.kill(node)
+        alive = redis_cluster.ports[(node + 2) % 3]
+
+        def failed() -> bool:
+            return "cluster_state:fail" in cluster_info(alive)
+
+        # A bounded poll (under fail_after) of the nodes' gossip, in other processes.
+        while not await trio.to_thread.run_sync(failed):  # noqa: ASYNC110
+            await trio.sleep(0.05)
+        held_site.held.set()
         assert crawl.stderr is not None
         error = b""
         async with crawl.stderr:
@@ -105,7 +140,7 @@ async def test_the_node_holding_the_crawl_killed_and_restarted_loses_and_repeats
                 error += chunk
         code = await crawl.wait()
         before = len(lines(out))
-        redis_cluster.restart(home)
+        redis_cluster.restart(node)
         again = await trio.run_process(command, capture_stderr=True, check=False)
     assert code == 3, error
     assert error.count(b"\n") == 1 and b"Redis" in error, error
