@@ -1,8 +1,8 @@
 """A real 3-node Redis Cluster on 127.0.0.1 for the tests: three redis-server processes with
 cluster mode on (free ports, their cluster bus on free ports too, AOF with ``appendfsync
-always`` so a node killed and restarted loses nothing), joined by ``redis-cli --cluster
-create`` with no replicas; every node is stopped by its pid. Tests skip, saying so, when
-redis-server or redis-cli is absent."""
+always`` so a node killed and restarted loses nothing, unless ``aof=False``), joined by
+``redis-cli --cluster create`` with no replicas; every node is stopped by its pid. Tests skip,
+saying so, when redis-server or redis-cli is absent."""
 
 from __future__ import annotations
 
@@ -45,10 +45,11 @@ def cluster_info(port: int) -> str:
 class RedisClusterNodes:
     """Three cluster nodes on loopback; :meth:`kill` and :meth:`restart` one of them."""
 
-    def __init__(self, directory: Path, count: int = 3) -> None:
+    def __init__(self, directory: Path, count: int = 3, *, aof: bool = True) -> None:
         if REDIS_SERVER is None or REDIS_CLI is None:
             pytest.skip("redis-server and redis-cli are needed (apt-get install redis-server)")
         self.directory = directory
+        self.aof = ("--appendonly", "yes", "--appendfsync", "always") if aof else ()
         self.ports = [free_port() for _ in range(count)]
         self.bus_ports = [free_port() for _ in range(count)]
         self.processes: list[subprocess.Popen[bytes] | None] = [None] * count
@@ -85,8 +86,7 @@ class RedisClusterNodes:
             [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1",
              "--cluster-enabled", "yes", "--cluster-port", str(self.bus_ports[i]),
              "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
-             "--dir", str(directory), "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always"],
+             "--dir", str(directory), "--save", "", *self.aof],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.processes[i] = process
