@@ -25,6 +25,7 @@ leases it knows of.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import importlib.resources
@@ -54,6 +55,7 @@ from ..output.sinks import CompleteSink, Sink, _json, complete_sink
 from .base import FrontierOpened, FrontierStatistics, settings_changes
 from .digests import redis_digest
 from .pacing import HostEvent, HostLimiter, HostPaused, RequestFinished, RobotsLoaded
+from .resp import RespError, RespPool
 
 __all__ = [
     "FleetStatus",
@@ -81,6 +83,14 @@ _POLL_MAX_QUEUED = 0.02
 _STATUS_MAX_HOSTS = 10_000  # hosts `status` looks at (their queues and slots)
 _CALL_TIMEOUT = 10.0  # seconds a Redis call may take before the frontier gives up
 _KNOWN_MAX = 100_000  # digests whose depth this process remembers (about 10 MB at most)
+# What a failed call raises: coredis's errors, the lean client's, a broken socket.
+_CALL_ERRORS = (
+    coredis.exceptions.RedisError,
+    RespError,
+    OSError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+)
 
 
 def crawl_id_for(settings: Mapping[str, Any]) -> str:
@@ -193,8 +203,12 @@ class RedisFrontier:
         lease: float,
         batch: int,
         writer: str = "",
+        lean: RespPool | None = None,
     ) -> None:
         self._client = client
+        # The functions' calls go through this lean client when given (see resp.py), else
+        # through coredis.
+        self._lean = lean
         self.crawl_id = crawl_id
         self._prefix = _KEY_PREFIX + crawl_id + ":"
         self._keys = [self._prefix]
@@ -263,9 +277,17 @@ class RedisFrontier:
         """
         try:
             with trio.CancelScope(shield=shield), trio.fail_after(_CALL_TIMEOUT):
-                return await self._client.fcall(function, self._keys, list(args))
-        except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
+                return await self._round_trip(function, args)
+        except (*_CALL_ERRORS, trio.TooSlowError) as exc:
             raise FrontierError(f"Redis failed during {function}: {_describe(exc)}") from None
+
+    async def _round_trip(self, function: str, args: Sequence[str | bytes]) -> Any:
+        """One call of a function of the library: the one round trip every change to the
+        shared state takes (each lease, completion, add, release, renewal, start), and so the
+        one place to count or time them."""
+        if self._lean is not None:
+            return await self._lean.command("FCALL", function, 1, self._prefix, *args)
+        return await self._client.fcall(function, self._keys, list(args))
 
     def _note(self, counts: Sequence[Any]) -> None:
         queued, leased, seen, done = (_int(v) for v in counts)
@@ -1065,6 +1087,7 @@ async def open_redis_frontier(
     """
     wanted = json.loads(json.dumps(settings))
     crawl_id = check_crawl_id(crawl_id or crawl_id_for(wanted))
+    lean = RespPool(parse_redis_url(url).url)
     async with connect(url) as client:
         frontier = RedisFrontier(
             client,
@@ -1073,6 +1096,7 @@ async def open_redis_frontier(
             lease=lease,
             batch=max(1, min(32, config.workers // 2)),
             writer=writer,
+            lean=lean,
         )
         meta = frontier._prefix + "meta"
         try:
@@ -1111,6 +1135,8 @@ async def open_redis_frontier(
                     await frontier.save_writer_state()
                 except FrontierError as exc:  # Redis failed: that error is the one to report
                     logger.info("could not give back leases: %s (they expire)", exc)
+                with contextlib.suppress(OSError, trio.BrokenResourceError):
+                    await lean.aclose()
 
 
 def _settings_changed(crawl_id: str, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
