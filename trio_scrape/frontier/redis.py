@@ -38,13 +38,10 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import coredis
-import coredis.exceptions
 import orjson
 import trio
-from coredis.retry import NoRetryPolicy
 
 from ..errors import FrontierError
 from ..model.config import CrawlConfig, check_crawl_id, parse_redis_url
@@ -56,6 +53,9 @@ from .base import FrontierOpened, FrontierStatistics, settings_changes
 from .digests import redis_digest
 from .pacing import HostEvent, HostLimiter, HostPaused, RequestFinished, RobotsLoaded
 from .resp import RespError, RespPool
+
+if TYPE_CHECKING:
+    import coredis  # imported when used: status, export, tests (see connect)
 
 __all__ = [
     "FleetStatus",
@@ -82,10 +82,10 @@ _POLL_MAX = 0.25
 _POLL_MAX_QUEUED = 0.02
 _STATUS_MAX_HOSTS = 10_000  # hosts `status` looks at (their queues and slots)
 _CALL_TIMEOUT = 10.0  # seconds a Redis call may take before the frontier gives up
+_COUNTS = ("queued", "leased", "seen", "done")  # the counters every answer carries
 _KNOWN_MAX = 100_000  # digests whose depth this process remembers (about 10 MB at most)
-# What a failed call raises: coredis's errors, the lean client's, a broken socket.
+# What a failed round trip raises: an error answer, a broken socket.
 _CALL_ERRORS = (
-    coredis.exceptions.RedisError,
     RespError,
     OSError,
     trio.BrokenResourceError,
@@ -196,22 +196,18 @@ class RedisFrontier:
 
     def __init__(
         self,
-        client: coredis.Redis[bytes],
+        redis: RespPool,
         crawl_id: str,
         config: CrawlConfig,
         *,
         lease: float,
         batch: int,
         writer: str = "",
-        lean: RespPool | None = None,
     ) -> None:
-        self._client = client
-        # The functions' calls go through this lean client when given (see resp.py), else
-        # through coredis.
-        self._lean = lean
+        # Every round trip goes through this lean client (see resp.py and _round_trip).
+        self._redis = redis
         self.crawl_id = crawl_id
         self._prefix = _KEY_PREFIX + crawl_id + ":"
-        self._keys = [self._prefix]
         self._per_host = str(config.per_host)
         # Flags for the functions: robots.txt gates new hosts; autothrottle adapts limits.
         self._gate = ("1" if config.robots else "0") + ("a" if config.autothrottle else "")
@@ -275,19 +271,27 @@ class RedisFrontier:
         Raises:
             FrontierError: Redis could not be reached, or answered with an error.
         """
+        return await self._command("FCALL", function, 1, self._prefix, *args, shield=shield)
+
+    async def _command(self, *parts: str | bytes | int, shield: bool = True) -> Any:
+        """Send one command (``parts``) and return Redis's answer, within the call timeout.
+
+        Raises:
+            FrontierError: Redis could not be reached, or answered with an error.
+        """
         try:
             with trio.CancelScope(shield=shield), trio.fail_after(_CALL_TIMEOUT):
-                return await self._round_trip(function, args)
+                return await self._round_trip(parts)
         except (*_CALL_ERRORS, trio.TooSlowError) as exc:
-            raise FrontierError(f"Redis failed during {function}: {_describe(exc)}") from None
+            what = _text(parts[1]) if parts[0] == "FCALL" else str(parts[0])
+            raise FrontierError(f"Redis failed during {what}: {_describe(exc)}") from None
 
-    async def _round_trip(self, function: str, args: Sequence[str | bytes]) -> Any:
-        """One call of a function of the library: the one round trip every change to the
-        shared state takes (each lease, completion, add, release, renewal, start), and so the
-        one place to count or time them."""
-        if self._lean is not None:
-            return await self._lean.command("FCALL", function, 1, self._prefix, *args)
-        return await self._client.fcall(function, self._keys, list(args))
+    async def _round_trip(self, parts: Sequence[str | bytes | int]) -> Any:
+        """One command sent and its answer read: every round trip of this process to Redis
+        goes through here (each function call: lease, completion, add, release, renewal,
+        start; and the few plain commands: robots.txt, the output file's lock, joining), so
+        this is the one place to count or time them."""
+        return await self._redis.command(*parts)
 
     def _note(self, counts: Sequence[Any]) -> None:
         queued, leased, seen, done = (_int(v) for v in counts)
@@ -622,9 +626,7 @@ class RedisFrontier:
         self._known.clear()  # the seen-set starts empty
         self._known_urls.clear()
         self.round, self.known = int(round_), int(known)
-        counts = await self._client.hmget(
-            self._prefix + "meta", ["queued", "leased", "seen", "done"]
-        )
+        counts = await self._command("HMGET", self._prefix + "meta", *_COUNTS)
         self._note(counts)
         return bool(int(started))
 
@@ -682,15 +684,11 @@ class RedisFrontier:
         key, lock = self._prefix + "robots", self._prefix + "rl:" + origin
         hold_ms = int(self.lease * 1000)
         while True:
-            try:
-                with trio.fail_after(_CALL_TIMEOUT):
-                    stored = await self._client.hget(key, origin)
-                    if stored is None:
-                        claimed = await self._client.set(
-                            lock, self.owner, px=hold_ms, condition=coredis.PureToken.NX
-                        )
-            except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
-                raise FrontierError(f"Redis failed: {_describe(exc)}") from None
+            stored = await self._command("HGET", key, origin, shield=False)
+            if stored is None:
+                claimed = await self._command(
+                    "SET", lock, self.owner, "PX", hold_ms, "NX", shield=False
+                )
             if stored is not None:
                 found = _text(stored)
                 return found[1:] if found.startswith("+") else None
@@ -699,13 +697,8 @@ class RedisFrontier:
             await trio.sleep(0.05)  # another process is fetching it (its lock expires)
         text = await fetch(origin)
         value = "-" if text is None else "+" + text
-        with trio.CancelScope(shield=True):
-            try:
-                with trio.fail_after(_CALL_TIMEOUT):
-                    await self._client.hset(key, {origin: value})
-                    await self._client.delete([lock])
-            except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
-                raise FrontierError(f"Redis failed: {_describe(exc)}") from None
+        await self._command("HSET", key, origin, value)
+        await self._command("DEL", lock)
         return text
 
     def _heard_pauses(self, paused: Sequence[Any]) -> None:
@@ -825,19 +818,11 @@ class RedisFrontier:
             FrontierError: Redis failed.
         """
         key = self._writer_lock_key()
-        condition: Literal[coredis.PureToken.NX, coredis.PureToken.XX] = (
-            coredis.PureToken.XX if renew else coredis.PureToken.NX
-        )
-        held = False
-        try:
-            with trio.CancelScope(shield=True), trio.fail_after(_CALL_TIMEOUT):
-                px = int(self._lease_ms)
-                held = await self._client.set(key, self.owner, px=px, condition=condition)
-                if not held:
-                    held = _text(await self._client.get(key)) == self.owner
-        except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
-            raise FrontierError(f"Redis failed: {_describe(exc)}") from None
-        return held
+        condition = "XX" if renew else "NX"
+        held = await self._command("SET", key, self.owner, "PX", self._lease_ms, condition)
+        if held is None:
+            return _text(await self._command("GET", key) or b"") == self.owner
+        return True
 
     async def attach_sink(self, sink: Sink | None, *, links: bool) -> _CommittingSink:
         """Wrap ``sink`` so records go to it only once committed; recover a file sink's
@@ -860,15 +845,25 @@ class RedisFrontier:
                         usage=True,
                     )
                 await trio.sleep(0.1)
-            state = _text(await self._client.hget(self._prefix + "w", self.writer) or b"")
+            state = _text(await self._command("HGET", self._prefix + "w", self.writer) or b"")
             offset_text, _, last_id = state.partition("\t")
             inner.start(int(offset_text) if offset_text else 0)
             recovered = 0
-            async for entry in read_entries(self._client, self.crawl_id, after=last_id or "0-0"):
-                if entry.writer == self.writer:
-                    page = _page_from_record(entry.record, entry.items)
-                    await wrapper.write_committed([(page, entry.id)])
-                    recovered += 1
+            after = last_id or "0-0"
+            while True:
+                answer = await self._command("XRANGE", self._prefix + "rec", "(" + after, "+",
+                                             "COUNT", 1_000)  # fmt: skip
+                if not answer:
+                    break
+                for identifier, values in answer:
+                    entry = _stream_entry(
+                        identifier, dict(zip(values[::2], values[1::2], strict=True))
+                    )
+                    if entry.writer == self.writer:
+                        page = _page_from_record(entry.record, entry.items)
+                        await wrapper.write_committed([(page, entry.id)])
+                        recovered += 1
+                after = _text(answer[-1][0])
             if recovered:
                 logger.warning(
                     "%d committed record(s) missing from %s were written again",
@@ -995,15 +990,19 @@ async def read_entries(
         if not entries:
             return
         for entry in entries:
-            fields = {_text(k): v for k, v in entry.field_values.items()}
-            items = fields.get("i")
-            yield StreamEntry(
-                _text(entry.identifier),
-                _text(fields.get("w", b"")),
-                orjson.loads(fields["r"]),
-                orjson.loads(items) if items else [],
-            )
+            yield _stream_entry(entry.identifier, entry.field_values)
         start = "(" + _text(entries[-1].identifier)
+
+
+def _stream_entry(identifier: Any, field_values: Mapping[Any, Any]) -> StreamEntry:
+    fields = {_text(k): v for k, v in field_values.items()}
+    items = fields.get("i")
+    return StreamEntry(
+        _text(identifier),
+        _text(fields.get("w", b"")),
+        orjson.loads(fields["r"]),
+        orjson.loads(items) if items else [],
+    )
 
 
 async def read_records(
@@ -1035,6 +1034,11 @@ async def connect(url: str) -> AsyncIterator[coredis.Redis[bytes]]:
     Raises:
         FrontierError: Redis cannot be reached, or is older than 7.0 (no Functions).
     """
+    # Imported here: about 0.3 s of CPU, which a crawler process (resp.py) does without.
+    import coredis
+    import coredis.exceptions
+    from coredis.retry import NoRetryPolicy
+
     location = parse_redis_url(url)
     client: coredis.Redis[bytes] = coredis.Redis.from_url(
         location.url,
@@ -1087,28 +1091,36 @@ async def open_redis_frontier(
     """
     wanted = json.loads(json.dumps(settings))
     crawl_id = check_crawl_id(crawl_id or crawl_id_for(wanted))
-    lean = RespPool(parse_redis_url(url).url)
-    async with connect(url) as client:
+    location = parse_redis_url(url)
+    redis = RespPool(location.url)
+    try:
+        with trio.fail_after(_CALL_TIMEOUT):
+            await redis.command("FUNCTION", "LOAD", "REPLACE", _library_source())
+    except (*_CALL_ERRORS, trio.TooSlowError) as exc:
+        with trio.CancelScope(shield=True):
+            await redis.aclose()
+        raise FrontierError(
+            f"cannot use Redis at {location.host}:{location.port}: {_describe(exc)}"
+        ) from None
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(redis.aclose)
         frontier = RedisFrontier(
-            client,
+            redis,
             crawl_id,
             config,
             lease=lease,
             batch=max(1, min(32, config.workers // 2)),
             writer=writer,
-            lean=lean,
         )
         meta = frontier._prefix + "meta"
-        try:
-            with trio.fail_after(_CALL_TIMEOUT):
-                text = json.dumps(wanted, sort_keys=True)
-                is_new = bool(await client.hsetnx(meta, "settings", text))
-                stored = json.loads(_text(await client.hget(meta, "settings")))
-                counts = await client.hmget(meta, ["queued", "leased", "seen", "done"])
-                round_, known, scheduled = await client.hmget(meta, ["round", "known", "scheduled"])
-                revisits = await client.zcard(frontier._prefix + "rvd")
-        except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
-            raise FrontierError(f"Redis failed: {_describe(exc)}") from None
+        text = json.dumps(wanted, sort_keys=True)
+        is_new = bool(await frontier._command("HSETNX", meta, "settings", text))
+        stored = json.loads(_text(await frontier._command("HGET", meta, "settings")))
+        counts = await frontier._command("HMGET", meta, *_COUNTS)
+        round_, known, scheduled = await frontier._command(
+            "HMGET", meta, "round", "known", "scheduled"
+        )
+        revisits = await frontier._command("ZCARD", frontier._prefix + "rvd")
         if stored != wanted:
             raise FrontierError(_settings_changed(crawl_id, stored, wanted), usage=True)
         frontier._note(counts)
@@ -1135,8 +1147,6 @@ async def open_redis_frontier(
                     await frontier.save_writer_state()
                 except FrontierError as exc:  # Redis failed: that error is the one to report
                     logger.info("could not give back leases: %s (they expire)", exc)
-                with contextlib.suppress(OSError, trio.BrokenResourceError):
-                    await lean.aclose()
 
 
 def _settings_changed(crawl_id: str, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
