@@ -3,6 +3,7 @@ expire, whole crawls shared by several crawlers and processes, SIGKILL, and the 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import json
@@ -202,6 +203,47 @@ async def test_starts_to_a_paced_host_are_spaced_fleet_wide_with_jitter(redis_ur
     # the check, starts come a millisecond apart). The draws vary: the gaps are not all equal.
     assert min(gaps) >= 0.015, sorted(gaps)[:3]
     assert max(gaps) - min(gaps) > 0.005
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+async def test_processes_started_together_share_one_hosts_slots(
+    redis_url: str, processes: int
+) -> None:
+    # One host, 4 slots for the fleet, processes of 8 workers each (leasing 4 at a time)
+    # started together: a
+    # process's completion frees a slot without taking it back while another waits, so each
+    # process does at least half of an even split of the pages, in each of three crawls.
+    config = CrawlConfig(per_host=4, robots=False, workers=8)
+    pages = 48 * processes
+    for _ in range(3):
+        name = crawl_name()
+        done: Counter[int] = Counter()
+        async with contextlib.AsyncExitStack() as stack:
+            fleet = [
+                await stack.enter_async_context(
+                    open_redis_frontier(redis_url, config, settings={}, crawl_id=name)
+                )
+                for _ in range(processes)
+            ]
+            await fleet[0].add([f"http://x.test/{i}" for i in range(pages)], depth=0, referrer=None)
+
+            async def worker(
+                frontier: Any, done: Counter[int], who: int, hosts: HostLimiter
+            ) -> None:
+                while (request := await frontier.get(hosts)) is not None:
+                    await trio.sleep(0.002)  # the fetch
+                    hosts.finish("http://x.test", latency=0.002, failed=False, url=request.url)
+                    await frontier.done([request])
+                    done[who] += 1
+
+            with trio.fail_after(30):
+                async with trio.open_nursery() as nursery:
+                    for who in range(processes):
+                        hosts = HostLimiter(config)
+                        for _ in range(8):
+                            nursery.start_soon(worker, fleet[who], done, who, hosts)
+        assert sum(done.values()) == pages
+        assert min(done[who] for who in range(processes)) >= pages / processes / 2, done
 
 
 # ---------------------------------------------------------------------- whole crawls

@@ -791,7 +791,7 @@ redis.register_function('ts_round', function(keys, args)
     end
   end
   for _, name in ipairs({ 'better', 'rv', 'rvd', 'ready', 'lease', 'exp', 'rec', 'w', 'robots',
-                          'pz', 'prev', 'wait' }) do
+                          'pz', 'prev', 'wait', 'served' }) do
     redis.call('UNLINK', P .. name)
   end
   local fields = { 'queued', 'leased', 'seen', 'done', 'errors', 'scheduled', 'refused', 'reaped',
