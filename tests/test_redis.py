@@ -20,6 +20,7 @@ from trio_scrape import CrawlConfig, Crawler, open_file_sink
 from trio_scrape.errors import FrontierError
 from trio_scrape.frontier.pacing import HostLimiter
 from trio_scrape.frontier.redis import connect, open_redis_frontier, read_records
+from trio_scrape.frontier.resp import RespError, RespPool
 
 from .redis_server import closed_port_url, start_redis, stop
 from .site import Reply, Request, Site, html_page
@@ -639,3 +640,28 @@ async def test_redis_dying_mid_crawl_stops_the_process_with_exit_3(
         stop(process)
     assert code == 3, error
     assert error.count(b"\n") == 1 and b"Redis" in error, error
+
+
+async def test_the_lean_client_reads_answers_errors_and_drops_an_interrupted_connection(
+    redis_url: str,
+) -> None:
+    pool = RespPool(redis_url)
+    key = "t-resp-" + uuid.uuid4().hex[:8]
+    try:
+        big = bytes(range(256)) * 1_000  # more than one read, every byte value
+        assert await pool.command("SET", key, big) == b"OK"
+        assert await pool.command("GET", key) == big
+        assert await pool.command("EXISTS", key, key + "-none") == 1
+        assert await pool.command("HMGET", key + "-h", "a", "b") == [None, None]
+        with pytest.raises(RespError, match="WRONGTYPE"):
+            await pool.command("HGET", key, "field")
+        assert len(pool._idle) == 1  # an error answer was read whole: the connection stays
+        # A call cancelled before its answer came closes its connection: the next call
+        # opens another and reads its own answer, not the cancelled one's.
+        with trio.move_on_after(0.2):
+            await pool.command("BLPOP", key + "-list", 5)
+        assert pool._idle == []
+        assert await pool.command("GET", key) == big
+    finally:
+        await pool.command("DEL", key)
+        await pool.aclose()
