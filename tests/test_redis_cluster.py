@@ -9,6 +9,7 @@ the cluster's."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -18,6 +19,7 @@ import trio
 
 from .redis_cluster import RedisClusterNodes, cluster_info
 from .redis_cluster import redis_cluster as redis_cluster
+from .redis_server import free_port
 from .site import Request, Site
 from .test_cli import CLI, cli
 from .test_redis import WatchedSite, crawl_name, lines, tree_site
@@ -154,3 +156,30 @@ async def test_a_node_killed_and_restarted_loses_and_repeats_nothing(
     exported = Counter(r["url"] for r in lines(tmp_path / "all.jsonl"))
     assert sorted(exported) == sorted(expected) and max(exported.values()) == 1
     assert Counter(r["url"] for r in lines(out)) == exported
+
+
+async def test_a_cluster_is_found_from_any_live_node_named(
+    redis_cluster: RedisClusterNodes, site: Site, tmp_path: Path
+) -> None:
+    """The first node named is down (a closed port): the crawl finds its node from the next
+    one, and ``status`` too; with no live node named, exit 3 and one line, nothing fetched."""
+    tree_site(site, 20)
+    name = crawl_name()
+    closed = f"127.0.0.1:{free_port()}"
+    url = f"redis+cluster://{closed},{redis_cluster.addresses[1]}/0"
+    out = tmp_path / "out.jsonl"
+    result = await cli(
+        "run", site.url("/p0"), "--depth", "10", "--no-robots", "-q",
+        "--frontier", url, "--crawl-id", name, "-o", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(r["url"] for r in lines(out)) == sorted(site.url(f"/p{i}") for i in range(20))
+    status = await cli("status", "--frontier", url, "--crawl-id", name, "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["done"] == 20
+    requests = len(site.log)
+    down = f"redis+cluster://{closed}/0"
+    result = await cli("run", site.url("/p0"), "--frontier", down, "-o", str(out))
+    assert result.returncode == 3
+    assert result.stderr.count(b"\n") == 1 and b"cannot use Redis" in result.stderr
+    assert len(site.log) == requests

@@ -1304,7 +1304,11 @@ async def fleet_status(
     prefix = _client_prefix(client, crawl_id)
     fields = ["queued", "leased", "done", "errors", "seen", "refused", "reaped"]
     values = [_int(v) for v in await client.hmget(prefix + "meta", fields)]
-    now = (await client.time()).timestamp() * 1000
+    if prefix == key_prefix(crawl_id):
+        now = (await client.time()).timestamp() * 1000
+    else:  # a cluster: the clock of the node holding the crawl (TIME alone has no key)
+        seconds, micros = await client.eval_ro("return redis.call('TIME')", [prefix + "meta"])
+        now = int(seconds) * 1000 + int(micros) / 1000
     hosts: dict[str, tuple[int, int]] = {}
     origins: list[str] = []
     async for origin_key in client.sscan_iter(prefix + "known", count=1_000):
