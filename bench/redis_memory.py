@@ -10,6 +10,7 @@ frontier does; their share (the ``pages`` hash) is printed apart.
 
     python bench/redis_memory.py                 # 1,000,000 URLs on 1,000 hosts
     python bench/redis_memory.py --urls 200000 --memo-links 0
+    python bench/redis_memory.py --cluster       # the same on a 3-node Redis Cluster
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import coredis
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.redis_cluster import RedisClusterNodes
 from trio_scrape import CrawlConfig
 from trio_scrape.frontier.pacing import HostLimiter
 from trio_scrape.frontier.redis import open_redis_frontier
@@ -37,17 +40,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def used_memory(client: object) -> int:
-    info = await client.info("memory")  # type: ignore[attr-defined]
-    return int(info["used_memory"])
+async def used_memory(ports: list[int]) -> int:
+    """``used_memory`` summed over the servers (one, or a cluster's nodes)."""
+    total = 0
+    for port in ports:
+        async with coredis.Redis(port=port) as node:
+            total += int((await node.info("memory"))["used_memory"])
+    return total
 
 
-async def measure(url: str, urls: int, hosts: int, memo_links: int) -> None:
+async def measure(url: str, ports: list[int], urls: int, hosts: int, memo_links: int) -> None:
     config = CrawlConfig(per_host=10_000, robots=False, workers=64)
     limiter = HostLimiter(config)
     async with open_redis_frontier(url, config, settings={}, crawl_id="memory") as frontier:
         client = frontier._client
-        base = await used_memory(client)
+
+        base = await used_memory(ports)
         started = time.perf_counter()
         per_page = 100
         for page in range(urls // per_page):
@@ -57,7 +65,7 @@ async def measure(url: str, urls: int, hosts: int, memo_links: int) -> None:
             ]
             await frontier.add(links, depth=1, referrer=f"https://host{host}.example/")
         added = time.perf_counter() - started
-        queued = await used_memory(client) - base
+        queued = await used_memory(ports) - base
         print(f"{urls:,} URLs queued in {added:.1f}s: {queued / urls:.1f} bytes/URL in Redis")
         bucket = await client.memory_usage(frontier._prefix + "s:0000")
         print(f"one seen-set bucket (of 65,536): {bucket} bytes")
@@ -80,7 +88,7 @@ async def measure(url: str, urls: int, hosts: int, memo_links: int) -> None:
             await frontier.done(batch)
             done += len(batch)
         took = time.perf_counter() - started
-        after = await used_memory(client) - base
+        after = await used_memory(ports) - base
         print(f"{done:,} leased and completed in {took:.1f}s ({done / took:,.0f}/s)")
         memos = await client.memory_usage(frontier._prefix + "pages", samples=0) or 0
         print(f"after the crawl: {after / urls:.1f} bytes/URL in all")
@@ -93,7 +101,18 @@ def main() -> None:
     parser.add_argument("--urls", type=int, default=1_000_000)
     parser.add_argument("--hosts", type=int, default=1_000)
     parser.add_argument("--memo-links", type=int, default=10)
+    parser.add_argument(
+        "--cluster", action="store_true", help="on a 3-node Redis Cluster (summed over nodes)"
+    )
     args = parser.parse_args()
+    if args.cluster:
+        with tempfile.TemporaryDirectory() as directory:
+            nodes = RedisClusterNodes(Path(directory), aof=False)
+            try:
+                trio.run(measure, nodes.url, nodes.ports, args.urls, args.hosts, args.memo_links)
+            finally:
+                nodes.stop()
+        return
     port = free_port()
     with tempfile.TemporaryDirectory() as directory:
         server = subprocess.Popen(
@@ -109,7 +128,8 @@ def main() -> None:
                     break
                 except OSError:
                     time.sleep(0.05)
-            trio.run(measure, f"redis://127.0.0.1:{port}/0", args.urls, args.hosts, args.memo_links)
+            url = f"redis://127.0.0.1:{port}/0"
+            trio.run(measure, url, [port], args.urls, args.hosts, args.memo_links)
         finally:
             server.terminate()
             server.wait()

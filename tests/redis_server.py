@@ -28,6 +28,7 @@ def start_redis(
     accepts connections."""
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    directory.mkdir(parents=True, exist_ok=True)
     wanted = port
     for _ in range(5):  # another process may take the free port before redis binds it
         port = wanted or free_port()
@@ -83,3 +84,44 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def closed_port_url() -> str:
     """A redis:// URL where nothing listens: connecting is refused."""
     return f"redis://127.0.0.1:{free_port()}/0"
+
+
+AOF = ("--appendonly", "yes", "--appendfsync", "always")
+
+
+class AofRedis:
+    """A redis-server with AOF (``appendfsync always``: every write on disk before its
+    answer) that a test can kill and restart on the same port and directory, as an operator
+    restarts a crashed Redis."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.process, self.port = start_redis(directory, *AOF)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown save, only the append-only file remains."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        """Kill it if it runs, then start it again on its port, from its directory."""
+        self.kill()
+        self.process, _ = start_redis(self.directory, *AOF, port=self.port)
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+@pytest.fixture
+def aof_redis(tmp_path: Path) -> Iterator[AofRedis]:
+    """A redis-server of the test's own, with AOF, that it may kill and restart."""
+    server = AofRedis(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -16,6 +16,8 @@ from trio_scrape.frontier.pacing import HostLimiter
 from trio_scrape.frontier.redis import open_redis_frontier
 from trio_scrape.frontier.sqlite import open_sqlite_frontier
 
+from .redis_cluster import redis_cluster as redis_cluster
+
 
 @asynccontextmanager
 async def _memory(tmp_path: Path) -> AsyncIterator[Frontier]:
@@ -39,7 +41,7 @@ FRONTIERS: dict[str, Callable[[Path], AbstractAsyncContextManager[Frontier]]] = 
     "sqlite": _sqlite(10_000),
     "sqlite-window-2": _sqlite(2),
 }
-REMOTE = {"redis"}
+REMOTE = {"redis", "redis-cluster"}  # the cluster: 3 nodes, started once for this module
 
 
 @pytest.fixture
@@ -49,8 +51,11 @@ def hosts() -> HostLimiter:
 
 @pytest.fixture(params=sorted(FRONTIERS) + sorted(REMOTE))
 async def frontier(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Frontier]:
-    if request.param == "redis":
-        url = request.getfixturevalue("redis_url")
+    if request.param in REMOTE:
+        if request.param == "redis":
+            url = request.getfixturevalue("redis_url")
+        else:
+            url = request.getfixturevalue("redis_cluster").url
         opened_frontier = _redis(url, f"{request.node.originalname}-{uuid.uuid4().hex[:8]}")
     else:
         opened_frontier = FRONTIERS[request.param](tmp_path)

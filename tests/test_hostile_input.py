@@ -460,6 +460,10 @@ def test_a_seeds_file_of_bytes_reads_as_text(tmp_path: Path) -> None:
         ("redis://127.0.0.1:1/0\n", r"not a redis:// URL: 'redis://127.0.0.1:1/0\n'"),
         ("redis://é/0", "not a host name or IP address: 'é'"),
         ("redis://127.0.0.1:6379/²", "the database must be a number"),
+        ("redis+cluster://127.0.0.1:1,é:2/0", "not a host name or IP address: 'é'"),
+        ("redis+cluster://127.0.0.1:1,127.0.0.1:x/0", "not a port: 'x'"),
+        ("redis+cluster://127.0.0.1:1/2", "a Redis Cluster has database 0 only"),
+        ("redis+cluster://127.0.0.1:1/0?crawl=a", "with nothing after the database"),
     ],
 )
 def test_frontier_urls_are_checked_before_any_connection(frontier: str, needle: str) -> None:

@@ -3,6 +3,7 @@ expire, whole crawls shared by several crawlers and processes, SIGKILL, and the 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import json
@@ -19,6 +20,7 @@ from trio_scrape import CrawlConfig, Crawler, open_file_sink
 from trio_scrape.errors import FrontierError
 from trio_scrape.frontier.pacing import HostLimiter
 from trio_scrape.frontier.redis import connect, open_redis_frontier, read_records
+from trio_scrape.frontier.resp import RespError, RespPool
 
 from .redis_server import closed_port_url, start_redis, stop
 from .site import Reply, Request, Site, html_page
@@ -202,6 +204,47 @@ async def test_starts_to_a_paced_host_are_spaced_fleet_wide_with_jitter(redis_ur
     # the check, starts come a millisecond apart). The draws vary: the gaps are not all equal.
     assert min(gaps) >= 0.015, sorted(gaps)[:3]
     assert max(gaps) - min(gaps) > 0.005
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+async def test_processes_started_together_share_one_hosts_slots(
+    redis_url: str, processes: int
+) -> None:
+    # One host, 4 slots for the fleet, processes of 8 workers each (leasing 4 at a time)
+    # started together: a
+    # process's completion frees a slot without taking it back while another waits, so each
+    # process does at least half of an even split of the pages, in each of three crawls.
+    config = CrawlConfig(per_host=4, robots=False, workers=8)
+    pages = 48 * processes
+    for _ in range(3):
+        name = crawl_name()
+        done: Counter[int] = Counter()
+        async with contextlib.AsyncExitStack() as stack:
+            fleet = [
+                await stack.enter_async_context(
+                    open_redis_frontier(redis_url, config, settings={}, crawl_id=name)
+                )
+                for _ in range(processes)
+            ]
+            await fleet[0].add([f"http://x.test/{i}" for i in range(pages)], depth=0, referrer=None)
+
+            async def worker(
+                frontier: Any, done: Counter[int], who: int, hosts: HostLimiter
+            ) -> None:
+                while (request := await frontier.get(hosts)) is not None:
+                    await trio.sleep(0.002)  # the fetch
+                    hosts.finish("http://x.test", latency=0.002, failed=False, url=request.url)
+                    await frontier.done([request])
+                    done[who] += 1
+
+            with trio.fail_after(30):
+                async with trio.open_nursery() as nursery:
+                    for who in range(processes):
+                        hosts = HostLimiter(config)
+                        for _ in range(8):
+                            nursery.start_soon(worker, fleet[who], done, who, hosts)
+        assert sum(done.values()) == pages
+        assert min(done[who] for who in range(processes)) >= pages / processes / 2, done
 
 
 # ---------------------------------------------------------------------- whole crawls
@@ -597,3 +640,28 @@ async def test_redis_dying_mid_crawl_stops_the_process_with_exit_3(
         stop(process)
     assert code == 3, error
     assert error.count(b"\n") == 1 and b"Redis" in error, error
+
+
+async def test_the_lean_client_reads_answers_errors_and_drops_an_interrupted_connection(
+    redis_url: str,
+) -> None:
+    pool = RespPool(redis_url)
+    key = "t-resp-" + uuid.uuid4().hex[:8]
+    try:
+        big = bytes(range(256)) * 1_000  # more than one read, every byte value
+        assert await pool.command("SET", key, big) == b"OK"
+        assert await pool.command("GET", key) == big
+        assert await pool.command("EXISTS", key, key + "-none") == 1
+        assert await pool.command("HMGET", key + "-h", "a", "b") == [None, None]
+        with pytest.raises(RespError, match="WRONGTYPE"):
+            await pool.command("HGET", key, "field")
+        assert len(pool._idle) == 1  # an error answer was read whole: the connection stays
+        # A call cancelled before its answer came closes its connection: the next call
+        # opens another and reads its own answer, not the cancelled one's.
+        with trio.move_on_after(0.2):
+            await pool.command("BLPOP", key + "-list", 5)
+        assert pool._idle == []
+        assert await pool.command("GET", key) == big
+    finally:
+        await pool.command("DEL", key)
+        await pool.aclose()

@@ -71,7 +71,7 @@ NOT_ON_THE_PLAIN_PATH = {
     "tomllib": "only with --config or a pyproject.toml",
     "rich": "only for a terminal's progress and summary",
     "hishel": "only with --cache",
-    "coredis": "only with --frontier",
+    "coredis": "only for trio-scrape status and export (a crawler speaks RESP itself)",
     "socksio": "only with a socks:// --proxy",
     "h2": "only with --http2",
     "trio_scrape.render.renderer": "only with --render / --render-auto",

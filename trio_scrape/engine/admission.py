@@ -96,11 +96,11 @@ class Admission:
             )
         if outcome.links:
             # A link already handed out at a larger depth gets a revisit when its own links
-            # would now be followed.
-            await frontier.add(
+            # would now be followed. (A fleet adds them with the page's completion.)
+            await frontier.add_links(
+                request,
                 outcome.links,
                 depth=outcome.links_depth,
-                referrer=request.url,
                 keep=self.schedules,
                 revisit=outcome.links_depth < self._depth,
             )
@@ -109,10 +109,10 @@ class Admission:
             # takes the links' path (a frontier's cheapest), and is the same page as one.
             plain = [r.url for r in outcome.requests if r.is_plain]
             if plain:
-                await frontier.add(
+                await frontier.add_links(
+                    request,
                     plain,
                     depth=outcome.links_depth,
-                    referrer=request.url,
                     keep=self.schedules,
                     revisit=outcome.links_depth < self._depth,
                 )

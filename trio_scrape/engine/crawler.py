@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import httpx
 import trio
 
-from ..errors import ConfigError, LoginFailed
+from ..errors import ConfigError, LoginFailed, TrioScrapeError
 from ..frontier.base import CompleteFrontier, Frontier, complete
 from ..frontier.memory import MemoryFrontier
 from ..frontier.open import open_frontier
@@ -815,8 +815,9 @@ async def _run_in(scope: trio.CancelScope, task: Callable[[], Awaitable[None]]) 
 
 def raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
     """Re-raise the one real exception inside nested nursery groups, so callers see an
-    ``OutputError`` (or a hook's bug) rather than an ExceptionGroup; a group holding several
-    distinct exceptions is re-raised as is."""
+    ``OutputError`` (or a hook's bug) rather than an ExceptionGroup (the first, when several are
+    the same trio-scrape error); a group holding several distinct exceptions is re-raised
+    as is."""
     leaves: list[BaseException] = []
     stack: list[BaseException] = [group]
     while stack:
@@ -827,6 +828,10 @@ def raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
             leaves.append(exc)
     real = [e for e in leaves if not isinstance(e, trio.Cancelled)]
     if len(real) == 1:
+        raise real[0] from None
+    if real and all(isinstance(e, TrioScrapeError) and type(e) is type(real[0]) for e in real):
+        # One failure seen by several tasks (Redis stopped answering both the lease and the
+        # renewal): the first tells it.
         raise real[0] from None
     if not real and leaves:
         raise leaves[0] from None

@@ -38,6 +38,7 @@ __all__ = [
     "CompleteFrontier",
     "CountsMaxPages",
     "CountsUnlinked",
+    "DefersLinks",
     "Frontier",
     "FrontierOpened",
     "FrontierStatistics",
@@ -258,6 +259,25 @@ class KeepsSession(Protocol):
 
 
 @runtime_checkable
+class DefersLinks(Protocol):
+    def defer_links(
+        self,
+        request: CrawlRequest,
+        urls: Sequence[str],
+        *,
+        depth: int,
+        keep: Callable[[str], bool] | None,
+        revisit: bool,
+    ) -> bool:
+        """Keep a leased page's links to add them with its completion (``done``: one call
+        for both, in a frontier shared over the network), as ``add(urls, depth=depth,
+        referrer=request.url, keep=keep, revisit=revisit)`` would add them; a released
+        request's links are dropped (the page is done again). Returns False when it does not
+        keep them (the caller adds them now)."""
+        ...
+
+
+@runtime_checkable
 class KnowsCut(Protocol):
     #: Whether any page was handed out at the depth limit (its links not followed), by
     #: any process sharing the frontier: until then a revisit finds nothing new.
@@ -278,6 +298,7 @@ class CompleteFrontier:
     __slots__ = (
         "_add_requests",
         "_cut_from",
+        "_defer_links",
         "_get_nowait",
         "_remember",
         "_starting",
@@ -345,6 +366,9 @@ class CompleteFrontier:
         self._starting: Callable[[CrawlRequest], Awaitable[None]] | None = (
             frontier.starting if isinstance(frontier, TimesStarts) else None
         )
+        self._defer_links: Callable[..., bool] | None = (
+            frontier.defer_links if isinstance(frontier, DefersLinks) else None
+        )
         self._remember: Callable[[CrawlRequest, PageMemo], None] | None = (
             frontier.remember if isinstance(frontier, RemembersPages) else None
         )
@@ -391,6 +415,23 @@ class CompleteFrontier:
                 raise TypeError(f"{type(self.frontier).__name__} cannot keep {request!r}")
             urls.append(request.url)
         return await self.add(urls, depth=depth, referrer=referrer, keep=keep)
+
+    async def add_links(
+        self,
+        request: CrawlRequest,
+        urls: Sequence[str],
+        *,
+        depth: int,
+        keep: Callable[[str], bool] | None,
+        revisit: bool,
+    ) -> None:
+        """A leased page's links: ``add(urls, depth=depth, referrer=request.url, keep=keep,
+        revisit=revisit)``, now or, in a frontier that defers them (:class:`DefersLinks`),
+        with the page's completion."""
+        defer = self._defer_links
+        if defer is not None and defer(request, urls, depth=depth, keep=keep, revisit=revisit):
+            return
+        await self.add(urls, depth=depth, referrer=request.url, keep=keep, revisit=revisit)
 
     @property
     def cut(self) -> bool:

@@ -110,7 +110,7 @@ async def _open_fleet(
     sitemaps: list[str],
     sink: Sink | None,
 ) -> tuple[CompleteFrontier, FrontierOpened] | None:
-    from .redis import open_redis_frontier, writer_for  # imports coredis
+    from .redis import open_redis_frontier, writer_for
 
     assert config.frontier is not None
     settings = state_settings(config, seeds=seeds, sitemaps=sitemaps, sink=sink)

@@ -25,6 +25,7 @@ leases it knows of.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import importlib.resources
@@ -37,16 +38,14 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
+from urllib.parse import quote
 
-import coredis
-import coredis.exceptions
 import orjson
 import trio
-from coredis.retry import NoRetryPolicy
 
 from ..errors import FrontierError
-from ..model.config import CrawlConfig, check_crawl_id, parse_redis_url
+from ..model.config import CrawlConfig, RedisLocation, check_crawl_id, parse_redis_url
 from ..model.page import CrawlRequest, Page, PageError, PageMemo
 from ..model.request import Request
 from ..model.urls import origin_of
@@ -54,8 +53,14 @@ from ..output.sinks import CompleteSink, Sink, _json, complete_sink
 from .base import FrontierOpened, FrontierStatistics, settings_changes
 from .digests import redis_digest
 from .pacing import HostEvent, HostLimiter, HostPaused, RequestFinished, RobotsLoaded
+from .resp import RespError, RespPool
+
+if TYPE_CHECKING:
+    import coredis  # imported when used: status, export, tests (see connect)
 
 __all__ = [
+    "Client",
+    "key_prefix",
     "FleetStatus",
     "JoinInfo",
     "writer_for",
@@ -80,7 +85,34 @@ _POLL_MAX = 0.25
 _POLL_MAX_QUEUED = 0.02
 _STATUS_MAX_HOSTS = 10_000  # hosts `status` looks at (their queues and slots)
 _CALL_TIMEOUT = 10.0  # seconds a Redis call may take before the frontier gives up
+_COUNTS = ("queued", "leased", "seen", "done")  # the counters every answer carries
 _KNOWN_MAX = 100_000  # digests whose depth this process remembers (about 10 MB at most)
+# What a failed round trip raises: an error answer, a broken socket.
+_CALL_ERRORS = (
+    RespError,
+    OSError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+)
+
+
+#: A coredis client (status, export, tests) of one Redis, or of a Redis Cluster.
+Client: TypeAlias = "coredis.Redis[bytes] | coredis.RedisCluster[bytes]"
+
+
+def key_prefix(crawl_id: str, *, cluster: bool = False) -> str:
+    """Where a crawl's keys live: ``trio-scrape:ID:``, or on a Redis Cluster
+    ``trio-scrape:{ID}:``, whose hash tag puts every key of the crawl in one slot (one node),
+    so each of the functions stays one atomic call there."""
+    if cluster:
+        return _KEY_PREFIX + "{" + crawl_id + "}:"
+    return _KEY_PREFIX + crawl_id + ":"
+
+
+def _client_prefix(client: Client, crawl_id: str) -> str:
+    import coredis  # already imported: the client is one of its
+
+    return key_prefix(crawl_id, cluster=isinstance(client, coredis.RedisCluster))
 
 
 def crawl_id_for(settings: Mapping[str, Any]) -> str:
@@ -145,15 +177,27 @@ def _int(value: Any) -> int:
 
 
 class _Lease:
-    """One lease this process holds: its digest, its token, and whether its fetch ended
-    (its host slot is freed with the next lease call)."""
+    """One lease this process holds: its digest, its token, whether its fetch ended (its
+    host slot is freed with the next lease call), and its page's links, added with its
+    completion (see :meth:`RedisFrontier.defer_links`)."""
 
-    __slots__ = ("digest", "ended", "token")
+    __slots__ = ("digest", "ended", "fresh", "links", "token")
 
     def __init__(self, digest: str, token: str) -> None:
         self.digest = digest
         self.token = token
         self.ended = False
+        self.links: list[bytes] = []
+        #: the links sent to be added, by depth: known to be seen at it once added
+        self.fresh: list[tuple[int, list[str]]] = []
+
+
+def _json_text(text: str) -> bytes:
+    """``text`` as a JSON string (as json.dumps writes it, for the odd lone surrogate)."""
+    try:
+        return orjson.dumps(text)
+    except TypeError:
+        return json.dumps(text).encode()
 
 
 # Longer than the ~450 lines a class gets here: it is the Python side of the Lua
@@ -174,18 +218,19 @@ class RedisFrontier:
 
     def __init__(
         self,
-        client: coredis.Redis[bytes],
+        redis: RespPool,
         crawl_id: str,
         config: CrawlConfig,
         *,
         lease: float,
         batch: int,
         writer: str = "",
+        cluster: bool = False,
     ) -> None:
-        self._client = client
+        # Every round trip goes through this lean client (see resp.py and _round_trip).
+        self._redis = redis
         self.crawl_id = crawl_id
-        self._prefix = _KEY_PREFIX + crawl_id + ":"
-        self._keys = [self._prefix]
+        self._prefix = key_prefix(crawl_id, cluster=cluster)
         self._per_host = str(config.per_host)
         # Flags for the functions: robots.txt gates new hosts; autothrottle adapts limits.
         self._gate = ("1" if config.robots else "0") + ("a" if config.autothrottle else "")
@@ -233,6 +278,8 @@ class RedisFrontier:
         # changes nothing, so it need not be asked about. Most of a page's links are ones
         # the process has met already (menus, neighbours).
         self._known: dict[str, int] = {}
+        # The same by URL, for a page's links (defer_links): no digest to compute for them.
+        self._known_urls: dict[str, int] = {}
 
     @property
     def joined(self) -> FrontierOpened:
@@ -247,11 +294,27 @@ class RedisFrontier:
         Raises:
             FrontierError: Redis could not be reached, or answered with an error.
         """
+        return await self._command("FCALL", function, 1, self._prefix, *args, shield=shield)
+
+    async def _command(self, *parts: str | bytes | int, shield: bool = True) -> Any:
+        """Send one command (``parts``) and return Redis's answer, within the call timeout.
+
+        Raises:
+            FrontierError: Redis could not be reached, or answered with an error.
+        """
         try:
             with trio.CancelScope(shield=shield), trio.fail_after(_CALL_TIMEOUT):
-                return await self._client.fcall(function, self._keys, list(args))
-        except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
-            raise FrontierError(f"Redis failed during {function}: {_describe(exc)}") from None
+                return await self._round_trip(parts)
+        except (*_CALL_ERRORS, trio.TooSlowError) as exc:
+            what = _text(parts[1]) if parts[0] == "FCALL" else str(parts[0])
+            raise FrontierError(f"Redis failed during {what}: {_describe(exc)}") from None
+
+    async def _round_trip(self, parts: Sequence[str | bytes | int]) -> Any:
+        """One command sent and its answer read: every round trip of this process to Redis
+        goes through here (each function call: lease, completion, add, release, renewal,
+        start; and the few plain commands: robots.txt, the output file's lock, joining), so
+        this is the one place to count or time them."""
+        return await self._redis.command(*parts)
 
     def _note(self, counts: Sequence[Any]) -> None:
         queued, leased, seen, done = (_int(v) for v in counts)
@@ -328,6 +391,55 @@ class RedisFrontier:
         if added:
             self._wake()
         return added
+
+    def defer_links(
+        self,
+        request: CrawlRequest,
+        urls: Sequence[str],
+        *,
+        depth: int,
+        keep: Callable[[str], bool] | None,
+        revisit: bool,
+    ) -> bool:
+        """Keep a leased page's links for the call that completes its lease (``ts_done``
+        adds them as ``ts_add`` would, in the same atomic call): a page costs no round trip
+        of its own for its links. Each link goes once, as its digest, its origin and its URL;
+        those this process knows to be in the seen-set at ``depth`` or nearer not at all.
+        ``keep`` is asked here about every link not known so (a fleet counts ``max_pages``
+        in Redis: ``keep`` is the scope); a link it refuses goes only as far as updating a
+        seen URL's depth, as ``add`` does. Returns False (the caller adds them now) for a
+        request this process does not hold, or more links than one add call takes."""
+        if len(urls) > _ADD_CHUNK:
+            return False
+        held = self._held.get(_lease_key(request))
+        if not held:
+            return False
+        # The lease whose fetch has ended (another with the same key may still be fetching).
+        lease = next((x for x in held if x.ended), held[0])
+        known = self._known_urls
+        if len(known) > _KNOWN_MAX:
+            known.clear()
+        lines = [b"=%d\t%d\t%s" % (depth, revisit, _json_text(request.url))]
+        last = ""
+        fresh = []
+        for url in urls:
+            if known.get(url, depth + 1) <= depth:
+                continue
+            origin = origin_of(url)
+            kept = keep is None or keep(url)
+            if kept:
+                fresh.append(url)
+            flag = b"+" if kept else b"-"
+            same = origin == last
+            last = origin
+            lines.append(
+                b"%s%s\t%s\t%s"
+                % (flag, _digest(url).encode(), b"" if same else origin.encode(), _json_text(url))
+            )
+        if len(lines) > 1:
+            lease.links.append(b"\n".join(lines))
+            lease.fresh.append((depth, fresh))
+        return True
 
     async def add_requests(
         self,
@@ -453,18 +565,27 @@ class RedisFrontier:
         if taken:
             remaining = iter(taken)
             pages = [None if r.revisit else next(remaining) for r in requests]
-        args: list[str | bytes] = [self._per_host, self._gate, self.writer, self._writer_state]
+        args: list[str | bytes] = [self._per_host, self._gate, self._max_pages]
+        args += [self.writer, self._writer_state]
         self._writer_state = ""
-        for request, (digest, token), page in zip(requests, leases, pages, strict=True):
+        for request, lease, page in zip(requests, leases, pages, strict=True):
             failed = "1" if page is not None and page.error is not None else "0"
             record = self._sink.encode(page) if self._sink is not None and page else b""
             memo = self._memos.pop(_lease_key(request), b"")
             change = page.data.get("change") if page is not None else None
             items = _json(page.items) if page is not None and page.items else b""
             change_text = change if isinstance(change, str) else ""
-            args += [digest, token, failed, record, memo, change_text, items]
-        ids, counts = await self._call("ts_done", args, shield=True)
+            links = b"\n".join(lease.links) if lease.links else b""
+            args += [lease.digest, lease.token, failed, record, memo, change_text, items, links]
+        ids, counts, _added, limited = await self._call("ts_done", args, shield=True)
         self._note(counts)
+        if not int(limited):  # each link sent is in the seen-set now, at its depth or nearer
+            known = self._known_urls
+            for lease in leases:
+                for depth, urls in lease.fresh:
+                    for url in urls:
+                        if known.get(url, depth + 1) > depth:
+                            known[url] = depth
         refused = [r.url for r, entry in zip(requests, ids, strict=True) if not _text(entry)]
         if refused:
             self.refused += len(refused)
@@ -496,7 +617,8 @@ class RedisFrontier:
             return
         now = trio.current_time()
         args: list[str] = [self._per_host, self._gate]
-        for i, (digest, token) in enumerate(leases):
+        for i, lease in enumerate(leases):
+            digest, token = lease.digest, lease.token
             entry, pause_ms = "", 0
             if i < len(requests):
                 request = requests[i]
@@ -525,10 +647,9 @@ class RedisFrontier:
         """
         round_, known, started = await self._call("ts_round", [str(self.round)], shield=True)
         self._known.clear()  # the seen-set starts empty
+        self._known_urls.clear()
         self.round, self.known = int(round_), int(known)
-        counts = await self._client.hmget(
-            self._prefix + "meta", ["queued", "leased", "seen", "done"]
-        )
+        counts = await self._command("HMGET", self._prefix + "meta", *_COUNTS)
         self._note(counts)
         return bool(int(started))
 
@@ -542,7 +663,7 @@ class RedisFrontier:
         round_, known, reached, *_ = await self._call("ts_round_counts", [], shield=False)
         return max(0, int(known) - int(reached)) if int(round_) > 1 else 0
 
-    def _take(self, requests: Sequence[CrawlRequest]) -> list[tuple[str, str]]:
+    def _take(self, requests: Sequence[CrawlRequest]) -> list[_Lease]:
         keys = [_lease_key(r) for r in requests]
         wanted = collections.Counter(keys)
         missing = [k for k, n in wanted.items() if len(self._held.get(k, ())) < n]
@@ -557,7 +678,7 @@ class RedisFrontier:
             lease = leases.pop(index)
             if not leases:
                 del self._held[key]
-            taken.append((lease.digest, lease.token))
+            taken.append(lease)
         return taken
 
     def statistics(self) -> FrontierStatistics:
@@ -586,15 +707,11 @@ class RedisFrontier:
         key, lock = self._prefix + "robots", self._prefix + "rl:" + origin
         hold_ms = int(self.lease * 1000)
         while True:
-            try:
-                with trio.fail_after(_CALL_TIMEOUT):
-                    stored = await self._client.hget(key, origin)
-                    if stored is None:
-                        claimed = await self._client.set(
-                            lock, self.owner, px=hold_ms, condition=coredis.PureToken.NX
-                        )
-            except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
-                raise FrontierError(f"Redis failed: {_describe(exc)}") from None
+            stored = await self._command("HGET", key, origin, shield=False)
+            if stored is None:
+                claimed = await self._command(
+                    "SET", lock, self.owner, "PX", hold_ms, "NX", shield=False
+                )
             if stored is not None:
                 found = _text(stored)
                 return found[1:] if found.startswith("+") else None
@@ -603,13 +720,8 @@ class RedisFrontier:
             await trio.sleep(0.05)  # another process is fetching it (its lock expires)
         text = await fetch(origin)
         value = "-" if text is None else "+" + text
-        with trio.CancelScope(shield=True):
-            try:
-                with trio.fail_after(_CALL_TIMEOUT):
-                    await self._client.hset(key, {origin: value})
-                    await self._client.delete([lock])
-            except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
-                raise FrontierError(f"Redis failed: {_describe(exc)}") from None
+        await self._command("HSET", key, origin, value)
+        await self._command("DEL", lock)
         return text
 
     def _heard_pauses(self, paused: Sequence[Any]) -> None:
@@ -729,19 +841,11 @@ class RedisFrontier:
             FrontierError: Redis failed.
         """
         key = self._writer_lock_key()
-        condition: Literal[coredis.PureToken.NX, coredis.PureToken.XX] = (
-            coredis.PureToken.XX if renew else coredis.PureToken.NX
-        )
-        held = False
-        try:
-            with trio.CancelScope(shield=True), trio.fail_after(_CALL_TIMEOUT):
-                px = int(self._lease_ms)
-                held = await self._client.set(key, self.owner, px=px, condition=condition)
-                if not held:
-                    held = _text(await self._client.get(key)) == self.owner
-        except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
-            raise FrontierError(f"Redis failed: {_describe(exc)}") from None
-        return held
+        condition = "XX" if renew else "NX"
+        held = await self._command("SET", key, self.owner, "PX", self._lease_ms, condition)
+        if held is None:
+            return _text(await self._command("GET", key) or b"") == self.owner
+        return True
 
     async def attach_sink(self, sink: Sink | None, *, links: bool) -> _CommittingSink:
         """Wrap ``sink`` so records go to it only once committed; recover a file sink's
@@ -764,15 +868,25 @@ class RedisFrontier:
                         usage=True,
                     )
                 await trio.sleep(0.1)
-            state = _text(await self._client.hget(self._prefix + "w", self.writer) or b"")
+            state = _text(await self._command("HGET", self._prefix + "w", self.writer) or b"")
             offset_text, _, last_id = state.partition("\t")
             inner.start(int(offset_text) if offset_text else 0)
             recovered = 0
-            async for entry in read_entries(self._client, self.crawl_id, after=last_id or "0-0"):
-                if entry.writer == self.writer:
-                    page = _page_from_record(entry.record, entry.items)
-                    await wrapper.write_committed([(page, entry.id)])
-                    recovered += 1
+            after = last_id or "0-0"
+            while True:
+                answer = await self._command("XRANGE", self._prefix + "rec", "(" + after, "+",
+                                             "COUNT", 1_000)  # fmt: skip
+                if not answer:
+                    break
+                for identifier, values in answer:
+                    entry = _stream_entry(
+                        identifier, dict(zip(values[::2], values[1::2], strict=True))
+                    )
+                    if entry.writer == self.writer:
+                        page = _page_from_record(entry.record, entry.items)
+                        await wrapper.write_committed([(page, entry.id)])
+                        recovered += 1
+                after = _text(answer[-1][0])
             if recovered:
                 logger.warning(
                     "%d committed record(s) missing from %s were written again",
@@ -888,30 +1002,34 @@ class StreamEntry(NamedTuple):
 
 
 async def read_entries(
-    client: coredis.Redis[bytes], crawl_id: str, *, after: str = "0-0", chunk: int = 1_000
+    client: Client, crawl_id: str, *, after: str = "0-0", chunk: int = 1_000
 ) -> AsyncIterator[StreamEntry]:
     """Every committed record of a crawl after stream entry ``after``, with its page's
     items, in commit order."""
-    key = _KEY_PREFIX + crawl_id + ":rec"
+    key = _client_prefix(client, crawl_id) + "rec"
     start = "(" + after
     while True:
         entries = await client.xrange(key, start, "+", count=chunk)
         if not entries:
             return
         for entry in entries:
-            fields = {_text(k): v for k, v in entry.field_values.items()}
-            items = fields.get("i")
-            yield StreamEntry(
-                _text(entry.identifier),
-                _text(fields.get("w", b"")),
-                orjson.loads(fields["r"]),
-                orjson.loads(items) if items else [],
-            )
+            yield _stream_entry(entry.identifier, entry.field_values)
         start = "(" + _text(entries[-1].identifier)
 
 
+def _stream_entry(identifier: Any, field_values: Mapping[Any, Any]) -> StreamEntry:
+    fields = {_text(k): v for k, v in field_values.items()}
+    items = fields.get("i")
+    return StreamEntry(
+        _text(identifier),
+        _text(fields.get("w", b"")),
+        orjson.loads(fields["r"]),
+        orjson.loads(items) if items else [],
+    )
+
+
 async def read_records(
-    client: coredis.Redis[bytes], crawl_id: str, *, after: str = "0-0", chunk: int = 1_000
+    client: Client, crawl_id: str, *, after: str = "0-0", chunk: int = 1_000
 ) -> AsyncIterator[tuple[str, str, dict[str, Any]]]:
     """Every committed record of a crawl after stream entry ``after``, in commit order:
     ``(entry id, writer, record)`` (:func:`read_entries` has the items too)."""
@@ -933,19 +1051,40 @@ def _library_source() -> str:
 
 
 @asynccontextmanager
-async def connect(url: str) -> AsyncIterator[coredis.Redis[bytes]]:
+async def connect(url: str) -> AsyncIterator[Client]:
     """A coredis client for ``url``, with the frontier's functions loaded.
 
     Raises:
         FrontierError: Redis cannot be reached, or is older than 7.0 (no Functions).
     """
+    # Imported here: about 0.3 s of CPU, which a crawler process (resp.py) does without.
+    import coredis
+    import coredis.exceptions
+    from coredis.retry import NoRetryPolicy
+
     location = parse_redis_url(url)
-    client: coredis.Redis[bytes] = coredis.Redis.from_url(
-        location.url,
-        retry_policy=NoRetryPolicy(),  # a retried script could run twice
-        connect_timeout=5,
-        stream_timeout=_CALL_TIMEOUT,
-    )
+    client: Client
+    if location.cluster:
+        import coredis.connection
+
+        # Commands go to the node serving their key's slot; coredis follows MOVED and ASK
+        # redirections (the command did not run where it was refused) and learns the
+        # cluster's layout from the nodes named.
+        client = coredis.RedisCluster(
+            startup_nodes=[coredis.connection.TCPLocation(h, p) for h, p in location.nodes],
+            password=location.password,
+            decode_responses=False,
+            retry_policy=NoRetryPolicy(),  # a retried script could run twice
+            connect_timeout=5,
+            stream_timeout=_CALL_TIMEOUT,
+        )
+    else:
+        client = coredis.Redis.from_url(
+            location.url,
+            retry_policy=NoRetryPolicy(),  # a retried script could run twice
+            connect_timeout=5,
+            stream_timeout=_CALL_TIMEOUT,
+        )
     try:
         async with client:
             try:
@@ -960,6 +1099,43 @@ async def connect(url: str) -> AsyncIterator[coredis.Redis[bytes]]:
         raise FrontierError(
             f"cannot use Redis at {location.host}:{location.port}: {_describe(exc)}"
         ) from None
+    finally:
+        _close_layout(client)
+
+
+def _close_layout(client: Client) -> None:
+    """Close the error stream coredis 6.9's cluster layout opens and never closes (left to
+    the garbage collector, it warns); nothing for a single Redis."""
+    layout = getattr(getattr(client, "connection_pool", None), "cluster_layout", None)
+    for end in getattr(layout, "_error_stream", ()):
+        end.close()
+
+
+async def _home_node(location: RedisLocation, prefix: str) -> str:
+    """The ``redis://`` URL of the Redis Cluster node that serves the slot of ``prefix`` (a
+    crawl's hash tag), asked of the nodes named in turn (``CLUSTER KEYSLOT`` and ``CLUSTER
+    SLOTS``): a crawl's every key and call goes to that node.
+
+    Raises:
+        RespError, OSError: no node named answers, or none serves the slot.
+    """
+    auth = f":{quote(location.password, safe='')}@" if location.password else ""
+    error: Exception = RespError("no node named")
+    for host, port in location.nodes:
+        pool = RespPool(f"redis://{auth}{host}:{port}/0")
+        try:
+            slot = int(await pool.command("CLUSTER", "KEYSLOT", prefix))
+            for start, end, primary, *_ in await pool.command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    node_host = _text(primary[0]) or host  # "": the node asked
+                    return f"redis://{auth}{node_host}:{int(primary[1])}/0"
+            error = RespError(f"no node serves slot {slot} (is the cluster ok?)")
+        except (*_CALL_ERRORS, ValueError) as exc:
+            error = exc
+        finally:
+            with trio.CancelScope(shield=True):
+                await pool.aclose()
+    raise error
 
 
 #: What the shared crawl held when this process joined it (the one info type of every
@@ -991,26 +1167,48 @@ async def open_redis_frontier(
     """
     wanted = json.loads(json.dumps(settings))
     crawl_id = check_crawl_id(crawl_id or crawl_id_for(wanted))
-    async with connect(url) as client:
+    location = parse_redis_url(url)
+    node = location.url
+    if location.cluster:
+        # One crawl, one slot, one node: this process talks to that node only. Should the
+        # slot move (resharding, failover), the node answers MOVED and the process stops.
+        try:
+            with trio.fail_after(_CALL_TIMEOUT):
+                node = await _home_node(location, key_prefix(crawl_id, cluster=True))
+        except (*_CALL_ERRORS, ValueError, trio.TooSlowError) as exc:
+            raise FrontierError(
+                f"cannot use Redis at {location.host}:{location.port}: {_describe(exc)}"
+            ) from None
+    redis = RespPool(node)
+    try:
+        with trio.fail_after(_CALL_TIMEOUT):
+            await redis.command("FUNCTION", "LOAD", "REPLACE", _library_source())
+    except (*_CALL_ERRORS, trio.TooSlowError) as exc:
+        with trio.CancelScope(shield=True):
+            await redis.aclose()
+        raise FrontierError(
+            f"cannot use Redis at {location.host}:{location.port}: {_describe(exc)}"
+        ) from None
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(redis.aclose)
         frontier = RedisFrontier(
-            client,
+            redis,
             crawl_id,
             config,
             lease=lease,
             batch=max(1, min(32, config.workers // 2)),
             writer=writer,
+            cluster=location.cluster,
         )
         meta = frontier._prefix + "meta"
-        try:
-            with trio.fail_after(_CALL_TIMEOUT):
-                text = json.dumps(wanted, sort_keys=True)
-                is_new = bool(await client.hsetnx(meta, "settings", text))
-                stored = json.loads(_text(await client.hget(meta, "settings")))
-                counts = await client.hmget(meta, ["queued", "leased", "seen", "done"])
-                round_, known, scheduled = await client.hmget(meta, ["round", "known", "scheduled"])
-                revisits = await client.zcard(frontier._prefix + "rvd")
-        except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
-            raise FrontierError(f"Redis failed: {_describe(exc)}") from None
+        text = json.dumps(wanted, sort_keys=True)
+        is_new = bool(await frontier._command("HSETNX", meta, "settings", text))
+        stored = json.loads(_text(await frontier._command("HGET", meta, "settings")))
+        # One read of every count, after the revisits: a process starting beside another must
+        # not see the other's seed as scheduled but neither queued nor leased (finished).
+        revisits = await frontier._command("ZCARD", frontier._prefix + "rvd")
+        values = await frontier._command("HMGET", meta, *_COUNTS, "round", "known", "scheduled")
+        counts, (round_, known, scheduled) = values[:4], values[4:]
         if stored != wanted:
             raise FrontierError(_settings_changed(crawl_id, stored, wanted), usage=True)
         frontier._note(counts)
@@ -1085,22 +1283,32 @@ class FleetStatus:
         }
 
 
-async def list_crawls(client: coredis.Redis[bytes]) -> list[str]:
+async def list_crawls(client: Client) -> list[str]:
     found = []
+    tagged = _client_prefix(client, "") != key_prefix("")  # a cluster: trio-scrape:{ID}:
     async for key in client.scan_iter(match=_KEY_PREFIX + "*:meta", count=1000):
-        found.append(_text(key)[len(_KEY_PREFIX) : -len(":meta")])
+        name = _text(key)[len(_KEY_PREFIX) : -len(":meta")]
+        if tagged:
+            if not (name.startswith("{") and name.endswith("}")):
+                continue
+            name = name[1:-1]
+        found.append(name)
     return sorted(found)
 
 
 async def fleet_status(
-    client: coredis.Redis[bytes], crawl_id: str, *, max_hosts: int = 50, recent: float = 60.0
+    client: Client, crawl_id: str, *, max_hosts: int = 50, recent: float = 60.0
 ) -> FleetStatus:
     """Counts of one crawl, its busiest hosts (among the first 10,000 it has queued work
     for) and the processes seen in the last ``recent`` seconds."""
-    prefix = _KEY_PREFIX + crawl_id + ":"
+    prefix = _client_prefix(client, crawl_id)
     fields = ["queued", "leased", "done", "errors", "seen", "refused", "reaped"]
     values = [_int(v) for v in await client.hmget(prefix + "meta", fields)]
-    now = (await client.time()).timestamp() * 1000
+    if prefix == key_prefix(crawl_id):
+        now = (await client.time()).timestamp() * 1000
+    else:  # a cluster: the clock of the node holding the crawl (TIME alone has no key)
+        seconds, micros = await client.eval_ro("return redis.call('TIME')", [prefix + "meta"])
+        now = int(seconds) * 1000 + int(micros) / 1000
     hosts: dict[str, tuple[int, int]] = {}
     origins: list[str] = []
     async for origin_key in client.sscan_iter(prefix + "known", count=1_000):

@@ -217,10 +217,20 @@ local function parse_lease(value)
     string.sub(value, b + 3)
 end
 
-local function free_slot(P, origin)
+-- The process a lease token belongs to (tokens are "<owner>:<counter>").
+local function owner_of(token)
+  return string.match(token, '^(.*):%d+$')
+end
+
+-- A slot of an origin's host is given back; its owner holds one less there.
+local function free_slot(P, origin, token)
   local hk = P .. 'h:' .. origin
   if (tonumber(redis.call('HINCRBY', hk, 'n', -1))) < 0 then
     redis.call('HSET', hk, 'n', 0)
+  end
+  local owner = owner_of(token)
+  if owner and tonumber(redis.call('HINCRBY', hk, 'o:' .. owner, -1)) <= 0 then
+    redis.call('HDEL', hk, 'o:' .. owner)
   end
 end
 
@@ -229,9 +239,9 @@ end
 local function end_lease(P, digest, value)
   redis.call('HDEL', P .. 'lease', digest)
   redis.call('ZREM', P .. 'exp', digest)
-  local _, origin, slot, entry = parse_lease(value)
+  local token, origin, slot, entry = parse_lease(value)
   if slot == '1' then
-    free_slot(P, origin)
+    free_slot(P, origin, token)
   end
   redis.call('HINCRBY', P .. 'meta', 'leased', -1)
   return origin, entry
@@ -274,61 +284,112 @@ redis.register_function {
   end,
 }
 
+-- One URL found by a page (or given as a seed): add it if unseen (and `kept`: only URLs the
+-- caller's scope wants are added; the others only update a seen URL found nearer), or note
+-- a seen one found at a smaller depth. `a` is the add's state: depth, referrer, revisit,
+-- max_pages, scheduled, added, limited, touched. `entry` is the queue entry, or nil to build
+-- it from the URL as JSON and the add's entry tail (`a.tail`: depth, referrer and defaults).
+local function admit(P, a, digest, origin, entry, url_json, kept)
+  local key, field = seen_key(P, digest)
+  local known = tonumber(redis.call('HGET', key, field))
+  if not known then
+    if not kept then
+      return
+    end
+    if a.max_pages > 0 and a.scheduled >= a.max_pages then
+      a.limited = 1
+      return
+    end
+    redis.call('HSET', key, field, a.depth * 2)
+    redis.call('RPUSH', P .. 'q:' .. origin, entry or (digest .. '\t[' .. url_json .. a.tail))
+    a.added = a.added + 1
+    a.scheduled = a.scheduled + 1
+    if not a.touched[origin] then
+      a.touched[origin] = true
+      redis.call('SADD', P .. 'known', origin)
+    end
+  elseif math.floor(known / 2) > a.depth then
+    if known % 2 == 0 then -- still queued: handed out at this depth
+      redis.call('HSET', key, field, a.depth * 2)
+      redis.call('HSET', P .. 'better', digest, cjson.encode({ a.depth, a.referrer }))
+    else
+      redis.call('HSET', key, field, a.depth * 2 + 1)
+      if a.revisit then
+        entry = entry or (digest .. '\t[' .. url_json .. a.tail)
+        local again = rebuild(entry, a.depth, a.referrer, true)
+        redis.call('HSET', P .. 'rv', digest, origin .. '\t' .. again)
+        redis.call('ZADD', P .. 'rvd', a.depth, digest)
+      end
+    end
+  end
+end
+
+local function adding(P, max_pages)
+  return {
+    max_pages = max_pages,
+    scheduled = tonumber(redis.call('HGET', P .. 'meta', 'scheduled')) or 0,
+    added = 0, limited = 0, touched = {}, total = 0,
+  }
+end
+
+-- The counters and schedules after adds.
+local function added(P, a, per_host, gate)
+  if a.added > 0 then
+    local meta = P .. 'meta'
+    redis.call('HINCRBY', meta, 'queued', a.added)
+    redis.call('HINCRBY', meta, 'seen', a.added)
+    redis.call('HSET', meta, 'scheduled', a.scheduled)
+    for origin in pairs(a.touched) do
+      reschedule(P, origin, per_host, gate)
+    end
+    a.total = a.total + a.added
+    a.added = 0
+    a.touched = {}
+  end
+end
+
+-- A page's links as one string (sent with its completion, see ts_done): lines, each either
+-- a group's head "=<depth>\t<revisit 0/1>\t<referrer as JSON>" or a link
+-- "<+ (kept) or - (only if seen)><digest>\t<origin, "" if the last line's>\t<URL as JSON>".
+local function admit_links(P, a, text)
+  local origin = ''
+  for line in string.gmatch(text, '[^\n]+') do
+    if string.sub(line, 1, 1) == '=' then
+      local t1 = string.find(line, '\t', 2, true)
+      local t2 = string.find(line, '\t', t1 + 1, true)
+      a.depth = tonumber(string.sub(line, 2, t1 - 1))
+      a.revisit = string.sub(line, t1 + 1, t2 - 1) == '1'
+      local referrer_json = string.sub(line, t2 + 1)
+      a.referrer = cjson.decode(referrer_json)
+      a.tail = ',' .. a.depth .. ',' .. referrer_json .. ',0,false,null,false]'
+    else
+      local t = string.find(line, '\t', 19, true)
+      if t > 19 then
+        origin = string.sub(line, 19, t - 1)
+      end
+      admit(P, a, string.sub(line, 2, 17), origin, nil, string.sub(line, t + 1),
+        string.sub(line, 1, 1) == '+')
+    end
+  end
+end
+
 -- Add-if-unseen, or a seen URL found at a smaller depth. ARGV: per_host, gate, max_pages
 -- (0: none), depth, referrer ("" with has_referrer 0), has_referrer, revisit (1: a handed-out
 -- URL found nearer gets a revisit), then per URL: digest, origin, entry.
 -- Returns {added, limit_reached, counters}.
 redis.register_function('ts_add', function(keys, args)
   local P = keys[1]
-  local per_host, gate, max_pages = tonumber(args[1]), args[2], tonumber(args[3])
-  local depth, referrer, revisit = tonumber(args[4]), args[5], args[7] == '1'
+  local per_host, gate = tonumber(args[1]), args[2]
+  local a = adding(P, tonumber(args[3]))
+  a.depth, a.referrer, a.revisit = tonumber(args[4]), args[5], args[7] == '1'
   if args[6] ~= '1' then
-    referrer = cjson.null
+    a.referrer = cjson.null
   end
-  local meta = P .. 'meta'
-  local scheduled = tonumber(redis.call('HGET', meta, 'scheduled')) or 0
-  local added, limited = 0, 0
-  local touched = {}
   for i = 8, #args, 3 do
-    local digest, origin, entry = args[i], args[i + 1], args[i + 2]
-    local key, field = seen_key(P, digest)
-    local known = tonumber(redis.call('HGET', key, field))
-    if not known then
-      if max_pages > 0 and scheduled >= max_pages then
-        limited = 1
-      else
-        redis.call('HSET', key, field, depth * 2)
-        redis.call('RPUSH', P .. 'q:' .. origin, entry)
-        added = added + 1
-        scheduled = scheduled + 1
-        if not touched[origin] then
-          touched[origin] = true
-          redis.call('SADD', P .. 'known', origin)
-        end
-      end
-    elseif math.floor(known / 2) > depth then
-      if known % 2 == 0 then -- still queued: handed out at this depth
-        redis.call('HSET', key, field, depth * 2)
-        redis.call('HSET', P .. 'better', digest, cjson.encode({ depth, referrer }))
-      else
-        redis.call('HSET', key, field, depth * 2 + 1)
-        if revisit then
-          local again = rebuild(entry, depth, referrer, true)
-          redis.call('HSET', P .. 'rv', digest, origin .. '\t' .. again)
-          redis.call('ZADD', P .. 'rvd', depth, digest)
-        end
-      end
-    end
+    admit(P, a, args[i], args[i + 1], args[i + 2], nil, true)
   end
-  if added > 0 then
-    redis.call('HINCRBY', meta, 'queued', added)
-    redis.call('HINCRBY', meta, 'seen', added)
-    redis.call('HSET', meta, 'scheduled', scheduled)
-    for origin in pairs(touched) do
-      reschedule(P, origin, per_host, gate)
-    end
-  end
-  return { added, limited, counters(P) }
+  added(P, a, per_host, gate)
+  return { a.total, a.limited, counters(P) }
 end)
 
 -- Mark URLs handed out at a depth without queueing them (unless seen). ARGV: depth, digests.
@@ -345,6 +406,62 @@ redis.register_function('ts_seen', function(keys, args)
   end
   return counters(P)
 end)
+
+-- How long (ms) a process that asked for leases and got fewer than it asked stays in line
+-- (`wait`) without asking again: a hungry process asks every 20 ms at most.
+local HUNGRY_MS = 500
+
+-- The other processes waiting for slots (asked within HUNGRY_MS and got fewer than they
+-- asked), each {owner, when it was last handed a lease (0: never)}.
+local function rivals_of(P, owner, now)
+  redis.call('ZREMRANGEBYSCORE', P .. 'wait', '-inf', now - HUNGRY_MS)
+  local rivals = {}
+  for _, other in ipairs(redis.call('ZRANGE', P .. 'wait', 0, 199)) do
+    if other ~= owner then
+      rivals[#rivals + 1] = { other, tonumber(redis.call('ZSCORE', P .. 'served', other)) or 0 }
+    end
+  end
+  return rivals
+end
+
+-- How many of a host's free slots the caller may take now, so that processes sharing a host
+-- share its slots: each process waiting for slots is owed an even share of the host's limit
+-- (floor(limit / processes waiting, the caller included)); past its share, a slot goes to the
+-- caller only if every waiting process that holds fewer of the host's slots (or as many, and
+-- was served longer ago) can have one of the other free slots. A slot the caller frees is
+-- then not taken back in the same call while another process is owed it: that process takes
+-- it with its next lease call (it asks every 20 ms at most while work is queued).
+local function fair_take(hk, owner, served, rivals, limit, n)
+  local free = limit - n
+  if #rivals == 0 or free <= 0 then
+    return free
+  end
+  local base = math.floor(limit / (#rivals + 1))
+  local mine = tonumber(redis.call('HGET', hk, 'o:' .. owner)) or 0
+  local fields = {}
+  for i, rival in ipairs(rivals) do
+    fields[i] = 'o:' .. rival[1]
+  end
+  local held = redis.call('HMGET', hk, unpack(fields))
+  local take = 0
+  while free > 0 do
+    if mine >= base then
+      local ahead = 0
+      for i, rival in ipairs(rivals) do
+        local c = tonumber(held[i]) or 0
+        if c < mine or (c == mine and (rival[2] < served
+            or (rival[2] == served and rival[1] < owner))) then
+          ahead = ahead + 1
+        end
+      end
+      if ahead >= free then
+        break
+      end
+    end
+    take, mine, free = take + 1, mine + 1, free - 1
+  end
+  return take
+end
 
 -- Lease up to max_n requests from ready hosts. ARGV: per_host, gate, owner, max_n, lease_ms,
 -- delay_ms, since (server ms of the caller's last lease answer), max_depth (a request
@@ -370,7 +487,7 @@ redis.register_function('ts_lease', function(keys, args)
     if value and string.sub(value, 1, #token + 1) == token .. '\t' then
       local _, _, slot, entry = parse_lease(value)
       if slot == '1' then
-        free_slot(P, origin)
+        free_slot(P, origin, token)
         redis.call('HSET', P .. 'lease', digest, token .. '\t' .. origin .. '\t0\t' .. entry)
       end
     end
@@ -403,7 +520,14 @@ redis.register_function('ts_lease', function(keys, args)
   local out = {}
   local taken = 0
   local round = tonumber(redis.call('HGET', P .. 'meta', 'round')) or 1
-  local origins = redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', now, 'LIMIT', 0, max_n)
+  -- (twice as many hosts as wanted: some may be owed to other processes, see fair_take)
+  local origins = redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', now, 'LIMIT', 0, 2 * max_n)
+  local rivals, served = {}, 0
+  if #origins > 0 then
+    rivals = rivals_of(P, owner, now)
+    served = tonumber(redis.call('ZSCORE', P .. 'served', owner)) or 0
+  end
+  local held_back = false
   for _, origin in ipairs(origins) do
     if taken >= max_n then
       break
@@ -413,7 +537,12 @@ redis.register_function('ts_lease', function(keys, args)
     local n = tonumber(redis.call('HGET', hk, 'n')) or 0
     local limit = limit_of(hk, per_host, gate)
     local delay = math.max(delay_ms, tonumber(redis.call('HGET', hk, 'cdelay')) or 0)
-    while taken < max_n and n < limit do
+    local allowed = fair_take(hk, owner, served, rivals, limit, n)
+    if allowed < limit - n then
+      held_back = true
+    end
+    local mine = 0
+    while taken < max_n and mine < allowed do
       local entry = redis.call('LPOP', q)
       if not entry then
         break
@@ -428,6 +557,7 @@ redis.register_function('ts_lease', function(keys, args)
       redis.call('HSET', P .. 'lease', digest, token .. '\t' .. origin .. '\t1\t' .. entry)
       redis.call('ZADD', P .. 'exp', now + lease_ms, digest)
       n = n + 1
+      mine = mine + 1
       taken = taken + 1
       out[#out + 1] = token
       out[#out + 1] = entry
@@ -437,16 +567,28 @@ redis.register_function('ts_lease', function(keys, args)
         break
       end
     end
-    redis.call('HSET', hk, 'n', n)
+    if mine > 0 then
+      redis.call('HSET', hk, 'n', n)
+      redis.call('HINCRBY', hk, 'o:' .. owner, mine)
+    end
     reschedule(P, origin, per_host, gate)
   end
   if taken > 0 then
     redis.call('HINCRBY', P .. 'meta', 'queued', -taken)
     redis.call('HINCRBY', P .. 'meta', 'leased', taken)
+    redis.call('ZADD', P .. 'served', now, owner)
+    redis.call('ZREMRANGEBYSCORE', P .. 'served', '-inf', now - 600000)
+  end
+  -- In line for slots while it got fewer than it asked for and work is queued.
+  if taken < max_n and (tonumber(redis.call('HGET', P .. 'meta', 'queued')) or 0) > 0 then
+    redis.call('ZADD', P .. 'wait', now, owner)
+  else
+    redis.call('ZREM', P .. 'wait', owner)
   end
   local wait, expires = -1, -1
   local first = redis.call('ZRANGE', P .. 'ready', 0, 0, 'WITHSCORES')
-  if first[2] then
+  if first[2] and not (held_back and tonumber(first[2]) <= now) then
+    -- (a ready host whose slots are owed to others is no reason to ask again at once)
     wait = math.max(0, tonumber(first[2]) - now)
   end
   local lease = redis.call('ZRANGE', P .. 'exp', 0, 0, 'WITHSCORES')
@@ -477,19 +619,23 @@ redis.register_function('ts_renew', function(keys, args)
 end)
 
 -- Complete leases, each with its record, refused for a stale or foreign token.
--- ARGV: per_host, gate, writer, writer state ("" to keep), then per request: digest, token,
--- failed (0/1), record ("": none), memo ("": none; stored for the next round), the record's
--- data.change ("": none), the page's items (a JSON list; "": none). Returns {{stream id or
--- "" if refused, ...}, counters}.
+-- ARGV: per_host, gate, max_pages (0: none), writer, writer state ("" to keep), then per
+-- request: digest, token, failed (0/1), record ("": none), memo ("": none; stored for the
+-- next round), the record's data.change ("": none), the page's items (a JSON list; "":
+-- none), its links (see admit_links; "": none), added as ts_add adds them, even when the
+-- completion is refused (whoever does the page again finds the same links). Returns
+-- {{stream id or "" if refused, ...}, counters, links added, 1 if max_pages refused one}.
 redis.register_function('ts_done', function(keys, args)
   local P = keys[1]
-  local per_host, gate, writer, wstate = tonumber(args[1]), args[2], args[3], args[4]
+  local per_host, gate, max_pages = tonumber(args[1]), args[2], tonumber(args[3])
+  local writer, wstate = args[4], args[5]
   local meta = P .. 'meta'
   local out = {}
   local touched = {}
-  for i = 5, #args, 7 do
+  local a
+  for i = 6, #args, 8 do
     local digest, token, failed, record = args[i], args[i + 1], args[i + 2], args[i + 3]
-    local memo, change, items = args[i + 4], args[i + 5], args[i + 6]
+    local memo, change, items, links = args[i + 4], args[i + 5], args[i + 6], args[i + 7]
     local value = redis.call('HGET', P .. 'lease', digest)
     if value and string.sub(value, 1, #token + 1) == token .. '\t' then
       local origin = end_lease(P, digest, value)
@@ -515,6 +661,15 @@ redis.register_function('ts_done', function(keys, args)
       redis.call('HINCRBY', meta, 'refused', 1)
       out[#out + 1] = ''
     end
+    if links ~= '' then
+      a = a or adding(P, max_pages)
+      admit_links(P, a, links)
+    end
+  end
+  local total, limited = 0, 0
+  if a then
+    added(P, a, per_host, gate)
+    total, limited = a.total, a.limited
   end
   if writer ~= '' and wstate ~= '' then
     redis.call('HSET', P .. 'w', writer, wstate)
@@ -522,7 +677,7 @@ redis.register_function('ts_done', function(keys, args)
   for origin in pairs(touched) do
     reschedule(P, origin, per_host, gate)
   end
-  return { out, counters(P) }
+  return { out, counters(P), total, limited }
 end)
 
 -- Give leases back (unstarted, or to retry), to the front of their host's queue, in order.
@@ -636,7 +791,7 @@ redis.register_function('ts_round', function(keys, args)
     end
   end
   for _, name in ipairs({ 'better', 'rv', 'rvd', 'ready', 'lease', 'exp', 'rec', 'w', 'robots',
-                          'pz', 'prev' }) do
+                          'pz', 'prev', 'wait', 'served' }) do
     redis.call('UNLINK', P .. name)
   end
   local fields = { 'queued', 'leased', 'seen', 'done', 'errors', 'scheduled', 'refused', 'reaped',

@@ -10,7 +10,7 @@ import sys
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .._version import __version__
 from ..errors import ConfigError
@@ -259,7 +259,8 @@ class CrawlConfig:
             ``ETag`` / ``Last-Modified``); an unfinished round is resumed. Needs ``state``
             or ``frontier`` (then the round is the whole fleet's).
         frontier: ``redis://HOST:PORT/DB`` of a Redis (7.0 or later) holding the frontier
-            shared by every process of one crawl, on any number of machines (None: this
+            shared by every process of one crawl, on any number of machines, or
+            ``redis+cluster://HOST:PORT[,HOST:PORT...]/0`` of a Redis Cluster (None: this
             process alone). Not with ``state``.
         crawl_id: the shared crawl's name in that Redis (None: derived from the seeds and
             scope, so the same command joins the same crawl); needs ``frontier``.
@@ -452,7 +453,8 @@ class CrawlConfig:
     frontier: str | None = _option(
         None,
         Panel.FLEET,
-        "Share the crawl through this Redis: redis://HOST:PORT/DB. Run the same command on "
+        "Share the crawl through this Redis: redis://HOST:PORT/DB (or a Redis Cluster: "
+        "redis+cluster://HOST:PORT[,HOST:PORT...]/0). Run the same command on "
         "every machine (each with its own -o file).",
         metavar="URL",
     )
@@ -719,12 +721,17 @@ def _crawl_id(name: str, value: Any) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class RedisLocation:
-    """Where a shared frontier lives: ``redis://HOST:PORT/DB``."""
+    """Where a shared frontier lives: ``redis://HOST:PORT/DB``, or a Redis Cluster given by
+    one or more of its nodes, ``redis+cluster://HOST:PORT[,HOST:PORT...][/0]``."""
 
     url: str
-    host: str
+    host: str  #: the (first) node's host
     port: int
     db: int
+    #: every node named (one for ``redis://``); a cluster's other nodes are found from them
+    nodes: tuple[tuple[str, int], ...] = ()
+    password: str | None = None
+    cluster: bool = False
 
 
 _REDIS_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+")  # a name, IPv4, or IPv6 (unbracketed)
@@ -740,6 +747,8 @@ def parse_redis_url(url: str) -> RedisLocation:
     # host after (a name or an IP address), so nothing odd is ever looked up in DNS.
     if any(c.isspace() or not c.isprintable() for c in url):
         raise ValueError(f"not a redis:// URL: {_v.shorten(url)}")
+    if url.startswith("redis+cluster://"):
+        return _parse_cluster_url(url)
     try:
         parts = urlsplit(url)
         port = parts.port or 6379
@@ -759,7 +768,39 @@ def parse_redis_url(url: str) -> RedisLocation:
     db = int(path or 0)
     if db > 65_535:
         raise ValueError(f"database {db} is over 65535")
-    return RedisLocation(url, parts.hostname, port, db)
+    return RedisLocation(url, parts.hostname, port, db, ((parts.hostname, port),), parts.password)
+
+
+def _parse_cluster_url(url: str) -> RedisLocation:
+    """``redis+cluster://[:PASSWORD@]HOST:PORT[,HOST:PORT...][/0]``: a Redis Cluster, found
+    from the nodes named (a cluster has database 0 only)."""
+    rest = url[len("redis+cluster://") :]
+    netloc, _, path = rest.partition("/")
+    extra = "?" in rest or "#" in rest
+    password = None
+    if "@" in netloc:
+        userinfo, netloc = netloc.rsplit("@", 1)
+        password = unquote(userinfo.partition(":")[2]) or None
+    if extra:
+        raise ValueError(
+            f"expected redis+cluster://HOST:PORT[,HOST:PORT...]/0 with nothing after the "
+            f"database: {_v.shorten(url)}"
+        )
+    nodes: list[tuple[str, int]] = []
+    for node in netloc.split(","):
+        host, colon, port_text = node.rpartition(":")
+        if not colon:
+            host, port_text = node, "6379"
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not _REDIS_HOST.fullmatch(host):
+            raise ValueError(f"not a host name or IP address: {_v.shorten(host or node)}")
+        if not (port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65_536):
+            raise ValueError(f"not a port: {_v.shorten(port_text)} in {_v.shorten(url)}")
+        nodes.append((host, int(port_text)))
+    if path.strip("/") not in ("", "0"):
+        raise ValueError(f"a Redis Cluster has database 0 only: {_v.shorten(url)}")
+    (host, port), *_ = nodes
+    return RedisLocation(url, host, port, 0, tuple(nodes), password, cluster=True)
 
 
 _CRAWL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
