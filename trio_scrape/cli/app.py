@@ -594,6 +594,7 @@ _NEEDS = (
     ("delay_jitter", ("delay",), "--delay"),
     ("crawl_id", ("frontier",), "--frontier"),
     ("lease", ("frontier",), "--frontier"),
+    ("metrics_linger", ("metrics",), "--metrics"),
 )
 #: Options that do nothing at --depth 0 (no link is followed).
 _FOLLOWING = ("follow", "include", "exclude", "no_frames", "skip_rel_nofollow")

@@ -34,6 +34,7 @@ import math
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -54,6 +55,7 @@ from ..output.sinks import CompleteSink, Sink, _json, complete_sink
 from .base import FrontierOpened, FrontierStatistics, settings_changes
 from .digests import redis_digest
 from .pacing import HostEvent, HostLimiter, HostPaused, RequestFinished, RobotsLoaded
+from .timing import CallTimes
 
 __all__ = [
     "FleetStatus",
@@ -201,6 +203,7 @@ class RedisFrontier:
         self._held: dict[str | Request, list[_Lease]] = {}
         self._prefetched: collections.deque[CrawlRequest] = collections.deque()
         self._stats = FrontierStatistics(queued=0, leased=0, seen=0)
+        self.round_trips = CallTimes()  #: this process's function calls, timed (--metrics)
         self.done_total = 0  #: records committed by the whole fleet, at the last call
         self.refused = 0  #: completions of this process refused (their lease had expired)
         self._changed = trio.Event()
@@ -247,11 +250,14 @@ class RedisFrontier:
         Raises:
             FrontierError: Redis could not be reached, or answered with an error.
         """
+        started = time.perf_counter()
         try:
             with trio.CancelScope(shield=shield), trio.fail_after(_CALL_TIMEOUT):
                 return await self._client.fcall(function, self._keys, list(args))
         except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
             raise FrontierError(f"Redis failed during {function}: {_describe(exc)}") from None
+        finally:
+            self.round_trips.observe(function, time.perf_counter() - started)
 
     def _note(self, counts: Sequence[Any]) -> None:
         queued, leased, seen, done = (_int(v) for v in counts)
