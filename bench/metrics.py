@@ -125,19 +125,24 @@ def main() -> None:
         f"{run.trio_scrape_build()} build; scraped every {args.scrape_interval:g} s "
         f"({statistics.median(scrapes):.0f} scrapes answered a run, median)\n"
     )
-    print("| run | pages/s | wall s min-max | CPU ms/page | pages/s vs off | CPU/page vs off |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| run | pages/s | wall s min-max | CPU ms/page | CPU ms/page min-max | "
+        "pages/s vs off (per round: median, min-max) | CPU/page vs off (same) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     off = results["off"]
     for name in names:
         runs = results[name]
         walls = [w for w, _ in runs]
+        cpus = [c / args.pages * 1000 for _, c in runs]
         rate = args.pages / statistics.median(walls)
-        cpu_ms = statistics.median(c for _, c in runs) / args.pages * 1000
-        speed = statistics.median(o[0] / r[0] for o, r in zip(off, runs, strict=True))
-        cost = statistics.median(r[1] / o[1] for o, r in zip(off, runs, strict=True))
+        speed = [o[0] / r[0] for o, r in zip(off, runs, strict=True)]
+        cost = [r[1] / o[1] for o, r in zip(off, runs, strict=True)]
         print(
             f"| {name} ({checked[name]}) | {rate:,.0f} | {min(walls):.2f}-{max(walls):.2f} | "
-            f"{cpu_ms:.3f} | {speed:.3f}x | {cost:.3f}x |"
+            f"{statistics.median(cpus):.3f} | {min(cpus):.3f}-{max(cpus):.3f} | "
+            f"{statistics.median(speed):.3f}x ({min(speed):.2f}-{max(speed):.2f}) | "
+            f"{statistics.median(cost):.3f}x ({min(cost):.2f}-{max(cost):.2f}) |"
         )
 
 
