@@ -9,11 +9,13 @@ import re
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import trio
 
+from .clirun import run_cli
 from .redis_server import free_port
-from .site import Reply, Request, Site
+from .site import Reply, Request, Site, closed_port, html_page
 from .test_cli import CLI, cli
 from .test_metrics import chain
 
@@ -56,30 +58,56 @@ async def _stop(process: trio.Process) -> None:
 async def test_plain_lines_follow_a_running_crawl_until_it_finishes(
     site: Site, redis_url: str, tmp_path: Path
 ) -> None:
-    site.latency = 0.03  # one page at a time: over a second of crawl
-    pages = 40
+    """The crawl is held at two pages until the watcher has shown one more line each time,
+    so it is seen running (twice, with fewer pages) before it is seen finished."""
+    pages = 30
     chain(site, pages)
+    gates = {10: trio.Event(), 20: trio.Event()}  # page -> opened by the watcher's lines
+
+    def gated(number: int) -> Any:
+        async def answer(request: Request) -> Reply:
+            await gates[number].wait()
+            return Reply(body=html_page(f"P{number}", [f"/{number + 1}"]))  # as chain's
+
+        return answer
+
+    for number in gates:
+        site.add(f"/{number}", gated(number))
     crawl_id = f"watch-{free_port()}"
     crawl = await _start_crawl(site, redis_url, crawl_id, tmp_path / "out.jsonl")
+    lines: list[str] = []
     try:
         with trio.fail_after(60):
-            watch = await cli(
-                "status", "--watch", "--interval", "0.1", "--frontier", redis_url,
-                "--crawl-id", crawl_id,
+            watch = await trio.lowlevel.open_process(
+                [*CLI, "status", "--watch", "--interval", "0.1", "--frontier", redis_url,
+                 "--crawl-id", crawl_id],
+                stdout=subprocess.PIPE,
             )  # fmt: skip
+            try:
+                assert watch.stdout is not None
+                buffer = b""
+                async for chunk in watch.stdout:
+                    buffer += chunk
+                    *complete, rest = buffer.split(b"\n")
+                    buffer = rest
+                    lines += [line.decode() for line in complete]
+                    for gate in list(gates.values())[: len(lines)]:
+                        gate.set()
+                assert buffer == b""
+                assert await watch.wait() == 0
+            finally:
+                await _stop(watch)
             assert await crawl.wait() == 0
     finally:
         await _stop(crawl)
-    assert watch.returncode == 0, watch.stderr
-    text = watch.stdout.decode()
+    text = "\n".join(lines)
     assert "\x1b" not in text  # no escape codes in a pipe
-    lines = text.splitlines()
     assert len(lines) >= 3, lines
     assert all(f"crawl {crawl_id} " in line for line in lines)
     assert "running" in lines[0] and "finished" in lines[-1], lines
     assert all("finished" not in line for line in lines[:-1])  # it stopped when it finished
     done = [int(re.search(r"done (\d+)", line).group(1)) for line in lines]  # type: ignore[union-attr]
-    assert done == sorted(done) and done[0] < pages, done
+    assert done == sorted(done) and done[0] <= 10 and done[1] <= 20, done
     records = (tmp_path / "out.jsonl").read_text().splitlines()
     assert done[-1] == len(records) == pages
     assert re.search(r"\d+\.\d pages/s", lines[-1]), lines[-1]
@@ -94,16 +122,18 @@ async def test_plain_lines_follow_a_running_crawl_until_it_finishes(
     assert report["pages_per_second"] is None  # one refresh: no rate yet
 
 
-async def test_count_interval_and_watch_are_checked(redis_url: str) -> None:
+def test_count_interval_and_watch_are_checked() -> None:
+    """Checked before Redis is used (nothing listens at this address)."""
+    frontier = f"redis://127.0.0.1:{closed_port()}/0"
     for args, message in (
         (["--count", "2"], "--count: needs --watch"),
         (["--interval", "1"], "--interval: needs --watch"),
         (["--watch", "--interval", "0"], "--interval: must be from"),
         (["--watch", "--count", "0"], "--count: must be from"),
     ):
-        result = await cli("status", "--frontier", redis_url, *args)
-        assert result.returncode == 2, result.stderr
-        [line] = result.stderr.decode().splitlines()
+        result = run_cli("status", "--frontier", frontier, *args)
+        assert result.code == 2, result.stderr
+        [line] = result.lines
         assert message in line, line
 
 
