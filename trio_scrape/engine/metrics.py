@@ -14,10 +14,10 @@ It is started here rather than by ``start_http_server`` for one setting: the ser
 polls for its shutdown every :data:`_POLL` seconds, where ``start_http_server``'s polls every
 0.5 s and so kept every crawl with ``--metrics`` about half a second past its end.
 
-The one step that needs the crawl's state runs on the
-Trio thread, through ``trio.from_thread.run_sync``: the snapshot is taken between two of the
-crawl's steps, consistent, without locks, and the crawl never sees the server's thread.
-:func:`serve_metrics` binds the address before the crawl starts (a taken port is a
+The one step that needs the crawl's state runs on the Trio thread, through
+``trio.from_thread.run_sync``: the snapshot is taken between two of the crawl's steps,
+consistent, without locks, and the crawl never sees the server's thread. :func:`serve_metrics`
+binds the address before the crawl starts (a taken port is a
 :class:`~trio_scrape.errors.ConfigError` on ``metrics``) and stops the server when the crawl
 ends.
 """
