@@ -93,6 +93,7 @@ class Site:
         self.connections = 0
         self.close_idle = False  # close each connection after one answer, without saying so
         self.ssl_context: ssl.SSLContext | None = None
+        self.latency = 0.0  # seconds each answer waits before it is sent (a slow server)
 
     @property
     def base(self) -> str:
@@ -156,6 +157,8 @@ class Site:
             await trio.aclose_forcefully(stream)
 
     async def _answer(self, request: Request) -> bool:
+        if self.latency:
+            await trio.sleep(self.latency)
         raw = self.raw_routes.get(request.path)
         if raw is not None:
             return await raw(request)

@@ -79,6 +79,7 @@ NOT_ON_THE_PLAIN_PATH = {
     "xml.etree.ElementTree": "only for sitemaps",
     "re2": "only with --include / --exclude",
     "jmespath": "only for JSON selectors",
+    "prometheus_client": "only with --metrics",
 }
 
 _REPORT_MODULES = (

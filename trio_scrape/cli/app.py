@@ -455,9 +455,36 @@ def status(
     frontier: _FrontierUrl,
     crawl_id: _CrawlId = None,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Refresh until the crawl finishes (or --count, Ctrl-C): a live view on a "
+            "terminal, else one line (with --json, one object) per refresh.",
+        ),
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option(metavar="SECONDS", help="Seconds between --watch refreshes."),
+    ] = 2.0,
+    count: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Stop --watch after N refreshes."),
+    ] = None,
 ) -> None:
     """Show a crawl shared through Redis: queue, leases, records, hosts and processes."""
-    print(trio.run(_fleet_call, "status", frontier, crawl_id, json_output))
+    if not watch:
+        for given, flag in ((interval != 2.0, "--interval"), (count is not None, "--count")):
+            if given:
+                raise UsageError(f"{flag}: needs --watch")
+        print(trio.run(_fleet_call, "status", frontier, crawl_id, json_output))
+        return
+    if not (0.05 <= interval <= 3600):
+        raise UsageError(f"--interval: must be from 0.05 to 3600 seconds, not {interval:g}")
+    if count is not None and not (1 <= count <= 10**9):
+        raise UsageError(f"--count: must be from 1 to 1000000000, not {count}")
+    terminal = sys.stdout.isatty() and not json_output
+    trio.run(_fleet_call, "watch", frontier, crawl_id, interval, count, json_output, terminal)
 
 
 @app.command(cls=FastCommand)
@@ -515,6 +542,16 @@ async def _fleet_call(command: str, frontier: str, crawl_id: str | None, *args: 
         try:
             if command == "status":
                 return await _fleet.status(frontier, crawl_id, as_json=args[0])
+            if command == "watch":
+                interval, count, as_json, terminal = args
+                return await _fleet.watch(
+                    frontier,
+                    crawl_id,
+                    interval=interval,
+                    count=count,
+                    as_json=as_json,
+                    terminal=terminal,
+                )
             return await _fleet.export(frontier, crawl_id, *args)
         except BaseExceptionGroup as group:  # from coredis's task group
             raise_single(group)
@@ -612,6 +649,7 @@ _NEEDS = (
     ("delay_jitter", ("delay",), "--delay"),
     ("crawl_id", ("frontier",), "--frontier"),
     ("lease", ("frontier",), "--frontier"),
+    ("metrics_linger", ("metrics",), "--metrics"),
 )
 #: Options that do nothing at --depth 0 (no link is followed).
 _FOLLOWING = ("follow", "include", "exclude", "no_frames", "skip_rel_nofollow")

@@ -4,12 +4,16 @@ crawl shared through Redis (``--frontier``)."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import time
+from typing import Any
 
 import trio
 
 from ..errors import FrontierError
 from ..frontier.redis import (
+    FleetStatus,
     _page_from_record,
     connect,
     fleet_status,
@@ -18,7 +22,11 @@ from ..frontier.redis import (
 )
 from ..output.sinks import OutputFormat, complete_sink, open_file_sink
 
-__all__ = ["export", "status"]
+__all__ = ["export", "status", "watch"]
+
+#: Busiest hosts and processes a refresh of ``status --watch`` shows (the plain line: 3 hosts).
+_WATCH_HOSTS = 10
+_WATCH_PROCESSES = 10
 
 
 async def _choose_crawl(client: object, crawl_id: str | None) -> str:
@@ -71,6 +79,137 @@ async def status(url: str, crawl_id: str | None, *, as_json: bool) -> str:
         lines.append("  hosts (queued, in flight):")
         lines += [f"    {origin} {q} {n}" for origin, (q, n) in report.hosts.items()]
     return "\n".join(lines)
+
+
+def _finished(report: FleetStatus) -> bool:
+    return report.queued == 0 and report.leased == 0
+
+
+async def watch(
+    url: str,
+    crawl_id: str | None,
+    *,
+    interval: float,
+    count: int | None,
+    as_json: bool,
+    terminal: bool,
+) -> None:
+    """``trio-scrape status --watch``: the crawl's status again every ``interval`` seconds
+    (queue, leases, pages/s, errors, busiest hosts, processes) until it has finished, ``count``
+    refreshes were shown, or SIGINT (Ctrl-C). On a ``terminal``, one view updated in place
+    (rich Live); otherwise one plain line per refresh (``as_json``: one JSON object).
+
+    Raises:
+        FrontierError: Redis cannot be used, or no crawl was chosen.
+    """
+    async with connect(url) as client:
+        chosen = await _choose_crawl(client, crawl_id)
+        live: Any = None
+        if terminal:
+            from rich.console import Console
+            from rich.live import Live
+
+            live = Live(console=Console(), auto_refresh=False, transient=False)
+            live.start()
+        try:
+            with trio.open_signal_receiver(signal.SIGINT) as signals:
+                async with trio.open_nursery() as nursery:
+
+                    async def stop_on_signal() -> None:
+                        async for _ in signals:
+                            nursery.cancel_scope.cancel()
+
+                    nursery.start_soon(stop_on_signal)
+                    await _refresh(client, chosen, interval, count, as_json, live)
+                    nursery.cancel_scope.cancel()
+        finally:
+            if live is not None:
+                live.stop()
+
+
+async def _refresh(
+    client: Any, chosen: str, interval: float, count: int | None, as_json: bool, live: Any
+) -> None:
+    previous: tuple[float, int] | None = None
+    shown = 0
+    while True:
+        with trio.fail_after(30):
+            report = await fleet_status(client, chosen)
+        now = trio.current_time()
+        rate = None if previous is None else (report.done - previous[1]) / (now - previous[0])
+        previous = (now, report.done)
+        shown += 1
+        if live is not None:
+            live.update(_watch_view(report, rate), refresh=True)
+        elif as_json:
+            record = {**report.to_json(), "state": _state(report), "pages_per_second": rate}
+            print(json.dumps(record, sort_keys=True), flush=True)
+        else:
+            print(_watch_line(report, rate), flush=True)
+        if _finished(report) or (count is not None and shown >= count):
+            return
+        await trio.sleep(interval)
+
+
+def _state(report: FleetStatus) -> str:
+    return "finished" if _finished(report) else "running"
+
+
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1f}"
+
+
+def _watch_line(report: FleetStatus, rate: float | None) -> str:
+    """One refresh as one plain line (no escape codes): for logs and pipes."""
+    hosts = ", ".join(f"{origin} {q}/{n}" for origin, (q, n) in list(report.hosts.items())[:3])
+    return (
+        f"{time.strftime('%H:%M:%S')} crawl {report.crawl_id} {_state(report)}: "
+        f"queued {report.queued}, leased {report.leased}, done {report.done} "
+        f"({report.errors} errors), seen {report.seen}, {_rate(rate)} pages/s, "
+        f"processes {len(report.processes)}"
+        + (f"; busiest (queued/in flight): {hosts}" if hosts else "")
+    )
+
+
+def _watch_view(report: FleetStatus, rate: float | None) -> Any:
+    """One refresh as rich renderables: the counts, the busiest hosts, the processes."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    heading = f"crawl {report.crawl_id}: {_state(report)}" + (
+        f" (round {report.round})" if report.round > 1 else ""
+    )
+    counts = Table()
+    for name in ("queued", "leased", "done", "errors", "seen", "pages/s", "requeued", "refused"):
+        counts.add_column(name, justify="right")
+    counts.add_row(
+        *(str(v) for v in (report.queued, report.leased, report.done, report.errors)),
+        str(report.seen),
+        _rate(rate),
+        str(report.reaped),
+        str(report.refused),
+    )
+    hosts = Table()
+    hosts.add_column("host")
+    hosts.add_column("queued", justify="right")
+    hosts.add_column("in flight", justify="right")
+    for origin, (queued, in_flight) in list(report.hosts.items())[:_WATCH_HOSTS]:
+        hosts.add_row(origin, str(queued), str(in_flight))
+    processes = Table()
+    processes.add_column("process")
+    processes.add_column("last seen", justify="right")
+    for name, age in sorted(report.processes.items())[:_WATCH_PROCESSES]:
+        processes.add_row(name, f"{age:.1f}s ago")
+    # Headings as lines of their own: a table's title would wrap at the table's width.
+    return Group(
+        Text(heading, style="bold"),
+        counts,
+        Text("busiest hosts", style="bold"),
+        hosts,
+        Text(f"processes seen in the last minute: {len(report.processes)}", style="bold"),
+        processes,
+    )
 
 
 async def export(

@@ -71,8 +71,10 @@ from .robots import RobotsCache
 from .stats import Counters, CrawlStatistics, StopReason
 
 if TYPE_CHECKING:
+    from ..frontier.timing import CallTimes
     from ..processes.pool import ProcessPipeline
     from ..render.renderer import Renderer
+    from .metrics import MetricsSnapshot
 
 __all__ = ["Crawler", "open_crawl", "raise_single", "scrape"]
 
@@ -179,6 +181,8 @@ class Crawler:
         self._startup_scope: trio.CancelScope | None = None
         self._login_failure: str | None = None  # why a handler said the log-in failed
 
+        #: where ``config.metrics`` is served (host, port), once the crawl runs
+        self.metrics_address: tuple[str, int] | None = None
         self._ran = False
         self._stopping = False
         self._stop_reason: StopReason | None = None
@@ -292,6 +296,32 @@ class Crawler:
         return self.statistics()
 
     async def _run(self, task_status: trio.TaskStatus[None]) -> None:
+        """The crawl, with its metrics endpoint around it when ``config.metrics`` asks."""
+        config = self._config
+        if config.metrics is None:
+            await self._crawl(task_status)
+            return
+        from .metrics import serve_metrics  # prometheus-client: only with --metrics
+
+        async with serve_metrics(
+            config.metrics, self._metrics_snapshot, linger=config.metrics_linger
+        ) as address:
+            self.metrics_address = address
+            await self._crawl(task_status)
+
+    def _metrics_snapshot(self) -> MetricsSnapshot:
+        from .metrics import MetricsSnapshot
+
+        trips: CallTimes | None = getattr(self._frontier.frontier, "round_trips", None)
+        return MetricsSnapshot(
+            self.statistics(),
+            now=trio.current_time(),
+            running=self._ended_at is None,
+            rendering=self._config.rendering != "off",
+            round_trips=None if trips is None else trips.snapshot(),
+        )
+
+    async def _crawl(self, task_status: trio.TaskStatus[None]) -> None:
         config = self._config
         self._started_at = trio.current_time()
         job_send, job_recv = trio.open_memory_channel[CrawlRequest](config.channel_buffer)
@@ -694,6 +724,7 @@ class Crawler:
             # The whole host waits (a 429/503 or a failing connection concerns all its
             # pages); the request goes back to the front of its host's queue.
             self._hosts.pause(origin, outcome.retry_after)
+            self._counts.pauses += 1
             await self._frontier.release([request._replace(attempts=request.attempts + 1)])
             return None
         await self._admission.outcome(request, outcome, page)
@@ -795,6 +826,7 @@ class Crawler:
                 outcome.retry_reason,
             )
             hosts.pause(origin, outcome.retry_after)
+            self._counts.pauses += 1
             request = request._replace(attempts=request.attempts + 1)
 
     async def _add_robots_sitemaps(self) -> None:

@@ -10,6 +10,7 @@ is passed in when a snapshot is taken.
 from __future__ import annotations
 
 import array
+import bisect
 import collections
 import dataclasses
 import logging
@@ -21,7 +22,7 @@ from ..frontier.memory import FrontierStatistics
 from ..frontier.pacing import HostStatistics
 from ..model.page import Page
 
-__all__ = ["LATENCY_SAMPLES", "Counters", "CrawlStatistics", "StopReason"]
+__all__ = ["LATENCY_BUCKETS", "LATENCY_SAMPLES", "Counters", "CrawlStatistics", "StopReason"]
 
 logger = logging.getLogger("trio_scrape")
 
@@ -30,6 +31,10 @@ StopReason = Literal["finished", "max_pages", "deadline", "stopped"]
 
 #: Page latencies kept for the percentiles: a uniform sample (reservoir) of at most this many.
 LATENCY_SAMPLES = 10_000
+
+#: Upper bounds (seconds) of the page latency histogram's buckets (+Inf is implied): every
+#: record is counted in one, for ``--metrics``.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +76,11 @@ class CrawlStatistics:
     worker_restarts: int = 0  #: worker processes replaced after they died
     items: int = 0  #: items written (a scraper's handlers emitted them)
     invalid_items: int = 0  #: items refused (not of the declared type, or not JSON)
+    pauses: int = 0  #: times a host was paused (a retry's back-off or ``Retry-After``)
+    latency_buckets: tuple[int, ...] = ()
+    """records per bucket of :data:`LATENCY_BUCKETS` of their latency (first try to
+    record), then those over the last bound"""
+    latency_sum: float = 0.0  #: the sum of every record's latency, in seconds
 
     @property
     def pages_per_second(self) -> float:
@@ -90,8 +100,11 @@ class Counters:
         "invalid_links",
         "items",
         "latencies",
+        "latency_buckets",
+        "latency_sum",
         "ok",
         "pages",
+        "pauses",
         "refused",
         "rendered_records",
         "retries",
@@ -116,6 +129,9 @@ class Counters:
         self.refused: set[int] = set()  # hash() of URLs max_pages refused
         self.rendered_records = 0  # records of pages a browser rendered (data.rendered)
         self.latencies = array.array("d")
+        self.latency_buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
+        self.pauses = 0  # hosts paused by this process (retries)
         self._rng = rng
 
     def count(self, page: Page) -> None:
@@ -127,13 +143,16 @@ class Counters:
             self.invalid_items += page.data["invalid_items"]
         if page.data.get("rendered") is True:
             self.rendered_records += 1
+        elapsed = page.elapsed
         latencies = self.latencies
         if len(latencies) < LATENCY_SAMPLES:
-            latencies.append(page.elapsed)
+            latencies.append(elapsed)
         else:
             slot = self._rng.randrange(self.pages)
             if slot < LATENCY_SAMPLES:
-                latencies[slot] = page.elapsed
+                latencies[slot] = elapsed
+        self.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS, elapsed)] += 1
+        self.latency_sum += elapsed
         self.bytes += page.bytes
         if page.status is not None:
             self.status_codes[page.status] += 1
@@ -185,6 +204,9 @@ class Counters:
             unlinked=self.unlinked,
             items=self.items,
             invalid_items=self.invalid_items,
+            pauses=self.pauses,
+            latency_buckets=tuple(self.latency_buckets),
+            latency_sum=self.latency_sum,
             **more,
         )
 

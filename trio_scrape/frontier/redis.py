@@ -35,6 +35,7 @@ import math
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -54,6 +55,7 @@ from .base import FrontierOpened, FrontierStatistics, settings_changes
 from .digests import redis_digest
 from .pacing import HostEvent, HostLimiter, HostPaused, RequestFinished, RobotsLoaded
 from .resp import RespError, RespPool
+from .timing import CallTimes
 
 if TYPE_CHECKING:
     import coredis  # imported when used: status, export, tests (see connect)
@@ -246,6 +248,7 @@ class RedisFrontier:
         self._held: dict[str | Request, list[_Lease]] = {}
         self._prefetched: collections.deque[CrawlRequest] = collections.deque()
         self._stats = FrontierStatistics(queued=0, leased=0, seen=0)
+        self.round_trips = CallTimes()  #: this process's function calls, timed (--metrics)
         self.done_total = 0  #: records committed by the whole fleet, at the last call
         self.refused = 0  #: completions of this process refused (their lease had expired)
         self._changed = trio.Event()
@@ -313,8 +316,13 @@ class RedisFrontier:
         """One command sent and its answer read: every round trip of this process to Redis
         goes through here (each function call: lease, completion, add, release, renewal,
         start; and the few plain commands: robots.txt, the output file's lock, joining), so
-        this is the one place to count or time them."""
-        return await self._redis.command(*parts)
+        this is the one place to count or time them (:attr:`round_trips`, for --metrics)."""
+        started = time.perf_counter()
+        try:
+            return await self._redis.command(*parts)
+        finally:
+            what = _text(parts[1]) if parts[0] == "FCALL" else str(parts[0])
+            self.round_trips.observe(what, time.perf_counter() - started)
 
     def _note(self, counts: Sequence[Any]) -> None:
         queued, leased, seen, done = (_int(v) for v in counts)

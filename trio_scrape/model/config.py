@@ -106,6 +106,7 @@ class Panel(enum.StrEnum):
     RENDER = "Rendering JavaScript (headless Chromium)"
     STATE = "Resumable crawls"
     FLEET = "Crawling on several machines (Redis)"
+    MONITOR = "Monitoring"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -266,6 +267,12 @@ class CrawlConfig:
             scope, so the same command joins the same crawl); needs ``frontier``.
         lease: seconds a leased request stays with a process that stops renewing it (killed,
             cut off): then it goes back to the queue for the others.
+
+    Monitoring (see docs/metrics.md):
+        metrics: ``HOST:PORT`` (``[IPv6]:PORT``) to serve the crawl's Prometheus metrics on,
+            at ``/metrics``, while it runs (None: no endpoint); port 0 picks a free one.
+        metrics_linger: once the crawl has ended, keep serving until one scrape has read the
+            final figures, for at most this many seconds (0: stop at once).
 
     Rendering (headless Chromium; see docs/rendering.md):
         render: fetch every page with the browser; the record's ``data.rendered`` is true.
@@ -471,6 +478,20 @@ class CrawlConfig:
         metavar="SECONDS",
     )
 
+    metrics: str | None = _option(
+        None,
+        Panel.MONITOR,
+        "Serve Prometheus metrics at http://HOST:PORT/metrics while the crawl runs.",
+        metavar="HOST:PORT",
+    )
+    metrics_linger: float = _option(
+        0.0,
+        Panel.MONITOR,
+        "Once the crawl ends, keep --metrics up until one scrape has read the final figures, "
+        "at most this long.",
+        metavar="SECONDS",
+    )
+
     render: bool = _option(False, Panel.RENDER, "Render every page in headless Chromium.")
     render_auto: bool = _option(
         False,
@@ -631,6 +652,7 @@ LIMITS: Mapping[str, Range] = types.MappingProxyType({
     "render_tab_pages": Range(1, 100_000, integer=True),
     "render_wait_max": Range(0, 60, open_low=True, unit="seconds"),
     "lease": Range(1, DAY, unit="seconds"),
+    "metrics_linger": Range(0, DAY, unit="seconds"),
 })  # fmt: skip
 
 
@@ -717,6 +739,42 @@ def _crawl_id(name: str, value: Any) -> Any:
         return check_crawl_id(value)
     except ValueError as exc:
         raise ConfigError(name, str(exc)) from None
+
+
+def _metrics(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(name, f"must be HOST:PORT, not {_v.shorten(value)}")
+    try:
+        parse_host_port(value)
+    except ValueError as exc:
+        raise ConfigError(name, str(exc)) from None
+    return value
+
+
+_BRACKETED = re.compile(r"\[([0-9A-Fa-f:.]+)\]")
+
+
+def parse_host_port(address: str) -> tuple[str, int]:
+    """Check a ``HOST:PORT`` (``[IPv6]:PORT``) address to listen on; return its parts.
+
+    Raises:
+        ValueError: it is not one (no port, a port out of 0-65535, an odd host).
+    """
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, not {_v.shorten(address)}")
+    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65_535:
+        raise ValueError(f"the port must be a number from 0 to 65535: {_v.shorten(address)}")
+    bracketed = _BRACKETED.fullmatch(host)
+    if bracketed is not None:
+        host = bracketed.group(1)
+    elif ":" in host or not _REDIS_HOST.fullmatch(host):
+        raise ValueError(
+            f"not a host name or IP address (an IPv6 one in brackets): {_v.shorten(address)}"
+        )
+    return host, int(port_text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -861,6 +919,7 @@ _CHECKS: Mapping[str, _v.Check] = {
     "recrawl": _v.flag,
     "frontier": _frontier_url,
     "crawl_id": _crawl_id,
+    "metrics": _metrics,
     "links": _v.flag,
     "selectors": _selectors,
     "extract": _v.callable_or_none,
