@@ -39,9 +39,13 @@ from ..http.fetcher import Fetcher, FetchError, Response, header_fields
 from ..model.config import CrawlConfig
 from ..model.page import ErrorKind
 from ..model.urls import exempt_origins, host_of, origin_text
+from ..scraper.browser import BrowserSetup
+from .actions import TabActions
 from .browser import Browser, find_browser, open_browser
+from .capture import NetworkCapture
 from .cdp import CdpConnection, CdpError, EventOverflow, Subscription
 from .socks import GuardedSocksProxy
+from .waits import PageWaits, wait_until_done
 
 __all__ = [
     "AutoFetcher",
@@ -153,7 +157,7 @@ class RenderStatistics:
 class _Navigation:
     """What the request handler learns about a tab's current page."""
 
-    __slots__ = ("blocked", "document", "raw_body", "redirects", "too_large")
+    __slots__ = ("blocked", "document", "raw_body", "redirects", "too_large", "waits")
 
     def __init__(self) -> None:
         self.document: tuple[str, int, list[tuple[str, str]]] | None = None  # url, status, headers
@@ -161,6 +165,7 @@ class _Navigation:
         self.too_large: str | None = None
         self.raw_body: bytes | None = None  # a main document that is not HTML, as it came
         self.redirects = 0
+        self.waits = PageWaits()  # conditions after the quiet / network-idle wait
 
 
 class _Tab:
@@ -541,6 +546,29 @@ class Renderer:
                 ``too_large``, ...), or ``browser`` when the tab or browser crashed or the
                 browser cannot be started.
         """
+        async with self.open_page(url) as (response, _):
+            return response
+
+    @asynccontextmanager
+    async def open_page(
+        self, url: str, setup: BrowserSetup | None = None
+    ) -> AsyncIterator[tuple[Response, TabActions | None]]:
+        """Render ``url`` as :meth:`fetch` does (with ``setup``'s waits and capture, else the
+        crawl's) and hold its tab until the block is left: the response, and the tab's
+        actions (None when the page was not rendered: a non-HTML document). Leaving the
+        block by an exception (the page deadline's cancellation included) stops the page, or
+        replaces the tab, before another page uses it.
+
+        Raises:
+            FetchError: as :meth:`fetch` (``render_wait`` too: a wait condition unmet).
+        """
+        setup = setup or BrowserSetup()
+        config = self._config
+        waits = PageWaits(
+            css=setup.wait_for if setup.wait_for is not None else config.render_wait_for,
+            js=setup.wait_js if setup.wait_js is not None else config.render_wait_js,
+            delay=setup.delay if setup.delay is not None else config.render_delay,
+        )
         async with self._slots:
             browser = await self._get_browser()
             try:
@@ -551,12 +579,38 @@ class Renderer:
             except CdpError as exc:
                 raise FetchError("browser", f"cannot open a tab: {exc}") from exc
             self.statistics.tabs_in_use += 1
+            actions: TabActions | None = None
+            capture: NetworkCapture | None = None
             try:
-                response = await self._render(tab, url)
+                if setup.capture is not None:
+                    capture = NetworkCapture(setup)
+                    try:
+                        await self._nursery.start(capture.run, browser.cdp, tab.session_id)
+                    except CdpError as exc:
+                        raise FetchError("browser", f"cannot follow the network: {exc}") from exc
+                response = await self._render(tab, url, waits)
                 self._failed_starts = 0
                 self.statistics.rendered += 1
-                return response
+                if response.rendered:
+                    actions = TabActions(browser.cdp, tab.session_id, response.final_url, capture)
+                try:
+                    yield response, actions
+                except BaseException:
+                    await self._stop_page(tab)
+                    raise
+                finally:
+                    if actions is not None:
+                        actions.close()
             finally:
+                if capture is not None:
+                    capture.stop()
+                if capture is not None or (actions is not None and actions.used):
+                    # The next page must not run under this one's network settings.
+                    with trio.CancelScope(shield=True), trio.move_on_after(_STOP_TIMEOUT):
+                        try:
+                            await browser.cdp.call("Network.disable", session_id=tab.session_id)
+                        except CdpError:
+                            tab.usable = False
                 self.statistics.tabs_in_use -= 1
                 tab.uses += 1
                 if tab.usable and tab.browser.alive and tab.uses < self._config.render_tab_pages:
@@ -564,10 +618,11 @@ class Renderer:
                 else:
                     await self._close_tab(tab)
 
-    async def _render(self, tab: _Tab, url: str) -> Response:
+    async def _render(self, tab: _Tab, url: str, waits: PageWaits) -> Response:
         cdp = tab.browser.cdp
         session = tab.session_id
         navigation = _Navigation()
+        navigation.waits = waits
         self._navigations[tab.target_id] = navigation
         try:
             with (
@@ -624,6 +679,8 @@ class Renderer:
             script = _QUIET_SCRIPT % (quiet_ms, quiet_ms, int(wait_max * 1000))
             with trio.move_on_after(wait_max + 1):
                 await _evaluate(cdp, session, script, await_promise=True)
+        if navigation.waits:
+            await wait_until_done(cdp, session, navigation.waits)
         html, final_url, content_type = await _evaluate(cdp, session, _SNAPSHOT_SCRIPT)
         body = str(html).encode("utf-8", "surrogatepass")
         if len(body) > self._config.max_bytes:
