@@ -8,6 +8,8 @@ Tests skip only when no Chromium is installed.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +17,9 @@ import trio
 
 from examples.quotes_site import QuotesSite
 from trio_scrape import ConfigError, Context, CrawlConfig, Crawler, Page, Router
+from trio_scrape.render.actions import MAX_SHOT_HEIGHT
 from trio_scrape.render.browser import find_browser
+from trio_scrape.render.renderer import open_renderer
 
 from .site import Reply, Site
 
@@ -26,6 +30,9 @@ except ConfigError:
         "Chromium is not installed (apt-get install chromium-headless-shell)",
         allow_module_level=True,
     )
+
+
+CLI = [sys.executable, "-m", "trio_scrape"]
 
 
 def js_page(script: str, *, body: str = "<p>loading...</p>", title: str = "loading") -> Reply:
@@ -222,3 +229,144 @@ async def test_a_capture_is_capped_in_count_and_bytes(site: Site) -> None:
     assert len(kept) <= 3 and all(name.startswith("small.json") for name in kept)
     assert pages[0].data["captured"] == len(kept)
     assert "capture_capped" in pages[0].data
+
+
+async def test_screenshots_of_every_rendered_page_and_a_handlers_pdf(
+    site: Site, tmp_path: Path
+) -> None:
+    tall = "<div style='height: 40000px'>tall</div>"
+    site.add("/", js_page("document.title = 'home';", body="<a href=/tall>tall</a>"))
+    site.add("/tall", js_page("document.title = 'tall';", body=tall))
+    site.add("/data.json", Reply(body=b"{}", content_type="application/json"))
+    shots = tmp_path / "shots"
+    router = Router()
+
+    @router.default
+    async def handle(ctx: Context) -> None:
+        if ctx.browser is None:
+            return
+        pdf = await ctx.browser.pdf(tmp_path / f"{ctx.page.title}.pdf")
+        png = await ctx.browser.screenshot()
+        ctx.push({"pdf": pdf[:5].decode(), "png": png[:8] == PNG})
+        ctx.enqueue_links()
+
+    seeds = [site.url("/"), site.url("/data.json")]
+    pages = by_path(await crawl(seeds, router=router, depth=1, screenshot=str(shots)))
+    assert set(pages) == {"/", "/tall", "/data.json"}
+    for path in ("/", "/tall"):
+        page = pages[path]
+        assert page.ok, page.error
+        shot = Path(page.data["screenshot"])
+        assert shot.parent == shots and head(shot, 8) == PNG
+        assert page.items == [{"pdf": "%PDF-", "png": True}]
+        assert head(tmp_path / f"{path.strip('/') or 'home'}.pdf", 5) == b"%PDF-"
+    assert "screenshot_clipped" not in pages["/"].data
+    assert pages["/tall"].data["screenshot_clipped"] is True
+    width, height = png_size(head(Path(pages["/tall"].data["screenshot"]), 24))
+    assert height == MAX_SHOT_HEIGHT and width > 0
+    assert "screenshot" not in pages["/data.json"].data  # not rendered: no screenshot
+    assert sorted(p.name for p in shots.iterdir()) == sorted(
+        Path(pages[p].data["screenshot"]).name for p in ("/", "/tall")
+    )
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def head(path: Path, size: int) -> bytes:
+    with open(path, "rb") as file:
+        return file.read(size)
+
+
+def downloaded(home: Path) -> list[Path]:
+    return list(home.rglob("file.bin*"))
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+async def test_screenshots_with_state_are_written_once_across_a_sigkill(
+    site: Site, tmp_path: Path
+) -> None:
+    count = 24
+    for i in range(count):
+        links = "".join(f"<a href=/p{j}>{j}</a>" for j in range(i + 1, min(i + 3, count)))
+        site.add(f"/p{i}", js_page(f"document.title = 'p{i}';", body=links))
+    shots, out, state = tmp_path / "shots", tmp_path / "out.jsonl", tmp_path / "state.db"
+    command = [
+        *CLI, "run", site.url("/p0"), "--depth", "100", "-o", str(out), "--state", str(state),
+        "--render", "--render-tabs", "2", "--screenshot", str(shots), "-q", "--processes", "1",
+        "--no-robots",
+    ]  # fmt: skip
+    with trio.fail_after(90):
+        killed = await site.kill_at(command, 8)
+        assert killed, "the crawl was too quick to be killed"
+        # What a write cut short by a kill leaves (of a process that is gone): removed.
+        shots.mkdir(exist_ok=True)
+        orphan = shots / f".{'0' * 32}.png.{dead_pid()}.part"
+        orphan.write_bytes(b"half a png")
+        result = await trio.run_process(command, capture_stderr=True, check=False)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    urls = [r["url"] for r in records]
+    assert sorted(urls) == sorted(site.url(f"/p{i}") for i in range(count))  # each once
+    written = {str(shots / p.name) for p in shots.iterdir()}
+    assert written == {r["data"]["screenshot"] for r in records}
+    for path in written:
+        assert head(Path(path), 8) == PNG
+
+
+def dead_pid() -> int:
+    """A process id no process has now (a child that has exited)."""
+    import subprocess
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+async def test_endless_dialogs_pop_ups_and_downloads_are_bounded(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # where a download would land
+    site.add(
+        "/file.bin",
+        Reply(
+            body=b"x" * 1000,
+            content_type="application/octet-stream",
+            headers={"Content-Disposition": "attachment; filename=file.bin"},
+        ),
+    )
+    site.add("/popup", js_page("document.title = 'popup';"))
+    site.add(
+        "/dialogs",
+        js_page("document.title = 'dialogs'; for (let i = 0; i < 200; i++) alert(i);"),
+    )
+    site.add(
+        "/popups",
+        js_page("document.title = 'popups'; for (let i = 0; i < 100; i++) window.open('/popup');"),
+    )
+    site.add(
+        "/downloads",
+        js_page(
+            "document.title = 'downloads';"
+            "for (let i = 0; i < 30; i++) { const a = document.createElement('a');"
+            " a.href = '/file.bin'; a.download = 'file.bin'; document.body.append(a); a.click(); }"
+        ),
+    )
+    config = CrawlConfig(render=True, render_tabs=1, timeout=10, allow_private=True)
+    async with open_renderer(config) as renderer:
+        with trio.fail_after(40):
+            for name in ("dialogs", "popups", "downloads"):
+                response = await renderer.fetch(site.url(f"/{name}"))
+                assert f"<title>{name}</title>" in response.content.decode()
+            browser = renderer._browser
+            assert browser is not None
+            targets = await browser.cdp.call("Target.getTargets")
+        infos = targets["targetInfos"]
+        assert [t["url"] for t in infos if t["type"] == "page" and t["title"] != "about:blank"] == [
+            site.url("/downloads")
+        ]  # the tab: every pop-up was closed
+        assert 1 <= renderer.statistics.popups_closed <= 100
+    assert not downloaded(tmp_path)

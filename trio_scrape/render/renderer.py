@@ -24,6 +24,7 @@ a rendered page; only the body differs: the HTML of the DOM once the page has se
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -140,6 +141,7 @@ class RenderStatistics:
         "browser_memory",
         "browser_peak_memory",
         "browser_starts",
+        "popups_closed",
         "rendered",
         "tabs_in_use",
         "tabs_replaced",
@@ -151,6 +153,7 @@ class RenderStatistics:
         self.browser_memory: int | None = None
         self.browser_peak_memory: int | None = None
         self.browser_starts = 0
+        self.popups_closed = 0
         self.tabs_replaced = 0
 
 
@@ -286,6 +289,7 @@ class Renderer:
         with (
             cdp.subscribe(["Fetch.requestPaused"]) as paused,
             cdp.subscribe(["Target.targetCrashed", "Target.detachedFromTarget"]) as targets,
+            cdp.subscribe(["Target.targetCreated"]) as created,
         ):
             await cdp.call("Fetch.enable", {"patterns": _PATTERNS})
             await cdp.call("Target.setDiscoverTargets", {"discover": True})
@@ -293,6 +297,7 @@ class Renderer:
             await cdp.call("Browser.setDownloadBehavior", {"behavior": "deny"})
             nursery.start_soon(self._handle_requests, browser, paused)
             nursery.start_soon(self._watch_targets, targets)
+            nursery.start_soon(self._close_popups, cdp, created)
             nursery.start_soon(self._sample_memory, browser)
             task_status.started(browser)
             await cdp.wait_closed()
@@ -314,6 +319,19 @@ class Renderer:
             stats.browser_memory = memory
             stats.browser_peak_memory = max(memory, stats.browser_peak_memory or 0)
             await trio.sleep(_MEMORY_INTERVAL)
+
+    async def _close_popups(self, cdp: CdpConnection, events: Subscription) -> None:
+        """Close every page a page opens (``window.open``, ``target=_blank``): pop-ups are
+        never rendered, and a page that opens them without end must not fill the browser."""
+        try:
+            async for event in events:
+                info = event.get("targetInfo", {})
+                if info.get("type") == "page" and info.get("openerId"):
+                    self.statistics.popups_closed += 1
+                    with contextlib.suppress(CdpError):
+                        await cdp.call("Target.closeTarget", {"targetId": info["targetId"]})
+        except CdpError:
+            return  # the browser is gone: _run_browser replaces it
 
     async def _watch_targets(self, events: Subscription) -> None:
         """Mark a tab whose renderer crashed (or whose target went away) unusable, and
