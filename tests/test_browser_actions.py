@@ -20,6 +20,7 @@ from trio_scrape import ConfigError, Context, CrawlConfig, Crawler, Page, Router
 from trio_scrape.render.actions import MAX_SHOT_HEIGHT
 from trio_scrape.render.browser import find_browser
 from trio_scrape.render.renderer import open_renderer
+from trio_scrape.scraper.toml_spider import TomlSpiderError, toml_spider
 
 from .site import Reply, Site
 
@@ -370,3 +371,41 @@ async def test_endless_dialogs_pop_ups_and_downloads_are_bounded(
         ]  # the tab: every pop-up was closed
         assert 1 <= renderer.statistics.popups_closed <= 100
     assert not downloaded(tmp_path)
+
+
+SCROLL_SPIDER = """
+[routes.scroll]
+match = "*/scroll"
+scroll = true
+capture = '/api/quotes\\?page='
+render_wait_for = "#quotes"
+
+[[routes.scroll.items]]
+each = "jmes:[].quotes[]"
+fields = { text = "jmes:text", author = "jmes:author.name", tags = "jmes:tags" }
+"""
+
+
+async def test_a_toml_route_scrolls_and_takes_items_from_the_captured_answers(
+    nursery: trio.Nursery,
+) -> None:
+    site = QuotesSite(quotes=35, seed=5)
+    await nursery.start(site.serve)
+    spider = toml_spider(SCROLL_SPIDER)
+    pages = await crawl([site.base + "/scroll"], router=spider.router, timeout=30)
+    assert pages[0].ok, pages[0].error
+    truth = [{"text": q.text, "author": q.author, "tags": list(q.tags)} for q in site.quotes()]
+    assert pages[0].items == truth
+    assert pages[0].data["captured"] == 4
+
+
+def test_a_toml_routes_browser_keys_are_checked() -> None:
+    for key, value, message in (
+        ("render_wait_for", '"div["', "not a CSS selector"),
+        ("capture", '"("', "not a regular expression"),
+        ("scroll", "0", "scrolls"),
+        ("capture_max", '"x"', "integer"),
+    ):
+        with pytest.raises(TomlSpiderError, match=message) as caught:
+            toml_spider(f"[routes.a]\n{key} = {value}\nitems = {{ fields = {{ t = 'h1' }} }}\n")
+        assert f"routes.a.{key}" in str(caught.value)

@@ -210,7 +210,7 @@ class PagePipeline:
                         spec is None or (spec.method == "GET" and spec.body is None)
                     ):
                         response, tab = await held.enter_async_context(
-                            self._open_page(request.url, self._setup(spec))
+                            self._open_page(request.url, self._setup(request.url, spec))
                         )
                     elif spec is None:
                         validators = memo.conditional_headers() if memo is not None else None
@@ -290,13 +290,12 @@ class PagePipeline:
         )
         return outcome
 
-    def _setup(self, spec: Request | None) -> BrowserSetup | None:
+    def _setup(self, url: str, spec: Request | None) -> BrowserSetup | None:
         """The browser settings of the route a page's request goes to (None: the crawl's)."""
-        router = self._config.router
-        if router is None:
+        finder = getattr(self._config.router, "browser_setup_for", None)
+        if finder is None:
             return None
-        route = router.route(None if spec is None else spec.label)
-        setup = getattr(route, "browser", None)
+        setup = finder(None if spec is None else spec.label, url)
         return setup if isinstance(setup, BrowserSetup) else None
 
     async def _screenshot(self, page: Page, tab: TabActions) -> None:

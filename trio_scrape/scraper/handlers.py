@@ -228,6 +228,12 @@ class Router:
                     return f"{module.__name__}:{name}"
         return None
 
+    def browser_setup_for(self, label: str | None, url: str) -> BrowserSetup | None:
+        """The browser settings for a page of ``url`` whose request has ``label`` (None:
+        the crawl's)."""
+        route = self.route(label)
+        return None if route is None else route.browser
+
     def route(self, label: str | None) -> Route | None:
         """The route of a page whose request has ``label``; None: no handler for it."""
         found = self._routes.get(label)
@@ -351,6 +357,11 @@ class Context:
         if self._json is _UNREAD:
             self._json = self.page.json()
         return self._json
+
+    def use_json(self, value: Any) -> None:
+        """Make :meth:`json` (and :meth:`jmes`) read ``value`` instead of the body (a TOML
+        route's captured answers)."""
+        self._json = value
 
     def jmes(self, expression: str | jmespath.parser.ParsedResult) -> Any:
         """A JMESPath expression over :meth:`json` (None when it selects nothing)."""
