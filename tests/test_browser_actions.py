@@ -409,3 +409,33 @@ def test_a_toml_routes_browser_keys_are_checked() -> None:
         with pytest.raises(TomlSpiderError, match=message) as caught:
             toml_spider(f"[routes.a]\n{key} = {value}\nitems = {{ fields = {{ t = 'h1' }} }}\n")
         assert f"routes.a.{key}" in str(caught.value)
+
+
+async def test_worker_processes_drive_their_own_browsers(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """With --processes 2 the pipeline (rendering, the route's capture and scroll, the
+    screenshots) runs in the worker processes, each with a browser of its own."""
+    site = QuotesSite(quotes=25, seed=7)
+    await nursery.start(site.serve)
+    spider, shots = tmp_path / "scroll.toml", tmp_path / "shots"
+    spider.write_text(SCROLL_SPIDER)
+    seeds = [site.base + "/scroll", site.base + "/js/"]
+    command = [
+        *CLI, "crawl", str(spider), *seeds, "-o", "items.jsonl", "--records", "pages.jsonl",
+        "--render", "--processes", "2", "--screenshot", str(shots), "-q", "--no-robots",
+    ]  # fmt: skip
+    with trio.fail_after(60):
+        result = await trio.run_process(command, cwd=tmp_path, capture_stderr=True, check=False)
+    assert result.returncode == 0, result.stderr
+    items = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
+    truth = [{"text": q.text, "author": q.author, "tags": list(q.tags)} for q in site.quotes()]
+    assert items == truth
+    records = {
+        r["url"]: r for r in map(json.loads, (tmp_path / "pages.jsonl").read_text().splitlines())
+    }
+    assert set(records) == set(seeds)
+    assert records[site.base + "/scroll"]["data"]["captured"] == 3
+    assert {p.name for p in shots.iterdir()} == {
+        Path(r["data"]["screenshot"]).name for r in records.values()
+    }
