@@ -439,3 +439,17 @@ async def test_worker_processes_drive_their_own_browsers(
     assert {p.name for p in shots.iterdir()} == {
         Path(r["data"]["screenshot"]).name for r in records.values()
     }
+
+
+async def test_screenshot_warns_that_auto_mode_takes_none(site: Site, tmp_path: Path) -> None:
+    site.add("/", Reply(body=b"<title>t</title><p>" + b"text " * 100 + b"</p>"))
+    shots = tmp_path / "shots"
+    command = [
+        *CLI, "run", site.url("/"), "--no-robots", "--render-auto", "--screenshot", str(shots),
+    ]  # fmt: skip
+    with trio.fail_after(30):
+        result = await trio.run_process(command, capture_stdout=True, capture_stderr=True)
+    warnings = [line for line in result.stderr.decode().splitlines() if "warning" in line]
+    assert warnings == ["trio-scrape: warning: --screenshot has no effect without --render"]
+    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["ok"] and "screenshot" not in record["data"]
