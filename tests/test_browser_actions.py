@@ -99,6 +99,17 @@ async def test_an_unmet_wait_is_a_render_wait_error_within_the_deadline(site: Si
     assert error is not None and "boom" in error.message  # what the expression threw is said
 
 
+async def test_a_selector_lexbor_accepts_and_chromium_refuses_is_a_render_wait_error(
+    site: Site,
+) -> None:
+    site.add("/p", js_page("document.title = 'p';", body="<p>x</p>"))
+    selector = 'p:lexbor-contains("x")'  # lexbor's own pseudo-class
+    CrawlConfig(render=True, render_wait_for=selector)  # accepted when configured
+    [page] = await crawl([site.url("/p")], render_wait_for=selector, timeout=5, retries=0)
+    assert page.error is not None and page.error.kind == "render_wait"
+    assert "refused" in page.error.message and "lexbor-contains" in page.error.message
+
+
 def test_an_invalid_wait_selector_is_refused_when_configured() -> None:
     with pytest.raises(ConfigError) as caught:
         CrawlConfig(render=True, render_wait_for="div[")

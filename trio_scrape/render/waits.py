@@ -93,11 +93,16 @@ async def wait_until_done(cdp: CdpConnection, session: str, waits: PageWaits) ->
     """
     if waits.css is not None:
         await _poll(
-            cdp, session, css_check(waits.css), f"nothing matched the CSS selector {waits.css!r}"
+            cdp,
+            session,
+            css_check(waits.css),
+            f"nothing matched the CSS selector {waits.css!r}",
+            f"the browser refused the CSS selector {waits.css!r}",
         )
     if waits.js is not None:
         check = f"async () => ({waits.js})"
-        await _poll(cdp, session, check, f"the expression {short(waits.js)} stayed false")
+        unmet = f"the expression {short(waits.js)} stayed false"
+        await _poll(cdp, session, check, unmet, f"the expression {short(waits.js)} threw")
     if waits.delay > 0:
         await trio.sleep(waits.delay)
 
@@ -132,12 +137,12 @@ def css_check(selector: str) -> str:
     return f"() => document.querySelector({orjson.dumps(selector).decode()}) !== null"
 
 
-async def _poll(cdp: CdpConnection, session: str, check: str, unmet: str) -> None:
+async def _poll(cdp: CdpConnection, session: str, check: str, unmet: str, failed: str) -> None:
     budget = _budget()
     try:
         met = await poll_until(cdp, session, check, budget)
     except ScriptFailed as exc:
-        raise FetchError("render_wait", f"the wait failed in the browser: {exc}") from None
+        raise FetchError("render_wait", f"{failed}: {exc}") from None
     except CdpError as exc:
         if "context" in exc.message.lower():  # the page navigated meanwhile
             raise FetchError("render_wait", f"the page navigated while waiting: {unmet}") from exc
