@@ -191,6 +191,42 @@ async def test_failed_actions_and_throwing_scripts_fail_the_page_not_the_crawl(s
         assert pages[path].items == [{"before": path[1:]}]
 
 
+async def test_an_action_cut_short_releases_or_replaces_the_tab(site: Site) -> None:
+    """A handler's action cancelled mid-call (a promise that never settles, a script that
+    never returns) leaves no tab behind: the one tab is stopped or replaced, and the next
+    page renders in it."""
+    site.add("/a", js_page("document.title = 'a';"))
+    site.add("/b", js_page("document.title = 'b';"))
+    site.add("/busy", js_page("document.title = 'busy'; while (true) {}"))
+    config = CrawlConfig(render=True, render_tabs=1, allow_private=True)
+    async with open_renderer(config) as renderer:
+        for script in ("new Promise(() => {})", "while (true) {}"):
+            with trio.move_on_after(1) as scope:
+                async with renderer.open_page(site.url("/a")) as (_, tab):
+                    assert tab is not None
+                    await tab.evaluate(script)
+            assert scope.cancelled_caught, script
+            assert renderer.statistics.tabs_in_use == 0
+            with trio.fail_after(10):
+                response = await renderer.fetch(site.url("/b"))
+            assert "<title>b</title>" in response.content.decode(), script
+        # The tab busy in a script for good did not answer once stopped: it was replaced.
+        assert renderer.statistics.tabs_replaced == 1
+        # So is one whose page's own script never returns (cut short by the page deadline).
+        with trio.move_on_after(2) as scope:
+            await renderer.fetch(site.url("/busy"))
+        assert scope.cancelled_caught
+        with trio.fail_after(10):
+            response = await renderer.fetch(site.url("/b"))
+        assert "<title>b</title>" in response.content.decode()
+        assert renderer.statistics.tabs_replaced == 2
+        browser = renderer._browser
+        assert browser is not None
+        targets = await browser.cdp.call("Target.getTargets")
+        pages = [t for t in targets["targetInfos"] if t["type"] == "page"]
+        assert len(pages) <= 2, pages  # the tab (and the browser's first blank page)
+
+
 async def scroll_quotes(ctx: Context) -> None:
     assert ctx.browser is not None
     ctx.push({"scrolls": await ctx.browser.scroll_to_end()})

@@ -720,6 +720,9 @@ class Renderer:
             try:
                 await cdp.call("Page.stopLoading", session_id=tab.session_id)
                 await cdp.call("Page.navigate", {"url": "about:blank"}, session_id=tab.session_id)
+                # A renderer busy in a script that never returns (a page's or a handler's
+                # ``while (true)``) takes the navigation but answers nothing more: replaced.
+                await cdp.call("Runtime.evaluate", {"expression": "1"}, session_id=tab.session_id)
             except CdpError:
                 tab.usable = False
         if scope.cancelled_caught:
