@@ -257,6 +257,44 @@ async def test_the_scroll_pages_quotes_come_from_its_own_api_answers(nursery: tr
     assert items[0]["scrolls"] >= 1
 
 
+SCROLLER = """
+let n = 0;
+window.addEventListener('scroll', () => {
+  if (n >= 3 || innerHeight + scrollY < document.body.scrollHeight - 5) return;
+  n++;
+  if (n === 1) fetch('/poll');  // a long poll: never answered
+  fetch('/more').then((r) => r.text()).then((text) => {
+    const div = document.createElement('div');
+    div.className = 'item'; div.style.height = '2000px'; div.textContent = text;
+    document.body.append(div);
+  });
+});
+"""
+
+
+async def test_scroll_to_end_stops_when_nothing_new_comes_despite_a_long_poll(site: Site) -> None:
+    async def never(_: object) -> Reply:
+        await trio.sleep_forever()
+        raise AssertionError
+
+    site.add("/poll", never)
+    site.add("/more", Reply(body=b"more", content_type="text/plain"))
+    site.add("/feed", js_page(SCROLLER, body="<div style='height: 2000px'>top</div>"))
+    router = Router()
+
+    @router.default
+    async def handle(ctx: Context) -> None:
+        assert ctx.browser is not None
+        scrolls = await ctx.browser.scroll_to_end(idle=0.2)
+        await ctx.refresh()
+        ctx.push({"scrolls": scrolls, "items": len(ctx.css(".item"))})
+
+    with trio.fail_after(30):
+        [page] = await crawl([site.url("/feed")], router=router, timeout=20)
+    assert page.ok, page.error
+    assert page.items == [{"scrolls": 4, "items": 3}]
+
+
 async def test_a_capture_is_capped_in_count_and_bytes(site: Site) -> None:
     big = json.dumps({"x": "y" * 300_000}).encode()
     site.add("/big.json", Reply(body=big, content_type="application/json"))

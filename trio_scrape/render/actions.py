@@ -227,19 +227,25 @@ class TabActions:
 
     async def _settle(self, events: Subscription, in_flight: set[str], idle: float) -> None:
         """Wait until the page's requests are answered and its DOM has been quiet ``idle``
-        seconds."""
+        seconds. A request still unanswered after ``20 * idle`` seconds (a long poll, a
+        stream) is waited for no more."""
         idle_ms = int(idle * 1000)
         while True:
             await self.evaluate(_QUIET % (idle_ms, idle_ms, idle_ms * 20))
             _note(events, in_flight)
             if not in_flight:
                 return
-            while in_flight:
-                try:
-                    event = await events.receive()
-                except CdpError as exc:
-                    raise BrowserActionError(f"scroll_to_end: {exc.message}") from exc
-                _apply(event, in_flight)
+            with trio.move_on_after(idle * 20) as waited:
+                while in_flight:
+                    try:
+                        event = await events.receive()
+                    except CdpError as exc:
+                        raise BrowserActionError(f"scroll_to_end: {exc.message}") from exc
+                    _apply(event, in_flight)
+            if waited.cancelled_caught:
+                in_flight.clear()  # those never end: the DOM's quiet decides
+                await self.evaluate(_QUIET % (idle_ms, idle_ms, idle_ms * 20))
+                return
 
     async def content(self) -> str:
         html = await self.evaluate(
