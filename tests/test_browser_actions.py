@@ -317,6 +317,46 @@ async def test_a_capture_is_capped_in_count_and_bytes(site: Site) -> None:
     assert "capture_capped" in pages[0].data
 
 
+async def test_a_capture_never_lets_past_what_the_address_guard_refuses(
+    site: Site, nursery: trio.Nursery
+) -> None:
+    canary = Site("127.0.0.2")  # stands in for a private address: not the seed's origin
+    await nursery.start(canary.serve)
+    canary.add(
+        "/secret.json",
+        Reply(
+            body=b'{"secret": 1}',
+            content_type="application/json",
+            headers={"Access-Control-Allow-Origin": "*"},  # a script may read it
+        ),
+    )
+    site.add("/mine.json", Reply(body=b'{"mine": 1}', content_type="application/json"))
+    site.add(
+        "/",
+        js_page(
+            f"fetch('{canary.url('/secret.json')}').catch(() => 0);"
+            "fetch('/mine.json').then(() => { document.title = 'fetched'; });"
+        ),
+    )
+    router = Router()
+
+    @router.handler(None, capture=r"\.json")
+    async def handle(ctx: Context) -> None:
+        assert ctx.browser is not None
+        ctx.push({"captured": [a.json() for a in await ctx.browser.captured()]})
+
+    [page] = await crawl([site.url("/")], router=router, render_wait="networkidle")
+    assert page.ok, page.error
+    assert page.items == [{"captured": [{"mine": 1}]}]
+    assert canary.paths() == []
+    # With --allow-private the same page reaches the canary, and the capture sees its answer.
+    pages = await crawl(
+        [site.url("/")], router=router, render_wait="networkidle", allow_private=True
+    )
+    assert sorted(map(str, pages[0].items[0]["captured"])) == ["{'mine': 1}", "{'secret': 1}"]
+    assert canary.paths() == ["/secret.json"]
+
+
 async def test_screenshots_of_every_rendered_page_and_a_handlers_pdf(
     site: Site, tmp_path: Path
 ) -> None:
