@@ -578,3 +578,21 @@ async def test_screenshot_warns_that_auto_mode_takes_none(site: Site, tmp_path: 
     assert warnings == ["trio-scrape: warning: --screenshot has no effect without --render"]
     [record] = [json.loads(line) for line in result.stdout.splitlines()]
     assert record["ok"] and "screenshot" not in record["data"]
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+async def test_a_screenshot_directory_that_cannot_be_made_is_one_line_exit_2(
+    tmp_path: Path, processes: str
+) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    command = [
+        *CLI, "run", "http://127.0.0.1:9/", "--render", "--screenshot",
+        str(tmp_path / "file" / "shots"), "--processes", processes, "-q",
+    ]  # fmt: skip
+    with trio.fail_after(30):
+        result = await trio.run_process(command, capture_stderr=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == [
+        f"trio-scrape: error: --screenshot: cannot create '{tmp_path / 'file' / 'shots'}': "
+        "Not a directory"
+    ]

@@ -56,7 +56,7 @@ from ..model.request import Request
 from ..model.urls import MAX_LINKS_PER_PAGE, LinkResolver, browser_url, document_base
 from ..model.validate import shorten
 from ..render.actions import TabActions, take_screenshot
-from ..render.files import file_name, remove_orphans, write_whole
+from ..render.files import file_name, open_directory, write_whole
 from ..scraper.browser import BrowserSetup
 from ..scraper.handlers import Context
 
@@ -168,9 +168,8 @@ class PagePipeline:
             config.router is not None or config.screenshot is not None
         )
         self._open_page: Any = open_page
-        if config.screenshot is not None:
-            os.makedirs(config.screenshot, exist_ok=True)
-            remove_orphans(config.screenshot)
+        if config.screenshot is not None and self._holds:
+            open_directory(config.screenshot, "screenshot")
 
     async def attempt(self, request: CrawlRequest, *, paced: bool = False) -> Outcome:
         """One attempt at ``request`` under the page deadline (``paced``: its request is

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import trio
 
-__all__ = ["file_name", "remove_orphans", "write_whole"]
+__all__ = ["file_name", "open_directory", "remove_orphans", "write_whole"]
 
 _PART = re.compile(r"\..+\.(\d+)\.part")
 
@@ -26,6 +26,24 @@ def file_name(url: str, suffix: str) -> str:
     """The file name for ``url``'s page: the first 32 hex digits of its SHA-256, and
     ``suffix`` (``.png``, ``.pdf``)."""
     return hashlib.sha256(url.encode()).hexdigest()[:32] + suffix
+
+
+def open_directory(directory: str | os.PathLike[str], option: str) -> str:
+    """Make ``directory`` if missing and remove the orphans in it (:func:`remove_orphans`);
+    returns its path.
+
+    Raises:
+        ConfigError: (for ``option``) it cannot be made.
+    """
+    from ..errors import ConfigError
+
+    path = os.fspath(directory)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(option, f"cannot create {path!r}: {exc.strerror or exc}") from None
+    remove_orphans(path)
+    return path
 
 
 def _write(path: Path, data: bytes) -> None:
