@@ -596,3 +596,19 @@ async def test_a_screenshot_directory_that_cannot_be_made_is_one_line_exit_2(
         f"trio-scrape: error: --screenshot: cannot create '{tmp_path / 'file' / 'shots'}': "
         "Not a directory"
     ]
+
+
+async def test_parse_runs_a_toml_routes_scroll_and_capture(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    site = QuotesSite(quotes=15, seed=9)
+    await nursery.start(site.serve)
+    spider = tmp_path / "scroll.toml"
+    spider.write_text(SCROLL_SPIDER)
+    command = [*CLI, "parse", site.base + "/scroll", "--spider", str(spider), "--render"]
+    with trio.fail_after(60):
+        result = await trio.run_process(command, capture_stdout=True, capture_stderr=True)
+    report = json.loads(result.stdout)
+    assert report["route"] == "scroll" and report["error"] is None, report["error"]
+    truth = [{"text": q.text, "author": q.author, "tags": list(q.tags)} for q in site.quotes()]
+    assert report["items"] == truth
