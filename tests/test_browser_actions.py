@@ -73,7 +73,7 @@ async def test_waits_for_a_selector_a_predicate_or_a_delay(site: Site) -> None:
         {"render_wait_for": "h1#late"},
         {"render_wait_js": "document.querySelector('#late') !== null"},
         {"render_wait_js": "new Promise((r) => setTimeout(() => r(!!window.late), 50))"},
-        {"render_delay": 0.6},
+        {"render_delay": 1.0},
     ):
         pages = await crawl([url], **options)
         assert pages[0].ok, (options, pages[0].error)
@@ -88,13 +88,12 @@ async def test_an_unmet_wait_is_a_render_wait_error_within_the_deadline(site: Si
         {"render_wait_js": "false"},
         {"render_wait_js": "(() => { throw new Error('boom'); })()"},
     ):
-        started = trio.current_time()
         pages = by_path(
-            await crawl([site.url("/late"), site.url("/other")], timeout=2, retries=0, **options)
+            await crawl([site.url("/late"), site.url("/other")], timeout=4, retries=0, **options)
         )
-        assert trio.current_time() - started < 8
         error = pages["/late"].error
         assert error is not None and error.kind == "render_wait", (options, error)
+        assert pages["/late"].elapsed < 4.5  # given up within the page deadline
         assert set(pages) == {"/late", "/other"}  # a record each: the crawl went on
     assert error is not None and "boom" in error.message  # what the expression threw is said
 
@@ -173,12 +172,12 @@ async def test_failed_actions_and_throwing_scripts_fail_the_page_not_the_crawl(s
         elif name == "c":
             await ctx.browser.select("#colour", "green")
         else:
-            # Held past the page deadline: cancelled, and the tab serves the other pages.
+            # Held past the page deadline: cancelled (the tab's fate: the cut-short test).
             await ctx.browser.evaluate("new Promise(() => {})")
 
     pages = by_path(
         await crawl(
-            [site.url(f"/{n}") for n in "abcd"], router=router, timeout=3, render_tabs=1, retries=0
+            [site.url(f"/{n}") for n in "abcd"], router=router, timeout=3, render_tabs=4, retries=0
         )
     )
     errors = {path: page.error for path, page in pages.items()}
