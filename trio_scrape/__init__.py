@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .engine.crawler import scrape as scrape
     from .engine.stats import CrawlStatistics as CrawlStatistics
     from .engine.stats import StopReason as StopReason
+    from .errors import BrowserActionError as BrowserActionError
     from .errors import ConfigError as ConfigError
     from .errors import FrontierError as FrontierError
     from .errors import LoginFailed as LoginFailed
@@ -62,6 +63,8 @@ if TYPE_CHECKING:
     from .output.sinks import JsonlSink as JsonlSink
     from .output.sinks import Sink as Sink
     from .output.sinks import open_file_sink as open_file_sink
+    from .scraper.browser import BrowserTab as BrowserTab
+    from .scraper.browser import CapturedResponse as CapturedResponse
     from .scraper.forms import FormError as FormError
     from .scraper.forms import FormFile as FormFile
     from .scraper.forms import FormSubmission as FormSubmission
@@ -71,6 +74,9 @@ if TYPE_CHECKING:
     from .scraper.items import ItemError as ItemError
 
 __all__ = [
+    "BrowserActionError",
+    "BrowserTab",
+    "CapturedResponse",
     "ConfigError",
     "Context",
     "CrawlConfig",
@@ -123,6 +129,7 @@ _EXPORTS = {
     "StopReason": ".engine.stats",
     "open_crawl": ".engine.crawler",
     "scrape": ".engine.crawler",
+    "BrowserActionError": ".errors",
     "ConfigError": ".errors",
     "FrontierError": ".errors",
     "LoginFailed": ".errors",
@@ -140,6 +147,8 @@ _EXPORTS = {
     "Selector": ".model.parse",
     "Request": ".model.request",
     "RequestError": ".model.request",
+    "BrowserTab": ".scraper.browser",
+    "CapturedResponse": ".scraper.browser",
     "FormError": ".scraper.forms",
     "FormFile": ".scraper.forms",
     "FormSubmission": ".scraper.forms",

@@ -10,7 +10,8 @@ that stop a whole crawl::
     ├── StateError                         the --state database cannot be used or written
     ├── FrontierError                      the shared frontier (Redis) cannot be reached or used
     ├── WorkerError                        worker processes kept dying (--processes)
-    └── LoginFailed                        a scraper's log-in failed (its handler said so)
+    ├── LoginFailed                        a scraper's log-in failed (its handler said so)
+    └── BrowserActionError                 a handler's browser action failed (its page's error)
 
 Anything else that escapes a crawl is a bug in trio-scrape or in a hook you gave it.
 """
@@ -18,6 +19,7 @@ Anything else that escapes a crawl is a bug in trio-scrape or in a hook you gave
 from __future__ import annotations
 
 __all__ = [
+    "BrowserActionError",
     "ConfigError",
     "FrontierError",
     "LoginFailed",
@@ -89,3 +91,9 @@ class LoginFailed(TrioScrapeError):
     handler raised it mid-crawl (``trio-scrape crawl`` exits with code 4). With ``state``,
     pages in flight go back to the queue: running the crawl again logs in again and resumes.
     """
+
+
+class BrowserActionError(TrioScrapeError):
+    """A handler's action on a rendered page failed: nothing matched its selector, its script
+    threw, or the tab went away. Uncaught, it becomes the page's ``extract`` error (the crawl
+    goes on)."""

@@ -645,6 +645,10 @@ _NEEDS = (
     ("render_tab_pages", ("render", "render_auto", "render_if"), "--render"),
     ("render_resources", ("render", "render_auto", "render_if"), "--render"),
     ("browser", ("render", "render_auto", "render_if"), "--render"),
+    ("render_wait_for", ("render", "render_auto", "render_if"), "--render"),
+    ("render_wait_js", ("render", "render_auto", "render_if"), "--render"),
+    ("render_delay", ("render", "render_auto", "render_if"), "--render"),
+    ("screenshot", ("render",), "--render"),  # auto mode takes none (docs/rendering.md)
     ("cache_ttl", ("cache",), "--cache"),
     ("delay_jitter", ("delay",), "--delay"),
     ("crawl_id", ("frontier",), "--frontier"),

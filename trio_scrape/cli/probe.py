@@ -47,6 +47,11 @@ class _Capture:
     def reference(self) -> str | None:
         return None
 
+    def browser_setup_for(self, label: str | None, url: str) -> Any:
+        """The inner router's browser settings for the page (its waits and capture)."""
+        finder = getattr(self.inner, "browser_setup_for", None)
+        return None if finder is None else finder(label, url)
+
     def startup(self, seeds: list[str]) -> list[Any]:
         """The spider's start-up step (a log-in), so the page is fetched as a crawl would."""
         return [] if self.inner is None else list(self.inner.startup(seeds))

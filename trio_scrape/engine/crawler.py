@@ -454,6 +454,11 @@ class Crawler:
         # sitemaps only.
         from ..processes.pool import open_process_pipeline
 
+        if config.screenshot is not None and config.rendering == "always":
+            from ..render.files import open_directory
+
+            open_directory(config.screenshot, "screenshot")  # its error here, not in each process
+
         fetcher = await stack.enter_async_context(
             open_fetcher(
                 config,

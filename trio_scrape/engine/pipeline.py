@@ -15,21 +15,23 @@ pipeline runs in the crawler's process or in a worker process, and any :class:`F
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import inspect
 import itertools
 import logging
+import os
 import random
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import httpx
 import trio
 
-from ..errors import LoginFailed
+from ..errors import BrowserActionError, LoginFailed
 from ..http.fetcher import (
     RETRY_STATUSES,
     Fetcher,
@@ -53,6 +55,9 @@ from ..model.parse import (
 from ..model.request import Request
 from ..model.urls import MAX_LINKS_PER_PAGE, LinkResolver, browser_url, document_base
 from ..model.validate import shorten
+from ..render.actions import TabActions, take_screenshot
+from ..render.files import file_name, open_directory, write_whole
+from ..scraper.browser import BrowserSetup
 from ..scraper.handlers import Context
 
 __all__ = ["AttemptLost", "Outcome", "PagePipeline", "Pipeline", "SitemapEntries", "failed_page"]
@@ -157,6 +162,14 @@ class PagePipeline:
         self._rendering = config.rendering != "off"
         self._resolver = resolver if resolver is not None else LinkResolver()
         self._rng = rng if rng is not None else random.Random()
+        # A renderer holds a page's tab through its handler (and its screenshot).
+        open_page = getattr(fetcher, "open_page", None)
+        self._holds = open_page is not None and (
+            config.router is not None or config.screenshot is not None
+        )
+        self._open_page: Any = open_page
+        if config.screenshot is not None and self._holds:
+            open_directory(config.screenshot, "screenshot")
 
     async def attempt(self, request: CrawlRequest, *, paced: bool = False) -> Outcome:
         """One attempt at ``request`` under the page deadline (``paced``: its request is
@@ -183,28 +196,45 @@ class PagePipeline:
             scraping = config.router is not None
             memo = None if request.sitemap or scraping else request.memo
             spec = request.request
-            try:
-                if spec is None:
-                    fetcher = self._sitemap_fetcher if request.sitemap else self._fetcher
-                    validators = memo.conditional_headers() if memo is not None else None
-                    response = await fetcher.fetch(request.url, headers=validators)
-                else:
-                    response = await self._fetch_request(spec, memo)
-            except FetchError as exc:
-                error = exc
-            outcome.latency = trio.current_time() - started
-            outcome.failed = attempt_failed(response, error)
-            if response is not None:
-                if response.status in RETRY_STATUSES and attempt <= config.retries:
-                    retry_after = parse_retry_after(response.fields.get("retry-after"))
-                elif response.status == 304 and memo is not None:
-                    page = self._new_page(request, response)
-                    self._unchanged(page, request, memo, response, outcome)
-                else:
-                    page = self._new_page(request, response)
-                    await self._process(page, request, outcome, response.fields)
-                    if (config.state or config.frontier) is not None and not request.sitemap:
-                        self._remember(page, request, response, outcome)
+            # A rendered page's tab is held (``held``) while its handler runs.
+            async with contextlib.AsyncExitStack() as held:
+                tab: TabActions | None = None
+                try:
+                    if spec is None and request.sitemap:
+                        validators = memo.conditional_headers() if memo is not None else None
+                        response = await self._sitemap_fetcher.fetch(
+                            request.url, headers=validators
+                        )
+                    elif self._holds and (
+                        spec is None or (spec.method == "GET" and spec.body is None)
+                    ):
+                        response, tab = await held.enter_async_context(
+                            self._open_page(request.url, self._setup(request.url, spec))
+                        )
+                    elif spec is None:
+                        validators = memo.conditional_headers() if memo is not None else None
+                        response = await self._fetcher.fetch(request.url, headers=validators)
+                    else:
+                        response = await self._fetch_request(spec, memo)
+                except FetchError as exc:
+                    error = exc
+                outcome.latency = trio.current_time() - started
+                outcome.failed = attempt_failed(response, error)
+                if response is not None:
+                    if response.status in RETRY_STATUSES and attempt <= config.retries:
+                        retry_after = parse_retry_after(response.fields.get("retry-after"))
+                    elif response.status == 304 and memo is not None:
+                        page = self._new_page(request, response)
+                        self._unchanged(page, request, memo, response, outcome)
+                    else:
+                        page = self._new_page(request, response)
+                        if tab is not None and config.screenshot is not None:
+                            await self._screenshot(page, tab)
+                        await self._process(page, request, outcome, response.fields, tab)
+                        if tab is not None:
+                            page.data.update(tab.record())
+                        if (config.state or config.frontier) is not None and not request.sitemap:
+                            self._remember(page, request, response, outcome)
 
         if outcome.latency is None:  # the deadline passed before the fetch ended
             outcome.latency = trio.current_time() - started
@@ -260,6 +290,28 @@ class PagePipeline:
         )
         return outcome
 
+    def _setup(self, url: str, spec: Request | None) -> BrowserSetup | None:
+        """The browser settings of the route a page's request goes to (None: the crawl's)."""
+        finder = getattr(self._config.router, "browser_setup_for", None)
+        if finder is None:
+            return None
+        setup = finder(None if spec is None else spec.label, url)
+        return setup if isinstance(setup, BrowserSetup) else None
+
+    async def _screenshot(self, page: Page, tab: TabActions) -> None:
+        """``--screenshot``: the page's PNG into the directory, its path into ``data``."""
+        assert self._config.screenshot is not None
+        path = os.path.join(self._config.screenshot, file_name(page.url, ".png"))
+        try:
+            data, clipped = await take_screenshot(tab.cdp, tab.session)
+            await write_whole(path, data)
+        except (BrowserActionError, OSError) as exc:
+            page.data["screenshot_error"] = str(exc)
+            return
+        page.data["screenshot"] = path
+        if clipped:
+            page.data["screenshot_clipped"] = True
+
     async def _fetch_request(self, spec: Request, memo: PageMemo | None) -> Response:
         """A scraper's request: its method, headers and body. One with a body, or another
         method than GET, goes over plain HTTP (a browser renders GETs only) and is never
@@ -300,7 +352,12 @@ class PagePipeline:
         return page
 
     async def _process(
-        self, page: Page, request: CrawlRequest, outcome: Outcome, fields: Mapping[str, str]
+        self,
+        page: Page,
+        request: CrawlRequest,
+        outcome: Outcome,
+        fields: Mapping[str, str],
+        tab: TabActions | None = None,
     ) -> None:
         """Parse the page and run the hooks; put the links to follow (or a
         sitemap's entries) in ``outcome``. ``fields``: the response's headers by name."""
@@ -354,7 +411,7 @@ class PagePipeline:
             await _run_extract(config.extract, page)
         if config.router is not None:
             if not request.revisit:  # a revisit writes no record and no items
-                await self._handle(config.router, page, request, base, outcome, follow)
+                await self._handle(config.router, page, request, base, outcome, follow, tab)
             return
         if not follow:
             return
@@ -404,6 +461,7 @@ class PagePipeline:
         base: str,
         outcome: Outcome,
         follow: bool,
+        tab: TabActions | None = None,
     ) -> None:
         """Run the page's handler (by its request's label): its items go with the page, its
         requests (when the page's links may be followed) into ``outcome``. A failure is the
@@ -415,7 +473,9 @@ class PagePipeline:
                 what = "unlabelled pages" if spec.label is None else f"label {spec.label!r}"
                 page.error = PageError("extract", f"no handler for {what}")
             return
-        ctx = Context(page, spec, base=base, resolver=self._resolver, item_type=route.item_type)
+        ctx = Context(
+            page, spec, base=base, resolver=self._resolver, item_type=route.item_type, browser=tab
+        )
         try:
             await router.run(route, ctx)
         except trio.Cancelled:

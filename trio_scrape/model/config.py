@@ -286,6 +286,14 @@ class CrawlConfig:
         render_wait: ``"quiet"`` (after ``load``, the DOM unchanged for 150 ms) or
             ``"networkidle"`` (after ``load``, no request for 500 ms).
         render_wait_max: cap in seconds on that wait (the page deadline still bounds all).
+        render_wait_for: a CSS selector: the page is done only once it matches (checked by
+            selectolax here and by the browser when used); no match before the page deadline
+            gives the page a ``render_wait`` error.
+        render_wait_js: a JavaScript expression: the page is done only once it is truthy
+            (awaited if it is a promise); as ``render_wait_for`` otherwise.
+        render_delay: seconds more to wait after the other waits (at most 60).
+        screenshot: a directory: one full-page PNG of each rendered page goes there, named
+            from its URL's SHA-256, its path in the record's ``data.screenshot``.
         browser: the Chromium executable (None: chromium-headless-shell or chromium,
             looked up in /usr/lib/chromium/ and on PATH).
 
@@ -518,6 +526,28 @@ class CrawlConfig:
     render_wait_max: float = _option(
         DEFAULT_RENDER_WAIT_MAX, Panel.RENDER, "Cap in seconds on that wait.", metavar="SECONDS"
     )
+    render_wait_for: str | None = _option(
+        None,
+        Panel.RENDER,
+        "Wait until this CSS selector matches (no match by the deadline: a render_wait error).",
+        metavar="CSS",
+    )
+    render_wait_js: str | None = _option(
+        None,
+        Panel.RENDER,
+        "Wait until this JavaScript expression is truthy (a promise is awaited).",
+        metavar="EXPR",
+    )
+    render_delay: float = _option(
+        0.0, Panel.RENDER, "Seconds more to wait after the other waits.", metavar="SECONDS"
+    )
+    screenshot: str | os.PathLike[str] | None = _option(
+        None,
+        Panel.RENDER,
+        "Write a full-page PNG of each rendered page into this directory.",
+        metavar="DIR",
+        parse="path",
+    )
     browser: str | os.PathLike[str] | None = _option(
         None,
         Panel.RENDER,
@@ -651,6 +681,7 @@ LIMITS: Mapping[str, Range] = types.MappingProxyType({
     "render_tabs": Range(1, 64, integer=True),
     "render_tab_pages": Range(1, 100_000, integer=True),
     "render_wait_max": Range(0, 60, open_low=True, unit="seconds"),
+    "render_delay": Range(0, 60, unit="seconds"),
     "lease": Range(1, DAY, unit="seconds"),
     "metrics_linger": Range(0, DAY, unit="seconds"),
 })  # fmt: skip
@@ -874,6 +905,40 @@ def check_crawl_id(crawl_id: str) -> str:
     return crawl_id
 
 
+def _css_selector(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(name, f"must be a CSS selector, not {_v.shorten(value)}")
+    problem = css_problem(value)
+    if problem is not None:
+        raise ConfigError(name, problem)
+    return value
+
+
+def css_problem(selector: str) -> str | None:
+    """Why ``selector`` is not a CSS selector (None: it is one), as selectolax (lexbor) parses
+    it. Lexbor accepts a few selectors Chromium refuses (and the other way round): the
+    browser's verdict comes when the selector is used (a ``render_wait`` error)."""
+    from selectolax.lexbor import LexborHTMLParser, SelectolaxError
+
+    if not selector.strip() or len(selector) > 2000:
+        return f"not a CSS selector: {_v.shorten(selector)}"
+    try:
+        LexborHTMLParser("<p></p>").css_first(selector)
+    except SelectolaxError:
+        return f"not a CSS selector: {_v.shorten(selector)}"
+    return None
+
+
+def _script(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > 100_000:
+        raise ConfigError(name, f"must be a JavaScript expression, not {_v.shorten(value)}")
+    return value
+
+
 def _browser(name: str, value: Any) -> Any:
     return _v.path_or_none(name, value, what="an executable's path")
 
@@ -930,5 +995,8 @@ _CHECKS: Mapping[str, _v.Check] = {
     "render_if": _v.callable_or_none,
     "render_resources": _v.flag,
     "render_wait": _v.choice(get_args(RenderWait)),
+    "render_wait_for": _css_selector,
+    "render_wait_js": _script,
+    "screenshot": _cache_dir,
     "browser": _browser,
 }

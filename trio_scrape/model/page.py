@@ -31,6 +31,7 @@ ErrorKind = Literal[
     "sitemap",  # a sitemap that is not sitemap XML (or has too many entries)
     "blocked_address",  # the host resolves to a private/loopback/link-local address: not sent
     "browser",  # rendering: the tab or the browser crashed, or the browser cannot start
+    "render_wait",  # rendering: --render-wait-for / --render-wait-js not met by the deadline
     "crashed",  # the worker process running it died on every attempt (--processes)
 ]
 

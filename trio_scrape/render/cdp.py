@@ -109,6 +109,20 @@ class Subscription:
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise self._error or BrowserClosed("the subscription has ended") from None
 
+    def receive_nowait(self) -> dict[str, Any] | None:
+        """The next event if one is waiting (None: none is).
+
+        Raises:
+            BrowserClosed: the connection ended.
+            EventOverflow: too many events went unread.
+        """
+        try:
+            return self._receive.receive_nowait()
+        except trio.WouldBlock:
+            return None
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise self._error or BrowserClosed("the subscription has ended") from None
+
     def __aiter__(self) -> Subscription:
         return self
 

@@ -24,6 +24,7 @@ a rendered page; only the body differs: the HTML of the DOM once the page has se
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -39,9 +40,13 @@ from ..http.fetcher import Fetcher, FetchError, Response, header_fields
 from ..model.config import CrawlConfig
 from ..model.page import ErrorKind
 from ..model.urls import exempt_origins, host_of, origin_text
+from ..scraper.browser import BrowserSetup
+from .actions import TabActions
 from .browser import Browser, find_browser, open_browser
+from .capture import NetworkCapture
 from .cdp import CdpConnection, CdpError, EventOverflow, Subscription
 from .socks import GuardedSocksProxy
+from .waits import PageWaits, wait_until_done
 
 __all__ = [
     "AutoFetcher",
@@ -136,6 +141,7 @@ class RenderStatistics:
         "browser_memory",
         "browser_peak_memory",
         "browser_starts",
+        "popups_closed",
         "rendered",
         "tabs_in_use",
         "tabs_replaced",
@@ -147,13 +153,14 @@ class RenderStatistics:
         self.browser_memory: int | None = None
         self.browser_peak_memory: int | None = None
         self.browser_starts = 0
+        self.popups_closed = 0
         self.tabs_replaced = 0
 
 
 class _Navigation:
     """What the request handler learns about a tab's current page."""
 
-    __slots__ = ("blocked", "document", "raw_body", "redirects", "too_large")
+    __slots__ = ("blocked", "document", "raw_body", "redirects", "too_large", "waits")
 
     def __init__(self) -> None:
         self.document: tuple[str, int, list[tuple[str, str]]] | None = None  # url, status, headers
@@ -161,6 +168,7 @@ class _Navigation:
         self.too_large: str | None = None
         self.raw_body: bytes | None = None  # a main document that is not HTML, as it came
         self.redirects = 0
+        self.waits = PageWaits()  # conditions after the quiet / network-idle wait
 
 
 class _Tab:
@@ -281,6 +289,7 @@ class Renderer:
         with (
             cdp.subscribe(["Fetch.requestPaused"]) as paused,
             cdp.subscribe(["Target.targetCrashed", "Target.detachedFromTarget"]) as targets,
+            cdp.subscribe(["Target.targetCreated"]) as created,
         ):
             await cdp.call("Fetch.enable", {"patterns": _PATTERNS})
             await cdp.call("Target.setDiscoverTargets", {"discover": True})
@@ -288,6 +297,7 @@ class Renderer:
             await cdp.call("Browser.setDownloadBehavior", {"behavior": "deny"})
             nursery.start_soon(self._handle_requests, browser, paused)
             nursery.start_soon(self._watch_targets, targets)
+            nursery.start_soon(self._close_popups, cdp, created)
             nursery.start_soon(self._sample_memory, browser)
             task_status.started(browser)
             await cdp.wait_closed()
@@ -309,6 +319,19 @@ class Renderer:
             stats.browser_memory = memory
             stats.browser_peak_memory = max(memory, stats.browser_peak_memory or 0)
             await trio.sleep(_MEMORY_INTERVAL)
+
+    async def _close_popups(self, cdp: CdpConnection, events: Subscription) -> None:
+        """Close every page a page opens (``window.open``, ``target=_blank``): pop-ups are
+        never rendered, and a page that opens them without end must not fill the browser."""
+        try:
+            async for event in events:
+                info = event.get("targetInfo", {})
+                if info.get("type") == "page" and info.get("openerId"):
+                    self.statistics.popups_closed += 1
+                    with contextlib.suppress(CdpError):
+                        await cdp.call("Target.closeTarget", {"targetId": info["targetId"]})
+        except CdpError:
+            return  # the browser is gone: _run_browser replaces it
 
     async def _watch_targets(self, events: Subscription) -> None:
         """Mark a tab whose renderer crashed (or whose target went away) unusable, and
@@ -541,6 +564,29 @@ class Renderer:
                 ``too_large``, ...), or ``browser`` when the tab or browser crashed or the
                 browser cannot be started.
         """
+        async with self.open_page(url) as (response, _):
+            return response
+
+    @asynccontextmanager
+    async def open_page(
+        self, url: str, setup: BrowserSetup | None = None
+    ) -> AsyncIterator[tuple[Response, TabActions | None]]:
+        """Render ``url`` as :meth:`fetch` does (with ``setup``'s waits and capture, else the
+        crawl's) and hold its tab until the block is left: the response, and the tab's
+        actions (None when the page was not rendered: a non-HTML document). Leaving the
+        block by an exception (the page deadline's cancellation included) stops the page, or
+        replaces the tab, before another page uses it.
+
+        Raises:
+            FetchError: as :meth:`fetch` (``render_wait`` too: a wait condition unmet).
+        """
+        setup = setup or BrowserSetup()
+        config = self._config
+        waits = PageWaits(
+            css=setup.wait_for if setup.wait_for is not None else config.render_wait_for,
+            js=setup.wait_js if setup.wait_js is not None else config.render_wait_js,
+            delay=setup.delay if setup.delay is not None else config.render_delay,
+        )
         async with self._slots:
             browser = await self._get_browser()
             try:
@@ -551,12 +597,38 @@ class Renderer:
             except CdpError as exc:
                 raise FetchError("browser", f"cannot open a tab: {exc}") from exc
             self.statistics.tabs_in_use += 1
+            actions: TabActions | None = None
+            capture: NetworkCapture | None = None
             try:
-                response = await self._render(tab, url)
+                if setup.capture is not None:
+                    capture = NetworkCapture(setup)
+                    try:
+                        await self._nursery.start(capture.run, browser.cdp, tab.session_id)
+                    except CdpError as exc:
+                        raise FetchError("browser", f"cannot follow the network: {exc}") from exc
+                response = await self._render(tab, url, waits)
                 self._failed_starts = 0
                 self.statistics.rendered += 1
-                return response
+                if response.rendered:
+                    actions = TabActions(browser.cdp, tab.session_id, response.final_url, capture)
+                try:
+                    yield response, actions
+                except BaseException:
+                    await self._stop_page(tab)
+                    raise
+                finally:
+                    if actions is not None:
+                        actions.close()
             finally:
+                if capture is not None:
+                    capture.stop()
+                if capture is not None or (actions is not None and actions.used):
+                    # The next page must not run under this one's network settings.
+                    with trio.CancelScope(shield=True), trio.move_on_after(_STOP_TIMEOUT):
+                        try:
+                            await browser.cdp.call("Network.disable", session_id=tab.session_id)
+                        except CdpError:
+                            tab.usable = False
                 self.statistics.tabs_in_use -= 1
                 tab.uses += 1
                 if tab.usable and tab.browser.alive and tab.uses < self._config.render_tab_pages:
@@ -564,10 +636,11 @@ class Renderer:
                 else:
                     await self._close_tab(tab)
 
-    async def _render(self, tab: _Tab, url: str) -> Response:
+    async def _render(self, tab: _Tab, url: str, waits: PageWaits) -> Response:
         cdp = tab.browser.cdp
         session = tab.session_id
         navigation = _Navigation()
+        navigation.waits = waits
         self._navigations[tab.target_id] = navigation
         try:
             with (
@@ -624,6 +697,8 @@ class Renderer:
             script = _QUIET_SCRIPT % (quiet_ms, quiet_ms, int(wait_max * 1000))
             with trio.move_on_after(wait_max + 1):
                 await _evaluate(cdp, session, script, await_promise=True)
+        if navigation.waits:
+            await wait_until_done(cdp, session, navigation.waits)
         html, final_url, content_type = await _evaluate(cdp, session, _SNAPSHOT_SCRIPT)
         body = str(html).encode("utf-8", "surrogatepass")
         if len(body) > self._config.max_bytes:
@@ -645,6 +720,9 @@ class Renderer:
             try:
                 await cdp.call("Page.stopLoading", session_id=tab.session_id)
                 await cdp.call("Page.navigate", {"url": "about:blank"}, session_id=tab.session_id)
+                # A renderer busy in a script that never returns (a page's or a handler's
+                # ``while (true)``) takes the navigation but answers nothing more: replaced.
+                await cdp.call("Runtime.evaluate", {"expression": "1"}, session_id=tab.session_id)
             except CdpError:
                 tab.usable = False
         if scope.cancelled_caught:

@@ -51,11 +51,12 @@ from typing import TYPE_CHECKING, Any
 
 from orjson import dumps as _dumps
 
-from ..errors import LoginFailed
+from ..errors import BrowserActionError, LoginFailed
 from ..model.page import Page
 from ..model.parse import first_text, normalise_space
 from ..model.request import Request, RequestError
 from ..model.urls import LinkResolver
+from .browser import DEFAULT_CAPTURE_BYTES, DEFAULT_CAPTURE_COUNT, BrowserSetup, BrowserTab
 from .items import ItemError, Items, encode_item
 
 if TYPE_CHECKING:
@@ -77,14 +78,22 @@ MAX_REQUESTS_PER_PAGE = 100_000
 
 
 class Route:
-    """A handler with the item type it declares (None: any item)."""
+    """A handler with the item type it declares (None: any item) and the browser settings of
+    its rendered pages (None: the crawl's)."""
 
-    __slots__ = ("handler", "item_type", "label")
+    __slots__ = ("browser", "handler", "item_type", "label")
 
-    def __init__(self, label: str | None, handler: Handler, item_type: type[Any] | None) -> None:
+    def __init__(
+        self,
+        label: str | None,
+        handler: Handler,
+        item_type: type[Any] | None,
+        browser: BrowserSetup | None = None,
+    ) -> None:
         self.label = label
         self.handler = handler
         self.item_type = item_type
+        self.browser = browser
 
 
 class Router:
@@ -145,12 +154,39 @@ class Router:
         return requests
 
     def handler(
-        self, label: str | None = None, *, item: type[Any] | None = None
+        self,
+        label: str | None = None,
+        *,
+        item: type[Any] | None = None,
+        render_wait_for: str | None = None,
+        render_wait_js: str | None = None,
+        render_delay: float | None = None,
+        capture: str | None = None,
+        capture_max: int = DEFAULT_CAPTURE_COUNT,
+        capture_max_bytes: int = DEFAULT_CAPTURE_BYTES,
     ) -> Callable[[Handler], Handler]:
-        """Register the decorated function as the handler of ``label`` (None: default)."""
+        """Register the decorated function as the handler of ``label`` (None: default).
+
+        With ``--render``, the route's pages wait for ``render_wait_for`` (CSS),
+        ``render_wait_js`` and ``render_delay`` instead of the crawl's waits, and
+        ``capture`` (a regular expression) keeps the answers to the page's own XHR/``fetch``
+        requests whose URL it matches (``ctx.browser.captured()``); see
+        :class:`~trio_scrape.scraper.browser.BrowserSetup`.
+
+        Raises:
+            ValueError: a selector, expression or pattern that cannot be used.
+        """
+        setup = BrowserSetup(
+            wait_for=render_wait_for,
+            wait_js=render_wait_js,
+            delay=render_delay,
+            capture=capture,
+            capture_max=capture_max,
+            capture_max_bytes=capture_max_bytes,
+        )
 
         def register(function: Handler) -> Handler:
-            self.add(label, function, item=item)
+            self.add(label, function, item=item, browser=setup or None)
             return function
 
         return register
@@ -160,14 +196,22 @@ class Router:
         self.add(None, function)
         return function
 
-    def add(self, label: str | None, function: Handler, *, item: type[Any] | None = None) -> None:
-        """Register ``function`` for ``label`` (None: the default handler)."""
+    def add(
+        self,
+        label: str | None,
+        function: Handler,
+        *,
+        item: type[Any] | None = None,
+        browser: BrowserSetup | None = None,
+    ) -> None:
+        """Register ``function`` for ``label`` (None: the default handler), with the browser
+        settings of its rendered pages (``browser``)."""
         if label in self._routes:
             name = "the default handler" if label is None else f"label {label!r}"
             raise ValueError(f"{name} already has a handler")
         if not callable(function):
             raise TypeError(f"a handler must be callable, not {type(function).__name__}")
-        self._routes[label] = Route(label, function, item)
+        self._routes[label] = Route(label, function, item, browser)
 
     @property
     def labels(self) -> frozenset[str]:
@@ -185,6 +229,12 @@ class Router:
                 if value is self:
                     return f"{module.__name__}:{name}"
         return None
+
+    def browser_setup_for(self, label: str | None, url: str) -> BrowserSetup | None:
+        """The browser settings for a page of ``url`` whose request has ``label`` (None:
+        the crawl's)."""
+        route = self.route(label)
+        return None if route is None else route.browser
 
     def route(self, label: str | None) -> Route | None:
         """The route of a page whose request has ``label``; None: no handler for it."""
@@ -228,6 +278,10 @@ class Context:
         request: the request that made the page (its ``label``, ``data``, ``method``).
         items: the items emitted so far (JSON objects, in order).
         item_errors: why each item refused so far was refused (see :meth:`push`).
+        browser: the tab of a rendered page, held while the handler runs (click, fill,
+            select, scroll, evaluate, captured answers, screenshots: see
+            :class:`~trio_scrape.scraper.browser.BrowserTab`); None for a page that was not
+            rendered (without ``--render``, or a non-HTML document).
     """
 
     def __init__(
@@ -238,8 +292,10 @@ class Context:
         base: str,
         resolver: LinkResolver,
         item_type: type[Any] | None = None,
+        browser: BrowserTab | None = None,
     ) -> None:
         self.page = page
+        self.browser = browser
         self.request = request
         self.items = Items()
         self.item_errors: list[str] = []
@@ -308,6 +364,11 @@ class Context:
             self._json = self.page.json()
         return self._json
 
+    def use_json(self, value: Any) -> None:
+        """Make :meth:`json` (and :meth:`jmes`) read ``value`` instead of the body (a TOML
+        route's captured answers)."""
+        self._json = value
+
     def jmes(self, expression: str | jmespath.parser.ParsedResult) -> Any:
         """A JMESPath expression over :meth:`json` (None when it selects nothing)."""
         from ..model.jmes import jmespath_search
@@ -341,6 +402,22 @@ class Context:
         if self._links_only:
             return [], self._queued  # type: ignore[return-value]  # only str in it
         return self.requests, []
+
+    async def refresh(self) -> None:
+        """Read the rendered page's DOM again (after browser actions changed it): the
+        selectors, ``page.html`` and ``page.text`` see it from then on.
+
+        Raises:
+            BrowserActionError: the page was not rendered, or its tab failed.
+        """
+        if self.browser is None:
+            raise BrowserActionError("refresh: the page was not rendered (no --render)")
+        from ..model.parse import parse_html
+
+        text = await self.browser.content()
+        self.page.text = text
+        self.page.html = parse_html(text, want_links=False, want_base=False).tree
+        self._json = _UNREAD
 
     # ------------------------------------------------------------------------------- out
 

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..model.parse import first_text, normalise_space
 from ..model.request import Request, RequestError
+from .browser import BrowserSetup
 from .handlers import Context, Router
 
 if TYPE_CHECKING:
@@ -550,6 +551,25 @@ class SpiderRoute:
     submit: list[Submit]
     pagination: Pagination | None
     merge_data: bool
+    browser: BrowserSetup | None = None
+    scroll: int = 0
+
+    async def prepare(self, ctx: Context) -> None:
+        """On a rendered page: scroll it to the end (``scroll``), and with ``capture`` make
+        ``jmes:`` read the list of the captured JSON answers (in the order they came)."""
+        if ctx.browser is None:
+            return
+        if self.scroll:
+            await ctx.browser.scroll_to_end(max_scrolls=self.scroll)
+            await ctx.refresh()
+        if self.browser is not None and self.browser.capture is not None:
+            answers = []
+            for answer in await ctx.browser.captured():
+                try:
+                    answers.append(answer.json())
+                except ValueError:
+                    continue
+            ctx.use_json(answers)
 
     def handle(self, ctx: Context, trace: Trace | None) -> None:
         produced = 0
@@ -618,12 +638,24 @@ class SpiderRouter(Router):
         if self.matching:
             self.add(None, self._unlabelled)
 
-    def _handler(self, route: SpiderRoute) -> Callable[[Context], None]:
-        def handler(ctx: Context) -> None:
-            route.handle(ctx, self.trace)
+    def _handler(self, route: SpiderRoute) -> Callable[[Context], Any]:
+        if route.browser is None and not route.scroll:
+
+            def handler(ctx: Context) -> None:
+                route.handle(ctx, self.trace)
+
+        else:
+
+            async def handler(ctx: Context) -> None:  # type: ignore[misc]
+                await route.prepare(ctx)
+                route.handle(ctx, self.trace)
 
         handler.__qualname__ = f"route {route.name}"
         return handler
+
+    def browser_setup_for(self, label: str | None, url: str) -> BrowserSetup | None:
+        route = self.route_for(label, url)
+        return None if route is None else route.browser
 
     def route_for(self, label: str | None, url: str) -> SpiderRoute | None:
         """The route a page gets: by its label, else the first whose ``match`` takes
@@ -632,10 +664,11 @@ class SpiderRouter(Router):
             return self.routes.get(label)
         return next((r for r in self.matching if any(m(url) for m in r.match)), None)
 
-    def _unlabelled(self, ctx: Context) -> None:
+    async def _unlabelled(self, ctx: Context) -> None:
         route = self.route_for(None, ctx.page.url)
         if route is None:
             raise LookupError(f"no route's `match` takes {ctx.page.url}")
+        await route.prepare(ctx)
         route.handle(ctx, self.trace)
 
     def reference(self) -> str | None:
@@ -845,7 +878,11 @@ def _tables(value: Any, path: Path_) -> list[tuple[Mapping[str, Any], Path_]]:
 def _route(name: str, table: Any, path: Path_, labels: _Labels) -> SpiderRoute:
     if not isinstance(table, Mapping):
         raise TomlSpiderError(f"expected a table, not {_kind(table)}", path)
-    _keys(table, path, {"match", "items", "follow", "submit", "pagination", "merge_data"})
+    _keys(
+        table,
+        path,
+        {"match", "items", "follow", "submit", "pagination", "merge_data", *_BROWSER_KEYS},
+    )
     items = [_items(t, p, labels) for t, p in _tables(table.get("items", []), (*path, "items"))]
     follow = [
         _follow(t, p, labels, None) for t, p in _tables(table.get("follow", []), (*path, "follow"))
@@ -863,7 +900,63 @@ def _route(name: str, table: Any, path: Path_, labels: _Labels) -> SpiderRoute:
         submit,
         pagination,
         _get(table, path, "merge_data", bool, False),
+        _browser_setup(table, path),
+        _scroll(table, path),
     )
+
+
+#: A route's keys for its rendered pages (``--render``): waits, capture, infinite scroll.
+_BROWSER_KEYS = (
+    "render_wait_for",
+    "render_wait_js",
+    "render_delay",
+    "capture",
+    "capture_max",
+    "capture_max_bytes",
+    "scroll",
+)
+
+
+def _browser_setup(table: Mapping[str, Any], path: Path_) -> BrowserSetup | None:
+    values: dict[str, Any] = {}
+    for key, kind, name in (
+        ("render_wait_for", str, "wait_for"),
+        ("render_wait_js", str, "wait_js"),
+        ("render_delay", (int, float), "delay"),
+        ("capture", str, "capture"),
+        ("capture_max", int, "capture_max"),
+        ("capture_max_bytes", int, "capture_max_bytes"),
+    ):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise TomlSpiderError(
+                    f"expected a {_type_name(kind)}, not {_kind(value)}", (*path, key)
+                )
+            values[name] = value
+    try:
+        setup = BrowserSetup(**values)
+    except ValueError as exc:
+        key = str(exc).split(":", 1)[0]
+        where = (*path, key if key in table else next(iter(table)))
+        raise TomlSpiderError(str(exc).split(": ", 1)[-1], where) from None
+    return setup or None
+
+
+def _type_name(kind: Any) -> str:
+    return "number" if isinstance(kind, tuple) else {str: "string", int: "integer"}[kind]
+
+
+def _scroll(table: Mapping[str, Any], path: Path_) -> int:
+    """``scroll = true`` (up to 100 scrolls) or ``scroll = N``: 0 when absent."""
+    value = table.get("scroll", False)
+    if value is True:
+        return 100
+    if value is False:
+        return 0
+    if not isinstance(value, int) or not 1 <= value <= 10_000:
+        raise TomlSpiderError("expected true, false or 1 to 10000 scrolls", (*path, "scroll"))
+    return value
 
 
 def _match(value: Any, path: Path_) -> list[Callable[[str], bool]]:
