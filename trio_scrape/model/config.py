@@ -268,9 +268,10 @@ class CrawlConfig:
 
     Rendering (headless Chromium; see docs/rendering.md):
         render: fetch every page with the browser; the record's ``data.rendered`` is true.
-        render_auto: fetch over HTTP first and render only the HTML pages that look built by
-            JavaScript (a ``<script>``, under 200 characters of text and under 2 links), or
-            those ``render_if(final_url, body)`` picks when it is given.
+        render_auto: render only the pages whose rendering changes what is extracted, as
+            learnt per host and URL pattern from pages fetched both ways (see
+            ``trio_scrape/render/auto.py``), or those ``render_if(final_url, body)`` picks
+            when it is given.
         render_tabs: tabs rendering at once (each page needs one; with ``render`` the crawl
             runs at most this many workers).
         render_tab_pages: pages a tab renders before its browser context is replaced.
@@ -473,7 +474,7 @@ class CrawlConfig:
     render_auto: bool = _option(
         False,
         Panel.RENDER,
-        "Fetch over HTTP; render only pages with scripts and almost no text or links.",
+        "Render only where rendering changes what is extracted (learnt per URL pattern).",
     )
     render_if: RenderPredicate | None = _option(
         None,
