@@ -57,7 +57,8 @@ PROJECT_URL = "https://github.com/trio-scrape/trio-scrape"
 DEFAULT_USER_AGENT = f"trio-scrape/{__version__} (+{PROJECT_URL})"
 
 ScopeName = Literal["origin", "host", "domain", "any"]
-#: When a rendered page is done: its DOM quiet for 150 ms, or its network idle for 500 ms.
+#: When a rendered page is done: nothing pending and its DOM quiet for 25 ms, or its network
+#: idle for 500 ms.
 RenderWait = Literal["quiet", "networkidle"]
 DEFAULT_RENDER_TABS = 4
 DEFAULT_RENDER_TAB_PAGES = 50
@@ -276,8 +277,8 @@ class CrawlConfig:
             runs at most this many workers).
         render_tab_pages: pages a tab renders before its browser context is replaced.
         render_resources: also download images, media and fonts.
-        render_wait: ``"quiet"`` (after ``load``, the DOM unchanged for 150 ms) or
-            ``"networkidle"`` (after ``load``, no request for 500 ms).
+        render_wait: ``"quiet"`` (after ``load``, nothing pending and the DOM unchanged for
+            25 ms) or ``"networkidle"`` (after ``load``, no request for 500 ms).
         render_wait_max: cap in seconds on that wait (the page deadline still bounds all).
         browser: the Chromium executable (None: chromium-headless-shell or chromium,
             looked up in /usr/lib/chromium/ and on PATH).
@@ -491,7 +492,9 @@ class CrawlConfig:
     )
     render_resources: bool = _option(False, Panel.RENDER, "Also download images, media and fonts.")
     render_wait: RenderWait = _option(
-        "quiet", Panel.RENDER, "After load: DOM quiet for 150 ms, or network idle for 500 ms."
+        "quiet",
+        Panel.RENDER,
+        "After load: nothing pending and DOM quiet 25 ms, or network idle 500 ms.",
     )
     render_wait_max: float = _option(
         DEFAULT_RENDER_WAIT_MAX, Panel.RENDER, "Cap in seconds on that wait.", metavar="SECONDS"
