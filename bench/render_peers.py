@@ -98,6 +98,25 @@ def _pss(pid: int) -> int:
     return 0
 
 
+def _process_type(pid: int) -> str:
+    """A browser process's role: its ``--type=`` switch (renderer, gpu-process, utility,
+    zygote) or ``browser`` for the main process."""
+    try:
+        # Zygote children rewrite their command line as one space-separated string.
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").split()
+    except OSError:
+        return "?"
+    for arg in args:
+        if arg.startswith(b"--type="):
+            kind = arg.removeprefix(b"--type=").decode()
+            if kind == "utility":
+                for other in args:
+                    if other.startswith(b"--utility-sub-type="):
+                        return other.split(b".")[-1].decode()  # e.g. NetworkService
+            return kind
+    return "browser"
+
+
 def _is_browser(name: str) -> bool:
     # /proc/PID/stat truncates names to 15 characters: "chromium-headle".
     return name.startswith("chromium") or name.startswith("chrome")
@@ -112,6 +131,7 @@ class Sampler:
         self.interval = interval
         self.pss: list[int] = []
         self.browser_ticks: dict[int, int] = {}
+        self.kinds: dict[int, str] = {}
         self.driver_ticks: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -123,6 +143,8 @@ class Sampler:
                 if _is_browser(name):
                     total += _pss(pid)
                     self.browser_ticks[pid] = max(ticks, self.browser_ticks.get(pid, 0))
+                    if pid not in self.kinds:
+                        self.kinds[pid] = _process_type(pid)
                 else:
                     self.driver_ticks[pid] = max(ticks, self.driver_ticks.get(pid, 0))
             if total:
@@ -146,6 +168,7 @@ class Result:
         self.wall = 0.0
         self.pss: list[int] = []
         self.browser_cpu = 0.0
+        self.by_kind: dict[str, float] = {}
         self.driver_cpu = 0.0
 
     def line(self) -> str:
@@ -162,6 +185,13 @@ class Result:
             f"driver {self.driver_cpu * per_page:5.1f}"
         )
 
+    def kinds_line(self) -> str:
+        per_page = 1000 / max(self.pages, 1)
+        parts = sorted(self.by_kind.items(), key=lambda item: -item[1])
+        return "    browser CPU ms/page by process: " + ", ".join(
+            f"{kind} {seconds * per_page:.1f}" for kind, seconds in parts
+        )
+
 
 def measured(name: str, run: Callable[[], tuple[int, int]]) -> Result:
     result = Result(name)
@@ -174,6 +204,9 @@ def measured(name: str, run: Callable[[], tuple[int, int]]) -> Result:
     own_after = resource.getrusage(resource.RUSAGE_SELF)
     result.pss = sampler.pss
     result.browser_cpu = sum(sampler.browser_ticks.values()) / CLOCK
+    for pid, ticks in sampler.browser_ticks.items():
+        kind = sampler.kinds.get(pid, "?")
+        result.by_kind[kind] = result.by_kind.get(kind, 0.0) + ticks / CLOCK
     own = (own_after.ru_utime - own_before.ru_utime) + (own_after.ru_stime - own_before.ru_stime)
     result.driver_cpu = own + sum(sampler.driver_ticks.values()) / CLOCK
     return result
@@ -319,6 +352,13 @@ def main() -> None:
     parser.add_argument(
         "--only", default="", help="comma-separated run names (default: all), e.g. trio,pw-eval"
     )
+    parser.add_argument(
+        "--flags",
+        action="append",
+        default=[],
+        help="a run 'trio-flags' adds these browser switches (space-separated); repeatable: "
+        "one run per value, named trio-flags, trio-flags2, ...",
+    )
     args = parser.parse_args()
     executable = find_browser()
     bench_run.PORT = PORT
@@ -338,6 +378,11 @@ def main() -> None:
             lambda s: asyncio.run(playwright_crawl(s, args.pages, "selector", executable)),
         ),
     }
+    for n, flags in enumerate(args.flags):
+        runs[f"trio-flags{n + 1 if n else ''}"] = (
+            f"trio-scrape + {flags}",
+            lambda s, flags=flags: _with_flags(flags.split(), s, args.pages),
+        )
     chosen = [name for name in args.only.split(",") if name] or list(runs)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="trio-scrape-render-peers-") as workdir:
@@ -352,6 +397,7 @@ def main() -> None:
                     label, run = runs[name]
                     result = measured(f"{label} #{round_ + 1}", lambda run=run: run(start))
                     print(result.line(), flush=True)
+                    print(result.kinds_line(), flush=True)
                     results.append(result)
         finally:
             server.terminate()
@@ -365,6 +411,22 @@ def main() -> None:
 def _legacy(start: str, pages: int) -> tuple[int, int]:
     with legacy_wait():
         return trio.run(trio_crawl, start, pages)
+
+
+def _with_flags(flags: list[str], start: str, pages: int) -> tuple[int, int]:
+    from trio_scrape.render import browser
+
+    saved = browser.browser_args
+
+    def patched(**kwargs: Any) -> list[str]:
+        args = saved(**kwargs)
+        return args[:-1] + flags + args[-1:]  # the last is the start page
+
+    browser.browser_args = patched  # type: ignore[assignment]
+    try:
+        return trio.run(trio_crawl, start, pages)
+    finally:
+        browser.browser_args = saved  # type: ignore[assignment]
 
 
 def functools_partial(function: Callable[..., Any], **options: Any) -> Callable[..., Any]:
