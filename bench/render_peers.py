@@ -16,10 +16,14 @@ title. The runs, one after another in one process:
   ``page.evaluate`` or by ``page.title()`` + ``page.eval_on_selector_all``), launched with
   ``executable_path`` (no ``playwright install``).
 
+* ``trio-scrape + FLAGS`` (``--flags="--switch ..."``, repeatable): the default run with
+  extra browser switches, for A/B runs of launch flags.
+
 For each: pages/s, pages reached and with their title, the browser's PSS (the sum over the
 browser's processes, sampled every 0.5 s: mean, first and last quarter, peak), the browser's
-CPU (sum of its processes' user+system time, sampled) and the driver's (this Python process,
-plus Playwright's node driver) per page. Needs ``pip install playwright`` in the benchmark's
+CPU (sum of its processes' user+system time, sampled; also by process type: browser,
+renderer, gpu-process, network service) and the driver's (this Python process, plus
+Playwright's node driver) per page. Needs ``pip install playwright`` in the benchmark's
 environment (never the project's), not ``playwright install``. Not a test; loopback only.
 
     python bench/render_peers.py --pages 2000 --rounds 1
