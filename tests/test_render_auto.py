@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
 from trio_scrape import ConfigError, CrawlConfig, Crawler, Page
+from trio_scrape.http.fetcher import Response
 from trio_scrape.render import auto
 from trio_scrape.render.auto import AutoFetcher, PatternState, compare, url_pattern
 from trio_scrape.render.browser import find_browser
@@ -98,6 +100,35 @@ def test_state_is_bounded_per_host_and_in_hosts(monkeypatch: pytest.MonkeyPatch)
     for host in ("b.test", "c.test", "d.test"):
         fetcher.state(f"http://{host}/")
     assert list(fetcher._hosts) == ["b.test", "c.test", "d.test"]  # a.test, least recent
+
+
+class _Fetched:
+    def __init__(self, status: int) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.status = status
+
+    async def fetch(self, url: str, *, headers: Any = None, **options: Any) -> Response:
+        self.calls.append((url, headers))
+        response = Response(url, self.status, httpx.Headers({"content-type": "text/html"}), b"")
+        response.rendered = self.status == 200 and headers is None
+        return response
+
+
+async def test_a_render_pattern_revalidates_over_http_and_renders_only_a_changed_page() -> None:
+    http, browser = _Fetched(304), _Fetched(200)
+    fetcher = AutoFetcher(http, browser, CrawlConfig(render_auto=True))  # type: ignore[arg-type]
+    _, state = fetcher.state("http://a.test/app/1")
+    state.observe(compare(b"<p>a</p>", b'<p>a</p><a href="/x">x</a>'))
+    assert state.decision == "render"
+    plain = await fetcher.fetch("http://a.test/app/1")
+    assert plain.rendered and not http.calls  # the browser only
+    revalidated = await fetcher.fetch("http://a.test/app/2", headers={"If-None-Match": '"v1"'})
+    assert revalidated.status == 304 and revalidated.render_note is not None
+    assert revalidated.render_note["decision"] == "http" and len(browser.calls) == 1
+    http.status = 200
+    changed = await fetcher.fetch("http://a.test/app/3", headers={"If-None-Match": '"v1"'})
+    assert changed.rendered and changed.render_note["decision"] == "render"  # type: ignore[index]
+    assert [url for url, _ in browser.calls] == ["http://a.test/app/1", "http://a.test/app/3"]
 
 
 async def _crawl(seeds: list[str], config: CrawlConfig) -> tuple[list[Page], Any]:

@@ -12,7 +12,8 @@ pattern is
 * ``sample`` until it has :data:`SAMPLES` comparisons: every page is fetched both ways, and
   the record gets the rendered body if rendering changed something, the HTTP one otherwise;
 * ``render`` when any of its last comparisons found a change: pages go to the browser only
-  (no HTTP fetch first);
+  (no HTTP fetch first, except for a recrawl's conditional request: a ``304`` is not
+  rendered);
 * ``http`` when none did: pages are fetched over HTTP only.
 
 Every :data:`RECHECK_EVERY`-th page of a decided pattern is compared again, so a pattern
@@ -221,6 +222,13 @@ class AutoFetcher:
         decision = state.decision
         check = decision == "sample" or state.due()
         if decision == "render" and not check:
+            if _conditional(headers):
+                # A recrawl's revalidation: the browser cannot send it, so HTTP asks first
+                # and only a changed page is rendered.
+                checked = await self._http.fetch(url, headers=headers)
+                if not 200 <= checked.status < 300:
+                    return _noted(checked, "http", pattern, f"HTTP {checked.status}")
+                url = checked.final_url
             response = await self._renderer.fetch(url)
             if not response.rendered:  # the browser took it as it came (not HTML)
                 return _noted(response, "http", pattern, "not an HTML page")
@@ -251,6 +259,13 @@ class AutoFetcher:
         if not self._predicate(response.final_url, response.content):
             return response
         return await self._renderer.fetch(response.final_url)
+
+
+_CONDITIONAL = frozenset({"if-none-match", "if-modified-since"})
+
+
+def _conditional(headers: Mapping[str, str] | None) -> bool:
+    return headers is not None and any(name.lower() in _CONDITIONAL for name in headers)
 
 
 def _noted(
