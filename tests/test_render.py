@@ -281,12 +281,24 @@ async def test_render_auto_renders_only_pages_built_by_scripts(site: Site) -> No
     config = CrawlConfig(render_auto=True, depth=1, robots=False, links=True)
     pages, stats = await crawl([site.url("/")], config)
     got = by_path(pages)
-    assert got["/"].data == {"rendered": False} and got["/"].title == "static"
-    assert got["/plain"].data == {"rendered": False}
-    assert got["/app"].data == {"rendered": True} and got["/app"].title == "app"
+    assert got["/"].data["rendered"]["decision"] == "http" and got["/"].title == "static"
+    assert got["/plain"].data["rendered"] == {
+        "decision": "http",
+        "pattern": "/plain",
+        "reason": "rendering changed no link, title or text",
+        "sampled": True,
+    }
+    assert got["/app"].data["rendered"] == {
+        "decision": "render",
+        "pattern": "/app",
+        "reason": "rendering added 1 links, 1 words (+100% text) and set the title",
+        "sampled": True,
+    }
+    assert got["/app"].title == "app"
     assert got["/app"].links == [site.url("/")]
     assert site.hits["/app"] == 2  # over HTTP, then in the browser
-    assert stats.rendered == 1
+    # Each page is the first of its pattern, so the browser loads it too, to compare.
+    assert stats.rendered == 3 and site.hits["/plain"] == 2
 
 
 async def test_headers_user_agent_and_blocked_resources(site: Site, nursery: trio.Nursery) -> None:

@@ -345,7 +345,8 @@ class PagePipeline:
         if request.lastmod is not None:
             page.data["lastmod"] = request.lastmod
         if self._rendering:
-            page.data["rendered"] = response.rendered
+            note = response.render_note
+            page.data["rendered"] = response.rendered if note is None else note
         if not (200 <= status < 300 or (status == 304 and request.memo is not None)):
             reason = httpx.codes.get_reason_phrase(status)
             page.error = PageError("http_status", f"HTTP {status} {reason}".rstrip())

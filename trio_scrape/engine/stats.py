@@ -141,7 +141,10 @@ class Counters:
             self.items += len(page.items)
         if "invalid_items" in page.data:
             self.invalid_items += page.data["invalid_items"]
-        if page.data.get("rendered") is True:
+        rendered = page.data.get("rendered")  # True, or render_auto's note
+        if rendered is True or (
+            isinstance(rendered, dict) and rendered.get("decision") == "render"
+        ):
             self.rendered_records += 1
         elapsed = page.elapsed
         latencies = self.latencies

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -88,7 +88,7 @@ class Response:
     by lower-case name (repeated ones joined with ", "): one dict lookup instead of a scan of
     ``httpx.Headers`` for each header the crawler reads."""
 
-    __slots__ = ("content", "fields", "final_url", "headers", "rendered", "status")
+    __slots__ = ("content", "fields", "final_url", "headers", "render_note", "rendered", "status")
 
     def __init__(
         self,
@@ -104,6 +104,8 @@ class Response:
         self.content = content
         self.fields = header_fields(headers) if fields is None else fields
         self.rendered = False  #: the body is a DOM rendered by the browser (see _render)
+        #: with ``render_auto``: what was decided and why (the record's ``data.rendered``)
+        self.render_note: dict[str, Any] | None = None
 
 
 def header_fields(headers: httpx.Headers) -> dict[str, str]:

@@ -57,7 +57,8 @@ PROJECT_URL = "https://github.com/trio-scrape/trio-scrape"
 DEFAULT_USER_AGENT = f"trio-scrape/{__version__} (+{PROJECT_URL})"
 
 ScopeName = Literal["origin", "host", "domain", "any"]
-#: When a rendered page is done: its DOM quiet for 150 ms, or its network idle for 500 ms.
+#: When a rendered page is done: nothing pending and its DOM quiet for 25 ms, or its network
+#: idle for 500 ms.
 RenderWait = Literal["quiet", "networkidle"]
 DEFAULT_RENDER_TABS = 4
 DEFAULT_RENDER_TAB_PAGES = 50
@@ -276,15 +277,16 @@ class CrawlConfig:
 
     Rendering (headless Chromium; see docs/rendering.md):
         render: fetch every page with the browser; the record's ``data.rendered`` is true.
-        render_auto: fetch over HTTP first and render only the HTML pages that look built by
-            JavaScript (a ``<script>``, under 200 characters of text and under 2 links), or
-            those ``render_if(final_url, body)`` picks when it is given.
+        render_auto: render only the pages whose rendering changes what is extracted, as
+            learnt per host and URL pattern from pages fetched both ways (see
+            ``trio_scrape/render/auto.py``), or those ``render_if(final_url, body)`` picks
+            when it is given.
         render_tabs: tabs rendering at once (each page needs one; with ``render`` the crawl
             runs at most this many workers).
         render_tab_pages: pages a tab renders before its browser context is replaced.
         render_resources: also download images, media and fonts.
-        render_wait: ``"quiet"`` (after ``load``, the DOM unchanged for 150 ms) or
-            ``"networkidle"`` (after ``load``, no request for 500 ms).
+        render_wait: ``"quiet"`` (after ``load``, nothing pending and the DOM unchanged for
+            25 ms) or ``"networkidle"`` (after ``load``, no request for 500 ms).
         render_wait_max: cap in seconds on that wait (the page deadline still bounds all).
         render_wait_for: a CSS selector: the page is done only once it matches (checked by
             selectolax here and by the browser when used); no match before the page deadline
@@ -504,7 +506,7 @@ class CrawlConfig:
     render_auto: bool = _option(
         False,
         Panel.RENDER,
-        "Fetch over HTTP; render only pages with scripts and almost no text or links.",
+        "Render only where rendering changes what is extracted (learnt per URL pattern).",
     )
     render_if: RenderPredicate | None = _option(
         None,
@@ -521,7 +523,9 @@ class CrawlConfig:
     )
     render_resources: bool = _option(False, Panel.RENDER, "Also download images, media and fonts.")
     render_wait: RenderWait = _option(
-        "quiet", Panel.RENDER, "After load: DOM quiet for 150 ms, or network idle for 500 ms."
+        "quiet",
+        Panel.RENDER,
+        "After load: nothing pending and DOM quiet 25 ms, or network idle 500 ms.",
     )
     render_wait_max: float = _option(
         DEFAULT_RENDER_WAIT_MAX, Panel.RENDER, "Cap in seconds on that wait.", metavar="SECONDS"

@@ -9,9 +9,12 @@ a rendered page; only the body differs: the HTML of the DOM once the page has se
 * Up to ``render_tabs`` tabs render at once. Each tab lives in its own browser context
   (cookies, storage, cache) and is replaced after ``render_tab_pages`` pages, after a crash,
   or when a page it was rendering could not be stopped: memory stays flat on long crawls.
-* A page is rendered when its ``load`` event has fired and then its DOM has been quiet (no
-  mutation) for 150 ms, or, with ``render_wait="networkidle"``, when Chromium reports the
-  network idle (no request for 500 ms); either wait is capped at ``render_wait_max``. All of
+* A page is rendered when its ``load`` event has fired and then it has been quiet: nothing
+  it started is pending (``fetch``/XHR and the reading of their bodies, scripts it inserted,
+  timers of up to 250 ms) and its DOM has had no mutation for 25 ms (a script installed in
+  every document of the tab counts these); or, with ``render_wait="networkidle"``, when
+  Chromium reports the network idle (no request for 500 ms); either wait is capped at
+  ``render_wait_max``. All of
   it runs inside the caller's page deadline: cancelling ``fetch`` stops the navigation.
 * Every request of every page, frame and worker is paused by the browser-wide Fetch domain
   and let through only if the crawl's rules allow it: the address guard (no loopback, private
@@ -49,10 +52,8 @@ from .socks import GuardedSocksProxy
 from .waits import PageWaits, wait_until_done
 
 __all__ = [
-    "AutoFetcher",
     "RenderStatistics",
     "Renderer",
-    "needs_rendering",
     "open_page_fetcher",
     "open_renderer",
 ]
@@ -62,8 +63,11 @@ logger = logging.getLogger("trio_scrape")
 #: Resource types not downloaded unless ``render_resources``: they cost bandwidth and
 #: memory, and change neither the DOM's text nor its links.
 BLOCKED_RESOURCES = frozenset({"Image", "Media", "Font"})
-#: How long the DOM must stay unchanged after ``load`` for a page to count as rendered.
-QUIET_SECONDS = 0.15
+#: How long the DOM must stay unchanged after ``load``, with nothing tracked pending (fetch/XHR
+#: and their bodies, inserted scripts, short timers), for a page to count as rendered.
+QUIET_SECONDS = 0.025
+#: Timers (``setTimeout``) of at most this delay are waited for by the quiet wait.
+TIMER_HORIZON_SECONDS = 0.25
 #: Browser starts allowed in a row without a page rendered in between: a browser that
 #: crashes at once keeps failing pages (kind ``browser``) instead of restarting forever.
 MAX_FAILED_STARTS = 3
@@ -99,23 +103,114 @@ _NET_ERRORS: dict[str, ErrorKind] = {
     "ERR_UNSAFE_REDIRECT": "invalid_url",
 }
 
-# Resolves once the DOM has had no mutation for `quiet` ms, or after `cap` ms at most.
+# Installed in every document of a tab before its own scripts run (quiet wait): counts what
+# is still to come (fetch/XHR in flight and their bodies being read, scripts inserted and not
+# yet loaded, timers of at most TIMER_HORIZON ms, three generations deep at most) and calls
+# `wake` whenever one of them ends. Our own timers use the saved originals.
+_TRACKER_SCRIPT = """
+(() => {
+  if (window.__trioScrapeQuiet) return;
+  const horizon = %(horizon)d;
+  const s = {pending: 0, wake: null, setTimeout: window.setTimeout.bind(window),
+             clearTimeout: window.clearTimeout.bind(window)};
+  Object.defineProperty(window, "__trioScrapeQuiet", {value: s, enumerable: false});
+  const begin = () => { s.pending += 1; };
+  const end = () => { s.pending -= 1; if (s.wake) s.wake(); };
+  const timers = new Map();
+  let generation = 0;
+  window.setTimeout = function (callback, delay, ...rest) {
+    const ms = Number(delay) || 0;
+    const mine = generation + 1;
+    if (typeof callback !== "function" || ms > horizon || mine > 3) {
+      return s.setTimeout(callback, delay, ...rest);
+    }
+    begin();
+    const id = s.setTimeout(() => {
+      timers.delete(id);
+      const before = generation;
+      generation = mine;
+      try { callback(...rest); } finally { generation = before; end(); }
+    }, ms);
+    timers.set(id, true);
+    return id;
+  };
+  window.clearTimeout = function (id) {
+    if (timers.delete(id)) end();
+    return s.clearTimeout(id);
+  };
+  const track = (promise) => {
+    begin();
+    promise.then(end, end);
+    return promise;
+  };
+  if (window.fetch) {
+    const fetch = window.fetch;
+    window.fetch = function (...args) { return track(fetch.apply(this, args)); };
+  }
+  if (window.Response) {
+    for (const name of ["json", "text", "arrayBuffer", "blob", "formData"]) {
+      const read = Response.prototype[name];
+      if (read) Response.prototype[name] = function () { return track(read.call(this)); };
+    }
+  }
+  if (window.XMLHttpRequest) {
+    const send = XMLHttpRequest.prototype.send;
+    XMLHttpRequest.prototype.send = function (...args) {
+      begin();
+      this.addEventListener("loadend", () => s.setTimeout(end, 0), {once: true});
+      try { return send.apply(this, args); } catch (error) { end(); throw error; }
+    };
+  }
+  new MutationObserver((records) => {
+    for (const record of records) {
+      for (const node of record.addedNodes) {
+        if (node.nodeName === "SCRIPT" && node.src && !node.noModule) {
+          begin();
+          node.addEventListener("load", end, {once: true});
+          node.addEventListener("error", end, {once: true});
+        }
+      }
+    }
+  }).observe(document, {subtree: true, childList: true});
+})();
+"""
+# Resolves once nothing tracked is pending and the DOM has had no mutation for `quiet` ms, or
+# after `cap` ms at most.
 _QUIET_SCRIPT = """
 new Promise((resolve) => {
+  const s = window.__trioScrapeQuiet;
+  const later = s ? s.setTimeout : window.setTimeout.bind(window);
+  const cancel = s ? s.clearTimeout : window.clearTimeout.bind(window);
   let timer;
   const done = () => {
-    observer.disconnect(); clearTimeout(timer); clearTimeout(cap); resolve(true);
+    observer.disconnect(); cancel(timer); cancel(cap); if (s) s.wake = null; resolve(true);
   };
-  const observer = new MutationObserver(() => {
-    clearTimeout(timer); timer = setTimeout(done, %d);
-  });
+  const check = () => {
+    cancel(timer);
+    if (!s || s.pending <= 0) timer = later(done, %(quiet)d);
+  };
+  const observer = new MutationObserver(check);
   observer.observe(
     document, {subtree: true, childList: true, attributes: true, characterData: true}
   );
-  timer = setTimeout(done, %d);
-  const cap = setTimeout(done, %d);
+  if (s) s.wake = check;
+  const cap = later(done, %(cap)d);
+  check();
 })
 """
+
+
+def tracker_script() -> str:
+    """The script installed in every document of a tab for the quiet wait."""
+    return _TRACKER_SCRIPT % {"horizon": int(TIMER_HORIZON_SECONDS * 1000)}
+
+
+def quiet_script(cap_ms: int) -> str:
+    """The quiet wait's expression: a promise that resolves when the page is quiet (nothing
+    tracked pending and no DOM mutation for :data:`QUIET_SECONDS`) or after ``cap_ms``."""
+    return _QUIET_SCRIPT % {"quiet": int(QUIET_SECONDS * 1000), "cap": cap_ms}
+
+
 # The rendered document: its HTML (with its doctype), URL and content type.
 _SNAPSHOT_SCRIPT = """
 (() => {
@@ -491,6 +586,12 @@ class Renderer:
             self._tabs[target_id] = tab
             await self._nursery.start(self._dismiss_dialogs, tab)
             await cdp.call("Page.enable", session_id=session_id)
+            if self._config.render_wait == "quiet":
+                await cdp.call(
+                    "Page.addScriptToEvaluateOnNewDocument",
+                    {"source": tracker_script()},
+                    session_id=session_id,
+                )
             if self._config.render_wait == "networkidle":
                 await cdp.call(
                     "Page.setLifecycleEventsEnabled", {"enabled": True}, session_id=session_id
@@ -693,8 +794,7 @@ class Renderer:
                 while not idle:
                     idle = _is_network_idle(await events.receive(), tab.target_id)
         else:
-            quiet_ms = int(QUIET_SECONDS * 1000)
-            script = _QUIET_SCRIPT % (quiet_ms, quiet_ms, int(wait_max * 1000))
+            script = quiet_script(int(wait_max * 1000))
             with trio.move_on_after(wait_max + 1):
                 await _evaluate(cdp, session, script, await_promise=True)
         if navigation.waits:
@@ -868,61 +968,6 @@ async def open_page_fetcher(
         if config.rendering == "always":
             yield renderer, renderer
         else:
+            from .auto import AutoFetcher
+
             yield AutoFetcher(http, renderer, config), renderer
-
-
-class AutoFetcher:
-    """:class:`Fetcher` for ``render_auto``: fetch over HTTP, and render only the HTML pages
-    that need it (:func:`needs_rendering`, or the ``render_if`` predicate)."""
-
-    def __init__(self, http: Fetcher, renderer: Renderer, config: CrawlConfig) -> None:
-        self._http = http
-        self._renderer = renderer
-        self._predicate = config.render_if
-
-    async def fetch(
-        self,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        method: str = "GET",
-        body: bytes | None = None,
-    ) -> Response:
-        response = await self._http.fetch(url, headers=headers, method=method, body=body)
-        if method != "GET" or body is not None:
-            return response  # a form post or an API query: not rendered
-        if not 200 <= response.status < 300:
-            return response
-        if self._predicate is not None:
-            render = self._predicate(response.final_url, response.content)
-        else:
-            render = needs_rendering(response.fields.get("content-type"), response.content)
-        if not render:
-            return response
-        return await self._renderer.fetch(response.final_url)
-
-
-#: A page with less visible text than this (characters) and fewer links than
-#: :data:`AUTO_MIN_LINKS` is "almost empty" for :func:`needs_rendering`.
-AUTO_MIN_TEXT = 200
-AUTO_MIN_LINKS = 2
-
-
-def needs_rendering(content_type: str | None, body: bytes) -> bool:
-    """Whether an HTML page fetched over HTTP probably builds its content in JavaScript: it
-    has a ``<script>`` and almost nothing else (under 200 characters of visible text and
-    fewer than 2 links)."""
-    from ..model.parse import is_html  # here: _parse is heavy and only auto mode needs it
-
-    if not is_html(content_type, body) or b"<script" not in body.lower():
-        return False
-    from selectolax.lexbor import LexborHTMLParser
-
-    tree = LexborHTMLParser(body)
-    links = len(tree.css("a[href]"))
-    if links >= AUTO_MIN_LINKS:
-        return False
-    for node in tree.css("script, style, noscript, template"):
-        node.decompose()
-    text = tree.body.text(separator=" ", strip=True) if tree.body is not None else ""
-    return len(text) < AUTO_MIN_TEXT
