@@ -20,7 +20,7 @@ import trio
 
 import trio_scrape
 from trio_scrape import ConfigError, CrawlConfig, Crawler, Page, Selector
-from trio_scrape.render.browser import find_browser, group_pids
+from trio_scrape.render.browser import browser_args, find_browser, group_pids
 
 from .site import Reply, Request, Site, closed_port, html_page
 
@@ -503,3 +503,13 @@ async def test_worker_processes_render_with_browsers_of_their_own(site: Site) ->
     assert got["/"].title == "Built by JS" and len(got["/"].links) == 3
     assert all(page.data == {"rendered": True} for page in pages)
     assert stats.rendered == 4 and stats.processes == 2
+
+
+def test_only_a_crawl_that_reads_pages_and_leaves_them_paints_once() -> None:
+    """Compositing on the renderer's main thread leaves DevTools input events and
+    screenshots unacknowledged: the switch is asked for only by crawls that act on no tab."""
+    plain = browser_args(user_data_dir="/tmp/x", user_agent="ua")
+    once = browser_args(user_data_dir="/tmp/x", user_agent="ua", paint_once=True)
+    assert "--disable-threaded-compositing" not in plain
+    assert "--disable-threaded-compositing" in once
+    assert set(once) - set(plain) == {"--disable-threaded-compositing"}

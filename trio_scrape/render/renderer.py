@@ -360,6 +360,8 @@ class Renderer:
                     nursery=nursery,
                     user_agent=self._config.user_agent,
                     images=self._config.render_resources,
+                    # No handler acts on a tab and no screenshot is taken: see browser_args.
+                    paint_once=self._config.router is None and self._config.screenshot is None,
                     extra_args=args,
                 ) as browser:
                     browser_started = browser
