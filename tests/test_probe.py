@@ -65,6 +65,27 @@ async def test_parse_prints_a_toml_routes_items_requests_and_unmatched_selectors
     assert site.count("GET", f"/author/{author.slug}/") == 1
 
 
+async def test_parse_takes_a_config_file_with_routes_as_its_spider(
+    quotes_in_thread: QuotesSite, tmp_path: Path
+) -> None:
+    site = quotes_in_thread
+    by_spider = await cli("parse", site.base + "/", "--spider", str(EXAMPLE))
+    by_config = await cli("parse", site.base + "/", "--config", str(EXAMPLE))
+    assert by_config.returncode == 0, by_config.stderr
+    assert json.loads(by_config.stdout) == json.loads(by_spider.stdout)
+    assert json.loads(by_config.stdout)["items"]
+    # An options file (no [routes]) is not a spider: parse still needs one.
+    options_file = tmp_path / "options.toml"
+    options_file.write_text("timeout = 5\n")
+    for extra in ([], ["--config", str(options_file)]):
+        result = await cli("parse", site.base + "/", *extra)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            b"trio-scrape: error: --spider: missing (the spider file, or a --config file with"
+            b" [routes])"
+        ]
+
+
 async def test_parse_runs_a_python_spiders_handler_and_says_a_missing_one(
     quotes_in_thread: QuotesSite,
 ) -> None:

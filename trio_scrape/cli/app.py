@@ -265,6 +265,8 @@ def parse(**given: Any) -> None:
 
     _setup_logging(quiet=False, verbose=given["verbose"])
     url = _checked_url(given["url"])
+    if given["spider"] is None:
+        raise UsageError("--spider: missing (the spider file, or a --config file with [routes])")
     _merge_named(given)
     _warn_if_useless(given)
     print(parse_page(url, options.fetch_config(given), given["spider"], given["label"]))
@@ -274,7 +276,9 @@ parse.__signature__ = options.fetch_signature(  # type: ignore[attr-defined]
     [
         _url_argument("The page to parse."),
         _spider_parameter(
-            "The spider file (TOML or Python); its options apply.", inspect.Parameter.empty
+            "The spider file (TOML or Python); its options apply. A --config file with "
+            "[routes] is taken as the spider when this is not given.",
+            None,
         ),
         _config_parameter(),
         options._parameter(
@@ -855,6 +859,31 @@ def _config_table(args: list[str]) -> tuple[dict[str, Any], str] | None:
     return table, source
 
 
+def _config_as_spider(args: list[str]) -> list[str]:
+    """``parse URL --config spider.toml``: for ``parse`` and ``shell``, a ``--config`` file
+    that is a TOML spider (it has a ``[routes]`` table) is the spider when ``--spider`` is
+    not given, as if given with ``--spider`` (its ``[options]`` then apply as a spider's).
+    Anything else is left as it is, for the options loader to judge."""
+    if not args or args[0] not in ("parse", "shell"):
+        return args
+    if any(arg in ("--spider", "-s") or arg.startswith("--spider=") for arg in args):
+        return args
+    for i, arg in enumerate(args):
+        if arg == "--config" and i + 1 < len(args):
+            path, rest = args[i + 1], [*args[:i], "--spider", args[i + 1], *args[i + 2 :]]
+        elif arg.startswith("--config="):
+            path, rest = arg.partition("=")[2], [*args[:i], "--spider", arg.partition("=")[2]]
+            rest += args[i + 1 :]
+        else:
+            continue
+        try:
+            table = _read_toml(Path(path), "--config")
+        except UsageError:
+            return args  # the options loader says what is wrong with it, in one line
+        return rest if isinstance(table.get("routes"), dict) else args
+    return args
+
+
 def _spider_option(args: list[str]) -> Any:
     """The spider ``parse`` or ``shell``'s ``--spider`` names, loaded (None: none)."""
     from .spider import load_spider
@@ -1070,6 +1099,7 @@ def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     try:
         _refuse_undecodable(args)
+        args = _config_as_spider(args)
         defaults = _config_defaults(args)
         code = app(
             args,
