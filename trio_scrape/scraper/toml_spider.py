@@ -272,9 +272,10 @@ def _fast_taker(value: Value) -> Callable[[Context, Any], Any] | None:
                 root = ctx.page.html if scope is None else scope
                 if root is None:
                     return [] if default is None else default
-                found = [node.text(deep=True) for node in root.css(css)]
-                if normalise:
-                    found = [" ".join(text.split()) for text in found]
+                if normalise:  # one pass: each text normalised as it is read
+                    found = [" ".join(node.text(deep=True).split()) for node in root.css(css)]
+                else:
+                    found = [node.text(deep=True) for node in root.css(css)]
                 return found or ([] if default is None else default)
 
             return texts
