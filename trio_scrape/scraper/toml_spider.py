@@ -637,7 +637,10 @@ class SpiderRouter(Router):
             self.add(route.name, self._handler(route))
         self.matching = [route for route in routes if route.match]
         if self.matching:
-            self.add(None, self._unlabelled)
+            # A plain function unless a route may need the browser first (no coroutine a
+            # page where none is awaited).
+            plain = all(route.browser is None and not route.scroll for route in self.matching)
+            self.add(None, self._unlabelled_plain if plain else self._unlabelled)
 
     def _handler(self, route: SpiderRoute) -> Callable[[Context], Any]:
         if route.browser is None and not route.scroll:
@@ -665,12 +668,19 @@ class SpiderRouter(Router):
             return self.routes.get(label)
         return next((r for r in self.matching if any(m(url) for m in r.match)), None)
 
-    async def _unlabelled(self, ctx: Context) -> None:
+    def _unlabelled_route(self, ctx: Context) -> SpiderRoute:
         route = self.route_for(None, ctx.page.url)
         if route is None:
             raise LookupError(f"no route's `match` takes {ctx.page.url}")
+        return route
+
+    async def _unlabelled(self, ctx: Context) -> None:
+        route = self._unlabelled_route(ctx)
         await route.prepare(ctx)
         route.handle(ctx, self.trace)
+
+    def _unlabelled_plain(self, ctx: Context) -> None:
+        self._unlabelled_route(ctx).handle(ctx, self.trace)
 
     def reference(self) -> str | None:
         """How a worker process loads this router again: from its file (checked to be the
@@ -975,10 +985,17 @@ def _match(value: Any, path: Path_) -> list[Callable[[str], bool]]:
         if not isinstance(text, str):
             raise TomlSpiderError(f"expected a string, not {_kind(text)}", (*where, kind))
         if kind == "glob":
+            if text == "*":  # every URL: no regex to run
+                found.append(_every_url)
+                continue
             text = fnmatch.translate(text)
         compiled = _regex(text, (*where, kind))
         found.append(_Matcher(compiled))
     return found
+
+
+def _every_url(url: str) -> bool:
+    return True
 
 
 class _Matcher:
