@@ -263,6 +263,33 @@ async def test_a_toml_spiders_bad_option_names_its_line(tmp_path: Path) -> None:
     assert line.endswith("line 3: options.user-agent: expected one value, not a list"), line
 
 
+async def test_a_bad_option_value_in_a_toml_spider_names_its_line(tmp_path: Path) -> None:
+    """A value the option refuses (its type, its bounds) in a TOML spider's [options] is named
+    by its line; given on the command line, or by a --config file, by its flag."""
+    cases = [
+        ('"x"', "line 5: options.workers: must be an integer, not 'x'"),
+        ("0", "line 5: options.workers: must be at least 1, not 0"),
+    ]
+    for value, expected in cases:
+        (tmp_path / "spider.toml").write_text(
+            _OPTIONS_SPIDER.replace("workers = 4 ", f"workers = {value} ")
+        )
+        result = await cli("crawl", "spider.toml", "http://127.0.0.1:9/", cwd=tmp_path)
+        assert result.returncode == 2
+        [line] = result.stderr.decode().splitlines()
+        assert line == f"trio-scrape: error: SPIDER 'spider.toml': {expected}", line
+    result = await cli(
+        "crawl", "spider.toml", "http://127.0.0.1:9/", "--workers", "-3", cwd=tmp_path
+    )
+    [line] = result.stderr.decode().splitlines()
+    assert line == "trio-scrape: error: --workers: must be at least 1, not -3", line
+    (tmp_path / "crawl.toml").write_text('timeout = "soon"\n')
+    result = await cli("run", "http://127.0.0.1:9/", "--config", "crawl.toml", cwd=tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.decode().splitlines()
+    assert line == "trio-scrape: error: --timeout: must be a number, not 'soon'", line
+
+
 def test_the_shell_opens_ipython_in_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """IPython is not a test dependency (it and its dozen packages would double the test
     extra's install): a stand-in module named IPython takes its place, to check that a

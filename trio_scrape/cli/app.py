@@ -763,6 +763,7 @@ def _config_defaults(args: list[str]) -> dict[str, Any]:
         UsageError: a key is no option of ``crawl``, or its value is of the wrong kind (named
             with its file, and a TOML spider's line).
     """
+    _file_where.clear()
     if not args or args[0] not in ("run", "crawl", "parse", "shell"):
         return {}
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
@@ -925,7 +926,30 @@ def _table_defaults(
                 raise UsageError(f"{source}: unknown option {shorten(key)}")
             raise UsageError(f"{where}: unknown option")
         defaults[name] = _file_value(where, value, params[name])
+        opts = list(getattr(params[name], "opts", []))
+        if opts and line is not None:  # a TOML spider's [options]: errors name the line
+            _file_where[max(opts, key=len)] = (where, opts)
     return defaults
+
+
+#: Where each option a TOML spider's [options] gives came from (its flag -> the file, key and
+#: line, and the option's flags): an error about its value names the line, not the flag. (A
+#: --config file's values are named by their flag, as the command line's are.)
+_file_where: dict[str, tuple[str, list[str]]] = {}
+
+
+def _named_by_file(message: str, args: list[str]) -> str:
+    """``--workers: must be an integer, not 'x'`` as ``SPIDER 'x.toml': line 4:
+    options.workers: ...`` when the value came from a TOML spider, not the command line."""
+    flag, sep, rest = message.partition(": ")
+    found = _file_where.get(flag) if sep else None
+    if found is None:
+        return message
+    where, opts = found
+    for arg in args:
+        if arg in opts or any(arg.startswith(opt + "=") for opt in opts if opt.startswith("--")):
+            return message  # the command line gave it
+    return f"{where}: {rest}"
 
 
 def _file_value(where: str, value: Any, param: Any) -> Any:
@@ -1108,7 +1132,7 @@ def main(argv: list[str] | None = None) -> None:
             default_map={args[0]: defaults} if defaults else None,
         )
     except UsageError as exc:
-        _fail(2, str(exc))
+        _fail(2, _named_by_file(str(exc), args))
     except OutputError as exc:
         _fail(1, str(exc))
     except FrontierError as exc:
@@ -1122,7 +1146,8 @@ def main(argv: list[str] | None = None) -> None:
         format_message = getattr(exc, "format_message", None)
         if format_message is None or not isinstance(getattr(exc, "exit_code", None), int):
             raise
-        _fail(exc.exit_code, _parse_error(exc, format_message()))  # type: ignore[attr-defined]
+        message = _named_by_file(_parse_error(exc, format_message()), args)
+        _fail(exc.exit_code, message)  # type: ignore[attr-defined]
     except KeyboardInterrupt:  # a Ctrl-C before the crawl's own handler is installed
         _fail(130, "interrupted")
     sys.exit(code if isinstance(code, int) else 0)
