@@ -29,6 +29,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 COMPILED = (
     "trio_scrape/model/urls.py",
     "trio_scrape/model/parse.py",
+    "trio_scrape/model/rows.py",
     "trio_scrape/frontier/memory.py",
     "trio_scrape/frontier/pacing.py",
     "trio_scrape/model/page.py",

@@ -467,7 +467,8 @@ class PagePipeline:
         """Run the page's handler (by its request's label): its items go with the page, its
         requests (when the page's links may be followed) into ``outcome``. A failure is the
         page's ``extract`` error; what the handler emitted before it is kept."""
-        spec = request.request or Request(request.url)
+        # A plain GET: its URL is a browser URL already (the frontier holds no other).
+        spec = request.request or Request.link(request.url)
         route = router.route(spec.label)
         if route is None:
             if page.error is None:

@@ -282,7 +282,9 @@ def _fast_taker(value: Value) -> Callable[[Context, Any], Any] | None:
         if normalise:
 
             def text(ctx: Context, scope: Any) -> Any:
-                root = ctx.page.html if scope is None else scope
+                if scope is not None:  # an item's element: the rows' path (model.rows)
+                    return ctx.text_of(scope, css, default)
+                root = ctx.page.html
                 if root is None:
                     return default
                 return first_text(root, css, default)
@@ -611,8 +613,7 @@ def _scopes(each: Value, ctx: Context, trace: Trace | None) -> list[Any]:
         found = jmespath_search(each.jmes, ctx.json())
         scopes = [] if found is None else found if isinstance(found, list) else [found]
     else:
-        html = ctx.page.html
-        scopes = [] if html is None or each.css is None else list(html.css(each.css))
+        scopes = [] if each.css is None else ctx.css(each.css)
     if trace is not None:
         trace.saw(each.where, bool(scopes))
     return scopes
