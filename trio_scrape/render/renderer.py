@@ -775,10 +775,15 @@ class Renderer:
 
     @asynccontextmanager
     async def open_page(
-        self, url: str, setup: BrowserSetup | None = None
+        self,
+        url: str,
+        setup: BrowserSetup | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[tuple[Response, TabActions | None]]:
         """Render ``url`` as :meth:`fetch` does (with ``setup``'s waits and capture, else the
-        crawl's) and hold its tab until the block is left: the response, and the tab's
+        crawl's; ``headers`` are not sent, as by :meth:`fetch`) and hold its tab until the
+        block is left: the response, and the tab's
         actions (None when the page was not rendered: a non-HTML document). Leaving the
         block by an exception (the page deadline's cancellation included) stops the page, or
         replaces the tab, before another page uses it.
