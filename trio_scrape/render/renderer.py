@@ -11,17 +11,22 @@ a rendered page; only the body differs: the HTML of the DOM once the page has se
   or when a page it was rendering could not be stopped: memory stays flat on long crawls.
 * A page is rendered when its ``load`` event has fired and then it has been quiet: nothing
   it started is pending (``fetch``/XHR and the reading of their bodies, scripts it inserted,
-  timers of up to 250 ms) and its DOM has had no mutation for 25 ms (a script installed in
-  every document of the tab counts these); or, with ``render_wait="networkidle"``, when
+  timers of up to 250 ms), its DOM has had no mutation for 10 ms and an animation frame
+  has begun since its last mutation (25 ms without a mutation where no frame comes; a
+  script installed in every document of the tab counts these); or, with
+  ``render_wait="networkidle"``, when
   Chromium reports the network idle (no request for 500 ms); either wait is capped at
   ``render_wait_max``. All of
   it runs inside the caller's page deadline: cancelling ``fetch`` stops the navigation.
-* Every request of every page, frame and worker is paused by the browser-wide Fetch domain
-  and let through only if the crawl's rules allow it: the address guard (no loopback, private
-  or link-local address unless it is a seed's host or ``allow_private``), no images, media or
-  fonts unless ``render_resources``, and the ``headers`` sent to the seeds' hosts only.
-  WebSockets escape the Fetch domain: the browser's resolver is told to fail private and
-  loopback literals and ``localhost`` (:func:`resolver_rules`) so that they cannot reach them.
+* Every request of every page, frame and worker follows the crawl's rules: the address
+  guard (no loopback, private or link-local address unless it is a seed's host or
+  ``allow_private``), checked on every connection by the guarded SOCKS proxy, on a page's
+  own URL before it is navigated to and on a redirect's target at its paused response (with
+  a ``proxy``, on every request paused by the browser-wide Fetch domain); no images, media or
+  fonts unless ``render_resources`` (paused and failed); the ``headers`` sent to the seeds'
+  hosts only (every request paused then). See :func:`fetch_patterns`. The browser's resolver
+  is also told to fail private and loopback literals and ``localhost``
+  (:func:`resolver_rules`).
 """
 
 from __future__ import annotations
