@@ -9,6 +9,9 @@ title. The runs, one after another in one process:
 * ``trio-scrape``: ``CrawlConfig(render=True, render_tabs=4)``, default settings otherwise;
 * ``trio-scrape 150ms``: the same with the quiet wait trio-scrape had before (after ``load``,
   the DOM unchanged for 150 ms), patched in for the A/B;
+* ``trio-scrape with a handler`` (``trio-handler``): the default run with a scraper whose
+  handler reads the title and follows the links (the tab held while it runs, the compositor on
+  its own thread);
 * ``trio-scrape max 0.001``: ``render_wait_max=0.001`` (no wait after ``load``);
 * ``playwright evaluate`` / ``playwright eval_on_selector_all``: Playwright written as a
   competent user writes it (one browser, one shared context, 4 pages, images, fonts and media
@@ -134,6 +137,7 @@ class Sampler:
     def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval
         self.pss: list[int] = []
+        self.pss_by_kind: dict[str, list[int]] = {}
         self.browser_ticks: dict[int, int] = {}
         self.kinds: dict[int, str] = {}
         self.driver_ticks: dict[int, int] = {}
@@ -143,16 +147,22 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             total = 0
+            kinds: dict[str, int] = {}
             for pid, (name, ticks) in _descendants().items():
                 if _is_browser(name):
-                    total += _pss(pid)
+                    pss = _pss(pid)
+                    total += pss
                     self.browser_ticks[pid] = max(ticks, self.browser_ticks.get(pid, 0))
                     if pid not in self.kinds:
                         self.kinds[pid] = _process_type(pid)
+                    kind = self.kinds[pid]
+                    kinds[kind] = kinds.get(kind, 0) + pss
                 else:
                     self.driver_ticks[pid] = max(ticks, self.driver_ticks.get(pid, 0))
             if total:
                 self.pss.append(total)
+                for kind, pss in kinds.items():
+                    self.pss_by_kind.setdefault(kind, []).append(pss)
 
     @contextmanager
     def running(self) -> Iterator[Sampler]:
@@ -173,6 +183,7 @@ class Result:
         self.pss: list[int] = []
         self.browser_cpu = 0.0
         self.by_kind: dict[str, float] = {}
+        self.pss_by_kind: dict[str, list[int]] = {}
         self.driver_cpu = 0.0
 
     def line(self) -> str:
@@ -192,8 +203,15 @@ class Result:
     def kinds_line(self) -> str:
         per_page = 1000 / max(self.pages, 1)
         parts = sorted(self.by_kind.items(), key=lambda item: -item[1])
-        return "    browser CPU ms/page by process: " + ", ".join(
-            f"{kind} {seconds * per_page:.1f}" for kind, seconds in parts
+        memory = sorted(
+            ((kind, statistics.mean(values) / 1e6) for kind, values in self.pss_by_kind.items()),
+            key=lambda item: -item[1],
+        )
+        return (
+            "    browser CPU ms/page by process: "
+            + ", ".join(f"{kind} {seconds * per_page:.1f}" for kind, seconds in parts)
+            + "\n    browser PSS mean MB by process type: "
+            + ", ".join(f"{kind} {mb:.0f}" for kind, mb in memory)
         )
 
 
@@ -207,6 +225,7 @@ def measured(name: str, run: Callable[[], tuple[int, int]]) -> Result:
     result.wall = time.monotonic() - began
     own_after = resource.getrusage(resource.RUSAGE_SELF)
     result.pss = sampler.pss
+    result.pss_by_kind = sampler.pss_by_kind
     result.browser_cpu = sum(sampler.browser_ticks.values()) / CLOCK
     for pid, ticks in sampler.browser_ticks.items():
         kind = sampler.kinds.get(pid, "?")
@@ -251,6 +270,19 @@ async def trio_crawl(start: str, pages: int, **options: Any) -> tuple[int, int]:
         nursery.start_soon(drain)
         await crawler.run()
     return len(reached), titled
+
+
+def _reading_router() -> trio_scrape.Router:
+    """A scraper whose handler reads each page's title and follows its links: a crawl whose
+    handlers hold the tab (the compositor keeps its thread), as a scraper's crawl runs."""
+    router = trio_scrape.Router()
+
+    @router.default
+    def read(ctx: trio_scrape.Context) -> None:
+        ctx.push({"title": ctx.page.title})
+        ctx.enqueue_links()
+
+    return router
 
 
 #: The quiet wait before this benchmark's change, for the A/B: after load, 150 ms without a
@@ -369,6 +401,12 @@ def main() -> None:
     runs: dict[str, tuple[str, Callable[[str], tuple[int, int]]]] = {
         "trio": ("trio-scrape (default)", lambda s: trio.run(trio_crawl, s, args.pages)),
         "trio-150": ("trio-scrape, 150 ms quiet wait", lambda s: _legacy(s, args.pages)),
+        "trio-handler": (
+            "trio-scrape with a handler",
+            lambda s: trio.run(
+                functools_partial(trio_crawl, router=_reading_router()), s, args.pages
+            ),
+        ),
         "trio-0": (
             "trio-scrape --render-wait-max 0.001",
             lambda s: trio.run(functools_partial(trio_crawl, render_wait_max=0.001), s, args.pages),

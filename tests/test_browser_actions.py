@@ -565,18 +565,25 @@ async def test_worker_processes_drive_their_own_browsers(
     }
 
 
-async def test_screenshot_warns_that_auto_mode_takes_none(site: Site, tmp_path: Path) -> None:
-    site.add("/", Reply(body=b"<title>t</title><p>" + b"text " * 100 + b"</p>"))
+async def test_auto_mode_screenshots_the_pages_it_renders(site: Site, tmp_path: Path) -> None:
+    page = b"<title>t</title><p>" + b"text " * 100 + b'</p><a href="/app">app</a>'
+    site.add("/", Reply(body=page))
+    site.add("/app", js_page("document.title = 'built'; document.body.innerHTML = '<h1>app</h1>';"))
     shots = tmp_path / "shots"
     command = [
-        *CLI, "run", site.url("/"), "--no-robots", "--render-auto", "--screenshot", str(shots),
+        *CLI, "run", site.url("/"), "--depth", "1", "--no-robots", "--render-auto",
+        "--screenshot", str(shots),
     ]  # fmt: skip
     with trio.fail_after(30):
         result = await trio.run_process(command, capture_stdout=True, capture_stderr=True)
-    warnings = [line for line in result.stderr.decode().splitlines() if "warning" in line]
-    assert warnings == ["trio-scrape: warning: --screenshot has no effect without --render"]
-    [record] = [json.loads(line) for line in result.stdout.splitlines()]
-    assert record["ok"] and "screenshot" not in record["data"]
+    assert "warning" not in result.stderr.decode()
+    records = {r["url"]: r for r in (json.loads(line) for line in result.stdout.splitlines())}
+    static, built = records[site.url("/")], records[site.url("/app")]
+    assert static["ok"] and static["data"]["rendered"]["decision"] == "http"
+    assert "screenshot" not in static["data"]  # fetched both ways, its HTTP body kept
+    assert built["ok"] and built["title"] == "built"
+    assert built["data"]["rendered"]["decision"] == "render"
+    assert [p.name for p in shots.iterdir()] == [Path(built["data"]["screenshot"]).name]
 
 
 @pytest.mark.parametrize("processes", ["1", "2"])

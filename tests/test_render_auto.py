@@ -5,13 +5,15 @@ browser."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 import trio
 
-from trio_scrape import ConfigError, CrawlConfig, Crawler, Page
+from trio_scrape import ConfigError, Context, CrawlConfig, Crawler, Page, Router
 from trio_scrape.http.fetcher import Response
 from trio_scrape.render import auto
 from trio_scrape.render.auto import AutoFetcher, PatternState, compare, url_pattern
@@ -113,6 +115,10 @@ class _Fetched:
         response.rendered = self.status == 200 and headers is None
         return response
 
+    @asynccontextmanager
+    async def open_page(self, url: str, setup: Any = None) -> AsyncIterator[tuple[Response, None]]:
+        yield await self.fetch(url), None  # the renderer's: a tab held (none here)
+
 
 async def test_a_render_pattern_revalidates_over_http_and_renders_only_a_changed_page() -> None:
     http, browser = _Fetched(304), _Fetched(200)
@@ -185,3 +191,41 @@ async def test_render_auto_learns_which_sections_are_script_built(
         f"static rendered {static_share:.0%} of {len(static)}, "
         f"{sampled} pages fetched both ways, browser loads {stats.rendered}"
     )
+
+
+@needs_browser
+async def test_handlers_get_the_tab_of_pages_auto_mode_rendered_and_none_of_plain_ones(
+    site: Site,
+) -> None:
+    truth = mixed_site.build(site, pages=8)  # 127.0.0.1: a static and a script-built section
+    router = Router()
+
+    @router.default
+    async def handle(ctx: Context) -> None:
+        item: dict[str, Any] = {"url": ctx.page.url, "browser": ctx.browser is not None}
+        if ctx.browser is not None:
+            item["title"] = await ctx.browser.evaluate("document.title")
+        ctx.push(item)
+        if ctx.page.url == site.url("/"):
+            # A request's own headers go with it where auto mode fetches it over HTTP.
+            ctx.enqueue("/contact?probe=1", headers={"X-Probe": "yes"})
+        ctx.enqueue_links()
+
+    config = CrawlConfig(render_auto=True, depth=2, robots=False, timeout=30, router=router)
+    with trio.fail_after(120):
+        pages, _ = await _crawl([site.url("/")], config)
+    got = {page.url: page for page in pages}
+    assert set(truth) <= set(got) and all(page.ok for page in pages)
+    decisions = {url: page.data["rendered"]["decision"] for url, page in got.items()}
+    assert "render" in decisions.values() and "http" in decisions.values()
+    for url, page in got.items():
+        [item] = page.items
+        if decisions[url] == "render":
+            assert item["browser"] is True and item["title"] == page.title, url
+        else:
+            assert item["browser"] is False, url
+    assert all(decisions[url] == "render" for url, built in truth.items() if built and "/1" in url)
+    probe = [r for r in site.log if r.path == "/contact?probe=1"]
+    over_http = [r for r in probe if "sec-fetch-mode" not in r.headers]  # not the browser's
+    assert over_http and all(r.headers.get("x-probe") == "yes" for r in over_http)
+    assert got[site.url("/contact?probe=1")].data["rendered"]["decision"] == "http"

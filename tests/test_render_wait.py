@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from examples.quotes_site import QuotesSite
-from trio_scrape import ConfigError, CrawlConfig, Crawler, Page, Selector
+from trio_scrape import ConfigError, Context, CrawlConfig, Crawler, Page, Router, Selector
 from trio_scrape.render.browser import find_browser
 
 from .site import Reply, Request, Site
@@ -89,3 +89,44 @@ async def test_the_quotes_sites_script_built_pages_come_out_whole(nursery: trio.
     texts = [text for url in urls for text in pages[url].data["quote"]]
     assert texts == [quote.text for quote in quotes.quotes()]
     assert stats.rendered == 3
+
+
+@pytest.mark.parametrize("handler", [False, True], ids=["reading", "handler"])
+async def test_what_an_animation_frame_adds_after_the_last_change_is_waited_for(
+    site: Site, handler: bool
+) -> None:
+    # Text added by a requestAnimationFrame callback queued at the last change. A crawl that
+    # only reads pages draws no frames: the callback runs from a timer the wait tracks. With a
+    # handler the browser draws frames: the next one comes up to 16.7 ms later, after the
+    # 10 ms quiet window, so only the rule "a frame begun after the last change" catches it
+    # on every page.
+    script = (
+        "setTimeout(() => {"
+        + _append("from timer")
+        + "requestAnimationFrame(() => {"
+        + _append("from frame")
+        + "}); }, 30);"
+    )
+    paths = [f"/frame{n}" for n in range(8)]
+    for path in paths:
+        site.add(path, _page(script))
+    router = Router()
+    if handler:
+
+        @router.default
+        async def handle(ctx: Context) -> None:
+            assert ctx.browser is not None
+            ctx.push({"h2": ctx.texts("h2")})
+
+    config = CrawlConfig(
+        render=True,
+        robots=False,
+        selectors=(Selector.parse("h2=h2", many=True),),
+        router=router if handler else None,
+    )
+    pages, _ = await _crawl([site.url(path) for path in paths], config)
+    for path in paths:
+        page = pages[site.url(path)]
+        assert page.ok and page.data["h2"] == ["from timer", "from frame"], path
+        if handler:
+            assert page.items == [{"h2": ["from timer", "from frame"]}]

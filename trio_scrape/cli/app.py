@@ -652,7 +652,7 @@ _NEEDS = (
     ("render_wait_for", ("render", "render_auto", "render_if"), "--render"),
     ("render_wait_js", ("render", "render_auto", "render_if"), "--render"),
     ("render_delay", ("render", "render_auto", "render_if"), "--render"),
-    ("screenshot", ("render",), "--render"),  # auto mode takes none (docs/rendering.md)
+    ("screenshot", ("render", "render_auto", "render_if"), "--render"),
     ("cache_ttl", ("cache",), "--cache"),
     ("delay_jitter", ("delay",), "--delay"),
     ("crawl_id", ("frontier",), "--frontier"),

@@ -208,8 +208,17 @@ class PagePipeline:
                     elif self._holds and (
                         spec is None or (spec.method == "GET" and spec.body is None)
                     ):
+                        # A request's own headers and a recrawl's validators go with it (over
+                        # HTTP, where --render-auto fetches the page so; a browser sends none).
+                        headers = dict(spec.headers) if spec is not None and spec.headers else {}
+                        if memo is not None:
+                            headers.update(memo.conditional_headers())
                         response, tab = await held.enter_async_context(
-                            self._open_page(request.url, self._setup(request.url, spec))
+                            self._open_page(
+                                request.url,
+                                self._setup(request.url, spec),
+                                headers=headers or None,
+                            )
                         )
                     elif spec is None:
                         validators = memo.conditional_headers() if memo is not None else None

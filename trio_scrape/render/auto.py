@@ -25,14 +25,18 @@ fetches: with worker processes each one learns on its own.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter, OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..http.fetcher import Fetcher, Response
 from ..model.config import CrawlConfig
+from ..scraper.browser import BrowserSetup
+from .actions import TabActions
 from .renderer import Renderer
 
 __all__ = [
@@ -216,8 +220,45 @@ class AutoFetcher:
         if method != "GET" or body is not None:
             # A form post or an API query: never rendered.
             return await self._http.fetch(url, headers=headers, method=method, body=body)
+        async with self.open_page(url, headers=headers) as (response, _):
+            return response
+
+    @asynccontextmanager
+    async def open_page(
+        self,
+        url: str,
+        setup: BrowserSetup | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[tuple[Response, TabActions | None]]:
+        """Fetch ``url`` (a GET) as :meth:`fetch` does and, when the page was rendered, hold
+        its tab until the block is left, as :meth:`Renderer.open_page` does (``setup``: the
+        route's waits and capture): the response, and the tab's actions; None for a page
+        fetched over HTTP only (and for a sampled page whose rendering changed nothing: its
+        record is the HTTP body, and its tab is let go before the block). ``headers`` (a
+        scraper request's own, a recrawl's validators) go with the HTTP request; the browser
+        sends none of them.
+
+        Raises:
+            FetchError: as :meth:`fetch`.
+        """
+        async with contextlib.AsyncExitStack() as held:
+            yield await self._open(held, url, setup, headers)
+
+    async def _render(
+        self, held: contextlib.AsyncExitStack, url: str, setup: BrowserSetup | None
+    ) -> tuple[Response, TabActions | None]:
+        return await held.enter_async_context(self._renderer.open_page(url, setup))
+
+    async def _open(
+        self,
+        held: contextlib.AsyncExitStack,
+        url: str,
+        setup: BrowserSetup | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[Response, TabActions | None]:
         if self._predicate is not None:
-            return await self._by_predicate(url, headers)
+            return await self._by_predicate(held, url, setup, headers)
         pattern, state = self.state(url)
         decision = state.decision
         check = decision == "sample" or state.due()
@@ -227,38 +268,46 @@ class AutoFetcher:
                 # and only a changed page is rendered.
                 checked = await self._http.fetch(url, headers=headers)
                 if not 200 <= checked.status < 300:
-                    return _noted(checked, "http", pattern, f"HTTP {checked.status}")
+                    return _noted(checked, "http", pattern, f"HTTP {checked.status}"), None
                 url = checked.final_url
-            response = await self._renderer.fetch(url)
+            response, tab = await self._render(held, url, setup)
             if not response.rendered:  # the browser took it as it came (not HTML)
-                return _noted(response, "http", pattern, "not an HTML page")
-            return _noted(response, "render", pattern, state.reason)
+                return _noted(response, "http", pattern, "not an HTML page"), tab
+            return _noted(response, "render", pattern, state.reason), tab
         response = await self._http.fetch(url, headers=headers)
         if not 200 <= response.status < 300:
-            return _noted(response, "http", pattern, f"HTTP {response.status}")
+            return _noted(response, "http", pattern, f"HTTP {response.status}"), None
         from ..model.parse import is_html  # here: _parse is heavy and only auto mode needs it
 
         if not is_html(response.fields.get("content-type"), response.content):
-            return _noted(response, "http", pattern, "not an HTML page")
+            return _noted(response, "http", pattern, "not an HTML page"), None
         if not check:
-            return _noted(response, "http", pattern, state.reason)
-        rendered = await self._renderer.fetch(response.final_url)
-        if not rendered.rendered:  # the browser took it as it came (not HTML after all)
-            return _noted(response, "http", pattern, "not an HTML page", sampled=True)
-        comparison = compare(response.content, rendered.content)
-        state.observe(comparison)
-        if comparison.changed:
-            return _noted(rendered, "render", pattern, comparison.reason(), sampled=True)
-        return _noted(response, "http", pattern, comparison.reason(), sampled=True)
+            return _noted(response, "http", pattern, state.reason), None
+        async with contextlib.AsyncExitStack() as trial:
+            rendered, tab = await self._render(trial, response.final_url, setup)
+            if not rendered.rendered:  # the browser took it as it came (not HTML after all)
+                return _noted(response, "http", pattern, "not an HTML page", sampled=True), None
+            comparison = compare(response.content, rendered.content)
+            state.observe(comparison)
+            if comparison.changed:
+                held.push_async_exit(trial.pop_all())  # the tab is held with the page
+                return _noted(rendered, "render", pattern, comparison.reason(), sampled=True), tab
+        return _noted(response, "http", pattern, comparison.reason(), sampled=True), None
 
-    async def _by_predicate(self, url: str, headers: Mapping[str, str] | None) -> Response:
+    async def _by_predicate(
+        self,
+        held: contextlib.AsyncExitStack,
+        url: str,
+        setup: BrowserSetup | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[Response, TabActions | None]:
         assert self._predicate is not None
         response = await self._http.fetch(url, headers=headers)
         if not 200 <= response.status < 300:
-            return response
+            return response, None
         if not self._predicate(response.final_url, response.content):
-            return response
-        return await self._renderer.fetch(response.final_url)
+            return response, None
+        return await self._render(held, response.final_url, setup)
 
 
 _CONDITIONAL = frozenset({"if-none-match", "if-modified-since"})

@@ -11,17 +11,22 @@ a rendered page; only the body differs: the HTML of the DOM once the page has se
   or when a page it was rendering could not be stopped: memory stays flat on long crawls.
 * A page is rendered when its ``load`` event has fired and then it has been quiet: nothing
   it started is pending (``fetch``/XHR and the reading of their bodies, scripts it inserted,
-  timers of up to 250 ms) and its DOM has had no mutation for 25 ms (a script installed in
-  every document of the tab counts these); or, with ``render_wait="networkidle"``, when
+  timers of up to 250 ms), its DOM has had no mutation for 10 ms and an animation frame
+  has begun since its last mutation (25 ms without a mutation where no frame comes; a
+  script installed in every document of the tab counts these); or, with
+  ``render_wait="networkidle"``, when
   Chromium reports the network idle (no request for 500 ms); either wait is capped at
   ``render_wait_max``. All of
   it runs inside the caller's page deadline: cancelling ``fetch`` stops the navigation.
-* Every request of every page, frame and worker is paused by the browser-wide Fetch domain
-  and let through only if the crawl's rules allow it: the address guard (no loopback, private
-  or link-local address unless it is a seed's host or ``allow_private``), no images, media or
-  fonts unless ``render_resources``, and the ``headers`` sent to the seeds' hosts only.
-  WebSockets escape the Fetch domain: the browser's resolver is told to fail private and
-  loopback literals and ``localhost`` (:func:`resolver_rules`) so that they cannot reach them.
+* Every request of every page, frame and worker follows the crawl's rules: the address
+  guard (no loopback, private or link-local address unless it is a seed's host or
+  ``allow_private``), checked on every connection by the guarded SOCKS proxy, on a page's
+  own URL before it is navigated to and on a redirect's target at its paused response (with
+  a ``proxy``, on every request paused by the browser-wide Fetch domain); no images, media or
+  fonts unless ``render_resources`` (paused and failed); the ``headers`` sent to the seeds'
+  hosts only (every request paused then). See :func:`fetch_patterns`. The browser's resolver
+  is also told to fail private and loopback literals and ``localhost``
+  (:func:`resolver_rules`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import trio
@@ -64,8 +69,12 @@ logger = logging.getLogger("trio_scrape")
 #: memory, and change neither the DOM's text nor its links.
 BLOCKED_RESOURCES = frozenset({"Image", "Media", "Font"})
 #: How long the DOM must stay unchanged after ``load``, with nothing tracked pending (fetch/XHR
-#: and their bodies, inserted scripts, short timers), for a page to count as rendered.
-QUIET_SECONDS = 0.025
+#: and their bodies, inserted scripts, short timers), and with an animation frame drawn since
+#: its last change, for a page to count as rendered.
+QUIET_SECONDS = 0.010
+#: How long the DOM must stay unchanged, nothing tracked pending, when no animation frame
+#: comes (a page that draws none: the frame rule cannot hold it longer than this).
+QUIET_FALLBACK_SECONDS = 0.025
 #: Timers (``setTimeout``) of at most this delay are waited for by the quiet wait.
 TIMER_HORIZON_SECONDS = 0.25
 #: Browser starts allowed in a row without a page rendered in between: a browser that
@@ -112,7 +121,8 @@ _TRACKER_SCRIPT = """
   if (window.__trioScrapeQuiet) return;
   const horizon = %(horizon)d;
   const s = {pending: 0, wake: null, setTimeout: window.setTimeout.bind(window),
-             clearTimeout: window.clearTimeout.bind(window)};
+             clearTimeout: window.clearTimeout.bind(window),
+             frame: %(frames)s ? window.requestAnimationFrame.bind(window) : null};
   Object.defineProperty(window, "__trioScrapeQuiet", {value: s, enumerable: false});
   const begin = () => { s.pending += 1; };
   const end = () => { s.pending -= 1; if (s.wake) s.wake(); };
@@ -174,41 +184,105 @@ _TRACKER_SCRIPT = """
   }).observe(document, {subtree: true, childList: true});
 })();
 """
-# Resolves once nothing tracked is pending and the DOM has had no mutation for `quiet` ms, or
-# after `cap` ms at most.
+# Installed where the browser draws no frames (``paint_once``: the compositor on the main
+# thread runs no animation frames): requestAnimationFrame callbacks run from a timer 16 ms on,
+# all those queued by then together, as a frame would run them; with the quiet wait's script
+# installed first, that timer is one it waits for.
+_FRAME_SCRIPT = """
+(() => {
+  if (window.__trioScrapeFrames) return;
+  Object.defineProperty(window, "__trioScrapeFrames", {value: true, enumerable: false});
+  const later = window.setTimeout.bind(window);
+  let queue = new Map(), handle = null, next = 1;
+  const flush = () => {
+    handle = null;
+    const run = queue;
+    queue = new Map();
+    const now = performance.now();
+    for (const callback of run.values()) {
+      try { callback(now); } catch (error) { queueMicrotask(() => { throw error; }); }
+    }
+  };
+  window.requestAnimationFrame = function (callback) {
+    const id = next++;
+    queue.set(id, callback);
+    if (handle === null) handle = later(flush, 16);
+    return id;
+  };
+  window.cancelAnimationFrame = function (id) { queue.delete(id); };
+})();
+"""
+# Resolves once nothing tracked is pending, the DOM has had no mutation for `quiet` ms and
+# the page has drawn an animation frame that began after the last mutation (what a
+# requestAnimationFrame callback queued by then adds restarts the wait); or, where no frame
+# comes, once it has had no mutation for `fallback` ms; or after `cap` ms at most.
 _QUIET_SCRIPT = """
 new Promise((resolve) => {
   const s = window.__trioScrapeQuiet;
   const later = s ? s.setTimeout : window.setTimeout.bind(window);
   const cancel = s ? s.clearTimeout : window.clearTimeout.bind(window);
-  let timer;
+  // The frame rule where frames are drawn; none where they are not (a page's frame callbacks
+  // are then timers waited for) or where nothing is tracked (the fallback window only).
+  const frame = s ? s.frame : null;
+  const window_ms = s ? %(quiet)d : %(fallback)d;
+  let timer, fallback, lastChange = 0, drawn = !frame, quiet = false, asked = false;
   const done = () => {
-    observer.disconnect(); cancel(timer); cancel(cap); if (s) s.wake = null; resolve(true);
+    observer.disconnect(); cancel(timer); cancel(fallback); cancel(cap);
+    if (s) s.wake = null;
+    resolve(true);
   };
+  const onFrame = (time) => {
+    asked = false;
+    if (time > lastChange) { drawn = true; if (quiet) done(); } else ask();
+  };
+  const ask = () => { if (frame && !asked) { asked = true; frame(onFrame); } };
   const check = () => {
-    cancel(timer);
-    if (!s || s.pending <= 0) timer = later(done, %(quiet)d);
+    cancel(timer); cancel(fallback); quiet = false;
+    if (!s || s.pending <= 0) {
+      timer = later(() => { quiet = true; if (drawn) done(); }, window_ms);
+      fallback = later(done, %(fallback)d);
+    }
   };
-  const observer = new MutationObserver(check);
+  const changed = () => { lastChange = performance.now(); drawn = !frame; ask(); check(); };
+  const observer = new MutationObserver(changed);
   observer.observe(
     document, {subtree: true, childList: true, attributes: true, characterData: true}
   );
   if (s) s.wake = check;
   const cap = later(done, %(cap)d);
-  check();
+  changed();
 })
 """
 
 
-def tracker_script() -> str:
-    """The script installed in every document of a tab for the quiet wait."""
-    return _TRACKER_SCRIPT % {"horizon": int(TIMER_HORIZON_SECONDS * 1000)}
+def tracker_script(*, frames: bool = True) -> str:
+    """The script installed in every document of a tab for the quiet wait (``frames``: the
+    browser draws animation frames; without, see :func:`page_scripts`)."""
+    return _TRACKER_SCRIPT % {
+        "horizon": int(TIMER_HORIZON_SECONDS * 1000),
+        "frames": "true" if frames else "false",
+    }
+
+
+def page_scripts(*, quiet: bool, frames: bool) -> str:
+    """What is installed in every document of a tab before its own scripts (empty: nothing):
+    the quiet wait's tracker (``quiet``), and where the browser draws no animation frames
+    (``frames`` false: ``paint_once``), a ``requestAnimationFrame`` that runs its callbacks
+    from a timer, so that what a page builds in frame callbacks is built (and waited for)."""
+    parts = [tracker_script(frames=frames)] if quiet else []
+    if not frames:
+        parts.append(_FRAME_SCRIPT)
+    return "".join(parts)
 
 
 def quiet_script(cap_ms: int) -> str:
     """The quiet wait's expression: a promise that resolves when the page is quiet (nothing
     tracked pending and no DOM mutation for :data:`QUIET_SECONDS`) or after ``cap_ms``."""
-    return _QUIET_SCRIPT % {"quiet": int(QUIET_SECONDS * 1000), "cap": cap_ms}
+    return _QUIET_SCRIPT % {
+        "quiet": int(QUIET_SECONDS * 1000),
+        "fallback": int(QUIET_FALLBACK_SECONDS * 1000),
+        "cap": cap_ms,
+    }
 
 
 # The rendered document: its HTML (with its doctype), URL and content type.
@@ -219,12 +293,31 @@ _SNAPSHOT_SCRIPT = """
   return [d.documentElement ? doctype + d.documentElement.outerHTML : "", d.URL, d.contentType];
 })()
 """
-_PATTERNS = [
-    {"urlPattern": "*", "requestStage": "Request"},
-    # Documents are paused again with their response: the main frame's status and headers
-    # become the record's, and a non-HTML body is taken as it is.
-    {"urlPattern": "*", "resourceType": "Document", "requestStage": "Response"},
-]
+# Documents are paused with their response: the main frame's status and headers become the
+# record's, a redirect's target is checked by the guard, and a non-HTML body is taken as it is.
+_DOCUMENT_RESPONSES = {"urlPattern": "*", "resourceType": "Document", "requestStage": "Response"}
+
+
+def fetch_patterns(config: CrawlConfig) -> list[dict[str, str]]:
+    """The requests the browser-wide Fetch domain pauses for a crawl under ``config``.
+
+    Every request, when the Fetch domain is the address guard's only check on the browser's
+    requests (``proxy`` given: connections go to the user's proxy, not through the guarded
+    SOCKS proxy) or when the seeds' hosts get ``headers``. Otherwise only what is refused by
+    kind (images, media, fonts; none with ``render_resources``): the guarded SOCKS proxy
+    judges every connection the browser makes, a page's own address is checked before it is
+    navigated to and a redirect's target when its response is paused, so a request paused
+    only to be let through would cost a DevTools round trip a request for nothing."""
+    patterns: list[dict[str, str]] = []
+    if config.proxy is not None or config.headers:
+        patterns.append({"urlPattern": "*", "requestStage": "Request"})
+    elif not config.render_resources:
+        patterns += [
+            {"urlPattern": "*", "resourceType": kind, "requestStage": "Request"}
+            for kind in sorted(BLOCKED_RESOURCES)
+        ]
+    patterns.append(_DOCUMENT_RESPONSES)
+    return patterns
 
 
 class RenderStatistics:
@@ -321,6 +414,9 @@ class Renderer:
         self._failed_starts = 0
         self._start_error = ""
         self._guard_cache: dict[str, tuple[float, str | None]] = {}
+        # No handler acts on a tab and no screenshot is taken: the browser draws no frames
+        # (see browser_args), and pages get frame callbacks from timers (page_scripts).
+        self._paint_once = config.router is None and config.screenshot is None
         self.statistics = RenderStatistics()
 
     # ------------------------------------------------------------------------ the browser
@@ -361,7 +457,7 @@ class Renderer:
                     user_agent=self._config.user_agent,
                     images=self._config.render_resources,
                     # No handler acts on a tab and no screenshot is taken: see browser_args.
-                    paint_once=self._config.router is None and self._config.screenshot is None,
+                    paint_once=self._paint_once,
                     extra_args=args,
                 ) as browser:
                     browser_started = browser
@@ -388,7 +484,7 @@ class Renderer:
             cdp.subscribe(["Target.targetCrashed", "Target.detachedFromTarget"]) as targets,
             cdp.subscribe(["Target.targetCreated"]) as created,
         ):
-            await cdp.call("Fetch.enable", {"patterns": _PATTERNS})
+            await cdp.call("Fetch.enable", {"patterns": fetch_patterns(self._config)})
             await cdp.call("Target.setDiscoverTargets", {"discover": True})
             # Nothing a page does may write files (a download's body is read in _decide).
             await cdp.call("Browser.setDownloadBehavior", {"behavior": "deny"})
@@ -505,6 +601,7 @@ class Renderer:
         headers = [(h["name"], h["value"]) for h in event.get("responseHeaders", [])]
         url = str(event.get("request", {}).get("url", ""))
         navigation.document = (url, status, headers)
+        fields = {k.lower(): v for k, v in headers}
         if 300 <= status < 400:
             navigation.redirects += 1
             if navigation.redirects > self._config.max_redirects:
@@ -512,7 +609,15 @@ class Renderer:
                     "Fetch.failRequest", {"requestId": request_id, "errorReason": "Aborted"}
                 )
                 return
-        fields = {k.lower(): v for k, v in headers}
+            location = fields.get("location")
+            refusal = None if location is None else await self._refusal(urljoin(url, location))
+            if refusal is not None:  # the record says why, not a proxy's connection error
+                navigation.blocked = refusal
+                await cdp.call(
+                    "Fetch.failRequest",
+                    {"requestId": request_id, "errorReason": "AddressUnreachable"},
+                )
+                return
         declared = fields.get("content-length", "")
         cap = self._config.max_bytes
         if declared.isdigit() and int(declared) > cap:
@@ -588,10 +693,13 @@ class Renderer:
             self._tabs[target_id] = tab
             await self._nursery.start(self._dismiss_dialogs, tab)
             await cdp.call("Page.enable", session_id=session_id)
-            if self._config.render_wait == "quiet":
+            scripts = page_scripts(
+                quiet=self._config.render_wait == "quiet", frames=not self._paint_once
+            )
+            if scripts:
                 await cdp.call(
                     "Page.addScriptToEvaluateOnNewDocument",
-                    {"source": tracker_script()},
+                    {"source": scripts},
                     session_id=session_id,
                 )
             if self._config.render_wait == "networkidle":
@@ -672,10 +780,15 @@ class Renderer:
 
     @asynccontextmanager
     async def open_page(
-        self, url: str, setup: BrowserSetup | None = None
+        self,
+        url: str,
+        setup: BrowserSetup | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[tuple[Response, TabActions | None]]:
         """Render ``url`` as :meth:`fetch` does (with ``setup``'s waits and capture, else the
-        crawl's) and hold its tab until the block is left: the response, and the tab's
+        crawl's; ``headers`` are not sent, as by :meth:`fetch`) and hold its tab until the
+        block is left: the response, and the tab's
         actions (None when the page was not rendered: a non-HTML document). Leaving the
         block by an exception (the page deadline's cancellation included) stops the page, or
         replaces the tab, before another page uses it.
@@ -777,6 +890,9 @@ class Renderer:
         url: str,
         events: Any,
     ) -> Response:
+        refusal = await self._refusal(url)
+        if refusal is not None:
+            raise FetchError("blocked_address", refusal)
         result = await cdp.call("Page.navigate", {"url": url}, session_id=session)
         error_text = result.get("errorText")
         if error_text:
@@ -791,17 +907,23 @@ class Renderer:
             loaded = event["method"] == "Page.loadEventFired"
             idle = idle or _is_network_idle(event, tab.target_id)
         wait_max = self._config.render_wait_max
+        snapshot: Any = None
         if self._config.render_wait == "networkidle":
             with trio.move_on_after(wait_max):
                 while not idle:
                     idle = _is_network_idle(await events.receive(), tab.target_id)
         else:
             script = quiet_script(int(wait_max * 1000))
+            if not navigation.waits:
+                # Nothing to wait for after the quiet wait: one evaluate waits and reads.
+                script = f"({script}).then(() => {_SNAPSHOT_SCRIPT.strip()})"
             with trio.move_on_after(wait_max + 1):
-                await _evaluate(cdp, session, script, await_promise=True)
+                snapshot = await _evaluate(cdp, session, script, await_promise=True)
         if navigation.waits:
             await wait_until_done(cdp, session, navigation.waits)
-        html, final_url, content_type = await _evaluate(cdp, session, _SNAPSHOT_SCRIPT)
+        if not isinstance(snapshot, list):
+            snapshot = await _evaluate(cdp, session, _SNAPSHOT_SCRIPT)
+        html, final_url, content_type = snapshot
         body = str(html).encode("utf-8", "surrogatepass")
         if len(body) > self._config.max_bytes:
             raise FetchError(
