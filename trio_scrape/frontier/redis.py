@@ -50,11 +50,11 @@ from ..model.config import CrawlConfig, RedisLocation, check_crawl_id, parse_red
 from ..model.page import CrawlRequest, Page, PageError, PageMemo
 from ..model.request import Request
 from ..model.urls import origin_of
-from ..output.sinks import CompleteSink, Sink, _json, complete_sink
+from ..output.sinks import CompleteSink, JsonlSink, Sink, _json, complete_sink, encode_record
 from .base import FrontierOpened, FrontierStatistics, settings_changes
 from .digests import redis_digest
 from .pacing import HostEvent, HostLimiter, HostPaused, RequestFinished, RobotsLoaded
-from .resp import RespError, RespPool
+from .resp import Prefix, RespError, RespPool
 from .timing import CallTimes
 
 if TYPE_CHECKING:
@@ -147,11 +147,16 @@ def _encode_request(digest: str, request: CrawlRequest) -> str:
 
 def _decode_request(entry: str) -> tuple[str, CrawlRequest]:
     digest, _, text = entry.partition("\t")
-    fields = json.loads(text)
+    try:
+        fields = orjson.loads(text)
+    except orjson.JSONDecodeError:  # a lone surrogate's escape, which orjson refuses
+        fields = json.loads(text)
     url, depth, referrer, attempts, sitemap, lastmod, revisit = fields[:7]
     spec = Request.from_json(json.loads(fields[7])) if len(fields) > 7 else None
-    request = CrawlRequest(url, depth, referrer, attempts, None, bool(sitemap), lastmod)
-    return digest, request._replace(revisit=bool(revisit), request=spec)
+    request = CrawlRequest(
+        url, depth, referrer, attempts, None, bool(sitemap), lastmod, bool(revisit), None, spec
+    )
+    return digest, request
 
 
 def _request_digest(request: Request, referrer: str | None, occurrence: int) -> str:
@@ -248,7 +253,9 @@ class RedisFrontier:
         self._held: dict[str | Request, list[_Lease]] = {}
         self._prefetched: collections.deque[CrawlRequest] = collections.deque()
         self._stats = FrontierStatistics(queued=0, leased=0, seen=0)
-        self.round_trips = CallTimes()  #: this process's function calls, timed (--metrics)
+        #: this process's round trips, counted and timed with --metrics (else None)
+        self.round_trips = CallTimes() if config.metrics is not None else None
+        self._fcalls: dict[str, Prefix] = {}  # each function's FCALL head, encoded once
         self.done_total = 0  #: records committed by the whole fleet, at the last call
         self.refused = 0  #: completions of this process refused (their lease had expired)
         self._changed = trio.Event()
@@ -297,7 +304,10 @@ class RedisFrontier:
         Raises:
             FrontierError: Redis could not be reached, or answered with an error.
         """
-        return await self._command("FCALL", function, 1, self._prefix, *args, shield=shield)
+        prefix = self._fcalls.get(function)
+        if prefix is None:
+            prefix = self._fcalls[function] = Prefix("FCALL", function, 1, self._prefix)
+        return await self._round_trip(prefix, args, shield)
 
     async def _command(self, *parts: str | bytes | int, shield: bool = True) -> Any:
         """Send one command (``parts``) and return Redis's answer, within the call timeout.
@@ -305,24 +315,40 @@ class RedisFrontier:
         Raises:
             FrontierError: Redis could not be reached, or answered with an error.
         """
-        try:
-            with trio.CancelScope(shield=shield), trio.fail_after(_CALL_TIMEOUT):
-                return await self._round_trip(parts)
-        except (*_CALL_ERRORS, trio.TooSlowError) as exc:
-            what = _text(parts[1]) if parts[0] == "FCALL" else str(parts[0])
-            raise FrontierError(f"Redis failed during {what}: {_describe(exc)}") from None
+        return await self._round_trip(None, parts, shield)
 
-    async def _round_trip(self, parts: Sequence[str | bytes | int]) -> Any:
-        """One command sent and its answer read: every round trip of this process to Redis
-        goes through here (each function call: lease, completion, add, release, renewal,
-        start; and the few plain commands: robots.txt, the output file's lock, joining), so
-        this is the one place to count or time them (:attr:`round_trips`, for --metrics)."""
-        started = time.perf_counter()
+    async def _round_trip(
+        self, prefix: Prefix | None, parts: Sequence[str | bytes | int], shield: bool
+    ) -> Any:
+        """One command sent and its answer read, within the call timeout: every round trip
+        of this process to Redis goes through here (each function call: lease, completion,
+        add, release, renewal, start; and the few plain commands: robots.txt, the output
+        file's lock, joining), so this is the one place to count or time them
+        (:attr:`round_trips`, with --metrics only: a crawl without pays nothing for them).
+
+        Raises:
+            FrontierError: Redis could not be reached, or answered with an error.
+        """
+        timed = self.round_trips
+        started = time.perf_counter() if timed is not None else 0.0
+        # One scope for both the shield and the call timeout (fail_after would be a second).
+        scope = trio.CancelScope(shield=shield, deadline=trio.current_time() + _CALL_TIMEOUT)
+        failure: BaseException | None = None
         try:
-            return await self._redis.command(*parts)
+            with scope:
+                answer = await self._redis.call(prefix, parts)
+        except _CALL_ERRORS as exc:
+            failure = exc
         finally:
-            what = _text(parts[1]) if parts[0] == "FCALL" else str(parts[0])
-            self.round_trips.observe(what, time.perf_counter() - started)
+            if timed is not None:
+                what = prefix.name if prefix is not None else str(parts[0])
+                timed.observe(what, time.perf_counter() - started)
+        if scope.cancelled_caught:
+            failure = trio.TooSlowError()
+        if failure is not None:
+            what = prefix.name if prefix is not None else str(parts[0])
+            raise FrontierError(f"Redis failed during {what}: {_describe(failure)}") from None
+        return answer
 
     def _note(self, counts: Sequence[Any]) -> None:
         queued, leased, seen, done = (_int(v) for v in counts)
@@ -576,9 +602,11 @@ class RedisFrontier:
         args: list[str | bytes] = [self._per_host, self._gate, self._max_pages]
         args += [self.writer, self._writer_state]
         self._writer_state = ""
+        records: list[bytes] = []
         for request, lease, page in zip(requests, leases, pages, strict=True):
             failed = "1" if page is not None and page.error is not None else "0"
             record = self._sink.encode(page) if self._sink is not None and page else b""
+            records.append(record)
             memo = self._memos.pop(_lease_key(request), b"")
             change = page.data.get("change") if page is not None else None
             items = _json(page.items) if page is not None and page.items else b""
@@ -606,12 +634,13 @@ class RedisFrontier:
             )
         self._wake()
         if self._sink is not None:
-            committed = [
-                (page, _text(entry))
-                for page, entry in zip(pages, ids, strict=True)
-                if page is not None and _text(entry)
-            ]
-            await self._sink.write_committed(committed)
+            committed = []
+            committed_records = []
+            for page, entry, record in zip(pages, ids, records, strict=True):
+                if page is not None and entry:
+                    committed.append((page, _text(entry)))
+                    committed_records.append(record)
+            await self._sink.write_committed(committed, committed_records)
 
     async def release(self, requests: Sequence[CrawlRequest]) -> None:
         # Requests leased ahead of need go back too, behind these: they came from the front
@@ -948,14 +977,24 @@ class _CommittingSink:
         return taken
 
     def encode(self, page: Page) -> bytes:
-        return _json(page.to_record(links=self._links))
+        return encode_record(page, links=self._links)
 
-    async def write_committed(self, pages: Sequence[tuple[Page, str]]) -> None:
+    async def write_committed(
+        self, pages: Sequence[tuple[Page, str]], records: Sequence[bytes] = ()
+    ) -> None:
+        """Hand committed pages to the real sink; ``records``, when given, are their records
+        as :meth:`encode` gave them, which a JSON Lines file writes as they are (a page is
+        not encoded twice)."""
         inner = self._inner
         if inner.sink is None or not pages:
             return
-        for page, _ in pages:
-            await inner.send(page)
+        sink = inner.sink
+        if records and type(sink) is JsonlSink and sink.links == self._links:
+            for record in records:
+                await sink.send_encoded(record)
+        else:
+            for page, _ in pages:
+                await inner.send(page)
         await inner.flush()
         if self.frontier is not None:
             self.frontier._wrote(inner.offset, pages[-1][1])

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 import trio
 
-__all__ = ["RespError", "RespPool"]
+__all__ = ["Prefix", "RespError", "RespPool"]
 
 
 class RespError(Exception):
@@ -38,12 +38,39 @@ class _Incomplete(Exception):
 _CRLF = b"\r\n"
 
 
-def _encode(parts: Sequence[str | bytes | int]) -> bytes:
-    out = [b"*%d\r\n" % len(parts)]
+def _bulk(part: str | bytes | int) -> bytes:
+    data = part if isinstance(part, bytes) else str(part).encode("utf-8", "surrogateescape")
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+class Prefix:
+    """The first parts of a command, encoded once (``FCALL name 1 key``): a call with it
+    encodes only its own arguments."""
+
+    __slots__ = ("count", "data", "name")
+
+    def __init__(self, *parts: str | bytes | int) -> None:
+        self.count = len(parts)
+        self.data = b"".join(_bulk(part) for part in parts)
+        #: what a failed call names (``FCALL ts_lease``: the function)
+        self.name = str(parts[1] if len(parts) > 1 and parts[0] == "FCALL" else parts[0])
+
+
+def _encode(prefix: Prefix | None, parts: Sequence[str | bytes | int]) -> bytearray:
+    """``prefix`` and then ``parts`` as one RESP2 array of bulk strings (one buffer, grown in
+    place: no list of pieces to join)."""
+    if prefix is None:
+        out = bytearray(b"*%d\r\n" % len(parts))
+    else:
+        out = bytearray(b"*%d\r\n" % (prefix.count + len(parts)))
+        out += prefix.data
     for part in parts:
-        data = part if isinstance(part, bytes) else str(part).encode("utf-8", "surrogateescape")
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
+        if not isinstance(part, bytes):
+            part = (part if isinstance(part, str) else str(part)).encode("utf-8", "surrogateescape")
+        out += b"$%d\r\n" % len(part)
+        out += part
+        out += _CRLF
+    return out
 
 
 def _parse(buf: bytearray, pos: int) -> tuple[Any, int]:
@@ -66,15 +93,42 @@ def _parse(buf: bytearray, pos: int) -> tuple[Any, int]:
         if len(buf) < start + size + 2:
             raise _Incomplete
         return bytes(buf[start : start + size]), start + size + 2
-    if kind == 42:  # * array
+    if kind == 42:  # * array: its bulk strings and integers read here, not by a call each
         count = int(buf[pos + 1 : end])
         if count < 0:
             return None, end + 2
         pos = end + 2
-        items = []
+        items: list[Any] = []
+        append = items.append
+        find = buf.find
+        length = len(buf)
         for _ in range(count):
-            item, pos = _parse(buf, pos)
-            items.append(item)
+            if pos >= length:
+                raise _Incomplete
+            kind = buf[pos]
+            if kind == 36:
+                end = find(_CRLF, pos)
+                if end < 0:
+                    raise _Incomplete
+                size = int(buf[pos + 1 : end])
+                if size < 0:
+                    append(None)
+                    pos = end + 2
+                    continue
+                start = end + 2
+                pos = start + size + 2
+                if length < pos:
+                    raise _Incomplete
+                append(bytes(buf[start : pos - 2]))
+            elif kind == 58:
+                end = find(_CRLF, pos)
+                if end < 0:
+                    raise _Incomplete
+                append(int(buf[pos + 1 : end]))
+                pos = end + 2
+            else:
+                item, pos = _parse(buf, pos)
+                append(item)
         return items, pos
     if kind == 58:  # : integer
         return int(buf[pos + 1 : end]), end + 2
@@ -92,8 +146,8 @@ class _Connection:
         self.stream = stream
         self.buf = bytearray()
 
-    async def command(self, parts: Sequence[str | bytes | int]) -> Any:
-        await self.stream.send_all(_encode(parts))
+    async def command(self, data: bytes | bytearray) -> Any:
+        await self.stream.send_all(data)
         buf = self.buf
         while True:
             if buf:
@@ -140,9 +194,9 @@ class RespPool:
                 auth: list[str] = ["AUTH", self._password]
                 if self._username:
                     auth.insert(1, self._username)
-                await connection.command(auth)
+                await connection.command(_encode(None, auth))
             if self._db:
-                await connection.command(["SELECT", self._db])
+                await connection.command(_encode(None, ["SELECT", self._db]))
         except BaseException:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
@@ -157,11 +211,23 @@ class RespPool:
             OSError: the connection could not be made, or broke.
             trio.BrokenResourceError: the connection broke while writing.
         """
+        return await self.call(None, parts)
+
+    async def call(self, prefix: Prefix | None, parts: Sequence[str | bytes | int]) -> Any:
+        """Send one command, ``prefix`` (encoded once, see :class:`Prefix`) then ``parts``,
+        and return its answer.
+
+        Raises:
+            RespError: Redis answered with an error.
+            OSError: the connection could not be made, or broke.
+            trio.BrokenResourceError: the connection broke while writing.
+        """
         if self._closed:
             raise ConnectionResetError("the Redis connections are closed")
+        data = _encode(prefix, parts)
         connection = self._idle.pop() if self._idle else await self._open()
         try:
-            answer = await connection.command(parts)
+            answer = await connection.command(data)
         except RespError:
             self._idle.append(connection)  # the answer was read whole: the connection is fine
             raise
