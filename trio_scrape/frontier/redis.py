@@ -290,6 +290,9 @@ class RedisFrontier:
         self._known: dict[str, int] = {}
         # The same by URL, for a page's links (defer_links): no digest to compute for them.
         self._known_urls: dict[str, int] = {}
+        # Links on their way to the seen-set with a completion not yet answered, by URL, at
+        # the depth sent: another page's same link need not go too (see defer_links).
+        self._sending: dict[str, int] = {}
 
     @property
     def joined(self) -> FrontierOpened:
@@ -453,11 +456,12 @@ class RedisFrontier:
         known = self._known_urls
         if len(known) > _KNOWN_MAX:
             known.clear()
+        sending = self._sending
         lines = [b"=%d\t%d\t%s" % (depth, revisit, _json_text(request.url))]
         last = ""
         fresh = []
         for url in urls:
-            if known.get(url, depth + 1) <= depth:
+            if known.get(url, depth + 1) <= depth or sending.get(url, depth + 1) <= depth:
                 continue
             origin = origin_of(url)
             kept = keep is None or keep(url)
@@ -473,6 +477,10 @@ class RedisFrontier:
         if len(lines) > 1:
             lease.links.append(b"\n".join(lines))
             lease.fresh.append((depth, fresh))
+            # Each goes with this page's completion, which adds it even if refused (or, if
+            # this lease is given back instead, whoever does the page again finds it).
+            for url in fresh:
+                sending[url] = depth
         return True
 
     async def add_requests(
@@ -615,13 +623,7 @@ class RedisFrontier:
             args += [lease.digest, lease.token, failed, record, memo, change_text, items, links]
         ids, counts, _added, limited = await self._call("ts_done", args, shield=True)
         self._note(counts)
-        if not int(limited):  # each link sent is in the seen-set now, at its depth or nearer
-            known = self._known_urls
-            for lease in leases:
-                for depth, urls in lease.fresh:
-                    for url in urls:
-                        if known.get(url, depth + 1) > depth:
-                            known[url] = depth
+        self._sent(leases, added=not int(limited))
         refused = [r.url for r, entry in zip(requests, ids, strict=True) if not _text(entry)]
         if refused:
             self.refused += len(refused)
@@ -642,12 +644,26 @@ class RedisFrontier:
                     committed_records.append(record)
             await self._sink.write_committed(committed, committed_records)
 
+    def _sent(self, leases: Sequence[_Lease], *, added: bool) -> None:
+        """The links that went with ``leases`` are no longer on their way; ``added``: each
+        is in the seen-set now, at its depth or nearer (not when max_pages refused some, or
+        the leases were given back)."""
+        known, sending = self._known_urls, self._sending
+        for lease in leases:
+            for depth, urls in lease.fresh:
+                for url in urls:
+                    if added and known.get(url, depth + 1) > depth:
+                        known[url] = depth
+                    if sending.get(url) == depth:
+                        del sending[url]
+
     async def release(self, requests: Sequence[CrawlRequest]) -> None:
         # Requests leased ahead of need go back too, behind these: they came from the front
         # of the same queues, and a released request must come before them.
         prefetched = list(self._prefetched)
         self._prefetched.clear()
         leases = self._take([*requests, *prefetched])
+        self._sent(leases, added=False)
         for request in requests:
             self._memos.pop(_lease_key(request), None)
         if not leases:
@@ -685,6 +701,7 @@ class RedisFrontier:
         round_, known, started = await self._call("ts_round", [str(self.round)], shield=True)
         self._known.clear()  # the seen-set starts empty
         self._known_urls.clear()
+        self._sending.clear()
         self.round, self.known = int(round_), int(known)
         counts = await self._command("HMGET", self._prefix + "meta", *_COUNTS)
         self._note(counts)
@@ -860,6 +877,7 @@ class RedisFrontier:
         if self._held:
             leases = [lease for held in self._held.values() for lease in held]
             self._held.clear()
+            self._sent(leases, added=False)
             args: list[str] = [self._per_host, self._gate]
             for lease in leases:
                 args += [lease.digest, lease.token, "", "0"]
