@@ -17,6 +17,7 @@ answer never reaches the wrong caller.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Sequence
 from typing import Any
@@ -140,14 +141,36 @@ def _parse(buf: bytearray, pos: int) -> tuple[Any, int]:
 
 
 class _Connection:
-    __slots__ = ("buf", "stream")
+    """One connection: a plain TCP socket used directly (``sock``), or a TLS stream."""
+
+    __slots__ = ("buf", "sock", "stream")
 
     def __init__(self, stream: trio.abc.Stream) -> None:
-        self.stream = stream
         self.buf = bytearray()
+        self.sock: socket.socket | None = None
+        self.stream: trio.abc.Stream | None = stream
+        if isinstance(stream, trio.SocketStream):
+            # Plain TCP: written and read with the socket's own non-blocking calls, waiting
+            # (one scheduler pass) only when it cannot go on. A trio stream's send_all and
+            # receive_some each add a pass of their own and their checks: about 50 us of CPU
+            # per call on a 2-core machine, twice what the rest of a call costs.
+            self.sock = socket.socket(fileno=stream.socket.detach())
+            self.sock.setblocking(False)
+            self.stream = None
 
     async def command(self, data: bytes | bytearray) -> Any:
-        await self.stream.send_all(data)
+        sock = self.sock
+        if sock is None:
+            assert self.stream is not None
+            await self.stream.send_all(data)
+        else:
+            view = memoryview(data)
+            sent = 0
+            while sent < len(view):
+                try:
+                    sent += sock.send(view[sent:])
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(sock)
         buf = self.buf
         while True:
             if buf:
@@ -160,10 +183,27 @@ class _Connection:
                     if isinstance(value, RespError):
                         raise value
                     return value
-            data = await self.stream.receive_some(65_536)
-            if not data:
+            if sock is None:
+                assert self.stream is not None
+                chunk = await self.stream.receive_some(65_536)
+            else:
+                try:
+                    chunk = sock.recv(65_536)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(sock)
+                    continue
+            if not chunk:
                 raise ConnectionResetError("Redis closed the connection")
-            buf += data
+            buf += chunk
+
+    async def aclose(self) -> None:
+        if self.sock is not None:
+            if self.sock.fileno() != -1:
+                trio.lowlevel.notify_closing(self.sock)
+                self.sock.close()
+            await trio.lowlevel.checkpoint()
+        elif self.stream is not None:
+            await self.stream.aclose()
 
 
 class RespPool:
@@ -199,7 +239,7 @@ class RespPool:
                 await connection.command(_encode(None, ["SELECT", self._db]))
         except BaseException:
             with trio.CancelScope(shield=True):
-                await stream.aclose()
+                await connection.aclose()
             raise
         return connection
 
@@ -233,10 +273,10 @@ class RespPool:
             raise
         except BaseException:
             with trio.CancelScope(shield=True):
-                await connection.stream.aclose()
+                await connection.aclose()
             raise
         if self._closed:
-            await connection.stream.aclose()
+            await connection.aclose()
         else:
             self._idle.append(connection)
         return answer
@@ -246,4 +286,4 @@ class RespPool:
         self._closed = True
         idle, self._idle = self._idle, []
         for connection in idle:
-            await connection.stream.aclose()
+            await connection.aclose()
