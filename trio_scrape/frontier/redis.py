@@ -89,6 +89,7 @@ _STATUS_MAX_HOSTS = 10_000  # hosts `status` looks at (their queues and slots)
 _CALL_TIMEOUT = 10.0  # seconds a Redis call may take before the frontier gives up
 _COUNTS = ("queued", "leased", "seen", "done")  # the counters every answer carries
 _KNOWN_MAX = 100_000  # digests whose depth this process remembers (about 10 MB at most)
+_REFUSED_MAX = 10_000  # refused links kept written (see defer_links)
 # What a failed round trip raises: an error answer, a broken socket.
 _CALL_ERRORS = (
     RespError,
@@ -293,6 +294,8 @@ class RedisFrontier:
         # Links on their way to the seen-set with a completion not yet answered, by URL, at
         # the depth sent: another page's same link need not go too (see defer_links).
         self._sending: dict[str, int] = {}
+        # Links the scope refused, as defer_links sends them: digest, origin, JSON.
+        self._refused: dict[str, tuple[bytes, bytes, bytes]] = {}
 
     @property
     def joined(self) -> FrontierOpened:
@@ -464,16 +467,25 @@ class RedisFrontier:
             if known.get(url, depth + 1) <= depth or sending.get(url, depth + 1) <= depth:
                 continue
             origin = origin_of(url)
-            kept = keep is None or keep(url)
-            if kept:
-                fresh.append(url)
-            flag = b"+" if kept else b"-"
             same = origin == last
             last = origin
-            lines.append(
-                b"%s%s\t%s\t%s"
-                % (flag, _digest(url).encode(), b"" if same else origin.encode(), _json_text(url))
-            )
+            if keep is None or keep(url):
+                fresh.append(url)
+                lines.append(
+                    b"+%s\t%s\t%s"
+                    % (_digest(url).encode(), b"" if same else origin.encode(), _json_text(url))
+                )
+                continue
+            # Refused (out of scope): it goes only to update a seen URL's depth, and comes
+            # again with every page that has it (a site's links off-site): written once.
+            refused = self._refused.get(url)
+            if refused is None:
+                if len(self._refused) > _REFUSED_MAX:
+                    self._refused.clear()
+                digest, text = _digest(url).encode(), _json_text(url)
+                refused = self._refused[url] = (digest, origin.encode(), text)
+            digest, origin_text, text = refused
+            lines.append(b"-%s\t%s\t%s" % (digest, b"" if same else origin_text, text))
         if len(lines) > 1:
             lease.links.append(b"\n".join(lines))
             lease.fresh.append((depth, fresh))
