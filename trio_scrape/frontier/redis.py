@@ -363,8 +363,10 @@ class RedisFrontier:
 
     def _wake(self) -> None:
         self._version += 1
-        self._changed.set()
-        self._changed = trio.Event()
+        changed = self._changed
+        if changed.statistics().tasks_waiting:  # else the next waiter may wait on it still
+            changed.set()
+            self._changed = trio.Event()
 
     # ------------------------------------------------------------------ Frontier protocol
 
@@ -833,14 +835,16 @@ class RedisFrontier:
         if isinstance(event, RequestFinished):  # its fetch ended: its host slot is free
             key = event.url if event.request is None else event.request
             # its lease stays till done
-            held = next((x for x in self._held.get(key, ()) if not x.ended), None)
-            if held is not None:
+            for held in self._held.get(key, ()):
+                if held.ended:
+                    continue
                 held.ended = True
                 latency = "-1" if event.latency is None else str(round(event.latency * 1000))
                 failed = "1" if event.failed else "0"
                 ended = (held.digest, held.token, origin_of(event.url), latency, failed)
                 self._to_free.append(ended)
                 self._wake()
+                break
         elif isinstance(event, HostPaused):
             origin = event.origin
             until = trio.current_time() + event.seconds
