@@ -25,7 +25,8 @@ def start_redis(
     directory: Path, *extra: str, port: int | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start redis-server in ``directory`` (on ``port``, or a free one); return it once it
-    accepts connections."""
+    answers PING (while it loads its append-only file it accepts connections but answers
+    LOADING)."""
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     directory.mkdir(parents=True, exist_ok=True)
@@ -53,10 +54,13 @@ def start_redis(
         deadline = time.monotonic() + 10
         while process.poll() is None and time.monotonic() < deadline:
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return process, port
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(64).startswith(b"+PONG"):
+                        return process, port
             except OSError:
-                time.sleep(0.01)
+                pass
+            time.sleep(0.01)
         stop(process)
     raise RuntimeError("redis-server did not start")
 

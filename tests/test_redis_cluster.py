@@ -10,18 +10,18 @@ the cluster's."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import trio
 
+from .half_way import crawl_command, ended, export, start_half_way
 from .redis_cluster import RedisClusterNodes, cluster_info
 from .redis_cluster import redis_cluster as redis_cluster
 from .redis_server import free_port
 from .site import Request, Site
-from .test_cli import CLI, cli
+from .test_cli import cli
 from .test_redis import WatchedSite, crawl_name, lines, tree_site
 from .test_redis import test_a_late_completion_from_an_expired_lease_is_refused as _late
 from .test_redis import test_per_host_and_delay_hold_across_three_processes as _polite
@@ -111,17 +111,9 @@ async def test_a_node_killed_and_restarted_loses_and_repeats_nothing(
     name = crawl_name()
     out = tmp_path / "out.jsonl"
     url = redis_cluster.url
-    command = [
-        *CLI, "run", held_site.url("/p0"), "--depth", "100", "--no-robots", "-q",
-        "--frontier", url, "--crawl-id", name, "--lease", "1", "--workers", "4",
-        "-o", str(out),
-    ]  # fmt: skip
+    command = crawl_command(held_site.url("/p0"), url, name, out)
     with trio.fail_after(90):
-        crawl = await trio.lowlevel.open_process(command, stderr=subprocess.PIPE)
-        while len(held_site.log) < 150 and crawl.poll() is None:
-            with trio.move_on_after(1):  # also notice a process that ended by itself
-                await held_site.hit_event.wait()
-        assert crawl.poll() is None, "the crawl was too quick to be stopped half-way"
+        crawl = await start_half_way(command, held_site)
         home = redis_cluster.owner(f"trio-scrape:{{{name}}}:meta")
         node = home if which == "holding the crawl" else (home + 1) % 3
         held_site.held = trio.Event()  # the site holds its answers: the crawl cannot end now
@@ -135,12 +127,7 @@ async def test_a_node_killed_and_restarted_loses_and_repeats_nothing(
         while not await trio.to_thread.run_sync(failed):  # noqa: ASYNC110
             await trio.sleep(0.05)
         held_site.held.set()
-        assert crawl.stderr is not None
-        error = b""
-        async with crawl.stderr:
-            async for chunk in crawl.stderr:
-                error += chunk
-        code = await crawl.wait()
+        code, error = await ended(crawl)
         before = len(lines(out))
         redis_cluster.restart(node)
         again = await trio.run_process(command, capture_stderr=True, check=False)
@@ -149,11 +136,7 @@ async def test_a_node_killed_and_restarted_loses_and_repeats_nothing(
     assert 0 < before < len(expected)
     assert again.returncode == 0, again.stderr
     assert b"joining the crawl" in again.stderr
-    result = await cli(
-        "export", "--frontier", url, "--crawl-id", name, "-o", str(tmp_path / "all.jsonl")
-    )
-    assert result.returncode == 0, result.stderr
-    exported = Counter(r["url"] for r in lines(tmp_path / "all.jsonl"))
+    exported = await export(url, name, tmp_path / "all.jsonl")
     assert sorted(exported) == sorted(expected) and max(exported.values()) == 1
     assert Counter(r["url"] for r in lines(out)) == exported
 

@@ -11,7 +11,6 @@ a few seconds covers the same cases.
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -24,10 +23,10 @@ from trio_scrape.errors import FrontierError
 from trio_scrape.frontier import redis as redis_frontier
 from trio_scrape.frontier.redis import connect
 
+from .half_way import crawl_command, ended, export, start_half_way
 from .proxy import FreezableProxy
 from .redis_server import AofRedis
 from .redis_server import aof_redis as aof_redis
-from .test_cli import CLI, cli
 from .test_redis import WatchedSite, lines, tree_site
 from .test_redis import watched as watched
 
@@ -36,13 +35,6 @@ pytestmark = pytest.mark.usefixtures("redis_url")
 
 def crawl_name() -> str:
     return "f-" + uuid.uuid4().hex[:12]
-
-
-async def export(url: str, name: str, path: Path) -> Counter[str]:
-    """``trio-scrape export`` of the crawl: how many records it holds per URL."""
-    result = await cli("export", "--frontier", url, "--crawl-id", name, "-o", str(path))
-    assert result.returncode == 0, result.stderr
-    return Counter(r["url"] for r in lines(path))
 
 
 async def wait_hits(site: WatchedSite, count: int) -> None:
@@ -65,24 +57,11 @@ async def test_redis_killed_and_restarted_mid_crawl_loses_and_repeats_nothing(
     expected = tree_site(watched, 600)
     name = crawl_name()
     out = tmp_path / "out.jsonl"
-    command = [
-        *CLI, "run", watched.url("/p0"), "--depth", "100", "--no-robots", "-q",
-        "--frontier", aof_redis.url, "--crawl-id", name, "--lease", "1", "--workers", "4",
-        "-o", str(out),
-    ]  # fmt: skip
+    command = crawl_command(watched.url("/p0"), aof_redis.url, name, out)
     with trio.fail_after(90):
-        crawl = await trio.lowlevel.open_process(command, stderr=subprocess.PIPE)
-        while len(watched.log) < 150 and crawl.poll() is None:
-            with trio.move_on_after(1):  # also notice a process that ended by itself
-                await watched.hit_event.wait()
-        assert crawl.poll() is None, "the crawl was too quick to be stopped half-way"
+        crawl = await start_half_way(command, watched)
         aof_redis.kill()
-        assert crawl.stderr is not None
-        error = b""
-        async with crawl.stderr:
-            async for chunk in crawl.stderr:
-                error += chunk
-        code = await crawl.wait()
+        code, error = await ended(crawl)
         before = len(lines(out))
         aof_redis.restart()
         again = await trio.run_process(command, capture_stderr=True, check=False)

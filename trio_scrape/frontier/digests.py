@@ -107,8 +107,10 @@ def url_digest(url: str) -> int:
 
 def redis_digest(url: str) -> str:
     """:func:`url_digest` as Redis keys hold it: 16 hex digits of the unsigned value, the
-    first 4 naming its seen-set bucket, the other 12 its field there."""
-    return format(url_digest(url) & 0xFFFF_FFFF_FFFF_FFFF, "016x")
+    first 4 naming its seen-set bucket, the other 12 its field there (the digest's bytes
+    from the last: the unsigned little-endian value written big-endian)."""
+    key = url_key(url).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(key, digest_size=8).digest()[::-1].hex()
 
 
 _VALUE_BITS = 24

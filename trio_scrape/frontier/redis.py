@@ -50,11 +50,11 @@ from ..model.config import CrawlConfig, RedisLocation, check_crawl_id, parse_red
 from ..model.page import CrawlRequest, Page, PageError, PageMemo
 from ..model.request import Request
 from ..model.urls import origin_of
-from ..output.sinks import CompleteSink, Sink, _json, complete_sink
+from ..output.sinks import CompleteSink, JsonlSink, Sink, _json, complete_sink, encode_record
 from .base import FrontierOpened, FrontierStatistics, settings_changes
 from .digests import redis_digest
 from .pacing import HostEvent, HostLimiter, HostPaused, RequestFinished, RobotsLoaded
-from .resp import RespError, RespPool
+from .resp import Prefix, RespError, RespPool
 from .timing import CallTimes
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ _STATUS_MAX_HOSTS = 10_000  # hosts `status` looks at (their queues and slots)
 _CALL_TIMEOUT = 10.0  # seconds a Redis call may take before the frontier gives up
 _COUNTS = ("queued", "leased", "seen", "done")  # the counters every answer carries
 _KNOWN_MAX = 100_000  # digests whose depth this process remembers (about 10 MB at most)
+_REFUSED_MAX = 10_000  # refused links kept written (see defer_links)
 # What a failed round trip raises: an error answer, a broken socket.
 _CALL_ERRORS = (
     RespError,
@@ -147,11 +148,16 @@ def _encode_request(digest: str, request: CrawlRequest) -> str:
 
 def _decode_request(entry: str) -> tuple[str, CrawlRequest]:
     digest, _, text = entry.partition("\t")
-    fields = json.loads(text)
+    try:
+        fields = orjson.loads(text)
+    except orjson.JSONDecodeError:  # a lone surrogate's escape, which orjson refuses
+        fields = json.loads(text)
     url, depth, referrer, attempts, sitemap, lastmod, revisit = fields[:7]
     spec = Request.from_json(json.loads(fields[7])) if len(fields) > 7 else None
-    request = CrawlRequest(url, depth, referrer, attempts, None, bool(sitemap), lastmod)
-    return digest, request._replace(revisit=bool(revisit), request=spec)
+    request = CrawlRequest(
+        url, depth, referrer, attempts, None, bool(sitemap), lastmod, bool(revisit), None, spec
+    )
+    return digest, request
 
 
 def _request_digest(request: Request, referrer: str | None, occurrence: int) -> str:
@@ -248,7 +254,9 @@ class RedisFrontier:
         self._held: dict[str | Request, list[_Lease]] = {}
         self._prefetched: collections.deque[CrawlRequest] = collections.deque()
         self._stats = FrontierStatistics(queued=0, leased=0, seen=0)
-        self.round_trips = CallTimes()  #: this process's function calls, timed (--metrics)
+        #: this process's round trips, counted and timed with --metrics (else None)
+        self.round_trips = CallTimes() if config.metrics is not None else None
+        self._fcalls: dict[str, Prefix] = {}  # each function's FCALL head, encoded once
         self.done_total = 0  #: records committed by the whole fleet, at the last call
         self.refused = 0  #: completions of this process refused (their lease had expired)
         self._changed = trio.Event()
@@ -283,6 +291,11 @@ class RedisFrontier:
         self._known: dict[str, int] = {}
         # The same by URL, for a page's links (defer_links): no digest to compute for them.
         self._known_urls: dict[str, int] = {}
+        # Links on their way to the seen-set with a completion not yet answered, by URL, at
+        # the depth sent: another page's same link need not go too (see defer_links).
+        self._sending: dict[str, int] = {}
+        # Links the scope refused, as defer_links sends them: digest, origin, JSON.
+        self._refused: dict[str, tuple[bytes, bytes, bytes]] = {}
 
     @property
     def joined(self) -> FrontierOpened:
@@ -297,7 +310,10 @@ class RedisFrontier:
         Raises:
             FrontierError: Redis could not be reached, or answered with an error.
         """
-        return await self._command("FCALL", function, 1, self._prefix, *args, shield=shield)
+        prefix = self._fcalls.get(function)
+        if prefix is None:
+            prefix = self._fcalls[function] = Prefix("FCALL", function, 1, self._prefix)
+        return await self._round_trip(prefix, args, shield)
 
     async def _command(self, *parts: str | bytes | int, shield: bool = True) -> Any:
         """Send one command (``parts``) and return Redis's answer, within the call timeout.
@@ -305,24 +321,40 @@ class RedisFrontier:
         Raises:
             FrontierError: Redis could not be reached, or answered with an error.
         """
-        try:
-            with trio.CancelScope(shield=shield), trio.fail_after(_CALL_TIMEOUT):
-                return await self._round_trip(parts)
-        except (*_CALL_ERRORS, trio.TooSlowError) as exc:
-            what = _text(parts[1]) if parts[0] == "FCALL" else str(parts[0])
-            raise FrontierError(f"Redis failed during {what}: {_describe(exc)}") from None
+        return await self._round_trip(None, parts, shield)
 
-    async def _round_trip(self, parts: Sequence[str | bytes | int]) -> Any:
-        """One command sent and its answer read: every round trip of this process to Redis
-        goes through here (each function call: lease, completion, add, release, renewal,
-        start; and the few plain commands: robots.txt, the output file's lock, joining), so
-        this is the one place to count or time them (:attr:`round_trips`, for --metrics)."""
-        started = time.perf_counter()
+    async def _round_trip(
+        self, prefix: Prefix | None, parts: Sequence[str | bytes | int], shield: bool
+    ) -> Any:
+        """One command sent and its answer read, within the call timeout: every round trip
+        of this process to Redis goes through here (each function call: lease, completion,
+        add, release, renewal, start; and the few plain commands: robots.txt, the output
+        file's lock, joining), so this is the one place to count or time them
+        (:attr:`round_trips`, with --metrics only: a crawl without pays nothing for them).
+
+        Raises:
+            FrontierError: Redis could not be reached, or answered with an error.
+        """
+        timed = self.round_trips
+        started = time.perf_counter() if timed is not None else 0.0
+        # One scope for both the shield and the call timeout (fail_after would be a second).
+        scope = trio.CancelScope(shield=shield, deadline=trio.current_time() + _CALL_TIMEOUT)
+        failure: BaseException | None = None
         try:
-            return await self._redis.command(*parts)
+            with scope:
+                answer = await self._redis.call(prefix, parts)
+        except _CALL_ERRORS as exc:
+            failure = exc
         finally:
-            what = _text(parts[1]) if parts[0] == "FCALL" else str(parts[0])
-            self.round_trips.observe(what, time.perf_counter() - started)
+            if timed is not None:
+                what = prefix.name if prefix is not None else str(parts[0])
+                timed.observe(what, time.perf_counter() - started)
+        if scope.cancelled_caught:
+            failure = trio.TooSlowError()
+        if failure is not None:
+            what = prefix.name if prefix is not None else str(parts[0])
+            raise FrontierError(f"Redis failed during {what}: {_describe(failure)}") from None
+        return answer
 
     def _note(self, counts: Sequence[Any]) -> None:
         queued, leased, seen, done = (_int(v) for v in counts)
@@ -331,8 +363,10 @@ class RedisFrontier:
 
     def _wake(self) -> None:
         self._version += 1
-        self._changed.set()
-        self._changed = trio.Event()
+        changed = self._changed
+        if changed.statistics().tasks_waiting:  # else the next waiter may wait on it still
+            changed.set()
+            self._changed = trio.Event()
 
     # ------------------------------------------------------------------ Frontier protocol
 
@@ -427,26 +461,40 @@ class RedisFrontier:
         known = self._known_urls
         if len(known) > _KNOWN_MAX:
             known.clear()
+        sending = self._sending
         lines = [b"=%d\t%d\t%s" % (depth, revisit, _json_text(request.url))]
         last = ""
         fresh = []
         for url in urls:
-            if known.get(url, depth + 1) <= depth:
+            if known.get(url, depth + 1) <= depth or sending.get(url, depth + 1) <= depth:
                 continue
             origin = origin_of(url)
-            kept = keep is None or keep(url)
-            if kept:
-                fresh.append(url)
-            flag = b"+" if kept else b"-"
             same = origin == last
             last = origin
-            lines.append(
-                b"%s%s\t%s\t%s"
-                % (flag, _digest(url).encode(), b"" if same else origin.encode(), _json_text(url))
-            )
+            if keep is None or keep(url):
+                fresh.append(url)
+                lines.append(
+                    b"+%s\t%s\t%s"
+                    % (_digest(url).encode(), b"" if same else origin.encode(), _json_text(url))
+                )
+                continue
+            # Refused (out of scope): it goes only to update a seen URL's depth, and comes
+            # again with every page that has it (a site's links off-site): written once.
+            refused = self._refused.get(url)
+            if refused is None:
+                if len(self._refused) > _REFUSED_MAX:
+                    self._refused.clear()
+                digest, text = _digest(url).encode(), _json_text(url)
+                refused = self._refused[url] = (digest, origin.encode(), text)
+            digest, origin_text, text = refused
+            lines.append(b"-%s\t%s\t%s" % (digest, b"" if same else origin_text, text))
         if len(lines) > 1:
             lease.links.append(b"\n".join(lines))
             lease.fresh.append((depth, fresh))
+            # Each goes with this page's completion, which adds it even if refused (or, if
+            # this lease is given back instead, whoever does the page again finds it).
+            for url in fresh:
+                sending[url] = depth
         return True
 
     async def add_requests(
@@ -576,9 +624,11 @@ class RedisFrontier:
         args: list[str | bytes] = [self._per_host, self._gate, self._max_pages]
         args += [self.writer, self._writer_state]
         self._writer_state = ""
+        records: list[bytes] = []
         for request, lease, page in zip(requests, leases, pages, strict=True):
             failed = "1" if page is not None and page.error is not None else "0"
             record = self._sink.encode(page) if self._sink is not None and page else b""
+            records.append(record)
             memo = self._memos.pop(_lease_key(request), b"")
             change = page.data.get("change") if page is not None else None
             items = _json(page.items) if page is not None and page.items else b""
@@ -587,13 +637,7 @@ class RedisFrontier:
             args += [lease.digest, lease.token, failed, record, memo, change_text, items, links]
         ids, counts, _added, limited = await self._call("ts_done", args, shield=True)
         self._note(counts)
-        if not int(limited):  # each link sent is in the seen-set now, at its depth or nearer
-            known = self._known_urls
-            for lease in leases:
-                for depth, urls in lease.fresh:
-                    for url in urls:
-                        if known.get(url, depth + 1) > depth:
-                            known[url] = depth
+        self._sent(leases, added=not int(limited))
         refused = [r.url for r, entry in zip(requests, ids, strict=True) if not _text(entry)]
         if refused:
             self.refused += len(refused)
@@ -606,12 +650,26 @@ class RedisFrontier:
             )
         self._wake()
         if self._sink is not None:
-            committed = [
-                (page, _text(entry))
-                for page, entry in zip(pages, ids, strict=True)
-                if page is not None and _text(entry)
-            ]
-            await self._sink.write_committed(committed)
+            committed = []
+            committed_records = []
+            for page, entry, record in zip(pages, ids, records, strict=True):
+                if page is not None and entry:
+                    committed.append((page, _text(entry)))
+                    committed_records.append(record)
+            await self._sink.write_committed(committed, committed_records)
+
+    def _sent(self, leases: Sequence[_Lease], *, added: bool) -> None:
+        """The links that went with ``leases`` are no longer on their way; ``added``: each
+        is in the seen-set now, at its depth or nearer (not when max_pages refused some, or
+        the leases were given back)."""
+        known, sending = self._known_urls, self._sending
+        for lease in leases:
+            for depth, urls in lease.fresh:
+                for url in urls:
+                    if added and known.get(url, depth + 1) > depth:
+                        known[url] = depth
+                    if sending.get(url) == depth:
+                        del sending[url]
 
     async def release(self, requests: Sequence[CrawlRequest]) -> None:
         # Requests leased ahead of need go back too, behind these: they came from the front
@@ -619,6 +677,7 @@ class RedisFrontier:
         prefetched = list(self._prefetched)
         self._prefetched.clear()
         leases = self._take([*requests, *prefetched])
+        self._sent(leases, added=False)
         for request in requests:
             self._memos.pop(_lease_key(request), None)
         if not leases:
@@ -656,6 +715,7 @@ class RedisFrontier:
         round_, known, started = await self._call("ts_round", [str(self.round)], shield=True)
         self._known.clear()  # the seen-set starts empty
         self._known_urls.clear()
+        self._sending.clear()
         self.round, self.known = int(round_), int(known)
         counts = await self._command("HMGET", self._prefix + "meta", *_COUNTS)
         self._note(counts)
@@ -775,14 +835,16 @@ class RedisFrontier:
         if isinstance(event, RequestFinished):  # its fetch ended: its host slot is free
             key = event.url if event.request is None else event.request
             # its lease stays till done
-            held = next((x for x in self._held.get(key, ()) if not x.ended), None)
-            if held is not None:
+            for held in self._held.get(key, ()):
+                if held.ended:
+                    continue
                 held.ended = True
                 latency = "-1" if event.latency is None else str(round(event.latency * 1000))
                 failed = "1" if event.failed else "0"
                 ended = (held.digest, held.token, origin_of(event.url), latency, failed)
                 self._to_free.append(ended)
                 self._wake()
+                break
         elif isinstance(event, HostPaused):
             origin = event.origin
             until = trio.current_time() + event.seconds
@@ -831,6 +893,7 @@ class RedisFrontier:
         if self._held:
             leases = [lease for held in self._held.values() for lease in held]
             self._held.clear()
+            self._sent(leases, added=False)
             args: list[str] = [self._per_host, self._gate]
             for lease in leases:
                 args += [lease.digest, lease.token, "", "0"]
@@ -948,14 +1011,24 @@ class _CommittingSink:
         return taken
 
     def encode(self, page: Page) -> bytes:
-        return _json(page.to_record(links=self._links))
+        return encode_record(page, links=self._links)
 
-    async def write_committed(self, pages: Sequence[tuple[Page, str]]) -> None:
+    async def write_committed(
+        self, pages: Sequence[tuple[Page, str]], records: Sequence[bytes] = ()
+    ) -> None:
+        """Hand committed pages to the real sink; ``records``, when given, are their records
+        as :meth:`encode` gave them, which a JSON Lines file writes as they are (a page is
+        not encoded twice)."""
         inner = self._inner
         if inner.sink is None or not pages:
             return
-        for page, _ in pages:
-            await inner.send(page)
+        sink = inner.sink
+        if records and type(sink) is JsonlSink and sink.links == self._links:
+            for record in records:
+                await sink.send_encoded(record)
+        else:
+            for page, _ in pages:
+                await inner.send(page)
         await inner.flush()
         if self.frontier is not None:
             self.frontier._wrote(inner.offset, pages[-1][1])

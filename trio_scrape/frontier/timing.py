@@ -2,7 +2,8 @@
 
 A :class:`CallTimes` is updated once per call (one ``perf_counter`` pair, a dict increment
 and a bucket increment), and read as a :class:`CallTimesSnapshot` by the metrics endpoint
-(``--metrics``) when it is scraped, so a crawl without metrics pays only the counting.
+(``--metrics``) when it is scraped. A crawl without ``--metrics`` has none: its calls are
+neither counted nor timed.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ __all__ = [
     "Sink",
     "Starts",
     "complete_sink",
+    "encode_record",
     "open_file_sink",
     "open_output",
 ]
@@ -335,9 +336,11 @@ class _FileSink:
         raise NotImplementedError
 
     async def send(self, page: Page) -> None:
+        await self._send_line(self._encode_page(page))
+
+    async def _send_line(self, line: bytes) -> None:
         if not self._started:
             self.start()
-        line = self._encode_page(page)
         self._pending.append(line)
         self._pending_bytes += len(line)
         if self._pending_bytes >= _FLUSH_BYTES:
@@ -380,11 +383,26 @@ class JsonlSink(_FileSink):
     format = "jsonl"
 
     def _encode_page(self, page: Page) -> bytes:
-        record = page.to_record(links=self._links)
-        try:
-            return _json(record) + b"\n"
-        except UnwritableError as exc:
-            return _json(_unwritable(record, exc)) + b"\n"
+        return encode_record(page, links=self._links) + b"\n"
+
+    @property
+    def links(self) -> bool:
+        """Whether records carry their page's links."""
+        return self._links
+
+    async def send_encoded(self, record: bytes) -> None:
+        """Write a record that :func:`encode_record` gave with this sink's :attr:`links`, as
+        :meth:`send` would write its page."""
+        await self._send_line(record + b"\n")
+
+
+def encode_record(page: Page, *, links: bool) -> bytes:
+    """A page's record as a JSON Lines sink writes it (without the line's end)."""
+    record = page.to_record(links=links)
+    try:
+        return _json(record)
+    except UnwritableError as exc:
+        return _json(_unwritable(record, exc))
 
 
 # What spreadsheets run as a formula when a cell starts with it (OWASP's "CSV injection").
