@@ -120,11 +120,16 @@ class RowIndex:
         return default if text is None else text
 
     def _index(self, ident: int) -> tuple[Rows, int] | None:
+        # Newest first, up to the selection that holds the element: a handler reads the list
+        # it selected last, and a selection it never reads (all of a page's links, say) is
+        # not indexed.
         indexed = self._rows
-        for nodes in self._pending:
-            rows = rows_of(nodes)
+        pending = self._pending
+        while pending:
+            rows = rows_of(pending.pop())
             if rows is not None:
                 for key, row in rows.index.items():
-                    indexed[key] = (rows, row)
-        self._pending.clear()
+                    indexed.setdefault(key, (rows, row))
+                if ident in rows.index:
+                    break
         return indexed.get(ident)
