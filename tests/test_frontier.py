@@ -14,6 +14,7 @@ import trio.testing
 from trio_scrape import CrawlConfig, CrawlRequest, Frontier, MemoryFrontier
 from trio_scrape.frontier.pacing import HostLimiter
 from trio_scrape.frontier.redis import open_redis_frontier
+from trio_scrape.frontier.sharded import open_fleet_frontier
 from trio_scrape.frontier.sqlite import open_sqlite_frontier
 
 from .redis_cluster import redis_cluster as redis_cluster
@@ -41,7 +42,21 @@ FRONTIERS: dict[str, Callable[[Path], AbstractAsyncContextManager[Frontier]]] = 
     "sqlite": _sqlite(10_000),
     "sqlite-window-2": _sqlite(2),
 }
-REMOTE = {"redis", "redis-cluster"}  # the cluster: 3 nodes, started once for this module
+
+
+def _sharded(url: str, test: str) -> AbstractAsyncContextManager[Frontier]:
+    # The same crawl in 3 shards, one per primary (the suite's URLs share one host: what
+    # spans shards is tested with several hosts, below and in tests/test_redis_cluster.py).
+    return open_fleet_frontier(
+        url + "?shards=3",
+        CrawlConfig(per_host=1000, robots=False),
+        settings={},
+        crawl_id=f"suite-{test}",
+    )
+
+
+# the cluster: 3 nodes, started once for this module; "redis-sharded": a crawl of 3 shards
+REMOTE = {"redis", "redis-cluster", "redis-sharded"}
 
 
 @pytest.fixture
@@ -52,11 +67,13 @@ def hosts() -> HostLimiter:
 @pytest.fixture(params=sorted(FRONTIERS) + sorted(REMOTE))
 async def frontier(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Frontier]:
     if request.param in REMOTE:
+        name = f"{request.node.originalname}-{uuid.uuid4().hex[:8]}"
         if request.param == "redis":
-            url = request.getfixturevalue("redis_url")
+            opened_frontier = _redis(request.getfixturevalue("redis_url"), name)
+        elif request.param == "redis-cluster":
+            opened_frontier = _redis(request.getfixturevalue("redis_cluster").url, name)
         else:
-            url = request.getfixturevalue("redis_cluster").url
-        opened_frontier = _redis(url, f"{request.node.originalname}-{uuid.uuid4().hex[:8]}")
+            opened_frontier = _sharded(request.getfixturevalue("redis_cluster").url, name)
     else:
         opened_frontier = FRONTIERS[request.param](tmp_path)
     async with opened_frontier as opened:

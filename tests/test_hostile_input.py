@@ -463,7 +463,10 @@ def test_a_seeds_file_of_bytes_reads_as_text(tmp_path: Path) -> None:
         ("redis+cluster://127.0.0.1:1,é:2/0", "not a host name or IP address: 'é'"),
         ("redis+cluster://127.0.0.1:1,127.0.0.1:x/0", "not a port: 'x'"),
         ("redis+cluster://127.0.0.1:1/2", "a Redis Cluster has database 0 only"),
-        ("redis+cluster://127.0.0.1:1/0?crawl=a", "with nothing after the database"),
+        ("redis+cluster://127.0.0.1:1/0?crawl=a", "the only query a cluster URL takes"),
+        ("redis+cluster://127.0.0.1:1/0?shards=0", "shards must be 1-256, not 0"),
+        ("redis+cluster://127.0.0.1:1/0?shards=x", "the only query a cluster URL takes"),
+        ("redis+cluster://127.0.0.1:1/0#x", "with nothing after it"),
     ],
 )
 def test_frontier_urls_are_checked_before_any_connection(frontier: str, needle: str) -> None:

@@ -16,10 +16,9 @@ from ..frontier.redis import (
     FleetStatus,
     _page_from_record,
     connect,
-    fleet_status,
     list_crawls,
-    read_entries,
 )
+from ..frontier.sharded import crawl_entries, crawl_status
 from ..output.sinks import OutputFormat, complete_sink, open_file_sink
 
 __all__ = ["export", "status", "watch"]
@@ -60,7 +59,7 @@ async def status(url: str, crawl_id: str | None, *, as_json: bool) -> str:
     async with connect(url) as client:
         chosen = await _choose_crawl(client, crawl_id)
         with trio.fail_after(30):
-            report = await fleet_status(client, chosen)
+            report = await crawl_status(client, chosen)
     if as_json:
         return json.dumps(report.to_json(), sort_keys=True)
     state = "finished" if report.queued == 0 and report.leased == 0 else "running"
@@ -134,7 +133,7 @@ async def _refresh(
     shown = 0
     while True:
         with trio.fail_after(30):
-            report = await fleet_status(client, chosen)
+            report = await crawl_status(client, chosen)
         now = trio.current_time()
         rate = None if previous is None else (report.done - previous[1]) / (now - previous[0])
         previous = (now, report.done)
@@ -237,7 +236,7 @@ async def export(
         try:
             sink.start()
             item_sink.start()
-            async for entry in read_entries(client, chosen):
+            async for entry in crawl_entries(client, chosen):
                 sink._links = "links" in entry.record  # as the crawl wrote them
                 page = _page_from_record(entry.record, entry.items)
                 await sink.send(page)

@@ -110,13 +110,14 @@ async def _open_fleet(
     sitemaps: list[str],
     sink: Sink | None,
 ) -> tuple[CompleteFrontier, FrontierOpened] | None:
-    from .redis import open_redis_frontier, writer_for
+    from .redis import RedisFrontier, writer_for
+    from .sharded import open_fleet_frontier
 
     assert config.frontier is not None
     settings = state_settings(config, seeds=seeds, sitemaps=sitemaps, sink=sink)
     del settings["output"], settings["format"]  # each process has its own output
     frontier = await stack.enter_async_context(
-        open_redis_frontier(
+        open_fleet_frontier(
             config.frontier,
             config,
             settings=settings,
@@ -126,7 +127,7 @@ async def _open_fleet(
         )
     )
     opened = frontier.opened
-    if opened.finished and config.recrawl:
+    if opened.finished and config.recrawl and isinstance(frontier, RedisFrontier):
         began = await frontier.start_round()
         logger.warning(
             "recrawling the crawl %s (round %d%s): %d pages known, asked for only if they changed",

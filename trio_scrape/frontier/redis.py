@@ -234,11 +234,15 @@ class RedisFrontier:
         batch: int,
         writer: str = "",
         cluster: bool = False,
+        tag: str | None = None,
     ) -> None:
         # Every round trip goes through this lean client (see resp.py and _round_trip).
         self._redis = redis
         self.crawl_id = crawl_id
-        self._prefix = key_prefix(crawl_id, cluster=cluster)
+        # ``tag``: one shard of a sharded crawl (frontier/sharded.py), its own hash tag
+        self._prefix = key_prefix(crawl_id if tag is None else tag, cluster=cluster)
+        #: whether the last add or add_requests had a URL refused by max_pages
+        self.limited = False
         self._per_host = str(config.per_host)
         # Flags for the functions: robots.txt gates new hosts; autothrottle adapts limits.
         self._gate = ("1" if config.robots else "0") + ("a" if config.autothrottle else "")
@@ -301,6 +305,12 @@ class RedisFrontier:
     def joined(self) -> FrontierOpened:
         """What the shared crawl held when this process joined it: :attr:`opened`."""
         return self.opened
+
+    @property
+    def has_prefetched(self) -> bool:
+        """Whether ``get`` has a request leased ahead of need (it returns it without a
+        call to Redis)."""
+        return bool(self._prefetched)
 
     # ---------------------------------------------------------------------- Redis calls
 
@@ -386,6 +396,7 @@ class RedisFrontier:
             if url not in candidates:
                 candidates[url] = _digest(url)
         added = 0
+        self.limited = False
         items = list(candidates.items())
         head = [
             self._per_host,
@@ -427,7 +438,9 @@ class RedisFrontier:
             count, limited, counts = await self._call("ts_add", args, shield=True)
             self._note(counts)
             added += int(count)
-            if not int(limited):  # each is in the seen-set now, at this depth or nearer
+            if int(limited):
+                self.limited = True
+            else:  # each is in the seen-set now, at this depth or nearer
                 for _, digest in chunk:
                     known_here[digest] = min(depth, known_here.get(digest, depth))
         if added:
@@ -530,6 +543,7 @@ class RedisFrontier:
         ]
         items = list(candidates.items())
         added = 0
+        self.limited = False
         for start in range(0, len(items), _ADD_CHUNK):
             chunk = items[start : start + _ADD_CHUNK]
             # Only unseen ones (that keep() wants) go to the add, which checks again.
@@ -542,9 +556,10 @@ class RedisFrontier:
                 args += [digest, origin_of(request.url), _encode_request(digest, queued)]
             if len(args) == len(head):
                 continue
-            count, _, counts = await self._call("ts_add", args, shield=True)
+            count, limited, counts = await self._call("ts_add", args, shield=True)
             self._note(counts)
             added += int(count)
+            self.limited = self.limited or bool(int(limited))
         if added:
             self._wake()
         return added
@@ -1233,6 +1248,7 @@ async def open_redis_frontier(
     crawl_id: str | None = None,
     writer: str = "",
     lease: float = 30.0,
+    tag: str | None = None,
 ) -> AsyncIterator[RedisFrontier]:
     """Join (or start) the crawl ``crawl_id`` in the Redis at ``url``, renew this process's
     leases while the block runs, and give back the ones still held on the way out.
@@ -1240,7 +1256,8 @@ async def open_redis_frontier(
     ``settings`` define the crawl (seeds, scope): stored by the first process, they must be
     equal for every process that joins. ``crawl_id`` defaults to a digest of them.
     ``writer`` names this process's output file for the fleet (host and path), so a restart
-    with the same command recovers it.
+    with the same command recovers it. ``tag``: on a cluster, the hash tag of one shard of a
+    sharded crawl (frontier/sharded.py) instead of the crawl id.
 
     Raises:
         FrontierError: Redis cannot be reached or fails, or the crawl id exists with other
@@ -1255,7 +1272,8 @@ async def open_redis_frontier(
         # slot move (resharding, failover), the node answers MOVED and the process stops.
         try:
             with trio.fail_after(_CALL_TIMEOUT):
-                node = await _home_node(location, key_prefix(crawl_id, cluster=True))
+                home = key_prefix(crawl_id if tag is None else tag, cluster=True)
+                node = await _home_node(location, home)
         except (*_CALL_ERRORS, ValueError, trio.TooSlowError) as exc:
             raise FrontierError(
                 f"cannot use Redis at {location.host}:{location.port}: {_describe(exc)}"
@@ -1280,6 +1298,7 @@ async def open_redis_frontier(
             batch=max(1, min(32, config.workers // 2)),
             writer=writer,
             cluster=location.cluster,
+            tag=tag,
         )
         meta = frontier._prefix + "meta"
         text = json.dumps(wanted, sort_keys=True)
@@ -1370,7 +1389,8 @@ async def list_crawls(client: Client) -> list[str]:
     async for key in client.scan_iter(match=_KEY_PREFIX + "*:meta", count=1000):
         name = _text(key)[len(_KEY_PREFIX) : -len(":meta")]
         if tagged:
-            if not (name.startswith("{") and name.endswith("}")):
+            # A shard of a sharded crawl ({ID~K...}) is listed as its crawl's shard 0, {ID}.
+            if not (name.startswith("{") and name.endswith("}")) or "~" in name:
                 continue
             name = name[1:-1]
         found.append(name)

@@ -825,6 +825,8 @@ class RedisLocation:
     nodes: tuple[tuple[str, int], ...] = ()
     password: str | None = None
     cluster: bool = False
+    #: a new crawl's shards on a cluster (``?shards=N``; 1: one hash tag, one node)
+    shards: int = 1
 
 
 _REDIS_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+")  # a name, IPv4, or IPv6 (unbracketed)
@@ -868,16 +870,25 @@ def _parse_cluster_url(url: str) -> RedisLocation:
     """``redis+cluster://[:PASSWORD@]HOST:PORT[,HOST:PORT...][/0]``: a Redis Cluster, found
     from the nodes named (a cluster has database 0 only)."""
     rest = url[len("redis+cluster://") :]
+    rest, _, query = rest.partition("?")
+    shards = 1
+    if query:
+        name, equals, value = query.partition("=")
+        if name != "shards" or not equals or not (value.isascii() and value.isdigit()):
+            raise ValueError(f"the only query a cluster URL takes is ?shards=N: {_v.shorten(url)}")
+        shards = int(value)
+        if not 1 <= shards <= _MAX_SHARDS:
+            raise ValueError(f"shards must be 1-{_MAX_SHARDS}, not {shards}")
     netloc, _, path = rest.partition("/")
-    extra = "?" in rest or "#" in rest
+    extra = "#" in rest
     password = None
     if "@" in netloc:
         userinfo, netloc = netloc.rsplit("@", 1)
         password = unquote(userinfo.partition(":")[2]) or None
     if extra:
         raise ValueError(
-            f"expected redis+cluster://HOST:PORT[,HOST:PORT...]/0 with nothing after the "
-            f"database: {_v.shorten(url)}"
+            f"expected redis+cluster://HOST:PORT[,HOST:PORT...]/0[?shards=N] with nothing "
+            f"after it: {_v.shorten(url)}"
         )
     nodes: list[tuple[str, int]] = []
     for node in netloc.split(","):
@@ -893,7 +904,10 @@ def _parse_cluster_url(url: str) -> RedisLocation:
     if path.strip("/") not in ("", "0"):
         raise ValueError(f"a Redis Cluster has database 0 only: {_v.shorten(url)}")
     (host, port), *_ = nodes
-    return RedisLocation(url, host, port, 0, tuple(nodes), password, cluster=True)
+    return RedisLocation(url, host, port, 0, tuple(nodes), password, cluster=True, shards=shards)
+
+
+_MAX_SHARDS = 256
 
 
 _CRAWL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
