@@ -11,6 +11,8 @@ frontier does; their share (the ``pages`` hash) is printed apart.
     python bench/redis_memory.py                 # 1,000,000 URLs on 1,000 hosts
     python bench/redis_memory.py --urls 200000 --memo-links 0
     python bench/redis_memory.py --cluster       # the same on a 3-node Redis Cluster
+    python bench/redis_memory.py --cluster --shards 3   # one crawl in 3 shards (no memos:
+                                                        # a sharded crawl keeps none)
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.redis_cluster import RedisClusterNodes
 from trio_scrape import CrawlConfig
 from trio_scrape.frontier.pacing import HostLimiter
-from trio_scrape.frontier.redis import open_redis_frontier
+from trio_scrape.frontier.redis import RedisFrontier
+from trio_scrape.frontier.sharded import ShardedRedisFrontier, open_fleet_frontier
 from trio_scrape.model.page import PageMemo
 
 
@@ -49,11 +52,17 @@ async def used_memory(ports: list[int]) -> int:
     return total
 
 
+async def memory_usage(frontier: RedisFrontier, key: str) -> int:
+    return int(
+        await frontier._command("MEMORY", "USAGE", frontier._prefix + key, "SAMPLES", 0) or 0
+    )
+
+
 async def measure(url: str, ports: list[int], urls: int, hosts: int, memo_links: int) -> None:
     config = CrawlConfig(per_host=10_000, robots=False, workers=64)
     limiter = HostLimiter(config)
-    async with open_redis_frontier(url, config, settings={}, crawl_id="memory") as frontier:
-        client = frontier._client
+    async with open_fleet_frontier(url, config, settings={}, crawl_id="memory") as frontier:
+        shards = frontier.shards if isinstance(frontier, ShardedRedisFrontier) else [frontier]
 
         base = await used_memory(ports)
         started = time.perf_counter()
@@ -67,8 +76,8 @@ async def measure(url: str, ports: list[int], urls: int, hosts: int, memo_links:
         added = time.perf_counter() - started
         queued = await used_memory(ports) - base
         print(f"{urls:,} URLs queued in {added:.1f}s: {queued / urls:.1f} bytes/URL in Redis")
-        bucket = await client.memory_usage(frontier._prefix + "s:0000")
-        print(f"one seen-set bucket (of 65,536): {bucket} bytes")
+        bucket = await memory_usage(shards[0], "s:0000")
+        print(f"one seen-set bucket (of 65,536 per shard, {len(shards)} shard(s)): {bucket} bytes")
         started = time.perf_counter()
         done = 0
         while True:
@@ -80,7 +89,9 @@ async def measure(url: str, ports: list[int], urls: int, hosts: int, memo_links:
                 batch.append(request)
                 links = tuple(f"{request.url[:-5]}/link-{i}.html" for i in range(memo_links))
                 etag, modified = '"5f3a-1a2b3c4d"', "Sun, 29 Nov 2026 10:00:00 GMT"
-                frontier.remember(request, PageMemo(200, etag, modified, "ab" * 32, links))
+                if isinstance(frontier, RedisFrontier):  # a sharded crawl keeps no memos
+                    memo = PageMemo(200, etag, modified, "ab" * 32, links)
+                    frontier.remember(request, memo)
                 if frontier.statistics().queued == 0:
                     break  # get() would wait for these leases to end
             if not batch:
@@ -90,7 +101,7 @@ async def measure(url: str, ports: list[int], urls: int, hosts: int, memo_links:
         took = time.perf_counter() - started
         after = await used_memory(ports) - base
         print(f"{done:,} leased and completed in {took:.1f}s ({done / took:,.0f}/s)")
-        memos = await client.memory_usage(frontier._prefix + "pages", samples=0) or 0
+        memos = sum([await memory_usage(shard, "pages") for shard in shards])
         print(f"after the crawl: {after / urls:.1f} bytes/URL in all")
         print(f"  recrawl memos with {memo_links} links each: {memos / urls:.1f} bytes/URL")
         print(f"  seen-set and host state: {(after - memos) / urls:.1f} bytes/URL")
@@ -104,12 +115,14 @@ def main() -> None:
     parser.add_argument(
         "--cluster", action="store_true", help="on a 3-node Redis Cluster (summed over nodes)"
     )
+    parser.add_argument("--shards", type=int, default=1, help="with --cluster: the crawl's shards")
     args = parser.parse_args()
     if args.cluster:
         with tempfile.TemporaryDirectory() as directory:
             nodes = RedisClusterNodes(Path(directory), aof=False)
+            url = nodes.url + (f"?shards={args.shards}" if args.shards > 1 else "")
             try:
-                trio.run(measure, nodes.url, nodes.ports, args.urls, args.hosts, args.memo_links)
+                trio.run(measure, url, nodes.ports, args.urls, args.hosts, args.memo_links)
             finally:
                 nodes.stop()
         return
