@@ -96,7 +96,7 @@ async def test_the_crawls_keys_live_in_one_slot(
 @pytest.mark.filterwarnings(
     "ignore:Exception ignored in.*MemoryObject:pytest.PytestUnraisableExceptionWarning"
 )
-@pytest.mark.parametrize("which", ["holding the crawl", "another"])
+@pytest.mark.parametrize("which", ["holding the crawl", "another", "another, sharded"])
 async def test_a_node_killed_and_restarted_loses_and_repeats_nothing(
     held_site: HeldSite, redis_cluster: RedisClusterNodes, tmp_path: Path, which: str
 ) -> None:
@@ -106,11 +106,13 @@ async def test_a_node_killed_and_restarted_loses_and_repeats_nothing(
     is found dead, here after its 1 s node timeout; the site holds its answers till then, so
     the crawl cannot finish first): the process stops, exit 3 and one line.
     The node restarted (the cluster is ok again), the same command finishes the crawl: the
-    export holds every page once, and so does the process's file."""
+    export holds every page once, and so does the process's file. "sharded": a crawl of 3
+    shards (``?shards=3``, one on each node), the node of a shard other than shard 0 killed;
+    the restarted process recovers its file from the shards' stored ids."""
     expected = tree_site(held_site, 600)
     name = crawl_name()
     out = tmp_path / "out.jsonl"
-    url = redis_cluster.url
+    url = redis_cluster.url + ("?shards=3" if which.endswith("sharded") else "")
     command = crawl_command(held_site.url("/p0"), url, name, out)
     with trio.fail_after(90):
         crawl = await start_half_way(command, held_site)

@@ -262,7 +262,8 @@ class CrawlConfig:
             or ``frontier`` (then the round is the whole fleet's).
         frontier: ``redis://HOST:PORT/DB`` of a Redis (7.0 or later) holding the frontier
             shared by every process of one crawl, on any number of machines, or
-            ``redis+cluster://HOST:PORT[,HOST:PORT...]/0`` of a Redis Cluster (None: this
+            ``redis+cluster://HOST:PORT[,HOST:PORT...]/0`` of a Redis Cluster, with
+            ``?shards=N`` to spread a new crawl's hosts over N shards of it (None: this
             process alone). Not with ``state``.
         crawl_id: the shared crawl's name in that Redis (None: derived from the seeds and
             scope, so the same command joins the same crawl); needs ``frontier``.
@@ -471,7 +472,8 @@ class CrawlConfig:
         None,
         Panel.FLEET,
         "Share the crawl through this Redis: redis://HOST:PORT/DB (or a Redis Cluster: "
-        "redis+cluster://HOST:PORT[,HOST:PORT...]/0). Run the same command on "
+        "redis+cluster://HOST:PORT[,HOST:PORT...]/0, ?shards=N to spread a new crawl over "
+        "N shards). Run the same command on "
         "every machine (each with its own -o file).",
         metavar="URL",
     )
