@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -35,6 +36,7 @@ from fleet import CLI, Fleet, exactly_once, free_port, process_cpu  # noqa: E402
 
 from tests.redis_cluster import RedisClusterNodes  # noqa: E402
 from tests.redis_server import start_redis, stop  # noqa: E402
+from trio_scrape.frontier.sharded import shard_of  # noqa: E402
 
 
 def run_fleet(
@@ -103,8 +105,17 @@ def main() -> None:
         "--site", type=Path, default=Path(tempfile.gettempdir()) / "trio-scrape-bench-sharded"
     )
     args = parser.parse_args()
-    run.PORT = free_port()
-    ports = [run.PORT] + [free_port() for _ in range(args.hosts - 1)]
+    # Ports (hosts) chosen so that they split as evenly as they can over 3 shards: the
+    # shards' shares of the crawl do not change from one run to the next.
+    ports: list[int] = []
+    split: Counter[int] = Counter()
+    while len(ports) < args.hosts:
+        port = free_port()
+        k = shard_of(f"http://127.0.0.1:{port}", 3)
+        if split[k] < -(-args.hosts // 3) and port not in ports:
+            ports.append(port)
+            split[k] += 1
+    run.PORT = ports[0]
     paths = {
         url.partition(f":{run.PORT}")[2]
         for url in run.prepare_site(args.site, args.pages, run.PORT)
@@ -149,6 +160,7 @@ def main() -> None:
             f"| {round_} | {label} | {n / fleet.wall:,.0f} | {sum(fleet.cpu) / n * 1000:.2f}"
             f" | {nodes_cpu} | {check} |"
         )
+    print(f"hosts per shard (3 shards): {' / '.join(str(split[k]) for k in range(3))}")
     count = len(rows) // args.rounds
     for k, label in ((1, "cluster, 1 tag"), (2, "cluster, 3 shards")):
         ratios = [

@@ -92,9 +92,6 @@ logger = logging.getLogger("trio_scrape")
 
 _POLL_MIN = 0.005  # seconds between looks at a shard with nothing to do, doubling up to:
 _POLL_MAX = 0.25
-# Seconds a lease waits for the shard whose turn it is before asking the others as well: a
-# lease call costs each shard asked, and most often the first has ready hosts.
-_STAGGER = 0.005
 _SLOTS = 16_384
 
 # Fix the crawl's layout once, in shard 0's meta: the tags stored by whoever created the
@@ -589,16 +586,8 @@ class ShardedRedisFrontier:
                             await self._changed.wait()
                         poll = min(poll * 2, _POLL_MAX)
 
-                async def ask_the_others(first: int) -> None:
-                    await trio.sleep(_STAGGER)  # the first shard's answer usually comes first
-                    for k in range(count):
-                        if k != first:
-                            nursery.start_soon(ask, k)
-
-                first = self._turn % count
-                self._turn = first + 1
-                nursery.start_soon(ask, first)
-                nursery.start_soon(ask_the_others, first)
+                for k in range(count):
+                    nursery.start_soon(ask, k)
             if self._ready:
                 return self._ready.popleft()[1]
             if finished:
