@@ -254,20 +254,18 @@ async def open_fleet_frontier(
 
 class _ShardHosts:
     """The HostLimiter as one shard sees it: starts go to it; of its events, only those of
-    the shard's hosts reach the shard (each host's state lives on its shard alone)."""
+    the shard's hosts reach the shard (each host's state lives on its shard alone): one
+    observer on the limiter hands each event to its host's shard's (``observers``)."""
 
-    def __init__(self, hosts: HostLimiter, mine: Callable[[str], bool]) -> None:
+    def __init__(
+        self, hosts: HostLimiter, k: int, observers: list[Callable[[HostEvent], None] | None]
+    ) -> None:
         self.hosts = hosts
-        self._mine = mine
+        self._k = k
+        self._observers = observers
 
     def observe(self, observer: Callable[[HostEvent], None]) -> None:
-        mine = self._mine
-
-        def filtered(event: HostEvent) -> None:
-            if mine(event.origin):
-                observer(event)
-
-        self.hosts.observe(filtered)
+        self._observers[self._k] = observer
 
     def start(self, origin: str) -> None:
         self.hosts.start(origin)
@@ -310,6 +308,7 @@ class ShardedRedisFrontier:
         self._grants = [0] * self._count  # each shard's grant of the budget, as last heard
         self._budget_left = self._max_pages  # the budget not yet granted, as last heard
         self._shard_by_origin: dict[str, int] = {}
+        self._url_shard: dict[str, int] = {}  # a page's links' shards, by URL
         self._views: list[_ShardHosts] = []  # the engine's HostLimiter, one view per shard
         self._grant_known = [False] * self._count
         self._turn = 0
@@ -368,7 +367,12 @@ class ShardedRedisFrontier:
         return k
 
     def _shard_of_url(self, url: str) -> int:
-        return self.shard_index(origin_of(url))
+        k = self._url_shard.get(url)
+        if k is None:
+            if len(self._url_shard) > 100_000:  # a page's links are mostly ones met before
+                self._url_shard.clear()
+            k = self._url_shard[url] = self.shard_index(origin_of(url))
+        return k
 
     def _wake(self) -> None:
         changed = self._changed
@@ -518,8 +522,11 @@ class ShardedRedisFrontier:
         home = self._shard_of_url(request.url)
         own: list[str] = []
         others: dict[int, list[str]] = {}
+        known = self._url_shard
         for url in urls:
-            k = self._shard_of_url(url)
+            k = known.get(url)
+            if k is None:
+                k = self._shard_of_url(url)
             if k == home:
                 own.append(url)
             elif keep is None or keep(url):
@@ -535,16 +542,18 @@ class ShardedRedisFrontier:
 
     # ------------------------------------------------------------------------ leasing
 
-    def _belongs(self, k: int) -> Callable[[str], bool]:
-        def belongs(origin: str) -> bool:
-            return self.shard_index(origin) == k
-
-        return belongs
-
     def _shard_hosts(self, hosts: HostLimiter) -> list[_ShardHosts]:
         views = self._views
         if not views or views[0].hosts is not hosts:
-            views = self._views = [_ShardHosts(hosts, self._belongs(k)) for k in range(self._count)]
+            observers: list[Callable[[HostEvent], None] | None] = [None] * self._count
+
+            def dispatch(event: HostEvent) -> None:
+                observer = observers[self.shard_index(event.origin)]
+                if observer is not None:
+                    observer(event)
+
+            hosts.observe(dispatch)
+            views = self._views = [_ShardHosts(hosts, k, observers) for k in range(self._count)]
         return views
 
     async def get(self, hosts: HostLimiter) -> CrawlRequest | None:
