@@ -241,8 +241,8 @@ class RedisFrontier:
         self.crawl_id = crawl_id
         # ``tag``: one shard of a sharded crawl (frontier/sharded.py), its own hash tag
         self._prefix = key_prefix(crawl_id if tag is None else tag, cluster=cluster)
-        #: whether the last add or add_requests had a URL refused by max_pages
-        self.limited = False
+        #: ts_add calls that refused a URL for max_pages (a sharded crawl asks for more)
+        self.limited_adds = 0
         self._per_host = str(config.per_host)
         # Flags for the functions: robots.txt gates new hosts; autothrottle adapts limits.
         self._gate = ("1" if config.robots else "0") + ("a" if config.autothrottle else "")
@@ -396,7 +396,6 @@ class RedisFrontier:
             if url not in candidates:
                 candidates[url] = _digest(url)
         added = 0
-        self.limited = False
         items = list(candidates.items())
         head = [
             self._per_host,
@@ -439,7 +438,7 @@ class RedisFrontier:
             self._note(counts)
             added += int(count)
             if int(limited):
-                self.limited = True
+                self.limited_adds += 1
             else:  # each is in the seen-set now, at this depth or nearer
                 for _, digest in chunk:
                     known_here[digest] = min(depth, known_here.get(digest, depth))
@@ -543,7 +542,6 @@ class RedisFrontier:
         ]
         items = list(candidates.items())
         added = 0
-        self.limited = False
         for start in range(0, len(items), _ADD_CHUNK):
             chunk = items[start : start + _ADD_CHUNK]
             # Only unseen ones (that keep() wants) go to the add, which checks again.
@@ -559,7 +557,7 @@ class RedisFrontier:
             count, limited, counts = await self._call("ts_add", args, shield=True)
             self._note(counts)
             added += int(count)
-            self.limited = self.limited or bool(int(limited))
+            self.limited_adds += int(limited)
         if added:
             self._wake()
         return added

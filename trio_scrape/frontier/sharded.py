@@ -424,10 +424,14 @@ class ShardedRedisFrontier:
             await self._grant(k, 0)
         if self._grants[k] == 0 and not await self._grant(k, await unseen()):
             return 0  # nothing granted: nothing may be scheduled there
-        added = await add()
-        while self.shards[k].limited and await self._grant(k, await unseen()):
+        shard = self.shards[k]
+        added = 0
+        while True:
+            # A count, not a flag: another task's add to the shard may run meanwhile.
+            before = shard.limited_adds
             added += await add()
-        return added
+            if shard.limited_adds == before or not await self._grant(k, await unseen()):
+                return added
 
     async def _unseen(self, k: int, urls: Sequence[str], keep: Callable[[str], bool] | None) -> int:
         """How many of ``urls`` shard ``k`` has not seen (and ``keep`` wants)."""
