@@ -11,8 +11,9 @@ A host (its origin) belongs to one shard, ``crc32(origin) mod N``: its queue, it
 pacing and pauses, its robots.txt, and the seen-set entries of its URLs all live on that
 shard, and every per-host function stays one atomic call there. What spans shards:
 
-- **Leases** (:meth:`ShardedRedisFrontier.get`): each shard is asked in turn, each with its
-  own polling; a process leases from whichever shard has a ready host.
+- **Leases** (:meth:`ShardedRedisFrontier.get`): a lease a shard gave ahead of need first
+  (the shards in turn, no call); else every shard asked at once, each with its own polling,
+  the first answer taken: a process leases from whichever shard has a ready host.
 - **A page's links**: those of hosts on the page's own shard go with its completion, as on one
   Redis; the others are added to their shards *before* the completion is sent. A process
   killed between the two leaves the page leased: it expires, the page is done again, and its
@@ -31,7 +32,8 @@ shard, and every per-host function stays one atomic call there. What spans shard
   unseen URLs (its grant raised to what it has scheduled plus those), and is tried again.
   Never more than ``max_pages`` pages in all; fewer only when URLs counted as unseen for a
   grant were then not scheduled (marked seen as a redirect's target meanwhile).
-- **--recrawl** is refused on a sharded crawl (a round begins on one shard at a time).
+- **--recrawl** is refused on a sharded crawl (a round begins on one crawl's keys at once),
+  and it stores no recrawl memos.
 """
 
 from __future__ import annotations
