@@ -26,6 +26,8 @@ from .redis_cluster import redis_cluster as redis_cluster
 from .site import Reply, html_page
 from .test_cli import CLI, cli
 from .test_redis import WatchedSite, crawl_name, lines
+from .test_redis import test_a_retry_after_pause_holds_for_every_process as _pause
+from .test_redis import test_robots_txt_is_fetched_once_for_the_fleet as _robots
 
 SHARDS = 3
 
@@ -33,6 +35,18 @@ SHARDS = 3
 @pytest.fixture(scope="module")
 def sharded_url(redis_cluster: RedisClusterNodes) -> str:
     return redis_cluster.url + f"?shards={SHARDS}"
+
+
+@pytest.fixture(scope="module")
+def redis_url(sharded_url: str) -> str:
+    """This module's Redis for the tests of tests/test_redis.py imported here: a crawl of 3
+    shards (their one host on one of them; the HostLimiter's events and robots.txt go
+    through the sharded frontier to it)."""
+    return sharded_url
+
+
+test_a_retry_after_pause_holds_for_every_process_sharded = _pause
+test_robots_txt_is_fetched_once_for_the_fleet_sharded = _robots
 
 
 @pytest.fixture
