@@ -16,8 +16,14 @@ from pathlib import Path
 import pytest
 import trio
 
-from trio_scrape import CrawlConfig, Crawler
-from trio_scrape.frontier.sharded import keyslot, shard_of
+from trio_scrape import CrawlConfig, Crawler, FrontierError
+from trio_scrape.frontier.pacing import HostLimiter
+from trio_scrape.frontier.sharded import (
+    ShardedRedisFrontier,
+    keyslot,
+    open_fleet_frontier,
+    shard_of,
+)
 from trio_scrape.model.urls import origin_of
 from trio_scrape.output.sinks import open_file_sink
 
@@ -282,3 +288,46 @@ async def test_recrawl_is_refused_on_a_sharded_crawl(sharded_url: str, tmp_path:
     )  # fmt: skip
     assert result.returncode == 2
     assert b"--recrawl is not available on the sharded crawl" in result.stderr
+
+
+async def test_a_page_stopped_between_its_links_and_its_completion_loses_no_link(
+    sharded_url: str,
+) -> None:
+    """A page's link to another shard's host goes there before the page's completion: a
+    process that stops in between (its completion fails; its lease goes back) leaves the
+    link queued, and the process that does the page again adds it once more without
+    queueing it twice. Each of the two is handed out once, and the crawl then ends."""
+    config = CrawlConfig(per_host=10, robots=False)
+    origins = [f"http://h{i}.test" for i in range(20)]
+    page_origin = origins[0]
+    other_origin = next(o for o in origins if shard_of(o, SHARDS) != shard_of(page_origin, SHARDS))
+    page, link = page_origin + "/page", other_origin + "/link"
+    name = crawl_name()
+    with trio.fail_after(30):
+        async with open_fleet_frontier(sharded_url, config, settings={}, crawl_id=name) as first:
+            assert isinstance(first, ShardedRedisFrontier)
+            hosts = HostLimiter(config)
+            await first.add([page], depth=0, referrer=None)
+            request = await first.get(hosts)
+            assert request is not None and request.url == page
+            assert first.defer_links(request, [link], depth=1, keep=None, revisit=False)
+
+            async def stopped(*args: object, **kwargs: object) -> None:
+                raise FrontierError("stopped before the completion")
+
+            home = first.shards[shard_of(page_origin, SHARDS)]
+            home.done = stopped  # type: ignore[method-assign]
+            with pytest.raises(FrontierError, match="stopped"):
+                await first.done([request])
+            # leaving the block gives the lease back, as its expiry would
+        async with open_fleet_frontier(sharded_url, config, settings={}, crawl_id=name) as second:
+            assert second.statistics().queued == 2  # the page given back, and its link
+            hosts = HostLimiter(config)
+            handed: list[str] = []
+            while (request := await second.get(hosts)) is not None:
+                handed.append(request.url)
+                if request.url == page:  # done again: its link found again
+                    assert second.defer_links(request, [link], depth=1, keep=None, revisit=False)
+                await second.done([request])
+            assert sorted(handed) == sorted([page, link])
+            assert second.statistics().seen == 2
