@@ -118,8 +118,9 @@ async def test_shards_sit_on_three_nodes_and_each_hosts_keys_on_its_shard(
     redis_cluster: RedisClusterNodes, sharded_url: str, sites: list[WatchedSite], tmp_path: Path
 ) -> None:
     """A crawl of 3 shards: one shard's keys on each node; each host's queue and state only
-    under its own shard's tag; every page once in the export and the process's file; and
-    ``status`` sums the shards."""
+    under its own shard's tag; every page once in the export and the process's file; the
+    same command without ``?shards=`` finds the sharded crawl finished; and ``status`` sums
+    the shards."""
     expected = spread_tree(sites, 120)
     name = crawl_name()
     out = tmp_path / "out.jsonl"
@@ -155,6 +156,11 @@ async def test_shards_sit_on_three_nodes_and_each_hosts_keys_on_its_shard(
     assert result.returncode == 0, result.stderr
     counts = Counter(r["url"] for r in lines(exported))
     assert sorted(counts) == sorted(expected) and max(counts.values()) == 1
+    again = await cli(
+        "run", expected[0], "--depth", "10", "--no-robots", "--allow-private", "-q",
+        "--frontier", redis_cluster.url, "--crawl-id", name, "-o", str(tmp_path / "again.jsonl"),
+    )  # fmt: skip
+    assert again.returncode == 0 and b"nothing to do" in again.stderr, again.stderr
     status = await cli("status", "--frontier", redis_cluster.url, "--crawl-id", name, "--json")
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
