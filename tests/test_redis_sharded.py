@@ -337,3 +337,36 @@ async def test_a_page_stopped_between_its_links_and_its_completion_loses_no_link
                 await second.done([request])
             assert sorted(handed) == sorted([page, link])
             assert second.statistics().seen == 2
+
+
+async def test_a_revisit_waits_only_for_its_own_shard_to_run_dry(sharded_url: str) -> None:
+    """What does not hold across shards, shown: one Redis queues a revisit (a URL found at
+    a smaller depth after it was handed out) only once the whole crawl is dry; a sharded
+    crawl once the URL's shard is. Here /u's shard hands out its revisit at depth 3 while a
+    page of another shard is still leased; that page then finds /u at depth 2, and /u is
+    revisited a second time (one Redis would revisit it once, at depth 2)."""
+    config = CrawlConfig(per_host=10, robots=False)
+    origins = [f"http://r{i}.test" for i in range(20)]
+    a = origins[0]
+    b = next(o for o in origins if shard_of(o, SHARDS) != shard_of(a, SHARDS))
+    u, page = a + "/u", b + "/page"
+    with trio.fail_after(30):
+        async with open_fleet_frontier(
+            sharded_url, config, settings={}, crawl_id=crawl_name()
+        ) as frontier:
+            hosts = HostLimiter(config)
+            await frontier.add([u], depth=5, referrer=None)
+            await frontier.add([page], depth=0, referrer=None)
+            leased = {r.url: r for r in [await frontier.get(hosts), await frontier.get(hosts)] if r}
+            assert set(leased) == {u, page}
+            await frontier.done([leased[u]])
+            await frontier.add([u], depth=3, referrer=None, revisit=True)
+            first = await frontier.get(hosts)  # /page is still leased on its shard
+            assert first is not None and (first.url, first.depth, first.revisit) == (u, 3, True)
+            await frontier.done([first])
+            await frontier.add([u], depth=2, referrer=page, revisit=True)
+            await frontier.done([leased[page]])
+            second = await frontier.get(hosts)
+            assert second is not None and (second.url, second.depth, second.revisit) == (u, 2, True)
+            await frontier.done([second])
+            assert await frontier.get(hosts) is None
