@@ -610,8 +610,15 @@ class RedisFrontier:
                 continue
             if self._stats.queued == 0 and self._stats.leased == 0:
                 return None
-            timeout = poll
-            poll = min(_POLL_MAX_QUEUED if self._stats.queued else _POLL_MAX, poll * 2)
+            if 0 < self._stats.leased <= sum(len(mine) for mine in self._held.values()):
+                # Every lease of the fleet is this process's own: no other process's fetch
+                # can free a slot, and each of this one's wakes it (_host_changed), as does
+                # each of its completions; a ready host's or a lease's time bounds the wait
+                # below. Polling often would only ask again for slots it holds itself.
+                timeout = _POLL_MAX
+            else:
+                timeout = poll
+                poll = min(_POLL_MAX_QUEUED if self._stats.queued else _POLL_MAX, poll * 2)
             for ms in (wait_ms, expires_ms):
                 if int(ms) >= 0:
                     timeout = min(timeout, int(ms) / 1000 + 0.001)
@@ -652,7 +659,7 @@ class RedisFrontier:
             change_text = change if isinstance(change, str) else ""
             links = b"\n".join(lease.links) if lease.links else b""
             args += [lease.digest, lease.token, failed, record, memo, change_text, items, links]
-        ids, counts, _added, limited = await self._call("ts_done", args, shield=True)
+        ids, counts, _added, limited, ready_ms = await self._call("ts_done", args, shield=True)
         self._note(counts)
         self._sent(leases, added=not int(limited))
         refused = [r.url for r, entry in zip(requests, ids, strict=True) if not _text(entry)]
@@ -665,7 +672,11 @@ class RedisFrontier:
                 refused[0],
                 ", ..." if len(refused) > 1 else "",
             )
-        self._wake()
+        if int(ready_ms) >= 0 or (self._stats.queued == 0 and self._stats.leased == 0):
+            # A lease call may find something (a host has queued work and a free slot, now
+            # or soon), or the crawl may be over: get() asks. Not otherwise: its slots
+            # are freed by the fetches' ends (each wakes it), not by their records.
+            self._wake()
         if self._sink is not None:
             committed = []
             committed_records = []
@@ -891,6 +902,7 @@ class RedisFrontier:
             )
             if delay:
                 self._crawl_delayed.add(event.origin)
+            self._wake()  # the host's limit is known: it may have slots free now
 
     async def _send_host_updates(self) -> None:
         """Robots results and pauses not sent with a release (a robots.txt retry)."""

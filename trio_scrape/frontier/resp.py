@@ -179,6 +179,10 @@ class _Connection:
                 except BlockingIOError:
                     await trio.lowlevel.wait_writable(sock)
         buf = self.buf
+        # The answer is hardly ever there the moment the command is written (Redis runs in
+        # another process): the first read waits for the socket instead of trying it first
+        # (a system call and an exception, for nothing, per call).
+        waiting = sock is not None
         while True:
             if buf:
                 try:
@@ -194,6 +198,9 @@ class _Connection:
                 assert self.stream is not None
                 chunk = await self.stream.receive_some(65_536)
             else:
+                if waiting:
+                    waiting = False
+                    await trio.lowlevel.wait_readable(sock)
                 try:
                     chunk = sock.recv(65_536)
                 except BlockingIOError:
