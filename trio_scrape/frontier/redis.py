@@ -146,8 +146,14 @@ def _encode_request(digest: str, request: CrawlRequest) -> str:
     return digest + "\t" + json.dumps(fields, separators=(",", ":"))
 
 
-def _decode_request(entry: str) -> tuple[str, CrawlRequest]:
-    digest, _, text = entry.partition("\t")
+def _decode_request(entry: str | bytes) -> tuple[str, CrawlRequest]:
+    """A queue entry (as Redis answers it, or as text): its digest and its request."""
+    text: str | bytes
+    if isinstance(entry, bytes):  # read as it came: no text made of the whole entry
+        head, _, text = entry.partition(b"\t")
+        digest = head.decode()
+    else:
+        digest, _, text = entry.partition("\t")
     try:
         fields = orjson.loads(text)
     except orjson.JSONDecodeError:  # a lone surrogate's escape, which orjson refuses
@@ -185,13 +191,14 @@ def _int(value: Any) -> int:
 
 
 class _Lease:
-    """One lease this process holds: its digest, its token, whether its fetch ended (its
-    host slot is freed with the next lease call), and its page's links, added with its
-    completion (see :meth:`RedisFrontier.defer_links`)."""
+    """One lease this process holds: its digest and its token (as Redis's bytes: they only
+    go back to it), whether its fetch ended (its host slot is freed with the next lease
+    call), and its page's links, added with its completion (see
+    :meth:`RedisFrontier.defer_links`)."""
 
     __slots__ = ("digest", "ended", "fresh", "links", "token")
 
-    def __init__(self, digest: str, token: str) -> None:
+    def __init__(self, digest: bytes, token: bytes) -> None:
         self.digest = digest
         self.token = token
         self.ended = False
@@ -274,7 +281,7 @@ class RedisFrontier:
         self._crawl_delayed: set[str] = set()  # origins with a robots.txt Crawl-delay
         # Fetches that ended (digest, token, origin, latency ms, failed): their host slots
         # are freed with the next lease call, and their latencies feed the autothrottle.
-        self._to_free: list[tuple[str, str, str, str, str]] = []
+        self._to_free: list[tuple[bytes, bytes, str, str, str]] = []
         self._sink: _CommittingSink | None = None
         self._writer_state = ""
         self._rng = random.Random()
@@ -367,7 +374,7 @@ class RedisFrontier:
         return answer
 
     def _note(self, counts: Sequence[Any]) -> None:
-        queued, leased, seen, done = (_int(v) for v in counts)
+        queued, leased, seen, done = [int(v or 0) for v in counts]  # nil, "" or a number
         self._stats = FrontierStatistics(queued=queued, leased=leased, seen=seen)
         self.done_total = done
 
@@ -474,12 +481,15 @@ class RedisFrontier:
         if len(known) > _KNOWN_MAX:
             known.clear()
         sending = self._sending
+        beyond = depth + 1
+        # Most links are known (menus, neighbours): sifted out in one pass.
+        urls = [u for u in urls if known.get(u, beyond) > depth and sending.get(u, beyond) > depth]
+        if not urls:
+            return True
         lines = [b"=%d\t%d\t%s" % (depth, revisit, _json_text(request.url))]
         last = ""
         fresh = []
         for url in urls:
-            if known.get(url, depth + 1) <= depth or sending.get(url, depth + 1) <= depth:
-                continue
             origin = origin_of(url)
             same = origin == last
             last = origin
@@ -582,8 +592,8 @@ class RedisFrontier:
             delay_ms = self._delay_ms
             if delay_ms and self._jitter:
                 delay_ms *= 1 + self._rng.uniform(-self._jitter, self._jitter)
-            args = [self._per_host, self._gate, self.owner, self._batch, self._lease_ms]
-            args += [str(round(delay_ms)), self._since, self._max_depth]
+            args: list[str | bytes] = [self._per_host, self._gate, self.owner, self._batch]
+            args += [self._lease_ms, str(round(delay_ms)), self._since, self._max_depth]
             to_free, self._to_free = self._to_free, []
             for ended in to_free:
                 args += ended
@@ -593,21 +603,35 @@ class RedisFrontier:
             self._note(counts)
             self._since = str(int(server_now))
             self._heard_pauses(paused)
+            held = self._held
             for i in range(0, len(leases), 3):
-                digest, request = _decode_request(_text(leases[i + 1]))
+                entry = leases[i + 1]
+                digest, request = _decode_request(entry)
                 if leases[i + 2]:  # a recrawl: what the last round stored of the page
                     status, etag, modified, sha256, links = orjson.loads(leases[i + 2])
                     memo = PageMemo(status, etag, modified, sha256, tuple(links))
                     request = request._replace(memo=memo)
-                lease = _Lease(digest, _text(leases[i]))
-                self._held.setdefault(_lease_key(request), []).append(lease)
+                lease = _Lease(entry[: len(digest)], leases[i])
+                key = request.url if request.request is None else request.request
+                mine = held.get(key)
+                if mine is None:
+                    held[key] = [lease]
+                else:
+                    mine.append(lease)
                 self._prefetched.append(request)
             if self._prefetched:
                 continue
             if self._stats.queued == 0 and self._stats.leased == 0:
                 return None
-            timeout = poll
-            poll = min(_POLL_MAX_QUEUED if self._stats.queued else _POLL_MAX, poll * 2)
+            if 0 < self._stats.leased <= sum(len(mine) for mine in self._held.values()):
+                # Every lease of the fleet is this process's own: no other process's fetch
+                # can free a slot, and each of this one's wakes it (_host_changed), as does
+                # each of its completions; a ready host's or a lease's time bounds the wait
+                # below. Polling often would only ask again for slots it holds itself.
+                timeout = _POLL_MAX
+            else:
+                timeout = poll
+                poll = min(_POLL_MAX_QUEUED if self._stats.queued else _POLL_MAX, poll * 2)
             for ms in (wait_ms, expires_ms):
                 if int(ms) >= 0:
                     timeout = min(timeout, int(ms) / 1000 + 0.001)
@@ -648,7 +672,7 @@ class RedisFrontier:
             change_text = change if isinstance(change, str) else ""
             links = b"\n".join(lease.links) if lease.links else b""
             args += [lease.digest, lease.token, failed, record, memo, change_text, items, links]
-        ids, counts, _added, limited = await self._call("ts_done", args, shield=True)
+        ids, counts, _added, limited, ready_ms = await self._call("ts_done", args, shield=True)
         self._note(counts)
         self._sent(leases, added=not int(limited))
         refused = [r.url for r, entry in zip(requests, ids, strict=True) if not _text(entry)]
@@ -661,7 +685,11 @@ class RedisFrontier:
                 refused[0],
                 ", ..." if len(refused) > 1 else "",
             )
-        self._wake()
+        if int(ready_ms) >= 0 or (self._stats.queued == 0 and self._stats.leased == 0):
+            # A lease call may find something (a host has queued work and a free slot, now
+            # or soon), or the crawl may be over: get() asks. Not otherwise: its slots
+            # are freed by the fetches' ends (each wakes it), not by their records.
+            self._wake()
         if self._sink is not None:
             committed = []
             committed_records = []
@@ -696,7 +724,7 @@ class RedisFrontier:
         if not leases:
             return
         now = trio.current_time()
-        args: list[str] = [self._per_host, self._gate]
+        args: list[str | bytes] = [self._per_host, self._gate]
         for i, lease in enumerate(leases):
             digest, token = lease.digest, lease.token
             entry, pause_ms = "", 0
@@ -704,7 +732,7 @@ class RedisFrontier:
                 request = requests[i]
                 until = self._pauses.pop(origin_of(request.url), now)
                 pause_ms = max(0, round((until - now) * 1000))
-                entry = _encode_request(digest, request._replace(first_try=None))
+                entry = _encode_request(digest.decode(), request._replace(first_try=None))
             args += [digest, token, entry, str(pause_ms)]
         self._note(await self._call("ts_release", args, shield=True))
         self._wake()
@@ -714,8 +742,7 @@ class RedisFrontier:
     def remember(self, request: CrawlRequest, memo: PageMemo) -> None:
         """Keep what a recrawl needs of a leased page: stored in Redis (the crawl's
         ``pages`` hash, by URL digest) by the call that completes its lease."""
-        row = [memo.status, memo.etag, memo.last_modified, memo.digest, list(memo.links)]
-        self._memos[_lease_key(request)] = orjson.dumps(row)
+        self._memos[_lease_key(request)] = orjson.dumps(tuple(memo))  # a JSON array
 
     async def start_round(self) -> bool:
         """Begin the next round of the finished crawl (queue, seen-set, records and output
@@ -745,6 +772,20 @@ class RedisFrontier:
         return max(0, int(known) - int(reached)) if int(round_) > 1 else 0
 
     def _take(self, requests: Sequence[CrawlRequest]) -> list[_Lease]:
+        # The usual case first: each request's key held by one lease (a URL is leased
+        # once at a time), the keys all different: each is taken as it is, all or none.
+        held = self._held
+        taken: list[_Lease] = []
+        for request in requests:
+            leases = held.get(request.url if request.request is None else request.request)
+            if leases is None or len(leases) != 1:
+                break
+            taken.append(leases[0])
+        else:
+            if len({id(lease) for lease in taken}) == len(taken):
+                for request in requests:
+                    del held[request.url if request.request is None else request.request]
+                return taken
         keys = [_lease_key(r) for r in requests]
         wanted = collections.Counter(keys)
         missing = [k for k, n in wanted.items() if len(self._held.get(k, ())) < n]
@@ -828,6 +869,8 @@ class RedisFrontier:
         Raises:
             FrontierError: Redis failed.
         """
+        if not (self._delay_ms > 0 or self._crawl_delayed or self._fleet_pauses):
+            return  # no delay and no pause anywhere: nothing to ask or wait for
         origin = origin_of(request.url)
         paced = self._delay_ms > 0 or origin in self._crawl_delayed
         if not paced and self._fleet_pauses.get(origin, -math.inf) <= trio.current_time():
@@ -854,7 +897,7 @@ class RedisFrontier:
                 held.ended = True
                 latency = "-1" if event.latency is None else str(round(event.latency * 1000))
                 failed = "1" if event.failed else "0"
-                ended = (held.digest, held.token, origin_of(event.url), latency, failed)
+                ended = (held.digest, held.token, event.origin, latency, failed)
                 self._to_free.append(ended)
                 self._wake()
                 break
@@ -872,6 +915,7 @@ class RedisFrontier:
             )
             if delay:
                 self._crawl_delayed.add(event.origin)
+            self._wake()  # the host's limit is known: it may have slots free now
 
     async def _send_host_updates(self) -> None:
         """Robots results and pauses not sent with a release (a robots.txt retry)."""
@@ -890,7 +934,7 @@ class RedisFrontier:
             await self.renew()
 
     async def renew(self) -> int:
-        args = [self.owner, self._lease_ms]
+        args: list[str | bytes] = [self.owner, self._lease_ms]
         for leases in self._held.values():
             for lease in leases:
                 args += [lease.digest, lease.token]
@@ -907,7 +951,7 @@ class RedisFrontier:
             leases = [lease for held in self._held.values() for lease in held]
             self._held.clear()
             self._sent(leases, added=False)
-            args: list[str] = [self._per_host, self._gate]
+            args: list[str | bytes] = [self._per_host, self._gate]
             for lease in leases:
                 args += [lease.digest, lease.token, "", "0"]
             self._note(await self._call("ts_release", args, shield=True))

@@ -624,7 +624,8 @@ end)
 -- next round), the record's data.change ("": none), the page's items (a JSON list; "":
 -- none), its links (see admit_links; "": none), added as ts_add adds them, even when the
 -- completion is refused (whoever does the page again finds the same links). Returns
--- {{stream id or "" if refused, ...}, counters, links added, 1 if max_pages refused one}.
+-- {{stream id or "" if refused, ...}, counters, links added, 1 if max_pages refused one,
+-- ms until a host is ready (-1: none; a lease call before then would find nothing)}.
 redis.register_function('ts_done', function(keys, args)
   local P = keys[1]
   local per_host, gate, max_pages = tonumber(args[1]), args[2], tonumber(args[3])
@@ -677,7 +678,12 @@ redis.register_function('ts_done', function(keys, args)
   for origin in pairs(touched) do
     reschedule(P, origin, per_host, gate)
   end
-  return { out, counters(P), total, limited }
+  local wait = -1
+  local first = redis.call('ZRANGE', P .. 'ready', 0, 0, 'WITHSCORES')
+  if first[2] then
+    wait = math.max(0, tonumber(first[2]) - now_ms())
+  end
+  return { out, counters(P), total, limited, wait }
 end)
 
 -- Give leases back (unstarted, or to retry), to the front of their host's queue, in order.

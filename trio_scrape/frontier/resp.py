@@ -62,21 +62,23 @@ class Prefix:
         self.name = str(parts[1] if len(parts) > 1 and parts[0] == "FCALL" else parts[0])
 
 
-def _encode(prefix: Prefix | None, parts: Sequence[str | bytes | int]) -> bytearray:
-    """``prefix`` and then ``parts`` as one RESP2 array of bulk strings (one buffer, grown in
-    place: no list of pieces to join)."""
-    if prefix is None:
-        out = bytearray(b"*%d\r\n" % len(parts))
-    else:
-        out = bytearray(b"*%d\r\n" % (prefix.count + len(parts)))
-        out += prefix.data
+def _encode(prefix: Prefix | None, parts: Sequence[str | bytes | int]) -> bytes:
+    """``prefix`` and then ``parts`` as one RESP2 array of bulk strings: each part formatted
+    whole (``$len CRLF data CRLF`` in one ``%``), the pieces joined once."""
+    count = len(parts) if prefix is None else prefix.count + len(parts)
+    chunks = [b"*%d\r\n" % count]
+    if prefix is not None:
+        chunks.append(prefix.data)
+    append = chunks.append
     for part in parts:
-        if not isinstance(part, bytes):
-            part = (part if isinstance(part, str) else str(part)).encode("utf-8", "surrogateescape")
-        out += b"$%d\r\n" % len(part)
-        out += part
-        out += _CRLF
-    return out
+        data = part
+        if data.__class__ is not bytes:
+            if isinstance(part, str):
+                data = part.encode("utf-8", "surrogateescape")
+            elif not isinstance(part, bytes):
+                data = str(part).encode("utf-8", "surrogateescape")
+        append(b"$%d\r\n%b\r\n" % (len(data), data))  # type: ignore[arg-type,str-format]
+    return b"".join(chunks)
 
 
 def _parse(buf: bytearray, pos: int) -> tuple[Any, int]:
@@ -177,6 +179,10 @@ class _Connection:
                 except BlockingIOError:
                     await trio.lowlevel.wait_writable(sock)
         buf = self.buf
+        # The answer is hardly ever there the moment the command is written (Redis runs in
+        # another process): the first read waits for the socket instead of trying it first
+        # (a system call and an exception, for nothing, per call).
+        waiting = sock is not None
         while True:
             if buf:
                 try:
@@ -192,6 +198,9 @@ class _Connection:
                 assert self.stream is not None
                 chunk = await self.stream.receive_some(65_536)
             else:
+                if waiting:
+                    waiting = False
+                    await trio.lowlevel.wait_readable(sock)
                 try:
                     chunk = sock.recv(65_536)
                 except BlockingIOError:
