@@ -78,19 +78,42 @@ def run_fleet(
     return Fleet(wall, cpu, pages, outputs)
 
 
+def function_calls(ports: list[int]) -> int:
+    """``FCALL``s the servers on ``ports`` ran since their last ``CONFIG RESETSTAT``."""
+    calls = 0
+    for port in ports:
+        stats = subprocess.run(["redis-cli", "-p", str(port), "INFO", "commandstats"],
+                               capture_output=True, text=True, check=True).stdout  # fmt: skip
+        for line in stats.splitlines():
+            if line.startswith("cmdstat_fcall:"):
+                calls += int(line.split("calls=")[1].split(",")[0])
+    return calls
+
+
 def crawl(
-    url: str, pids: list[int], seeds: list[str], args: argparse.Namespace, name: str, workdir: Path
-) -> tuple[Fleet, list[float], str]:
-    """One crawl: (the fleet, each Redis's CPU ms per page, the export's check)."""
+    url: str,
+    pids: list[int],
+    ports: list[int],
+    seeds: list[str],
+    args: argparse.Namespace,
+    name: str,
+    workdir: Path,
+) -> tuple[Fleet, list[float], float, str]:
+    """One crawl: (the fleet, each Redis's CPU ms per page, function calls a page, the
+    export's check)."""
+    for port in ports:
+        subprocess.run(["redis-cli", "-p", str(port), "CONFIG", "RESETSTAT"],
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     before = [process_cpu(pid) for pid in pids]
     fleet = run_fleet(seeds, args.processes, args.workers, url, name, workdir)
     total = len(expected)
     redis_cpu = [(process_cpu(pid) - b) / total * 1000 for pid, b in zip(pids, before, strict=True)]
+    calls = function_calls(ports) / total
     exported = workdir / f"{name}.jsonl"
     subprocess.run([*CLI, "export", "--frontier", url, "--crawl-id", name, "-o", str(exported)],
                    check=True, stderr=subprocess.DEVNULL)  # fmt: skip
     urls = [json.loads(line)["url"] for line in exported.read_text().splitlines()]
-    return fleet, redis_cpu, exactly_once(urls, expected)
+    return fleet, redis_cpu, calls, exactly_once(urls, expected)
 
 
 def main() -> None:
@@ -127,18 +150,19 @@ def main() -> None:
     server = run.start_server(args.site / "www", workdir, extra=listen)
     single, port = start_redis(workdir / "single", "--appendonly", "yes", "--appendfsync", "always")
     nodes = RedisClusterNodes(workdir / "cluster")
-    rows: list[tuple[int, str, Fleet, list[float], str]] = []
+    rows: list[tuple[int, str, Fleet, list[float], float, str]] = []
     try:
         node_pids = [p.pid for p in nodes.processes if p is not None]
         targets = [
-            ("one Redis", f"redis://127.0.0.1:{port}/0", [single.pid]),
-            ("cluster, 1 tag", nodes.url, node_pids),
-            ("cluster, 3 shards", nodes.url + "?shards=3", node_pids),
+            ("one Redis", f"redis://127.0.0.1:{port}/0", [single.pid], [port]),
+            ("cluster, 1 tag", nodes.url, node_pids, nodes.ports),
+            ("cluster, 3 shards", nodes.url + "?shards=3", node_pids, nodes.ports),
         ]
         for i in range(args.rounds):
-            for label, url, pids in targets:
+            for label, url, pids, target_ports in targets:
                 name = f"bench-{i}-{len(rows)}-{int(time.time())}"
-                rows.append((i + 1, label, *crawl(url, pids, seeds, args, name, workdir)))
+                done = crawl(url, pids, target_ports, seeds, args, name, workdir)
+                rows.append((i + 1, label, *done))
     finally:
         nodes.stop()
         stop(single)
@@ -151,14 +175,15 @@ def main() -> None:
         f"{args.workers} workers on one crawl\n"
     )
     print(
-        "| round | Redis | pages/s | crawler CPU ms/page | Redis CPU ms/page, per node | export |"
+        "| round | Redis | pages/s | crawler CPU ms/page | Redis CPU ms/page, per node"
+        " | function calls/page | export |"
     )
-    print("| ---: | --- | ---: | ---: | --- | --- |")
-    for round_, label, fleet, redis_cpu, check in rows:
+    print("| ---: | --- | ---: | ---: | --- | ---: | --- |")
+    for round_, label, fleet, redis_cpu, calls, check in rows:
         nodes_cpu = " + ".join(f"{c:.2f}" for c in redis_cpu)
         print(
             f"| {round_} | {label} | {n / fleet.wall:,.0f} | {sum(fleet.cpu) / n * 1000:.2f}"
-            f" | {nodes_cpu} | {check} |"
+            f" | {nodes_cpu} | {calls:.2f} | {check} |"
         )
     print(f"hosts per shard (3 shards): {' / '.join(str(split[k]) for k in range(3))}")
     count = len(rows) // args.rounds
