@@ -519,9 +519,11 @@ async def test_a_retry_after_pause_holds_for_every_process(
     assert [r["status"] for r in records if r["url"].endswith("/p3")] == [200]
     (start,) = refused
     during = [r.at - start for r in site.log if start < r.at < start + 1.0]
-    # Requests whose start was let through before the pause reached Redis (at most the
-    # other two slots) may still arrive just after the 429; nothing comes later in the pause.
-    assert len(during) <= 2 and all(t < 0.3 for t in during), during
+    # Until the pause reaches Redis (the 429's answer, then its release call), the other two
+    # slots go on: each may end its page and lease the next, so a few requests may still
+    # arrive just after the 429, their number set by how long that takes. Nothing comes
+    # later in the pause: without it, the three slots would fetch through the whole second.
+    assert all(t < 0.3 for t in during), during
     assert sum(1 for r in site.log if r.at > start) >= 70  # the crawl went on after it
 
 
