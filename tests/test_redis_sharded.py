@@ -27,6 +27,7 @@ from trio_scrape.frontier.sharded import (
 from trio_scrape.model.urls import origin_of
 from trio_scrape.output.sinks import open_file_sink
 
+from .half_way import export
 from .redis_cluster import RedisClusterNodes
 from .redis_cluster import redis_cluster as redis_cluster
 from .site import Reply, html_page
@@ -151,10 +152,7 @@ async def test_shards_sit_on_three_nodes_and_each_hosts_keys_on_its_shard(
         for tag, keys in keys_of.items():
             mine = [k for k in keys if k.endswith(":h:" + origin) or k.endswith(":q:" + origin)]
             assert bool(mine) == (tag == home), (origin, tag, mine)
-    exported = tmp_path / "all.jsonl"
-    result = await cli("export", "--frontier", sharded_url, "--crawl-id", name, "-o", str(exported))
-    assert result.returncode == 0, result.stderr
-    counts = Counter(r["url"] for r in lines(exported))
+    counts = await export(sharded_url, name, tmp_path / "all.jsonl")
     assert sorted(counts) == sorted(expected) and max(counts.values()) == 1
     again = await cli(
         "run", expected[0], "--depth", "10", "--no-robots", "--allow-private", "-q",
@@ -209,10 +207,7 @@ async def test_three_processes_one_killed_and_restarted_one_killed_for_good_shar
     assert restarted.returncode == 0, restarted.stderr
     assert b"joining the crawl" in restarted.stderr
     assert processes[2].returncode == 0
-    exported = tmp_path / "all.jsonl"
-    result = await cli("export", "--frontier", sharded_url, "--crawl-id", name, "-o", str(exported))
-    assert result.returncode == 0, result.stderr
-    counts = Counter(r["url"] for r in lines(exported))
+    counts = await export(sharded_url, name, tmp_path / "all.jsonl")
     assert sorted(counts) == sorted(expected) and max(counts.values()) == 1
     files = Counter(r["url"] for i in range(3) for r in lines(tmp_path / f"out{i}.jsonl"))
     assert max(files.values()) == 1 and set(files) <= set(expected)
