@@ -107,3 +107,31 @@ def test_enqueue_links_takes_every_a_element_as_css_does() -> None:
     expected = [f"http://127.0.0.1/{n}" for n in (1, 2, 3, 6)]
     assert by_tag.enqueued() == ([], expected)
     assert by_css.enqueued() == ([], expected)
+
+
+FRAGMENTS = ("x", " y\n", "&amp;", "é日", "<!-- c -->", "<script>s()</script>", "<br>", "\t")
+
+
+@st.composite
+def mixed(draw: st.DrawFn, depth: int = 0) -> str:
+    tag = draw(st.sampled_from(("div", "p", "span", "b", "template", "textarea")))
+    parts = draw(st.lists(st.sampled_from(FRAGMENTS), max_size=4))
+    if depth < 3:
+        parts += draw(st.lists(mixed(depth + 1), max_size=2))
+    parts = draw(st.permutations(parts))
+    return f"<{tag}>{''.join(parts)}</{tag}>"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(mixed(), min_size=1, max_size=3))
+def test_every_text_read_is_the_text_nodes_of_the_element(parts: list[str]) -> None:
+    # Fields are read with lexbor's textContent (text_lexbor, one C call); it must give what
+    # selectolax's text walk gives: every text node below, in document order, comments and
+    # template contents left out.
+    tree = LexborHTMLParser(f"<main>{''.join(parts)}</main>")
+    for node in tree.css("main *"):
+        walked = node.text(deep=True)
+        assert node.text_lexbor() == walked
+        found = node.css_first("*")
+        expected = None if found is None else " ".join(found.text(deep=True).split())
+        assert first_text(node, "*") == expected

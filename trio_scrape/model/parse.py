@@ -67,7 +67,7 @@ def first_text(
     found = node.css_first(query)
     if found is None:
         return default
-    return " ".join(found.text(deep=True).split())
+    return " ".join(found.text_lexbor().split())
 
 
 def is_json(content_type: str | None) -> bool:
@@ -202,7 +202,7 @@ def parse_html(
     tree = LexborHTMLParser(text)
     title = None
     for node in tree.tags("title"):
-        title = _ASCII_SPACES.sub(" ", node.text(deep=True)).strip(_ASCII_WHITESPACE)
+        title = _ASCII_SPACES.sub(" ", node.text_lexbor()).strip(_ASCII_WHITESPACE)
         break
     base = None
     hrefs: list[str] = []
@@ -399,7 +399,7 @@ class Selector:
             if value is None or not self.absolute or urljoin is None:
                 return value
             return urljoin(value)
-        return _SPACE.sub(" ", node.text(deep=True)).strip()
+        return _SPACE.sub(" ", node.text_lexbor()).strip()
 
 
 #: Most entries one sitemap file may list (the sitemaps.org protocol's limit).

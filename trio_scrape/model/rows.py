@@ -54,7 +54,7 @@ class Rows:
                 row = index.get(ident)
                 if row is not None:
                     if texts[row] is None:
-                        texts[row] = " ".join(match.text(deep=True).split())
+                        texts[row] = " ".join(match.text_lexbor().split())
                         left -= 1
                     break
                 if ident == stop:

@@ -341,7 +341,7 @@ class Context:
         """The whitespace-normalised text of the first match of ``query`` (``default``
         when nothing matches)."""
         node = self.css_first(query)
-        return default if node is None else normalise_space(node.text(deep=True))
+        return default if node is None else normalise_space(node.text_lexbor())
 
     def text_of(self, node: LexborNode, query: str, default: str | None = None) -> str | None:
         """The whitespace-normalised text of the first match of ``query`` inside ``node``
@@ -357,7 +357,7 @@ class Context:
 
     def texts(self, query: str) -> list[str]:
         """The whitespace-normalised text of every match of ``query``."""
-        return [normalise_space(node.text(deep=True)) for node in self.css(query)]
+        return [normalise_space(node.text_lexbor()) for node in self.css(query)]
 
     def require(self, query: str, message: str | None = None) -> LexborNode:
         """The first element ``query`` matches; when none does, the log-in failed: raise

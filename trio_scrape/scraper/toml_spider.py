@@ -220,7 +220,7 @@ class Value:
         values: list[Any] = []
         for node in nodes:
             if self.pseudo == "text":
-                values.append(node.text(deep=True))
+                values.append(node.text_lexbor())
                 continue
             assert self.attr is not None
             raw = node.attributes.get(self.attr)
@@ -273,9 +273,9 @@ def _fast_taker(value: Value) -> Callable[[Context, Any], Any] | None:
                 if root is None:
                     return [] if default is None else default
                 if normalise:  # one pass: each text normalised as it is read
-                    found = [" ".join(node.text(deep=True).split()) for node in root.css(css)]
+                    found = [" ".join(node.text_lexbor().split()) for node in root.css(css)]
                 else:
-                    found = [node.text(deep=True) for node in root.css(css)]
+                    found = [node.text_lexbor() for node in root.css(css)]
                 return found or ([] if default is None else default)
 
             return texts
@@ -294,7 +294,7 @@ def _fast_taker(value: Value) -> Callable[[Context, Any], Any] | None:
         def raw_text(ctx: Context, scope: Any) -> Any:
             root = ctx.page.html if scope is None else scope
             node = None if root is None else root.css_first(css)
-            return default if node is None else node.text(deep=True)
+            return default if node is None else node.text_lexbor()
 
         return raw_text
     attr = value.attr
