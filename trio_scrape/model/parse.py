@@ -17,6 +17,7 @@ from typing import Any
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from .page import rebuilt_by_fields
+from .tree import Tree
 
 __all__ = [
     "ParsedHtml",
@@ -199,7 +200,7 @@ def parse_html(
     ``frames``)."""
     # Elements by tag name, not CSS selectors: each selector query cost ~20 us a page (the
     # five here were a third of the parse); tags() walks the tree in document order.
-    tree = LexborHTMLParser(text)
+    tree = Tree(text)
     title = None
     for node in tree.tags("title"):
         title = _ASCII_SPACES.sub(" ", node.text_lexbor()).strip(_ASCII_WHITESPACE)

@@ -116,9 +116,9 @@ class Comparison:
 
 
 def _extract(body: bytes) -> tuple[set[str], str, Counter[str]]:
-    from selectolax.lexbor import LexborHTMLParser  # here: only auto mode needs it
+    from ..model.tree import Tree  # here: only auto mode needs it
 
-    tree = LexborHTMLParser(body)
+    tree = Tree(body)
     links = {str(node.attributes.get("href") or "").strip() for node in tree.css("a[href]")}
     title_node = tree.css_first("title")
     title = title_node.text(strip=True) if title_node is not None else ""
@@ -341,9 +341,9 @@ def needs_rendering(content_type: str | None, body: bytes) -> bool:
 
     if not is_html(content_type, body) or b"<script" not in body.lower():
         return False
-    from selectolax.lexbor import LexborHTMLParser
+    from ..model.tree import Tree
 
-    tree = LexborHTMLParser(body)
+    tree = Tree(body)
     links = len(tree.css("a[href]"))
     if links >= AUTO_MIN_LINKS:
         return False

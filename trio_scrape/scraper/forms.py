@@ -47,6 +47,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from ..errors import TrioScrapeError
 from ..model.page import Page
+from ..model.tree import Tree
 from ..model.urls import browser_url, document_base, resolve_links
 
 __all__ = [
@@ -239,11 +240,11 @@ def _document(
         if tree is None:
             if source.text is None:
                 raise FormError(f"the page {source.url} has no HTML")
-            tree = LexborHTMLParser(source.text)
+            tree = Tree(source.text)
         return tree, url or source.final_url or source.url, encoding or source.encoding
     if url is None:
         raise FormError("url (the document's URL) is needed to resolve the form's action")
-    tree = LexborHTMLParser(source) if isinstance(source, str) else source
+    tree = Tree(source) if isinstance(source, str) else source
     return tree, url, encoding
 
 
