@@ -8,6 +8,9 @@ reverses every other round), after one warm-up round:
 - crawl: ``trio-scrape run URL --depth 1000 --workers 16 -q -o FILE`` (a record a page);
 - scrape: ``trio-scrape crawl bench/scrape_spider.py URL --workers 16 -q -o FILE`` (10 items
   a page, every link followed with ``ctx.enqueue_links``);
+- links, fields (``--runs``): the same spider with only its links (bench/scrape_spider_links.py)
+  and with its fields read but no item emitted (bench/scrape_spider_fields.py), which split the
+  scraper's cost into following links, reading fields and writing items;
 - scrapy: bench/peers/scrapy_items.py, the same items as Scrapy's tutorial writes a spider,
   a JSON Lines feed, 16 concurrent requests, 8 per host (trio-scrape's default), robots.txt
   obeyed, no AutoThrottle.
@@ -51,7 +54,7 @@ sys.path.insert(0, str(HERE))
 import run  # noqa: E402
 import scrape_site  # noqa: E402
 
-NAMES = ("crawl", "links", "scrape", "scrapy")
+NAMES = ("crawl", "links", "fields", "scrape", "scrapy")
 DEFAULT_RUNS = "crawl,scrape,scrapy"
 REQUEST = re.compile(r'"GET (\S+) HTTP/[\d.]+"')
 
@@ -72,6 +75,7 @@ def commands(
         "crawl": [ours, "run", start, "--depth", "1000", *common],
         "scrape": [ours, "crawl", str(HERE / "scrape_spider.py"), start, *common],
         "links": [ours, "crawl", str(HERE / "scrape_spider_links.py"), start, *common],
+        "fields": [ours, "crawl", str(HERE / "scrape_spider_fields.py"), start, *common],
     }
     if scrapy_python:
         scrapy = [scrapy_python, str(HERE / "peers" / "scrapy_items.py"), start, "-o", out]
@@ -168,7 +172,8 @@ def main() -> None:
     parser.add_argument(
         "--runs",
         default=DEFAULT_RUNS,
-        help=f"which of {', '.join(NAMES)} to run (links: the scrape spider without its items)",
+        help=f"which of {', '.join(NAMES)} to run (links: the scrape spider without its fields and"
+        " items; fields: without its items)",
     )
     parser.add_argument("--trio-python", default=sys.executable, help="the Python with trio-scrape")
     parser.add_argument("--scrapy-python", help="the Python with Scrapy (none: no Scrapy runs)")
@@ -229,7 +234,7 @@ def main() -> None:
                 verdict = check_fetches(fetched(log, offset, sentinel), paths)
                 if name == "crawl":
                     output = run.verify(out, urls)
-                elif name == "links":
+                elif name in ("links", "fields"):
                     output = "ok" if os.path.getsize(out) == 0 else "WRONG: items written"
                 else:
                     output = check_items(out, truth)
@@ -288,6 +293,8 @@ def main() -> None:
 
     ratio("scrape", "crawl")
     ratio("links", "crawl")
+    ratio("fields", "links")
+    ratio("scrape", "fields")
     ratio("scrape", "links")
     ratio("scrape", "scrapy")
 
