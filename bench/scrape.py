@@ -11,6 +11,8 @@ reverses every other round), after one warm-up round:
 - links, fields (``--runs``): the same spider with only its links (bench/scrape_spider_links.py)
   and with its fields read but no item emitted (bench/scrape_spider_fields.py), which split the
   scraper's cost into following links, reading fields and writing items;
+- before (``--before-python``): the scrape on another build, in the same rounds (a change's
+  own effect, measured side by side);
 - scrapy: bench/peers/scrapy_items.py, the same items as Scrapy's tutorial writes a spider,
   a JSON Lines feed, 16 concurrent requests, 8 per host (trio-scrape's default), robots.txt
   obeyed, no AutoThrottle.
@@ -54,7 +56,7 @@ sys.path.insert(0, str(HERE))
 import run  # noqa: E402
 import scrape_site  # noqa: E402
 
-NAMES = ("crawl", "links", "fields", "scrape", "scrapy")
+NAMES = ("crawl", "links", "fields", "scrape", "before", "scrapy")
 DEFAULT_RUNS = "crawl,scrape,scrapy"
 REQUEST = re.compile(r'"GET (\S+) HTTP/[\d.]+"')
 
@@ -67,7 +69,12 @@ def build_of(python: str) -> str:
 
 
 def commands(
-    start: str, out: str, workers: int, trio_python: str, scrapy_python: str | None
+    start: str,
+    out: str,
+    workers: int,
+    trio_python: str,
+    scrapy_python: str | None,
+    before_python: str | None = None,
 ) -> dict[str, list[str]]:
     ours = str(Path(trio_python).parent / "trio-scrape")
     common = ["--workers", str(workers), "-q", "-o", out]
@@ -77,6 +84,9 @@ def commands(
         "links": [ours, "crawl", str(HERE / "scrape_spider_links.py"), start, *common],
         "fields": [ours, "crawl", str(HERE / "scrape_spider_fields.py"), start, *common],
     }
+    if before_python:  # the same spider on another build, in the same rounds
+        theirs = str(Path(before_python).parent / "trio-scrape")
+        found["before"] = [theirs, "crawl", str(HERE / "scrape_spider.py"), start, *common]
     if scrapy_python:
         scrapy = [scrapy_python, str(HERE / "peers" / "scrapy_items.py"), start, "-o", out]
         found["scrapy"] = [*scrapy, "-c", str(workers)]
@@ -178,6 +188,11 @@ def main() -> None:
     parser.add_argument("--trio-python", default=sys.executable, help="the Python with trio-scrape")
     parser.add_argument("--scrapy-python", help="the Python with Scrapy (none: no Scrapy runs)")
     parser.add_argument(
+        "--before-python",
+        help="another build's Python: its scrape runs in the same rounds as 'before' (a change's "
+        "own effect, side by side)",
+    )
+    parser.add_argument(
         "--site", type=Path, default=Path(tempfile.gettempdir()) / "trio-scrape-bench-items"
     )
     parser.add_argument("--port", type=int, default=run.PORT, help="the site's port on 127.0.0.1")
@@ -203,9 +218,16 @@ def main() -> None:
     log = workdir / "access.log"
     server = run.start_server(args.site / "www", workdir, extra=f"access_log {log};")
     out = str(workdir / "out.jsonl")
-    cmds = commands(base + "/index.html", out, args.workers, args.trio_python, args.scrapy_python)
+    cmds = commands(
+        base + "/index.html",
+        out,
+        args.workers,
+        args.trio_python,
+        args.scrapy_python,
+        args.before_python,
+    )
     wanted = {n.strip() for n in args.runs.split(",")}
-    names = [n for n in NAMES if n in cmds and n in wanted]
+    names = [n for n in NAMES if n in cmds and (n in wanted or n == "before")]
     results: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}
     checks: dict[str, list[str]] = {n: [] for n in names}
     env = run.bytecode_env(workdir)
@@ -296,6 +318,7 @@ def main() -> None:
     ratio("fields", "links")
     ratio("scrape", "fields")
     ratio("scrape", "links")
+    ratio("scrape", "before")
     ratio("scrape", "scrapy")
 
 
