@@ -285,11 +285,7 @@ class RedisFrontier:
         self._since = "0"  # server time (ms) of the last lease answer
         # After a lease answer that came short: the wake count it was asked at, and until
         # when get() waits before asking again if nothing changes (see get).
-        self._quiet: tuple[int, float, int] | None = None
-        # The server time (us) of the last lease answer, and of the latest completion that
-        # found a host ready: a lease answer of a later time has seen what it freed or added.
-        self._lease_now = 0
-        self._ready_at = -1
+        self._quiet: tuple[int, float] | None = None
         self._crawl_delayed: set[str] = set()  # origins with a robots.txt Crawl-delay
         # Fetches that ended (digest, token, origin, latency ms, failed), encoded as the lease
         # call's arguments (_FREED): their host slots are freed with the next lease call, and
@@ -616,26 +612,16 @@ class RedisFrontier:
                 return request
             version = self._version
             quiet, self._quiet = self._quiet, None
-            if (
-                quiet is not None
-                and quiet[0] == version
-                and self._ready_at < quiet[2]
-                and not self._to_free
-            ):
+            if quiet is not None and quiet[0] == version and not self._to_free:
                 # The last lease answer came short (it took all there was to take) and nothing
                 # has changed since: no fetch of this process ended, nothing was added, no
-                # host's robots.txt came, no completion found a host ready after that answer
-                # was made. A call now would lease nothing; wait as a call that found nothing
-                # would have had this process wait, then ask.
+                # host's robots.txt came. A call now would lease nothing; wait as a call
+                # that found nothing would have had this process wait, then ask.
                 timeout = quiet[1] - trio.current_time()
                 if timeout > 0 and not self._host_updates:
                     with trio.move_on_after(timeout):
                         await self._changed.wait()
                     continue
-            if self._to_free:
-                # One pass of the scheduler first: the other fetches that end in it (their
-                # tasks were ready with this one) free their slots with the same call.
-                await trio.lowlevel.cancel_shielded_checkpoint()
             await self._send_host_updates()
             delay_ms = self._delay_ms
             if delay_ms and self._jitter:
@@ -646,11 +632,10 @@ class RedisFrontier:
             answer = await self._call(
                 "ts_lease", args, shield=True, encoded=to_free, encoded_count=5 * len(to_free)
             )
-            leases, counts, wait_ms, expires_ms, server_now, paused, cut, now_us = answer
+            leases, counts, wait_ms, expires_ms, server_now, paused, cut = answer
             self.cut = self.cut or _int(cut) == 1
             self._note(counts)
             self._since = str(int(server_now))
-            self._lease_now = now_us = int(now_us)
             self._heard_pauses(paused)
             held = self._held
             for i in range(0, len(leases), 3):
@@ -669,15 +654,14 @@ class RedisFrontier:
                     mine.append(lease)
                 self._prefetched.append(request)
             if self._prefetched:
-                if len(leases) < 3 * int(self._batch) or int(wait_ms) != 0:
-                    deadline = self._wait_deadline(_POLL_MIN, wait_ms, expires_ms)
-                    self._quiet = (version, deadline, now_us)
+                if len(leases) < 3 * int(self._batch):
+                    self._quiet = (version, self._wait_deadline(_POLL_MIN, wait_ms, expires_ms))
                 continue
             if self._stats.queued == 0 and self._stats.leased == 0:
                 return None
             deadline = self._wait_deadline(poll, wait_ms, expires_ms)
             poll = min(_POLL_MAX_QUEUED if self._stats.queued else _POLL_MAX, poll * 2)
-            if version == self._version and self._ready_at < now_us:
+            if version == self._version:
                 with trio.move_on_at(deadline):
                     await self._changed.wait()
 
@@ -740,7 +724,7 @@ class RedisFrontier:
                 len(links), links,
             ))
             # fmt: on
-        ids, counts, _added, limited, ready_ms, done_now = await self._call(
+        ids, counts, _added, limited, ready_ms = await self._call(
             "ts_done", args, shield=True, encoded=encoded, encoded_count=8 * len(encoded)
         )
         self._note(counts)
@@ -755,18 +739,11 @@ class RedisFrontier:
                 refused[0],
                 ", ..." if len(refused) > 1 else "",
             )
-        if self._stats.queued == 0 and self._stats.leased == 0:
-            self._wake()  # the crawl may be over: get() asks
-        elif int(ready_ms) >= 0 and int(done_now) >= self._lease_now:
+        if int(ready_ms) >= 0 or (self._stats.queued == 0 and self._stats.leased == 0):
             # A lease call may find something (a host has queued work and a free slot, now
-            # or soon), unless a lease call made after this completion (by the server's
-            # clock) has answered, or will: get() compares the times. Not otherwise: its
-            # slots are freed by the fetches' ends (each wakes it), not by their records.
-            self._ready_at = max(self._ready_at, int(done_now))
-            changed = self._changed
-            if changed.statistics().tasks_waiting:
-                changed.set()
-                self._changed = trio.Event()
+            # or soon), or the crawl may be over: get() asks. Not otherwise: its slots
+            # are freed by the fetches' ends (each wakes it), not by their records.
+            self._wake()
         if self._sink is not None:
             committed = []
             committed_records = []

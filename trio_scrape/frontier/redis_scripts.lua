@@ -53,13 +53,6 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- The server's time in ms and in us (two calls' order: one ms may hold both).
-local function clock()
-  local t = redis.call('TIME')
-  local s, us = tonumber(t[1]), tonumber(t[2])
-  return s * 1000 + math.floor(us / 1000), s * 1000000 + us
-end
-
 local function limit_of(hk, per_host, gate)
   if string.sub(gate, 1, 1) == '1' and redis.call('HGET', hk, 'robots') ~= '1' then
     return 1
@@ -479,13 +472,13 @@ end
 -- has ended meanwhile: a retried request is released before this call). Returns
 -- {{token1, entry1, memo1 ("": none), ...}, counters, ms until a host is ready (-1: none), ms until the next
 -- lease expires (-1: none), now, {origin, ms its pause still lasts, ...} for pauses set
--- since `since`, 1 once any request was handed out at max_depth, now in us}.
+-- since `since`, 1 once any request was handed out at max_depth}.
 redis.register_function('ts_lease', function(keys, args)
   local P = keys[1]
   local per_host, gate, owner = tonumber(args[1]), args[2], args[3]
   local max_n, lease_ms, delay_ms = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
   local since, max_depth = tonumber(args[7]), tonumber(args[8])
-  local now, now_us = clock()
+  local now = now_ms()
   local freed = {}
   local auto = string.sub(gate, 2, 2) == 'a'
   for i = 9, #args, 5 do
@@ -603,7 +596,7 @@ redis.register_function('ts_lease', function(keys, args)
     expires = math.max(0, tonumber(lease[2]) - now)
   end
   local cut = redis.call('HGET', P .. 'meta', 'cut') or 0
-  return { out, counters(P), wait, expires, now, paused, cut, now_us }
+  return { out, counters(P), wait, expires, now, paused, cut }
 end)
 
 -- Extend this owner's leases. ARGV: owner, lease_ms, then digest, token pairs.
@@ -632,8 +625,7 @@ end)
 -- none), its links (see admit_links; "": none), added as ts_add adds them, even when the
 -- completion is refused (whoever does the page again finds the same links). Returns
 -- {{stream id or "" if refused, ...}, counters, links added, 1 if max_pages refused one,
--- ms until a host is ready (-1: none; a lease call before then would find nothing), now in
--- us (a lease answer of a later server time has seen this completion)}.
+-- ms until a host is ready (-1: none; a lease call before then would find nothing)}.
 redis.register_function('ts_done', function(keys, args)
   local P = keys[1]
   local per_host, gate, max_pages = tonumber(args[1]), args[2], tonumber(args[3])
@@ -687,12 +679,11 @@ redis.register_function('ts_done', function(keys, args)
     reschedule(P, origin, per_host, gate)
   end
   local wait = -1
-  local now, now_us = clock()
   local first = redis.call('ZRANGE', P .. 'ready', 0, 0, 'WITHSCORES')
   if first[2] then
-    wait = math.max(0, tonumber(first[2]) - now)
+    wait = math.max(0, tonumber(first[2]) - now_ms())
   end
-  return { out, counters(P), total, limited, wait, now_us }
+  return { out, counters(P), total, limited, wait }
 end)
 
 -- Give leases back (unstarted, or to retry), to the front of their host's queue, in order.
