@@ -17,7 +17,7 @@ import pytest
 import trio
 import trio.testing
 
-from trio_scrape import CrawlConfig, CrawlRequest, Crawler, open_file_sink
+from trio_scrape import CrawlConfig, Crawler, CrawlRequest, open_file_sink
 from trio_scrape.errors import FrontierError
 from trio_scrape.frontier.pacing import HostLimiter
 from trio_scrape.frontier.redis import connect, open_redis_frontier, read_records
