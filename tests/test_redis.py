@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
-from trio_scrape import CrawlConfig, Crawler, open_file_sink
+from trio_scrape import CrawlConfig, Crawler, CrawlRequest, open_file_sink
 from trio_scrape.errors import FrontierError
 from trio_scrape.frontier.pacing import HostLimiter
 from trio_scrape.frontier.redis import connect, open_redis_frontier, read_records
@@ -165,6 +166,48 @@ async def test_renewed_leases_do_not_expire(redis_url: str) -> None:
             await other.done([second])
         assert result == [None]
         assert held.refused == 0
+
+
+async def test_a_lease_call_that_took_all_it_could_is_not_made_again_until_something_changes(
+    redis_url: str,
+) -> None:
+    """One process, a host of 2 slots, 5 URLs queued: the first lease call takes both slots,
+    fewer than it asked for. Until a fetch of this process ends (or a poll's time passes),
+    another call would lease nothing, and none is made; the fetch's end makes the next
+    one, which frees its slot and leases the next URL."""
+    config = CrawlConfig(per_host=2, robots=False)
+    hosts = HostLimiter(config)
+    async with open_redis_frontier(
+        redis_url, config, settings={}, crawl_id=crawl_name()
+    ) as frontier:
+        await frontier.add([f"http://x.test/{i}" for i in range(5)], depth=0, referrer=None)
+        calls: list[int] = []  # each lease call's argument count
+        call = frontier._call
+
+        async def counted(function: str, args: Any, **kwargs: Any) -> Any:
+            if function == "ts_lease":
+                calls.append(len(args) + kwargs.get("encoded_count", 0))
+            return await call(function, args, **kwargs)
+
+        frontier._call = counted  # type: ignore[method-assign]
+        first, second = await frontier.get(hosts), await frontier.get(hosts)
+        assert first is not None and second is not None
+        assert len(calls) == 1
+        got: list[CrawlRequest | None] = []
+
+        async def getter() -> None:
+            got.append(await frontier.get(hosts))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(getter)
+            # Every task blocked: a call, had get() made one, would be counted and waiting.
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(calls) == 1 and got == []
+            hosts.finish("http://x.test", latency=0.01, failed=False, url=first.url, request=None)
+        assert len(calls) == 2 and calls[1] == calls[0] + 5  # one fetch's end freed with it
+        assert got[0] is not None and got[0].url == "http://x.test/2"
+        await frontier.done([first])
+        await frontier.release([second, got[0]])
 
 
 async def test_starts_to_a_paced_host_are_spaced_fleet_wide_with_jitter(redis_url: str) -> None:

@@ -54,7 +54,7 @@ from ..output.sinks import CompleteSink, JsonlSink, Sink, _json, complete_sink, 
 from .base import FrontierOpened, FrontierStatistics, settings_changes
 from .digests import redis_digest
 from .pacing import HostEvent, HostLimiter, HostPaused, RequestFinished, RobotsLoaded
-from .resp import Prefix, RespError, RespPool
+from .resp import BULK, Prefix, RespError, RespPool
 from .timing import CallTimes
 
 if TYPE_CHECKING:
@@ -126,6 +126,11 @@ def crawl_id_for(settings: Mapping[str, Any]) -> str:
 
 
 _digest = redis_digest  # the fleet's digest scheme: see frontier/digests.py
+
+# A fetch's end as ts_lease's five arguments (digest, token, origin, latency, failed 0/1).
+_FREED = BULK * 4 + b"$1\r\n%b\r\n"
+# A completion as ts_done's eight arguments a request (see done).
+_DONE = BULK * 2 + b"$1\r\n%b\r\n" + BULK * 5
 
 
 def _encode_request(digest: str, request: CrawlRequest) -> str:
@@ -278,10 +283,14 @@ class RedisFrontier:
         # Pauses the fleet set (heard with each lease answer): origin -> trio time they end.
         self._fleet_pauses: dict[str, float] = {}
         self._since = "0"  # server time (ms) of the last lease answer
+        # After a lease answer that came short: the wake count it was asked at, and until
+        # when get() waits before asking again if nothing changes (see get).
+        self._quiet: tuple[int, float] | None = None
         self._crawl_delayed: set[str] = set()  # origins with a robots.txt Crawl-delay
-        # Fetches that ended (digest, token, origin, latency ms, failed): their host slots
-        # are freed with the next lease call, and their latencies feed the autothrottle.
-        self._to_free: list[tuple[bytes, bytes, str, str, str]] = []
+        # Fetches that ended (digest, token, origin, latency ms, failed), encoded as the lease
+        # call's arguments (_FREED): their host slots are freed with the next lease call, and
+        # their latencies feed the autothrottle.
+        self._to_free: list[bytes] = []
         self._sink: _CommittingSink | None = None
         self._writer_state = ""
         self._rng = random.Random()
@@ -321,8 +330,17 @@ class RedisFrontier:
 
     # ---------------------------------------------------------------------- Redis calls
 
-    async def _call(self, function: str, args: Sequence[str | bytes], *, shield: bool) -> Any:
-        """Call one of the library's functions.
+    async def _call(
+        self,
+        function: str,
+        args: Sequence[str | bytes],
+        *,
+        shield: bool,
+        encoded: Sequence[bytes] = (),
+        encoded_count: int = 0,
+    ) -> Any:
+        """Call one of the library's functions; ``encoded``: ``encoded_count`` more arguments,
+        encoded already (a page's, see :data:`~trio_scrape.frontier.resp.BULK`).
 
         Raises:
             FrontierError: Redis could not be reached, or answered with an error.
@@ -330,7 +348,7 @@ class RedisFrontier:
         prefix = self._fcalls.get(function)
         if prefix is None:
             prefix = self._fcalls[function] = Prefix("FCALL", function, 1, self._prefix)
-        return await self._round_trip(prefix, args, shield)
+        return await self._round_trip(prefix, args, shield, encoded, encoded_count)
 
     async def _command(self, *parts: str | bytes | int, shield: bool = True) -> Any:
         """Send one command (``parts``) and return Redis's answer, within the call timeout.
@@ -341,7 +359,12 @@ class RedisFrontier:
         return await self._round_trip(None, parts, shield)
 
     async def _round_trip(
-        self, prefix: Prefix | None, parts: Sequence[str | bytes | int], shield: bool
+        self,
+        prefix: Prefix | None,
+        parts: Sequence[str | bytes | int],
+        shield: bool,
+        encoded: Sequence[bytes] = (),
+        encoded_count: int = 0,
     ) -> Any:
         """One command sent and its answer read, within the call timeout: every round trip
         of this process to Redis goes through here (each function call: lease, completion,
@@ -359,7 +382,7 @@ class RedisFrontier:
         failure: BaseException | None = None
         try:
             with scope:
-                answer = await self._redis.call(prefix, parts)
+                answer = await self._redis.call(prefix, parts, encoded, encoded_count)
         except _CALL_ERRORS as exc:
             failure = exc
         finally:
@@ -588,6 +611,17 @@ class RedisFrontier:
                 hosts.start(origin_of(request.url))
                 return request
             version = self._version
+            quiet, self._quiet = self._quiet, None
+            if quiet is not None and quiet[0] == version and not self._to_free:
+                # The last lease answer came short (it took all there was to take) and nothing
+                # has changed since: no fetch of this process ended, nothing was added, no
+                # host's robots.txt came. A call now would lease nothing; wait as a call
+                # that found nothing would have had this process wait, then ask.
+                timeout = quiet[1] - trio.current_time()
+                if timeout > 0 and not self._host_updates:
+                    with trio.move_on_after(timeout):
+                        await self._changed.wait()
+                    continue
             await self._send_host_updates()
             delay_ms = self._delay_ms
             if delay_ms and self._jitter:
@@ -595,9 +629,9 @@ class RedisFrontier:
             args: list[str | bytes] = [self._per_host, self._gate, self.owner, self._batch]
             args += [self._lease_ms, str(round(delay_ms)), self._since, self._max_depth]
             to_free, self._to_free = self._to_free, []
-            for ended in to_free:
-                args += ended
-            answer = await self._call("ts_lease", args, shield=True)
+            answer = await self._call(
+                "ts_lease", args, shield=True, encoded=to_free, encoded_count=5 * len(to_free)
+            )
             leases, counts, wait_ms, expires_ms, server_now, paused, cut = answer
             self.cut = self.cut or _int(cut) == 1
             self._note(counts)
@@ -620,24 +654,33 @@ class RedisFrontier:
                     mine.append(lease)
                 self._prefetched.append(request)
             if self._prefetched:
+                if len(leases) < 3 * int(self._batch):
+                    self._quiet = (version, self._wait_deadline(_POLL_MIN, wait_ms, expires_ms))
                 continue
             if self._stats.queued == 0 and self._stats.leased == 0:
                 return None
-            if 0 < self._stats.leased <= sum(len(mine) for mine in self._held.values()):
-                # Every lease of the fleet is this process's own: no other process's fetch
-                # can free a slot, and each of this one's wakes it (_host_changed), as does
-                # each of its completions; a ready host's or a lease's time bounds the wait
-                # below. Polling often would only ask again for slots it holds itself.
-                timeout = _POLL_MAX
-            else:
-                timeout = poll
-                poll = min(_POLL_MAX_QUEUED if self._stats.queued else _POLL_MAX, poll * 2)
-            for ms in (wait_ms, expires_ms):
-                if int(ms) >= 0:
-                    timeout = min(timeout, int(ms) / 1000 + 0.001)
+            deadline = self._wait_deadline(poll, wait_ms, expires_ms)
+            poll = min(_POLL_MAX_QUEUED if self._stats.queued else _POLL_MAX, poll * 2)
             if version == self._version:
-                with trio.move_on_after(timeout):
+                with trio.move_on_at(deadline):
                     await self._changed.wait()
+
+    def _wait_deadline(self, poll: float, wait_ms: Any, expires_ms: Any) -> float:
+        """Until when a process whose lease call took all there was waits, unless woken,
+        before it asks again: ``poll`` seconds (the next poll of an idle frontier), bounded by
+        the answer's ms until a host is ready and until the next lease expires."""
+        if 0 < self._stats.leased <= sum(len(mine) for mine in self._held.values()):
+            # Every lease of the fleet is this process's own: no other process's fetch
+            # can free a slot, and each of this one's wakes it (_host_changed), as does
+            # each of its completions; a ready host's or a lease's time bounds the wait
+            # below. Polling often would only ask again for slots it holds itself.
+            timeout = _POLL_MAX
+        else:
+            timeout = poll
+        for ms in (wait_ms, expires_ms):
+            if int(ms) >= 0:
+                timeout = min(timeout, int(ms) / 1000 + 0.001)
+        return trio.current_time() + timeout
 
     async def done(
         self, requests: Sequence[CrawlRequest], *, output_offset: int | None = None
@@ -662,17 +705,28 @@ class RedisFrontier:
         args += [self.writer, self._writer_state]
         self._writer_state = ""
         records: list[bytes] = []
+        encoded: list[bytes] = []  # each request's eight arguments, in one % (_DONE)
+        memos = self._memos
         for request, lease, page in zip(requests, leases, pages, strict=True):
-            failed = "1" if page is not None and page.error is not None else "0"
+            failed = b"1" if page is not None and page.error is not None else b"0"
             record = self._sink.encode(page) if self._sink is not None and page else b""
             records.append(record)
-            memo = self._memos.pop(_lease_key(request), b"")
+            memo = memos.pop(request.url if request.request is None else request.request, b"")
             change = page.data.get("change") if page is not None else None
             items = _json(page.items) if page is not None and page.items else b""
-            change_text = change if isinstance(change, str) else ""
+            change_text = change.encode() if isinstance(change, str) else b""
             links = b"\n".join(lease.links) if lease.links else b""
-            args += [lease.digest, lease.token, failed, record, memo, change_text, items, links]
-        ids, counts, _added, limited, ready_ms = await self._call("ts_done", args, shield=True)
+            digest, token = lease.digest, lease.token
+            # fmt: off
+            encoded.append(_DONE % (
+                len(digest), digest, len(token), token, failed, len(record), record,
+                len(memo), memo, len(change_text), change_text, len(items), items,
+                len(links), links,
+            ))
+            # fmt: on
+        ids, counts, _added, limited, ready_ms = await self._call(
+            "ts_done", args, shield=True, encoded=encoded, encoded_count=8 * len(encoded)
+        )
         self._note(counts)
         self._sent(leases, added=not int(limited))
         refused = [r.url for r, entry in zip(requests, ids, strict=True) if not _text(entry)]
@@ -895,10 +949,15 @@ class RedisFrontier:
                 if held.ended:
                     continue
                 held.ended = True
-                latency = "-1" if event.latency is None else str(round(event.latency * 1000))
-                failed = "1" if event.failed else "0"
-                ended = (held.digest, held.token, event.origin, latency, failed)
-                self._to_free.append(ended)
+                latency = b"-1" if event.latency is None else b"%d" % round(event.latency * 1000)
+                digest, token = held.digest, held.token
+                host = event.origin.encode("utf-8", "surrogateescape")
+                # fmt: off
+                self._to_free.append(_FREED % (
+                    len(digest), digest, len(token), token, len(host), host,
+                    len(latency), latency, b"1" if event.failed else b"0",
+                ))
+                # fmt: on
                 self._wake()
                 break
         elif isinstance(event, HostPaused):

@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 import trio
 
-__all__ = ["Prefix", "RespError", "RespPool"]
+__all__ = ["BULK", "Prefix", "RespError", "RespPool"]
 
 
 class RespError(Exception):
@@ -62,10 +62,21 @@ class Prefix:
         self.name = str(parts[1] if len(parts) > 1 and parts[0] == "FCALL" else parts[0])
 
 
-def _encode(prefix: Prefix | None, parts: Sequence[str | bytes | int]) -> bytes:
-    """``prefix`` and then ``parts`` as one RESP2 array of bulk strings: each part formatted
-    whole (``$len CRLF data CRLF`` in one ``%``), the pieces joined once."""
-    count = len(parts) if prefix is None else prefix.count + len(parts)
+#: One bulk string's template: ``BULK * n % (len(a), a, ...)`` encodes n arguments with one
+#: ``%``, as a call's ``encoded`` arguments (:meth:`RespPool.call`) are.
+BULK = b"$%d\r\n%b\r\n"
+
+
+def _encode(
+    prefix: Prefix | None,
+    parts: Sequence[str | bytes | int],
+    encoded: Sequence[bytes] = (),
+    encoded_count: int = 0,
+) -> bytes:
+    """``prefix``, ``parts`` and then ``encoded`` (``encoded_count`` arguments encoded
+    already, see :data:`BULK`) as one RESP2 array of bulk strings: each part formatted whole
+    (``$len CRLF data CRLF`` in one ``%``), the pieces joined once."""
+    count = len(parts) + encoded_count + (0 if prefix is None else prefix.count)
     chunks = [b"*%d\r\n" % count]
     if prefix is not None:
         chunks.append(prefix.data)
@@ -78,6 +89,8 @@ def _encode(prefix: Prefix | None, parts: Sequence[str | bytes | int]) -> bytes:
             elif not isinstance(part, bytes):
                 data = str(part).encode("utf-8", "surrogateescape")
         append(b"$%d\r\n%b\r\n" % (len(data), data))  # type: ignore[arg-type,str-format]
+    if encoded:
+        chunks += encoded
     return b"".join(chunks)
 
 
@@ -267,8 +280,15 @@ class RespPool:
         """
         return await self.call(None, parts)
 
-    async def call(self, prefix: Prefix | None, parts: Sequence[str | bytes | int]) -> Any:
-        """Send one command, ``prefix`` (encoded once, see :class:`Prefix`) then ``parts``,
+    async def call(
+        self,
+        prefix: Prefix | None,
+        parts: Sequence[str | bytes | int],
+        encoded: Sequence[bytes] = (),
+        encoded_count: int = 0,
+    ) -> Any:
+        """Send one command, ``prefix`` (encoded once, see :class:`Prefix`), ``parts``, then
+        ``encoded_count`` more arguments already encoded (``encoded``, see :data:`BULK`),
         and return its answer.
 
         Raises:
@@ -278,7 +298,7 @@ class RespPool:
         """
         if self._closed:
             raise ConnectionResetError("the Redis connections are closed")
-        data = _encode(prefix, parts)
+        data = _encode(prefix, parts, encoded, encoded_count)
         connection = self._idle.pop() if self._idle else await self._open()
         try:
             answer = await connection.command(data)
