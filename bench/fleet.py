@@ -39,7 +39,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import run  # noqa: E402
 
-CLI = [sys.executable, "-m", "trio_scrape"]
+# -P: the build this Python has installed, never a trio_scrape/ in the working directory (run
+# from a checkout, `-m` would import the checkout's plain source instead of a compiled wheel).
+CLI = [sys.executable, "-P", "-m", "trio_scrape"]
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
