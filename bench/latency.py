@@ -208,7 +208,7 @@ def scenario(
         if server.stdout.readline().strip() != "ready":
             raise SystemExit("the latency server did not start")
         seeds = [f"http://127.0.0.{h}:{PORT}/" for h in host_ids]
-        command = [sys.executable, "-m", "trio_scrape", "run", *seeds, "--depth", "100000"]
+        command = [sys.executable, "-P", "-m", "trio_scrape", "run", *seeds, "--depth", "100000"]
         command += ["--workers", str(workers), "--per-host", str(per_host), "--no-robots"]
         command += ["--processes", processes, "--timeout", str(max(10, latency * 5))]
         command += ["-q", "-o", str(out)]

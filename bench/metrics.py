@@ -75,7 +75,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="trio-scrape-bench-metrics-"))
     server = run.start_server(args.site / "www", workdir)
     out = str(workdir / "out.jsonl")
-    base = [sys.executable, "-m", "trio_scrape", "run", start, "--depth", "1000", "--links"]
+    base = [sys.executable, "-P", "-m", "trio_scrape", "run", start, "--depth", "1000", "--links"]
     base += ["--workers", str(args.concurrency), "--processes", args.processes, "-q", "-o", out]
     names = ("off", "served", "scraped")
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in names}

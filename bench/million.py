@@ -41,7 +41,7 @@ def generate(root: Path, hubs: int, fanout: int) -> None:
 def crawl(args: list[str]) -> tuple[float, float, float, float, str]:
     """Run trio-scrape: start (epoch s), wall s, CPU s, peak RSS MiB, its stderr (the
     benches in this folder share it)."""
-    command = [sys.executable, "-m", "trio_scrape", "run", *args]
+    command = [sys.executable, "-P", "-m", "trio_scrape", "run", *args]
     started = time.time()
     clock = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -104,7 +104,7 @@ def crawler_commands(
 ) -> dict[str, tuple[list[str], Callable[[], bool]]]:
     """name -> (command, whether it can run here)."""
     py = sys.executable
-    ours = [py, "-m", "trio_scrape", "run", start, "--depth", "1000", "--links"]
+    ours = [py, "-P", "-m", "trio_scrape", "run", start, "--depth", "1000", "--links"]
     ours += ["--workers", str(c), "-q", "-o", out]
 
     def importable(module: str) -> Callable[[], bool]:

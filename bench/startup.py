@@ -34,7 +34,7 @@ import time
 
 
 def _command(url: str, out: str) -> list[str]:
-    return [sys.executable, "-m", "trio_scrape", "run", url, "-q", "-o", out]
+    return [sys.executable, "-P", "-m", "trio_scrape", "run", url, "-q", "-o", out]
 
 
 def to_first_request(env: dict[str, str], cwd: str) -> tuple[float, float]:

@@ -38,7 +38,7 @@ def crawl(spider: Path, base: str, out: Path) -> dict[str, float]:
     started = time.perf_counter()
     subprocess.run(
         [
-            *(sys.executable, "-m", "trio_scrape", "crawl", str(spider), base + "/", "-q"),
+            *(sys.executable, "-P", "-m", "trio_scrape", "crawl", str(spider), base + "/", "-q"),
             *("-o", str(out), "--records", str(records), "--no-robots"),
         ],
         check=True,

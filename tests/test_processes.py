@@ -359,3 +359,24 @@ async def test_a_busy_home_sends_a_hosts_pages_to_another_worker_process(site: S
     )
     assert len(pages) == 25
     assert len({p.data["pid"] for p in pages.values()} - {os.getpid()}) == 2
+
+
+async def test_worker_processes_import_the_crawlers_package_not_the_working_directorys(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Run from a directory holding another trio_scrape/ (a checkout beside an installed
+    # build, say), the worker processes still import the crawler's own package.
+    decoy = tmp_path / "trio_scrape"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('the working directory\\'s copy')\n")
+    (decoy / "processes").mkdir()
+    (decoy / "processes" / "__init__.py").write_text("")
+    (decoy / "processes" / "child.py").write_text("raise SystemExit(9)\n")
+    monkeypatch.chdir(tmp_path)
+    site.add("/", Reply(body=html_page("Home", ["/a", "/b"])))
+    site.add("/a", Reply(body=html_page("A")))
+    site.add("/b", Reply(body=html_page("B")))
+    pages, stats = await crawl([site.url("/")], processes=2, depth=1)
+    assert stats.processes == 2
+    assert sorted(pages) == sorted(site.url(p) for p in ("/", "/a", "/b"))
+    assert all(page.error is None for page in pages.values())

@@ -338,9 +338,12 @@ class ProcessPipeline:
         try:
             # Popen here, not trio.lowlevel.open_process: that forks from a worker thread,
             # and PR_SET_PDEATHSIG in the child fires when the *thread* that forked it exits.
+            # -P: the parent's package (PYTHONPATH above), never a trio_scrape/ in the
+            # working directory, which `-m` would otherwise put first.
             popen = subprocess.Popen(
                 [
                     sys.executable,
+                    "-P",
                     "-m",
                     "trio_scrape.processes.child",
                     str(theirs.fileno()),
