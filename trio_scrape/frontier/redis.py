@@ -711,7 +711,7 @@ class RedisFrontier:
             failed = b"1" if page is not None and page.error is not None else b"0"
             record = self._sink.encode(page) if self._sink is not None and page else b""
             records.append(record)
-            memo = memos.pop(request.url if request.request is None else request.request, b"")
+            memo = memos.pop(_lease_key(request), b"")
             change = page.data.get("change") if page is not None else None
             items = _json(page.items) if page is not None and page.items else b""
             change_text = change.encode() if isinstance(change, str) else b""

@@ -88,7 +88,7 @@ def _encode(
                 data = part.encode("utf-8", "surrogateescape")
             elif not isinstance(part, bytes):
                 data = str(part).encode("utf-8", "surrogateescape")
-        append(b"$%d\r\n%b\r\n" % (len(data), data))  # type: ignore[arg-type,str-format]
+        append(BULK % (len(data), data))  # type: ignore[arg-type]
     if encoded:
         chunks += encoded
     return b"".join(chunks)
