@@ -34,6 +34,8 @@ COMPILED = (
     "trio_scrape/frontier/pacing.py",
     "trio_scrape/model/page.py",
     "trio_scrape/http/headers.py",
+    "trio_scrape/frontier/resp.py",
+    "trio_scrape/frontier/redis.py",
 )
 
 

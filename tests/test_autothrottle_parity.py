@@ -15,7 +15,8 @@ import pytest
 
 from trio_scrape import CrawlConfig
 from trio_scrape.frontier.pacing import HostLimiter
-from trio_scrape.frontier.redis import _text, connect
+from trio_scrape.frontier.redis import _text
+from trio_scrape.frontier.redis_open import connect
 
 ORIGIN = "http://x.test"
 PER_HOST = 8

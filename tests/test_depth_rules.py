@@ -9,7 +9,8 @@ import uuid
 from typing import Any
 
 from trio_scrape.frontier.depths import found_again, lease_depth, seen_value
-from trio_scrape.frontier.redis import _decode_request, _encode_request, _text, connect
+from trio_scrape.frontier.redis import _decode_request, _encode_request, _text
+from trio_scrape.frontier.redis_open import connect
 from trio_scrape.model.page import CrawlRequest
 
 DIGEST = "0123456789abcdef"  # seen-set bucket "0123", field "456789abcdef"

@@ -13,7 +13,7 @@ import trio.testing
 
 from trio_scrape import CrawlConfig, CrawlRequest, Frontier, MemoryFrontier
 from trio_scrape.frontier.pacing import HostLimiter
-from trio_scrape.frontier.redis import open_redis_frontier
+from trio_scrape.frontier.redis_open import open_redis_frontier
 from trio_scrape.frontier.sharded import open_fleet_frontier
 from trio_scrape.frontier.sqlite import open_sqlite_frontier
 

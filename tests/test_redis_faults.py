@@ -21,7 +21,8 @@ import trio
 from trio_scrape import CrawlConfig, Crawler, open_file_sink
 from trio_scrape.errors import FrontierError
 from trio_scrape.frontier import redis as redis_frontier
-from trio_scrape.frontier.redis import connect
+from trio_scrape.frontier import redis_open
+from trio_scrape.frontier.redis_open import connect
 
 from .half_way import crawl_command, ended, export, start_half_way
 from .proxy import FreezableProxy
@@ -163,7 +164,8 @@ async def test_a_connection_frozen_past_the_call_timeout_stops_that_crawler_only
     rest, A's expired leases included. Thawed, the calls the proxy held reach Redis late and
     change nothing. Every page is in the export once; the files hold no page twice (A's last
     committed batch may be missing from its file: it never heard that it was committed)."""
-    monkeypatch.setattr(redis_frontier, "_CALL_TIMEOUT", 2.0)
+    monkeypatch.setattr(redis_frontier, "_CALL_TIMEOUT", 2.0)  # its calls
+    monkeypatch.setattr(redis_open, "_CALL_TIMEOUT", 2.0)  # its closing
     errors, exported, written, expected = await _two_crawlers_one_frozen(
         watched, redis_url, tmp_path, unfreeze_when_reaped=False
     )

@@ -32,7 +32,7 @@ from .redis_cluster import RedisClusterNodes
 from .redis_cluster import redis_cluster as redis_cluster
 from .site import Reply, html_page
 from .test_cli import CLI, cli
-from .test_redis import WatchedSite, crawl_name, lines
+from .test_redis import WatchedSite, crawl_name, lines, replaces_methods
 from .test_redis import test_a_retry_after_pause_holds_for_every_process as _pause
 from .test_redis import test_robots_txt_is_fetched_once_for_the_fleet as _robots
 
@@ -291,6 +291,7 @@ async def test_recrawl_is_refused_on_a_sharded_crawl(sharded_url: str, tmp_path:
     assert b"--recrawl is not available on the sharded crawl" in result.stderr
 
 
+@replaces_methods
 async def test_a_page_stopped_between_its_links_and_its_completion_loses_no_link(
     sharded_url: str,
 ) -> None:

@@ -21,7 +21,7 @@ from examples.quotes_site import QuotesSite
 from trio_scrape import CrawlConfig, CrawlRequest, Page, Request
 from trio_scrape.frontier.digests import redis_digest
 from trio_scrape.frontier.pacing import HostLimiter
-from trio_scrape.frontier.redis import connect, open_redis_frontier, read_entries
+from trio_scrape.frontier.redis_open import connect, open_redis_frontier, read_entries
 
 from .test_cli import CLI, cli
 from .test_scraper import expected_items

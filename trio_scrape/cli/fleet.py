@@ -12,12 +12,8 @@ from typing import Any
 import trio
 
 from ..errors import FrontierError
-from ..frontier.redis import (
-    FleetStatus,
-    _page_from_record,
-    connect,
-    list_crawls,
-)
+from ..frontier.redis import _page_from_record
+from ..frontier.redis_open import FleetStatus, connect, list_crawls
 from ..frontier.sharded import crawl_entries, crawl_status
 from ..output.sinks import OutputFormat, complete_sink, open_file_sink
 

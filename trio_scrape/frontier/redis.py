@@ -25,10 +25,7 @@ leases it knows of.
 from __future__ import annotations
 
 import collections
-import contextlib
-import dataclasses
 import hashlib
-import importlib.resources
 import json
 import logging
 import math
@@ -37,23 +34,22 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
-from urllib.parse import quote
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias
 
 import orjson
 import trio
+from mypy_extensions import mypyc_attr
 
 from ..errors import FrontierError
-from ..model.config import CrawlConfig, RedisLocation, check_crawl_id, parse_redis_url
+from ..model.config import CrawlConfig
 from ..model.page import CrawlRequest, Page, PageError, PageMemo
 from ..model.request import Request
 from ..model.urls import origin_of
 from ..output.sinks import CompleteSink, JsonlSink, Sink, _json, complete_sink, encode_record
-from .base import FrontierOpened, FrontierStatistics, settings_changes
+from .base import FrontierOpened, FrontierStatistics
 from .digests import redis_digest
-from .pacing import HostEvent, HostLimiter, HostPaused, RequestFinished, RobotsLoaded
+from .pacing import HostEvent, HostPaused, RequestFinished, RobotsLoaded
 from .resp import BULK, Prefix, RespError, RespPool
 from .timing import CallTimes
 
@@ -63,16 +59,10 @@ if TYPE_CHECKING:
 __all__ = [
     "Client",
     "key_prefix",
-    "FleetStatus",
-    "JoinInfo",
     "writer_for",
     "RedisFrontier",
     "crawl_id_for",
-    "fleet_status",
-    "open_redis_frontier",
     "StreamEntry",
-    "read_entries",
-    "read_records",
 ]
 
 logger = logging.getLogger("trio_scrape")
@@ -85,7 +75,6 @@ _POLL_MAX = 0.25
 # While URLs are queued but no host has a free slot, another process's fetch may end any
 # moment and free one: poll more often than when only leases are left.
 _POLL_MAX_QUEUED = 0.02
-_STATUS_MAX_HOSTS = 10_000  # hosts `status` looks at (their queues and slots)
 _CALL_TIMEOUT = 10.0  # seconds a Redis call may take before the frontier gives up
 _COUNTS = ("queued", "leased", "seen", "done")  # the counters every answer carries
 _KNOWN_MAX = 100_000  # digests whose depth this process remembers (about 10 MB at most)
@@ -220,6 +209,18 @@ def _json_text(text: str) -> bytes:
         return json.dumps(text).encode()
 
 
+class LeaseHosts(Protocol):
+    """What a Redis frontier asks of the hosts it leases for: the engine's
+    :class:`~trio_scrape.frontier.pacing.HostLimiter`, or one shard's view of it
+    (:mod:`~trio_scrape.frontier.sharded`)."""
+
+    def observe(self, observer: Callable[[HostEvent], None]) -> None:
+        """Have ``observer`` told of every fetch that ends, pause and robots.txt result."""
+
+    def start(self, origin: str) -> None:
+        """Take one of ``origin``'s slots for a request leased for it."""
+
+
 # Longer than the ~450 lines a class gets here: it is the Python side of the Lua
 # functions in redis_scripts.lua, one method per function call plus the batching of leases
 # and completions; the two are read side by side.
@@ -277,7 +278,7 @@ class RedisFrontier:
         self.refused = 0  #: completions of this process refused (their lease had expired)
         self._changed = trio.Event()
         self._version = 0
-        self._limiter: HostLimiter | None = None
+        self._limiter: LeaseHosts | None = None
         self._host_updates: dict[str, tuple[str, str, float]] = {}
         self._pauses: dict[str, float] = {}  # origin -> trio time its pause ends
         # Pauses the fleet set (heard with each lease answer): origin -> trio time they end.
@@ -600,7 +601,7 @@ class RedisFrontier:
         if digests:
             self._note(await self._call("ts_seen", [str(depth), *digests], shield=True))
 
-    async def get(self, hosts: HostLimiter) -> CrawlRequest | None:
+    async def get(self, hosts: LeaseHosts) -> CrawlRequest | None:
         if self._limiter is not hosts:
             self._limiter = hosts
             hosts.observe(self._host_changed)
@@ -1103,6 +1104,14 @@ class RedisFrontier:
         await self._call("ts_writer_done", [self.writer, self.owner, state], shield=True)
 
 
+class _Committed(Protocol):
+    """Who a committing sink tells what it wrote: the frontier (or a shard's writer)."""
+
+    def _wrote(self, offset: int | None, last_id: str) -> None:
+        """The output file is ``offset`` bytes long, through stream entry ``last_id``."""
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)  # sharded.py's _ShardedSink
 class _CommittingSink:
     """The crawler's sink when the frontier is Redis: pages wait here until the frontier has
     committed their records (in ``done``), then go to the real sink."""
@@ -1112,7 +1121,7 @@ class _CommittingSink:
         self._links = links
         self._pending: list[Page] = []
         self.wants_bodies = inner.wants_bodies
-        self.frontier: RedisFrontier | None = None
+        self.frontier: _Committed | None = None
 
     async def send(self, page: Page) -> None:
         self._pending.append(page)
@@ -1198,22 +1207,6 @@ class StreamEntry(NamedTuple):
     items: list[dict[str, Any]]  #: the page's items (a scraper's; [] for none)
 
 
-async def read_entries(
-    client: Client, crawl_id: str, *, after: str = "0-0", chunk: int = 1_000
-) -> AsyncIterator[StreamEntry]:
-    """Every committed record of a crawl after stream entry ``after``, with its page's
-    items, in commit order."""
-    key = _client_prefix(client, crawl_id) + "rec"
-    start = "(" + after
-    while True:
-        entries = await client.xrange(key, start, "+", count=chunk)
-        if not entries:
-            return
-        for entry in entries:
-            yield _stream_entry(entry.identifier, entry.field_values)
-        start = "(" + _text(entries[-1].identifier)
-
-
 def _stream_entry(identifier: Any, field_values: Mapping[Any, Any]) -> StreamEntry:
     fields = {_text(k): v for k, v in field_values.items()}
     items = fields.get("i")
@@ -1225,332 +1218,7 @@ def _stream_entry(identifier: Any, field_values: Mapping[Any, Any]) -> StreamEnt
     )
 
 
-async def read_records(
-    client: Client, crawl_id: str, *, after: str = "0-0", chunk: int = 1_000
-) -> AsyncIterator[tuple[str, str, dict[str, Any]]]:
-    """Every committed record of a crawl after stream entry ``after``, in commit order:
-    ``(entry id, writer, record)`` (:func:`read_entries` has the items too)."""
-    async for entry in read_entries(client, crawl_id, after=after, chunk=chunk):
-        yield entry.id, entry.writer, entry.record
-
-
-# ---------------------------------------------------------------------------- opening
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, trio.TooSlowError):
         return f"no answer within {_CALL_TIMEOUT:g}s"
     return str(exc) or type(exc).__name__
-
-
-def _library_source() -> str:
-    return (importlib.resources.files("trio_scrape.frontier") / "redis_scripts.lua").read_text()
-
-
-@asynccontextmanager
-async def connect(url: str) -> AsyncIterator[Client]:
-    """A coredis client for ``url``, with the frontier's functions loaded.
-
-    Raises:
-        FrontierError: Redis cannot be reached, or is older than 7.0 (no Functions).
-    """
-    # Imported here: about 0.3 s of CPU, which a crawler process (resp.py) does without.
-    import coredis
-    import coredis.exceptions
-    from coredis.retry import NoRetryPolicy
-
-    location = parse_redis_url(url)
-    client: Client
-    if location.cluster:
-        import coredis.connection
-
-        # Commands go to the node serving their key's slot; coredis follows MOVED and ASK
-        # redirections (the command did not run where it was refused) and learns the
-        # cluster's layout from the nodes named.
-        client = coredis.RedisCluster(
-            startup_nodes=[coredis.connection.TCPLocation(h, p) for h, p in location.nodes],
-            password=location.password,
-            decode_responses=False,
-            retry_policy=NoRetryPolicy(),  # a retried script could run twice
-            connect_timeout=5,
-            stream_timeout=_CALL_TIMEOUT,
-        )
-    else:
-        client = coredis.Redis.from_url(
-            location.url,
-            retry_policy=NoRetryPolicy(),  # a retried script could run twice
-            connect_timeout=5,
-            stream_timeout=_CALL_TIMEOUT,
-        )
-    try:
-        async with client:
-            try:
-                with trio.fail_after(_CALL_TIMEOUT):
-                    await client.function_load(_library_source(), replace=True)
-            except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
-                raise FrontierError(
-                    f"cannot use Redis at {location.host}:{location.port}: {_describe(exc)}"
-                ) from None
-            yield client
-    except (coredis.exceptions.RedisError, OSError) as exc:
-        raise FrontierError(
-            f"cannot use Redis at {location.host}:{location.port}: {_describe(exc)}"
-        ) from None
-    finally:
-        _close_layout(client)
-
-
-def _close_layout(client: Client) -> None:
-    """Close the error stream coredis 6.9's cluster layout opens and never closes (left to
-    the garbage collector, it warns); nothing for a single Redis."""
-    layout = getattr(getattr(client, "connection_pool", None), "cluster_layout", None)
-    for end in getattr(layout, "_error_stream", ()):
-        end.close()
-
-
-async def _home_node(location: RedisLocation, prefix: str) -> str:
-    """The ``redis://`` URL of the Redis Cluster node that serves the slot of ``prefix`` (a
-    crawl's hash tag), asked of the nodes named in turn (``CLUSTER KEYSLOT`` and ``CLUSTER
-    SLOTS``): a crawl's every key and call goes to that node.
-
-    Raises:
-        RespError, OSError: no node named answers, or none serves the slot.
-    """
-    auth = f":{quote(location.password, safe='')}@" if location.password else ""
-    error: Exception = RespError("no node named")
-    for host, port in location.nodes:
-        pool = RespPool(f"redis://{auth}{host}:{port}/0")
-        try:
-            slot = int(await pool.command("CLUSTER", "KEYSLOT", prefix))
-            for start, end, primary, *_ in await pool.command("CLUSTER", "SLOTS"):
-                if start <= slot <= end:
-                    node_host = _text(primary[0]) or host  # "": the node asked
-                    return f"redis://{auth}{node_host}:{int(primary[1])}/0"
-            error = RespError(f"no node serves slot {slot} (is the cluster ok?)")
-        except (*_CALL_ERRORS, ValueError) as exc:
-            error = exc
-        finally:
-            with trio.CancelScope(shield=True):
-                await pool.aclose()
-    raise error
-
-
-#: What the shared crawl held when this process joined it (the one info type of every
-#: frontier).
-JoinInfo = FrontierOpened
-
-
-@asynccontextmanager
-async def open_redis_frontier(
-    url: str,
-    config: CrawlConfig,
-    *,
-    settings: Mapping[str, Any],
-    crawl_id: str | None = None,
-    writer: str = "",
-    lease: float = 30.0,
-    tag: str | None = None,
-) -> AsyncIterator[RedisFrontier]:
-    """Join (or start) the crawl ``crawl_id`` in the Redis at ``url``, renew this process's
-    leases while the block runs, and give back the ones still held on the way out.
-
-    ``settings`` define the crawl (seeds, scope): stored by the first process, they must be
-    equal for every process that joins. ``crawl_id`` defaults to a digest of them.
-    ``writer`` names this process's output file for the fleet (host and path), so a restart
-    with the same command recovers it. ``tag``: on a cluster, the hash tag of one shard of a
-    sharded crawl (frontier/sharded.py) instead of the crawl id.
-
-    Raises:
-        FrontierError: Redis cannot be reached or fails, or the crawl id exists with other
-            settings.
-    """
-    wanted = json.loads(json.dumps(settings))
-    crawl_id = check_crawl_id(crawl_id or crawl_id_for(wanted))
-    location = parse_redis_url(url)
-    node = location.url
-    if location.cluster:
-        # One crawl, one slot, one node: this process talks to that node only. Should the
-        # slot move (resharding, failover), the node answers MOVED and the process stops.
-        try:
-            with trio.fail_after(_CALL_TIMEOUT):
-                home = key_prefix(crawl_id if tag is None else tag, cluster=True)
-                node = await _home_node(location, home)
-        except (*_CALL_ERRORS, ValueError, trio.TooSlowError) as exc:
-            raise FrontierError(
-                f"cannot use Redis at {location.host}:{location.port}: {_describe(exc)}"
-            ) from None
-    redis = RespPool(node)
-    try:
-        with trio.fail_after(_CALL_TIMEOUT):
-            await redis.command("FUNCTION", "LOAD", "REPLACE", _library_source())
-    except (*_CALL_ERRORS, trio.TooSlowError) as exc:
-        with trio.CancelScope(shield=True):
-            await redis.aclose()
-        raise FrontierError(
-            f"cannot use Redis at {location.host}:{location.port}: {_describe(exc)}"
-        ) from None
-    async with contextlib.AsyncExitStack() as stack:
-        stack.push_async_callback(redis.aclose)
-        frontier = RedisFrontier(
-            redis,
-            crawl_id,
-            config,
-            lease=lease,
-            batch=max(1, min(32, config.workers // 2)),
-            writer=writer,
-            cluster=location.cluster,
-            tag=tag,
-        )
-        meta = frontier._prefix + "meta"
-        text = json.dumps(wanted, sort_keys=True)
-        is_new = bool(await frontier._command("HSETNX", meta, "settings", text))
-        stored = json.loads(_text(await frontier._command("HGET", meta, "settings")))
-        # One read of every count, after the revisits: a process starting beside another must
-        # not see the other's seed as scheduled but neither queued nor leased (finished).
-        revisits = await frontier._command("ZCARD", frontier._prefix + "rvd")
-        values = await frontier._command("HMGET", meta, *_COUNTS, "round", "known", "scheduled")
-        counts, (round_, known, scheduled) = values[:4], values[4:]
-        if stored != wanted:
-            raise FrontierError(_settings_changed(crawl_id, stored, wanted), usage=True)
-        frontier._note(counts)
-        frontier.round, frontier.known = _int(round_) or 1, _int(known)
-        stats = frontier.statistics()
-        frontier.opened = FrontierOpened(
-            new=is_new,
-            scheduled=_int(scheduled),
-            done=frontier.done_total,
-            queued=stats.queued + revisits,
-            leased=stats.leased,
-            round=frontier.round,
-            known=frontier.known,
-        )
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(frontier.renew_forever)
-                yield frontier
-                nursery.cancel_scope.cancel()
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(_CALL_TIMEOUT):
-                try:
-                    await frontier.release_all()
-                    await frontier.save_writer_state()
-                except FrontierError as exc:  # Redis failed: that error is the one to report
-                    logger.info("could not give back leases: %s (they expire)", exc)
-
-
-def _settings_changed(crawl_id: str, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
-    return (
-        f"crawl {crawl_id} was started with other settings ({settings_changes(stored, wanted)}):"
-        " run the same command to join it, or give another --crawl-id"
-    )
-
-
-# ---------------------------------------------------------------------------- status
-
-
-@dataclasses.dataclass(frozen=True)
-class FleetStatus:
-    crawl_id: str
-    queued: int
-    leased: int
-    done: int
-    errors: int
-    seen: int
-    refused: int
-    reaped: int
-    records: int
-    hosts: Mapping[str, tuple[int, int]]  # origin -> (queued, in flight)
-    processes: Mapping[str, float]  # process -> seconds since last seen
-    round: int = 1  # the recrawl round (1: the first crawl)
-    #: the round's records by data.change (new, changed, unchanged, gone) and, once it is
-    #: complete, pages of earlier rounds it did not reach ("unlinked")
-    changes: Mapping[str, int] = dataclasses.field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "crawl_id": self.crawl_id,
-            "queued": self.queued,
-            "leased": self.leased,
-            "done": self.done,
-            "errors": self.errors,
-            "seen": self.seen,
-            "refused": self.refused,
-            "reaped": self.reaped,
-            "records": self.records,
-            "hosts": {o: {"queued": q, "in_flight": n} for o, (q, n) in self.hosts.items()},
-            "processes": {p: round(age, 3) for p, age in self.processes.items()},
-            "round": self.round,
-            "changes": dict(self.changes),
-        }
-
-
-async def list_crawls(client: Client) -> list[str]:
-    found = []
-    tagged = _client_prefix(client, "") != key_prefix("")  # a cluster: trio-scrape:{ID}:
-    async for key in client.scan_iter(match=_KEY_PREFIX + "*:meta", count=1000):
-        name = _text(key)[len(_KEY_PREFIX) : -len(":meta")]
-        if tagged:
-            # A shard of a sharded crawl ({ID~K...}) is listed as its crawl's shard 0, {ID}.
-            if not (name.startswith("{") and name.endswith("}")) or "~" in name:
-                continue
-            name = name[1:-1]
-        found.append(name)
-    return sorted(found)
-
-
-async def fleet_status(
-    client: Client, crawl_id: str, *, max_hosts: int = 50, recent: float = 60.0
-) -> FleetStatus:
-    """Counts of one crawl, its busiest hosts (among the first 10,000 it has queued work
-    for) and the processes seen in the last ``recent`` seconds."""
-    prefix = _client_prefix(client, crawl_id)
-    fields = ["queued", "leased", "done", "errors", "seen", "refused", "reaped"]
-    values = [_int(v) for v in await client.hmget(prefix + "meta", fields)]
-    if prefix == key_prefix(crawl_id):
-        now = (await client.time()).timestamp() * 1000
-    else:  # a cluster: the clock of the node holding the crawl (TIME alone has no key)
-        seconds, micros = await client.eval_ro("return redis.call('TIME')", [prefix + "meta"])
-        now = int(seconds) * 1000 + int(micros) / 1000
-    hosts: dict[str, tuple[int, int]] = {}
-    origins: list[str] = []
-    async for origin_key in client.sscan_iter(prefix + "known", count=1_000):
-        origins.append(_text(origin_key))
-        if len(origins) >= _STATUS_MAX_HOSTS:  # a bounded look, however many hosts
-            break
-    for origin in origins:
-        queued = await client.llen(prefix + "q:" + origin)
-        in_flight = _int(await client.hget(prefix + "h:" + origin, "n"))
-        if queued or in_flight:
-            hosts[origin] = (queued, in_flight)
-    busiest = dict(sorted(hosts.items(), key=lambda kv: (-kv[1][0] - kv[1][1], kv[0]))[:max_hosts])
-    procs = await client.zrangebyscore(
-        prefix + "procs", now - recent * 1000, math.inf, withscores=True
-    )
-    processes = {_text(p): max(0.0, (now - float(score)) / 1000) for p, score in procs}
-    records = await client.xlen(prefix + "rec")
-    queued, leased, done, errors, seen, refused, reaped = values
-    kinds = ["new", "changed", "unchanged", "gone"]
-    round_, known, reached, *counts = (
-        _int(v)
-        for v in await client.hmget(
-            prefix + "meta", ["round", "known", "reached", *(f"c:{k}" for k in kinds)]
-        )
-    )
-    changes = dict(zip(kinds, counts, strict=True)) if round_ > 1 else {}
-    if changes and queued == 0 and leased == 0:
-        changes["unlinked"] = max(0, known - reached)
-    return FleetStatus(
-        crawl_id,
-        queued,
-        leased,
-        done,
-        errors,
-        seen,
-        refused,
-        reaped,
-        records,
-        busiest,
-        processes,
-        round_ or 1,
-        changes,
-    )

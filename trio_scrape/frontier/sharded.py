@@ -45,7 +45,7 @@ import logging
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 import trio
 
@@ -62,22 +62,18 @@ from .redis import (
     _CALL_ERRORS,
     _CALL_TIMEOUT,
     Client,
-    FleetStatus,
     RedisFrontier,
     StreamEntry,
     _CommittingSink,
     _describe,
-    _home_node,
     _lease_key,
     _page_from_record,
     _stream_entry,
     _text,
     crawl_id_for,
-    fleet_status,
     key_prefix,
-    open_redis_frontier,
-    read_entries,
 )
+from .redis_open import FleetStatus, _home_node, fleet_status, open_redis_frontier, read_entries
 from .resp import RespPool
 
 __all__ = [
@@ -214,7 +210,7 @@ async def open_fleet_frontier(
     writer: str = "",
     lease: float = 30.0,
 ) -> AsyncIterator[RedisFrontier | ShardedRedisFrontier]:
-    """:func:`~trio_scrape.frontier.redis.open_redis_frontier`, or on a Redis Cluster the
+    """:func:`~trio_scrape.frontier.redis_open.open_redis_frontier`, or on a Redis Cluster the
     crawl's shards when it has several (created with ``?shards=N``, N > 1).
 
     Raises:
@@ -574,7 +570,7 @@ class ShardedRedisFrontier:
             k = (self._turn + i) % count
             if self.shards[k].has_prefetched:
                 self._turn = k + 1
-                return await self.shards[k].get(cast(HostLimiter, views[k]))
+                return await self.shards[k].get(views[k])
         while True:
             finished = False
             async with trio.open_nursery() as nursery:
@@ -585,7 +581,7 @@ class ShardedRedisFrontier:
                     poll = _POLL_MIN
                     while True:
                         began = trio.current_time()
-                        request = await shard.get(cast(HostLimiter, views[k]))
+                        request = await shard.get(views[k])
                         if request is not None:
                             self._ready.append((k, request))
                             self._dry[k].clear()
@@ -730,7 +726,7 @@ class ShardedRedisFrontier:
         committing = []
         for k, shard in enumerate(self.shards):
             own = _CommittingSink(inner, links=links)
-            own.frontier = cast(RedisFrontier, _ShardWriter(self, k))
+            own.frontier = _ShardWriter(self, k)
             shard._sink = own
             committing.append(own)
         if not (self.writer and inner.starts):
@@ -797,7 +793,7 @@ async def crawl_tags(client: Client, crawl_id: str) -> list[str]:
 
 
 async def crawl_status(client: Client, crawl_id: str, **kwargs: Any) -> FleetStatus:
-    """:func:`~trio_scrape.frontier.redis.fleet_status` of every shard of the crawl,
+    """:func:`~trio_scrape.frontier.redis_open.fleet_status` of every shard of the crawl,
     summed (hosts and processes merged)."""
     tags = await crawl_tags(client, crawl_id)
     reports = [await fleet_status(client, tag, **kwargs) for tag in tags]
