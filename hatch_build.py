@@ -10,6 +10,11 @@ page (bench/run.py, docs/performance.md). The modules stay plain Python in the s
   headers are there, and is plain Python with a warning otherwise: the same crawler, slower;
 - ``TRIO_SCRAPE_COMPILE=0`` builds plain Python; ``TRIO_SCRAPE_COMPILE=1`` makes a failed
   compilation an error instead of a warning (CI, to notice a module mypyc cannot compile).
+
+Beside them, :data:`NATIVE` is compiled with Cython: a scraper's field queries and texts in C
+over selectolax's tree (trio_scrape/model/_native.pyx says how). It is built by the same
+``build_ext`` and follows the same rules; without it (an editable install, a failed build
+without ``TRIO_SCRAPE_COMPILE=1``) the same fields are read through selectolax's Python API.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ COMPILED = (
     "trio_scrape/http/headers.py",
 )
 
+#: The Cython modules (``.pyx``): C that works on selectolax's lexbor tree directly.
+NATIVE = ("trio_scrape/model/_native.pyx",)
+
 
 class CompileHook(BuildHookInterface):  # type: ignore[type-arg]  # generic in its config type
     PLUGIN_NAME = "custom"
@@ -52,7 +60,8 @@ class CompileHook(BuildHookInterface):  # type: ignore[type-arg]  # generic in i
                 raise
             message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
             self.app.display_warning(
-                f"trio-scrape: not compiled with mypyc ({message}); installing plain Python"
+                f"trio-scrape: not compiled with mypyc and Cython ({message}); "
+                "installing plain Python"
             )
             return
         lib = Path(self._temp) / "lib"
@@ -67,9 +76,11 @@ class CompileHook(BuildHookInterface):  # type: ignore[type-arg]  # generic in i
             shutil.rmtree(temp, ignore_errors=True)
 
     def _compile(self, temp: Path) -> list[Path]:
-        """Compile :data:`COMPILED` into ``temp``; the extension files built, under it."""
+        """Compile :data:`COMPILED` (mypyc) and :data:`NATIVE` (Cython) into ``temp``; the
+        extension files built, under it."""
+        from Cython.Build import cythonize
         from mypyc.build import mypycify
-        from setuptools import Distribution
+        from setuptools import Distribution, Extension
         from setuptools.command.build_ext import build_ext
 
         cwd = os.getcwd()
@@ -81,7 +92,13 @@ class CompileHook(BuildHookInterface):  # type: ignore[type-arg]  # generic in i
                 group_name="trio_scrape",
                 target_dir=str(temp / "c"),
             )
-            command = build_ext(Distribution({"ext_modules": extensions}))
+            native = cythonize(
+                [Extension(p.removesuffix(".pyx").replace("/", "."), [p]) for p in NATIVE],
+                build_dir=str(temp / "cython"),
+                compiler_directives={"language_level": "3"},
+                quiet=True,
+            )
+            command = build_ext(Distribution({"ext_modules": [*extensions, *native]}))
             command.build_lib = str(temp / "lib")
             command.build_temp = str(temp / "obj")
             command.ensure_finalized()
@@ -91,8 +108,11 @@ class CompileHook(BuildHookInterface):  # type: ignore[type-arg]  # generic in i
         lib = temp / "lib"
         built = sorted(p for p in lib.rglob("*") if p.is_file())
         names = {p.name.split(".")[0] for p in built}
-        missing = [m for m in COMPILED if Path(m).stem not in names]
+        missing = [m for m in (*COMPILED, *NATIVE) if Path(m).stem not in names]
         if missing:
             raise RuntimeError(f"no extension built for {', '.join(missing)}")
-        print(f"trio-scrape: compiled {len(COMPILED)} modules with mypyc", file=sys.stderr)
+        print(
+            f"trio-scrape: compiled {len(COMPILED)} modules with mypyc, {len(NATIVE)} with Cython",
+            file=sys.stderr,
+        )
         return built
