@@ -472,13 +472,17 @@ def row_texts(LexborNode parent, dict index, str query):
 
 
 def _check_layout() -> None:
-    """The declared layouts read what selectolax wrote (see the module's docstring)."""
-    cdef LexborHTMLParser document = _lexbor.LexborHTMLParser("<div><p>a</p></div>")
+    """The declared layouts and constants read and do what selectolax's do (see the module's
+    docstring): raises ImportError where they do not."""
+    cdef LexborHTMLParser document = _lexbor.LexborHTMLParser(
+        "<div><p> a </p><p>b <i>c</i></p><p></p></div>"
+    )
     cdef LexborHTMLParser fragment = _lexbor.LexborHTMLParser("<p>a</p>", is_fragment=True)
     cdef LexborNode p = document.css_first("p")
+    cdef LexborNode div = document.css_first("div")
     if <size_t>p.node != p.mem_id or p.parser is not document:
         raise ImportError("selectolax's LexborNode layout differs")
-    if <size_t>node_parent(p.node) != p.parent.mem_id:
+    if <size_t>node_parent(p.node) != div.mem_id:
         raise ImportError("lexbor's parent link differs")
     if p._is_fragment_root or p._is_template_content:
         raise ImportError("selectolax's LexborNode flags differ")
@@ -486,7 +490,14 @@ def _check_layout() -> None:
         raise ImportError("selectolax's LexborHTMLParser layout differs")
     if not fragment._is_fragment or fragment._fragment_wrapper == NULL:
         raise ImportError("selectolax's LexborHTMLParser layout differs")
-    if first_text(document, "div") != document.css_first("div").text_lexbor():
+    # The root matches itself (LXB_SELECTORS_OPT_MATCH_ROOT), the first match stops the walk,
+    # the texts are selectolax's.
+    if first_text(p, "p") != "a" or first_text(document, "p") != "a":
+        raise ImportError("lexbor's selector options differ")
+    index = {node.mem_id: i for i, node in enumerate(div.css("p"))}
+    if row_texts(div, index, "p, i") != ["a", "b c", ""]:
+        raise ImportError("lexbor's selector results differ")
+    if first_text(document, "i") != document.css_first("i").text_lexbor():
         raise ImportError("lexbor's text differs")
 
 
