@@ -113,10 +113,8 @@ cdef extern from *:
     /* Bind every function from the already-loaded library at `path`: NULL when all are
        found, else the name of the first one missing (or the dlopen error). */
     static const char *trio_lexbor_bind(const char *path) {
+        /* RTLD_NOLOAD: the copy Python loaded, or none (never a second lexbor). */
         void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-        if (lib == NULL) {
-            lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-        }
         if (lib == NULL) {
             const char *error = dlerror();
             return error == NULL ? "dlopen failed" : error;
@@ -247,7 +245,7 @@ cdef class _Engine:
             raise SelectolaxError("Can't initialize selector.")
 
     def __dealloc__(self):
-        self.compiled = None  # each list's memory first: made by this parser
+        self.compiled = None  # the lists (each owns its memory), then the engine
         if self.selectors != NULL:
             selectors_destroy(self.selectors, True)
         if self.parser != NULL:
