@@ -195,8 +195,9 @@ cdef extern from *:
 
 __all__ = ["CACHE_SIZE", "first_text", "row_texts"]
 
-#: Most compiled selectors a thread keeps; past it, the cache starts again empty.
-CACHE_SIZE = 256
+#: Most compiled selectors a thread keeps (each in a lexbor CSS memory pool of its own, about
+#: 30 KB); past it, the cache starts again empty. A spider uses a few dozen at most.
+CACHE_SIZE = 64
 
 cdef enum:
     _INLINE = 64  # matches a search holds before it allocates
