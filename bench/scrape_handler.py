@@ -17,6 +17,9 @@ costs a page:
 Run it with the build to measure (the compiled wheel: bench/run.py's docstring)::
 
     python -P bench/scrape_handler.py
+
+``--python`` runs the same build with its native module (trio_scrape/model/_native.pyx) left
+out, as where it is not built: the fields through selectolax's Python API.
 """
 
 from __future__ import annotations
@@ -29,6 +32,19 @@ import timeit
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+
+class _NoNative:
+    """A meta path finder that refuses trio_scrape.model._native (``--python``)."""
+
+    @staticmethod
+    def find_spec(name: str, path: object = None, target: object = None) -> None:
+        if name == "trio_scrape.model._native":
+            raise ImportError("left out by --python")
+
+
+if "--python" in sys.argv[1:]:  # before trio_scrape is imported
+    sys.meta_path.insert(0, _NoNative)
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -64,6 +80,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--number", type=int, default=2000, help="pages a run")
     parser.add_argument("--repeat", type=int, default=7, help="runs (the minimum is shown)")
+    parser.add_argument(
+        "--python", action="store_true", help="leave the native module out (selectolax's API)"
+    )
     args = parser.parse_args()
 
     site = Path(tempfile.mkdtemp(prefix="trio-scrape-handler-"))
@@ -123,7 +142,13 @@ def main() -> None:
         runs["fields, rows"] = by_rows
     compiled = Path(sys.modules["trio_scrape.model.parse"].__file__ or "").suffix != ".py"
     print(f"one page of the items site, {args.repeat} x {args.number} pages, CPU a page (min)")
-    print(f"trio-scrape {'compiled (mypyc)' if compiled else 'plain Python'}\n")
+    try:
+        from trio_scrape.model import native
+
+        fields = "native" if native.unavailable is None else f"Python ({native.unavailable})"
+    except ImportError:  # a build from before the native module
+        fields = "Python"
+    print(f"trio-scrape {'compiled (mypyc)' if compiled else 'plain Python'}, fields: {fields}\n")
     print("| run | us a page |\n| --- | ---: |")
     for name, run in runs.items():
         timer = timeit.Timer(run, timer=time.process_time)

@@ -55,6 +55,20 @@ def test_the_compiled_modules_are_all_compiled_or_all_plain() -> None:
         assert "trio_scrape__mypyc" in sys.modules
 
 
+def test_the_native_module_is_built_with_the_compiled_ones() -> None:
+    """hatch_build.NATIVE (Cython) is built with the mypyc modules (and only with them): a
+    compiled wheel without it reads every scraper field through selectolax's Python API,
+    slower, which CI's compiled build must not."""
+    from trio_scrape.model import native
+
+    if os.environ.get("TRIO_SCRAPE_EXPECT_COMPILED") == "1":  # set by .ci/run's second run
+        assert native.unavailable is None, native.unavailable
+        assert native.first_text is not None and native.row_texts is not None
+        assert _is_extension("trio_scrape.model._native")
+    elif not _is_extension(_compiled_list()[0]):  # plain Python: never the native module
+        assert native.first_text is None and native.row_texts is None
+
+
 @pytest.mark.parametrize(
     "value",
     [

@@ -16,6 +16,7 @@ from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
+from .native import first_text as _native_first_text
 from .page import rebuilt_by_fields
 from .tree import Tree
 
@@ -23,6 +24,7 @@ __all__ = [
     "ParsedHtml",
     "Selector",
     "Sitemap",
+    "css_first_text",
     "decode_body",
     "first_text",
     "is_html",
@@ -64,10 +66,22 @@ def first_text(
 ) -> str | None:
     """The whitespace-normalised text of the first element ``query`` matches inside ``node``
     (``default`` when nothing matches). A handler's ``ctx.text_of``: compiled, as it runs for
-    every field of every item."""
+    every field of every item; in C (:mod:`trio_scrape.model.native`) where a wheel built it.
+
+    Raises:
+        SelectolaxError: ``query`` does not parse.
+    """
+    native = _native_first_text
+    text = css_first_text(node, query) if native is None else native(node, query)
+    return default if text is None else text
+
+
+def css_first_text(node: LexborNode | LexborHTMLParser, query: str) -> str | None:
+    """:func:`first_text` through selectolax's Python API (``css_first``, ``text_lexbor``):
+    what the native module matches, and what runs where it is not built."""
     found = node.css_first(query)
     if found is None:
-        return default
+        return None
     return " ".join(found.text_lexbor().split())
 
 

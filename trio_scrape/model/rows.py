@@ -8,6 +8,11 @@ list are, :class:`Rows` asks each field once, over their parent, and gives every
 first match: the same element a query inside it finds (selectors match against the whole
 document either way, and siblings' subtrees do not overlap), at a fraction of the cost.
 
+Where a wheel built :mod:`trio_scrape.model._native` (:mod:`trio_scrape.model.native`), a
+field's query, the walk from each match up to its row and the texts run in C, with the selector
+compiled once per thread; elsewhere through selectolax's Python API (:meth:`Rows.css_collect`).
+The texts are the same.
+
 A field's texts are read when it is first asked for, and kept as text (not as elements): a
 handler that changes the tree afterwards reads the texts as they were.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 from selectolax.lexbor import LexborNode
 
+from .native import row_texts as _native_row_texts
 from .parse import first_text
 
 __all__ = ["RowIndex", "Rows", "rows_of"]
@@ -43,6 +49,17 @@ class Rows:
         return texts[row]
 
     def _collect(self, query: str) -> list[str | None]:
+        native = _native_row_texts
+        if native is not None:
+            texts = native(self._parent, self.index, query)
+            if texts is not None:
+                return texts
+        return self.css_collect(query)
+
+    def css_collect(self, query: str) -> list[str | None]:
+        """Every row's text for ``query`` through selectolax's Python API (``css``,
+        ``parent``, ``text_lexbor``): what the native module matches, and what runs where it
+        is not built."""
         index = self.index
         stop = self._parent.mem_id
         texts: list[str | None] = [None] * len(index)
