@@ -21,6 +21,7 @@ API.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -87,17 +88,14 @@ class CompileHook(BuildHookInterface):  # type: ignore[type-arg]  # generic in i
         """Compile :data:`COMPILED` into ``temp``; the extension files built, under it."""
         from mypyc.build import mypycify
 
-        cwd = os.getcwd()
-        os.chdir(self.root)  # mypycify takes paths relative to the project and reads its config
-        try:
+        # mypycify takes paths relative to the project and reads its config.
+        with contextlib.chdir(self.root):
             extensions = mypycify(
                 list(COMPILED),
                 opt_level="3",
                 group_name="trio_scrape",
                 target_dir=str(temp / "c"),
             )
-        finally:
-            os.chdir(cwd)
         built = self._build(extensions, temp, "mypyc")
         self._expect(built, COMPILED)
         print(f"trio-scrape: compiled {len(COMPILED)} modules with mypyc", file=sys.stderr)
@@ -108,17 +106,13 @@ class CompileHook(BuildHookInterface):  # type: ignore[type-arg]  # generic in i
         from Cython.Build import cythonize
         from setuptools import Extension
 
-        cwd = os.getcwd()
-        os.chdir(self.root)
-        try:
+        with contextlib.chdir(self.root):
             extensions = cythonize(
                 [Extension(p.removesuffix(".pyx").replace("/", "."), [p]) for p in NATIVE],
                 build_dir=str(temp / "cython"),
                 compiler_directives={"language_level": "3"},
                 quiet=True,
             )
-        finally:
-            os.chdir(cwd)
         built = self._build(extensions, temp, "cython")
         self._expect(built, NATIVE)
         print(f"trio-scrape: compiled {len(NATIVE)} module with Cython", file=sys.stderr)
@@ -131,16 +125,12 @@ class CompileHook(BuildHookInterface):  # type: ignore[type-arg]  # generic in i
 
         lib = temp / "lib"
         before = {p for p in lib.rglob("*") if p.is_file()} if lib.exists() else set()
-        cwd = os.getcwd()
-        os.chdir(self.root)
-        try:
+        with contextlib.chdir(self.root):
             command = build_ext(Distribution({"ext_modules": extensions}))
             command.build_lib = str(lib)
             command.build_temp = str(temp / "obj" / name)
             command.ensure_finalized()
             command.run()
-        finally:
-            os.chdir(cwd)
         return sorted(p for p in lib.rglob("*") if p.is_file() and p not in before)
 
     @staticmethod
