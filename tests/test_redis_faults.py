@@ -97,9 +97,12 @@ async def _two_crawlers_one_frozen(
     files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
 
     def config(url: str) -> CrawlConfig:
+        # More host slots than the two crawlers lease at once: B never holds them all, so A
+        # holds leases whenever it fetches, and the freeze catches some to expire.
         return CrawlConfig(
-            depth=100, robots=False, frontier=url, crawl_id=name, lease=1.0, workers=4
-        )
+            depth=100, robots=False, frontier=url, crawl_id=name, lease=1.0, workers=4,
+            per_host=32,
+        )  # fmt: skip
 
     async def crawl(url: str, out: Path) -> None:
         await Crawler([site.url("/p0")], config(url), sink=open_file_sink(str(out), "jsonl")).run()
