@@ -5,6 +5,7 @@ site's ground truth: every item once, none extra."""
 from __future__ import annotations
 
 import json
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -258,3 +259,40 @@ async def test_the_http_cache_never_answers_a_post(quotes: QuotesSite, tmp_path:
         assert len(pages) == 2
     assert quotes.count("POST", "/login") == 2
     assert quotes.count("GET", "/") == 1
+
+
+async def test_a_failed_request_s_record_says_its_method_and_label() -> None:
+    """A request that never got an answer (here, a refused connection) is recorded as the
+    request it was, as a fetched page is."""
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    router = Router()
+    router.handler("dead")(lambda ctx: None)
+    start = Request(f"http://127.0.0.1:{port}/post", method="POST", body=b"a=1", label="dead")
+    with trio.fail_after(30):
+        pages = await scrape([start], CrawlConfig(router=router, retries=0))
+    [page] = pages
+    assert page.error is not None and page.error.kind == "connect"
+    assert (page.method, page.label) == ("POST", "dead")
+
+
+async def test_a_page_cut_off_by_the_deadline_says_it_had_begun(quotes: QuotesSite) -> None:
+    router = Router()
+
+    @router.default
+    def listing(ctx: Context) -> Any:
+        yield Request(ctx.urljoin("/page/2/"), label="slow")
+
+    @router.handler("slow")
+    async def slow(ctx: Context) -> None:
+        await trio.sleep(60)  # cancelled by the crawl's deadline and grace
+
+    config = CrawlConfig(router=router, depth=1, deadline=1, grace=0.2, timeout=120)
+    with trio.fail_after(30):
+        pages = await scrape([quotes.base + "/"], config)
+    [cut] = [p for p in pages if p.url.endswith("/page/2/")]
+    assert cut.error is not None and cut.error.kind == "cancelled"
+    assert "during this page" in cut.error.message
+    assert (cut.method, cut.label) == ("GET", "slow")
+    assert cut.elapsed > 0

@@ -616,6 +616,7 @@ class Crawler:
             return False
         page = None
         attempted = False
+        begun: float | None = None  # when its fetch began
         if request.depth >= self._config.depth:
             self._cut = True
         elif request.revisit and not (self._cut or self._frontier.cut):
@@ -637,6 +638,7 @@ class Crawler:
                     if self._frontier.times_starts:  # a shared one times the host's delay
                         await self._frontier.starting(request)
                     attempted = True
+                    begun = trio.current_time()
                     page = await self._attempt(request)
             finally:
                 self._attempting -= 1  # before its record goes out: see _write_records
@@ -659,9 +661,7 @@ class Crawler:
                     await self._frontier.release([request])
                 raise
             if page is None:
-                page = failed_page(
-                    request, PageError("cancelled", "the crawl stopped before this page")
-                )
+                page = _cut_off(request, begun)
             with trio.CancelScope(shield=True), trio.move_on_after(_LAST_RECORD_TIMEOUT):
                 try:
                     await records.send((request, page))
@@ -931,3 +931,15 @@ async def scrape(
     """
     async with open_crawl(urls, config, transport=transport) as pages:
         return [page async for page in pages]
+
+
+def _cut_off(request: CrawlRequest, begun: float | None) -> Page:
+    """The record of a request the crawl's stop cut off: before it began, or (``begun``:
+    when its fetch began) during its fetch or handlers."""
+    if begun is None:
+        return failed_page(request, PageError("cancelled", "the crawl stopped before this page"))
+    return failed_page(
+        request,
+        PageError("cancelled", "the crawl stopped during this page"),
+        elapsed=trio.current_time() - begun,
+    )

@@ -636,11 +636,15 @@ def failed_page(
     elapsed: float = 0.0,
     response: Response | None = None,
 ) -> Page:
-    """The record of a request that failed (``elapsed``: since its first attempt began)."""
+    """The record of a request that failed (``elapsed``: since its first attempt began): like a
+    fetched page's, it says which request it was (method, label)."""
+    spec = request.request
     page = Page(
         url=request.url,
         depth=request.depth,
         referrer=request.referrer,
+        method="GET" if spec is None else spec.method,
+        label=None if spec is None else spec.label,
         fetched_at=utc_now(),
         elapsed=elapsed,
         error=error,
