@@ -85,6 +85,30 @@ async def test_a_failed_step_page_fails_the_log_in(quotes: QuotesSite) -> None:
     assert quotes.count("GET", "/") == 0
 
 
+def _broken_on_start(seeds: list[str]) -> Request:
+    raise RuntimeError("no credentials")
+
+
+@pytest.mark.parametrize(
+    ("on_start", "message"),
+    [
+        (_broken_on_start, "on_start raised RuntimeError: no credentials"),
+        (lambda seeds: "ht!tp://x", "on_start: url: not a valid URL: 'ht!tp://x'"),
+        (lambda seeds: [Request(seeds[0]), 3], "on_start: returned int, not a Request or a URL"),
+    ],
+)
+async def test_an_on_start_that_raises_or_returns_junk_fails_the_log_in(
+    quotes: QuotesSite, on_start: Any, message: str
+) -> None:
+    router = Router()
+    router.on_start(on_start)
+    router.add(None, lambda ctx: None)
+    with trio.fail_after(30), pytest.raises(LoginFailed) as raised:
+        await scrape([quotes.base + "/"], CrawlConfig(router=router))
+    assert str(raised.value) == message
+    assert quotes.count("GET", "/") == 0
+
+
 async def test_a_handler_that_finds_the_session_gone_stops_the_crawl(quotes: QuotesSite) -> None:
     # No start-up step: the listing handler's check fails on the first page.
     router = Router()
@@ -201,3 +225,25 @@ async def test_a_wrong_password_exits_4_with_one_line(
     )
     assert (tmp_path / "items.jsonl").read_text() == ""
     assert quotes_in_thread.count("GET", "/") == 0
+
+
+async def test_an_on_start_that_raises_exits_4_with_one_line(
+    quotes_in_thread: QuotesSite, tmp_path: Path
+) -> None:
+    spider = tmp_path / "spider.py"
+    spider.write_text(
+        "from trio_scrape import Router\n"
+        "router = Router()\n"
+        "@router.on_start\n"
+        "def log_in(seeds):\n"
+        "    raise RuntimeError('nope')\n"
+        "@router.default\n"
+        "def page(ctx):\n"
+        "    return {'url': ctx.page.url}\n"
+    )
+    result = await cli("crawl", str(spider), quotes_in_thread.base + "/", "-o", "-", cwd=tmp_path)
+    assert result.returncode == 4
+    assert result.stderr.decode().splitlines() == [
+        "trio-scrape: error: log-in failed: on_start raised RuntimeError: nope"
+    ]
+    assert result.stdout == b""

@@ -60,7 +60,7 @@ from ..http.cookies import SessionJar
 from ..http.fetcher import Fetcher, open_fetcher
 from ..model.config import CrawlConfig
 from ..model.page import CrawlRequest, Page, PageError
-from ..model.request import Request
+from ..model.request import Request, RequestError
 from ..model.urls import UrlScope, browser_url, host_of, origin_of
 from ..output.sinks import Sink, complete_sink
 from .admission import Admission
@@ -755,14 +755,23 @@ class Crawler:
         retries, the crawl's cookies); the pages are not records.
 
         Raises:
-            LoginFailed: a page of the step failed (its handler raised ``LoginFailed``, an
-                HTTP error, a fetch that failed after its retries), or the step made more than
+            LoginFailed: ``on_start`` raised or returned something that is not a request, a
+                page of the step failed (its handler raised ``LoginFailed``, an HTTP error, a
+                fetch that failed after its retries), or the step made more than
                 :data:`MAX_STARTUP_REQUESTS` requests.
         """
         router = self._config.router
         if router is None or self._stopping:
             return
-        requests = collections.deque(router.startup(self._starts()))
+        try:
+            requests = collections.deque(router.startup(self._starts()))
+        except LoginFailed:
+            raise
+        except RequestError as exc:  # a request it made or returned is not one
+            text = str(exc) if str(exc).startswith("on_start") else f"on_start: {exc}"
+            raise LoginFailed(text) from None
+        except Exception as exc:
+            raise LoginFailed(f"on_start raised {type(exc).__name__}: {exc}") from None
         if not requests:
             return
         made = 0
