@@ -296,3 +296,63 @@ async def test_a_page_cut_off_by_the_deadline_says_it_had_begun(quotes: QuotesSi
     assert "during this page" in cut.error.message
     assert (cut.method, cut.label) == ("GET", "slow")
     assert cut.elapsed > 0
+
+
+async def test_crawl_records_carry_the_links_with_links(
+    quotes_in_thread: QuotesSite, tmp_path: Path
+) -> None:
+    spider = Path(quotes_spider.__file__)
+    args = ["crawl", str(spider), quotes_in_thread.base + "/", "-o", "items.jsonl"]
+    result = await cli(
+        *args, "--records", "pages.jsonl", "--links", "--max-pages", "3", "-q", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "pages.jsonl").read_text().splitlines()]
+    assert len(records) == 3
+    home = next(r for r in records if r["url"] == quotes_in_thread.base + "/")
+    assert quotes_in_thread.base + "/page/2/" in home["links"]
+
+
+@pytest.mark.parametrize(
+    ("output", "records", "where"),
+    [("out.jsonl", "./out.jsonl", "'out.jsonl'"), ("-", "-", "standard output")],
+)
+async def test_items_and_records_to_one_file_is_refused(
+    tmp_path: Path, output: str, records: str, where: str
+) -> None:
+    spider = Path(quotes_spider.__file__)
+    result = await cli(
+        "crawl",
+        str(spider),
+        "http://127.0.0.1:9/",
+        "-o",
+        output,
+        "--records",
+        records,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == [
+        f"trio-scrape: error: --records: the items go to {where} already (-o): give another file"
+    ]
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+async def test_records_are_part_of_a_resumable_scrape(
+    quotes_in_thread: QuotesSite, tmp_path: Path
+) -> None:
+    """A state remembers where the records went: resumed without them, or to another file,
+    the crawl is refused (the records would be lost, or cut from the wrong file)."""
+    spider = Path(quotes_spider.__file__)
+    common = ["crawl", str(spider), quotes_in_thread.base + "/", "-o", "items.jsonl"]
+    common += ["--state", "st.db", "-q"]
+    first = await cli(*common, "--records", "pages.jsonl", "--max-pages", "2", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    for change, was in (
+        ([], "None"),
+        (["--records", "other.jsonl"], repr(str(tmp_path / "other.jsonl"))),
+    ):
+        result = await cli(*common, *change, "--max-pages", "2", cwd=tmp_path)
+        assert result.returncode == 2
+        [line] = result.stderr.decode().splitlines()
+        assert f"records was {str(tmp_path / 'pages.jsonl')!r}, now {was}" in line

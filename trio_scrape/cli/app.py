@@ -16,6 +16,7 @@ import functools
 import inspect
 import itertools
 import logging
+import os
 import signal
 import sys
 from collections.abc import Mapping
@@ -169,14 +170,31 @@ def _scrape_sink(given: Mapping[str, Any], data_fields: list[str]) -> Any:
     for flag, path in (("--output", output), ("--records", records)):
         if path is not None and "\0" in path:
             raise UsageError(f"{flag}: not a file name: {shorten(path)}")
+    if records is not None and _same_file(output, records):
+        where = "standard output" if output == "-" else shorten(output)
+        raise UsageError(f"--records: the items go to {where} already (-o): give another file")
     items = open_item_sink(output, _format_of(given, output), csv_safe=given["csv_safe"])
     record_sink = None
     if records is not None:
         fmt: OutputFormat = "csv" if records.lower().endswith(".csv") else "jsonl"
         record_sink = open_file_sink(
-            records, fmt, csv_safe=given["csv_safe"], data_fields=data_fields
+            records,
+            fmt,
+            links=given["links"],
+            csv_safe=given["csv_safe"],
+            data_fields=data_fields,
         )
     return ScrapeSink(items, record_sink)
+
+
+def _same_file(one: str, other: str) -> bool:
+    """Whether two output paths name one file (``-``: standard output)."""
+    if one == "-" or other == "-":
+        return one == other
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # one does not exist yet
+        return os.path.realpath(one) == os.path.realpath(other)
 
 
 def _format_of(given: Mapping[str, Any], output: str) -> OutputFormat:

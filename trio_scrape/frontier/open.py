@@ -11,7 +11,8 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 from ..model.config import CrawlConfig
-from ..output.sinks import Sink, complete_sink
+from ..output.items import ScrapeSink
+from ..output.sinks import CompleteSink, Sink, complete_sink
 from .base import CompleteFrontier, Frontier, FrontierOpened, complete
 from .memory import MemoryFrontier
 
@@ -116,6 +117,7 @@ async def _open_fleet(
     assert config.frontier is not None
     settings = state_settings(config, seeds=seeds, sitemaps=sitemaps, sink=sink)
     del settings["output"], settings["format"]  # each process has its own output
+    settings.pop("records", None)
     frontier = await stack.enter_async_context(
         open_fleet_frontier(
             config.frontier,
@@ -192,4 +194,13 @@ def state_settings(
         "output": output.name,
         "format": output.format,
         "links": config.links,
+        # A scrape's page records (--records): only when written, so that the states of
+        # crawls without them stay the same.
+        **({"records": records} if (records := _records_of(output)) is not None else {}),
     }
+
+
+def _records_of(output: CompleteSink) -> str | None:
+    """Where a scrape's sink writes its page records, besides its items (None: nowhere)."""
+    sink = output.sink
+    return sink.records_name if isinstance(sink, ScrapeSink) else None

@@ -1060,7 +1060,7 @@ def _json_text(values: list[Any]) -> str:
 
 def _but_output(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The settings but where the records go (a recrawl's round may write elsewhere)."""
-    return {k: v for k, v in settings.items() if k not in ("output", "format")}
+    return {k: v for k, v in settings.items() if k not in ("output", "format", "records")}
 
 
 def _settings_changed(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:

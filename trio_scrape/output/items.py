@@ -117,6 +117,8 @@ class ScrapeSink:
         #: the item output's path (``"-"``: standard output)
         self.name = items.name
         self.format: OutputFormat = items.format
+        #: the records' path (None: no records), part of what a resumable crawl is
+        self.records_name = None if self.records is None else self.records.name
 
     async def send(self, page: Page) -> None:
         await self.items.send(page)
