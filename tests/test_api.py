@@ -139,3 +139,18 @@ async def test_sinks_that_want_no_bodies_get_pages_without_them(site: Site) -> N
     assert len(got) == 2
     assert all(p.html is None and p.content == b"" and p.text is None for p in got)
     assert all(p.data["size"] > 0 and p.title for p in got)
+
+
+async def test_a_crawl_cancelled_from_outside_is_stopped_not_finished(site: Site) -> None:
+    chain_site(site, 50)
+    send, receive = trio.open_memory_channel[Page](0)
+    crawler = Crawler([site.url("/0")], CrawlConfig(depth=49), sink=send)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(crawler.run)
+            async with receive:
+                for _ in range(3):
+                    await receive.receive()
+                nursery.cancel_scope.cancel()  # the caller's scope ends the crawl
+    stats = crawler.statistics()
+    assert stats.pages < 50 and stats.stop_reason == "stopped"

@@ -373,6 +373,11 @@ class Crawler:
                 count_unlinked = self._frontier.count_unlinked
                 if config.recrawl and self._stop_reason is None and count_unlinked is not None:
                     self._counts.unlinked = await count_unlinked()  # the round is complete
+        except BaseException:
+            # Cancelled from outside (the caller's cancel scope), or an error: not finished.
+            if self._stop_reason is None:
+                self._stop_reason = "stopped"
+            raise
         finally:
             self._ended_at = trio.current_time()
             if self._stop_reason is None:

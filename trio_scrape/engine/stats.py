@@ -26,7 +26,8 @@ __all__ = ["LATENCY_BUCKETS", "LATENCY_SAMPLES", "Counters", "CrawlStatistics", 
 
 logger = logging.getLogger("trio_scrape")
 
-#: Why a crawl ended: it ran out of URLs, hit ``max_pages``, its ``deadline``, or was stopped.
+#: Why a crawl ended: it ran out of URLs, hit ``max_pages``, its ``deadline``, or was stopped
+#: (:meth:`Crawler.stop`, a signal, a cancel scope around it, or an exception).
 StopReason = Literal["finished", "max_pages", "deadline", "stopped"]
 
 #: Page latencies kept for the percentiles: a uniform sample (reservoir) of at most this many.
