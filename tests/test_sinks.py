@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,32 @@ async def test_jsonl_items_are_written_as_encoded_when_emitted(tmp_path: Path) -
     await sink.aclose()
     lines = path.read_text("utf-8").splitlines()
     assert [json.loads(line) for line in lines] == [{"a": 1}, {"b": ["x", None]}, {"c": [1, 2]}]
+
+
+async def test_csv_items_write_their_values_as_the_jsonl_items_do(tmp_path: Path) -> None:
+    """true/false, numbers as numbers, null (an empty cell) for None and for the floats JSON
+    has no number for, lists and objects as JSON text."""
+    from trio_scrape.output.items import open_item_sink
+
+    values = {"t": True, "f": False, "n": None, "i": 3, "x": 2.5, "nan": math.nan}
+    values |= {"inf": math.inf, "ninf": -math.inf, "l": [1, "a"], "d": {"k": None}}
+    for fmt in ("csv", "jsonl"):
+        path = tmp_path / f"items.{fmt}"
+        sink = open_item_sink(str(path), fmt)
+        page = Page(url="http://a/1")
+        page.items = [dict(values)]
+        await sink.send(page)
+        await sink.aclose()
+    [header, row] = list(csv.reader(io.StringIO((tmp_path / "items.csv").read_text("utf-8"))))
+    cells = dict(zip(header, row, strict=True))
+    assert cells.pop("_extra") == ""
+    [item] = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
+    # Each cell is the JSON value's text (a string's own text), an empty cell for null.
+    as_json = {
+        k: "" if v is None else json.dumps(v, separators=(",", ":")) for k, v in item.items()
+    }
+    assert cells == as_json
+    assert cells["t"] == "true" and cells["nan"] == "" and cells["x"] == "2.5"
 
 
 async def test_jsonl_without_links_omits_the_field(tmp_path: Path) -> None:

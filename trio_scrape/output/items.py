@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 from typing import IO, Any
 
@@ -92,11 +93,17 @@ class CsvItemSink(CsvSink):
         return _encode(self._take())
 
     def _cell(self, value: Any) -> str:
+        # As in the JSONL output: true and false, and null (an empty cell) for None and for
+        # the floats JSON has no number for (NaN, the infinities).
         if value is None:
             return ""
         if isinstance(value, str):
             text = value
-        elif isinstance(value, bool | int | float):
+        elif isinstance(value, bool):
+            return "true" if value else "false"
+        elif isinstance(value, float) and not math.isfinite(value):
+            return ""
+        elif isinstance(value, int | float):
             text = _str(value)
         else:
             text = _json(value).decode()
