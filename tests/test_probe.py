@@ -290,6 +290,24 @@ async def test_a_bad_option_value_in_a_toml_spider_names_its_line(tmp_path: Path
     assert line == "trio-scrape: error: --timeout: must be a number, not 'soon'", line
 
 
+async def test_a_bad_option_value_in_a_python_spider_names_the_spider(tmp_path: Path) -> None:
+    """A Python spider's ``options`` are named by the spider and the key, as a TOML spider's
+    are; None is no value (the option's default)."""
+    spider = "from trio_scrape import Router\nrouter = Router()\noptions = {OPTIONS}\n"
+    cases = [
+        ('{"workers": 0}', "options.workers: must be at least 1, not 0"),
+        ('{"workers": None, "delay": "x"}', "options.delay: must be a number, not 'x'"),
+        ('{"wokers": 3}', "options: unknown option 'wokers'"),
+    ]
+    for options, expected in cases:
+        (tmp_path / "spider.py").write_text(spider.replace("{OPTIONS}", options))
+        result = await cli("crawl", "spider.py", "http://127.0.0.1:9/", cwd=tmp_path)
+        assert result.returncode == 2
+        [line] = result.stderr.decode().splitlines()
+        assert line.startswith("trio-scrape: error: SPIDER '"), line
+        assert line.endswith(f"spider.py': {expected}"), line
+
+
 def test_the_shell_opens_ipython_in_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """IPython is not a test dependency (it and its dozen packages would double the test
     extra's install): a stand-in module named IPython takes its place, to check that a

@@ -800,10 +800,9 @@ def _config_defaults(args: list[str], group: Any = None) -> dict[str, Any]:
         spider = _spider_option(args)
     if spider is not None:
         name = f"SPIDER {shorten(str(spider.path), 200)}"
-        if spider.option_lines:  # a TOML spider: its errors name the key's line
-            defaults.update(_table_defaults(spider.options, name, known, spider.option_lines))
-        else:
-            defaults.update(_table_defaults(spider.options, f"{name}: options", known))
+        # A TOML spider's errors name the key's line.
+        lines = spider.option_lines or None
+        defaults.update(_table_defaults(spider.options, name, known, lines, spider=True))
     found = _config_table(args)
     if found is not None:
         defaults.update(_table_defaults(*found, known))
@@ -930,24 +929,39 @@ def _spider_of(args: list[str]) -> Any:
 
 
 def _table_defaults(
-    table: Mapping[str, Any], source: str, params: Any, lines: Mapping[str, int] | None = None
+    table: Mapping[str, Any],
+    source: str,
+    params: Any,
+    lines: Mapping[str, int] | None = None,
+    *,
+    spider: bool = False,
 ) -> dict[str, Any]:
     """The command-line defaults of a table of options from ``source``; an error names the
-    key, and its line when ``lines`` (a TOML spider's ``[options]``) has it."""
+    key, and its line when ``lines`` (a TOML spider's ``[options]``) has it. A spider's
+    options (``spider``: its ``options``, or a TOML spider's ``[options]``) are named by the
+    spider in every error about their values, even one found later; a ``--config`` file's by
+    their flag, as the command line's are. A Python spider's ``None`` is no value: the
+    option's default."""
     aliases = {"seeds": "urls", "url": "urls"}
     defaults: dict[str, Any] = {}
     for key, value in table.items():
         name = key.replace("-", "_")
         name = aliases.get(name, name)
         line = None if lines is None else lines.get(key)
-        where = f"{source}: {key}" if line is None else f"{source}: line {line}: options.{key}"
+        if line is not None:
+            where = f"{source}: line {line}: options.{key}"
+        else:
+            where = f"{source}: options.{key}" if spider else f"{source}: {key}"
         if name not in params or name == "spider":
             if line is None:
-                raise UsageError(f"{source}: unknown option {shorten(key)}")
+                options_of = f"{source}: options" if spider else source
+                raise UsageError(f"{options_of}: unknown option {shorten(key)}")
             raise UsageError(f"{where}: unknown option")
+        if value is None and spider:
+            continue
         defaults[name] = _file_value(where, value, params[name])
         opts = list(getattr(params[name], "opts", []))
-        if opts and line is not None:  # a TOML spider's [options]: errors name the line
+        if opts and spider:  # errors about its value name the spider (and the line)
             _file_where[max(opts, key=len)] = (where, opts)
     return defaults
 
