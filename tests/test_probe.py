@@ -133,6 +133,28 @@ async def test_shell_reads_commands_from_a_pipe(quotes_in_thread: QuotesSite) ->
     assert {r.headers.get("user-agent") for r in site.requests("GET")} == {"probe-agent/1"}
 
 
+async def test_the_shell_keeps_one_session_and_submits_forms(
+    quotes_in_thread: QuotesSite,
+) -> None:
+    """A form ``ctx.form`` builds is fetched as it is, and the cookies a page sets go with
+    the next fetch: logged in once, the next pages are logged in (a Logout link)."""
+    commands = (
+        "fetch('/login')\n"
+        "fetch(ctx.form(values={'username': 'ada', 'password': 'secret'}))\n"
+        "print(page.method, page.final_url)\n"
+        "fetch('/page/2/')\n"
+        "print(ctx.css_first(\"a[href='/logout']\") is not None, len(ctx.css('a.goodreads')))\n"
+    )
+    site = quotes_in_thread
+    result = await cli("shell", site.base + "/", stdin=commands.encode())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().splitlines() == [
+        f"POST {site.base}/",
+        f"True {sum(1 for q in site.quotes() if q.page == 2)}",
+    ]
+    assert site.count("POST", "/login") == 1
+
+
 def test_shell_in_a_terminal(quotes_in_thread: QuotesSite) -> None:
     """Typed at a pseudo-terminal: the banner, a prompt, an answer; Ctrl-D ends it."""
     site = quotes_in_thread

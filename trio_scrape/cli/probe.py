@@ -9,8 +9,8 @@ running the route the page gets in a spider and printing, as JSON, what it yield
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from ..http.cookies import SessionJar
 from ..model.config import CrawlConfig
 from ..model.page import Page
 from ..model.request import Request, RequestError
@@ -32,8 +33,9 @@ class _Capture:
     """A router for one page: runs ``inner``'s route for it (none: no handler), and keeps the
     page's Context."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, *, start_up: bool = True) -> None:
         self.inner = inner
+        self.start_up = start_up
         self.ctx: Context | None = None
         self.routed = True
 
@@ -54,7 +56,9 @@ class _Capture:
 
     def startup(self, seeds: list[str]) -> list[Any]:
         """The spider's start-up step (a log-in), so the page is fetched as a crawl would."""
-        return [] if self.inner is None else list(self.inner.startup(seeds))
+        if self.inner is None or not self.start_up:
+            return []
+        return list(self.inner.startup(seeds))
 
     async def run(self, route: Any, ctx: Context) -> None:
         self.ctx = ctx
@@ -73,11 +77,21 @@ class Fetched:
     routed: bool  # the spider has a route for the page
 
 
-def fetch_page(request: Request, config: CrawlConfig, router: Any = None) -> Fetched:
-    """Fetch one page as a crawl does (nothing followed) and run ``router``'s route on it."""
-    from ..engine.crawler import scrape
+def fetch_page(
+    request: Request,
+    config: CrawlConfig,
+    router: Any = None,
+    *,
+    jar: SessionJar | None = None,
+    start_up: bool = True,
+) -> Fetched:
+    """Fetch one page as a crawl does (nothing followed) and run ``router``'s route on it;
+    with ``jar``, the page is fetched with its cookies and the cookies it sets are kept in
+    it (a session across fetches); ``start_up``: run the router's start-up step (a log-in)
+    first."""
+    from ..engine.crawler import Crawler
 
-    capture = _Capture(router)
+    capture = _Capture(router, start_up=start_up)
     config = dataclasses.replace(
         config,
         router=capture,
@@ -89,7 +103,18 @@ def fetch_page(request: Request, config: CrawlConfig, router: Any = None) -> Fet
         recrawl=False,
         state_reset=False,
     )
-    pages = trio.run(functools.partial(scrape, [request], config))
+    send, receive = trio.open_memory_channel[Page](math.inf)
+    crawler = Crawler([request], config, sink=send)
+    if jar is not None:
+        crawler.jar = jar
+    trio.run(crawler.run)
+    pages = []
+    with receive:
+        while True:  # the crawl sent its pages and closed the channel
+            try:
+                pages.append(receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
     if not pages:
         raise UsageError(f"{request.url}: not fetched (robots.txt, or out of scope)")
     page = pages[0]
@@ -166,12 +191,20 @@ def run_shell(
     its lines are run as a console would (no prompts), for scripts and tests. With a
     spider's ``router``, each page fetched gets its route (its items in ``page.items``)."""
     namespace: dict[str, Any] = {}
+    jar = SessionJar()  # one session: the cookies a page sets go with the next fetch
 
-    def fetch(target: str, label: str | None = None) -> None:
-        """Fetch ``target`` (relative: to the current page) into ``page`` and ``ctx``."""
-        if "page" in namespace and "://" not in target:
-            target = namespace["ctx"].urljoin(target)
-        fetched = fetch_page(_request(target, label), config, router)
+    def fetch(target: str | Request, label: str | None = None) -> None:
+        """Fetch ``target`` (a URL, relative to the current page, or a Request such as
+        ``ctx.form(...)`` builds) into ``page`` and ``ctx``, with the session's cookies."""
+        if isinstance(target, Request):
+            request = target if label is None else dataclasses.replace(target, label=label)
+        else:
+            url = target
+            if "page" in namespace and "://" not in url:
+                url = namespace["ctx"].urljoin(url)
+            request = _request(url, label)
+        first = "page" not in namespace  # a spider's log-in runs before the first page only
+        fetched = fetch_page(request, config, router, jar=jar, start_up=first)
         namespace["page"], namespace["ctx"] = fetched.page, fetched.ctx
         page = fetched.page
         said = page.status if page.error is None else f"{page.error.kind}: {page.error.message}"
