@@ -4,6 +4,10 @@ Use it from the shell (run from the repository root so ``examples`` is importabl
 
     trio-scrape run http://127.0.0.1:8765/ --depth 2 --extract examples.extract_hook:extract
 
+with the demo site served there (in another terminal, from the repository's root)::
+
+    python3 -m http.server 8765 --bind 127.0.0.1 --directory examples/site
+
 or from Python: ``CrawlConfig(extract=extract)``. The hook gets the :class:`trio_scrape.Page`
 (with ``page.html``, a selectolax tree) and returns a dict merged into the record's ``data``.
 It may also be ``async``; its awaits run under the page's deadline. If it raises, the record

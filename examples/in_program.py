@@ -6,6 +6,10 @@ nursery would stop all three cleanly; here the crawl ends by itself, the consume
 the crawl closes its channel, and the reporter is cancelled once the crawl is over.
 
     python examples/in_program.py http://127.0.0.1:8765/
+
+with the demo site served there (in another terminal, from the repository's root)::
+
+    python3 -m http.server 8765 --bind 127.0.0.1 --directory examples/site
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ The same from the shell::
     trio-scrape run --sitemap http://127.0.0.1:8765/sitemap.xml -o pages.jsonl
 
     python examples/sitemap_crawl.py http://127.0.0.1:8765/sitemap.xml
+
+with the demo site served there (in another terminal, from the repository's root)::
+
+    python3 -m http.server 8765 --bind 127.0.0.1 --directory examples/site
 """
 
 from __future__ import annotations
