@@ -5,6 +5,7 @@ site's ground truth: every item once, none extra."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -356,3 +357,25 @@ async def test_records_are_part_of_a_resumable_scrape(
         assert result.returncode == 2
         [line] = result.stderr.decode().splitlines()
         assert f"records was {str(tmp_path / 'pages.jsonl')!r}, now {was}" in line
+
+
+async def test_a_handler_s_request_out_of_scope_is_logged_once_per_host(
+    quotes: QuotesSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    router = Router()
+    elsewhere = quotes.base.replace("127.0.0.1", "localhost")  # another host: out of scope
+
+    @router.default
+    def listing(ctx: Context) -> Any:
+        for n in (2, 3):
+            yield Request(f"{elsewhere}/page/{n}/", label="page")
+
+    router.handler("page")(lambda ctx: None)
+    caplog.set_level(logging.DEBUG, logger="trio_scrape")
+    with trio.fail_after(30):
+        pages = await scrape([quotes.base + "/"], CrawlConfig(router=router, depth=1))
+    assert [p.url for p in pages] == [quotes.base + "/"]
+    logged = [
+        r.getMessage() for r in caplog.records if "out of the crawl's scope" in r.getMessage()
+    ]
+    assert len(logged) == 1 and f"{elsewhere}/page/2/" in logged[0]

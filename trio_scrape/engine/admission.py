@@ -56,6 +56,7 @@ class Admission:
         self._max_pages_reached = max_pages_reached
         self._remember = remember
         self._canonical_keys: set[int] = set()  # dedup_canonical: hash(url_key) recorded
+        self._refused_hosts: set[str] = set()  # hosts a handler's request was refused for
 
     async def seeds(self, urls: list[str], requests: Sequence[Request] = ()) -> None:
         """The crawl's seeds (URLs, and a scraper's start requests), at depth 0 (within
@@ -121,7 +122,7 @@ class Admission:
                     [r for r in outcome.requests if not r.is_plain],
                     depth=outcome.links_depth,
                     referrer=request.url,
-                    keep=self.schedules,
+                    keep=self._schedules_request,
                 )
         memo = outcome.memo if outcome.memo is not None else request.memo
         if memo is not None and self._remember is not None and not request.revisit:
@@ -173,6 +174,24 @@ class Admission:
         """Whether a never-seen link is scheduled: in scope, and within ``max_pages``."""
         return self._scope.allows(url) and self.within_max_pages(url)
 
+    def _schedules_request(self, url: str) -> bool:
+        """:meth:`schedules` for a request a handler made (not a link): one out of scope is
+        logged (at debug level, once per host, as Scrapy's offsite filter does), since a
+        handler asked for it by name."""
+        if self._scope.allows(url):
+            return self.within_max_pages(url)
+        host = host_of(url)
+        if host not in self._refused_hosts and len(self._refused_hosts) < _REFUSED_HOSTS:
+            self._refused_hosts.add(host)
+            logger.debug(
+                "a handler's request to %s is out of the crawl's scope, not queued (and no "
+                "more are logged for %s): --scope, --allow-host, --include and --exclude "
+                "decide the scope",
+                url,
+                host,
+            )
+        return False
+
     def within_max_pages(self, url: str) -> bool:
         """Whether a never-seen URL is scheduled under ``max_pages`` (and count it if so).
 
@@ -187,6 +206,11 @@ class Admission:
             return False
         self.scheduled += 1
         return True
+
+
+#: Hosts whose refused requests are logged, at most (a handler's every request may be to a
+#: new host).
+_REFUSED_HOSTS = 1000
 
 
 def _warn_out_of_scope(sitemap: str, listed: int, hosts: collections.Counter[str]) -> None:
