@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypedDict
 
+import msgspec
+import pydantic
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -116,6 +118,46 @@ class Quote:
 class Author(TypedDict):
     name: str
     born: int | None
+
+
+class PydanticQuote(pydantic.BaseModel):
+    text: str
+    views: int = 0
+
+
+class LenientQuote(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="ignore")  # its own choice: unknown fields dropped
+    text: str
+
+
+class MsgspecQuote(msgspec.Struct):
+    text: str
+    views: int = 0
+
+
+def test_pydantic_and_msgspec_items() -> None:
+    for model in (PydanticQuote, MsgspecQuote):
+        assert to_item({"text": "t", "views": 2}, model) == {"text": "t", "views": 2}
+        assert to_item(model(text="t"), model) == {"text": "t", "views": 0}
+        assert to_item(model(text="t")) == {"text": "t", "views": 0}
+    assert to_item({"text": "t", "views": "5"}, PydanticQuote) == {"text": "t", "views": 5}
+    assert to_item({"text": "t", "other": 1}, LenientQuote) == {"text": "t"}
+
+
+@pytest.mark.parametrize("model", [PydanticQuote, MsgspecQuote])
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"views": 1}, "^field 'text': "),
+        ({"text": "t", "views": "many"}, "^field 'views': "),
+        ({"text": "t", "other": 1}, "field 'other': not a field of"),
+    ],
+)
+def test_a_pydantic_or_msgspec_item_that_does_not_fit_names_its_field(
+    model: type[Any], item: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ItemError, match=message):
+        to_item(item, model)
 
 
 def test_items_of_every_kind() -> None:

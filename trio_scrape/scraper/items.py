@@ -94,8 +94,14 @@ def _validated(value: Any, item_type: type[Any]) -> Any:
         return value
     validate = getattr(item_type, "model_validate", None)  # pydantic v2
     if callable(validate):
+        data = _as_dict(value)
+        config = getattr(item_type, "model_config", None) or {}
+        if config.get("extra") is None:  # pydantic's default would drop them without a word
+            fields = getattr(item_type, "model_fields", None) or {}
+            aliases = {getattr(f, "alias", None) for f in fields.values()}
+            _no_other_fields(data, set(fields) | aliases, item_type)
         try:
-            return validate(_as_dict(value))
+            return validate(data)
         except ItemError:
             raise
         except Exception as exc:
@@ -103,10 +109,14 @@ def _validated(value: Any, item_type: type[Any]) -> Any:
     if hasattr(item_type, "__struct_fields__"):  # msgspec
         import msgspec
 
+        data = _as_dict(value)
+        # msgspec ignores unknown fields by default: they are refused, as for a dataclass.
+        names = getattr(item_type, "__struct_encode_fields__", None) or item_type.__struct_fields__
+        _no_other_fields(data, set(names), item_type)
         try:
-            return msgspec.convert(_as_dict(value), item_type)
+            return msgspec.convert(data, item_type)
         except msgspec.ValidationError as exc:
-            raise ItemError(str(exc)) from None
+            raise ItemError(_msgspec_message(str(exc))) from None
     fields = _declared_fields(item_type)
     if fields is None:
         raise ItemError(f"cannot check items against {item_type!r}: not a dataclass or TypedDict")
@@ -123,6 +133,12 @@ def _validated(value: Any, item_type: type[Any]) -> Any:
                 f"field {name!r}: {_short(field_value)} is not {_type_name(hints[name])}"
             )
     return data
+
+
+def _no_other_fields(data: Mapping[str, Any], fields: set[Any], item_type: Any) -> None:
+    for name in data:
+        if name not in fields:
+            raise ItemError(f"field {name!r}: not a field of {item_type.__name__}")
 
 
 def _is_class(item_type: Any) -> bool:
@@ -196,6 +212,20 @@ def _pydantic_message(exc: Exception) -> str:
         except (IndexError, TypeError, AttributeError):
             pass
     return str(exc).splitlines()[0]
+
+
+def _msgspec_message(text: str) -> str:
+    """msgspec's ``Expected `int`, got `str` - at `$.views``` as ``field 'views': expected
+    `int`, got `str```, and ``Object missing required field `text``` as ``field 'text':
+    missing``, so its messages name the field as the others do."""
+    message, at, where = text.partition(" - at `$.")
+    if at:
+        field = where.rstrip("`")
+        return f"field {field!r}: {message[:1].lower()}{message[1:]}"
+    missing = "Object missing required field `"
+    if text.startswith(missing):
+        return f"field {text[len(missing) :].split('`')[0]!r}: missing"
+    return text
 
 
 def _where_unserialisable(value: Any, path: str = "") -> str | None:
