@@ -40,6 +40,8 @@ _EXTRA = "_extra"
 class JsonlItemSink(JsonlSink):
     """Each item of each page as one JSON object per line."""
 
+    what = "items"
+
     def _encode_page(self, page: Page) -> bytes:
         items = page.items
         if not items:
@@ -53,6 +55,8 @@ class JsonlItemSink(JsonlSink):
 
 class CsvItemSink(CsvSink):
     """Each item of each page as one CSV row (see the module's text for the columns)."""
+
+    what = "items"
 
     def __init__(self, file: IO[bytes], *, close: bool, name: str = "-", safe: bool = True) -> None:
         super().__init__(file, links=False, close=close, name=name, safe=safe)

@@ -284,6 +284,8 @@ class _FileSink:
     #: Records need no bodies or HTML trees: the crawler frees them before handing pages over.
     wants_bodies = False
     format: OutputFormat
+    #: What the file holds, for error messages.
+    what = "records"
 
     def __init__(self, file: IO[bytes], *, links: bool, close: bool, name: str = "-") -> None:
         self._file = file
@@ -363,7 +365,10 @@ class _FileSink:
                 written = os.write(self._fd, view)
                 view = view[written:]
         except OSError as exc:
-            raise OutputError(f"cannot write records: {exc.strerror or exc}") from exc
+            where = "standard output" if self.name == "-" else repr(self.name)
+            raise OutputError(
+                f"cannot write {self.what} to {where}: {exc.strerror or exc}"
+            ) from exc
         self.bytes_written += len(data)
         if self._seekable:
             self.offset += len(data)
