@@ -97,8 +97,11 @@ async def test_parse_runs_a_python_spiders_handler_and_says_a_missing_one(
     report = json.loads(result.stdout)
     assert [i["text"] for i in report["items"]] == [q.text for q in site.quotes()[30:]]
     assert report["requests"] == [] and "unmatched" not in report  # the last page
+    assert result.returncode == 0
     result = await cli("parse", site.base + "/", "--spider", spider, "--label", "nope")
-    assert "no handler for label 'nope'" in json.loads(result.stdout)["error"]
+    report = json.loads(result.stdout)
+    assert "no handler for label 'nope'" in report["error"] and report["route"] is None
+    assert result.returncode == 1  # the report says why
 
 
 async def test_shell_reads_commands_from_a_pipe(quotes_in_thread: QuotesSite) -> None:

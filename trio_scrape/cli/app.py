@@ -15,6 +15,7 @@ import enum
 import functools
 import inspect
 import itertools
+import json
 import logging
 import os
 import signal
@@ -287,7 +288,10 @@ def parse(**given: Any) -> None:
         raise UsageError("--spider: missing (the spider file, or a --config file with [routes])")
     _merge_named(given)
     _warn_if_useless(given)
-    print(parse_page(url, options.fetch_config(given), given["spider"], given["label"]))
+    report = parse_page(url, options.fetch_config(given), given["spider"], given["label"])
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    if report["error"] is not None:  # the page failed, its handler raised, or it has none
+        raise typer.Exit(1)
 
 
 parse.__signature__ = options.fetch_signature(  # type: ignore[attr-defined]

@@ -9,7 +9,6 @@ running the route the page gets in a spider and printing, as JSON, what it yield
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import sys
 from collections.abc import Callable
@@ -134,9 +133,12 @@ def _request(url: str, label: str | None) -> Request:
 # --------------------------------------------------------------------------------- parse
 
 
-def parse_page(url: str, config: CrawlConfig, spider_path: Path, label: str | None) -> str:
-    """What the spider's route yields for the page at ``url``, as JSON text: its items, its
-    requests, and (a TOML route) the selectors that matched nothing."""
+def parse_page(
+    url: str, config: CrawlConfig, spider_path: Path, label: str | None
+) -> dict[str, Any]:
+    """What the spider's route yields for the page at ``url``, as a JSON object: its items,
+    its requests, its ``error`` (the page's, or no route for it), and (a TOML route) the
+    selectors that matched nothing."""
     from ..scraper.toml_spider import SpiderRouter, Trace
     from .spider import load_spider
 
@@ -151,6 +153,8 @@ def parse_page(url: str, config: CrawlConfig, spider_path: Path, label: str | No
     if isinstance(router, SpiderRouter):
         found = router.route_for(label, page.url)
         route_name = found.name if found is not None else None
+    elif not fetched.routed:
+        route_name = None  # no handler for the label
     report: dict[str, Any] = {
         "url": page.url,
         "status": page.status,
@@ -167,7 +171,7 @@ def parse_page(url: str, config: CrawlConfig, spider_path: Path, label: str | No
         report["unmatched"] = trace.unmatched()
     if page.data.get("item_errors"):
         report["item_errors"] = page.data["item_errors"]
-    return json.dumps(report, ensure_ascii=False, indent=2)
+    return report
 
 
 # --------------------------------------------------------------------------------- shell
