@@ -356,3 +356,15 @@ def test_the_shell_opens_ipython_in_a_terminal(monkeypatch: pytest.MonkeyPatch) 
     [call] = started
     assert call["argv"] == [] and call["user_ns"] is namespace
     assert call["display_banner"] is False
+
+
+async def test_a_toml_spider_given_as_run_s_config_points_to_crawl() -> None:
+    spider = Path(quotes_spider.__file__).with_suffix(".toml")
+    for command in ("run", "crawl"):
+        args = [command, *([str(Path(quotes_spider.__file__))] if command == "crawl" else [])]
+        result = await cli(*args, "http://127.0.0.1:9/", "--config", str(spider))
+        assert result.returncode == 2
+        assert result.stderr.decode().splitlines() == [
+            f"trio-scrape: error: {spider}: a TOML spider (it has [routes]), not a file of "
+            f"options: run it with `trio-scrape crawl {spider}`"
+        ]

@@ -880,6 +880,11 @@ def _config_table(args: list[str]) -> tuple[dict[str, Any], str] | None:
         source = "pyproject.toml [tool.trio-scrape]"
     if not isinstance(table, dict):
         raise UsageError(f"{source}: expected a table of options")
+    if path is not None and isinstance(table.get("routes"), dict):
+        raise UsageError(
+            f"{source}: a TOML spider (it has [routes]), not a file of options: run it with "
+            f"`trio-scrape crawl {path}`"
+        )
     return table, source
 
 
