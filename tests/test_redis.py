@@ -150,6 +150,46 @@ async def test_a_late_completion_from_an_expired_lease_is_refused(
         assert await other.get(hosts) is None
 
 
+async def test_two_live_processes_never_write_one_file(redis_url: str, tmp_path: Path) -> None:
+    """The lock on an output file (per crawl) is taken by one live process and kept by its
+    renewals; another's renewals (every lease / 3, in the background) never take it, and that
+    one is refused within a lease. Once the first gives it up, the next process takes it."""
+    config = CrawlConfig(robots=False)
+    name, out = crawl_name(), str(tmp_path / "out.jsonl")
+    sinks = [open_file_sink(out, "jsonl") for _ in range(2)]
+    writer = "host:" + out
+    opened = [
+        open_redis_frontier(redis_url, config, settings={}, crawl_id=name, writer=writer, lease=0.6)
+        for _ in range(2)
+    ]
+    async with opened[0] as first, opened[1] as second:
+        await first.attach_sink(sinks[0], links=False)
+        with trio.fail_after(10), pytest.raises(FrontierError, match="its own -o file") as refused:
+            await second.attach_sink(sinks[1], links=False)  # 1.6 s: 8 renewals of each
+        assert refused.value.usage
+        await first.save_writer_state()  # the first is done with the file: it gives it up
+        with trio.fail_after(5):
+            await second.attach_sink(sinks[1], links=False)
+    for sink in sinks:
+        await sink.aclose()
+
+
+async def test_a_process_that_lost_its_file_s_lock_stops(redis_url: str, tmp_path: Path) -> None:
+    """Frozen past its lease, a process may find another one writing its file: its next
+    renewal stops it rather than let two processes write one file."""
+    name, out = crawl_name(), str(tmp_path / "out.jsonl")
+    sink = open_file_sink(out, "jsonl")
+    async with open_redis_frontier(
+        redis_url, CrawlConfig(), settings={}, crawl_id=name, writer="host:" + out, lease=30
+    ) as frontier:
+        await frontier.attach_sink(sink, links=False)
+        assert await frontier.renew() == 0  # it holds the lock: renewed
+        await frontier._command("SET", frontier._prefix + "wl:host:" + out, "another:1:x")
+        with pytest.raises(FrontierError, match=r"lost the lock on .* to another process"):
+            await frontier.renew()
+    await sink.aclose()
+
+
 async def test_renewed_leases_do_not_expire(redis_url: str) -> None:
     config = CrawlConfig(per_host=10, robots=False)
     hosts = HostLimiter(config)

@@ -294,6 +294,7 @@ class RedisFrontier:
         self._to_free: list[bytes] = []
         self._sink: _CommittingSink | None = None
         self._writer_state = ""
+        self._writer_locked = False  # this process holds its output file's lock (renewed)
         self._rng = random.Random()
         #: what the shared crawl held when this process joined it
         self.opened = FrontierOpened(new=True, scheduled=0, done=0, queued=0)
@@ -999,8 +1000,13 @@ class RedisFrontier:
             for lease in leases:
                 args += [lease.digest, lease.token]
         renewed = int(await self._call("ts_renew", args, shield=True))
-        if self.writer:
-            await self._lock_writer(renew=True)
+        if self._writer_locked and not await self._lock_writer():
+            # Its lease ran out (the process was frozen) and another process writing the same
+            # file took the lock: two writers must not share a file.
+            raise FrontierError(
+                f"lost the lock on {self.writer.partition(':')[2]!r} to another process of "
+                f"crawl {self.crawl_id}: give each process its own -o file"
+            )
         return renewed
 
     async def release_all(self) -> None:
@@ -1018,22 +1024,17 @@ class RedisFrontier:
 
     # ---------------------------------------------------------------------- writers
 
-    def _writer_lock_key(self) -> str:
-        return self._prefix + "wl:" + self.writer
-
-    async def _lock_writer(self, *, renew: bool = False) -> bool:
-        """Take (or keep) the lock on this process's output file for the crawl; return
-        whether this process holds it.
+    async def _lock_writer(self) -> bool:
+        """Take (or keep, for another lease) the lock on this process's output file for the
+        crawl; return whether this process holds it (never taken from another live one).
+        :meth:`renew` keeps it once taken.
 
         Raises:
             FrontierError: Redis failed.
         """
-        key = self._writer_lock_key()
-        condition = "XX" if renew else "NX"
-        held = await self._command("SET", key, self.owner, "PX", self._lease_ms, condition)
-        if held is None:
-            return _text(await self._command("GET", key) or b"") == self.owner
-        return True
+        args: list[str | bytes] = [self.writer, self.owner, self._lease_ms]
+        self._writer_locked = int(await self._call("ts_writer_lock", args, shield=True)) == 1
+        return self._writer_locked
 
     async def attach_sink(self, sink: Sink | None, *, links: bool) -> _CommittingSink:
         """Wrap ``sink`` so records go to it only once committed; recover a file sink's
@@ -1101,6 +1102,7 @@ class RedisFrontier:
         if not self.writer:
             return
         state, self._writer_state = self._writer_state, ""
+        self._writer_locked = False
         await self._call("ts_writer_done", [self.writer, self.owner, state], shield=True)
 
 

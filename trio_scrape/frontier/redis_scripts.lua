@@ -827,6 +827,23 @@ redis.register_function {
   end,
 }
 
+-- A process takes, or keeps, the lock on its output file for the crawl (its renewal is this
+-- call too). ARGV: writer, owner, lease ms. 1: this owner holds it for the lease from now;
+-- 0: another live owner holds it (it is never taken from one).
+redis.register_function('ts_writer_lock', function(keys, args)
+  local key = keys[1] .. 'wl:' .. args[1]
+  local holder = redis.call('GET', key)
+  if holder == args[2] then
+    redis.call('PEXPIRE', key, args[3])
+    return 1
+  end
+  if holder then
+    return 0
+  end
+  redis.call('SET', key, args[2], 'PX', args[3])
+  return 1
+end)
+
 -- A process stops writing its output file. ARGV: writer, owner, writer state ("" to keep):
 -- the state is stored and the file's lock dropped if this owner holds it.
 redis.register_function('ts_writer_done', function(keys, args)
