@@ -116,6 +116,35 @@ async def test_delay_jitter_varies_the_gaps(autojump_clock: trio.testing.MockClo
     assert max(gaps) - min(gaps) > 0.05  # varied, not a constant delay
 
 
+async def test_urls_robots_txt_refuses_cost_no_delay(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """In virtual time: a URL that robots.txt disallows is never requested, so it takes no
+    turn of the host's Crawl-delay; the pages sent are spaced by it, from the first."""
+    starts: list[tuple[float, str]] = []
+    private = [f"/private/{i}" for i in range(10)]
+    body = html_page("home", [*private, "/a", "/b"])
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        starts.append((trio.current_time(), request.url.path))
+        if request.url.path == "/robots.txt":
+            return httpx.Response(200, text="User-agent: *\nDisallow: /private/\nCrawl-delay: 1\n")
+        return httpx.Response(
+            200,
+            content=body if request.url.path == "/" else b"<p>x</p>",
+            headers={"content-type": "text/html"},
+        )
+
+    send, _ = trio.open_memory_channel[Page](math.inf)
+    config = CrawlConfig(depth=1, workers=4)
+    crawler = Crawler(["http://a.test/"], config, sink=send, transport=httpx.MockTransport(server))
+    stats = await crawler.run()
+    assert [path for _, path in starts] == ["/robots.txt", "/", "/a", "/b"]
+    assert [at for at, _ in starts][1:] == [0, 1, 2]  # virtual time: exact
+    assert stats.pages == 13 and stats.errors == {"robots": 10}
+    assert stats.elapsed == 2
+
+
 async def test_slow_host_does_not_hold_back_a_fast_host(hosts: list[Site]) -> None:
     slow, fast, _ = hosts
     slow_seeds = serve_pages(slow, 4, Reply(body=html_page("slow")))

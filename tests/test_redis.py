@@ -8,6 +8,7 @@ import gc
 import inspect
 import itertools
 import json
+import math
 import subprocess
 import uuid
 from collections import Counter
@@ -18,7 +19,7 @@ import pytest
 import trio
 import trio.testing
 
-from trio_scrape import CrawlConfig, Crawler, CrawlRequest, open_file_sink
+from trio_scrape import CrawlConfig, Crawler, CrawlRequest, Page, open_file_sink
 from trio_scrape.errors import FrontierError
 from trio_scrape.frontier.pacing import HostLimiter
 from trio_scrape.frontier.redis import RedisFrontier
@@ -526,6 +527,30 @@ async def test_a_redirect_target_linking_to_itself_is_fetched_once(
         (site.url("/d"), site.url("/d/")),
     ]
     assert site.hits["/d/"] == 1
+
+
+async def test_a_fleet_s_crawl_delay_counts_from_the_first_page_and_not_for_refused_urls(
+    site: Site, redis_url: str
+) -> None:
+    """On Redis as in memory: the Crawl-delay that the first page's robots.txt check reads
+    spaces the next start from that first page, and URLs robots.txt refuses (never sent)
+    take no turn of it."""
+    private = [f"/private/{i}" for i in range(6)]
+    site.add("/robots.txt", Reply(body=b"User-agent: *\nDisallow: /private/\nCrawl-delay: 1\n"))
+    site.add("/", Reply(body=html_page("home", [*private, "/a", "/b"])))
+    for path in ("/a", "/b"):
+        site.add(path, Reply(body=html_page(path)))
+    config = CrawlConfig(depth=1, frontier=redis_url, crawl_id=crawl_name())
+    send, _ = trio.open_memory_channel[Page](math.inf)
+    with trio.fail_after(30):
+        stats = await Crawler([site.url("/")], config, sink=send).run()
+    sent = [(r.at, r.path) for r in site.log]
+    assert [path for _, path in sent] == ["/", "/a", "/b"]  # (the log leaves robots.txt out)
+    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(sent)]
+    # Each at least the delay (it was 0.01 s after the first page); about the delay, not
+    # the 7 s that 6 refused URLs' turns would add (the margin: a loaded machine).
+    assert all(0.95 <= gap < 3 for gap in gaps), gaps
+    assert stats.pages == 9 and stats.errors == {"robots": 6}
 
 
 async def test_redis_down_is_one_line_and_exit_code_3(site: Site, tmp_path: Path) -> None:

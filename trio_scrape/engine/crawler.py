@@ -605,6 +605,7 @@ class Crawler:
             failed=False,
             url=request.url,
             request=request.request,
+            unsent=True,
         )
 
     async def _page(
@@ -815,7 +816,7 @@ class Crawler:
             ready = hosts.ready_at(origin)  # (nothing else runs: never full)
             if ready != math.inf and ready > trio.current_time():
                 await trio.sleep_until(ready)
-            hosts.start(origin)
+            hosts.start(origin, request.url)
             robots = self._robots
             if robots is not None and self._config.robots and not await robots.allowed(request.url):
                 hosts.finish(origin, latency=None, failed=False)

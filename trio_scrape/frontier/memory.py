@@ -103,6 +103,9 @@ class MemoryFrontier:
         self._queued = 0
         self._ready: collections.deque[str] = collections.deque()
         self._timed: list[tuple[float, int, str]] = []
+        # Each host in _timed: when its entry there is due. An entry for another time is
+        # stale (the host was made ready sooner: _host_freed), and skipped.
+        self._timed_at: dict[str, float] = {}
         self._blocked: set[str] = set()
         self._tracked: set[str] = set()  # hosts in _ready, _timed or _blocked
         self._order = itertools.count()
@@ -355,8 +358,12 @@ class MemoryFrontier:
         heap (ready later) or the blocked set (full), so each call is O(log hosts)."""
         now = trio.current_time()
         timed = self._timed
+        timed_at = self._timed_at
         while timed and timed[0][0] <= now:
-            self._ready.append(heapq.heappop(timed)[2])
+            at, _, due = heapq.heappop(timed)
+            if timed_at.get(due) == at:
+                del timed_at[due]
+                self._ready.append(due)
         while self._ready:
             origin = self._ready.popleft()
             queue = self._queues.get(origin)
@@ -370,6 +377,7 @@ class MemoryFrontier:
                 continue
             if ready_at > now:
                 heapq.heappush(timed, (ready_at, next(self._order), origin))
+                timed_at[origin] = ready_at
                 continue
             entry = queue[0]
             if type(entry) is LinkBatch:
@@ -385,7 +393,7 @@ class MemoryFrontier:
                 del self._queues[origin]
                 self._tracked.discard(origin)
             self._leased += 1
-            hosts.start(origin)
+            hosts.start(origin, request.url)
             return self._on_lease(request)
         return None
 
@@ -404,8 +412,13 @@ class MemoryFrontier:
         return request
 
     def _host_freed(self, origin: str) -> None:
+        """``origin`` may be ready sooner: a slot was freed, or a start that was never sent
+        was taken back (its delay no longer runs)."""
         if origin in self._blocked:
             self._blocked.discard(origin)
+            self._ready.append(origin)
+            self._wake()
+        elif self._timed_at.pop(origin, None) is not None:  # its entry in _timed is stale
             self._ready.append(origin)
             self._wake()
 

@@ -103,9 +103,12 @@ class _Host:
         "crawl_delay",
         "errors",
         "last_start",
+        "last_url",
         "limit",
         "next_start",
         "paused_until",
+        "previous_start",
+        "previous_next",
         "requests",
         "robots_known",
         "round_left",
@@ -116,7 +119,11 @@ class _Host:
         self.limit = limit
         self.robots_known = robots_known
         self.last_start = -math.inf
+        self.last_url = ""  # the URL of the request started last (when the caller said)
         self.next_start = -math.inf
+        # last_start and next_start before the last start: what an unsent request gives back
+        self.previous_start = -math.inf
+        self.previous_next = -math.inf
         self.paused_until = -math.inf
         self.crawl_delay = 0.0
         self.requests = 0
@@ -183,11 +190,14 @@ class HostLimiter:
             return math.inf  # full; or its robots.txt is being read: one request at a time
         return max(host.next_start, host.paused_until)
 
-    def start(self, origin: str) -> None:
-        """A request to ``origin`` is dispatched now: take a slot, schedule the next start."""
+    def start(self, origin: str, url: str = "") -> None:
+        """A request to ``origin`` (for ``url``) is dispatched now: take a slot, schedule the
+        next start."""
         host = self._host(origin)
         host.active += 1
         host.requests += 1
+        host.previous_start, host.previous_next = host.last_start, host.next_start
+        host.last_url = url
         host.last_start = now = trio.current_time()
         delay = max(self._delay, host.crawl_delay)
         if delay > 0 and self._jitter > 0:
@@ -202,10 +212,15 @@ class HostLimiter:
         failed: bool,
         url: str | None = None,
         request: Request | None = None,
+        unsent: bool = False,
     ) -> None:
         """A request to ``origin`` ended (``latency`` None: it never ran). Frees its slot.
         ``url``: the request's, for observers (a shared frontier frees its slot fleet-wide),
-        with the scraper's ``request`` when it has one (``CrawlRequest.request``)."""
+        with the scraper's ``request`` when it has one (``CrawlRequest.request``).
+        ``unsent``: nothing was sent (robots.txt refused it, the crawl stopped): when it is
+        the request the host started last (its ``url`` was given to :meth:`start`), its start
+        is taken back, so the host's delay counts from the last request sent, not from one
+        that never was."""
         if url is not None and self._observers:
             finished = RequestFinished(origin, url, latency, failed, request)
             for observer in self._observers:
@@ -213,6 +228,10 @@ class HostLimiter:
         host = self._host(origin)
         was_full = host.active >= (int(host.limit) if host.robots_known else 1)
         host.active = max(0, host.active - 1)
+        if unsent and url and host.last_url == url:
+            host.last_start, host.next_start = host.previous_start, host.previous_next
+            host.last_url = ""  # taken back once
+            was_full = True  # it may be ready sooner: say so
         if failed:
             host.errors += 1
         if self._autothrottle and latency is not None:

@@ -217,8 +217,8 @@ class LeaseHosts(Protocol):
     def observe(self, observer: Callable[[HostEvent], None]) -> None:
         """Have ``observer`` told of every fetch that ends, pause and robots.txt result."""
 
-    def start(self, origin: str) -> None:
-        """Take one of ``origin``'s slots for a request leased for it."""
+    def start(self, origin: str, url: str = "") -> None:
+        """Take one of ``origin``'s slots for a request (for ``url``) leased for it."""
 
 
 # Longer than the ~450 lines a class gets here: it is the Python side of the Lua
@@ -610,7 +610,7 @@ class RedisFrontier:
         while True:
             if self._prefetched:
                 request = self._prefetched.popleft()
-                hosts.start(origin_of(request.url))
+                hosts.start(origin_of(request.url), request.url)
                 return request
             version = self._version
             quiet, self._quiet = self._quiet, None
@@ -931,6 +931,10 @@ class RedisFrontier:
         paced = self._delay_ms > 0 or origin in self._crawl_delayed
         if not paced and self._fleet_pauses.get(origin, -math.inf) <= trio.current_time():
             return
+        if origin in self._host_updates:
+            # Its robots.txt was just read (this request's check read it): the fleet learns
+            # its Crawl-delay before this start, which the delay then counts from.
+            await self._send_host_updates()
         while True:
             factor = 1.0
             if self._jitter:

@@ -19,7 +19,9 @@ KEYS[1] is the crawl's key prefix P ("trio-scrape:<crawl id>:"); every key below
                    one string, which the functions pass through untouched; a scraper's
                    request's digest is its dedup key's (frontier/redis.py, _request_digest)
   P ready          zset: origins with queued work and a free slot, scored by when they may start
-  P h:<origin>     hash: n (in flight), next (earliest next lease), start (earliest next
+  P h:<origin>     hash: n (in flight), next (earliest next lease), nt and pn (with a
+                   delay: the token of the lease that set next, and next before it, so a
+                   lease never sent gives its delay back), start (earliest next
                    request start: the last start plus its jittered delay), pause (paused
                    until), cdelay (robots.txt Crawl-delay, ms), robots (1 once robots.txt
                    is known); with autothrottle: lim (the fleet's concurrency limit, a
@@ -495,6 +497,16 @@ redis.register_function('ts_lease', function(keys, args)
     if auto and latency >= 0 then
       adapt(P .. 'h:' .. origin, per_host, latency, args[i + 4] == '1')
     end
+    if latency < 0 then
+      -- Never sent (robots.txt refused it, the process stopped): when its lease was the
+      -- last to set the host's next lease time, that delay is given back.
+      local hk = P .. 'h:' .. origin
+      local h = redis.call('HMGET', hk, 'nt', 'pn')
+      if h[1] == token then
+        redis.call('HSET', hk, 'next', h[2] or 0)
+        redis.call('HDEL', hk, 'nt')
+      end
+    end
     freed[origin] = true
   end
   for origin in pairs(freed) do
@@ -563,7 +575,8 @@ redis.register_function('ts_lease', function(keys, args)
       out[#out + 1] = entry
       out[#out + 1] = round > 1 and memo_of(P, digest, round) or ''
       if delay > 0 then
-        redis.call('HSET', hk, 'next', now + delay)
+        local before = redis.call('HGET', hk, 'next') or 0
+        redis.call('HSET', hk, 'next', now + delay, 'nt', token, 'pn', before)
         break
       end
     end
@@ -763,6 +776,7 @@ redis.register_function('ts_start', function(keys, args)
     redis.call('HSET', hk, 'start', start)
     if start > (tonumber(h[4]) or 0) then
       redis.call('HSET', hk, 'next', start)
+      redis.call('HDEL', hk, 'nt')  -- set by a start now: no lease gives it back
       if redis.call('ZSCORE', P .. 'ready', origin) then
         reschedule(P, origin, per_host, gate)
       end

@@ -265,8 +265,8 @@ class _ShardHosts:
     def observe(self, observer: Callable[[HostEvent], None]) -> None:
         self._observers[self._k] = observer
 
-    def start(self, origin: str) -> None:
-        self.hosts.start(origin)
+    def start(self, origin: str, url: str = "") -> None:
+        self.hosts.start(origin, url)
 
 
 class _ShardWriter:
