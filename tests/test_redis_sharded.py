@@ -168,6 +168,9 @@ async def test_shards_sit_on_three_nodes_and_each_hosts_keys_on_its_shard(
         0,
         0,
     )
+    # Each process once, though it is seen by every shard: one name on all of them.
+    pids = [name.split(":")[1] for name in report["processes"]]
+    assert pids and len(pids) == len(set(pids)), report["processes"]
 
 
 async def test_three_processes_one_killed_and_restarted_one_killed_for_good_sharded(

@@ -248,6 +248,7 @@ class RedisFrontier:
         writer: str = "",
         cluster: bool = False,
         tag: str | None = None,
+        owner: str | None = None,
     ) -> None:
         # Every round trip goes through this lean client (see resp.py and _round_trip).
         self._redis = redis
@@ -265,7 +266,8 @@ class RedisFrontier:
         self._lease_ms = str(max(1, round(lease * 1000)))
         self.lease = lease
         self._batch = str(batch)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        #: this process's name in the fleet (one for all the shards of a sharded crawl)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.writer = writer
         # Our leases, by _lease_key: a list, since identical dont_dedup requests share a key.
         self._held: dict[str | Request, list[_Lease]] = {}

@@ -198,6 +198,7 @@ async def open_redis_frontier(
     writer: str = "",
     lease: float = 30.0,
     tag: str | None = None,
+    owner: str | None = None,
 ) -> AsyncIterator[RedisFrontier]:
     """Join (or start) the crawl ``crawl_id`` in the Redis at ``url``, renew this process's
     leases while the block runs, and give back the ones still held on the way out.
@@ -206,7 +207,8 @@ async def open_redis_frontier(
     equal for every process that joins. ``crawl_id`` defaults to a digest of them.
     ``writer`` names this process's output file for the fleet (host and path), so a restart
     with the same command recovers it. ``tag``: on a cluster, the hash tag of one shard of a
-    sharded crawl (frontier/sharded.py) instead of the crawl id.
+    sharded crawl (frontier/sharded.py) instead of the crawl id; ``owner``: the process's
+    name in the fleet, the same on every shard of a sharded crawl (by default, a new one).
 
     Raises:
         FrontierError: Redis cannot be reached or fails, or the crawl id exists with other
@@ -248,6 +250,7 @@ async def open_redis_frontier(
             writer=writer,
             cluster=location.cluster,
             tag=tag,
+            owner=owner,
         )
         meta = frontier._prefix + "meta"
         text = json.dumps(wanted, sort_keys=True)

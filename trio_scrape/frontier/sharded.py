@@ -233,7 +233,7 @@ async def open_fleet_frontier(
             usage=True,
         )
     async with contextlib.AsyncExitStack() as stack:
-        shards = []
+        shards: list[RedisFrontier] = []
         for k, tag in enumerate(tags):
             shard = await stack.enter_async_context(
                 open_redis_frontier(
@@ -244,6 +244,7 @@ async def open_fleet_frontier(
                     writer=writer,
                     lease=lease,
                     tag=None if k == 0 else tag,
+                    owner=shards[0].owner if shards else None,  # one process, one name
                 )
             )
             shards.append(shard)
