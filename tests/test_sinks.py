@@ -78,7 +78,7 @@ async def test_csv_items_write_their_values_as_the_jsonl_items_do(tmp_path: Path
     has no number for, lists and objects as JSON text."""
     from trio_scrape.output.items import open_item_sink
 
-    values = {"t": True, "f": False, "n": None, "i": 3, "x": 2.5, "nan": math.nan}
+    values: dict[str, Any] = {"t": True, "f": False, "n": None, "i": 3, "x": 2.5, "nan": math.nan}
     values |= {"inf": math.inf, "ninf": -math.inf, "l": [1, "a"], "d": {"k": None}}
     for fmt in ("csv", "jsonl"):
         path = tmp_path / f"items.{fmt}"
