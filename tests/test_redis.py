@@ -363,10 +363,15 @@ async def test_two_crawlers_share_one_crawl_and_max_pages_is_exact(
         depth=100, robots=False, frontier=redis_url, crawl_id=name, max_pages=250, workers=4
     )
     outputs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    crawlers = [
+        Crawler([site.url("/p0")], config, sink=open_file_sink(str(out), "jsonl"))
+        for out in outputs
+    ]
     async with trio.open_nursery() as nursery:
-        for out in outputs:
-            crawler = Crawler([site.url("/p0")], config, sink=open_file_sink(str(out), "jsonl"))
+        for crawler in crawlers:
             nursery.start_soon(crawler.run)
+    # Each found links past the fleet's 250 (a page's 4 children: 1,000 links in all).
+    assert [c.statistics().stop_reason for c in crawlers] == ["max_pages", "max_pages"]
     records = [r for out in outputs for r in lines(out)]
     counts = Counter(r["url"] for r in records)
     assert len(counts) == 250 and max(counts.values()) == 1

@@ -630,8 +630,11 @@ def _stop_text(stats: CrawlStatistics, config: CrawlConfig, code: int) -> str | 
     left = f"{_plural(stats.queued, 'URL')} left unvisited"
     if reason == "max_pages":
         refused = stats.refused_by_max_pages
-        text = f"stopped at --max-pages {config.max_pages}: {_plural(refused, 'more URL')} found"
-        text += " and not crawled"
+        text = f"stopped at --max-pages {config.max_pages}"
+        if refused:
+            text += f": {_plural(refused, 'more URL')} found and not crawled"
+        else:  # a fleet's frontier counts for every process, and does not say how many
+            text += " (counted for the whole fleet): more URLs were found and not crawled"
         return text + (f", {left}" if stats.queued else "")
     if reason == "deadline":
         return f"stopped by --deadline {config.deadline:g}s: {left}"

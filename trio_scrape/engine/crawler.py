@@ -380,6 +380,8 @@ class Crawler:
             raise
         finally:
             self._ended_at = trio.current_time()
+            if self._stop_reason is None and self._frontier.max_pages_refused:
+                self._stop_reason = "max_pages"  # the fleet's count, kept by its frontier
             if self._stop_reason is None:
                 self._stop_reason = "finished"
 

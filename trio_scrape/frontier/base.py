@@ -218,6 +218,8 @@ class CountsUnlinked(Protocol):
 class CountsMaxPages(Protocol):
     #: The frontier enforces ``max_pages`` itself (for a whole fleet): the crawler does not.
     counts_max_pages: bool
+    #: Whether ``max_pages`` refused a URL of the crawl (the fleet stopped at it).
+    max_pages_refused: bool
 
 
 @runtime_checkable
@@ -297,6 +299,7 @@ class CompleteFrontier:
 
     __slots__ = (
         "_add_requests",
+        "_counts_from",
         "_cut_from",
         "_defer_links",
         "_get_nowait",
@@ -358,6 +361,9 @@ class CompleteFrontier:
         self._add_requests = frontier.add_requests if self.carries_requests else None  # type: ignore[attr-defined]
         self.counts_max_pages = (
             bool(frontier.counts_max_pages) if isinstance(frontier, CountsMaxPages) else False
+        )
+        self._counts_from: CountsMaxPages | None = (
+            frontier if isinstance(frontier, CountsMaxPages) else None
         )
         self._cut_from: KnowsCut | None = frontier if isinstance(frontier, KnowsCut) else None
         self._get_nowait: Callable[[HostLimiter], CrawlRequest] | None = (
@@ -432,6 +438,12 @@ class CompleteFrontier:
         if defer is not None and defer(request, urls, depth=depth, keep=keep, revisit=revisit):
             return
         await self.add(urls, depth=depth, referrer=request.url, keep=keep, revisit=revisit)
+
+    @property
+    def max_pages_refused(self) -> bool:
+        """Whether a frontier that counts ``max_pages`` itself (a fleet's) refused a URL of
+        the crawl: the crawl stopped at ``max_pages``."""
+        return self._counts_from is not None and bool(self._counts_from.max_pages_refused)
 
     @property
     def cut(self) -> bool:

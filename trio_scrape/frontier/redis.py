@@ -76,7 +76,8 @@ _POLL_MAX = 0.25
 # moment and free one: poll more often than when only leases are left.
 _POLL_MAX_QUEUED = 0.02
 _CALL_TIMEOUT = 10.0  # seconds a Redis call may take before the frontier gives up
-_COUNTS = ("queued", "leased", "seen", "done")  # the counters every answer carries
+# The counters every answer carries (limited: 1 once max_pages refused a URL of the crawl)
+_COUNTS = ("queued", "leased", "seen", "done", "limited")
 _KNOWN_MAX = 100_000  # digests whose depth this process remembers (about 10 MB at most)
 _REFUSED_MAX = 10_000  # refused links kept written (see defer_links)
 # What a failed round trip raises: an error answer, a broken socket.
@@ -257,6 +258,8 @@ class RedisFrontier:
         self._prefix = key_prefix(crawl_id if tag is None else tag, cluster=cluster)
         #: ts_add calls that refused a URL for max_pages (a sharded crawl asks for more)
         self.limited_adds = 0
+        #: whether the fleet's max_pages refused a URL (any process's): the crawl stops there
+        self.max_pages_refused = False
         self._per_host = str(config.per_host)
         # Flags for the functions: robots.txt gates new hosts; autothrottle adapts limits.
         self._gate = ("1" if config.robots else "0") + ("a" if config.autothrottle else "")
@@ -401,9 +404,11 @@ class RedisFrontier:
         return answer
 
     def _note(self, counts: Sequence[Any]) -> None:
-        queued, leased, seen, done = [int(v or 0) for v in counts]  # nil, "" or a number
+        queued, leased, seen, done, limited = [int(v or 0) for v in counts]  # nil, "" or a number
         self._stats = FrontierStatistics(queued=queued, leased=leased, seen=seen)
         self.done_total = done
+        if limited:
+            self.max_pages_refused = True
 
     def _wake(self) -> None:
         self._version += 1

@@ -260,7 +260,7 @@ async def open_redis_frontier(
         # not see the other's seed as scheduled but neither queued nor leased (finished).
         revisits = await frontier._command("ZCARD", frontier._prefix + "rvd")
         values = await frontier._command("HMGET", meta, *_COUNTS, "round", "known", "scheduled")
-        counts, (round_, known, scheduled) = values[:4], values[4:]
+        counts, (round_, known, scheduled) = values[: len(_COUNTS)], values[len(_COUNTS) :]
         if stored != wanted:
             raise FrontierError(_settings_changed(crawl_id, stored, wanted), usage=True)
         frontier._note(counts)

@@ -207,7 +207,7 @@ local function remember(P, digest, memo)
 end
 
 local function counters(P)
-  return redis.call('HMGET', P .. 'meta', 'queued', 'leased', 'seen', 'done')
+  return redis.call('HMGET', P .. 'meta', 'queued', 'leased', 'seen', 'done', 'limited')
 end
 
 -- Split a lease value "<token>\t<origin>\t<slot>\t<entry>".
@@ -299,6 +299,9 @@ local function admit(P, a, digest, origin, entry, url_json, kept)
       return
     end
     if a.max_pages > 0 and a.scheduled >= a.max_pages then
+      if a.limited == 0 then
+        redis.call('HSET', P .. 'meta', 'limited', 1)  -- the fleet stopped at max_pages
+      end
       a.limited = 1
       return
     end
@@ -815,7 +818,7 @@ redis.register_function('ts_round', function(keys, args)
     redis.call('UNLINK', P .. name)
   end
   local fields = { 'queued', 'leased', 'seen', 'done', 'errors', 'scheduled', 'refused', 'reaped',
-                   'reached', 'cut', 'c:new', 'c:changed', 'c:unchanged', 'c:gone' }
+                   'reached', 'cut', 'limited', 'c:new', 'c:changed', 'c:unchanged', 'c:gone' }
   for _, field in ipairs(fields) do
     redis.call('HSET', meta, field, 0)
   end

@@ -357,6 +357,11 @@ class ShardedRedisFrontier:
     def cut(self) -> bool:
         return any(shard.cut for shard in self.shards)
 
+    @property
+    def max_pages_refused(self) -> bool:
+        """Whether the fleet's max_pages refused a URL (any process's)."""
+        return any(shard.max_pages_refused for shard in self.shards)
+
     def shard_index(self, origin: str) -> int:
         k = self._shard_by_origin.get(origin)
         if k is None:
