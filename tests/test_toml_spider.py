@@ -550,3 +550,21 @@ def test_the_next_link_is_the_first_that_is_an_http_url(cap: int | None) -> None
     [request] = ctx.requests
     assert request.url == "http://example.org/list/2?x=1"
     assert (request.data or {}) == ({} if cap is None else {"_page": 2})
+
+
+@pytest.mark.parametrize("key", ["scroll = true", "capture = '/api/'"])
+async def test_a_route_that_needs_the_browser_is_refused_without_render(
+    tmp_path: Path, key: str
+) -> None:
+    (tmp_path / "spider.toml").write_text(
+        'start = ["http://127.0.0.1:9/scroll"]\n\n'
+        f'[routes.feed]\nmatch = "*/scroll"\n{key}\n\n'
+        '[[routes.feed.items]]\nfields = { text = "p" }\n'
+    )
+    result = await cli("crawl", "spider.toml", "-o", "items.jsonl", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == [
+        "trio-scrape: error: SPIDER 'spider.toml': routes.feed: `scroll` and `capture` need "
+        "the browser: give --render (or render = true in [options])"
+    ]
+    assert not (tmp_path / "items.jsonl").exists()

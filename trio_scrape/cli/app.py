@@ -154,6 +154,7 @@ def crawl(**given: Any) -> None:
         raise UsageError("no start URLs: the spider has no `start`, and none were given")
     _merge_named(given)
     config = dataclasses.replace(options.crawl_config(given), router=spider.router)
+    _need_browser(spider, config)
     _warn_if_useless(given)
     sink = _scrape_sink(given, [selector.name for selector in config.selectors])
     show = sys.stderr.isatty() and not quiet and given["progress"] is not False
@@ -186,6 +187,21 @@ def _scrape_sink(given: Mapping[str, Any], data_fields: list[str]) -> Any:
             data_fields=data_fields,
         )
     return ScrapeSink(items, record_sink)
+
+
+def _need_browser(spider: Any, config: CrawlConfig) -> None:
+    """A TOML spider whose routes scroll or capture runs with the browser, or not at all."""
+    from ..scraper.toml_spider import SpiderRouter
+
+    router = spider.router
+    if config.render or config.render_auto or not isinstance(router, SpiderRouter):
+        return
+    routes = router.browser_only()
+    if routes:
+        raise UsageError(
+            f"SPIDER {shorten(str(spider.path), 200)}: routes.{routes[0]}: `scroll` and "
+            "`capture` need the browser: give --render (or render = true in [options])"
+        )
 
 
 def _same_file(one: str, other: str) -> bool:

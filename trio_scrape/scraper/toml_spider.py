@@ -643,6 +643,15 @@ class SpiderRouter(Router):
             plain = all(route.browser is None and not route.scroll for route in self.matching)
             self.add(None, self._unlabelled_plain if plain else self._unlabelled)
 
+    def browser_only(self) -> list[str]:
+        """The routes that cannot run without the browser (``--render``): those that scroll
+        or capture the page's own answers."""
+        return [
+            name
+            for name, route in self.routes.items()
+            if route.scroll or (route.browser is not None and route.browser.capture is not None)
+        ]
+
     def _handler(self, route: SpiderRoute) -> Callable[[Context], Any]:
         if route.browser is None and not route.scroll:
 
