@@ -404,3 +404,12 @@ async def test_a_real_prometheus_scrapes_the_crawl(site: Site, tmp_path: Path) -
                 process.kill()
                 await process.wait()
         log.close()
+
+
+async def test_a_port_the_system_chose_is_said_without_verbose(site: Site) -> None:
+    chain(site, 1)
+    result = await cli("run", site.url("/0"), "-o", "-", "-q", "--metrics", "127.0.0.1:0")
+    assert result.returncode == 0, result.stderr
+    [line] = result.stderr.decode().splitlines()
+    port = int(line.rpartition(":")[2].partition("/")[0])
+    assert line.endswith(f"serving metrics at http://127.0.0.1:{port}/metrics") and port > 0

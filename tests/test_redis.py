@@ -568,6 +568,18 @@ async def test_redis_down_is_one_line_and_exit_code_3(site: Site, tmp_path: Path
     assert status.returncode == 3 and status.stderr.count(b"\n") == 1
 
 
+async def test_a_database_redis_does_not_have_is_a_usage_error(
+    redis_url: str, tmp_path: Path
+) -> None:
+    url = redis_url.rpartition("/")[0] + "/99"  # a Redis has 16 databases by default
+    result = await cli("run", "http://127.0.0.1:9/", "--frontier", url, "-o", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == [
+        "trio-scrape: error: --frontier: this Redis has no database 99 "
+        "(ERR DB index is out of range)"
+    ]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -309,7 +309,12 @@ async def serve_metrics(
         ) from None
     bound = server.server_address
     where = (str(bound[0]), int(bound[1]))
-    logger.info("serving metrics at http://%s/metrics", address if port else f"{host}:{where[1]}")
+    # A port the system chose (0) is said without -v: the user has no other way to learn it.
+    logger.log(
+        logging.INFO if port else logging.WARNING,
+        "serving metrics at http://%s/metrics",
+        address if port else f"{host}:{where[1]}",
+    )
     try:
         yield where
         if linger > 0:

@@ -93,9 +93,9 @@ async def _open_state(
         return None
     if not opened.new:
         logger.warning(
-            "resuming the crawl in %s: %d pages done, %d to do (%d were in flight)",
+            "resuming the crawl in %s: %s done, %d to do (%d were in flight)",
             name,
-            opened.done,
+            _pages(opened.done),
             opened.queued,
             opened.requeued,
         )
@@ -159,9 +159,9 @@ async def _open_fleet(
         return None
     if not opened.new:
         logger.warning(
-            "joining the crawl %s: %d pages done, %d queued, %d in flight",
+            "joining the crawl %s: %s done, %d queued, %d in flight",
             frontier.crawl_id,
-            opened.done,
+            _pages(opened.done),
             opened.queued,
             opened.leased,
         )
@@ -204,3 +204,7 @@ def _records_of(output: CompleteSink) -> str | None:
     """Where a scrape's sink writes its page records, besides its items (None: nowhere)."""
     sink = output.sink
     return sink.records_name if isinstance(sink, ScrapeSink) else None
+
+
+def _pages(count: int) -> str:
+    return f"{count} page" if count == 1 else f"{count} pages"

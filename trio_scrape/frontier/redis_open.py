@@ -236,6 +236,11 @@ async def open_redis_frontier(
     except (*_CALL_ERRORS, trio.TooSlowError) as exc:
         with trio.CancelScope(shield=True):
             await redis.aclose()
+        if isinstance(exc, RespError) and "DB index is out of range" in str(exc):
+            raise FrontierError(  # the URL's database: the user's to change
+                f"this Redis has no database {location.db} (ERR DB index is out of range)",
+                usage=True,
+            ) from None
         raise FrontierError(
             f"cannot use Redis at {location.host}:{location.port}: {_describe(exc)}"
         ) from None
