@@ -12,7 +12,7 @@ a rendered page; only the body differs: the HTML of the DOM once the page has se
 * A page is rendered when its ``load`` event has fired and then it has been quiet: nothing
   it started is pending (``fetch``/XHR and the reading of their bodies, scripts it inserted,
   timers of up to 250 ms), its DOM has had no mutation for 10 ms and an animation frame
-  has begun since its last mutation (25 ms without a mutation where no frame comes; a
+  has begun since its last mutation (25 ms without a mutation where no frame has come; a
   script installed in every document of the tab counts these); or, with
   ``render_wait="networkidle"``, when
   Chromium reports the network idle (no request for 500 ms); either wait is capped at
@@ -73,7 +73,8 @@ BLOCKED_RESOURCES = frozenset({"Image", "Media", "Font"})
 #: its last change, for a page to count as rendered.
 QUIET_SECONDS = 0.010
 #: How long the DOM must stay unchanged, nothing tracked pending, when no animation frame
-#: comes (a page that draws none: the frame rule cannot hold it longer than this).
+#: comes (a page that draws none: the frame rule cannot hold it longer than this). Once a
+#: frame has come during the wait, frames are waited for instead (up to the wait's cap).
 QUIET_FALLBACK_SECONDS = 0.025
 #: Timers (``setTimeout``) of at most this delay are waited for by the quiet wait.
 TIMER_HORIZON_SECONDS = 0.25
@@ -225,7 +226,11 @@ new Promise((resolve) => {
   // are then timers waited for) or where nothing is tracked (the fallback window only).
   const frame = s ? s.frame : null;
   const window_ms = s ? %(quiet)d : %(fallback)d;
+  // seen: a frame came during this wait, so frames do come in this tab: from then on the
+  // fallback window no longer ends the wait (a frame late on a loaded machine is waited for,
+  // up to the cap), only the frame rule does.
   let timer, fallback, lastChange = 0, drawn = !frame, quiet = false, asked = false;
+  let seen = false;
   const done = () => {
     observer.disconnect(); cancel(timer); cancel(fallback); cancel(cap);
     if (s) s.wake = null;
@@ -233,6 +238,7 @@ new Promise((resolve) => {
   };
   const onFrame = (time) => {
     asked = false;
+    if (!seen) { seen = true; cancel(fallback); }
     if (time > lastChange) { drawn = true; if (quiet) done(); } else ask();
   };
   const ask = () => { if (frame && !asked) { asked = true; frame(onFrame); } };
@@ -240,7 +246,7 @@ new Promise((resolve) => {
     cancel(timer); cancel(fallback); quiet = false;
     if (!s || s.pending <= 0) {
       timer = later(() => { quiet = true; if (drawn) done(); }, window_ms);
-      fallback = later(done, %(fallback)d);
+      if (!seen) fallback = later(done, %(fallback)d);
     }
   };
   const changed = () => { lastChange = performance.now(); drawn = !frame; ask(); check(); };
