@@ -218,7 +218,12 @@ class CountsUnlinked(Protocol):
 class CountsMaxPages(Protocol):
     #: The frontier enforces ``max_pages`` itself (for a whole fleet): the crawler does not.
     counts_max_pages: bool
-    #: Whether ``max_pages`` refused a URL of the crawl (the fleet stopped at it).
+
+
+@runtime_checkable
+class KnowsMaxPagesRefused(Protocol):
+    #: Whether the frontier's own ``max_pages`` (see :class:`CountsMaxPages`) refused a URL
+    #: of the crawl: the fleet stopped at it.
     max_pages_refused: bool
 
 
@@ -362,8 +367,8 @@ class CompleteFrontier:
         self.counts_max_pages = (
             bool(frontier.counts_max_pages) if isinstance(frontier, CountsMaxPages) else False
         )
-        self._counts_from: CountsMaxPages | None = (
-            frontier if isinstance(frontier, CountsMaxPages) else None
+        self._counts_from: KnowsMaxPagesRefused | None = (
+            frontier if isinstance(frontier, KnowsMaxPagesRefused) else None
         )
         self._cut_from: KnowsCut | None = frontier if isinstance(frontier, KnowsCut) else None
         self._get_nowait: Callable[[HostLimiter], CrawlRequest] | None = (
