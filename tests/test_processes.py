@@ -31,6 +31,12 @@ def extract_heading(page: Page) -> dict[str, Any]:
     return {"h1": node.text() if node else None, "pid": os.getpid()}
 
 
+def exit_on_deadly(page: Page) -> None:
+    """A module-level hook whose worker process exits (status 3) on the page ``/deadly``."""
+    if page.url.endswith("/deadly"):
+        os._exit(3)
+
+
 def follow_even(page: Page) -> list[str]:
     return [url for url in page.links if not url[-1:].isdigit() or int(url[-1]) % 2 == 0]
 
@@ -184,9 +190,29 @@ async def test_a_killed_worker_process_loses_no_page(site: Site) -> None:
         site.add(f"/p{i}", page)
     pages, stats = await crawl([site.url("/p0")], depth=count, processes=2, workers=8)
     assert killed and not exists(killed[0])
+    print(sorted(pages), stats, [(u, p.error) for u, p in pages.items()])
     assert set(pages) == {site.url(f"/p{i}") for i in range(count)}
     assert all(p.ok for p in pages.values()), [p.error for p in pages.values() if not p.ok]
     assert stats.worker_restarts == 1 and stats.pages == count
+
+
+async def test_a_page_whose_worker_process_exits_is_a_crashed_record(site: Site) -> None:
+    """A worker process that exits with a status (not by a signal) while running a page is
+    replaced, as one killed is: the page that ends it, after its retries, is a ``crashed``
+    record; the crawl goes on and every other page gets its record. (One page in flight at a
+    time: a page in flight beside it in that process would have an attempt counted too.)"""
+    count = 30
+    for i in range(count):
+        site.add(f"/p{i}", Reply(body=html_page(f"P{i}")))
+    site.add("/deadly", Reply(body=html_page("deadly")))
+    seeds = [site.url(f"/p{i}") for i in range(count // 2)] + [site.url("/deadly")]
+    seeds += [site.url(f"/p{i}") for i in range(count // 2, count)]
+    pages, stats = await crawl(seeds, processes=2, workers=1, retries=1, extract=exit_on_deadly)
+    deadly = pages.pop(site.url("/deadly"))
+    assert deadly.error is not None and deadly.error.kind == "crashed", deadly.error
+    assert set(pages) == {site.url(f"/p{i}") for i in range(count)}
+    assert all(p.ok for p in pages.values()), [p.error for p in pages.values() if not p.ok]
+    assert stats.worker_restarts == 2  # one per attempt at the deadly page
 
 
 async def test_cancelling_a_library_crawl_leaves_no_worker_process(site: Site) -> None:
@@ -380,3 +406,24 @@ async def test_worker_processes_import_the_crawlers_package_not_the_working_dire
     assert stats.processes == 2
     assert sorted(pages) == sorted(site.url(p) for p in ("/", "/a", "/b"))
     assert all(page.error is None for page in pages.values())
+
+
+async def test_worker_processes_that_keep_dying_end_the_crawl_in_one_line(
+    site: Site, tmp_path: Path
+) -> None:
+    from .test_cli import cli
+
+    for i in range(40):
+        site.add(f"/p{i}", Reply(body=html_page(f"P{i}")))
+    (tmp_path / "seeds.txt").write_text("".join(site.url(f"/p{i}") + "\n" for i in range(40)))
+    (tmp_path / "deadly_hook.py").write_text("import os\n\ndef extract(page):\n    os._exit(3)\n")
+    result = await cli(
+        "run", "--seeds-file", "seeds.txt", "--processes", "2", "--retries", "0", "--workers",
+        "1", "--extract", "deadly_hook:extract", "-o", "out.jsonl", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    last = result.stderr.decode().splitlines()[-1]
+    assert last == (
+        "trio-scrape: error: worker processes died 9 times (the last: exit code 3); giving up"
+    )
+    assert "Traceback" not in result.stderr.decode()

@@ -30,7 +30,14 @@ import typer
 from .._version import __version__
 from ..engine.crawler import Crawler, raise_single
 from ..engine.stats import CrawlStatistics
-from ..errors import ConfigError, FrontierError, LoginFailed, OutputError, StateError
+from ..errors import (
+    ConfigError,
+    FrontierError,
+    LoginFailed,
+    OutputError,
+    StateError,
+    WorkerError,
+)
 from ..model.config import LIMITS, CrawlConfig
 from ..model.urls import canonicalize
 from ..model.validate import number, shorten
@@ -606,10 +613,10 @@ async def _fleet_call(command: str, frontier: str, crawl_id: str | None, *args: 
 def _summary(stats: CrawlStatistics, stopped: str | None = None) -> str:
     """The one-line summary for a non-terminal stderr (``stopped``: see :func:`_stop_text`)."""
     errors = sum(stats.errors.values())
-    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(stats.errors.items()))
+    kinds = ", ".join(f"{kind} {count:,}" for kind, count in sorted(stats.errors.items()))
     detail = f": {kinds}" if kinds else ""
     text = (
-        f"{PROG}: {_plural(stats.pages, 'page')} ({stats.ok} ok,"
+        f"{PROG}: {_plural(stats.pages, 'page')} ({stats.ok:,} ok,"
         f" {_plural(errors, 'error')}{detail})"
         f" in {stats.elapsed:.2f}s, {stats.pages_per_second:.1f} pages/s"
     )
@@ -621,7 +628,11 @@ def _summary(stats: CrawlStatistics, stopped: str | None = None) -> str:
     if recrawl := _recrawl_text(stats):
         text += f"; {recrawl}"
     if stats.worker_restarts:
-        text += f"; {stats.worker_restarts} worker processes died and were replaced"
+        restarts = stats.worker_restarts
+        if restarts == 1:
+            text += "; 1 worker process died and was replaced"
+        else:
+            text += f"; {restarts:,} worker processes died and were replaced"
     if stopped:
         text += f"; {stopped}"
     return text
@@ -1198,7 +1209,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     except UsageError as exc:
         _fail(2, _named_by_file(str(exc), args))
-    except OutputError as exc:
+    except (OutputError, WorkerError) as exc:
         _fail(1, str(exc))
     except FrontierError as exc:
         _fail(3, str(exc))

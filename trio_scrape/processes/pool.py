@@ -415,6 +415,7 @@ class ProcessPipeline:
             await self._lost(worker)
 
     async def _lost(self, worker: _Worker) -> None:
+        started = worker.ready  # it had set itself up: its death is a page's, not a start's
         worker.alive = False
         worker.ready = False
         self._workers.remove(worker)
@@ -434,7 +435,7 @@ class ProcessPipeline:
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
         if self._closing:
             return
-        if not worker.ready and code > 0:  # it failed to set itself up: another would too
+        if not started and code > 0:  # it failed to set itself up: another would too
             self._broken = WorkerError(
                 f"a worker process failed to start ({how}); its error is above"
             )
@@ -443,12 +444,12 @@ class ProcessPipeline:
             self._restart_budget -= 1
             self.restarts += 1
             logger.warning(
-                "worker process %d died (%s) with %d pages in flight, which go back to the "
-                "queue; starting another (%d restarts left)",
+                "worker process %d died (%s) with %s in flight, which go back to the "
+                "queue; starting another (%s left)",
                 pid,
                 how,
-                len(lost),
-                self._restart_budget,
+                "1 page" if len(lost) == 1 else f"{len(lost)} pages",
+                "1 restart" if self._restart_budget == 1 else f"{self._restart_budget} restarts",
             )
             self.start(worker.number)
         else:
