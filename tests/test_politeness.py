@@ -201,6 +201,36 @@ async def test_robots_txt_is_fetched_once_and_obeyed(site: Site) -> None:
     assert site.robots_log == [] and "/private/a" in site.hits
 
 
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_a_redirect_into_a_disallowed_path_is_not_followed(
+    hosts: list[Site], processes: int
+) -> None:
+    """Each redirect hop is asked about as a page's URL is: a hop into a path robots.txt
+    disallows, on the page's host or another, is never requested; the page's record is a
+    ``robots`` error naming the target. Robots.txt's own redirects are not asked about."""
+    site, other, _ = hosts
+    for server in (site, other):
+        server.add("/robots.txt", Reply(body=b"User-agent: *\nDisallow: /private\n"))
+        server.add("/private/secret", Reply(body=html_page("secret")))
+        server.add("/open", Reply(body=html_page("open")))
+    site.add("/in", Reply(status=302, headers={"location": "/private/secret"}))
+    site.add("/across", Reply(status=301, headers={"location": other.url("/private/secret")}))
+    site.add("/fine", Reply(status=302, headers={"location": other.url("/open")}))
+    seeds = [site.url(path) for path in ("/in", "/across", "/fine")]
+    pages, stats = await run_crawl(seeds, processes=processes, allow_private=True)
+    for path, target in (
+        ("/in", site.url("/private/secret")),
+        ("/across", other.url("/private/secret")),
+    ):
+        page = pages[site.url(path)]
+        assert page.error is not None and page.error.kind == "robots", page.error
+        assert target in page.error.message
+    assert pages[site.url("/fine")].ok and pages[site.url("/fine")].final_url == other.url("/open")
+    assert "/private/secret" not in site.hits and "/private/secret" not in other.hits
+    assert other.robots_log  # the other host's robots.txt was read for the hops to it
+    assert stats.errors == {"robots": 2}
+
+
 async def test_robots_4xx_allows_all_and_5xx_is_retried_then_allows(
     site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -57,7 +57,7 @@ from ..frontier.memory import MemoryFrontier
 from ..frontier.open import open_frontier
 from ..frontier.pacing import HostLimiter
 from ..http.cookies import SessionJar
-from ..http.fetcher import Fetcher, open_fetcher
+from ..http.fetcher import HttpxFetcher, open_fetcher
 from ..model.config import CrawlConfig
 from ..model.page import CrawlRequest, Page, PageError
 from ..model.request import Request, RequestError
@@ -344,6 +344,8 @@ class Crawler:
                         rng=self._rng,
                         shared=self._frontier.shared_robots,
                     )
+                    if config.robots:  # a redirect's target is asked about as a page's URL is
+                        fetcher.redirect_allowed = self._robots.allowed
                 writer = RecordWriter(
                     complete_sink(self._sink),
                     self._frontier,
@@ -437,7 +439,7 @@ class Crawler:
         if self._stop_reason is None:
             self._stop_reason = "max_pages"
 
-    async def _open_pipeline(self, stack: AsyncExitStack) -> Fetcher:
+    async def _open_pipeline(self, stack: AsyncExitStack) -> HttpxFetcher:
         """Open the page pipeline (here, or in worker processes) and return the plain HTTP
         fetcher that robots.txt and sitemaps use."""
         config = self._config

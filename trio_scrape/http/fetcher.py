@@ -18,10 +18,11 @@ import os
 import random
 import re
 import zlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -173,6 +174,10 @@ class HttpxFetcher:
         self._cookies = self.jar.cookies
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
+        #: whether robots.txt lets a redirect's target be requested (None: not asked): the
+        #: crawl checks a page's own URL before it is fetched, and sets this so that each
+        #: redirect hop is checked too (a redirect into a disallowed path is not followed)
+        self.redirect_allowed: Callable[[str], Awaitable[bool]] | None = None
         # The plain way (see _PLAIN_URL): only over the crawler's own transport, and only
         # with headers it need not touch per request (a Host of the user's own, or
         # credentials that a redirect to another origin must drop, go through httpx).
@@ -212,6 +217,8 @@ class HttpxFetcher:
                 if isinstance(answer, Response):
                     return answer
                 url = answer  # a redirect
+                if self.redirect_allowed is not None:
+                    await self._check_redirect(url)
                 continue
             if extra:  # the first request only: validators belong to the URL asked for
                 sent = httpx.Headers({**sent, **extra})
@@ -244,6 +251,8 @@ class HttpxFetcher:
                 if response.status_code in _REDIRECT_STATUSES and location:
                     url = _redirect_target(str(response.url), location)
                     method, body = redirected_method(response.status_code, method, body)
+                    if self.redirect_allowed is not None:
+                        await self._check_redirect(url)
                     continue
                 content = await self._read_capped(response, fields)
                 return Response(
@@ -252,6 +261,19 @@ class HttpxFetcher:
             finally:
                 await response.aclose()
         raise FetchError("too_many_redirects", f"more than {self._max_redirects} redirects")
+
+    async def _check_redirect(self, url: str) -> None:
+        """Refuse a redirect to a URL that robots.txt disallows (robots.txt itself is always
+        allowed, RFC 9309: its own redirects are not asked about).
+
+        Raises:
+            FetchError: ``robots``, the target is disallowed (it is not requested).
+        """
+        assert self.redirect_allowed is not None
+        if urlsplit(url).path == "/robots.txt":
+            return
+        if not await self.redirect_allowed(url):
+            raise FetchError("robots", f"redirected to {url}, which robots.txt disallows")
 
     async def _fetch_plain(
         self, url: str, plain: tuple[str, str, int, str | None, str], sent: httpx.Headers

@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -58,6 +59,25 @@ def _import_hook(reference: str) -> Any:
     return found
 
 
+def _redirect_checker(fetcher: Any, config: CrawlConfig) -> Callable[[str], Awaitable[bool]]:
+    """Whether robots.txt allows a redirect's target: checked here, as the crawler checks a
+    page's URL before it sends it, with rules this process reads for the hosts its pages
+    redirect to (the crawler's own are in its process). Made at the first redirect: most
+    worker processes need no robots.txt parser."""
+    allowed: Callable[[str], Awaitable[bool]] | None = None
+
+    async def check(url: str) -> bool:
+        nonlocal allowed
+        if allowed is None:
+            from ..engine.robots import RobotsCache
+            from ..frontier.pacing import HostLimiter
+
+            allowed = RobotsCache(fetcher, HostLimiter(config), config).allowed
+        return await allowed(url)
+
+    return check
+
+
 async def _serve(fd: int) -> None:
     sock = socket.socket(fileno=fd)
     stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
@@ -75,6 +95,8 @@ async def _serve(fd: int) -> None:
     # Each worker process renders with a browser of its own.
     async with open_page_pipeline(config, **seeds, write_at_once=True) as tools:
         pipeline = tools.pipeline
+        if config.robots:
+            tools.fetcher.redirect_allowed = _redirect_checker(tools.fetcher, config)
         jar = tools.fetcher.jar  # a copy of the crawl's (see http/cookies.py)
         outbox_send, outbox_recv = trio.open_memory_channel[bytes](config.workers)
         running: dict[int, trio.CancelScope] = {}
