@@ -12,7 +12,17 @@ from trio_scrape.model.parse import decode_body, is_html, normalise_space, parse
     ("content", "content_type", "text", "encoding"),
     [
         (b"plain", "text/html", "plain", "utf-8"),
-        ("é".encode("latin-1"), "text/html; charset=iso-8859-1", "é", "iso8859-1"),
+        # As browsers read them (the WHATWG Encoding standard): latin-1 and ASCII labels
+        # are windows-1252, whose 0x80-0x9F are the curly quotes, dashes and euro sign.
+        ("é".encode("latin-1"), "text/html; charset=iso-8859-1", "é", "cp1252"),
+        (
+            b"Don\x92t \x80 5 \x96 caf\xe9",
+            "text/html; charset=ISO-8859-1",
+            "Don\u2019t \u20ac 5 \u2013 caf\xe9",
+            "cp1252",
+        ),
+        (b"caf\xe9 \x93x\x94", "text/html; charset=us-ascii", "caf\xe9 \u201cx\u201d", "cp1252"),
+        (b'<meta charset="latin1">\x92', None, '<meta charset="latin1">\u2019', "cp1252"),
         ('"é"'.encode("cp1252"), 'text/html; charset="windows-1252"', '"é"', "cp1252"),
         (codecs.BOM_UTF8 + "é".encode(), "text/html; charset=latin-1", "é", "utf-8-sig"),
         ("é".encode("utf-16"), None, "é", "utf-16"),

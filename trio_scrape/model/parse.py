@@ -21,6 +21,7 @@ from .page import rebuilt_by_fields
 from .tree import Tree
 
 __all__ = [
+    "browser_codec",
     "ParsedHtml",
     "Selector",
     "Sitemap",
@@ -98,13 +99,36 @@ def is_html(content_type: str | None, content: bytes) -> bool:
     return bool(_HTML_SNIFF.match(content[:1024]))
 
 
-def _codec(label: str | None) -> str | None:
+# Python codecs for the encodings whose WHATWG definition differs from Python's codec of the
+# same name: browsers read (and submit) these labels as the wider Windows code pages.
+_BROWSER_CODECS = {
+    "ascii": "cp1252",
+    "latin-1": "cp1252",
+    "iso8859-1": "cp1252",
+    "iso8859-9": "cp1254",
+    "iso8859-11": "cp874",
+    "tis-620": "cp874",
+    "gb2312": "gbk",
+    "euc_kr": "cp949",
+    "shift_jis": "cp932",
+    "big5": "big5hkscs",
+}
+
+
+def browser_codec(label: str | None) -> str | None:
+    """The Python codec a browser uses for an encoding label (the WHATWG Encoding
+    standard's: ``iso-8859-1``, ``latin1`` and ``us-ascii`` are windows-1252), None if
+    unknown."""
     if not label:
         return None
     try:
-        return codecs.lookup(label.strip()).name
+        name = codecs.lookup(label.strip(_ASCII_WHITESPACE)).name
     except LookupError:
         return None
+    return _BROWSER_CODECS.get(name, name)
+
+
+_codec = browser_codec
 
 
 def decode_body(content: bytes, content_type: str | None) -> tuple[str, str]:

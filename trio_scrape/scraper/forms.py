@@ -34,7 +34,6 @@ the browser (the comments say where).
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import re
 import secrets
@@ -47,6 +46,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from ..errors import TrioScrapeError
 from ..model.page import Page
+from ..model.parse import browser_codec
 from ..model.tree import Tree
 from ..model.urls import browser_url, document_base, resolve_links
 
@@ -466,20 +466,6 @@ def _action_url(
 
 # Encodings.
 
-# Python codecs for the encodings whose WHATWG definition differs from Python's codec of the
-# same name: browsers read (and submit) these labels as the wider Windows code pages.
-_BROWSER_CODECS = {
-    "ascii": "cp1252",
-    "latin-1": "cp1252",
-    "iso8859-1": "cp1252",
-    "iso8859-9": "cp1254",
-    "iso8859-11": "cp874",
-    "tis-620": "cp874",
-    "gb2312": "gbk",
-    "euc_kr": "cp949",
-    "shift_jis": "cp932",
-    "big5": "big5hkscs",
-}
 # WHATWG names of Python codecs, for the value of a hidden _charset_ field.
 _WHATWG_NAMES = {
     "utf-8": "UTF-8",
@@ -497,15 +483,7 @@ _WHATWG_NAMES = {
 }
 
 
-def _codec(label: str | None) -> str | None:
-    """The Python codec a browser uses for an encoding label, None if unknown."""
-    if not label:
-        return None
-    try:
-        name = codecs.lookup(label.strip(_ASCII_WHITESPACE)).name
-    except LookupError:
-        return None
-    return _BROWSER_CODECS.get(name, name)
+_codec = browser_codec
 
 
 def _output_codec(name: str | None) -> str:
