@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import functools
 import json
 import os
@@ -157,6 +158,11 @@ async def test_seeds_file_and_stdin(site: Site, tmp_path: Path) -> None:
     assert sorted(r["title"] for r in records(result.stdout)) == ["P1", "P2", "P3"]
     result = await cli("run", "--seeds-file", "-", stdin=site.url("/2").encode() + b"\n")
     assert [r["title"] for r in records(result.stdout)] == ["P2"]
+    # A file saved with a byte-order mark (Windows' Notepad): the mark is not the URL's.
+    seeds.write_bytes(codecs.BOM_UTF8 + f"{site.url('/1')}\r\n".encode())
+    result = await cli("run", "--seeds-file", str(seeds))
+    assert result.returncode == 0, result.stderr
+    assert [r["title"] for r in records(result.stdout)] == ["P1"]
 
 
 @pytest.mark.parametrize("processes", ["1", "2"])

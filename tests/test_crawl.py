@@ -236,6 +236,23 @@ async def test_a_redirect_target_linking_to_itself_is_fetched_once(
     assert site.hits["/d/"] == 1
 
 
+@pytest.mark.parametrize("headers", [None, {"X-Extra": "1"}], ids=["plain", "httpx"])
+async def test_a_location_in_raw_utf8_is_read_as_utf8(
+    site: Site, headers: dict[str, str] | None
+) -> None:
+    """A server that writes a Location's non-ASCII as raw UTF-8 bytes (the header's text as
+    latin-1 here, so its bytes on the wire are UTF-8): the target is that UTF-8, escaped once,
+    as a browser requests it. Both request paths: the plain one and httpx's."""
+    raw = "/caf\u00e9?q=\u00e9".encode().decode("latin-1")  # its UTF-8 bytes, as latin-1
+    site.add("/go", Reply(302, headers={"Location": raw}))
+    site.add("/caf%C3%A9?q=%C3%A9", Reply(body=html_page("cafe")))
+    config_headers = {"headers": headers} if headers else {}
+    pages, _ = await run_crawl([site.url("/go")], **config_headers)
+    page = pages[site.url("/go")]
+    assert page.ok, page.error
+    assert page.final_url == site.url("/caf%C3%A9?q=%C3%A9")
+
+
 async def test_redirect_loops_and_long_chains_fail(site: Site) -> None:
     site.add("/loop1", Reply(302, headers={"Location": "/loop2"}))
     site.add("/loop2", Reply(302, headers={"Location": "/loop1"}))

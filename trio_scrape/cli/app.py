@@ -9,6 +9,7 @@ in-flight pages had their grace and every record so far is written).
 
 # No `from __future__ import annotations` here: typer reads the commands' annotations at every
 # start, and as strings it would compile and evaluate each of them (~8 ms of a start).
+import codecs
 import contextlib
 import dataclasses
 import enum
@@ -786,6 +787,8 @@ def _read_seeds(path: Path) -> list[str]:
                         f"--seeds-file: line {number} of {name} is longer than "
                         f"{_MAX_SEED_LINE:,} bytes: not a URL"
                     )
+                if number == 1 and raw.startswith(codecs.BOM_UTF8):  # saved by Notepad
+                    raw = raw[len(codecs.BOM_UTF8) :]
                 line = raw.decode("utf-8", errors="replace").strip()
                 if line and not line.startswith("#"):
                     seeds.append(line)

@@ -470,7 +470,14 @@ def redirected_method(status: int, method: str, body: bytes | None) -> tuple[str
 
 def _redirect_target(base: str, location: str) -> str:
     """The URL a browser requests for a redirect's ``Location``: resolved against the URL
-    that answered, by the URL standard (ada-url), fragment removed."""
+    that answered, by the URL standard (ada-url), fragment removed. Header values arrive as
+    latin-1 text; a Location's raw bytes that are UTF-8 are read as UTF-8, as browsers do
+    (``/café`` sent as UTF-8 is ``/caf%C3%A9``, not ``/caf%C3%83%C2%A9``)."""
+    if not location.isascii():
+        try:
+            location = location.encode("latin-1").decode("utf-8")
+        except UnicodeError:  # not UTF-8 bytes (or not from latin-1): as it came
+            pass
     links, invalid = resolve_links(base, [location])
     if invalid:
         raise FetchError("invalid_url", f"bad redirect Location {location!r}")
