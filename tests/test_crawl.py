@@ -373,7 +373,11 @@ async def test_gzip_bomb_is_cut_at_max_bytes(site: Site, processes: int) -> None
     assert len(bomb) < 128 * 1024
     site.add("/bomb", Reply(body=bomb, headers={"Content-Encoding": "gzip"}))
     pages, _ = await run_crawl([site.url("/bomb")], max_bytes=1024 * 1024, processes=processes)
-    assert kind(pages[site.url("/bomb")]) == "too_large"
+    page = pages[site.url("/bomb")]
+    assert kind(page) == "too_large"
+    # An answer came: its record says which, though its body is refused.
+    assert (page.status, page.content_type) == (200, "text/html; charset=utf-8")
+    assert page.final_url == site.url("/bomb") and not page.ok
 
 
 async def test_endless_chunked_body_is_cut_at_max_bytes(site: Site) -> None:
@@ -393,6 +397,10 @@ async def test_declared_length_over_the_cap_fails_before_reading(site: Site) -> 
     site.add("/big", Reply(body=b"z" * 5000, content_type="text/plain"))
     pages, _ = await run_crawl([site.url("/big")], max_bytes=1000)
     assert kind(pages[site.url("/big")]) == "too_large"
+    assert (pages[site.url("/big")].status, pages[site.url("/big")].content_type) == (
+        200,
+        "text/plain",
+    )
 
 
 async def test_corrupt_gzip_is_a_decode_error(site: Site) -> None:

@@ -289,9 +289,12 @@ class PagePipeline:
             delay = max(delay, retry_after)
         if not retryable or attempt > config.retries:
             assert error is not None
-            outcome.page = failed_page(
+            outcome.page = page = failed_page(
                 request, PageError(error.kind, error.message), elapsed=elapsed
             )
+            if error.status is not None:  # an answer came, and its body failed
+                page.final_url, page.status = error.final_url, error.status
+                page.content_type = error.content_type
             return outcome
         outcome.retry_after = delay
         outcome.retry_reason = (

@@ -78,6 +78,17 @@ class FetchError(Exception):
         super().__init__(message)
         self.kind: ErrorKind = kind
         self.message = message
+        #: the answer's URL, status and Content-Type when one came but its body failed
+        #: (``too_large``, ``decode``): the record says them (None: no answer)
+        self.final_url: str | None = None
+        self.status: int | None = None
+        self.content_type: str | None = None
+
+    def answered(self, url: str, status: int, fields: Mapping[str, str]) -> FetchError:
+        """This error, with the answer whose body it is about."""
+        self.final_url, self.status = url, status
+        self.content_type = fields.get("content-type")
+        return self
 
     @property
     def retryable(self) -> bool:
@@ -254,10 +265,10 @@ class HttpxFetcher:
                     if self.redirect_allowed is not None:
                         await self._check_redirect(url)
                     continue
-                content = await self._read_capped(response, fields)
-                return Response(
-                    str(response.url), response.status_code, response.headers, content, fields
-                )
+                stream: Any = response.stream
+                final, status = str(response.url), response.status_code
+                content = await self._read_capped(stream, final, status, fields)
+                return Response(final, status, response.headers, content, fields)
             finally:
                 await response.aclose()
         raise FetchError("too_many_redirects", f"more than {self._max_redirects} redirects")
@@ -298,17 +309,7 @@ class HttpxFetcher:
             location = fields.get("location")
             if status in _REDIRECT_STATUSES and location:
                 return _redirect_target(url, location)
-            cap = self._max_bytes
-            declared = fields.get("content-length", "")
-            if declared.isdigit() and int(declared) > cap:
-                raise FetchError("too_large", f"Content-Length {declared} is over max_bytes={cap}")
-            try:
-                content = await _read_up_to(body, cap)
-            except httpx.HTTPError as exc:
-                raise _classify(exc) from exc
-            codings = fields.get("content-encoding")
-            if codings:
-                content = decode_content(content, codings, cap)
+            content = await self._read_capped(body, url, status, fields)
             return Response(url, status, headers, content, fields)
         finally:
             await body.aclose()
@@ -327,23 +328,38 @@ class HttpxFetcher:
         except BlockedAddress as exc:
             raise FetchError("blocked_address", str(exc)) from exc
 
-    async def _read_capped(self, response: httpx.Response, fields: dict[str, str]) -> bytes:
-        """The body, decoded, at most ``max_bytes`` of it at every stage.
+    async def _read_capped(
+        self, stream: AsyncIterable[bytes], url: str, status: int, fields: Mapping[str, str]
+    ) -> bytes:
+        """The body of the answer (``url``, ``status``, ``fields``), decoded, at most
+        ``max_bytes`` of it at every stage.
 
         The raw body is read from the transport's stream (no httpx decoder or chunker layers:
         a tenth of the CPU per page) and capped; then each Content-Encoding is undone with a
         bound on its output, so no chunk of a compression bomb is ever inflated whole.
+
+        Raises:
+            FetchError: ``too_large`` or ``decode`` (with the answer's URL, status and
+                Content-Type: :meth:`FetchError.answered`), or the network's error.
         """
         cap = self._max_bytes
         declared = fields.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
-            raise FetchError("too_large", f"Content-Length {declared} is over max_bytes={cap}")
+            error = FetchError("too_large", f"Content-Length {declared} is over max_bytes={cap}")
+            raise error.answered(url, status, fields)
         try:
-            body = await _read_up_to(response.stream, cap)  # type: ignore[arg-type]
+            body = await _read_up_to(stream, cap)
         except httpx.HTTPError as exc:
             raise _classify(exc) from exc
+        except FetchError as exc:
+            raise exc.answered(url, status, fields) from None
         codings = fields.get("content-encoding")
-        return decode_content(body, codings, cap) if codings else body
+        if not codings:
+            return body
+        try:
+            return decode_content(body, codings, cap)
+        except FetchError as exc:
+            raise exc.answered(url, status, fields) from exc.__cause__
 
 
 def plain_url(url: str) -> tuple[str, str, int, str | None, str] | None:
