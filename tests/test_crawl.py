@@ -393,6 +393,22 @@ async def test_endless_chunked_body_is_cut_at_max_bytes(site: Site) -> None:
     assert kind(pages[site.url("/endless")]) == "too_large"
 
 
+@both
+async def test_an_answer_with_bare_lf_line_ends_is_read(site: Site, processes: int) -> None:
+    """Lines that end in a bare LF (some servers): read, as browsers, curl and h11 read them."""
+
+    async def bare(request: Request) -> bool:
+        body = b"<title>bare</title>"
+        head = b"HTTP/1.1 200 OK\nContent-Type: text/html\nContent-Length: %d\n\n" % len(body)
+        await request.stream.send_all(head + body)
+        return False
+
+    site.add_raw("/bare", bare)
+    pages, _ = await run_crawl([site.url("/bare")], processes=processes)
+    page = pages[site.url("/bare")]
+    assert page.ok and page.title == "bare", page.error
+
+
 async def test_declared_length_over_the_cap_fails_before_reading(site: Site) -> None:
     site.add("/big", Reply(body=b"z" * 5000, content_type="text/plain"))
     pages, _ = await run_crawl([site.url("/big")], max_bytes=1000)

@@ -80,6 +80,9 @@ class _Message:
 
     def __init__(self) -> None:
         self.parser = httptools.HttpResponseParser(self)
+        # Lines that end in a bare LF, as some servers send them: browsers, curl and h11
+        # read such answers; llhttp refuses them unless told.
+        self.parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
         self.headers: list[tuple[bytes, bytes]] = []
         self.status = 0
         self.headers_done = False
