@@ -197,6 +197,7 @@ async def test_extract_and_follow_hooks_from_a_module(
     ("args", "message"),
     [
         (["ht!tp://x"], "invalid URL 'ht!tp://x'"),
+        (["http://127.0.0.1:1/" + "a" * 3000], "(URL longer than 2048 characters)"),
         (["http://127.0.0.1:1/", "--workers", "0"], "--workers: must be at least 1"),
         (["http://127.0.0.1:1/", "--timeout", "-1"], "--timeout: must be positive"),
         (["http://127.0.0.1:1/", "--timeout", "soon"], "--timeout: must be a number, not 'soon'"),

@@ -153,10 +153,7 @@ def crawl(**given: Any) -> None:
     spider = load_spider(given["spider"])
     urls = given["urls"] or []
     for url in urls:
-        try:
-            canonicalize(url)
-        except ValueError:
-            raise UsageError(f"invalid URL {shorten(url, 200)}{_did_you_mean(url)}") from None
+        _checked_url(url)
     starts = [*urls, *spider.start]
     if not starts:
         raise UsageError("no start URLs: the spider has no `start`, and none were given")
@@ -342,11 +339,18 @@ parse.__signature__ = options.fetch_signature(  # type: ignore[attr-defined]
 app.command(cls=FastCommand)(parse)
 
 
-def _checked_url(url: str) -> str:
+def _checked_url(url: str, flag: str = "") -> str:
+    """``url``, a seed given on the command line, if it is one.
+
+    Raises:
+        UsageError: it is not an http(s) URL (saying what may have been meant), or is too
+            long.
+    """
     try:
         canonicalize(url)
-    except ValueError:
-        raise UsageError(f"invalid URL {shorten(url, 200)}{_did_you_mean(url)}") from None
+    except ValueError as exc:
+        why = f" ({exc})" if "longer than" in str(exc) else _did_you_mean(url)
+        raise UsageError(f"{flag}invalid URL {shorten(url, 200)}{why}") from None
     return url
 
 
@@ -364,12 +368,7 @@ def _seeds(given: Mapping[str, Any]) -> list[str]:
         raise UsageError("no seed URLs: give URLs, --seeds-file or --sitemap")
     for flag, urls in (("", seeds), ("--sitemap: ", sitemaps)):
         for url in urls:
-            try:
-                canonicalize(url)
-            except ValueError:
-                raise UsageError(
-                    f"{flag}invalid URL {shorten(url, 200)}{_did_you_mean(url)}"
-                ) from None
+            _checked_url(url, flag)
     return seeds
 
 
