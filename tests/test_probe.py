@@ -329,8 +329,7 @@ async def test_a_bad_option_value_in_a_python_spider_names_the_spider(tmp_path: 
         result = await cli("crawl", "spider.py", "http://127.0.0.1:9/", cwd=tmp_path)
         assert result.returncode == 2
         [line] = result.stderr.decode().splitlines()
-        assert line.startswith("trio-scrape: error: SPIDER '"), line
-        assert line.endswith(f"spider.py': {expected}"), line
+        assert line == f"trio-scrape: error: SPIDER 'spider.py': {expected}", line
 
 
 def test_the_shell_opens_ipython_in_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:

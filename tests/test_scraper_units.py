@@ -37,6 +37,9 @@ def test_a_request_is_kept_as_a_browser_requests_it() -> None:
         ({"method": "GET /x"}, "method"),
         ({"headers": {"X-A": "a\r\nInjected: 1"}}, "headers"),
         ({"headers": {"bad name": "v"}}, "headers"),
+        ({"headers": {"X-A": "caf\u00e9"}}, "headers"),  # HTTP sends header values as ASCII
+        ({"headers": {"Transfer-Encoding": "chunked"}}, "headers"),  # the client's own
+        ({"headers": {"Connection": "close"}}, "headers"),
         ({"body": "text"}, "body"),
         ({"body": b"x" * (MAX_BODY_BYTES + 1)}, "body"),
         ({"label": ""}, "label"),

@@ -82,7 +82,7 @@ def load_spider(path: Path) -> Spider:
         raise UsageError(
             f"{name}: {where}importing it failed: {type(exc).__name__}: {exc}"
         ) from None
-    return _read(module, name)
+    return _read(module, name, path)
 
 
 def _load_toml(path: Path, name: str) -> Spider:
@@ -97,7 +97,7 @@ def _load_toml(path: Path, name: str) -> Spider:
     return Spider(path, spider.router, spider.start, spider.options, spider.option_lines)
 
 
-def _read(module: Any, name: str) -> Spider:
+def _read(module: Any, name: str, path: Path) -> Spider:
     from ..scraper.handlers import Router
 
     router = getattr(module, "router", None)
@@ -116,7 +116,7 @@ def _read(module: Any, name: str) -> Spider:
     spider_options = getattr(module, "options", {})
     if not isinstance(spider_options, dict):
         raise UsageError(f"{name}: `options` must be a dict of option names to values")
-    return Spider(Path(module.__file__), router, tuple(start), dict(spider_options))
+    return Spider(path, router, tuple(start), dict(spider_options))  # the path as given
 
 
 def _line_of(exc: BaseException, path: Path) -> int | None:

@@ -28,6 +28,8 @@ from typing import Any
 
 import orjson
 
+from ..errors import ConfigError
+from . import validate
 from .urls import browser_url, url_key
 
 __all__ = [
@@ -48,7 +50,6 @@ MAX_DATA_BYTES = 64 * 1024
 MAX_LABEL_LENGTH = 200
 
 _METHOD = re.compile(r"[A-Z][A-Z0-9_-]{0,19}")
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BODYLESS = ("GET", "HEAD")
 _new = object.__new__
 _set = object.__setattr__
@@ -280,13 +281,14 @@ def request_key(
 
 
 def _check_headers(headers: Mapping[str, str]) -> None:
+    """The rules of the crawl's own ``headers`` (names that are tokens, values of printable
+    ASCII as HTTP sends them, none the HTTP client sets itself, such as ``Connection``)."""
     if not isinstance(headers, Mapping):
         raise RequestError("headers: must be a mapping of names to values")
-    for name, value in headers.items():
-        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
-            raise RequestError(f"headers: not a header name: {name!r}")
-        if not isinstance(value, str) or "\n" in value or "\r" in value or "\0" in value:
-            raise RequestError(f"headers: {name}: not a header value: {value!r}")
+    try:
+        validate.headers("headers", headers)
+    except ConfigError as exc:
+        raise RequestError(f"headers: {exc.message}") from None
 
 
 def _check_data(data: Mapping[str, Any]) -> None:

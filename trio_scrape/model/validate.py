@@ -222,7 +222,7 @@ def headers(name: str, value: Any) -> Mapping[str, str]:
                 name, f"bad header name {shorten(key)}: letters, digits and !#$%&'*+-.^_`|~ only"
             )
         if key.lower() in _CLIENT_HEADERS:
-            raise ConfigError(name, f"{key!r} is set by the HTTP client, not by options")
+            raise ConfigError(name, f"{key!r} is set by the HTTP client itself")
         if not isinstance(content, str) or not _FIELD_VALUE.fullmatch(content):
             raise ConfigError(
                 name,
