@@ -4,6 +4,7 @@ with the crawl kept in a ``--state`` file and in Redis (``--frontier``), where i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import uuid
@@ -300,3 +301,25 @@ async def test_each_recrawl_round_may_write_to_a_new_output(
     counts = Counter(r["url"] for r in records)
     assert sorted(counts) == urls and max(counts.values()) == 1
     assert changes(records) == Counter({"unchanged": pages})
+
+
+async def test_a_validator_with_a_byte_past_ascii_is_sent_back_as_it_came(
+    site: Site, tmp_path: Path
+) -> None:
+    """A server's ETag holding a byte past ASCII (read as latin-1 text): the recrawl sends it
+    back byte for byte, and the 304 makes the page unchanged (httpx would refuse the text)."""
+    etag = '"caf\u00e9"'  # the byte 0xE9 on the wire
+
+    def page(request: Any) -> Reply:
+        if request.headers.get("if-none-match") == etag:
+            return Reply(304, headers={"ETag": etag})
+        return Reply(body=html_page("p"), headers={"ETag": etag})
+
+    site.add("/p0", page)
+    out = tmp_path / "out.jsonl"
+    config = CrawlConfig(depth=0, robots=False, state=str(tmp_path / "s.db"))
+    await Crawler([site.url("/p0")], config, sink=open_file_sink(str(out), "jsonl")).run()
+    recrawl = dataclasses.replace(config, recrawl=True)
+    stats = await Crawler([site.url("/p0")], recrawl, sink=open_file_sink(str(out), "jsonl")).run()
+    assert stats.unchanged == 1 and stats.errors == {}
+    assert site.log[-1].headers.get("if-none-match") == etag

@@ -232,7 +232,14 @@ class HttpxFetcher:
                     await self._check_redirect(url)
                 continue
             if extra:  # the first request only: validators belong to the URL asked for
-                sent = httpx.Headers({**sent, **extra})
+                # As bytes: a recrawl's validators are a server's own header text (read as
+                # latin-1), which httpx would encode as ASCII, and fail on.
+                replaced = {name.lower().encode("latin-1") for name in extra}
+                raw = [(k, v) for k, v in sent.raw if k.lower() not in replaced]
+                raw += [
+                    (k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in extra.items()
+                ]
+                sent = httpx.Headers(raw)
                 extra = None
             try:
                 request = httpx.Request(
