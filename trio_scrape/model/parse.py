@@ -128,9 +128,6 @@ def browser_codec(label: str | None) -> str | None:
     return _BROWSER_CODECS.get(name, name)
 
 
-_codec = browser_codec
-
-
 def decode_body(content: bytes, content_type: str | None) -> tuple[str, str]:
     """Decode a body to text and return ``(text, encoding)``.
 
@@ -146,10 +143,10 @@ def decode_body(content: bytes, content_type: str | None) -> tuple[str, str]:
     encoding = None
     if content_type:
         match = _HEADER_CHARSET.search(content_type)
-        encoding = _codec(match.group(1)) if match else None
+        encoding = browser_codec(match.group(1)) if match else None
     if encoding is None:
         meta = _META_CHARSET.search(content[:_META_SNIFF_BYTES])
-        encoding = _codec(meta.group(1).decode("ascii", "replace")) if meta else None
+        encoding = browser_codec(meta.group(1).decode("ascii", "replace")) if meta else None
         # A page cannot be UTF-16 and have an ASCII <meta> saying so: browsers read it as UTF-8.
         if encoding is not None and encoding.startswith("utf-16"):
             encoding = "utf-8"
@@ -180,7 +177,7 @@ def _detect(sample: bytes) -> str:
     for match in matches:
         if match.encoding == "cp1252" and match.percent_chaos <= best.percent_chaos + 10:
             return "cp1252"
-    return _codec(best.encoding) or "cp1252"
+    return browser_codec(best.encoding) or "cp1252"
 
 
 class ParsedHtml:

@@ -483,9 +483,6 @@ _WHATWG_NAMES = {
 }
 
 
-_codec = browser_codec
-
-
 def _output_codec(name: str | None) -> str:
     """WHATWG "get an output encoding": UTF-16 and UTF-32 submit as UTF-8."""
     if name is None or name.startswith(("utf-16", "utf-32", "utf_16", "utf_32")):
@@ -495,16 +492,16 @@ def _output_codec(name: str | None) -> str:
 
 def _url_codec(encoding: str | None) -> str | None:
     """The document's encoding as :mod:`~trio_scrape.model.urls` takes it."""
-    return _codec(encoding) or encoding
+    return browser_codec(encoding) or encoding
 
 
 def _pick_encoding(accept_charset: str | None, page_encoding: str | None) -> str:
     """HTML "picking an encoding for the form": the first known label of
     ``accept-charset`` (UTF-8 if it names none), else the document's encoding."""
     if accept_charset is None:
-        return _output_codec(_codec(page_encoding))
+        return _output_codec(browser_codec(page_encoding))
     for label in accept_charset.split():
-        codec = _codec(label)
+        codec = browser_codec(label)
         if codec is not None:
             return _output_codec(codec)
     return "utf-8"
